@@ -1,0 +1,50 @@
+import { type Request, type Response, Router } from "express";
+import { z } from "zod";
+import { type ApiKeys, CreateKeyRequest } from "../keys/api-keys.ts";
+import { CreateSourceRequest, type IngestSources } from "../keys/ingest-sources.ts";
+import { fieldErrors, sendProblem } from "../problem.ts";
+
+/** Validates a JSON body against a schema, answering 400 with field paths when it does not fit. */
+export function parseBody<S extends z.ZodType>(schema: S, req: Request, res: Response): z.infer<S> | undefined {
+  const parsed = schema.safeParse(req.body ?? {});
+  if (parsed.success) return parsed.data;
+  sendProblem(res, 400, "Bad Request", "the body does not fit the expected shape", { errors: fieldErrors(parsed.error.issues) });
+  return undefined;
+}
+
+export function keysRouter(keys: ApiKeys, sources: IngestSources): Router {
+  const router = Router();
+
+  router.post("/keys", async (req, res) => {
+    const body = parseBody(CreateKeyRequest, req, res);
+    if (body) res.status(201).json(await keys.create(body));
+  });
+  router.get("/keys", async (_req, res) => {
+    res.json({ keys: await keys.list() });
+  });
+  router.delete("/keys/:id", async (req, res) => {
+    const revoked = await keys.revoke(req.params.id);
+    if (!revoked) return sendProblem(res, 404, "Not Found", `no key with id ${req.params.id}`);
+    res.json(revoked);
+  });
+
+  router.post("/ingest-sources", async (req, res) => {
+    const body = parseBody(CreateSourceRequest, req, res);
+    if (!body) return;
+    const created = await sources.create(body.name);
+    if ("conflict" in created) return sendProblem(res, 409, "Conflict", `an ingest source named ${body.name} already exists`);
+    res.status(201).json(created);
+  });
+  router.get("/ingest-sources", async (_req, res) => {
+    res.json({ sources: await sources.list() });
+  });
+  router.post("/ingest-sources/:id/secrets", async (req, res) => {
+    const rotated = await sources.rotate(req.params.id);
+    if (!rotated) return sendProblem(res, 404, "Not Found", `no ingest source with id ${req.params.id}`);
+    res.status(201).json(rotated);
+  });
+  router.post("/ingest-sources/:id/revoke-older-secrets", async (req, res) => {
+    res.json({ revoked: await sources.revokeOlderSecrets(req.params.id) });
+  });
+  return router;
+}

@@ -1,0 +1,76 @@
+import { type Request, type Response, Router } from "express";
+import { z } from "zod";
+import type { Config } from "../config.ts";
+import type { Database } from "../db/connection.ts";
+import { DIMENSIONS } from "../ledger/event.ts";
+import { type Period, resolvePeriod } from "../ledger/period.ts";
+import { financeReport, reportCsv } from "../ledger/report.ts";
+import { querySpend, toJson } from "../ledger/spend.ts";
+import { fieldErrors, sendProblem } from "../problem.ts";
+
+const SpendQuery = z.object({
+  period: z.string().default("this-month"),
+  by: z.enum(DIMENSIONS).optional(),
+  tz: z.string().optional(),
+  top: z.coerce.number().int().min(1).max(1000).default(10),
+});
+
+/** `team=search&model=gpt-4o`: the dimension filters of a spend query. */
+const Filters = z.partialRecord(z.enum(DIMENSIONS), z.string().min(1).max(200));
+
+const ReportQuery = z.object({
+  period: z.string().default("last-month"),
+  tz: z.string().optional(),
+  format: z.enum(["csv", "json"]).default("csv"),
+});
+
+/** Resolves `period` and `tz` of a query, or answers 400 naming what was expected. */
+function periodOf(req: Request, res: Response, config: Config, text: string, tz: string | undefined): Period | undefined {
+  const timeZone = tz ?? config.TOLLGATE_TIMEZONE;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone });
+  } catch {
+    sendProblem(res, 400, "Bad Request", "tz must be an IANA time zone such as Europe/Berlin", { errors: [{ path: "tz", message: "unknown time zone" }] });
+    return undefined;
+  }
+  const resolved = resolvePeriod(text, { now: new Date(), timeZone });
+  if (resolved.ok) return resolved.period;
+  sendProblem(res, 400, "Bad Request", resolved.error.message, { errors: [{ path: "period", message: resolved.error.message }] });
+  return undefined;
+}
+
+function parseQuery<S extends z.ZodType>(
+  schema: S,
+  req: Request,
+  res: Response,
+  pick: (query: Request["query"]) => unknown = (query) => query,
+): z.infer<S> | undefined {
+  const parsed = schema.safeParse(pick(req.query));
+  if (parsed.success) return parsed.data;
+  sendProblem(res, 400, "Bad Request", "the query does not fit the expected shape", { errors: fieldErrors(parsed.error.issues) });
+  return undefined;
+}
+
+export function spendRouter(database: Database, config: Config): Router {
+  const router = Router();
+  router.get("/spend", async (req, res) => {
+    const q = parseQuery(SpendQuery, req, res);
+    if (!q) return;
+    const period = periodOf(req, res, config, q.period, q.tz);
+    if (!period) return;
+    const filters = parseQuery(Filters, req, res, (query) => Object.fromEntries(DIMENSIONS.flatMap((d) => (d in query ? [[d, query[d]]] : []))));
+    if (!filters) return;
+    const report = await querySpend(database, { period, by: q.by, filters, top: q.top });
+    res.json(toJson(report));
+  });
+  router.get("/reports/finance", async (req, res) => {
+    const q = parseQuery(ReportQuery, req, res);
+    if (!q) return;
+    const period = periodOf(req, res, config, q.period, q.tz);
+    if (!period) return;
+    const rows = await financeReport(database, period);
+    if (q.format === "json") return res.json({ period, rows });
+    res.type("text/csv").attachment(`tollgate-${period.label}.csv`).send(reportCsv(rows));
+  });
+  return router;
+}

@@ -1,0 +1,98 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import { requireAdmin } from "./admin/auth.ts";
+import { importRouter } from "./admin/import-route.ts";
+import { keysRouter } from "./admin/keys-routes.ts";
+import { operationsRouter } from "./admin/operations.ts";
+import { spendRouter } from "./admin/spend-routes.ts";
+import type { Config } from "./config.ts";
+import { type Database, openDatabase } from "./db/connection.ts";
+import { migrate } from "./db/migrate.ts";
+import { otlpRouter } from "./ingest/otlp-route.ts";
+import { usageRouter } from "./ingest/usage-route.ts";
+import { ApiKeys } from "./keys/api-keys.ts";
+import { IngestSources } from "./keys/ingest-sources.ts";
+import { persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
+import { Recorder } from "./ledger/recorder.ts";
+import type { Logger } from "./logger.ts";
+import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
+import { sendProblem } from "./problem.ts";
+import { requestLog } from "./request-log.ts";
+
+/** Every part of a running gateway, wired together; the one place that knows them all. */
+export interface Gateway {
+  app: Express;
+  config: Config;
+  database: Database;
+  recorder: Recorder;
+  keys: ApiKeys;
+  sources: IngestSources;
+  catalog: PriceCatalog;
+  adminToken: string;
+  close(): Promise<void>;
+}
+
+/** The admin token from config, or one generated into the data folder for the embedded setup. */
+export function resolveAdminToken(config: Config): string {
+  return config.TOLLGATE_ADMIN_TOKEN ?? persistedSecret(join(config.TOLLGATE_DATA_DIR, "admin.token"), () => `tga_${randomBytes(24).toString("base64url")}`);
+}
+
+/** Body-parser failures and anything unexpected become problem+json, never a stack trace. */
+function errorHandler(logger: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const type = (err as { type?: string }).type;
+    if (type === "entity.too.large") return sendProblem(res, 413, "Payload Too Large", "the body is over the 5 MB limit");
+    if (type === "entity.parse.failed") return sendProblem(res, 400, "Bad Request", "the body is not valid JSON");
+    if (type === "encoding.unsupported") return sendProblem(res, 415, "Unsupported Media Type", "content-encoding must be gzip, deflate or identity");
+    if (type === "request.aborted") return;
+    logger.error({ err, reqId: res.locals.requestId }, "unhandled error");
+    if (!res.headersSent) sendProblem(res, 500, "Internal Server Error", `something went wrong; the request id is ${res.locals.requestId}`);
+  };
+}
+
+export async function createGateway(config: Config, logger: Logger, given?: Database): Promise<Gateway> {
+  const database = given ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.TOLLGATE_DATA_DIR }));
+  const applied = await migrate(database);
+  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const catalog = await loadCatalog({ overrideFile: config.TOLLGATE_PRICES });
+  const box = secretBox(resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR));
+  const adminToken = resolveAdminToken(config);
+  const recorder = new Recorder(database, (e) => priceEvent(catalog, e), {
+    batchSize: config.TOLLGATE_BATCH_SIZE,
+    maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
+  });
+  const keys = new ApiKeys(database);
+  const sources = new IngestSources(database, box);
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(requestLog(logger));
+  app.use(operationsRouter(database));
+  app.use(usageRouter({ keys, sources, recorder }));
+  app.use(otlpRouter({ keys, sources, recorder }));
+  app.use(
+    "/api",
+    requireAdmin(adminToken),
+    importRouter(recorder),
+    express.json({ limit: "1mb" }),
+    keysRouter(keys, sources),
+    spendRouter(database, config),
+  );
+  app.use(errorHandler(logger));
+
+  return {
+    app,
+    config,
+    database,
+    recorder,
+    keys,
+    sources,
+    catalog,
+    adminToken,
+    async close() {
+      await recorder.close();
+      if (!given) await database.close();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "./config.ts";
+import { CliError } from "./cli/admin-client.ts";
+import { commands } from "./cli/commands.ts";
+import { createLogger } from "./logger.ts";
+
+const USAGE = `tollgate: the AI-spend gateway
+
+  tollgate serve                         start the gateway (port $PORT, default 8787)
+  tollgate migrate                       apply database migrations
+  tollgate spend [period] [by DIM] [DIM:VALUE ...] [--tz ZONE] [--json]
+  tollgate report [--period last-month] [--format csv|json] [--tz ZONE]
+  tollgate ingest FILE [--source NAME]   import NDJSON usage; re-running skips what is in
+  tollgate keys create --kind ingest|virtual --name NAME [--team T] [--project P] [--feature F] [--user U]
+  tollgate keys list
+  tollgate keys revoke ID
+  tollgate sources create NAME           a sender that signs its webhooks; prints its secret once
+  tollgate demo [--days 60]              fill the ledger with realistic synthetic usage
+
+Periods: today, yesterday, this-week, last-week, this-month, last-month, this-quarter,
+last-quarter, this-year, last-7d, last-30d, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD.
+Dimensions: team, project, feature, user, model, provider, key.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: "boolean" },
+      tz: { type: "string" },
+      period: { type: "string" },
+      format: { type: "string" },
+      source: { type: "string" },
+      kind: { type: "string" },
+      name: { type: "string" },
+      team: { type: "string" },
+      project: { type: "string" },
+      feature: { type: "string" },
+      user: { type: "string" },
+      days: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [name, ...rest] = positionals;
+  if (!name || values.help || name === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) throw new CliError(`unknown command "${name}"; run \`tollgate help\``);
+  const config = loadConfig();
+  const logger = createLogger(name === "serve" ? config.LOG_LEVEL : "warn");
+  return command({ config, logger, args: rest, options: values });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const known = err instanceof CliError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(`tollgate: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+    process.exitCode = known ? 2 : 1;
+  },
+);

@@ -1,0 +1,40 @@
+/** The admin API seen from the CLI: every command goes through it, to a running server or one started in-process. */
+export class AdminClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
+
+  async request(method: string, path: string, body?: { type: string; data: string }): Promise<{ status: number; text: string; json: () => unknown }> {
+    const res = await fetch(new URL(path, this.baseUrl), {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, ...(body ? { "content-type": body.type } : {}) },
+      body: body?.data,
+    });
+    const text = await res.text();
+    if (res.status >= 400 && res.status !== 422) {
+      let detail = text;
+      try {
+        const problem = JSON.parse(text) as { detail?: string; errors?: { path: string; message: string }[] };
+        detail = [problem.detail, ...(problem.errors ?? []).map((e) => `  ${e.path}: ${e.message}`)].filter(Boolean).join("\n");
+      } catch {
+        // Not problem+json: show the body as it came.
+      }
+      throw new CliError(`${method} ${path} answered ${res.status}: ${detail}`);
+    }
+    return { status: res.status, text, json: () => JSON.parse(text) };
+  }
+
+  async get<T>(path: string): Promise<T> {
+    return (await this.request("GET", path)).json() as T;
+  }
+
+  async postJson<T>(path: string, value: unknown): Promise<T> {
+    return (await this.request("POST", path, { type: "application/json", data: JSON.stringify(value) })).json() as T;
+  }
+}
+
+/** A failure the CLI reports as one line to the user, without a stack trace. */
+export class CliError extends Error {
+  readonly kind = "cli";
+}

@@ -1,0 +1,189 @@
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import type { Config } from "../config.ts";
+import { openDatabase } from "../db/connection.ts";
+import { migrate } from "../db/migrate.ts";
+import { DIMENSIONS } from "../ledger/event.ts";
+import type { Logger } from "../logger.ts";
+import { type AdminClient, CliError } from "./admin-client.ts";
+import { connect } from "./connect.ts";
+import { demoEvents } from "./demo.ts";
+import { type SpendJson, renderSpend, renderTable } from "./render.ts";
+import { serve } from "./serve.ts";
+
+export interface CommandContext {
+  config: Config;
+  logger: Logger;
+  args: string[];
+  options: Record<string, string | boolean | undefined>;
+}
+
+type Command = (ctx: CommandContext) => Promise<number>;
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+
+/** Runs `work` against the admin API of a running server, or of a gateway started here. */
+async function withClient<T>(ctx: CommandContext, work: (client: AdminClient) => Promise<T>): Promise<T> {
+  const connection = await connect(ctx.config, ctx.logger);
+  try {
+    return await work(connection.client);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** `[period] [by DIM] [DIM:VALUE ...]` → the query string of GET /api/spend. */
+export function spendQuery(args: string[], tz: string | undefined): { query: URLSearchParams; by?: string } {
+  const query = new URLSearchParams();
+  let by: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.toLowerCase() === "by") {
+      by = args[++i]?.toLowerCase();
+      if (!by || !(DIMENSIONS as readonly string[]).includes(by)) throw new CliError(`after "by" give one of ${DIMENSIONS.join(", ")}`);
+      query.set("by", by);
+    } else if (arg.includes(":")) {
+      const [dim, ...value] = arg.split(":");
+      if (!(DIMENSIONS as readonly string[]).includes(dim!.toLowerCase()) || value.join(":") === "")
+        throw new CliError(`"${arg}" is not a filter; write DIM:VALUE with DIM one of ${DIMENSIONS.join(", ")}`);
+      query.set(dim!.toLowerCase(), value.join(":"));
+    } else if (!query.has("period")) query.set("period", arg);
+    else throw new CliError(`unexpected "${arg}"; the period is already "${query.get("period")}"`);
+  }
+  if (tz) query.set("tz", tz);
+  return { query, by };
+}
+
+/** Sends NDJSON lines in batches through the import endpoint, totting up outcomes. */
+async function importLines(
+  client: AdminClient,
+  source: string,
+  lines: AsyncIterable<string> | Iterable<string>,
+  progress: (done: number) => void,
+): Promise<{ accepted: number; duplicates: number; rejected: { index: number; id: string | null; errors: { path: string; message: string }[] }[] }> {
+  const totals = { accepted: 0, duplicates: 0, rejected: [] as { index: number; id: string | null; errors: { path: string; message: string }[] }[] };
+  let batch: string[] = [];
+  let sent = 0;
+  const send = async () => {
+    if (batch.length === 0) return;
+    const res = await client.request("POST", `/api/usage?source=${encodeURIComponent(source)}`, { type: "application/x-ndjson", data: batch.join("\n") });
+    const body = res.json() as typeof totals;
+    totals.accepted += body.accepted;
+    totals.duplicates += body.duplicates;
+    totals.rejected.push(...body.rejected.map((r) => ({ ...r, index: r.index + sent })));
+    sent += batch.length;
+    batch = [];
+    progress(sent);
+  };
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    batch.push(line);
+    if (batch.length === 5000) await send();
+  }
+  await send();
+  return totals;
+}
+
+function progressBar(total: number | undefined): (done: number) => void {
+  if (!process.stderr.isTTY) return () => {};
+  return (done) => {
+    const share = total ? Math.min(1, done / total) : 0;
+    const filled = Math.round(share * 30);
+    process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(30 - filled)}] ${done.toLocaleString("en-US")} events`);
+  };
+}
+
+function reportImport(totals: Awaited<ReturnType<typeof importLines>>): number {
+  if (process.stderr.isTTY) process.stderr.write("\n");
+  out(`${totals.accepted} accepted, ${totals.duplicates} duplicates, ${totals.rejected.length} rejected`);
+  for (const r of totals.rejected.slice(0, 20))
+    out(`  line ${r.index + 1}${r.id ? ` (id ${r.id})` : ""}: ${r.errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ")}`);
+  if (totals.rejected.length > 20) out(`  and ${totals.rejected.length - 20} more`);
+  return totals.rejected.length > 0 ? 1 : 0;
+}
+
+const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
+
+export const commands: Record<string, Command> = {
+  serve: (ctx) => serve(ctx.config, ctx.logger),
+
+  async migrate(ctx) {
+    const database = await openDatabase({ url: ctx.config.DATABASE_URL, dataDir: ctx.config.TOLLGATE_DATA_DIR });
+    try {
+      const applied = await migrate(database);
+      out(applied.length > 0 ? `applied ${applied.join(", ")}` : "the database is up to date");
+    } finally {
+      await database.close();
+    }
+    return 0;
+  },
+
+  async spend(ctx) {
+    const { query, by } = spendQuery(ctx.args, str(ctx.options.tz));
+    const report = await withClient(ctx, (c) => c.get<SpendJson>(`/api/spend?${query}`));
+    out(ctx.options.json ? JSON.stringify(report, null, 2) : renderSpend(report, by));
+    return 0;
+  },
+
+  async report(ctx) {
+    const query = new URLSearchParams({ period: str(ctx.options.period) ?? "last-month", format: str(ctx.options.format) ?? "csv" });
+    if (ctx.options.tz) query.set("tz", String(ctx.options.tz));
+    const res = await withClient(ctx, (c) => c.request("GET", `/api/reports/finance?${query}`));
+    process.stdout.write(res.text.endsWith("\n") ? res.text : `${res.text}\n`);
+    return 0;
+  },
+
+  async ingest(ctx) {
+    const file = ctx.args[0];
+    if (!file) throw new CliError("give the NDJSON file to import: tollgate ingest FILE");
+    const size = (await stat(file).catch(() => null))?.size;
+    if (size === undefined) throw new CliError(`cannot read ${file}`);
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    const averageLine = 400;
+    const totals = await withClient(ctx, (c) => importLines(c, str(ctx.options.source) ?? "import", lines, progressBar(Math.ceil(size / averageLine))));
+    return reportImport(totals);
+  },
+
+  async demo(ctx) {
+    const days = Number(str(ctx.options.days) ?? "60");
+    if (!Number.isInteger(days) || days < 1 || days > 366) throw new CliError("--days must be a whole number from 1 to 366");
+    const events = [...demoEvents(new Date(), days)].map((e) => JSON.stringify(e));
+    const totals = await withClient(ctx, (c) => importLines(c, "demo", events, progressBar(events.length)));
+    const code = reportImport(totals);
+    out("Try: tollgate spend this-month by team");
+    return code;
+  },
+
+  async keys(ctx) {
+    const [action, id] = ctx.args;
+    if (action === "create") {
+      const body = Object.fromEntries(
+        ["kind", "name", "team", "project", "feature", "user"].flatMap((k) => (ctx.options[k] ? [[k, ctx.options[k]]] : [])),
+      );
+      const key = await withClient(ctx, (c) => c.postJson<Record<string, unknown>>("/api/keys", body));
+      out(renderTable([key], ["id", "kind", "name", "team", "project", "feature", "user"]));
+      out(`\nkey: ${key.key}\nThis is the only time the key is shown; store it now.`);
+      return 0;
+    }
+    if (action === "list") {
+      const { keys } = await withClient(ctx, (c) => c.get<{ keys: Record<string, unknown>[] }>("/api/keys"));
+      out(renderTable(keys, ["id", "kind", "name", "prefix", "team", "project", "created_at", "revoked_at"]));
+      return 0;
+    }
+    if (action === "revoke" && id) {
+      const key = await withClient(ctx, (c) => c.request("DELETE", `/api/keys/${encodeURIComponent(id)}`));
+      out(`revoked ${(key.json() as { name: string }).name}`);
+      return 0;
+    }
+    throw new CliError("use: tollgate keys create --kind ingest|virtual --name NAME | keys list | keys revoke ID");
+  },
+
+  async sources(ctx) {
+    const [action, name] = ctx.args;
+    if (action !== "create" || !name) throw new CliError("use: tollgate sources create NAME");
+    const source = await withClient(ctx, (c) => c.postJson<{ id: string; name: string; secret: string }>("/api/ingest-sources", { name }));
+    out(`source ${source.name} (${source.id})\nsecret: ${source.secret}\nThis is the only time the secret is shown; store it now.`);
+    return 0;
+  },
+};

@@ -1,0 +1,37 @@
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+
+/**
+ * A running `tollgate serve` leaves its address in the data folder: PGlite lets one process open
+ * the folder, so other commands must go through that server instead.
+ */
+const ServerFile = z.object({ url: z.string(), pid: z.number().int() });
+export type ServerFile = z.infer<typeof ServerFile>;
+
+const pathOf = (dataDir: string) => join(dataDir, "server.json");
+
+export function writeServerFile(dataDir: string, info: ServerFile): void {
+  writeFileSync(pathOf(dataDir), JSON.stringify(info), { mode: 0o600 });
+}
+
+export function removeServerFile(dataDir: string, pid: number): void {
+  const current = readServerFile(dataDir);
+  if (current?.pid === pid) rmSync(pathOf(dataDir), { force: true });
+}
+
+/** The server recorded in the folder, if its process is still alive. */
+export function readServerFile(dataDir: string): ServerFile | null {
+  let info: ServerFile;
+  try {
+    info = ServerFile.parse(JSON.parse(readFileSync(pathOf(dataDir), "utf8")));
+  } catch {
+    return null;
+  }
+  try {
+    process.kill(info.pid, 0);
+    return info;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM" ? info : null;
+  }
+}

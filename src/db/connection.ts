@@ -1,0 +1,58 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import type { SQL } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+
+/** The drizzle handle every part uses; which driver is behind it is this folder's business. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface Database {
+  readonly db: Db;
+  readonly driver: "pglite" | "postgres";
+  /** Runs raw SQL and returns its rows, whichever driver answers. */
+  rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres:// URL; without one the embedded PGlite is used. */
+  url?: string;
+  /** PGlite data folder; "memory://" keeps it in memory. */
+  dataDir: string;
+  maxConnections?: number;
+}
+
+export function rowsOf<T>(result: unknown): T[] {
+  // postgres.js answers an array of rows, PGlite an object with `rows`.
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+function wrap(db: Db, driver: Database["driver"], close: () => Promise<void>): Database {
+  return {
+    db,
+    driver,
+    rows: async <T extends Record<string, unknown>>(query: SQL) => rowsOf<T>(await db.execute(query)),
+    close,
+  };
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  if (opts.url) {
+    const client = postgres(opts.url, { max: opts.maxConnections ?? 10, onnotice: () => {} });
+    const db = drizzlePostgres({ client, schema }) as unknown as Db;
+    return wrap(db, "postgres", () => client.end({ timeout: 5 }));
+  }
+  let dataDir = opts.dataDir;
+  if (!dataDir.startsWith("memory://")) {
+    dataDir = join(opts.dataDir, "pgdata");
+    mkdirSync(dataDir, { recursive: true });
+  }
+  const client = await PGlite.create(dataDir);
+  const db = drizzlePglite({ client, schema }) as unknown as Db;
+  return wrap(db, "pglite", () => client.close());
+}

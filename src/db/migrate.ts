@@ -1,0 +1,67 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import { z } from "zod";
+import { type Database, rowsOf } from "./connection.ts";
+
+const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
+/** Arbitrary but fixed: every Tollgate process takes the same lock before migrating. */
+const MIGRATION_LOCK = 7_243_001;
+
+const Journal = z.object({ entries: z.array(z.object({ idx: z.number(), tag: z.string() })) });
+
+export interface Migration {
+  tag: string;
+  hash: string;
+  statements: string[];
+}
+
+/** The migrations drizzle-kit generated, in order. */
+export function pendingMigrationFiles(dir = MIGRATIONS_DIR): Migration[] {
+  const journal = Journal.parse(JSON.parse(readFileSync(`${dir}meta/_journal.json`, "utf8")));
+  return journal.entries
+    .sort((a, b) => a.idx - b.idx)
+    .map(({ tag }) => {
+      const text = readFileSync(`${dir}${tag}.sql`, "utf8");
+      return {
+        tag,
+        hash: createHash("sha256").update(text).digest("hex"),
+        statements: text.split("--> statement-breakpoint").map((s) => s.trim()).filter(Boolean),
+      };
+    });
+}
+
+/**
+ * Applies what has not been applied yet, all in one transaction under an advisory lock, so two
+ * processes starting together neither race nor half-apply.
+ */
+export async function migrate(database: Database, migrations = pendingMigrationFiles()): Promise<string[]> {
+  return database.db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+    await tx.execute(sql`create table if not exists tollgate_migrations (
+      tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
+    const done = new Set(
+      rowsOf<{ tag: string }>(await tx.execute(sql`select tag from tollgate_migrations`)).map((r) => r.tag),
+    );
+    const applied: string[] = [];
+    for (const m of migrations) {
+      if (done.has(m.tag)) continue;
+      for (const statement of m.statements) await tx.execute(sql.raw(statement));
+      await tx.execute(sql`insert into tollgate_migrations (tag, hash) values (${m.tag}, ${m.hash})`);
+      applied.push(m.tag);
+    }
+    return applied;
+  });
+}
+
+/** True when every migration shipped with this build is applied (for /readyz). */
+export async function migrationsApplied(database: Database): Promise<boolean> {
+  try {
+    const rows = await database.rows<{ tag: string }>(sql`select tag from tollgate_migrations`);
+    const done = new Set(rows.map((r) => r.tag));
+    return pendingMigrationFiles().every((m) => done.has(m.tag));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,99 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { and, asc, eq, isNull } from "drizzle-orm";
+import { z } from "zod";
+import type { Database } from "../db/connection.ts";
+import { ingestSources, ingestSourceSecrets } from "../db/schema.ts";
+import type { SecretBox } from "./secret-box.ts";
+
+export const CreateSourceRequest = z.strictObject({ name: z.string().trim().min(1).max(200) });
+
+export interface SourceInfo {
+  id: string;
+  name: string;
+  created_at: string;
+  active_secrets: number;
+}
+
+/** A decrypted, active signing secret and the sender it belongs to. */
+export interface SigningSecret {
+  sourceId: string;
+  sourceName: string;
+  secret: string;
+}
+
+const newSecret = () => `whsec_${randomBytes(32).toString("base64")}`;
+/** Active secrets are read at most this often; a rotation or revocation takes effect within it. */
+const CACHE_MS = 5_000;
+
+export class IngestSources {
+  private cached: { secrets: SigningSecret[]; until: number } | undefined;
+
+  constructor(
+    private readonly database: Database,
+    private readonly box: SecretBox,
+  ) {}
+
+  /** Creates a sender and its first secret; the secret is shown once. */
+  async create(name: string): Promise<{ id: string; name: string; secret: string } | { conflict: true }> {
+    const id = randomUUID();
+    const secret = newSecret();
+    const created = await this.database.db.transaction(async (tx) => {
+      const rows = await tx.insert(ingestSources).values({ id, name }).onConflictDoNothing().returning();
+      if (rows.length === 0) return false;
+      await tx.insert(ingestSourceSecrets).values({ id: randomUUID(), sourceId: id, secretEncrypted: this.box.seal(secret) });
+      return true;
+    });
+    this.cached = undefined;
+    return created ? { id, name, secret } : { conflict: true };
+  }
+
+  /** Adds a secret beside the active ones, so senders can move to it before the old one is revoked. */
+  async rotate(sourceId: string): Promise<{ secret_id: string; secret: string } | null> {
+    const [source] = await this.database.db.select().from(ingestSources).where(eq(ingestSources.id, sourceId));
+    if (!source) return null;
+    const secret = newSecret();
+    const secretId = randomUUID();
+    await this.database.db
+      .insert(ingestSourceSecrets)
+      .values({ id: secretId, sourceId, secretEncrypted: this.box.seal(secret) });
+    this.cached = undefined;
+    return { secret_id: secretId, secret };
+  }
+
+  /** Revokes every secret of the source but the newest. */
+  async revokeOlderSecrets(sourceId: string): Promise<number> {
+    const secrets = await this.database.db
+      .select()
+      .from(ingestSourceSecrets)
+      .where(and(eq(ingestSourceSecrets.sourceId, sourceId), isNull(ingestSourceSecrets.revokedAt)))
+      .orderBy(asc(ingestSourceSecrets.createdAt));
+    const older = secrets.slice(0, -1);
+    for (const s of older)
+      await this.database.db.update(ingestSourceSecrets).set({ revokedAt: new Date() }).where(eq(ingestSourceSecrets.id, s.id));
+    this.cached = undefined;
+    return older.length;
+  }
+
+  async list(): Promise<SourceInfo[]> {
+    const sources = await this.database.db.select().from(ingestSources).orderBy(asc(ingestSources.name));
+    const active = await this.activeSecrets();
+    return sources.map((s) => ({
+      id: s.id,
+      name: s.name,
+      created_at: s.createdAt.toISOString(),
+      active_secrets: active.filter((a) => a.sourceId === s.id).length,
+    }));
+  }
+
+  async activeSecrets(): Promise<SigningSecret[]> {
+    if (this.cached && this.cached.until > Date.now()) return this.cached.secrets;
+    const rows = await this.database.db
+      .select({ sourceId: ingestSources.id, sourceName: ingestSources.name, sealed: ingestSourceSecrets.secretEncrypted })
+      .from(ingestSourceSecrets)
+      .innerJoin(ingestSources, eq(ingestSources.id, ingestSourceSecrets.sourceId))
+      .where(isNull(ingestSourceSecrets.revokedAt));
+    const secrets = rows.map((r) => ({ sourceId: r.sourceId, sourceName: r.sourceName, secret: this.box.open(r.sealed) }));
+    this.cached = { secrets, until: Date.now() + CACHE_MS };
+    return secrets;
+  }
+}

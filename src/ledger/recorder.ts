@@ -1,0 +1,223 @@
+import { sql } from "drizzle-orm";
+import type { Database } from "../db/connection.ts";
+import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
+import type { PricedEvent, UsageEvent } from "./event.ts";
+
+export type PriceFn = (event: UsageEvent) => { cost: bigint; priced: boolean };
+/** Called after each committed flush with the events that were new (budgets hook in here). */
+export type FlushListener = (inserted: PricedEvent[]) => void | Promise<void>;
+
+export interface RecorderOptions {
+  batchSize: number;
+  /** How long the first queued event waits for company before its batch is written. */
+  maxWaitMs: number;
+  maxConcurrentFlushes?: number;
+}
+
+interface Pending {
+  event: PricedEvent;
+  settle: (inserted: boolean) => void;
+  fail: (err: unknown) => void;
+}
+
+const keyOf = (e: { source: string; id: string }) => `${e.source}\u0000${e.id}`;
+const RETRYABLE = new Set(["40P01", "40001"]); // deadlock, serialization failure
+
+/**
+ * The one write path for usage. Callers hand in events and are answered once their batch is
+ * committed: true for each newly recorded event, false for a duplicate of one already recorded.
+ */
+export class Recorder {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = new Set<Promise<void>>();
+  private waiting: (() => void)[] = [];
+  private readonly listeners: FlushListener[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly database: Database,
+    private readonly price: PriceFn,
+    private readonly opts: RecorderOptions,
+  ) {}
+
+  onFlush(listener: FlushListener): void {
+    this.listeners.push(listener);
+  }
+
+  record(events: UsageEvent[]): Promise<boolean[]> {
+    if (this.closed) return Promise.reject(new Error("recorder is closed"));
+    const answers = events.map(
+      (event) =>
+        new Promise<boolean>((settle, fail) => {
+          this.queue.push({ event: { ...event, ...this.price(event) }, settle, fail });
+        }),
+    );
+    while (this.queue.length >= this.opts.batchSize) this.startFlush(this.queue.splice(0, this.opts.batchSize));
+    if (this.queue.length > 0 && !this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.startFlush(this.queue.splice(0));
+      }, this.opts.maxWaitMs);
+    }
+    return Promise.all(answers);
+  }
+
+  /** Writes everything queued and waits for every write under way. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.queue.length > 0) this.startFlush(this.queue.splice(0, this.opts.batchSize));
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+  }
+
+  private startFlush(batch: Pending[]): void {
+    if (batch.length === 0) return;
+    const run = this.whenSlotFree()
+      .then(() => this.write(batch))
+      .finally(() => {
+        this.inFlight.delete(run);
+        this.waiting.shift()?.();
+      });
+    this.inFlight.add(run);
+  }
+
+  private whenSlotFree(): Promise<void> {
+    if (this.inFlight.size < (this.opts.maxConcurrentFlushes ?? 4)) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    // The same event twice in one batch: only its first appearance can be the one that is new.
+    const first = new Map<string, PricedEvent>();
+    for (const p of batch) if (!first.has(keyOf(p.event))) first.set(keyOf(p.event), p.event);
+    const unique = [...first.values()];
+    const started = performance.now();
+    let inserted: Set<string>;
+    try {
+      inserted = await this.insertWithRetry(unique);
+    } catch (err) {
+      for (const p of batch) p.fail(err);
+      return;
+    }
+    recorderWriteSeconds.observe((performance.now() - started) / 1000);
+    recorderBatchSize.observe(unique.length);
+    const fresh: PricedEvent[] = [];
+    for (const p of batch) {
+      const isNew = first.get(keyOf(p.event)) === p.event && inserted.has(keyOf(p.event));
+      if (isNew) fresh.push(p.event);
+      p.settle(isNew);
+    }
+    usageEventsTotal.inc({ outcome: "accepted" }, fresh.length);
+    usageEventsTotal.inc({ outcome: "duplicate" }, batch.length - fresh.length);
+    for (const listener of this.listeners) {
+      try {
+        await listener(fresh);
+      } catch {
+        // A listener's failure must not turn a committed write into an error for the sender.
+      }
+    }
+  }
+
+  private async insertWithRetry(events: PricedEvent[], attempt = 1): Promise<Set<string>> {
+    try {
+      const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
+      return new Set(rows.map(keyOf));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (attempt < 4 && code && RETRYABLE.has(code)) return this.insertWithRetry(events, attempt + 1);
+      throw err;
+    }
+  }
+}
+
+function toRow(e: PricedEvent) {
+  return {
+    source: e.source,
+    id: e.id,
+    ts: e.ts.toISOString(),
+    provider: e.provider,
+    model: e.model,
+    input_tokens: e.tokens.input,
+    cached_input_tokens: e.tokens.cached_input,
+    cache_write_tokens: e.tokens.cache_write,
+    cache_write_1h_tokens: e.tokens.cache_write_1h,
+    output_tokens: e.tokens.output,
+    reasoning_tokens: e.tokens.reasoning,
+    service_tier: e.service_tier,
+    cost: e.cost.toString(),
+    priced: e.priced,
+    reported_cost: e.reported_cost?.toString() ?? null,
+    latency_ms: e.latency_ms,
+    status: e.status,
+    team: e.team,
+    project: e.project,
+    feature: e.feature,
+    user: e.user,
+    session: e.session,
+    api_key_id: e.api_key_id,
+    tags: e.tags,
+    request_id: e.request_id,
+  };
+}
+
+/**
+ * One statement: insert the new events, skip known ones, and add exactly the inserted rows to the
+ * hourly rollups. Rollup rows are touched in key order so concurrent batches cannot deadlock.
+ */
+function insertStatement(events: PricedEvent[]) {
+  const json = JSON.stringify(events.map(toRow));
+  return sql`
+    with input as (
+      select * from json_to_recordset(${json}::json) as x(
+        source text, id text, ts timestamptz, provider text, model text,
+        input_tokens bigint, cached_input_tokens bigint, cache_write_tokens bigint,
+        cache_write_1h_tokens bigint, output_tokens bigint, reasoning_tokens bigint,
+        service_tier text, cost bigint, priced boolean, reported_cost bigint, latency_ms integer,
+        status text, team text, project text, feature text, "user" text, session text,
+        api_key_id text, tags jsonb, request_id text)
+    ),
+    ins as (
+      insert into usage_events (source, id, ts, provider, model, input_tokens, cached_input_tokens,
+        cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, service_tier, cost,
+        priced, reported_cost, latency_ms, status, team, project, feature, "user", session,
+        api_key_id, tags, request_id)
+      select source, id, ts, provider, model, input_tokens, cached_input_tokens,
+        cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, service_tier, cost,
+        priced, reported_cost, latency_ms, status, team, project, feature, "user", session,
+        api_key_id, tags, request_id
+      from input
+      on conflict (source, id) do nothing
+      returning source, id, ts, provider, model, input_tokens, cached_input_tokens, cache_write_tokens,
+        output_tokens, reasoning_tokens, cost, priced, status, team, project, feature, "user", api_key_id
+    ),
+    rolled as (
+      insert into usage_rollups as r (hour, team, project, feature, "user", provider, model, api_key_id,
+        requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens,
+        output_tokens, reasoning_tokens, cost)
+      select date_trunc('hour', ts, 'UTC'), coalesce(team, ''), coalesce(project, ''),
+        coalesce(feature, ''), coalesce("user", ''), provider, model, coalesce(api_key_id, ''),
+        count(*), count(*) filter (where status <> 'ok'), count(*) filter (where not priced),
+        sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens),
+        sum(reasoning_tokens), sum(cost)
+      from ins
+      group by 1, 2, 3, 4, 5, 6, 7, 8
+      order by 1, 2, 3, 4, 5, 6, 7, 8
+      on conflict (hour, team, project, feature, "user", provider, model, api_key_id) do update set
+        requests = r.requests + excluded.requests,
+        errors = r.errors + excluded.errors,
+        unpriced = r.unpriced + excluded.unpriced,
+        input_tokens = r.input_tokens + excluded.input_tokens,
+        cached_input_tokens = r.cached_input_tokens + excluded.cached_input_tokens,
+        cache_write_tokens = r.cache_write_tokens + excluded.cache_write_tokens,
+        output_tokens = r.output_tokens + excluded.output_tokens,
+        reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
+        cost = r.cost + excluded.cost
+    )
+    select source, id from ins`;
+}

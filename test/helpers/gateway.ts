@@ -1,0 +1,50 @@
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Gateway, createGateway } from "../../src/app.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/logger.ts";
+import { openTestDatabase } from "./db.ts";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+export interface TestGateway {
+  gateway: Gateway;
+  base: string;
+  /** fetch against the gateway with the admin token. */
+  admin(path: string, init?: RequestInit): Promise<Response>;
+  /** Creates an ingest key (optionally bound to attribution) and returns the key. */
+  ingestKey(attribution?: Record<string, string>): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The real gateway on a loopback port over a database of its own. */
+export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+  const dataDir = mkdtempSync(join(tmpdir(), "tollgate-test-"));
+  const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", ...env });
+  const database = await openTestDatabase();
+  const gateway = await createGateway(config, createLogger("silent"), database);
+  const server = gateway.app.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const admin = (path: string, init: RequestInit = {}) =>
+    fetch(base + path, { ...init, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json", ...init.headers } });
+  return {
+    gateway,
+    base,
+    admin,
+    async ingestKey(attribution = {}) {
+      const res = await admin("/api/keys", { method: "POST", body: JSON.stringify({ kind: "ingest", name: `k-${Math.random()}`, ...attribution }) });
+      return ((await res.json()) as { key: string }).key;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await gateway.close();
+      await database.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
