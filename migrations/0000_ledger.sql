@@ -58,7 +58,8 @@ CREATE TABLE "usage_events" (
 );
 --> statement-breakpoint
 CREATE TABLE "usage_rollups" (
-	"hour" timestamp with time zone NOT NULL,
+	"grain" text NOT NULL,
+	"bucket" timestamp with time zone NOT NULL,
 	"team" text DEFAULT '' NOT NULL,
 	"project" text DEFAULT '' NOT NULL,
 	"feature" text DEFAULT '' NOT NULL,
@@ -81,4 +82,4 @@ ALTER TABLE "ingest_source_secrets" ADD CONSTRAINT "ingest_source_secrets_source
 CREATE UNIQUE INDEX "api_keys_hash" ON "api_keys" USING btree ("hash");--> statement-breakpoint
 CREATE INDEX "ingest_source_secrets_source" ON "ingest_source_secrets" USING btree ("source_id") WHERE revoked_at is null;--> statement-breakpoint
 CREATE INDEX "usage_events_ts_idx" ON "usage_events" USING btree ("ts");--> statement-breakpoint
-CREATE UNIQUE INDEX "usage_rollups_key" ON "usage_rollups" USING btree ("hour","team","project","feature","user","provider","model","api_key_id");
+CREATE UNIQUE INDEX "usage_rollups_key" ON "usage_rollups" USING btree ("grain","bucket","team","project","feature","user","provider","model","api_key_id");

@@ -51,13 +51,20 @@ export const usageEvents = pgTable(
 );
 
 /**
- * Hourly sums per attribution and model, kept in step with usage_events in the same statement.
+ * Sums of usage_events, kept in step with them in the same statement, at three grains:
+ * - `hour`: per UTC hour and attribution without the user;
+ * - `day`: the same per UTC day, so a month is ~30 buckets rather than ~720;
+ * - `user-day`: per UTC day including the user, whose many values would swell the other grains.
  * Absent attribution is '' rather than NULL so the unique key groups it.
  */
+export const ROLLUP_GRAINS = ["hour", "day", "user-day"] as const;
+export type RollupGrain = (typeof ROLLUP_GRAINS)[number];
+
 export const usageRollups = pgTable(
   "usage_rollups",
   {
-    hour: timestamp("hour", { withTimezone: true }).notNull(),
+    grain: text("grain").$type<RollupGrain>().notNull(),
+    bucket: timestamp("bucket", { withTimezone: true }).notNull(),
     team: text("team").notNull().default(""),
     project: text("project").notNull().default(""),
     feature: text("feature").notNull().default(""),
@@ -77,7 +84,7 @@ export const usageRollups = pgTable(
     cost: numeric("cost").notNull().default("0"),
   },
   (t) => [
-    uniqueIndex("usage_rollups_key").on(t.hour, t.team, t.project, t.feature, t.user, t.provider, t.model, t.apiKeyId),
+    uniqueIndex("usage_rollups_key").on(t.grain, t.bucket, t.team, t.project, t.feature, t.user, t.provider, t.model, t.apiKeyId),
   ],
 );
 

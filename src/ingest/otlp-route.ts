@@ -21,6 +21,7 @@ export function otlpRouter(deps: IngestDeps): Router {
       return sendProblem(res, 400, "Bad Request", `body is not JSON: ${(err as Error).message}`);
     }
     const { events, rejectedSpans, errorMessage } = spansToEvents(parsed, { source: sender.source });
+    if (errorMessage && rejectedSpans === 0 && events.length === 0) return sendProblem(res, 400, "Bad Request", errorMessage);
     try {
       if (events.length > 0) await deps.recorder.record(events.map((e) => bindToSender(e, sender)));
     } catch {

@@ -168,7 +168,7 @@ function toRow(e: PricedEvent) {
 
 /**
  * One statement: insert the new events, skip known ones, and add exactly the inserted rows to the
- * hourly rollups. Rollup rows are touched in key order so concurrent batches cannot deadlock.
+ * rollups at every grain. Rollup rows are touched in key order so concurrent batches cannot deadlock.
  */
 function insertStatement(events: PricedEvent[]) {
   const json = JSON.stringify(events.map(toRow));
@@ -196,19 +196,26 @@ function insertStatement(events: PricedEvent[]) {
       returning source, id, ts, provider, model, input_tokens, cached_input_tokens, cache_write_tokens,
         output_tokens, reasoning_tokens, cost, priced, status, team, project, feature, "user", api_key_id
     ),
+    grains as (
+      select 'hour' as grain, date_trunc('hour', ts, 'UTC') as bucket, '' as who, * from ins
+      union all
+      select 'day', date_trunc('day', ts, 'UTC'), '', * from ins
+      union all
+      select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), * from ins
+    ),
     rolled as (
-      insert into usage_rollups as r (hour, team, project, feature, "user", provider, model, api_key_id,
-        requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens,
+      insert into usage_rollups as r (grain, bucket, team, project, feature, "user", provider, model,
+        api_key_id, requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens,
         output_tokens, reasoning_tokens, cost)
-      select date_trunc('hour', ts, 'UTC'), coalesce(team, ''), coalesce(project, ''),
-        coalesce(feature, ''), coalesce("user", ''), provider, model, coalesce(api_key_id, ''),
+      select grain, bucket, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), who,
+        provider, model, coalesce(api_key_id, ''),
         count(*), count(*) filter (where status <> 'ok'), count(*) filter (where not priced),
         sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens),
         sum(reasoning_tokens), sum(cost)
-      from ins
-      group by 1, 2, 3, 4, 5, 6, 7, 8
-      order by 1, 2, 3, 4, 5, 6, 7, 8
-      on conflict (hour, team, project, feature, "user", provider, model, api_key_id) do update set
+      from grains
+      group by 1, 2, 3, 4, 5, 6, 7, 8, 9
+      order by 1, 2, 3, 4, 5, 6, 7, 8, 9
+      on conflict (grain, bucket, team, project, feature, "user", provider, model, api_key_id) do update set
         requests = r.requests + excluded.requests,
         errors = r.errors + excluded.errors,
         unpriced = r.unpriced + excluded.unpriced,

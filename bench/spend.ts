@@ -1,0 +1,109 @@
+import { sql } from "drizzle-orm";
+import { openDatabase } from "../src/db/connection.ts";
+import { migrate } from "../src/db/migrate.ts";
+import type { Dimension } from "../src/ledger/event.ts";
+import { resolvePeriod } from "../src/ledger/period.ts";
+import { querySpend } from "../src/ledger/spend.ts";
+import { freshDatabase, percentile } from "./postgres.ts";
+
+/**
+ * `spend this-month by team` over a ledger of EVENTS events, all in the current month (UTC), so
+ * the query covers every one of them. The ledger is filled in SQL, rows and rollups alike, with
+ * the same sums the recorder keeps: this measures the query, not the writes (the ingest bench
+ * measures those). Attribution is nested as in a company: 96 features in 48 projects in 12 teams,
+ * each feature on 2 of 6 models and one of 24 keys, 5,000 end users.
+ */
+export interface SpendResult {
+  events: number;
+  rollupRows: Record<string, number>;
+  fillSeconds: number;
+  queries: Record<string, { runs: number; p50: number; p95: number; p99: number }>;
+}
+
+const MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "claude-haiku-4-5", "gemini-2.5-flash", "gemini-2.5-pro"];
+const PROVIDERS = ["openai", "openai", "anthropic", "anthropic", "google", "google"];
+
+/** A literal array of our own constant names (never user input). */
+const textArray = (items: string[]) => sql.raw(`(array[${items.map((i) => `'${i}'`).join(", ")}])`);
+
+async function fill(url: string, events: number, start: Date, end: Date): Promise<void> {
+  const database = await openDatabase({ url, dataDir: "" });
+  try {
+    await migrate(database);
+    const chunk = 1_000_000;
+    for (let from = 0; from < events; from += chunk) {
+      const to = Math.min(events, from + chunk) - 1;
+      await database.db.execute(sql`
+        insert into usage_events (source, id, ts, provider, model, input_tokens, cached_input_tokens,
+          output_tokens, cost, priced, status, team, project, feature, "user", api_key_id)
+        select 'bench', 'e' || g,
+          ${start.toISOString()}::timestamptz + (g::float8 / ${events}) * (${end.toISOString()}::timestamptz - ${start.toISOString()}::timestamptz),
+          ${textArray(PROVIDERS)}[1 + m], ${textArray(MODELS)}[1 + m],
+          1000 + g % 5000, case when g % 3 = 0 then 500 else 0 end, 100 + g % 700,
+          (1000 + g % 5000) * 2500000 + (100 + g % 700) * 10000000, true,
+          case when g % 100 = 0 then 'error' else 'ok' end,
+          'team-' || (g % 96) % 12, 'project-' || (g % 96) % 48, 'feature-' || g % 96,
+          'user-' || (g * 7919) % 5000, 'key-' || (g % 96) % 24
+        from generate_series(${from}::bigint, ${to}::bigint) g,
+          lateral (select ((g % 96) + ((g / 96) % 2) * 3) % 6 as m) pick`);
+    }
+    await database.db.execute(sql`
+      insert into usage_rollups (grain, bucket, team, project, feature, "user", provider, model, api_key_id,
+        requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
+        reasoning_tokens, cost)
+      select grain, bucket, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), who, provider,
+        model, coalesce(api_key_id, ''), count(*), count(*) filter (where status <> 'ok'),
+        count(*) filter (where not priced), sum(input_tokens), sum(cached_input_tokens),
+        sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost)
+      from (
+        select 'hour' as grain, date_trunc('hour', ts, 'UTC') as bucket, '' as who, * from usage_events
+        union all select 'day', date_trunc('day', ts, 'UTC'), '', * from usage_events
+        union all select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), * from usage_events
+      ) grains
+      group by 1, 2, 3, 4, 5, 6, 7, 8, 9`);
+    await database.db.execute(sql`vacuum analyze usage_events`);
+    await database.db.execute(sql`vacuum analyze usage_rollups`);
+  } finally {
+    await database.close();
+  }
+}
+
+export async function benchSpend(opts: { events: number; runs: number; reuse: boolean }): Promise<SpendResult> {
+  const now = new Date();
+  const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const name = `tollgate_bench_spend_${opts.events}`;
+  const url = opts.reuse ? (await import("./postgres.ts")).SERVER_URL.replace(/\/[^/]*$/, `/${name}`) : await freshDatabase(name);
+  const started = performance.now();
+  if (!opts.reuse) await fill(url, opts.events, monthStart, now);
+  const fillSeconds = (performance.now() - started) / 1000;
+
+  const database = await openDatabase({ url, dataDir: "" });
+  try {
+    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain`);
+    const cases: [string, string, Dimension | undefined, Partial<Record<Dimension, string>>, string][] = [
+      ["this-month by team", "this-month", "team", {}, "UTC"],
+      ["this-month by model team:team-3", "this-month", "model", { team: "team-3" }, "UTC"],
+      ["this-month by team (Europe/Berlin)", "this-month", "team", {}, "Europe/Berlin"],
+      ["last-7d by feature", "last-7d", "feature", {}, "UTC"],
+      ["this-month by user", "this-month", "user", {}, "UTC"],
+    ];
+    const queries: SpendResult["queries"] = {};
+    for (const [label, periodText, by, filters, timeZone] of cases) {
+      const resolved = resolvePeriod(periodText, { now: new Date(), timeZone });
+      if (!resolved.ok) throw new Error(resolved.error.message);
+      const times: number[] = [];
+      const runs = label.includes("by user") ? Math.min(20, opts.runs) : opts.runs;
+      for (let i = 0; i < runs + 3; i++) {
+        const t0 = performance.now();
+        await querySpend(database, { period: resolved.period, by, filters });
+        if (i >= 3) times.push(performance.now() - t0);
+      }
+      times.sort((a, b) => a - b);
+      const round = (n: number) => Math.round(n * 10) / 10;
+      queries[label] = { runs, p50: round(percentile(times, 50)), p95: round(percentile(times, 95)), p99: round(percentile(times, 99)) };
+    }
+    return { events: opts.events, rollupRows: Object.fromEntries(rollups.map((r) => [r.grain, Number(r.n)])), fillSeconds: Math.round(fillSeconds), queries };
+  } finally {
+    await database.close();
+  }
+}

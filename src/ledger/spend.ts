@@ -1,0 +1,322 @@
+/**
+ * Spend queries. Answers come from usage_rollups; usage_events is read only for the part of an
+ * hour no rollup can answer, so every figure is exact whatever the time zone.
+ */
+import { type SQL, sql } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+import { z } from "zod";
+import type { Database } from "../db/connection.ts";
+import { type RollupGrain, usageEvents, usageRollups } from "../db/schema.ts";
+import { picoToDecimalString } from "../pricing/money.ts";
+import type { Dimension } from "./event.ts";
+import { type Period, previousPeriod } from "./period.ts";
+
+export interface Totals {
+  /** pico-USD (1e-12 USD), exact. */
+  cost: bigint;
+  requests: number;
+  errors: number;
+  unpriced: number;
+  input_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+}
+
+export interface SpendQuery {
+  period: Period;
+  by?: Dimension;
+  /** dim → value; the value "(none)" matches spend with no value for that dimension. */
+  filters: Partial<Record<Dimension, string>>;
+  /** Groups listed by name; the rest are summed into one group keyed "other". Default 10. */
+  top?: number;
+  /** Where a running period is cut off; defaults to the clock. */
+  now?: Date;
+}
+
+export interface SpendReport {
+  period: { start: Date; end: Date; label: string };
+  /** Spend from the period's start up to its end or now, whichever comes first. */
+  total: Totals;
+  /** The previous equal period, cut to the same elapsed length while this one is still running. */
+  previous: Totals;
+  /** Largest cost first, "other" last. Empty without `by`. */
+  groups: ({ key: string } & Totals)[];
+  unpriced_requests: number;
+}
+
+/** Group key of spend with no value for the grouped dimension. */
+export const NONE_KEY = "(none)";
+export const OTHER_KEY = "other";
+
+const TOKEN_FIELDS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens"] as const;
+const COUNT_FIELDS = ["requests", "errors", "unpriced", ...TOKEN_FIELDS] as const;
+const SUM_FIELDS = ["cost", ...COUNT_FIELDS] as const;
+type CountField = (typeof COUNT_FIELDS)[number];
+
+/** The only columns a query can group or filter by: user text never becomes an identifier. */
+const COLUMNS: Record<Dimension, { rollup: PgColumn; event: PgColumn }> = {
+  team: { rollup: usageRollups.team, event: usageEvents.team },
+  project: { rollup: usageRollups.project, event: usageEvents.project },
+  feature: { rollup: usageRollups.feature, event: usageEvents.feature },
+  user: { rollup: usageRollups.user, event: usageEvents.user },
+  model: { rollup: usageRollups.model, event: usageEvents.model },
+  provider: { rollup: usageRollups.provider, event: usageEvents.provider },
+  key: { rollup: usageRollups.apiKeyId, event: usageEvents.apiKeyId },
+};
+
+/** Epoch milliseconds, start inclusive, end exclusive. */
+export interface Range {
+  start: number;
+  end: number;
+}
+
+/** Where a piece of a range is read from: a rollup grain, or the events themselves. */
+export type Source = RollupGrain | "events";
+export type Piece = Range & { source: Source };
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/** Rollup grains from coarsest to finest. The hour and day grains carry no user. */
+const GRAINS = {
+  withUser: [{ grain: "user-day", ms: DAY_MS }],
+  withoutUser: [
+    { grain: "day", ms: DAY_MS },
+    { grain: "hour", ms: HOUR_MS },
+  ],
+} as const satisfies Record<string, readonly { grain: RollupGrain; ms: number }[]>;
+
+/**
+ * Covers [start, end) with the fewest rollup rows: whole UTC days from a day grain, the whole
+ * hours left at either side from the hour grain, and what is left of a partial hour (a
+ * half-hour zone such as Asia/Kolkata, or a running period cut at now) from usage_events, which
+ * alone can answer it exactly. Queries about users have no hour grain, so their partial days come
+ * from events.
+ */
+export function coverRange(range: Range, withUser: boolean): Piece[] {
+  return cover(range, withUser ? GRAINS.withUser : GRAINS.withoutUser);
+}
+
+function cover(range: Range, grains: readonly { grain: RollupGrain; ms: number }[]): Piece[] {
+  const [coarsest, ...finer] = grains;
+  if (!coarsest) return range.start < range.end ? [{ ...range, source: "events" }] : [];
+  const first = Math.ceil(range.start / coarsest.ms) * coarsest.ms;
+  const last = Math.floor(range.end / coarsest.ms) * coarsest.ms;
+  if (first >= last) return cover(range, finer);
+  return [
+    ...cover({ start: range.start, end: first }, finer),
+    { start: first, end: last, source: coarsest.grain },
+    ...cover({ start: last, end: range.end }, finer),
+  ];
+}
+
+/**
+ * One statement answers total, previous and groups. The previous period is keyed '' so it
+ * collapses to one row before grouping sets split the current one into its total and its top N
+ * groups plus the rest; at most N + 3 rows come back whatever the number of groups.
+ */
+export async function querySpend(database: Database, query: SpendQuery): Promise<SpendReport> {
+  const { period, by, filters, top = 10, now = new Date() } = query;
+  // Compare like with like: while a period runs, the previous one is cut to the same elapsed
+  // length (but never past its own end, as months differ in length).
+  const cutoff = Math.min(Math.max(now.getTime(), period.start.getTime()), period.end.getTime());
+  const before = previousPeriod(period);
+  const current = { start: period.start.getTime(), end: cutoff };
+  const previous = {
+    start: before.start.getTime(),
+    end: Math.min(before.start.getTime() + (cutoff - current.start), before.end.getTime()),
+  };
+
+  const withUser = by === "user" || filters.user !== undefined;
+  const parts = [
+    ...coverRange(current, withUser).map((piece) => slice(piece, true, by, filters)),
+    ...coverRange(previous, withUser).map((piece) => slice(piece, false, undefined, filters)),
+  ];
+  const rows = await database.rows<SpendRow>(sql`
+    with src as (${parts.length > 0 ? sql.join(parts, sql` union all `) : emptySlice()}),
+    g as (
+      select cur, k, ${sums()} from src group by cur, k
+    ),
+    ranked as (
+      select g.*, case when cur and row_number() over (partition by cur order by cost desc, k) <= ${top}::int
+        then k end as gk
+      from g
+    )
+    select cur, gk as key, grouping(gk) = 1 as is_total, ${sumsAsText()}
+    from ranked
+    group by grouping sets ((cur), (cur, gk))`);
+  return report(period, by, rows);
+}
+
+interface SpendRow extends Record<string, unknown> {
+  cur: boolean;
+  /** null on the row of the groups beyond the top N. */
+  key: string | null;
+  is_total: boolean;
+  cost: string;
+  requests: string;
+  errors: string;
+  unpriced: string;
+  input_tokens: string;
+  cached_input_tokens: string;
+  cache_write_tokens: string;
+  output_tokens: string;
+  reasoning_tokens: string;
+}
+
+function report(period: Period, by: Dimension | undefined, rows: SpendRow[]): SpendReport {
+  // Grouping an empty input yields no row at all, not a row of zeros.
+  const totalOf = (cur: boolean) => {
+    const row = rows.find((r) => r.is_total && r.cur === cur);
+    return row ? totals(row) : ZERO;
+  };
+  const groupRows = rows.filter((r) => r.cur && !r.is_total);
+  const named = groupRows
+    .filter((r) => r.key !== null)
+    .map((r) => ({ key: r.key || NONE_KEY, ...totals(r) }))
+    .sort((a, b) => (a.cost === b.cost ? a.key.localeCompare(b.key) : a.cost > b.cost ? -1 : 1));
+  const rest = groupRows.find((r) => r.key === null);
+  const total = totalOf(true);
+  return {
+    period: { start: period.start, end: period.end, label: period.label },
+    total,
+    previous: totalOf(false),
+    groups: by ? [...named, ...(rest ? [{ key: OTHER_KEY, ...totals(rest) }] : [])] : [],
+    unpriced_requests: total.unpriced,
+  };
+}
+
+function totals(row: SpendRow): Totals {
+  const counts = Object.fromEntries(COUNT_FIELDS.map((f) => [f, count(row[f], f)])) as Record<CountField, number>;
+  return { cost: BigInt(row.cost), ...counts };
+}
+
+const ZERO: Totals = {
+  cost: 0n,
+  requests: 0,
+  errors: 0,
+  unpriced: 0,
+  input_tokens: 0,
+  cached_input_tokens: 0,
+  cache_write_tokens: 0,
+  output_tokens: 0,
+  reasoning_tokens: 0,
+};
+
+/** Counts are plain numbers; a sum beyond 2^53 would be silently wrong as one, so it stops here. */
+function count(text: string, field: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${field} sum ${text} is beyond exact number range`);
+  return n;
+}
+
+function sums(): SQL {
+  return sql.join(
+    SUM_FIELDS.map((f) => sql`sum(${sql.identifier(f)}) as ${sql.identifier(f)}`),
+    sql`, `,
+  );
+}
+
+/** Cast to text: numeric must reach JS as digits, never through a float. */
+function sumsAsText(): SQL {
+  return sql.join(
+    SUM_FIELDS.map((f) => sql`sum(${sql.identifier(f)})::text as ${sql.identifier(f)}`),
+    sql`, `,
+  );
+}
+
+/** One piece of the current or previous period, keyed by the grouped dimension (or '' for none). */
+function slice(piece: Piece, cur: boolean, by: Dimension | undefined, filters: SpendQuery["filters"]): SQL {
+  const flag = cur ? sql`true` : sql`false`;
+  const key = by ? keyColumn(piece, by) : sql`''`;
+  return sql`select ${flag} as cur, ${key}::text as k, ${SUM_COLUMNS} ${pieceFrom(piece, filters)}`;
+}
+
+/** Attribution of a piece's rows: rollups keep '' for none, events NULL, and both answer ''. */
+export function keyColumn(piece: Piece, dim: Dimension): SQL {
+  return piece.source === "events" ? sql`coalesce(${COLUMNS[dim].event}, '')` : sql`${COLUMNS[dim].rollup}`;
+}
+
+/** The summable columns, named alike whether a piece reads rollups or events. */
+export const SUM_COLUMNS = sql.raw(`requests, errors, unpriced, input_tokens, cached_input_tokens,
+  cache_write_tokens, output_tokens, reasoning_tokens, cost`);
+
+/**
+ * The FROM and WHERE of one piece: rollup rows of its grain, or single events shaped like rollup
+ * rows (one request each) for the partial hours no rollup answers.
+ */
+export function pieceFrom(piece: Piece, filters: SpendQuery["filters"]): SQL {
+  const [from, to] = [iso(piece.start), iso(piece.end)];
+  if (piece.source === "events")
+    return sql`from (select ${usageEvents}.*, 1::bigint as requests, (${usageEvents.status} <> 'ok')::int::bigint as errors,
+        (not ${usageEvents.priced})::int::bigint as unpriced
+      from ${usageEvents}
+      where ${usageEvents.ts} >= ${from}::timestamptz and ${usageEvents.ts} < ${to}::timestamptz
+        ${filterSql(filters, "event")}) as ${sql.identifier("usage_events")}`;
+  return sql`from ${usageRollups}
+    where ${usageRollups.grain} = ${piece.source}
+      and ${usageRollups.bucket} >= ${from}::timestamptz and ${usageRollups.bucket} < ${to}::timestamptz
+      ${filterSql(filters, "rollup")}`;
+}
+
+/** Keeps the union well-typed when both periods are empty (a period that has not begun). */
+function emptySlice(): SQL {
+  return sql`select true as cur, ''::text as k, 0::bigint as requests, 0::bigint as errors, 0::bigint as unpriced,
+    0::numeric as input_tokens, 0::numeric as cached_input_tokens, 0::numeric as cache_write_tokens,
+    0::numeric as output_tokens, 0::numeric as reasoning_tokens, 0::numeric as cost where false`;
+}
+
+function filterSql(filters: SpendQuery["filters"], table: "rollup" | "event"): SQL {
+  const conditions = (Object.entries(filters) as [Dimension, string | undefined][])
+    .filter((f): f is [Dimension, string] => f[1] !== undefined)
+    .map(([dim, value]) => {
+      const wanted = value === NONE_KEY ? "" : value;
+      // Rollups store absent attribution as ''; events as NULL.
+      return table === "rollup"
+        ? sql` and ${COLUMNS[dim].rollup} = ${wanted}`
+        : sql` and coalesce(${COLUMNS[dim].event}, '') = ${wanted}`;
+    });
+  return sql.join(conditions);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+// ---- the JSON answer of GET /api/spend and `tollgate spend --json` ----
+
+const TotalsJson = z.object({
+  /** Decimal USD, exact: money never travels as a JSON number. */
+  cost_usd: z.string(),
+  requests: z.number().int(),
+  errors: z.number().int(),
+  unpriced: z.number().int(),
+  input_tokens: z.number().int(),
+  cached_input_tokens: z.number().int(),
+  cache_write_tokens: z.number().int(),
+  output_tokens: z.number().int(),
+  reasoning_tokens: z.number().int(),
+});
+
+export const SpendReportJson = z.object({
+  period: z.object({ start: z.string(), end: z.string(), label: z.string() }),
+  total: TotalsJson,
+  previous: TotalsJson,
+  groups: z.array(TotalsJson.extend({ key: z.string() })),
+  unpriced_requests: z.number().int(),
+});
+export type SpendReportJson = z.infer<typeof SpendReportJson>;
+
+export function toJson(report: SpendReport): SpendReportJson {
+  return {
+    period: { start: report.period.start.toISOString(), end: report.period.end.toISOString(), label: report.period.label },
+    total: totalsJson(report.total),
+    previous: totalsJson(report.previous),
+    groups: report.groups.map(({ key, ...t }) => ({ key, ...totalsJson(t) })),
+    unpriced_requests: report.unpriced_requests,
+  };
+}
+
+function totalsJson({ cost, ...counts }: Totals): z.infer<typeof TotalsJson> {
+  return { cost_usd: picoToDecimalString(cost), ...counts };
+}
