@@ -151,6 +151,15 @@ describe("POST /v1/usage", () => {
     assert.deepEqual(row, { cost: "25000000000", reported_cost: "30000000000" });
   });
 
+  test("text with quotes, backslashes, braces, commas and newlines is stored verbatim", async () => {
+    const id = `we"ird\\id,{x} ${uid()}`;
+    const team = 'team "quoted" \\ {braced}, NULL';
+    const tags = { note: "line one\nline two", "k,\"ey": "ü ✓ \\" };
+    assert.equal((await post(gpt4o(id, { team, tags }))).status, 200);
+    const [row] = await t.gateway.database.rows<{ team: string; tags: unknown }>(sql`select team, tags from usage_events where id = ${id}`);
+    assert.deepEqual(row, { team, tags });
+  });
+
   test("a key's own attribution wins over the event's", async () => {
     const teamKey = await t.ingestKey({ team: "bound-team" });
     const res = await post(gpt4o(uid(), { team: "someone-else" }), { authorization: `Bearer ${teamKey}` });
