@@ -14,12 +14,18 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+/** A whole number within bounds, read from its decimal text, with one message for every way it can be wrong. */
+function wholeNumber(min: number, max: number, fallback: number) {
+  const error = `a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(fallback);
+}
+
 /** All environment the gateway reads, in one place. */
 export const ConfigSchema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+  PORT: wholeNumber(0, 65535, 8787),
   HOST: z.string().default("0.0.0.0"),
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: "a postgres:// or postgresql:// URL" }).optional()),
-  TOLLGATE_DATA_DIR: z.string().min(1).default("./.tollgate"),
+  TOLLGATE_DATA_DIR: z.string().default("./.tollgate"),
   TOLLGATE_ADMIN_TOKEN: optional.pipe(z.string().min(16, "at least 16 characters").optional()),
   TOLLGATE_MASTER_KEY: optional.pipe(
     z
@@ -29,10 +35,12 @@ export const ConfigSchema = z.object({
   ),
   TOLLGATE_PRICES: optional,
   TOLLGATE_TIMEZONE: z.string().default("UTC").refine(isTimeZone, "an IANA time zone such as UTC or Europe/Berlin"),
-  TOLLGATE_URL: optional.pipe(z.url().optional()),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  TOLLGATE_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
-  TOLLGATE_BATCH_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(20),
+  TOLLGATE_URL: optional.pipe(z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).optional()),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], { error: "one of fatal, error, warn, info, debug, trace, silent" })
+    .default("info"),
+  TOLLGATE_BATCH_SIZE: wholeNumber(1, 10_000, 1000),
+  TOLLGATE_BATCH_WAIT_MS: wholeNumber(0, 10_000, 20),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 
@@ -42,7 +50,9 @@ export class ConfigError extends Error {
 
 /** Reads the environment; a bad value names the variable and what was expected. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = ConfigSchema.safeParse(env);
+  // An empty value (`PORT=` in a .env file or compose file) means unset, so the default applies.
+  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
+  const parsed = ConfigSchema.safeParse(set);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: expected ${i.message}`);
   throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);

@@ -16,7 +16,9 @@ export class AdminClient {
       let detail = text;
       try {
         const problem = JSON.parse(text) as { detail?: string; errors?: { path: string; message: string }[] };
-        detail = [problem.detail, ...(problem.errors ?? []).map((e) => `  ${e.path}: ${e.message}`)].filter(Boolean).join("\n");
+        // Field errors that only repeat the detail (as a bad period does) would print it twice.
+        const errors = (problem.errors ?? []).filter((e) => e.message !== problem.detail);
+        detail = [problem.detail, ...errors.map((e) => `  ${e.path}: ${e.message}`)].filter(Boolean).join("\n");
       } catch {
         // Not problem+json: show the body as it came.
       }

@@ -64,6 +64,9 @@ async function importLines(
 ): Promise<{ accepted: number; duplicates: number; rejected: { index: number; id: string | null; errors: { path: string; message: string }[] }[] }> {
   const totals = { accepted: 0, duplicates: 0, rejected: [] as { index: number; id: string | null; errors: { path: string; message: string }[] }[] };
   let batch: string[] = [];
+  // The 0-based line of the input each batch item came from: blank lines are skipped, so the
+  // endpoint's item index alone would point at the wrong line.
+  let lineOf: number[] = [];
   let sent = 0;
   const send = async () => {
     if (batch.length === 0) return;
@@ -71,14 +74,18 @@ async function importLines(
     const body = res.json() as typeof totals;
     totals.accepted += body.accepted;
     totals.duplicates += body.duplicates;
-    totals.rejected.push(...body.rejected.map((r) => ({ ...r, index: r.index + sent })));
+    totals.rejected.push(...body.rejected.map((r) => ({ ...r, index: lineOf[r.index] ?? r.index + sent })));
     sent += batch.length;
     batch = [];
+    lineOf = [];
     progress(sent);
   };
+  let lineNumber = -1;
   for await (const line of lines) {
+    lineNumber++;
     if (line.trim() === "") continue;
     batch.push(line);
+    lineOf.push(lineNumber);
     if (batch.length === 5000) await send();
   }
   await send();

@@ -87,14 +87,19 @@ export function* demoEvents(now: Date, days: number): Generator<Record<string, u
       const calls = Math.round(w.daily * weekFactor * growth * spike * (0.85 + 0.3 * random()));
       for (let i = 0; i < calls; i++) {
         const ts = dayStart + hourOfDay(random) * 3_600_000;
-        if (ts > now.getTime()) continue;
         const [provider, model] = pick(random, w.models, (m) => [m[0] as string, m[1] as string] as const);
         const input = size(random, w.input);
         const cached = random() < w.cacheShare ? Math.floor(input * (0.5 + 0.4 * random())) : 0;
         const output = size(random, w.output);
         const reasoning = model.startsWith("gemini-2.5") ? Math.floor(output * 0.3 * random()) : 0;
+        const latency = Math.round(200 + output * (4 + 6 * random()));
+        const status = random() < 0.01 ? "error" : "ok";
+        const user = USERS[Math.floor(random() * USERS.length)];
+        // Every draw and the id are taken before the cut at "now", so an event is the same on every run.
+        const id = `demo-${date}-${n++}`;
+        if (ts > now.getTime()) continue;
         yield {
-          id: `demo-${date}-${n++}`,
+          id,
           timestamp: new Date(ts).toISOString(),
           provider,
           model,
@@ -102,12 +107,12 @@ export function* demoEvents(now: Date, days: number): Generator<Record<string, u
           cached_input_tokens: cached,
           output_tokens: output + reasoning,
           reasoning_tokens: reasoning,
-          latency_ms: Math.round(200 + output * (4 + 6 * random())),
-          status: random() < 0.01 ? "error" : "ok",
+          latency_ms: latency,
+          status,
           team: w.team,
           project: w.project,
           feature: w.feature,
-          user: USERS[Math.floor(random() * USERS.length)],
+          user,
           tags: { env: "production" },
         };
       }

@@ -1,4 +1,5 @@
 import { type Request, type Response, Router } from "express";
+import { whyUnstorable } from "../ledger/recorder.ts";
 import { sendProblem } from "../problem.ts";
 import { spansToEvents } from "./otlp.ts";
 import { bindToSender } from "./usage-item.ts";
@@ -20,10 +21,19 @@ export function otlpRouter(deps: IngestDeps): Router {
     } catch (err) {
       return sendProblem(res, 400, "Bad Request", `body is not JSON: ${(err as Error).message}`);
     }
-    const { events, rejectedSpans, errorMessage } = spansToEvents(parsed, { source: sender.source });
-    if (errorMessage && rejectedSpans === 0 && events.length === 0) return sendProblem(res, 400, "Bad Request", errorMessage);
+    const mapped = spansToEvents(parsed, { source: sender.source });
+    if (mapped.errorMessage && mapped.rejectedSpans === 0 && mapped.events.length === 0) return sendProblem(res, 400, "Bad Request", mapped.errorMessage);
+    // A span the ledger cannot store is rejected like any bad span, not retried by the exporter forever.
+    const bound = mapped.events.map((e) => bindToSender(e, sender));
+    const unstorable = bound.flatMap((e) => {
+      const why = whyUnstorable(e);
+      return why ? [`span ${JSON.stringify(e.id)}: ${why}`] : [];
+    });
+    const events = bound.filter((e) => whyUnstorable(e) === undefined);
+    const rejectedSpans = mapped.rejectedSpans + unstorable.length;
+    const errorMessage = [mapped.errorMessage, ...unstorable].filter(Boolean).join("; ");
     try {
-      if (events.length > 0) await deps.recorder.record(events.map((e) => bindToSender(e, sender)));
+      if (events.length > 0) await deps.recorder.record(events);
     } catch {
       res.set("retry-after", "5");
       return sendProblem(res, 503, "Storage unavailable", "the ledger could not be written; retry the export");

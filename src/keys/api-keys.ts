@@ -4,11 +4,13 @@ import { z } from "zod";
 import type { Database } from "../db/connection.ts";
 import { apiKeys } from "../db/schema.ts";
 
-const attribution = z.string().trim().min(1).max(200).optional();
+/** Postgres text cannot hold NUL: refused here as a 400 rather than failing the insert as a 500. */
+export const labelText = z.string().trim().min(1).max(200).refine((s) => !s.includes("\u0000"), "must not contain NUL characters");
+const attribution = labelText.optional();
 
 export const CreateKeyRequest = z.strictObject({
   kind: z.enum(["ingest", "virtual"]),
-  name: z.string().trim().min(1).max(200),
+  name: labelText,
   team: attribution,
   project: attribution,
   feature: attribution,

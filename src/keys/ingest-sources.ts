@@ -3,9 +3,10 @@ import { and, asc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/connection.ts";
 import { ingestSources, ingestSourceSecrets } from "../db/schema.ts";
+import { labelText } from "./api-keys.ts";
 import type { SecretBox } from "./secret-box.ts";
 
-export const CreateSourceRequest = z.strictObject({ name: z.string().trim().min(1).max(200) });
+export const CreateSourceRequest = z.strictObject({ name: labelText });
 
 export interface SourceInfo {
   id: string;

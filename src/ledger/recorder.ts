@@ -47,6 +47,9 @@ export class Recorder {
 
   record(events: UsageEvent[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
+    // Refused here, alone, rather than failing the whole batch it would share with other callers.
+    const unstorable = events.find((e) => whyUnstorable(e) !== undefined);
+    if (unstorable) return Promise.reject(new Error(`event ${JSON.stringify(unstorable.id)} cannot be stored: ${whyUnstorable(unstorable)}`));
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
@@ -72,8 +75,9 @@ export class Recorder {
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    // Closed first, so nothing recorded while the last batches are written is queued behind them.
     this.closed = true;
+    await this.flush();
   }
 
   private startFlush(batch: Pending[]): void {
@@ -129,11 +133,31 @@ export class Recorder {
       const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
       return new Set(rows.map(keyOf));
     } catch (err) {
-      const code = (err as { code?: string }).code;
+      // drizzle wraps the driver's error; the SQLSTATE is on its cause.
+      const code = sqlState(err);
       if (attempt < 4 && code && RETRYABLE.has(code)) return this.insertWithRetry(events, attempt + 1);
       throw err;
     }
   }
+}
+
+function sqlState(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++)
+    if (typeof e.code === "string") return e.code;
+  return undefined;
+}
+
+/**
+ * Why Postgres would refuse this event (and with it every event sharing its batch), or undefined:
+ * text cannot hold NUL, and timestamptz reads only the years 1 to 9999 in ISO form.
+ */
+export function whyUnstorable(e: UsageEvent): string | undefined {
+  const year = e.ts.getUTCFullYear();
+  if (!(year >= 1 && year <= 9999)) return "its time must be within the years 1 to 9999";
+  const texts = [e.source, e.id, e.provider, e.model, e.team, e.project, e.feature, e.user, e.session, e.api_key_id, e.request_id];
+  for (const [k, v] of Object.entries(e.tags)) texts.push(k, v);
+  if (texts.some((t) => t?.includes("\u0000"))) return "its text must not contain NUL characters";
+  return undefined;
 }
 
 type Cell = string | number | boolean | null;
@@ -192,6 +216,8 @@ function insertStatement(events: PricedEvent[]) {
     ins as (
       insert into usage_events (${COLUMN_LIST})
       select ${COLUMN_LIST} from input
+      -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
+      order by source, id
       on conflict (source, id) do nothing
       returning source, id, ts, provider, model, input_tokens, cached_input_tokens, cache_write_tokens,
         output_tokens, reasoning_tokens, cost, priced, status, team, project, feature, "user", api_key_id

@@ -1,0 +1,55 @@
+import type { KeyInfo } from "../keys/api-keys.ts";
+
+/** Who a proxied call is charged to. */
+export interface Attribution {
+  team: string | null;
+  project: string | null;
+  feature: string | null;
+  user: string | null;
+  session: string | null;
+  tags: Record<string, string>;
+  apiKeyId: string | null;
+}
+
+const LABEL = /^[^\u0000-\u001f]{1,200}$/;
+const header = (headers: Record<string, string | string[] | undefined>, name: string): string | null => {
+  const value = headers[name];
+  const text = Array.isArray(value) ? value[0] : value;
+  return text !== undefined && LABEL.test(text.trim()) ? text.trim() : null;
+};
+
+/** `x-tollgate-tags: env=prod,tier=free` → a string map; malformed pairs are left out. */
+export function parseTags(text: string | null): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const pair of (text ?? "").split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) continue;
+    const key = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    if (key && key.length <= 100 && value.length <= 500) tags[key] = value;
+  }
+  return tags;
+}
+
+/** The Tollgate headers: read here, and never sent upstream. */
+export const ATTRIBUTION_HEADERS = ["x-tollgate-team", "x-tollgate-project", "x-tollgate-feature", "x-tollgate-user", "x-tollgate-session", "x-tollgate-tags"];
+
+/**
+ * The key's own attribution first; headers fill only what the key leaves open, and the end user
+ * named in the request body (OpenAI `user`, Anthropic `metadata.user_id`) comes last.
+ */
+export function attribute(
+  key: Pick<KeyInfo, "id" | "team" | "project" | "feature" | "user"> | null,
+  headers: Record<string, string | string[] | undefined>,
+  bodyUser: string | undefined,
+): Attribution {
+  return {
+    team: key?.team ?? header(headers, "x-tollgate-team"),
+    project: key?.project ?? header(headers, "x-tollgate-project"),
+    feature: key?.feature ?? header(headers, "x-tollgate-feature"),
+    user: key?.user ?? header(headers, "x-tollgate-user") ?? (bodyUser && LABEL.test(bodyUser) ? bodyUser : null),
+    session: header(headers, "x-tollgate-session"),
+    tags: parseTags(header(headers, "x-tollgate-tags")),
+    apiKeyId: key?.id ?? null,
+  };
+}

@@ -1,0 +1,302 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
+import type { Dispatcher } from "undici";
+import type { UsageEvent } from "../ledger/event.ts";
+import type { PriceFn } from "../ledger/recorder.ts";
+import { picoToDecimalString } from "../pricing/money.ts";
+import { type Attribution, ATTRIBUTION_HEADERS } from "./attribution.ts";
+import type { CallUsage, ProxyProvider, RequestFacts } from "./providers/types.ts";
+import { SseReader } from "./sse.ts";
+
+/** Headers that describe one connection, not the message: never passed through (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
+/** Non-streamed JSON answers up to this size are held to put their cost in a header; larger ones stream. */
+const HOLD_LIMIT = 8 * 1024 * 1024;
+
+/** One call on its way through: everything known before the upstream answers. */
+export interface Call {
+  id: string;
+  provider: ProxyProvider;
+  path: string;
+  facts: RequestFacts;
+  attribution: Attribution;
+  started: number;
+  startedAt: Date;
+}
+
+export interface ForwardOptions {
+  dispatcher: Dispatcher;
+  /** Upstream base path ("" or e.g. "/openai" for an upstream mounted below its host). */
+  basePath: string;
+  providerKey: string | undefined;
+  price: PriceFn;
+  record: (event: UsageEvent) => void;
+  onDisconnect: "drain" | "cancel";
+  drainTimeoutMs: number;
+  /** Shared count of answers still being read after their client left, bounded by maxDrains. */
+  drains: { active: number; max: number };
+  upstreamTimeoutMs: number;
+}
+
+/** Headers for the upstream: the client's, minus hop-by-hop, its credentials and our own. */
+export function upstreamHeaders(headers: IncomingHttpHeaders, provider: ProxyProvider, providerKey: string | undefined, body: Buffer | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const drop = new Set([...provider.credentialHeaders, ...ATTRIBUTION_HEADERS]);
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  if (providerKey !== undefined) Object.assign(out, provider.upstreamAuth(providerKey));
+  if (body) out["content-length"] = String(body.length);
+  return out;
+}
+
+function clientHeaders(headers: Dispatcher.ResponseData["headers"], without: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || without.includes(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function decompressor(encoding: string | undefined) {
+  if (encoding === "gzip" || encoding === "x-gzip") return createGunzip();
+  if (encoding === "deflate") return createInflate();
+  if (encoding === "br") return createBrotliDecompress();
+  return undefined;
+}
+
+function decompressSync(encoding: string | undefined, bytes: Buffer): Buffer {
+  if (encoding === "gzip" || encoding === "x-gzip") return gunzipSync(bytes);
+  if (encoding === "deflate") return inflateSync(bytes);
+  if (encoding === "br") return brotliDecompressSync(bytes);
+  return bytes;
+}
+
+function parseJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The ledger's record of a call, whatever became of it. */
+export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["status"], upstreamRequestId: string | undefined): UsageEvent {
+  const usage = outcome.usage;
+  return {
+    source: "proxy",
+    id: call.id,
+    ts: call.startedAt,
+    provider: call.provider.name,
+    model: outcome.model ?? usage?.model ?? call.facts.model ?? "",
+    tokens: usage?.tokens ?? { input: 0, cached_input: 0, cache_write: 0, cache_write_1h: 0, output: 0, reasoning: 0 },
+    service_tier: usage?.service_tier ?? "standard",
+    reported_cost: null,
+    latency_ms: Math.round(performance.now() - call.started),
+    status,
+    team: call.attribution.team,
+    project: call.attribution.project,
+    feature: call.attribution.feature,
+    user: call.attribution.user,
+    session: call.attribution.session,
+    api_key_id: call.attribution.apiKeyId,
+    tags: call.attribution.tags,
+    request_id: upstreamRequestId ?? null,
+  };
+}
+
+const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
+  const id = headers["x-request-id"] ?? headers["request-id"];
+  return typeof id === "string" ? id.slice(0, 200) : undefined;
+};
+
+/** Sends a call upstream and its answer back, recording it once the answer is over. */
+export async function forward(call: Call, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, query: string, opts: ForwardOptions): Promise<void> {
+  const sent = call.facts.rewritten ?? body;
+  let answer: Dispatcher.ResponseData;
+  try {
+    answer = await opts.dispatcher.request({
+      path: opts.basePath + call.path + query,
+      method: req.method as Dispatcher.HttpMethod,
+      headers: upstreamHeaders(req.headers, call.provider, opts.providerKey, sent),
+      body: sent,
+      headersTimeout: opts.upstreamTimeoutMs,
+      bodyTimeout: opts.upstreamTimeoutMs,
+    });
+  } catch (err) {
+    const timedOut = (err as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
+    const status = timedOut ? 504 : 502;
+    sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
+    opts.record(callEvent(call, { usage: undefined, model: undefined }, "error", undefined));
+    return;
+  }
+  const requestId = upstreamRequestId(answer.headers);
+  const contentType = String(answer.headers["content-type"] ?? "");
+  if (contentType.includes("text/event-stream")) return relayStream(call, res, answer, requestId, opts);
+  if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
+  res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
+  const finished = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
+  opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, finished), requestId));
+}
+
+function statusOf(code: number, finished: boolean): UsageEvent["status"] {
+  if (!finished) return "aborted";
+  return code < 400 ? "ok" : "error";
+}
+
+/** A whole JSON answer: held (up to a limit) so its cost can ride in a header, then sent as it came. */
+async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const iterator = answer.body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) break;
+      chunks.push(next.value as Buffer);
+      size += (next.value as Buffer).length;
+      if (size > HOLD_LIMIT) break;
+    }
+  } catch {
+    sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
+    opts.record(callEvent(call, { usage: undefined, model: undefined }, "error", requestId));
+    return;
+  }
+  const headers: Record<string, string | string[]> = { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id };
+  if (size > HOLD_LIMIT) {
+    // Too big to hold: stream it on, without a cost header and without usage.
+    res.writeHead(answer.statusCode, headers);
+    for (const chunk of chunks) res.write(chunk);
+    const finished = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
+    opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, finished), requestId));
+    return;
+  }
+  const bytes = Buffer.concat(chunks);
+  const encoding = answer.headers["content-encoding"] as string | undefined;
+  let outcome: CallUsage = { usage: undefined, model: undefined };
+  if (answer.statusCode < 400) {
+    let parsed: unknown;
+    try {
+      parsed = parseJson(decompressSync(encoding, bytes));
+    } catch {
+      parsed = undefined;
+    }
+    outcome = call.provider.usageOf(call.path, parsed);
+  }
+  const event = callEvent(call, outcome, answer.statusCode < 400 ? "ok" : "error", requestId);
+  const priced = opts.price(event);
+  if (answer.statusCode < 400 && priced.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(priced.cost);
+  headers["content-length"] = String(bytes.length);
+  res.writeHead(answer.statusCode, headers);
+  res.end(bytes);
+  opts.record(event);
+}
+
+/**
+ * A stream: bytes go to the client as they arrive while a side reader parses events for usage.
+ * When the gateway itself asked for usage, events are forwarded one by one so the usage-only
+ * event can be left out. Compressed streams are decompressed: SSE is never compressed by us.
+ */
+async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
+  const encoding = answer.headers["content-encoding"] as string | undefined;
+  const inflate = decompressor(encoding);
+  const source: Readable = inflate ? answer.body.pipe(inflate) : answer.body;
+  const injected = call.facts.rewritten !== undefined && call.facts.stream;
+  const tap = call.provider.tap(call.path, injected);
+  const reader = new SseReader();
+  const decoder = new StringDecoder("utf8");
+  res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
+  res.flushHeaders();
+  const finished = await pump(
+    source,
+    res,
+    (chunk) => {
+      const events = reader.push(decoder.write(chunk));
+      if (!injected) {
+        for (const { event } of events) tap.onEvent(event);
+        return chunk;
+      }
+      const kept = events.filter(({ event }) => tap.onEvent(event) === "forward").map(({ raw }) => raw);
+      return kept.length > 0 ? Buffer.from(kept.join("")) : undefined;
+    },
+    opts,
+    () => {
+      const last = reader.rest();
+      if (!last) return undefined;
+      const keep = tap.onEvent(last.event) === "forward";
+      // Without injection the raw bytes already went out; only re-sent events need writing here.
+      return injected && keep ? Buffer.from(last.raw) : undefined;
+    },
+  );
+  opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, finished), requestId));
+}
+
+/**
+ * Copies upstream chunks to the client with backpressure both ways. If the client goes away, the
+ * answer is either read on to its end for its usage (drain, bounded in time and in how many run at
+ * once) or cut off (cancel). True when the client got the whole answer.
+ */
+async function pump(
+  source: Readable,
+  res: ServerResponse,
+  transform: (chunk: Buffer) => Buffer | undefined,
+  opts: ForwardOptions,
+  atEnd: () => Buffer | undefined,
+): Promise<boolean> {
+  let clientGone = false;
+  let draining = false;
+  let drainTimer: NodeJS.Timeout | undefined;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    clientGone = true;
+    if (opts.onDisconnect === "drain" && opts.drains.active < opts.drains.max) {
+      draining = true;
+      opts.drains.active++;
+      drainTimer = setTimeout(() => source.destroy(), opts.drainTimeoutMs);
+    } else source.destroy();
+  };
+  res.on("close", onClose);
+  try {
+    for await (const chunk of source) {
+      const out = transform(chunk as Buffer);
+      if (clientGone || out === undefined || out.length === 0) continue;
+      if (!res.write(out)) await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    }
+    const tail = atEnd();
+    if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
+  } catch {
+    // The upstream broke off or was cut: the client's answer ends here, the call is still recorded.
+    if (!clientGone) res.destroy();
+  } finally {
+    res.off("close", onClose);
+    clearTimeout(drainTimer);
+    if (draining) opts.drains.active--;
+  }
+  return !clientGone;
+}
+
+/** An error the gateway itself answers, in the provider's own shape. */
+export function sendProviderError(res: ServerResponse, call: Pick<Call, "provider" | "id">, status: number, code: string, message: string, details?: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(call.provider.error(status, code, message, details));
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...headers });
+  res.end(body);
+}
+
+export const newCallId = () => randomUUID();

@@ -1,0 +1,101 @@
+import { gemini as geminiUsage } from "../../ledger/providers/index.ts";
+import type { SseEvent } from "../sse.ts";
+import { envelopeUsage, headerValue, isRecord, parseJson, pathOnly, requestFacts, textOf } from "./shared.ts";
+import type { CallUsage, ProxyProvider, StreamTap } from "./types.ts";
+
+/*
+ * Google's Gemini API (generativelanguage). The model and the action are in the path
+ * (`/v1beta/models/{model}:{action}`), not the body. `streamGenerateContent?alt=sse` sends each
+ * GenerateContentResponse as a `data:` event; every one of them repeats `usageMetadata` with the
+ * counts so far, so the last one seen is the call's usage. Without `alt=sse` the same responses
+ * come as one JSON array.
+ */
+
+/** `models/{model}:{action}` (and tuned models); the model may be URL-encoded. */
+function modelAction(path: string): { model: string | undefined; action: string | undefined } {
+  const match = /\/(?:models|tunedModels)\/([^/:]+):([A-Za-z]+)$/.exec(pathOnly(path));
+  if (!match) return { model: undefined, action: undefined };
+  let model = match[1];
+  try {
+    model = decodeURIComponent(model ?? "");
+  } catch {
+    // A malformed escape is the upstream's to reject; the raw segment still names the model.
+  }
+  return { model: model || undefined, action: match[2] };
+}
+
+const USAGE = '"usageMetadata"';
+
+/**
+ * Keeps only the raw text of the latest event with usage: events are not parsed as they pass,
+ * one parse at the end reads the usage and the model that answered.
+ */
+function sseTap(): StreamTap {
+  let lastWithUsage: string | undefined;
+  let first: string | undefined;
+  return {
+    onEvent(event: SseEvent) {
+      first ??= event.data;
+      if (event.data.includes(USAGE)) lastWithUsage = event.data;
+      return "forward";
+    },
+    result(): CallUsage {
+      const answer = envelopeUsage(geminiUsage, parseJson(lastWithUsage ?? ""), "usageMetadata", "modelVersion");
+      // A stream cut before any usage still names its model in the first event.
+      const opening = parseJson(first ?? "");
+      return { usage: answer.usage, model: answer.model ?? (isRecord(opening) ? textOf(opening.modelVersion) : undefined) };
+    },
+  };
+}
+
+/**
+ * A whole answer: one GenerateContentResponse, or the JSON array a stream without `alt=sse` is
+ * (the last element with usage has the final counts). CountTokens answers carry no usageMetadata.
+ */
+function usageOf(_path: string, body: unknown): CallUsage {
+  const answer = Array.isArray(body) ? body.findLast((item) => isRecord(item) && isRecord(item.usageMetadata)) : body;
+  return envelopeUsage(geminiUsage, answer, "usageMetadata", "modelVersion");
+}
+
+/** google.rpc.Code names by HTTP status, as Google's APIs pair them (AIP-193). */
+const RPC_STATUS: Readonly<Record<number, string>> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  409: "ABORTED",
+  413: "INVALID_ARGUMENT",
+  429: "RESOURCE_EXHAUSTED",
+  499: "CANCELLED",
+  500: "INTERNAL",
+  501: "NOT_IMPLEMENTED",
+  502: "UNAVAILABLE",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED",
+};
+
+/**
+ * Google's error shape. The machine-readable code goes where Google puts its own: an ErrorInfo
+ * detail whose `reason` is UPPER_SNAKE_CASE and whose `metadata` is a string map.
+ */
+function geminiError(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
+  const metadata = Object.fromEntries(Object.entries(details).map(([key, value]) => [key, typeof value === "string" ? value : JSON.stringify(value)]));
+  const info = { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: code.toUpperCase(), domain: "tollgate", metadata };
+  return { error: { code: status, message, status: RPC_STATUS[status] ?? "UNKNOWN", details: [info] } };
+}
+
+export const gemini: ProxyProvider = {
+  name: "gemini",
+  // Google's SDKs send `x-goog-api-key`; REST examples and older clients put the key in `?key=`.
+  clientKey: (headers, query) => headerValue(headers, "x-goog-api-key") ?? (query.get("key")?.trim() || undefined),
+  credentialHeaders: ["x-goog-api-key"],
+  credentialQuery: ["key"],
+  upstreamAuth: (providerKey) => ({ "x-goog-api-key": providerKey }),
+  inspect(path) {
+    const { model, action } = modelAction(path);
+    return requestFacts({ model, stream: action === "streamGenerateContent" });
+  },
+  usageOf,
+  tap: () => sseTap(),
+  error: geminiError,
+};

@@ -1,0 +1,166 @@
+import { z } from "zod";
+import { normaliseProvider, openai } from "../../ledger/providers/index.ts";
+import type { SseEvent } from "../sse.ts";
+import {
+  bearerToken,
+  envelopeUsage,
+  eventType,
+  isRecord,
+  lenient,
+  parseJson,
+  pathOnly,
+  readBody,
+  requestFacts,
+  someFlag,
+  someText,
+  usageFrom,
+} from "./shared.ts";
+import type { CallUsage, ProxyProvider, RequestFacts, StreamTap } from "./types.ts";
+
+/*
+ * OpenAI's API, and the upstreams that copy it (xAI, Mistral, Groq, DeepSeek, OpenRouter). Three
+ * stream formats share one wire framing (`data:` lines, `event:` names for the Responses API):
+ * - Chat Completions and legacy Completions: chunks, then `data: [DONE]`. Usage comes only when the
+ *   request sets `stream_options.include_usage`: one extra chunk before [DONE] with `choices: []`
+ *   and the usage; every other chunk then carries `"usage": null`.
+ * - Responses API: typed events; the terminal `response.completed` / `.incomplete` / `.failed`
+ *   carries the whole response, its `usage` and `model` included. No [DONE].
+ */
+
+type Endpoint = "chat" | "completions" | "responses" | "other";
+
+/** Which API a path speaks; suffix matching keeps prefixes such as `/v1` or Azure deployments out of it. */
+function endpointOf(path: string): Endpoint {
+  const p = pathOnly(path).replace(/\/+$/, "");
+  if (/(^|\/)chat\/completions$/.test(p)) return "chat";
+  if (/(^|\/)completions$/.test(p)) return "completions";
+  // `/responses` creates a response; `/responses/{id}` reads one back (with `?stream=true`, as a stream).
+  if (/(^|\/)responses(\/[^/]+)?$/.test(p)) return "responses";
+  return "other";
+}
+
+const OpenAIRequest = z.looseObject({
+  model: someText,
+  stream: someFlag,
+  user: someText,
+  stream_options: lenient(z.looseObject({ include_usage: someFlag }).nullable()),
+});
+
+/**
+ * Upstreams that report stream usage without being asked, so nothing is injected and nothing is
+ * dropped: Mistral rejects `stream_options` (422 extra_forbidden) and always ends with usage;
+ * OpenRouter documents `include_usage` as having no effect, usage always included; Groq puts usage
+ * on its last chunk (`x_groq.usage`) unasked.
+ */
+const REPORTS_STREAM_USAGE_UNASKED = new Set(["mistral", "openrouter", "groq"]);
+
+/**
+ * The body with `stream_options.include_usage: true` added (other stream options kept), when the
+ * client streams chat or completions without asking for usage itself; undefined otherwise. A
+ * `stream_options` that is not an object is left for the upstream to reject as it would have.
+ */
+function withStreamUsage(endpoint: Endpoint, body: unknown): Buffer | undefined {
+  if (endpoint !== "chat" && endpoint !== "completions") return undefined;
+  if (!isRecord(body) || body.stream !== true) return undefined;
+  const options = body.stream_options;
+  if (options !== undefined && options !== null && !isRecord(options)) return undefined;
+  if (options?.include_usage === true) return undefined;
+  return Buffer.from(JSON.stringify({ ...body, stream_options: { ...options, include_usage: true } }));
+}
+
+/** Non-null usage in a chunk; cheap enough to run on every event, so only usage chunks get parsed. */
+const CARRIES_USAGE = /"usage"\s*:\s*\{/;
+
+const Chunk = z.looseObject({
+  model: someText,
+  choices: lenient(z.array(z.unknown()).nullable()),
+  usage: z.unknown().optional(),
+  /** Groq's own place for stream usage. */
+  x_groq: lenient(z.looseObject({ usage: z.unknown().optional() }).nullable()),
+});
+type Chunk = z.infer<typeof Chunk>;
+
+/** Chat Completions and Completions streams: usage from the latest chunk that has any. */
+function chunkTap(injected: boolean): StreamTap {
+  let firstModel: string | undefined;
+  let lookedForModel = false;
+  let usageChunk: Chunk | undefined;
+  const read = (data: string): Chunk | undefined => Chunk.safeParse(parseJson(data)).data;
+
+  return {
+    onEvent(event: SseEvent) {
+      if (event.data === "[DONE]") return "forward";
+      if (!lookedForModel) {
+        // Every chunk names the model; the first is enough when the usage chunk never comes (cut streams).
+        lookedForModel = true;
+        firstModel = read(event.data)?.model;
+      }
+      if (!CARRIES_USAGE.test(event.data)) return "forward";
+      const chunk = read(event.data);
+      if (!chunk) return "forward";
+      const usage = isRecord(chunk.usage) ? chunk.usage : isRecord(chunk.x_groq?.usage) ? chunk.x_groq.usage : undefined;
+      if (!usage) return "forward";
+      usageChunk = { ...chunk, usage };
+      // The chunk the gateway asked for is not the client's: it is the one with no choices at all.
+      return injected && Array.isArray(chunk.choices) && chunk.choices.length === 0 ? "drop" : "forward";
+    },
+    result(): CallUsage {
+      if (!usageChunk) return { usage: undefined, model: firstModel };
+      return { usage: usageFrom(openai.extract(usageChunk)), model: usageChunk.model ?? firstModel };
+    },
+  };
+}
+
+/** Terminal Responses API events: each carries the final response object. */
+const TERMINAL = new Set(["response.completed", "response.incomplete", "response.failed"]);
+const ResponseEvent = z.looseObject({ response: z.looseObject({ model: someText }) });
+
+/** Responses API streams: the model from `response.created`, usage from the terminal event. */
+function responsesTap(): StreamTap {
+  let created: CallUsage = { usage: undefined, model: undefined };
+  let final: CallUsage | undefined;
+  return {
+    onEvent(event: SseEvent) {
+      const type = eventType(event);
+      if (type === "response.created" || (type !== undefined && TERMINAL.has(type))) {
+        const response = ResponseEvent.safeParse(parseJson(event.data)).data?.response;
+        const seen = envelopeUsage(openai, response, "usage", "model");
+        if (type === "response.created") created = seen;
+        else final = seen;
+      }
+      return "forward";
+    },
+    result: () => ({ usage: final?.usage, model: final?.model ?? created.model }),
+  };
+}
+
+/** OpenAI's error shape; on 429 the type names what ran out, as OpenAI's own 429s do ("tokens", "insufficient_quota"). */
+function openAIError(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
+  const type = status === 429 ? code : status >= 500 ? "server_error" : "invalid_request_error";
+  return { error: { message, type, param: null, code, ...details } };
+}
+
+/** A provider speaking OpenAI's API under `name` (the route prefix and the ledger's provider name). */
+export function openAICompatible(name: string): ProxyProvider {
+  const injects = !REPORTS_STREAM_USAGE_UNASKED.has(normaliseProvider(name));
+  return {
+    name,
+    clientKey: (headers) => bearerToken(headers),
+    credentialHeaders: ["authorization"],
+    credentialQuery: [],
+    upstreamAuth: (providerKey) => ({ authorization: `Bearer ${providerKey}` }),
+    inspect(path, body): RequestFacts {
+      const request = readBody(OpenAIRequest, body);
+      return requestFacts({
+        model: request.model,
+        stream: request.stream === true,
+        user: request.user,
+        rewritten: injects ? withStreamUsage(endpointOf(path), body) : undefined,
+      });
+    },
+    // Chat, Completions, Responses and Embeddings answers all carry `usage` beside `model`.
+    usageOf: (_path, body) => envelopeUsage(openai, body, "usage", "model"),
+    tap: (path, injected) => (endpointOf(path) === "responses" ? responsesTap() : chunkTap(injected)),
+    error: openAIError,
+  };
+}

@@ -1,0 +1,81 @@
+import { z } from "zod";
+import { isRecord, type ExtractResult, type NormalisedUsage, type UsageExtractor } from "../../ledger/providers/types.ts";
+import type { CallUsage, RequestFacts, StreamTap } from "./types.ts";
+
+/*
+ * What every provider module shares: reading credentials out of headers, tolerant request-body
+ * schemas, and turning an extractor's answer into a CallUsage. Provider modules keep only what
+ * differs between APIs.
+ */
+
+export { isRecord };
+
+export type HeaderBag = Record<string, string | string[] | undefined>;
+
+/** A header's trimmed value; a repeated header counts as its first value, an empty one as absent. */
+export function headerValue(headers: HeaderBag, name: string): string | undefined {
+  const raw = headers[name];
+  const value = (Array.isArray(raw) ? raw[0] : raw)?.trim();
+  return value ? value : undefined;
+}
+
+/** The token of `Authorization: Bearer <token>`; auth schemes are case-insensitive (RFC 9110 §11.1). */
+export function bearerToken(headers: HeaderBag): string | undefined {
+  const match = /^Bearer[ \t]+(\S+)$/i.exec(headerValue(headers, "authorization") ?? "");
+  return match?.[1];
+}
+
+/** The path without its query string: routes hand over paths with or without one. */
+export const pathOnly = (path: string): string => path.split("?", 1)[0] ?? "";
+
+/**
+ * Request bodies are the client's: a field of the wrong type is the upstream's to reject, so it is
+ * read as absent here rather than losing the other fields with it.
+ */
+export const lenient = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
+export const someText = lenient(z.string().min(1));
+export const someFlag = lenient(z.boolean());
+
+/** Parses with a lenient schema; a body that is not a JSON object gives an empty object. */
+export function readBody<T extends z.ZodType>(schema: T, body: unknown): Partial<z.infer<T>> {
+  return (schema.safeParse(body).data ?? {}) as Partial<z.infer<T>>;
+}
+
+export function requestFacts(facts: Partial<RequestFacts>): RequestFacts {
+  return { model: facts.model, stream: facts.stream ?? false, user: facts.user, rewritten: facts.rewritten };
+}
+
+/** JSON text to a value, or undefined: a stream event that is not JSON is forwarded, not judged. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export const usageFrom = (result: ExtractResult): NormalisedUsage | undefined => (result.ok ? result.usage : undefined);
+
+export const textOf = (value: unknown): string | undefined => (typeof value === "string" && value !== "" ? value : undefined);
+
+/**
+ * Usage of an answer envelope that carries its usage under `usageKey`: nothing when there is none
+ * (errors, count-tokens answers, background jobs), the extractor's reading otherwise. The model is
+ * the answer's own (`modelKey`), which names the snapshot that served the call.
+ */
+export function envelopeUsage(extractor: UsageExtractor, envelope: unknown, usageKey: string, modelKey: string): CallUsage {
+  if (!isRecord(envelope)) return { usage: undefined, model: undefined };
+  const usage = isRecord(envelope[usageKey]) ? usageFrom(extractor.extract(envelope)) : undefined;
+  return { usage, model: textOf(envelope[modelKey]) };
+}
+
+/** A tap for streams whose format carries no usage we know how to read: everything goes through. */
+export function passThroughTap(): StreamTap {
+  return { onEvent: () => "forward", result: () => ({ usage: undefined, model: undefined }) };
+}
+
+/** The event's name, or for streams that send only `data:` lines, the `type` its JSON opens with. */
+export function eventType(event: { event: string | undefined; data: string }): string | undefined {
+  if (event.event !== undefined) return event.event;
+  return /^\s*\{\s*"type"\s*:\s*"([^"]+)"/.exec(event.data)?.[1];
+}

@@ -1,0 +1,144 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
+import type { ApiKeys, KeyInfo } from "../keys/api-keys.ts";
+import type { UsageEvent } from "../ledger/event.ts";
+import type { PriceFn } from "../ledger/recorder.ts";
+import type { Logger } from "../logger.ts";
+import { attribute } from "./attribution.ts";
+import type { BudgetBlock, BudgetGate } from "./budget-gate.ts";
+import { type Call, type ForwardOptions, forward, newCallId, sendProviderError } from "./forward.ts";
+import type { ProxyProvider } from "./providers/types.ts";
+
+/** One provider mounted at `/<name>`: how it is spoken and where its upstream is. */
+export interface ProxyRoute {
+  provider: ProxyProvider;
+  dispatcher: Dispatcher;
+  /** Path of the upstream base URL, prefixed to every forwarded path ("" for a host root). */
+  basePath: string;
+}
+
+/** Where the gateway finds the real provider key for a route. */
+export interface ProviderKeySource {
+  get(provider: string): string | undefined | Promise<string | undefined>;
+}
+
+export interface ProxyDeps {
+  routes: ReadonlyMap<string, ProxyRoute>;
+  keys: ApiKeys;
+  providerKeys: ProviderKeySource;
+  gate: BudgetGate;
+  price: PriceFn;
+  record: (event: UsageEvent) => void;
+  logger: Logger;
+  onDisconnect: "drain" | "cancel";
+  drainTimeoutMs: number;
+  maxDrains: number;
+  upstreamTimeoutMs: number;
+  /** Forward a client's own provider key when it presents one instead of a Tollgate key. */
+  allowProviderKeys: boolean;
+  maxRequestBytes: number;
+}
+
+const BODYLESS = new Set(["GET", "HEAD", "OPTIONS", "DELETE"]);
+
+/** The request body, or null when it is over the limit. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(body: Buffer | undefined, contentType: string | undefined): unknown {
+  if (!body || body.length === 0 || !contentType?.includes("json")) return undefined;
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+function retryAfterSeconds(block: BudgetBlock): string {
+  return String(Math.max(1, Math.ceil((block.resets_at.getTime() - Date.now()) / 1000)));
+}
+
+/**
+ * The proxy in front of express's routing: `/<provider>/...` requests are forwarded, everything
+ * else falls through. Authentication, attribution and the budget check happen here; the bytes are
+ * moved by forward.ts.
+ */
+export function proxyMiddleware(deps: ProxyDeps) {
+  const drains = { active: 0, max: deps.maxDrains };
+  return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    const url = req.url ?? "/";
+    const slash = url.indexOf("/", 1);
+    const route = slash > 1 ? deps.routes.get(url.slice(1, slash)) : undefined;
+    if (!route) return next();
+    handle(route, url.slice(slash), req, res, deps, drains).catch((err: unknown) => {
+      deps.logger.error({ err, provider: route.provider.name }, "proxy failure");
+      sendProviderError(res, { provider: route.provider, id: "" }, 500, "gateway_error", "the gateway failed to handle this request");
+    });
+  };
+}
+
+async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res: ServerResponse, deps: ProxyDeps, drains: ForwardOptions["drains"]): Promise<void> {
+  const { provider } = route;
+  const id = newCallId();
+  const started = performance.now();
+  const startedAt = new Date();
+  const q = rest.indexOf("?");
+  const path = q === -1 ? rest : rest.slice(0, q);
+  const params = new URLSearchParams(q === -1 ? "" : rest.slice(q + 1));
+  const presented = provider.clientKey(req.headers, params);
+  const key: KeyInfo | null = presented ? await deps.keys.authenticate(presented, "virtual") : null;
+  const passThrough = !key && deps.allowProviderKeys && presented !== undefined && !presented.startsWith("tlg_");
+  if (!key && !passThrough) {
+    const message = presented ? "the Tollgate key is not valid or has been revoked" : "send a Tollgate virtual key (tlg_...) where your SDK sends its API key";
+    return sendProviderError(res, { provider, id }, 401, "invalid_api_key", message);
+  }
+
+  let body: Buffer | undefined;
+  if (!BODYLESS.has(req.method ?? "GET")) {
+    const read = await readBody(req, deps.maxRequestBytes);
+    if (read === null) return sendProviderError(res, { provider, id }, 413, "request_too_large", `request bodies are limited to ${deps.maxRequestBytes} bytes`);
+    body = read;
+  }
+  const facts = provider.inspect(path, parseJson(body, req.headers["content-type"]));
+  const attribution = attribute(key, req.headers, facts.user);
+
+  const verdict = deps.gate.check({ ...attribution, provider: provider.name, model: facts.model });
+  const block = verdict instanceof Promise ? await verdict : verdict;
+  if (block) {
+    return sendProviderError(
+      res,
+      { provider, id },
+      429,
+      "budget_exceeded",
+      `budget ${block.budget} is exhausted ($${block.spend_usd} of $${block.amount_usd}); it resets at ${block.resets_at.toISOString()}`,
+      { budget: block.budget, spend_usd: block.spend_usd, amount_usd: block.amount_usd, resets_at: block.resets_at.toISOString() },
+      { "retry-after": retryAfterSeconds(block) },
+    );
+  }
+
+  const providerKey = passThrough ? presented : await deps.providerKeys.get(provider.name);
+  if (providerKey === undefined)
+    return sendProviderError(res, { provider, id }, 503, "provider_not_configured", `no ${provider.name} API key is configured on the gateway`);
+  for (const name of provider.credentialQuery) params.delete(name);
+  const query = params.size > 0 ? `?${params}` : "";
+  const call: Call = { id, provider, path, facts, attribution, started, startedAt };
+  await forward(call, req, res, body, query, {
+    dispatcher: route.dispatcher,
+    basePath: route.basePath,
+    providerKey,
+    price: deps.price,
+    record: deps.record,
+    onDisconnect: deps.onDisconnect,
+    drainTimeoutMs: deps.drainTimeoutMs,
+    drains,
+    upstreamTimeoutMs: deps.upstreamTimeoutMs,
+  });
+}

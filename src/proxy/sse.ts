@@ -1,0 +1,55 @@
+/** One server-sent event: its `event:` name (if any) and its data lines joined by "\n". */
+export interface SseEvent {
+  event: string | undefined;
+  data: string;
+}
+
+/**
+ * Incremental server-sent-events reader: feed it chunks as they arrive, split anywhere, and it
+ * hands back each whole event once its blank line has been seen. It also keeps the raw text of
+ * each event so a caller can forward, or leave out, exactly the bytes the upstream sent.
+ */
+export class SseReader {
+  private buffer = "";
+
+  /** The events completed by this chunk, each with its raw text (blank line included). */
+  push(chunk: string): { event: SseEvent; raw: string }[] {
+    this.buffer += chunk;
+    const out: { event: SseEvent; raw: string }[] = [];
+    for (;;) {
+      const match = /\r?\n\r?\n/.exec(this.buffer);
+      if (!match) break;
+      const end = match.index + match[0].length;
+      const raw = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end);
+      const event = parseEvent(raw.slice(0, match.index));
+      if (event) out.push({ event, raw });
+      else out.push({ event: { event: undefined, data: "" }, raw });
+    }
+    return out;
+  }
+
+  /** Whatever is left after the stream ended without a final blank line. */
+  rest(): { event: SseEvent; raw: string } | undefined {
+    if (this.buffer.trim() === "") return undefined;
+    const raw = this.buffer;
+    this.buffer = "";
+    const event = parseEvent(raw);
+    return event ? { event, raw } : undefined;
+  }
+}
+
+function parseEvent(block: string): SseEvent | undefined {
+  let name: string | undefined;
+  const data: string[] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line === "" || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+  }
+  if (name === undefined && data.length === 0) return undefined;
+  return { event: name, data: data.join("\n") };
+}

@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ConfigError, loadConfig } from "../src/config.ts";
+
+/** The ConfigError `env` raises; fails the test when it loads instead. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `a ConfigError, not ${String(err)}`);
+    return err;
+  }
+  assert.fail(`${JSON.stringify(env)} was accepted`);
+}
+
+describe("loadConfig", () => {
+  test("defaults with nothing set", () => {
+    const config = loadConfig({});
+    assert.equal(config.PORT, 8787);
+    assert.equal(config.HOST, "0.0.0.0");
+    assert.equal(config.TOLLGATE_DATA_DIR, "./.tollgate");
+    assert.equal(config.TOLLGATE_TIMEZONE, "UTC");
+    assert.equal(config.LOG_LEVEL, "info");
+    assert.equal(config.TOLLGATE_BATCH_SIZE, 1000);
+    assert.equal(config.TOLLGATE_BATCH_WAIT_MS, 20);
+    for (const unset of ["DATABASE_URL", "TOLLGATE_ADMIN_TOKEN", "TOLLGATE_MASTER_KEY", "TOLLGATE_PRICES", "TOLLGATE_URL"] as const)
+      assert.equal(config[unset], undefined, unset);
+  });
+
+  test("reads good values, numbers as numbers", () => {
+    const config = loadConfig({
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATABASE_URL: "postgresql://u:p@db.internal:5432/tollgate",
+      TOLLGATE_DATA_DIR: "/var/lib/tollgate",
+      TOLLGATE_ADMIN_TOKEN: "0123456789abcdef",
+      TOLLGATE_MASTER_KEY: "ab".repeat(32),
+      TOLLGATE_PRICES: "./prices.yaml",
+      TOLLGATE_TIMEZONE: "Europe/Berlin",
+      TOLLGATE_URL: "http://localhost:8787",
+      LOG_LEVEL: "warn",
+      TOLLGATE_BATCH_SIZE: "500",
+      TOLLGATE_BATCH_WAIT_MS: "0",
+    });
+    assert.equal(config.PORT, 0);
+    assert.equal(config.HOST, "127.0.0.1");
+    assert.equal(config.DATABASE_URL, "postgresql://u:p@db.internal:5432/tollgate");
+    assert.equal(config.TOLLGATE_TIMEZONE, "Europe/Berlin");
+    assert.equal(config.TOLLGATE_BATCH_SIZE, 500);
+    assert.equal(config.TOLLGATE_BATCH_WAIT_MS, 0);
+    assert.equal(config.LOG_LEVEL, "warn");
+    assert.equal(loadConfig({ DATABASE_URL: "postgres://localhost/x" }).DATABASE_URL, "postgres://localhost/x");
+    assert.equal(loadConfig({ TOLLGATE_MASTER_KEY: `${"A".repeat(43)}=` }).TOLLGATE_MASTER_KEY, `${"A".repeat(43)}=`);
+  });
+
+  test("other environment variables are ignored", () => {
+    const config = loadConfig({ PATH: "/usr/bin", HOME: "/root", NODE_ENV: "production" });
+    assert.equal(config.PORT, 8787);
+    assert.ok(!("PATH" in config));
+  });
+
+  test("empty and blank values count as unset", () => {
+    const blank = {
+      PORT: "",
+      HOST: "",
+      DATABASE_URL: "",
+      TOLLGATE_DATA_DIR: "",
+      TOLLGATE_ADMIN_TOKEN: " ",
+      TOLLGATE_MASTER_KEY: "",
+      TOLLGATE_PRICES: "",
+      TOLLGATE_TIMEZONE: "",
+      TOLLGATE_URL: "  ",
+      LOG_LEVEL: "",
+      TOLLGATE_BATCH_SIZE: "",
+      TOLLGATE_BATCH_WAIT_MS: "",
+    };
+    assert.deepEqual(loadConfig(blank), loadConfig({}));
+  });
+
+  describe("a bad value names the variable and what was expected", () => {
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ PORT: "abc" }, "PORT", /whole number from 0 to 65535/],
+      [{ PORT: "70000" }, "PORT", /whole number from 0 to 65535/],
+      [{ PORT: "-1" }, "PORT", /whole number from 0 to 65535/],
+      [{ PORT: "80.5" }, "PORT", /whole number from 0 to 65535/],
+      [{ DATABASE_URL: "mysql://x" }, "DATABASE_URL", /postgres:\/\/ or postgresql:\/\/ URL/],
+      [{ DATABASE_URL: "localhost:5432" }, "DATABASE_URL", /postgres:\/\/ or postgresql:\/\/ URL/],
+      [{ TOLLGATE_TIMEZONE: "Mars/Base" }, "TOLLGATE_TIMEZONE", /IANA time zone/],
+      [{ TOLLGATE_MASTER_KEY: "short" }, "TOLLGATE_MASTER_KEY", /32 bytes as base64 \(44 characters\) or hex \(64 characters\)/],
+      [{ TOLLGATE_MASTER_KEY: "ab".repeat(31) }, "TOLLGATE_MASTER_KEY", /32 bytes/],
+      [{ TOLLGATE_ADMIN_TOKEN: "too-short" }, "TOLLGATE_ADMIN_TOKEN", /at least 16 characters/],
+      [{ LOG_LEVEL: "loud" }, "LOG_LEVEL", /one of fatal, error, warn, info, debug, trace, silent/],
+      [{ TOLLGATE_URL: "localhost:8787" }, "TOLLGATE_URL", /http:\/\/ or https:\/\/ URL/],
+      [{ TOLLGATE_BATCH_SIZE: "0" }, "TOLLGATE_BATCH_SIZE", /whole number from 1 to 10000/],
+      [{ TOLLGATE_BATCH_WAIT_MS: "soon" }, "TOLLGATE_BATCH_WAIT_MS", /whole number from 0 to 10000/],
+    ];
+    for (const [env, name, expected] of cases) {
+      test(`${name}=${Object.values(env)[0]}`, () => {
+        const err = configError(env);
+        const line = err.message.split("\n").find((l) => l.trim().startsWith(`${name}:`));
+        assert.ok(line, `${name} is named in:\n${err.message}`);
+        assert.match(line, expected);
+        assert.match(line, new RegExp(`^\\s*${name}: expected `));
+      });
+    }
+  });
+
+  test("every bad value is listed at once", () => {
+    const err = configError({ PORT: "abc", TOLLGATE_TIMEZONE: "Mars/Base", TOLLGATE_ADMIN_TOKEN: "short" });
+    for (const name of ["PORT", "TOLLGATE_TIMEZONE", "TOLLGATE_ADMIN_TOKEN"]) assert.match(err.message, new RegExp(`^\\s*${name}: `, "m"));
+  });
+
+  test("a secret that is wrong is not echoed back", () => {
+    const err = configError({ TOLLGATE_ADMIN_TOKEN: "s3cret-tok", TOLLGATE_MASTER_KEY: "hunter2" });
+    assert.doesNotMatch(err.message, /s3cret-tok|hunter2/);
+  });
+});

@@ -1,0 +1,201 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Writable } from "node:stream";
+import { createGzip, gzipSync } from "node:zlib";
+
+/*
+ * The machinery every fake provider shares: a loopback node:http server that records each request,
+ * lets a test script the next answers (errors, gzip, slow or large streams, hangs) and writes
+ * server-sent events with backpressure. Each provider module supplies only its contract: how it
+ * checks the credential, what its answers and errors look like.
+ */
+
+export interface RecordedRequest {
+  method: string;
+  /** Path with query, as received. */
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** Parsed JSON body; the raw text when it is not JSON; undefined when empty. */
+  body: unknown;
+}
+
+/** How the fake answers one request. Unset fields mean a normal, prompt, uncompressed answer. */
+export interface Behaviour {
+  /** Answer with this status and the provider's own error body. */
+  status?: number;
+  /** The error message for `status` (the provider's usual wording otherwise). */
+  message?: string;
+  /** Seconds, sent as `retry-after` with an error. */
+  retryAfter?: number;
+  /** Compress the answer (`content-encoding: gzip`); streams are flushed after every event. */
+  gzip?: boolean;
+  /** Milliseconds between stream events, or before a whole answer. */
+  delayMs?: number;
+  /** Content deltas in a stream (default 4): many for a large stream. */
+  deltas?: number;
+  /** Read the request and never answer (for timeouts). */
+  hang?: boolean;
+  /** Replaces the usage object the answer reports, in the provider's own shape. */
+  usage?: Record<string, unknown>;
+}
+
+export interface FakeUpstream {
+  /** Base URL, no trailing slash: `http://127.0.0.1:PORT`. */
+  url: string;
+  /** The provider key the fake accepts. */
+  key: string;
+  requests: RecordedRequest[];
+  /** Queues behaviours for the next requests, one each, in order; then answers normally again. */
+  setNext(...behaviours: Behaviour[]): void;
+  close(): Promise<void>;
+}
+
+/** An answer a provider contract produces. */
+export type Reply =
+  | { kind: "json"; status: number; body: unknown; headers?: Record<string, string> }
+  /** Frames written one by one: SSE events, or the pieces of a JSON-array stream. */
+  | { kind: "stream"; contentType: string; frames: Iterable<string>; headers?: Record<string, string> };
+
+export interface ProviderContract {
+  /** The reply for a missing or wrong credential; undefined lets the request through. */
+  authorise(request: RecordedRequest, url: URL, key: string): Reply | undefined;
+  /** The provider's error body for a status a test asked for. */
+  errorBody(status: number, message: string | undefined): unknown;
+  answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply;
+  /** Headers on every answer (request ids and the like). */
+  commonHeaders(): Record<string, string>;
+}
+
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** A random id in the style providers use: a prefix and base-62 characters. */
+export function randomId(prefix: string, length: number): string {
+  return prefix + Array.from(randomBytes(length), (byte) => ALPHABET[byte % ALPHABET.length]).join("");
+}
+
+export const DEFAULT_DELTAS = 4;
+
+/** The text of content delta `i`; all fakes answer with the same words. */
+export const piece = (i: number): string => (i === 0 ? "Hello" : ` word${i}`);
+
+/** The whole answer text of `deltas` deltas, as the client should reassemble it. */
+export const answerText = (deltas = DEFAULT_DELTAS): string => Array.from({ length: deltas }, (_, i) => piece(i)).join("");
+
+export const unixSeconds = (): number => Math.floor(Date.now() / 1000);
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export const json = (status: number, body: unknown, headers?: Record<string, string>): Reply => ({ kind: "json", status, body, headers });
+
+function parseBody(text: string): unknown {
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function record(req: IncomingMessage): Promise<RecordedRequest> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: parseBody(Buffer.concat(chunks).toString("utf8")) };
+}
+
+/** Resolves when `stream` can take more, or when the client has gone (so a dead client never stalls the fake). */
+function drained(stream: Writable, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    res.on("close", done);
+  });
+}
+
+async function writeStream(res: ServerResponse, reply: Extract<Reply, { kind: "stream" }>, behaviour: Behaviour, headers: Record<string, string>): Promise<void> {
+  res.writeHead(200, { "content-type": reply.contentType, "cache-control": "no-cache", ...headers, ...reply.headers, ...(behaviour.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}) });
+  res.flushHeaders();
+  const gzip = behaviour.gzip ? createGzip() : undefined;
+  if (gzip) gzip.pipe(res);
+  const out: Writable = gzip ?? res;
+  let first = true;
+  for (const frame of reply.frames) {
+    if (res.destroyed) return;
+    if (!first && behaviour.delayMs) await sleep(behaviour.delayMs);
+    first = false;
+    if (!out.write(frame)) await drained(out, res);
+    // A compressor holds bytes back until it has a block; flushing per event is what real servers do for SSE.
+    if (gzip) await new Promise<void>((resolve) => gzip.flush(() => resolve()));
+  }
+  out.end();
+}
+
+async function send(res: ServerResponse, reply: Reply, behaviour: Behaviour, headers: Record<string, string>): Promise<void> {
+  if (reply.kind === "stream") return writeStream(res, reply, behaviour, headers);
+  if (behaviour.delayMs) await sleep(behaviour.delayMs);
+  if (res.destroyed) return;
+  const text = Buffer.from(JSON.stringify(reply.body));
+  const body = behaviour.gzip ? gzipSync(text) : text;
+  res.writeHead(reply.status, {
+    "content-type": "application/json",
+    ...headers,
+    ...reply.headers,
+    ...(behaviour.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}),
+    "content-length": String(body.length),
+  });
+  res.end(body);
+}
+
+/** Starts a fake provider on a loopback port. */
+export async function startFake(contract: ProviderContract, key: string): Promise<FakeUpstream> {
+  const requests: RecordedRequest[] = [];
+  const queue: Behaviour[] = [];
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const request = await record(req);
+    requests.push(request);
+    const behaviour = queue.shift() ?? {};
+    if (behaviour.hang) return;
+    const url = new URL(request.path, "http://fake");
+    const headers = contract.commonHeaders();
+    const denied = contract.authorise(request, url, key);
+    if (denied) return send(res, denied, {}, headers);
+    if (behaviour.status !== undefined) {
+      const retry: Record<string, string> = behaviour.retryAfter === undefined ? {} : { "retry-after": String(behaviour.retryAfter) };
+      return send(res, json(behaviour.status, contract.errorBody(behaviour.status, behaviour.message), retry), behaviour, headers);
+    }
+    return send(res, contract.answer(request, url, behaviour), behaviour, headers);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end(`fake upstream failed: ${String(err)}`);
+    });
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    key,
+    requests,
+    setNext: (...behaviours) => void queue.push(...behaviours),
+    async close() {
+      // Hanging requests keep their sockets open; close() would wait for them for ever.
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** One server-sent event: `event:` only where the API names its events. */
+export function sseFrame(data: unknown, event?: string, newline = "\n"): string {
+  const body = typeof data === "string" ? data : JSON.stringify(data);
+  return `${event === undefined ? "" : `event: ${event}${newline}`}data: ${body}${newline}${newline}`;
+}

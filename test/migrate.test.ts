@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, test } from "node:test";
+import { sql } from "drizzle-orm";
+import postgres from "postgres";
+import { type Database, openDatabase } from "../src/db/connection.ts";
+import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
+
+const TABLES = ["api_keys", "ingest_source_secrets", "ingest_sources", "tollgate_migrations", "usage_events", "usage_rollups"];
+
+/**
+ * A database nothing has migrated: in-memory PGlite (one handle, as PGlite allows one process), or
+ * with TEST_DATABASE_URL a new database on that server, which any number of pools can open.
+ */
+async function freshDatabase(): Promise<{ open(): Promise<Database>; drop(): Promise<void> }> {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) {
+    const database = await openDatabase({ dataDir: "memory://" });
+    return { open: async () => database, drop: () => database.close() };
+  }
+  const name = `tollgate_m_${randomBytes(6).toString("hex")}`;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  const opened: Database[] = [];
+  return {
+    async open() {
+      const database = await openDatabase({ url: target.toString(), dataDir: "" });
+      opened.push(database);
+      return database;
+    },
+    async drop() {
+      for (const d of opened) await d.close();
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
+      await admin.unsafe(`drop database if exists ${name}`);
+      await admin.end({ timeout: 5 });
+    },
+  };
+}
+
+async function tables(database: Database): Promise<string[]> {
+  const rows = await database.rows<{ name: string }>(
+    sql`select tablename as name from pg_tables where schemaname = current_schema() order by tablename`,
+  );
+  return rows.map((r) => r.name);
+}
+
+async function appliedTags(database: Database): Promise<string[]> {
+  const rows = await database.rows<{ tag: string }>(sql`select tag from tollgate_migrations order by tag`);
+  return rows.map((r) => r.tag);
+}
+
+const ALL_TAGS = pendingMigrationFiles().map((m) => m.tag);
+
+describe("migrate()", () => {
+  test("applies every migration once; a second run is a no-op", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      assert.equal(await migrationsApplied(database), false);
+      assert.ok(ALL_TAGS.length > 0);
+      assert.deepEqual(await migrate(database), ALL_TAGS);
+      assert.deepEqual(await tables(database), TABLES);
+      assert.equal(await migrationsApplied(database), true);
+      const [before] = await database.rows<{ applied_at: string }>(sql`select max(applied_at)::text as applied_at from tollgate_migrations`);
+      assert.deepEqual(await migrate(database), []);
+      assert.deepEqual(await appliedTags(database), [...ALL_TAGS].sort());
+      const [afterwards] = await database.rows<{ applied_at: string }>(sql`select max(applied_at)::text as applied_at from tollgate_migrations`);
+      assert.equal(afterwards!.applied_at, before!.applied_at);
+      assert.equal(await migrationsApplied(database), true);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  test("concurrent runs (separate connections on Postgres) both succeed and apply everything once", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const handles = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
+      const results = await Promise.all(handles.map((h) => migrate(h)));
+      // Exactly one run applied the migrations; the others found them applied.
+      assert.deepEqual(
+        results.map((r) => r.length).sort((a, b) => b - a),
+        [ALL_TAGS.length, 0, 0],
+      );
+      assert.deepEqual(results.find((r) => r.length > 0), ALL_TAGS);
+      for (const h of handles) {
+        assert.deepEqual(await tables(h), TABLES);
+        assert.deepEqual(await appliedTags(h), [...ALL_TAGS].sort());
+        assert.equal(await migrationsApplied(h), true);
+      }
+      // The schema is usable, not merely present.
+      await handles[0]!.rows(sql`insert into ingest_sources (id, name) values ('s1', 'after-migrate')`);
+      const [row] = await handles[handles.length - 1]!.rows<{ n: number }>(sql`select count(*)::int as n from ingest_sources`);
+      assert.equal(row!.n, 1);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  test("a migration that fails applies nothing of its run", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      const good = { tag: "9000_good", hash: "x", statements: ["create table probe_good (id int)"] };
+      const bad = { tag: "9001_bad", hash: "y", statements: ["create table probe_bad (id int)", "select no_such_function()"] };
+      await assert.rejects(migrate(database, [good, bad]));
+      assert.deepEqual(await tables(database), []);
+      assert.equal(await migrationsApplied(database), false);
+      assert.deepEqual(await migrate(database, [good]), ["9000_good"]);
+      assert.deepEqual(await tables(database), ["probe_good", "tollgate_migrations"]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});

@@ -1,0 +1,401 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { sql } from "drizzle-orm";
+import { type Database, openDatabase } from "../src/db/connection.ts";
+import { migrate } from "../src/db/migrate.ts";
+import { type PricedEvent, UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
+import { type PriceFn, Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
+import { openTestDatabase } from "./helpers/db.ts";
+
+let database: Database;
+before(async () => {
+  database = await openTestDatabase();
+});
+after(() => database.close());
+
+/** pico-USD per token, by model; any other model is unpriced. */
+const RATES: Record<string, { input: bigint; output: bigint }> = {
+  "m-a": { input: 2_500_000n, output: 10_000_000n },
+  "m-b": { input: 150_000n, output: 600_000n },
+};
+const price: PriceFn = (e) => {
+  const rate = RATES[e.model];
+  if (!rate) return { cost: 0n, priced: false };
+  return { cost: BigInt(e.tokens.input) * rate.input + BigInt(e.tokens.output) * rate.output, priced: true };
+};
+
+const BASE = Date.UTC(2025, 0, 10);
+const HOUR = 3_600_000;
+
+/** A deterministic, varied event: three days of hours, three models, optional attribution. */
+function makeEvent(source: string, id: string, i: number, extra: Partial<UsageEventInput> = {}): UsageEvent {
+  return UsageEvent.parse({
+    source,
+    id,
+    ts: new Date(BASE + ((i * 7919) % 72) * HOUR + ((i * 37) % 3600) * 1000),
+    provider: i % 2 === 0 ? "openai" : "acme",
+    model: ["m-a", "m-b", "m-unknown"][i % 3],
+    tokens: { input: 100 + i, cached_input: i % 50, cache_write: i % 3, output: 10 + (i % 7), reasoning: i % 5 },
+    status: i % 11 === 0 ? "error" : "ok",
+    team: [null, "t1", "t2", "t3"][i % 4],
+    project: [null, "p1"][i % 2],
+    feature: [null, "f1", "f2"][(i >> 1) % 3],
+    user: [null, "u1", "u2", "u3", "u4"][i % 5],
+    api_key_id: i % 6 === 0 ? "key-1" : null,
+    ...extra,
+  });
+}
+
+const recorderOn = (db: Database, opts: Partial<RecorderOptions> = {}) =>
+  new Recorder(db, price, { batchSize: 50, maxWaitMs: 2, ...opts });
+
+/** A second connection pool to the same test database (Postgres only). */
+async function secondHandle(maxConnections?: number): Promise<Database | undefined> {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) return undefined;
+  const [row] = await database.rows<{ name: string }>(sql`select current_database() as name`);
+  const target = new URL(url);
+  target.pathname = `/${row!.name}`;
+  return openDatabase({ url: target.toString(), dataDir: "", maxConnections });
+}
+
+async function storedIds(source: string): Promise<string[]> {
+  const rows = await database.rows<{ id: string }>(sql`select id from usage_events where source = ${source} order by id`);
+  return rows.map((r) => r.id);
+}
+
+async function storedCost(source: string): Promise<bigint> {
+  const [row] = await database.rows<{ cost: string }>(sql`select coalesce(sum(cost), 0)::text as cost from usage_events where source = ${source}`);
+  return BigInt(row!.cost);
+}
+
+/**
+ * Every rollup row at every grain equals the sums over usage_events computed independently here
+ * (buckets from to_char in UTC rather than date_trunc), and no rollup row lacks its events.
+ */
+async function assertRollupsMatchEvents(db: Database = database): Promise<void> {
+  const sums = `count(*)::text as requests, (count(*) filter (where status <> 'ok'))::text as errors,
+    (count(*) filter (where not priced))::text as unpriced, sum(input_tokens)::text as input_tokens,
+    sum(cached_input_tokens)::text as cached_input_tokens, sum(cache_write_tokens)::text as cache_write_tokens,
+    sum(output_tokens)::text as output_tokens, sum(reasoning_tokens)::text as reasoning_tokens, sum(cost)::text as cost`;
+  const dims = `coalesce(team, '') as team, coalesce(project, '') as project, coalesce(feature, '') as feature`;
+  const tail = `provider, model, coalesce(api_key_id, '') as api_key_id`;
+  const expected = await db.rows<Record<string, string>>(
+    sql.raw(`
+    select 'hour' as grain, to_char(ts at time zone 'UTC', 'YYYY-MM-DD HH24') || ':00:00' as bucket, ${dims}, '' as "user", ${tail}, ${sums}
+      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
+    union all
+    select 'day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, '', ${tail}, ${sums}
+      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
+    union all
+    select 'user-day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, coalesce("user", ''), ${tail}, ${sums}
+      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9`),
+  );
+  const actual = await db.rows<Record<string, string>>(sql`
+    select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') as bucket, team, project, feature, "user",
+      provider, model, api_key_id, requests::text, errors::text, unpriced::text,
+      (input_tokens::numeric)::text as input_tokens, (cached_input_tokens::numeric)::text as cached_input_tokens,
+      (cache_write_tokens::numeric)::text as cache_write_tokens, (output_tokens::numeric)::text as output_tokens,
+      (reasoning_tokens::numeric)::text as reasoning_tokens, (cost::numeric)::text as cost
+    from usage_rollups`);
+  const norm = (rows: Record<string, string>[]) =>
+    rows.map((r) => JSON.stringify(Object.keys(r).sort().map((k) => [k, String(r[k])]))).sort();
+  assert.ok(actual.length > 0, "there are rollups to compare");
+  assert.deepEqual(norm(actual), norm(expected));
+}
+
+/** Deterministic pseudo-random numbers, so a failure can be replayed. */
+function lcg(seed: number) {
+  let s = seed;
+  return () => {
+    s = (s * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return s / 2_147_483_648;
+  };
+}
+
+describe("Recorder", () => {
+  test("many concurrent, overlapping record() calls: each event stored once, one caller told true", async () => {
+    const extra = await secondHandle();
+    try {
+      const recorders = [
+        recorderOn(database, { batchSize: 16, maxWaitMs: 1, maxConcurrentFlushes: 4 }),
+        recorderOn(database, { batchSize: 50, maxWaitMs: 4 }),
+        ...(extra ? [recorderOn(extra, { batchSize: 23, maxWaitMs: 2, maxConcurrentFlushes: 3 })] : []),
+      ];
+      const pool = Array.from({ length: 300 }, (_, i) => makeEvent("conc", `c-${i}`, i));
+      const rand = lcg(42);
+      const expectedTrue = new Map<string, number>();
+      const picked = new Set<string>();
+      for (const wave of [0, 1]) {
+        const calls = Array.from({ length: 40 }, (_, c) => ({
+          recorder: recorders[c % recorders.length]!,
+          // Some callers in the same tick share flushes, the delayed ones land in later ones.
+          delay: c % 3 === 0 ? 0 : Math.floor(rand() * 6),
+          events: Array.from({ length: 1 + Math.floor(rand() * 60) }, () => ({ ...pool[Math.floor(rand() * (wave === 0 ? 200 : 300))]! })),
+        }));
+        const answers = await Promise.all(
+          calls.map(async ({ recorder, delay, events }) => {
+            if (delay > 0) await sleep(delay);
+            return recorder.record(events);
+          }),
+        );
+        const trues = new Map<string, number>();
+        calls.forEach(({ events }, c) => {
+          assert.equal(answers[c]!.length, events.length, "every event is answered");
+          events.forEach((e, i) => {
+            if (answers[c]![i]) trues.set(e.id, (trues.get(e.id) ?? 0) + 1);
+          });
+        });
+        const fresh = new Set(calls.flatMap(({ events }) => events.map((e) => e.id)).filter((id) => !picked.has(id)));
+        for (const id of fresh) picked.add(id);
+        for (const id of fresh) expectedTrue.set(id, 1);
+        // Exactly the events new in this wave were told true, each to exactly one caller.
+        assert.deepEqual(
+          [...trues].sort(([a], [b]) => a.localeCompare(b)),
+          [...fresh].sort().map((id) => [id, 1]),
+        );
+      }
+      assert.deepEqual(await storedIds("conc"), [...picked].sort());
+      const expectedCost = pool.filter((e) => picked.has(e.id)).reduce((sum, e) => sum + price(e).cost, 0n);
+      assert.ok(expectedCost > 0n);
+      assert.equal(await storedCost("conc"), expectedCost);
+      // Everything again: all duplicates, nothing changes.
+      const again = await Promise.all(recorders.map((r) => r.record(pool.filter((e) => picked.has(e.id)))));
+      assert.ok(again.flat().every((a) => a === false));
+      assert.equal(await storedCost("conc"), expectedCost);
+      await Promise.all(recorders.map((r) => r.close()));
+      await assertRollupsMatchEvents();
+    } finally {
+      await extra?.close();
+    }
+  });
+
+  test("the same event twice in one call and in one flush: the first is new, the rest duplicates", async () => {
+    const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 20 });
+    const e = makeEvent("same-flush", "s-1", 1);
+    const [a, b] = await Promise.all([recorder.record([e, { ...e }, e]), recorder.record([{ ...e }])]);
+    assert.deepEqual([...a!, ...b!], [true, false, false, false]);
+    assert.deepEqual(await storedIds("same-flush"), ["s-1"]);
+    await recorder.close();
+    await assertRollupsMatchEvents();
+  });
+
+  test("a call larger than batchSize is split into batches and every event is answered", { timeout: 20_000 }, async () => {
+    // The wait is far longer than the test may run: only full batches can be written on their own.
+    const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 600_000, maxConcurrentFlushes: 2 });
+    const sizes: number[] = [];
+    recorder.onFlush((inserted) => {
+      sizes.push(inserted.length);
+    });
+    const events = Array.from({ length: 100 }, (_, i) => makeEvent("split", `sp-${String(i).padStart(3, "0")}`, i));
+    const answers = await recorder.record(events);
+    assert.equal(answers.length, 100);
+    assert.ok(answers.every((a) => a === true));
+    assert.deepEqual(sizes, Array(10).fill(10));
+    // A remainder below batchSize waits for flush() (or its timer), then is answered too.
+    const rest = Array.from({ length: 25 }, (_, i) => makeEvent("split", `sp-${100 + i}`, 100 + i));
+    const pending = recorder.record(rest);
+    await recorder.flush();
+    assert.deepEqual(await pending, Array(25).fill(true));
+    assert.deepEqual(sizes.slice(10).sort(), [10, 10, 5]);
+    assert.equal((await storedIds("split")).length, 125);
+    await recorder.close();
+    await assertRollupsMatchEvents();
+  });
+
+  test("onFlush listeners get exactly the newly inserted events; a throwing listener fails nothing", async () => {
+    const earlier = makeEvent("listen", "l-0", 0);
+    const warmup = recorderOn(database);
+    assert.deepEqual(await warmup.record([earlier]), [true]);
+    await warmup.close();
+
+    const recorder = recorderOn(database, { batchSize: 4, maxWaitMs: 1 });
+    const seen: PricedEvent[] = [];
+    let calls = 0;
+    recorder.onFlush(() => {
+      calls++;
+      throw new Error("listener fails synchronously");
+    });
+    recorder.onFlush(async (inserted) => {
+      await sleep(1);
+      seen.push(...inserted);
+    });
+    recorder.onFlush(async () => {
+      throw new Error("listener fails asynchronously");
+    });
+    const events = [earlier, ...Array.from({ length: 9 }, (_, i) => makeEvent("listen", `l-${i + 1}`, i + 1))];
+    const calls1 = [events.slice(0, 6), [...events.slice(3, 10), events[4]!], [events[0]!, events[9]!]];
+    const answers = await Promise.all(calls1.map((c) => recorder.record(c)));
+    const told = calls1.flatMap((c, i) => c.filter((_, j) => answers[i]![j]).map((e) => e.id));
+    assert.deepEqual([...told].sort(), events.slice(1).map((e) => e.id).sort());
+    // Listeners run after the callers are answered; close() waits for them.
+    await recorder.close();
+    assert.deepEqual(seen.map((e) => e.id).sort(), [...told].sort());
+    assert.ok(calls >= 3, "every flush called the listeners");
+    for (const e of seen) {
+      const original = events.find((x) => x.id === e.id)!;
+      assert.equal(e.cost, price(original).cost);
+      assert.equal(e.priced, price(original).priced);
+    }
+    assert.equal((await storedIds("listen")).length, 10);
+  });
+
+  test("close() writes what is queued; record() afterwards, or while closing, rejects", { timeout: 20_000 }, async () => {
+    const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 600_000 });
+    const queued = recorder.record([makeEvent("closing", "q-1", 1)]);
+    const closing = recorder.close();
+    await assert.rejects(recorder.record([makeEvent("closing", "q-2", 2)]), /closed/);
+    await closing;
+    assert.deepEqual(await queued, [true]);
+    await assert.rejects(recorder.record([makeEvent("closing", "q-3", 3)]), /closed/);
+    await sleep(20);
+    assert.deepEqual(await storedIds("closing"), ["q-1"]);
+  });
+
+  test("a write that fails part-way leaves nothing behind; the retry stores each event once", async () => {
+    // The rollup insert fails for this team after the events insert ran, inside the same statement.
+    await database.rows(sql`alter table usage_rollups add constraint test_no_boom check (team <> 'boom')`);
+    const events = [makeEvent("partial", "pw-1", 1, { team: "fine" }), makeEvent("partial", "pw-2", 2, { team: "boom" })];
+    const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 5 });
+    try {
+      const [a, b] = await Promise.allSettled([recorder.record([events[0]!]), recorder.record([events[1]!])]);
+      assert.equal(a.status, "rejected");
+      assert.equal(b.status, "rejected");
+      assert.deepEqual(await storedIds("partial"), []);
+      const [rollups] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team in ('fine', 'boom')`);
+      assert.equal(rollups!.n, 0);
+    } finally {
+      await database.rows(sql`alter table usage_rollups drop constraint test_no_boom`);
+    }
+    assert.deepEqual(await recorder.record(events), [true, true]);
+    assert.deepEqual(await recorder.record(events), [false, false]);
+    assert.deepEqual(await storedIds("partial"), ["pw-1", "pw-2"]);
+    await recorder.close();
+    await assertRollupsMatchEvents();
+  });
+
+  test("a database that goes away: record() rejects; the retry on a working database stores once", { timeout: 60_000 }, async () => {
+    const events = Array.from({ length: 5 }, (_, i) => makeEvent("gone", `g-${i}`, i));
+    if (database.driver === "postgres") {
+      // A connection killed while its write waits on a lock: the write fails, nothing is kept.
+      const doomed = (await secondHandle(1))!;
+      const recorder = recorderOn(doomed, { batchSize: 100, maxWaitMs: 1 });
+      const [{ pid }] = (await doomed.rows<{ pid: number }>(sql`select pg_backend_pid() as pid`)) as [{ pid: number }];
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const holder = database.db.transaction(async (tx) => {
+        await tx.execute(sql`lock table usage_events in exclusive mode`);
+        locked();
+        await released;
+      });
+      await isLocked;
+      const write = recorder.record(events);
+      write.catch(() => {});
+      for (let i = 0; i < 200; i++) {
+        const [w] = await database.rows<{ waiting: boolean }>(
+          sql`select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = ${pid}`,
+        );
+        if (w?.waiting) break;
+        await sleep(10);
+      }
+      await database.rows(sql`select pg_terminate_backend(${pid})`);
+      await assert.rejects(write);
+      release();
+      await holder;
+      assert.deepEqual(await storedIds("gone"), []);
+      // The same recorder, as a sender retrying on 503 would: a pooled connection may report the
+      // termination once more before it reconnects; a failed attempt stores nothing.
+      let answers: boolean[] | undefined;
+      for (let attempt = 0; attempt < 3 && !answers; attempt++) answers = await recorder.record(events).catch(() => undefined);
+      assert.deepEqual(answers, Array(5).fill(true));
+      await recorder.close();
+      await doomed.close();
+      const other = recorderOn(database);
+      assert.deepEqual(await other.record(events), Array(5).fill(false));
+      await other.close();
+      assert.deepEqual(await storedIds("gone"), events.map((e) => e.id));
+      await assertRollupsMatchEvents();
+      return;
+    }
+    // PGlite: a data folder closed under the recorder, then opened again.
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-recorder-"));
+    try {
+      const first = await openDatabase({ dataDir: dir });
+      await migrate(first);
+      const recorder = recorderOn(first);
+      assert.deepEqual(await recorder.record(events.slice(0, 2)), [true, true]);
+      await first.close();
+      await assert.rejects(recorder.record(events));
+      const reopened = await openDatabase({ dataDir: dir });
+      try {
+        const retry = recorderOn(reopened);
+        assert.deepEqual(await retry.record(events), [false, false, true, true, true]);
+        assert.deepEqual(await retry.record(events), Array(5).fill(false));
+        await retry.close();
+        const rows = await reopened.rows<{ id: string }>(sql`select id from usage_events order by id`);
+        assert.deepEqual(rows.map((r) => r.id), events.map((e) => e.id));
+        await assertRollupsMatchEvents(reopened);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("one caller's unstorable event does not fail other callers sharing its batch", async () => {
+    const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 20 });
+    const good = recorder.record([makeEvent("poison", "ok-1", 1)]);
+    const nul = recorder.record([makeEvent("poison", "bad\u0000id", 2)]);
+    const nulTag = recorder.record([makeEvent("poison", "bad-tag", 3, { tags: { env: "a\u0000b" } })]);
+    const yearZero = recorder.record([makeEvent("poison", "bad-year", 4, { ts: new Date("0000-06-01T00:00:00Z") })]);
+    const [g, ...bad] = await Promise.allSettled([good, nul, nulTag, yearZero]);
+    assert.deepEqual(g, { status: "fulfilled", value: [true] });
+    assert.deepEqual(bad.map((b) => b.status), ["rejected", "rejected", "rejected"]);
+    assert.deepEqual(await storedIds("poison"), ["ok-1"]);
+    await recorder.close();
+  });
+
+  test("timestamps at hour and day boundaries land in their UTC buckets whatever the session time zone", async () => {
+    // +05:30 would put hour buckets on the half hour if anything truncated in the session's zone.
+    const zoned = (await secondHandle(1)) ?? database;
+    await zoned.rows(sql`set timezone to 'Asia/Kolkata'`);
+    try {
+      const at = (iso: string, id: string) => makeEvent("tz", id, 1, { ts: new Date(iso), team: "tz-team", user: "tz-user" });
+      const recorder = recorderOn(zoned);
+      await recorder.record([
+        at("2024-12-31T23:59:59.999Z", "before-midnight"),
+        at("2025-01-01T00:00:00.000Z", "midnight"),
+        at("2025-01-01T00:59:59.999Z", "end-of-first-hour"),
+        at("2025-01-01T01:00:00.000Z", "one-am"),
+      ]);
+      await recorder.close();
+    } finally {
+      if (zoned === database) await database.rows(sql`reset timezone`);
+      else await zoned.close();
+    }
+    const rows = (await database.rows<{ grain: string; bucket: string; user: string; requests: string }>(sql`
+      select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as bucket, "user", requests::text
+      from usage_rollups where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
+    assert.deepEqual(rows, [
+      { grain: "day", bucket: "2024-12-31T00:00:00", user: "", requests: "1" },
+      { grain: "day", bucket: "2025-01-01T00:00:00", user: "", requests: "3" },
+      { grain: "hour", bucket: "2024-12-31T23:00:00", user: "", requests: "1" },
+      { grain: "hour", bucket: "2025-01-01T00:00:00", user: "", requests: "2" },
+      { grain: "hour", bucket: "2025-01-01T01:00:00", user: "", requests: "1" },
+      { grain: "user-day", bucket: "2024-12-31T00:00:00", user: "tz-user", requests: "1" },
+      { grain: "user-day", bucket: "2025-01-01T00:00:00", user: "tz-user", requests: "3" },
+    ]);
+    const stored = await database.rows<{ id: string; ts: string }>(
+      sql`select id, to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS') as ts from usage_events where source = 'tz' order by ts`,
+    );
+    assert.deepEqual(stored.map((r) => r.ts), ["2024-12-31T23:59:59.999", "2025-01-01T00:00:00.000", "2025-01-01T00:59:59.999", "2025-01-01T01:00:00.000"]);
+    await assertRollupsMatchEvents();
+  });
+});
