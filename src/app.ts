@@ -46,7 +46,8 @@ function errorHandler(logger: Logger) {
     if (type === "entity.parse.failed") return sendProblem(res, 400, "Bad Request", "the body is not valid JSON");
     if (type === "encoding.unsupported") return sendProblem(res, 415, "Unsupported Media Type", "content-encoding must be gzip, deflate or identity");
     if (type === "request.aborted") return;
-    logger.error({ err, reqId: res.locals.requestId }, "unhandled error");
+    // Only the error's kind: database errors carry query parameters, which hold usage contents.
+    logger.error({ error: (err as Error).name, code: (err as { code?: string }).code, reqId: res.locals.requestId }, "unhandled error");
     if (!res.headersSent) sendProblem(res, 500, "Internal Server Error", `something went wrong; the request id is ${res.locals.requestId}`);
   };
 }
@@ -79,6 +80,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     keysRouter(keys, sources),
     spendRouter(database, config),
   );
+  app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
 
   return {

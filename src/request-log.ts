@@ -12,7 +12,7 @@ export function requestLog(logger: Logger) {
     const started = performance.now();
     res.on("finish", () => {
       // The path only: query strings and bodies can carry things that must not reach logs.
-      logger.info({ reqId: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
+      logger.info({ reqId: id, method: req.method, path: req.originalUrl.split("?")[0], status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
     });
     next();
   };

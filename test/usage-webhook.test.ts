@@ -107,6 +107,18 @@ describe("POST /v1/usage", () => {
     assert.equal((await storedCost("mixed")).requests, "1");
   });
 
+  test("text Postgres cannot store and impossible years are rejected, not retried forever", async () => {
+    const res = await post([
+      gpt4o(uid(), { team: "nul\u0000team" }),
+      gpt4o(uid(), { timestamp: "0000-01-01T00:00:00Z" }),
+      gpt4o(uid(), { team: "storable" }),
+    ]);
+    assert.equal(res.status, 207);
+    assert.equal(res.body.accepted, 1);
+    assert.deepEqual(res.body.rejected.map((r: any) => [r.index, r.errors[0].path]), [[0, ""], [1, "timestamp"]]);
+    assert.match(res.body.rejected[0].errors[0].message, /NUL/);
+  });
+
   test("all items rejected answers 422 and stores nothing", async () => {
     const res = await post([gpt4o(uid(), { team: "none", output_tokens: -1 })]);
     assert.equal(res.status, 422);

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
 import { extractUsage } from "../ledger/providers/index.ts";
+import { whyUnstorable } from "../ledger/recorder.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { type FieldError, fieldErrors } from "../problem.ts";
 
@@ -135,6 +136,8 @@ export function toUsageEvent(value: unknown, ctx: SenderContext): Result {
     tags: item.tags ?? {},
     request_id: item.request_id ?? null,
   };
+  const unstorable = whyUnstorable(event);
+  if (unstorable) return { ok: false, id: item.id, errors: [{ path: /time/.test(unstorable) ? "timestamp" : "", message: unstorable }] };
   return { ok: true, event: bindToSender(event, ctx) };
 }
 
