@@ -9,6 +9,7 @@ import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { type PricedEvent, UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { type PriceFn, Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
+import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 
 let database: Database;
@@ -73,40 +74,7 @@ async function storedCost(source: string): Promise<bigint> {
   return BigInt(row!.cost);
 }
 
-/**
- * Every rollup row at every grain equals the sums over usage_events computed independently here
- * (buckets from to_char in UTC rather than date_trunc), and no rollup row lacks its events.
- */
-async function assertRollupsMatchEvents(db: Database = database): Promise<void> {
-  const sums = `count(*)::text as requests, (count(*) filter (where status <> 'ok'))::text as errors,
-    (count(*) filter (where not priced))::text as unpriced, sum(input_tokens)::text as input_tokens,
-    sum(cached_input_tokens)::text as cached_input_tokens, sum(cache_write_tokens)::text as cache_write_tokens,
-    sum(output_tokens)::text as output_tokens, sum(reasoning_tokens)::text as reasoning_tokens, sum(cost)::text as cost`;
-  const dims = `coalesce(team, '') as team, coalesce(project, '') as project, coalesce(feature, '') as feature`;
-  const tail = `provider, model, coalesce(api_key_id, '') as api_key_id`;
-  const expected = await db.rows<Record<string, string>>(
-    sql.raw(`
-    select 'hour' as grain, to_char(ts at time zone 'UTC', 'YYYY-MM-DD HH24') || ':00:00' as bucket, ${dims}, '' as "user", ${tail}, ${sums}
-      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
-    union all
-    select 'day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, '', ${tail}, ${sums}
-      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
-    union all
-    select 'user-day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, coalesce("user", ''), ${tail}, ${sums}
-      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9`),
-  );
-  const actual = await db.rows<Record<string, string>>(sql`
-    select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') as bucket, team, project, feature, "user",
-      provider, model, api_key_id, requests::text, errors::text, unpriced::text,
-      (input_tokens::numeric)::text as input_tokens, (cached_input_tokens::numeric)::text as cached_input_tokens,
-      (cache_write_tokens::numeric)::text as cache_write_tokens, (output_tokens::numeric)::text as output_tokens,
-      (reasoning_tokens::numeric)::text as reasoning_tokens, (cost::numeric)::text as cost
-    from usage_rollups`);
-  const norm = (rows: Record<string, string>[]) =>
-    rows.map((r) => JSON.stringify(Object.keys(r).sort().map((k) => [k, String(r[k])]))).sort();
-  assert.ok(actual.length > 0, "there are rollups to compare");
-  assert.deepEqual(norm(actual), norm(expected));
-}
+const assertRollups = (db: Database = database) => assertRollupsMatchEvents(db);
 
 /** Deterministic pseudo-random numbers, so a failure can be replayed. */
 function lcg(seed: number) {
@@ -168,7 +136,7 @@ describe("Recorder", () => {
       assert.ok(again.flat().every((a) => a === false));
       assert.equal(await storedCost("conc"), expectedCost);
       await Promise.all(recorders.map((r) => r.close()));
-      await assertRollupsMatchEvents();
+      await assertRollups();
     } finally {
       await extra?.close();
     }
@@ -181,7 +149,7 @@ describe("Recorder", () => {
     assert.deepEqual([...a!, ...b!], [true, false, false, false]);
     assert.deepEqual(await storedIds("same-flush"), ["s-1"]);
     await recorder.close();
-    await assertRollupsMatchEvents();
+    await assertRollups();
   });
 
   test("a call larger than batchSize is split into batches and every event is answered", { timeout: 20_000 }, async () => {
@@ -204,7 +172,7 @@ describe("Recorder", () => {
     assert.deepEqual(sizes.slice(10).sort(), [10, 10, 5]);
     assert.equal((await storedIds("split")).length, 125);
     await recorder.close();
-    await assertRollupsMatchEvents();
+    await assertRollups();
   });
 
   test("onFlush listeners get exactly the newly inserted events; a throwing listener fails nothing", async () => {
@@ -275,7 +243,7 @@ describe("Recorder", () => {
     assert.deepEqual(await recorder.record(events), [false, false]);
     assert.deepEqual(await storedIds("partial"), ["pw-1", "pw-2"]);
     await recorder.close();
-    await assertRollupsMatchEvents();
+    await assertRollups();
   });
 
   test("a database that goes away: record() rejects; the retry on a working database stores once", { timeout: 60_000 }, async () => {
@@ -320,7 +288,7 @@ describe("Recorder", () => {
       assert.deepEqual(await other.record(events), Array(5).fill(false));
       await other.close();
       assert.deepEqual(await storedIds("gone"), events.map((e) => e.id));
-      await assertRollupsMatchEvents();
+      await assertRollups();
       return;
     }
     // PGlite: a data folder closed under the recorder, then opened again.
@@ -340,7 +308,7 @@ describe("Recorder", () => {
         await retry.close();
         const rows = await reopened.rows<{ id: string }>(sql`select id from usage_events order by id`);
         assert.deepEqual(rows.map((r) => r.id), events.map((e) => e.id));
-        await assertRollupsMatchEvents(reopened);
+        await assertRollups(reopened);
       } finally {
         await reopened.close();
       }
@@ -396,6 +364,6 @@ describe("Recorder", () => {
       sql`select id, to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS') as ts from usage_events where source = 'tz' order by ts`,
     );
     assert.deepEqual(stored.map((r) => r.ts), ["2024-12-31T23:59:59.999", "2025-01-01T00:00:00.000", "2025-01-01T00:59:59.999", "2025-01-01T01:00:00.000"]);
-    await assertRollupsMatchEvents();
+    await assertRollups();
   });
 });

@@ -17,6 +17,7 @@ import { Spool, decodeEvent, encodeEvent } from "../src/ledger/spool.ts";
 import { type SinkTuning, SpoolingSink } from "../src/ledger/usage-sink.ts";
 import { createLogger } from "../src/logger.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
+import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 
 let database: Database;
@@ -105,32 +106,6 @@ async function countDatasyncs(): Promise<{ count: () => number; restore: () => v
   return { count: () => n, restore: () => void (proto.datasync = original) };
 }
 
-/** Every rollup row equals the sums over usage_events computed independently, at every grain. */
-async function assertRollupsMatchEvents(db: Database): Promise<void> {
-  const sums = `count(*)::text as requests, (count(*) filter (where not priced))::text as unpriced,
-    sum(input_tokens)::text as input_tokens, sum(output_tokens)::text as output_tokens, sum(cost)::text as cost`;
-  const dims = `coalesce(team, '') as team, coalesce(project, '') as project, coalesce(feature, '') as feature`;
-  const tail = `provider, model, coalesce(api_key_id, '') as api_key_id`;
-  const expected = await db.rows<Record<string, string>>(
-    sql.raw(`
-    select 'hour' as grain, to_char(ts at time zone 'UTC', 'YYYY-MM-DD HH24') || ':00:00' as bucket, ${dims}, '' as "user", ${tail}, ${sums}
-      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
-    union all
-    select 'day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, '', ${tail}, ${sums}
-      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
-    union all
-    select 'user-day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, coalesce("user", ''), ${tail}, ${sums}
-      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9`),
-  );
-  const actual = await db.rows<Record<string, string>>(sql`
-    select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS') as bucket, team, project, feature, "user",
-      provider, model, api_key_id, requests::text, unpriced::text, (input_tokens::numeric)::text as input_tokens,
-      (output_tokens::numeric)::text as output_tokens, (cost::numeric)::text as cost
-    from usage_rollups`);
-  const norm = (rows: Record<string, string>[]) => rows.map((r) => JSON.stringify(Object.keys(r).sort().map((k) => [k, String(r[k])]))).sort();
-  assert.ok(actual.length > 0, "there are rollups to compare");
-  assert.deepEqual(norm(actual), norm(expected));
-}
 
 /**
  * Spools events through a sink whose database is unreachable, then closes it: what a stopped
