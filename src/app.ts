@@ -15,9 +15,13 @@ import { ApiKeys } from "./keys/api-keys.ts";
 import { IngestSources } from "./keys/ingest-sources.ts";
 import { persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
 import { Recorder } from "./ledger/recorder.ts";
+import { SpoolingSink } from "./ledger/usage-sink.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./problem.ts";
+import { OPEN_GATE } from "./proxy/budget-gate.ts";
+import { proxyMiddleware } from "./proxy/router.ts";
+import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
 
 /** Every part of a running gateway, wired together; the one place that knows them all. */
@@ -26,6 +30,8 @@ export interface Gateway {
   config: Config;
   database: Database;
   recorder: Recorder;
+  /** Where the proxy hands its calls: the recorder, or the spool while the database is away. */
+  usage: SpoolingSink;
   keys: ApiKeys;
   sources: IngestSources;
   catalog: PriceCatalog;
@@ -65,11 +71,30 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   });
   const keys = new ApiKeys(database);
   const sources = new IngestSources(database, box);
+  const usage = await SpoolingSink.open({ recorder, database, dataDir: config.TOLLGATE_DATA_DIR, logger });
+  const routes = proxyRoutes(config);
 
   const app = express();
   app.disable("x-powered-by");
   app.use(requestLog(logger));
-  app.use(operationsRouter(database));
+  app.use(
+    proxyMiddleware({
+      routes,
+      keys,
+      providerKeys: { get: (name) => config.providerKeys[name] },
+      gate: OPEN_GATE,
+      price: (e) => priceEvent(catalog, e),
+      record: (event) => usage.submit([event]),
+      logger,
+      onDisconnect: config.TOLLGATE_ON_DISCONNECT,
+      drainTimeoutMs: 60_000,
+      maxDrains: 64,
+      upstreamTimeoutMs: config.TOLLGATE_UPSTREAM_TIMEOUT_MS,
+      allowProviderKeys: config.TOLLGATE_ALLOW_PROVIDER_KEYS,
+      maxRequestBytes: 32 * 1024 * 1024,
+    }),
+  );
+  app.use(operationsRouter(database, usage));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
   app.use(
@@ -88,12 +113,15 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     config,
     database,
     recorder,
+    usage,
     keys,
     sources,
     catalog,
     adminToken,
     async close() {
+      await usage.close();
       await recorder.close();
+      await Promise.all([...routes.values()].map((r) => r.dispatcher.close()));
       if (!given) await database.close();
     },
   };

@@ -20,6 +20,10 @@ function wholeNumber(min: number, max: number, fallback: number) {
   return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(fallback);
 }
 
+function upstreamUrl(fallback: string) {
+  return z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).default(fallback);
+}
+
 /** All environment the gateway reads, in one place. */
 export const ConfigSchema = z.object({
   PORT: wholeNumber(0, 65535, 8787),
@@ -41,8 +45,32 @@ export const ConfigSchema = z.object({
     .default("info"),
   TOLLGATE_BATCH_SIZE: wholeNumber(1, 10_000, 1000),
   TOLLGATE_BATCH_WAIT_MS: wholeNumber(0, 10_000, 20),
+  OPENAI_BASE_URL: upstreamUrl("https://api.openai.com"),
+  ANTHROPIC_BASE_URL: upstreamUrl("https://api.anthropic.com"),
+  GEMINI_BASE_URL: upstreamUrl("https://generativelanguage.googleapis.com"),
+  TOLLGATE_PROVIDERS: z
+    .string()
+    .default("")
+    .transform((text, ctx) => {
+      const named: Record<string, string> = {};
+      for (const pair of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+        const [name, url] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
+        if (!/^[a-z][a-z0-9-]{0,30}$/.test(name) || !URL.canParse(url) || ["openai", "anthropic", "gemini", "v1", "api"].includes(name)) {
+          ctx.addIssue({ code: "custom", message: "a comma-separated list of name=https://base-url (names in lower case, not a built-in provider)" });
+          return z.NEVER;
+        }
+        named[name] = url;
+      }
+      return named;
+    }),
+  TOLLGATE_ON_DISCONNECT: z.enum(["drain", "cancel"], { error: "drain or cancel" }).default("drain"),
+  TOLLGATE_ALLOW_PROVIDER_KEYS: z.enum(["true", "false"], { error: "true or false" }).default("false").transform((v) => v === "true"),
+  TOLLGATE_UPSTREAM_TIMEOUT_MS: wholeNumber(1000, 3_600_000, 600_000),
 });
-export type Config = z.infer<typeof ConfigSchema>;
+export type Config = z.infer<typeof ConfigSchema> & {
+  /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
+  providerKeys: Record<string, string>;
+};
 
 export class ConfigError extends Error {
   readonly kind = "config";
@@ -53,7 +81,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value (`PORT=` in a .env file or compose file) means unset, so the default applies.
   const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
   const parsed = ConfigSchema.safeParse(set);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
+    const providerKeys = Object.fromEntries(
+      names.flatMap((name) => {
+        const key = set[`${name.toUpperCase().replace(/-/g, "_")}_API_KEY`];
+        return key ? [[name, key.trim()]] : [];
+      }),
+    );
+    return { ...parsed.data, providerKeys };
+  }
   const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: expected ${i.message}`);
   throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
 }

@@ -2,10 +2,11 @@ import { Router } from "express";
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import { migrationsApplied } from "../db/migrate.ts";
+import type { UsageSink } from "../ledger/usage-sink.ts";
 import { registry } from "../metrics.ts";
 
 /** Liveness, readiness and Prometheus metrics: unauthenticated, for orchestrators and scrapers. */
-export function operationsRouter(database: Database): Router {
+export function operationsRouter(database: Database, usage: Pick<UsageSink, "status">): Router {
   const router = Router();
   router.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
@@ -15,8 +16,10 @@ export function operationsRouter(database: Database): Router {
       () => true,
       () => false,
     );
-    const migrated = reachable && (await migrationsApplied(database));
-    res.status(reachable && migrated ? 200 : 503).json({ database: reachable ? "reachable" : "unreachable", migrations: migrated ? "applied" : "pending" });
+    // Without its database the gateway still proxies, spooling usage to disk: degraded, not down.
+    if (!reachable) return res.json({ status: "degraded", database: "unreachable", spool: usage.status() });
+    const migrated = await migrationsApplied(database);
+    res.status(migrated ? 200 : 503).json({ status: migrated ? "ok" : "starting", database: "reachable", migrations: migrated ? "applied" : "pending", spool: usage.status() });
   });
   router.get("/metrics", async (_req, res) => {
     res.type(registry.contentType).send(await registry.metrics());

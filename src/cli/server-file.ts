@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 
@@ -11,8 +11,11 @@ export type ServerFile = z.infer<typeof ServerFile>;
 
 const pathOf = (dataDir: string) => join(dataDir, "server.json");
 
+/** Written aside and renamed into place, so a reader never sees half a file. */
 export function writeServerFile(dataDir: string, info: ServerFile): void {
-  writeFileSync(pathOf(dataDir), JSON.stringify(info), { mode: 0o600 });
+  const partial = `${pathOf(dataDir)}.${process.pid}.tmp`;
+  writeFileSync(partial, JSON.stringify(info), { mode: 0o600 });
+  renameSync(partial, pathOf(dataDir));
 }
 
 export function removeServerFile(dataDir: string, pid: number): void {

@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { sql } from "drizzle-orm";
+import OpenAI from "openai";
+import { ANTHROPIC_KEY, ANTHROPIC_USAGE, startFakeAnthropic } from "./fakes/anthropic.ts";
+import { answerText, type FakeUpstream } from "./fakes/fake-upstream.ts";
+import { OPENAI_CHAT_USAGE, OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
+import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+
+let t: TestGateway;
+let openaiFake: FakeUpstream;
+let anthropicFake: FakeUpstream;
+let virtualKey: string;
+
+before(async () => {
+  openaiFake = await startFakeOpenAI();
+  anthropicFake = await startFakeAnthropic();
+  t = await startTestGateway({
+    OPENAI_BASE_URL: openaiFake.url,
+    OPENAI_API_KEY: OPENAI_KEY,
+    ANTHROPIC_BASE_URL: anthropicFake.url,
+    ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+  });
+  const res = await t.admin("/api/keys", { method: "POST", body: JSON.stringify({ kind: "virtual", name: "sdk", team: "search" }) });
+  virtualKey = ((await res.json()) as { key: string }).key;
+});
+after(async () => {
+  await t.close();
+  await openaiFake.close();
+  await anthropicFake.close();
+});
+
+type Row = {
+  provider: string;
+  model: string;
+  input_tokens: string;
+  cached_input_tokens: string;
+  cache_write_tokens: string;
+  cache_write_1h_tokens: string;
+  output_tokens: string;
+  reasoning_tokens: string;
+  status: string;
+  team: string | null;
+  feature: string | null;
+  priced: boolean;
+  cost: string;
+};
+
+/** The ledger row of the call the gateway answered with this request id, once it is written. */
+async function rowOf(requestId: string): Promise<Row> {
+  for (let i = 0; i < 100; i++) {
+    const [row] = await t.gateway.database.rows<Row>(sql`
+      select provider, model, input_tokens::text, cached_input_tokens::text, cache_write_tokens::text,
+        cache_write_1h_tokens::text, output_tokens::text, reasoning_tokens::text, status, team, feature, priced, cost::text
+      from usage_events where source = 'proxy' and id = ${requestId}`);
+    if (row) return row;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no ledger row for ${requestId}`);
+}
+
+const tokens = (r: Row) => [r.input_tokens, r.cached_input_tokens, r.cache_write_tokens, r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens];
+
+describe("OpenAI SDK through the proxy", () => {
+  const client = () => new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: virtualKey, maxRetries: 0 });
+
+  test("a chat completion is unchanged for the client and recorded exactly, with its cost in a header", async () => {
+    const { data, response } = await client()
+      .chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] }, { headers: { "x-tollgate-feature": "answer", "x-tollgate-team": "intruder" } })
+      .withResponse();
+    assert.equal(data.choices[0]!.message.content, answerText());
+    assert.deepEqual(data.usage, OPENAI_CHAT_USAGE);
+    const id = response.headers.get("x-tollgate-request-id")!;
+    const row = await rowOf(id);
+    assert.deepEqual(tokens(row), ["1200", "1024", "0", "0", "300", "128"]);
+    // gpt-4o: 176 uncached × $2.50/M + 1,024 cached × $1.25/M + 300 output × $10/M = $0.00472
+    assert.equal(row.cost, "4720000000");
+    assert.equal(response.headers.get("x-tollgate-cost-usd"), "0.00472");
+    assert.equal(row.team, "search", "a header never overrides the key's team");
+    assert.equal(row.feature, "answer", "headers fill what the key leaves open");
+    const upstream = openaiFake.requests.at(-1)!;
+    assert.equal(upstream.headers.authorization, `Bearer ${OPENAI_KEY}`, "the provider key replaces the virtual key");
+    assert.equal(upstream.headers["x-tollgate-feature"], undefined, "Tollgate headers are not sent upstream");
+  });
+
+  test("a stream reaches the client whole, without the usage chunk it did not ask for, and is recorded", async () => {
+    const stream = await client().chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], stream: true });
+    let text = "";
+    let sawUsage = false;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.choices.length === 0 || chunk.usage) sawUsage = true;
+    }
+    assert.equal(text, answerText());
+    assert.equal(sawUsage, false);
+    const sent = openaiFake.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } };
+    assert.equal(sent.stream_options?.include_usage, true, "the gateway asked for usage itself");
+    const [row] = await t.gateway.database.rows<{ id: string }>(sql`select id from usage_events where source = 'proxy' order by ts desc, received_at desc limit 1`);
+    assert.deepEqual(tokens(await rowOf(row!.id)), ["1200", "1024", "0", "0", "300", "128"]);
+  });
+
+  test("a wrong key gets the provider's own 401 and never reaches the upstream", async () => {
+    const before = openaiFake.requests.length;
+    const bad = new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: "tlg_not-a-real-key", maxRetries: 0 });
+    await assert.rejects(bad.models.list(), (err: unknown) => err instanceof OpenAI.AuthenticationError);
+    assert.equal(openaiFake.requests.length, before);
+  });
+
+  test("an upstream error goes back verbatim and is recorded as an error", async () => {
+    openaiFake.setNext({ status: 429, retryAfter: 7 });
+    const err = await client()
+      .chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] })
+      .then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof OpenAI.RateLimitError);
+    assert.equal(err.headers?.get("retry-after"), "7");
+    const id = err.headers?.get("x-tollgate-request-id");
+    assert.equal((await rowOf(id!)).status, "error");
+  });
+});
+
+describe("Anthropic SDK through the proxy", () => {
+  test("a streamed message keeps its cache-write split and is priced exactly", async () => {
+    const client = new Anthropic({ baseURL: `${t.base}/anthropic`, apiKey: virtualKey, maxRetries: 0 });
+    const stream = client.messages.stream({ model: "claude-sonnet-4-5", max_tokens: 100, messages: [{ role: "user", content: "hi" }] });
+    const message = await stream.finalMessage();
+    assert.equal(message.usage.output_tokens, ANTHROPIC_USAGE.output_tokens);
+    const id = (await stream.withResponse()).response.headers.get("x-tollgate-request-id")!;
+    const row = await rowOf(id);
+    // input = 50 uncached + 12,000 cache reads + 3,000 cache writes (2,000 of them for an hour)
+    assert.deepEqual(tokens(row), ["15050", "12000", "3000", "2000", "420", "0"]);
+    // $3/M × 50 + $0.30/M × 12,000 + $3.75/M × 1,000 + $6/M × 2,000 + $15/M × 420 = $0.02580
+    assert.equal(row.cost, "25800000000");
+    assert.equal(anthropicFake.requests.at(-1)!.headers["x-api-key"], ANTHROPIC_KEY);
+  });
+});
