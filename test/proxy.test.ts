@@ -100,6 +100,39 @@ describe("OpenAI SDK through the proxy", () => {
     assert.deepEqual(tokens(await rowOf(row!.id)), ["1200", "1024", "0", "0", "300", "128"]);
   });
 
+  test("a gzip-compressed stream is relayed uncompressed and its usage still read", async () => {
+    openaiFake.setNext({ gzip: true });
+    const res = await fetch(`${t.base}/openai/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${virtualKey}`, "content-type": "application/json", "accept-encoding": "gzip" },
+      body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], stream: true, stream_options: { include_usage: true } }),
+    });
+    assert.equal(res.headers.get("content-encoding"), null, "SSE is never compressed by us");
+    const text = await res.text();
+    assert.match(text, /"usage":\{"prompt_tokens":1200/, "the client asked for usage, so it keeps the usage chunk");
+    assert.match(text, /data: \[DONE\]/);
+    const row = await rowOf(res.headers.get("x-tollgate-request-id")!);
+    assert.deepEqual(tokens(row), ["1200", "1024", "0", "0", "300", "128"]);
+  });
+
+  test("a client gone mid-stream: the answer is read on to its usage and recorded as aborted", async () => {
+    openaiFake.setNext({ delayMs: 30, deltas: 20 });
+    const abort = new AbortController();
+    const res = await fetch(`${t.base}/openai/v1/chat/completions`, {
+      method: "POST",
+      signal: abort.signal,
+      headers: { authorization: `Bearer ${virtualKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], stream: true }),
+    });
+    const id = res.headers.get("x-tollgate-request-id")!;
+    const reader = res.body!.getReader();
+    await reader.read();
+    abort.abort();
+    const row = await rowOf(id);
+    assert.equal(row.status, "aborted");
+    assert.deepEqual(tokens(row), ["1200", "1024", "0", "0", "300", "128"]);
+  });
+
   test("a wrong key gets the provider's own 401 and never reaches the upstream", async () => {
     const before = openaiFake.requests.length;
     const bad = new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: "tlg_not-a-real-key", maxRetries: 0 });
