@@ -10,16 +10,7 @@ import {
   type ExtractResult,
   type NormalisedUsage,
 } from "../src/ledger/providers/index.ts";
-
-const tokens = (t: Partial<NormalisedUsage["tokens"]>): NormalisedUsage["tokens"] => ({
-  input: 0,
-  cached_input: 0,
-  cache_write: 0,
-  cache_write_1h: 0,
-  output: 0,
-  reasoning: 0,
-  ...t,
-});
+import { tokens } from "./helpers/tokens.ts";
 
 function usageOf(result: ExtractResult): NormalisedUsage {
   if (!result.ok) assert.fail(`expected usage, got error at "${result.error.path}": ${result.error.message}`);

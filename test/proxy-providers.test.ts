@@ -11,18 +11,9 @@ import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
 import { answerText } from "./fakes/fake-upstream.ts";
 import { GEMINI_KEY, startFakeGemini } from "./fakes/gemini.ts";
 import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
+import { tokens } from "./helpers/tokens.ts";
 
 const openai = openAICompatible("openai");
-
-const tokens = (t: Partial<NormalisedUsage["tokens"]>): NormalisedUsage["tokens"] => ({
-  input: 0,
-  cached_input: 0,
-  cache_write: 0,
-  cache_write_1h: 0,
-  output: 0,
-  reasoning: 0,
-  ...t,
-});
 
 /** What every fake reports, normalised: the numbers the ledger row must show. */
 const OPENAI_TOKENS = tokens({ input: 1200, cached_input: 1024, output: 300, reasoning: 128 });

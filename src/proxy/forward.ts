@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import type { Dispatcher } from "undici";
-import type { UsageEvent } from "../ledger/event.ts";
+import { type UsageEvent, ZERO_TOKENS } from "../ledger/event.ts";
 import type { PriceFn } from "../ledger/recorder.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import { type Attribution, ATTRIBUTION_HEADERS } from "./attribution.ts";
@@ -94,7 +94,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
     ts: call.startedAt,
     provider: call.provider.name,
     model: outcome.model ?? usage?.model ?? call.facts.model ?? "",
-    tokens: usage?.tokens ?? { input: 0, cached_input: 0, cache_write: 0, cache_write_1h: 0, output: 0, reasoning: 0 },
+    tokens: usage?.tokens ?? ZERO_TOKENS,
     service_tier: usage?.service_tier ?? "standard",
     reported_cost: null,
     latency_ms: Math.round(performance.now() - call.started),
