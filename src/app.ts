@@ -4,6 +4,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { requireAdmin } from "./admin/auth.ts";
 import { importRouter } from "./admin/import-route.ts";
 import { keysRouter } from "./admin/keys-routes.ts";
+import { providersRouter } from "./admin/providers-routes.ts";
 import { operationsRouter } from "./admin/operations.ts";
 import { spendRouter } from "./admin/spend-routes.ts";
 import type { Config } from "./config.ts";
@@ -13,7 +14,8 @@ import { otlpRouter } from "./ingest/otlp-route.ts";
 import { usageRouter } from "./ingest/usage-route.ts";
 import { ApiKeys } from "./keys/api-keys.ts";
 import { IngestSources } from "./keys/ingest-sources.ts";
-import { persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
+import { ProviderKeys } from "./keys/provider-keys.ts";
+import { decodeMasterKey, persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
 import { Recorder } from "./ledger/recorder.ts";
 import { SpoolingSink } from "./ledger/usage-sink.ts";
 import type { Logger } from "./logger.ts";
@@ -34,6 +36,7 @@ export interface Gateway {
   usage: SpoolingSink;
   keys: ApiKeys;
   sources: IngestSources;
+  providerKeys: ProviderKeys;
   catalog: PriceCatalog;
   adminToken: string;
   close(): Promise<void>;
@@ -63,7 +66,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const applied = await migrate(database);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const catalog = await loadCatalog({ overrideFile: config.TOLLGATE_PRICES });
-  const box = secretBox(resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR));
+  const box = secretBox(resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR), config.TOLLGATE_PREVIOUS_MASTER_KEYS.map(decodeMasterKey));
   const adminToken = resolveAdminToken(config);
   const recorder = new Recorder(database, (e) => priceEvent(catalog, e), {
     batchSize: config.TOLLGATE_BATCH_SIZE,
@@ -73,6 +76,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const sources = new IngestSources(database, box);
   const usage = await SpoolingSink.open({ recorder, database, dataDir: config.TOLLGATE_DATA_DIR, logger });
   const routes = proxyRoutes(config);
+  const providers = [...routes.keys()];
+  const providerKeys = new ProviderKeys(database, box, config.providerKeys);
+  await providerKeys.refresh();
 
   const app = express();
   app.disable("x-powered-by");
@@ -81,7 +87,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     proxyMiddleware({
       routes,
       keys,
-      providerKeys: { get: (name) => config.providerKeys[name] },
+      providerKeys,
       gate: OPEN_GATE,
       price: (e) => priceEvent(catalog, e),
       record: (event) => usage.submit([event]),
@@ -102,7 +108,8 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     requireAdmin(adminToken),
     importRouter(recorder),
     express.json({ limit: "1mb" }),
-    keysRouter(keys, sources),
+    keysRouter(keys, sources, providers),
+    providersRouter({ database, box, providerKeys, providers }),
     spendRouter(database, config),
   );
   app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));
@@ -116,6 +123,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     usage,
     keys,
     sources,
+    providerKeys,
     catalog,
     adminToken,
     async close() {

@@ -12,8 +12,13 @@ const USAGE = `tollgate: the AI-spend gateway
   tollgate report [--period last-month] [--format csv|json] [--tz ZONE]
   tollgate ingest FILE [--source NAME]   import NDJSON usage; re-running skips what is in
   tollgate keys create --kind ingest|virtual --name NAME [--team T] [--project P] [--feature F] [--user U]
+      [--providers openai,anthropic] [--models 'gpt-4o,claude-*']   limit a virtual key
   tollgate keys list
   tollgate keys revoke ID
+  tollgate providers list                which upstream keys are set, and from where
+  tollgate providers set NAME            store a provider's API key, read from standard input
+  tollgate providers remove NAME         drop the stored key (the environment's applies again)
+  tollgate providers rotate-master       re-seal stored secrets under TOLLGATE_MASTER_KEY
   tollgate sources create NAME           a sender that signs its webhooks; prints its secret once
   tollgate demo [--days 60]              fill the ledger with realistic synthetic usage
 
@@ -39,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       feature: { type: "string" },
       user: { type: "string" },
       days: { type: "string" },
+      providers: { type: "string" },
+      models: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

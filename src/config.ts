@@ -24,6 +24,10 @@ function upstreamUrl(fallback: string) {
   return z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).default(fallback);
 }
 
+const masterKey = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{43}=$|^[0-9a-fA-F]{64}$/, "32 bytes as base64 (44 characters) or hex (64 characters)");
+
 /** All environment the gateway reads, in one place. */
 export const ConfigSchema = z.object({
   PORT: wholeNumber(0, 65535, 8787),
@@ -31,12 +35,13 @@ export const ConfigSchema = z.object({
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: "a postgres:// or postgresql:// URL" }).optional()),
   TOLLGATE_DATA_DIR: z.string().default("./.tollgate"),
   TOLLGATE_ADMIN_TOKEN: optional.pipe(z.string().min(16, "at least 16 characters").optional()),
-  TOLLGATE_MASTER_KEY: optional.pipe(
-    z
-      .string()
-      .regex(/^[A-Za-z0-9+/]{43}=$|^[0-9a-fA-F]{64}$/, "32 bytes as base64 (44 characters) or hex (64 characters)")
-      .optional(),
-  ),
+  TOLLGATE_MASTER_KEY: optional.pipe(masterKey.optional()),
+  /** Master keys being rotated out: values they sealed still open until `providers rotate-master`. */
+  TOLLGATE_PREVIOUS_MASTER_KEYS: z
+    .string()
+    .default("")
+    .transform((text) => text.split(",").map((k) => k.trim()).filter(Boolean))
+    .pipe(z.array(masterKey)),
   TOLLGATE_PRICES: optional,
   TOLLGATE_TIMEZONE: z.string().default("UTC").refine(isTimeZone, "an IANA time zone such as UTC or Europe/Berlin"),
   TOLLGATE_URL: optional.pipe(z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).optional()),

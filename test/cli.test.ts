@@ -31,12 +31,13 @@ interface Run {
   stderr: string;
 }
 
-function run(dataDir: string, args: string[], extra: Record<string, string> = {}): Promise<Run> {
+function run(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
+    child.stdin!.end(input);
   });
 }
 
@@ -269,6 +270,24 @@ describe("tollgate CLI", { concurrency: true }, () => {
       const [again, unknown] = await Promise.all([run(dir, ["keys", "revoke", id]), run(dir, ["keys", "revoke", "no-such-key"])]);
       assert.equal(again.code, 0, "revoking twice is a no-op");
       assertOneLineError(unknown, 2, /no key with id no-such-key/);
+    });
+
+    test("providers set reads the key from standard input and never prints it; list shows where keys come from", async () => {
+      const secret = "sk-cli-provider-key-abcdefghijklmn";
+      const set = await run(dir, ["providers", "set", "anthropic"], {}, `${secret}\n`);
+      assert.equal(set.code, 0, set.stderr);
+      assert.ok(!set.stdout.includes(secret) && !set.stderr.includes(secret));
+      const listed = await run(dir, ["providers", "list"]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /^anthropic\s+stored\s+…klmn\s+[0-9a-f]{12}\s/m);
+      assert.match(listed.stdout, /^openai\s+none\s/m);
+      assert.ok(!listed.stdout.includes(secret));
+
+      const rotated = await run(dir, ["providers", "rotate-master"]);
+      assert.equal(rotated.code, 0, rotated.stderr);
+      assert.match(rotated.stdout, /^re-sealed 0 provider keys and 0 signing secrets under master key [0-9a-f]{12}$/m);
+      assertOneLineError(await run(dir, ["providers", "set", "nope"], {}, `${secret}\n`), 2, /name: one of the proxy's providers: openai, anthropic, gemini/);
+      assertOneLineError(await run(dir, ["providers", "set", "openai"]), 2, /no key was given on standard input/);
     });
 
     test("a mistyped period: one line with the nearest valid form, exit 2", async () => {

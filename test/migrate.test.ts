@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { sql } from "drizzle-orm";
+import { getTableName, is, sql } from "drizzle-orm";
+import { PgTable } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
+import * as schema from "../src/db/schema.ts";
 
-const TABLES = ["api_keys", "ingest_source_secrets", "ingest_sources", "tollgate_migrations", "usage_events", "usage_rollups"];
+/** Every table the schema declares, and the runner's own: what the migrations must create. */
+const TABLES = [...Object.values(schema).flatMap((t) => (is(t, PgTable) ? [getTableName(t)] : [])), "tollgate_migrations"].sort();
 
 /**
  * A database nothing has migrated: in-memory PGlite (one handle, as PGlite allows one process), or

@@ -12,11 +12,15 @@ export function parseBody<S extends z.ZodType>(schema: S, req: Request, res: Res
   return undefined;
 }
 
-export function keysRouter(keys: ApiKeys, sources: IngestSources): Router {
+export function keysRouter(keys: ApiKeys, sources: IngestSources, providers: readonly string[]): Router {
   const router = Router();
+  const CreateRequest = CreateKeyRequest.superRefine((req, ctx) => {
+    for (const [i, name] of (req.allowed_providers ?? []).entries())
+      if (!providers.includes(name)) ctx.addIssue({ code: "custom", path: ["allowed_providers", i], message: `one of the proxy's providers: ${providers.join(", ")}` });
+  });
 
   router.post("/keys", async (req, res) => {
-    const body = parseBody(CreateKeyRequest, req, res);
+    const body = parseBody(CreateRequest, req, res);
     if (body) res.status(201).json(await keys.create(body));
   });
   router.get("/keys", async (_req, res) => {

@@ -111,6 +111,38 @@ function reportImport(totals: Awaited<ReturnType<typeof importLines>>): number {
 }
 
 const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
+const list = (v: string | boolean | undefined) => str(v)?.split(",").map((s) => s.trim()).filter(Boolean);
+
+/**
+ * A secret read from standard input: piped (`tollgate providers set openai < key.txt`) or typed
+ * without echo, never from the command line where shell history and `ps` would keep it.
+ */
+async function readSecret(prompt: string): Promise<string> {
+  const { stdin, stderr } = process;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString("utf8").trim();
+  }
+  stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.resume();
+  let typed = "";
+  try {
+    for await (const chunk of stdin) {
+      for (const ch of (chunk as Buffer).toString("utf8")) {
+        if (ch === "\r" || ch === "\n") return typed.trim();
+        if (ch === "\u0003") throw new CliError("cancelled");
+        typed = ch === "\u007f" ? typed.slice(0, -1) : typed + ch;
+      }
+    }
+    return typed.trim();
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    stderr.write("\n");
+  }
+}
 
 export const commands: Record<string, Command> = {
   serve: (ctx) => serve(ctx.config, ctx.logger),
@@ -165,11 +197,13 @@ export const commands: Record<string, Command> = {
   async keys(ctx) {
     const [action, id] = ctx.args;
     if (action === "create") {
-      const body = Object.fromEntries(
-        ["kind", "name", "team", "project", "feature", "user"].flatMap((k) => (ctx.options[k] ? [[k, ctx.options[k]]] : [])),
-      );
+      const body = {
+        ...Object.fromEntries(["kind", "name", "team", "project", "feature", "user"].flatMap((k) => (ctx.options[k] ? [[k, ctx.options[k]]] : []))),
+        allowed_providers: list(ctx.options.providers),
+        allowed_models: list(ctx.options.models),
+      };
       const key = await withClient(ctx, (c) => c.postJson<Record<string, unknown>>("/api/keys", body));
-      out(renderTable([key], ["id", "kind", "name", "team", "project", "feature", "user"]));
+      out(renderTable([key], ["id", "kind", "name", "team", "project", "feature", "user", "allowed_providers", "allowed_models"]));
       out(`\nkey: ${key.key}\nThis is the only time the key is shown; store it now.`);
       return 0;
     }
@@ -184,6 +218,34 @@ export const commands: Record<string, Command> = {
       return 0;
     }
     throw new CliError("use: tollgate keys create --kind ingest|virtual --name NAME | keys list | keys revoke ID");
+  },
+
+  async providers(ctx) {
+    const [action, name] = ctx.args;
+    const columns = ["provider", "source", "hint", "master_key_id", "updated_at"];
+    if (action === "list") {
+      const { providers } = await withClient(ctx, (c) => c.get<{ providers: Record<string, unknown>[] }>("/api/providers"));
+      out(renderTable(providers, columns));
+      return 0;
+    }
+    if (action === "set" && name) {
+      const apiKey = await readSecret(`API key for ${name}: `);
+      if (!apiKey) throw new CliError("no key was given on standard input");
+      const info = await withClient(ctx, (c) => c.postJson<Record<string, unknown>>("/api/providers", { name, api_key: apiKey }));
+      out(renderTable([info], columns));
+      return 0;
+    }
+    if (action === "remove" && name) {
+      const info = await withClient(ctx, (c) => c.request("DELETE", `/api/providers/${encodeURIComponent(name)}`));
+      out(renderTable([info.json() as Record<string, unknown>], columns));
+      return 0;
+    }
+    if (action === "rotate-master") {
+      const r = await withClient(ctx, (c) => c.postJson<{ master_key_id: string; resealed: Record<string, number> }>("/api/providers/rotate-master", {}));
+      out(`re-sealed ${r.resealed.provider_keys} provider keys and ${r.resealed.ingest_source_secrets} signing secrets under master key ${r.master_key_id}`);
+      return 0;
+    }
+    throw new CliError("use: tollgate providers list | providers set NAME (key on standard input) | providers remove NAME | providers rotate-master");
   },
 
   async sources(ctx) {

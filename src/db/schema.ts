@@ -103,11 +103,24 @@ export const apiKeys = pgTable(
     project: text("project"),
     feature: text("feature"),
     user: text("user"),
+    /** Proxy routes a virtual key may call; null allows every route. */
+    allowedProviders: text("allowed_providers").array(),
+    /** Model patterns (`gpt-4o`, `claude-*`) a virtual key may ask for; null allows every model. */
+    allowedModels: text("allowed_models").array(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
   },
   (t) => [uniqueIndex("api_keys_hash").on(t.hash)],
 );
+
+/** Upstream API keys stored through the admin API, sealed with the master key; they win over the environment's. */
+export const providerKeys = pgTable("provider_keys", {
+  provider: text("provider").primaryKey(),
+  keyEncrypted: text("key_encrypted").notNull(),
+  /** The last characters of the key, so people can tell which one is in use. */
+  hint: text("hint").notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
 
 /** Senders that sign their usage webhooks (Standard Webhooks) instead of using an ingest key. */
 export const ingestSources = pgTable("ingest_sources", {

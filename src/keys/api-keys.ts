@@ -7,6 +7,14 @@ import { apiKeys } from "../db/schema.ts";
 /** Postgres text cannot hold NUL: refused here as a 400 rather than failing the insert as a 500. */
 export const labelText = z.string().trim().min(1).max(200).refine((s) => !s.includes("\u0000"), "must not contain NUL characters");
 const attribution = labelText.optional();
+/** A model name, or a prefix ending in `*` (`claude-*`). */
+const modelPattern = labelText.regex(/^[^*]+\*?$|^\*$/, "a model name, or a prefix followed by * (claude-*)");
+
+/** Whether a key limited to `patterns` may ask for `model`; requests that name no model are not limited. */
+export function modelAllowed(patterns: readonly string[] | null, model: string | undefined): boolean {
+  if (!patterns || model === undefined) return true;
+  return patterns.some((p) => (p.endsWith("*") ? model.startsWith(p.slice(0, -1)) : model === p));
+}
 
 export const CreateKeyRequest = z.strictObject({
   kind: z.enum(["ingest", "virtual"]),
@@ -15,6 +23,12 @@ export const CreateKeyRequest = z.strictObject({
   project: attribution,
   feature: attribution,
   user: attribution,
+  /** Only for virtual keys: the proxy routes and models this key may use; absent allows all. */
+  allowed_providers: z.array(labelText).min(1).max(50).optional(),
+  allowed_models: z.array(modelPattern).min(1).max(200).optional(),
+}).superRefine((req, ctx) => {
+  for (const field of ["allowed_providers", "allowed_models"] as const)
+    if (req[field] && req.kind !== "virtual") ctx.addIssue({ code: "custom", path: [field], message: "only virtual keys call providers; leave it out for ingest keys" });
 });
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
 
@@ -28,6 +42,8 @@ export interface KeyInfo {
   project: string | null;
   feature: string | null;
   user: string | null;
+  allowed_providers: string[] | null;
+  allowed_models: string[] | null;
   created_at: string;
   revoked_at: string | null;
 }
@@ -45,6 +61,8 @@ function info(row: typeof apiKeys.$inferSelect): KeyInfo {
     project: row.project,
     feature: row.feature,
     user: row.user,
+    allowed_providers: row.allowedProviders,
+    allowed_models: row.allowedModels,
     created_at: row.createdAt.toISOString(),
     revoked_at: row.revokedAt?.toISOString() ?? null,
   };
@@ -53,8 +71,14 @@ function info(row: typeof apiKeys.$inferSelect): KeyInfo {
 /** How long a looked-up key is trusted before it is read again: the delay a revocation can take. */
 const CACHE_MS = 5_000;
 
+interface CachedKey {
+  key: KeyInfo | null;
+  until: number;
+  refreshing?: Promise<void>;
+}
+
 export class ApiKeys {
-  private cache = new Map<string, { key: KeyInfo | null; until: number }>();
+  private cache = new Map<string, CachedKey>();
 
   constructor(private readonly database: Database) {}
 
@@ -72,6 +96,8 @@ export class ApiKeys {
         project: req.project ?? null,
         feature: req.feature ?? null,
         user: req.user ?? null,
+        allowedProviders: req.allowed_providers ?? null,
+        allowedModels: req.allowed_models ?? null,
       })
       .returning();
     return { ...info(row!), key };
@@ -95,18 +121,37 @@ export class ApiKeys {
     return existing ? info(existing) : null;
   }
 
-  /** The live key of this kind that `presented` is, or null. */
+  /**
+   * The live key of this kind that `presented` is, or null. A key seen before is answered from
+   * memory and re-read in the background once it is older than CACHE_MS, so calls never wait on
+   * the database for a known key and keep working through a database outage with what was last
+   * known; only a key never seen before waits for (and fails with) the database.
+   */
   async authenticate(presented: string, kind: KeyInfo["kind"]): Promise<KeyInfo | null> {
     if (!presented.startsWith(KEY_PREFIX)) return null;
     const hash = hashKey(presented);
-    const now = Date.now();
     let hit = this.cache.get(hash);
-    if (!hit || hit.until < now) {
-      const [row] = await this.database.db.select().from(apiKeys).where(eq(apiKeys.hash, hash));
-      hit = { key: row && !row.revokedAt ? info(row) : null, until: now + CACHE_MS };
+    if (!hit) {
+      hit = { key: await this.lookup(hash), until: Date.now() + CACHE_MS };
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(hash, hit);
+    } else if (hit.until < Date.now() && !hit.refreshing) {
+      const entry = hit;
+      entry.refreshing = this.lookup(hash).then(
+        (key) => {
+          entry.key = key;
+          entry.until = Date.now() + CACHE_MS;
+        },
+        () => undefined,
+      ).finally(() => {
+        entry.refreshing = undefined;
+      });
     }
     return hit.key?.kind === kind ? hit.key : null;
+  }
+
+  private async lookup(hash: string): Promise<KeyInfo | null> {
+    const [row] = await this.database.db.select().from(apiKeys).where(eq(apiKeys.hash, hash));
+    return row && !row.revokedAt ? info(row) : null;
   }
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import type { ApiKeys, KeyInfo } from "../keys/api-keys.ts";
+import { type ApiKeys, type KeyInfo, modelAllowed } from "../keys/api-keys.ts";
 import type { UsageEvent } from "../ledger/event.ts";
 import type { PriceFn } from "../ledger/recorder.ts";
 import type { Logger } from "../logger.ts";
@@ -100,6 +100,8 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
     const message = presented ? "the Tollgate key is not valid or has been revoked" : "send a Tollgate virtual key (tlg_...) where your SDK sends its API key";
     return sendProviderError(res, { provider, id }, 401, "invalid_api_key", message);
   }
+  if (key?.allowed_providers && !key.allowed_providers.includes(provider.name))
+    return sendProviderError(res, { provider, id }, 403, "provider_not_allowed", `this Tollgate key may not call ${provider.name}; it may call ${key.allowed_providers.join(", ")}`);
 
   let body: Buffer | undefined;
   if (!BODYLESS.has(req.method ?? "GET")) {
@@ -108,6 +110,8 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
     body = read;
   }
   const facts = provider.inspect(path, parseJson(body, req.headers["content-type"]));
+  if (key && !modelAllowed(key.allowed_models, facts.model))
+    return sendProviderError(res, { provider, id }, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
   const attribution = attribute(key, req.headers, facts.user);
 
   const verdict = deps.gate.check({ ...attribution, provider: provider.name, model: facts.model });

@@ -1,0 +1,32 @@
+import { Router } from "express";
+import { z } from "zod";
+import type { Database } from "../db/connection.ts";
+import { type ProviderKeys, SetProviderKeyRequest } from "../keys/provider-keys.ts";
+import { rotateMasterKey } from "../keys/rotate-master.ts";
+import type { SecretBox } from "../keys/secret-box.ts";
+import { sendProblem } from "../problem.ts";
+import { parseBody } from "./keys-routes.ts";
+
+/** Provider keys: set, replace, remove and list (never shown back), and the master key's rotation. */
+export function providersRouter(deps: { database: Database; box: SecretBox; providerKeys: ProviderKeys; providers: readonly string[] }): Router {
+  const router = Router();
+  const SetRequest = SetProviderKeyRequest.extend({
+    name: z.enum(deps.providers as [string, ...string[]], { error: `one of the proxy's providers: ${deps.providers.join(", ")}` }),
+  });
+
+  router.get("/providers", async (_req, res) => {
+    res.json({ providers: await deps.providerKeys.list(deps.providers) });
+  });
+  router.post("/providers", async (req, res) => {
+    const body = parseBody(SetRequest, req, res);
+    if (body) res.json(await deps.providerKeys.set(body.name, body.api_key));
+  });
+  router.delete("/providers/:name", async (req, res) => {
+    if (!(await deps.providerKeys.remove(req.params.name))) return sendProblem(res, 404, "Not Found", `no stored key for provider ${req.params.name}`);
+    res.json((await deps.providerKeys.list([req.params.name]))[0]);
+  });
+  router.post("/providers/rotate-master", async (_req, res) => {
+    res.json(await rotateMasterKey(deps.database, deps.box));
+  });
+  return router;
+}

@@ -1,0 +1,26 @@
+import { eq } from "drizzle-orm";
+import type { Database } from "../db/connection.ts";
+import { ingestSourceSecrets, providerKeys } from "../db/schema.ts";
+import type { SecretBox } from "./secret-box.ts";
+
+export interface RotationResult {
+  master_key_id: string;
+  resealed: { provider_keys: number; ingest_source_secrets: number };
+}
+
+/**
+ * Re-seals every stored secret under the current master key, in one transaction: afterwards the
+ * previous master keys can be dropped from the configuration. Running it again changes nothing.
+ */
+export async function rotateMasterKey(database: Database, box: SecretBox): Promise<RotationResult> {
+  return database.db.transaction(async (tx) => {
+    const stale = (sealed: string) => box.keyIdOf(sealed) !== box.keyId;
+    const keys = (await tx.select().from(providerKeys)).filter((r) => stale(r.keyEncrypted));
+    for (const row of keys)
+      await tx.update(providerKeys).set({ keyEncrypted: box.seal(box.open(row.keyEncrypted)) }).where(eq(providerKeys.provider, row.provider));
+    const secrets = (await tx.select().from(ingestSourceSecrets)).filter((r) => stale(r.secretEncrypted));
+    for (const row of secrets)
+      await tx.update(ingestSourceSecrets).set({ secretEncrypted: box.seal(box.open(row.secretEncrypted)) }).where(eq(ingestSourceSecrets.id, row.id));
+    return { master_key_id: box.keyId, resealed: { provider_keys: keys.length, ingest_source_secrets: secrets.length } };
+  });
+}
