@@ -143,3 +143,178 @@ export const ingestSourceSecrets = pgTable(
   },
   (t) => [index("ingest_source_secrets_source").on(t.sourceId).where(sql`revoked_at is null`)],
 );
+
+/** A scope: a filter over the attribution dimensions (`{}` is all spend). */
+export type ScopeColumn = Partial<Record<"team" | "project" | "feature" | "user" | "model" | "provider" | "key", string>>;
+
+/** Spending limits over a scope and a calendar period in the budget's time zone. */
+export const budgets = pgTable("budgets", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull().unique(),
+  scope: jsonb("scope").$type<ScopeColumn>().notNull().default({}),
+  /** pico-USD, exact; numeric because a yearly company budget can outgrow bigint pico-dollars. */
+  amount: numeric("amount").notNull(),
+  period: text("period").notNull(),
+  timezone: text("timezone").notNull().default("UTC"),
+  thresholds: integer("thresholds").array().notNull(),
+  mode: text("mode").notNull().default("soft"),
+  paused: boolean("paused").notNull().default(false),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** The "at most once" of alerts: a second evaluation finding the same crossing inserts nothing. */
+export const alertFirings = pgTable(
+  "alert_firings",
+  {
+    id: text("id").primaryKey(),
+    budgetId: text("budget_id")
+      .notNull()
+      .references(() => budgets.id, { onDelete: "cascade" }),
+    periodStart: timestamp("period_start", { withTimezone: true }).notNull(),
+    kind: text("kind").notNull(),
+    /** The percent crossed for threshold alerts; 0 for kinds without one. */
+    threshold: integer("threshold").notNull().default(0),
+    /** pico-USD spent in the period when it fired. */
+    spend: numeric("spend").notNull(),
+    amount: numeric("amount").notNull(),
+    firedAt: timestamp("fired_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("alert_firings_once").on(t.budgetId, t.periodStart, t.kind, t.threshold), index("alert_firings_fired_at").on(t.firedAt)],
+);
+
+/** Where messages go, and which of them it wants. */
+export const channels = pgTable("channels", {
+  id: text("id").primaryKey(),
+  platform: text("platform").notNull(),
+  name: text("name").notNull(),
+  /** Platform address: webhook URL, Slack channel, Teams conversation reference, Telegram chat id. */
+  address: jsonb("address").$type<Record<string, unknown>>().notNull(),
+  /** Secrets of the address (a webhook's signing secret), sealed with the master key. */
+  secretEncrypted: text("secret_encrypted"),
+  /** Scopes whose alerts it receives (empty = every scope) and the kinds it wants. */
+  scopes: jsonb("scopes").$type<ScopeColumn[]>().notNull().default([]),
+  kinds: text("kinds").array().notNull(),
+  timezone: text("timezone").notNull().default("UTC"),
+  disabledAt: timestamp("disabled_at", { withTimezone: true }),
+  disabledReason: text("disabled_reason"),
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** A budget silenced in one channel until a time. */
+export const mutes = pgTable(
+  "mutes",
+  {
+    channelId: text("channel_id")
+      .notNull()
+      .references(() => channels.id, { onDelete: "cascade" }),
+    budgetId: text("budget_id")
+      .notNull()
+      .references(() => budgets.id, { onDelete: "cascade" }),
+    until: timestamp("until", { withTimezone: true }).notNull(),
+    mutedBy: text("muted_by").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.channelId, t.budgetId] })],
+);
+
+export const NOTIFICATION_STATUSES = ["pending", "delivered", "dead"] as const;
+
+/** The outbox: one row per message to one channel, delivered in order, at most once per dedupe key. */
+export const notifications = pgTable(
+  "notifications",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    channelId: text("channel_id")
+      .notNull()
+      .references(() => channels.id, { onDelete: "cascade" }),
+    dedupeKey: text("dedupe_key").notNull().unique(),
+    /** Platform-neutral content (alerts, replies); each integration renders it when delivering. */
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    status: text("status").$type<(typeof NOTIFICATION_STATUSES)[number]>().notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    lastError: text("last_error"),
+    /** What the platform calls the delivered message (Slack ts, Teams activity id), for later updates. */
+    externalRef: jsonb("external_ref").$type<Record<string, unknown>>(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+  },
+  (t) => [index("notifications_due").on(t.channelId, t.id).where(sql`status = 'pending'`)],
+);
+
+export const ROLES = ["viewer", "requester", "approver", "admin"] as const;
+
+/** People on the chat platforms and what they may do. */
+export const members = pgTable(
+  "members",
+  {
+    platform: text("platform").notNull(),
+    userId: text("user_id").notNull(),
+    role: text("role").$type<(typeof ROLES)[number]>().notNull(),
+    name: text("name"),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.platform, t.userId] })],
+);
+
+/** Budget-raise requests and their one decision. */
+export const approvals = pgTable(
+  "approvals",
+  {
+    id: text("id").primaryKey(),
+    budgetId: text("budget_id")
+      .notNull()
+      .references(() => budgets.id, { onDelete: "cascade" }),
+    /** pico-USD: the amount when asked and the amount asked for. */
+    fromAmount: numeric("from_amount").notNull(),
+    toAmount: numeric("to_amount").notNull(),
+    reason: text("reason").notNull(),
+    requestedBy: text("requested_by").notNull(),
+    /** Where the requester asked (platform, channel, user), to tell them the outcome there. */
+    requestedVia: jsonb("requested_via").$type<Record<string, unknown>>(),
+    status: text("status").notNull().default("pending"),
+    decidedBy: text("decided_by"),
+    decisionReason: text("decision_reason"),
+    decidedAt: timestamp("decided_at", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [index("approvals_pending").on(t.expiresAt).where(sql`status = 'pending'`)],
+);
+
+/** Every change to budgets, keys, channels, members and approvals: who, when, before, after. */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    entity: text("entity").notNull(),
+    entityId: text("entity_id").notNull(),
+    before: jsonb("before"),
+    after: jsonb("after"),
+  },
+  (t) => [index("audit_log_entity").on(t.entity, t.entityId)],
+);
+
+/**
+ * Shares of a hard budget's remaining amount handed to one gateway process for one period: the
+ * process spends from its lease without asking Postgres, so the sum of leases bounds the overshoot
+ * across processes.
+ */
+export const budgetLeases = pgTable(
+  "budget_leases",
+  {
+    budgetId: text("budget_id")
+      .notNull()
+      .references(() => budgets.id, { onDelete: "cascade" }),
+    periodStart: timestamp("period_start", { withTimezone: true }).notNull(),
+    holder: text("holder").notNull(),
+    /** pico-USD granted to the holder and not yet given back. */
+    granted: numeric("granted").notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.budgetId, t.periodStart, t.holder] })],
+);

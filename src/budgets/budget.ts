@@ -1,0 +1,91 @@
+import { z } from "zod";
+import { type Dimension, DIMENSIONS } from "../ledger/event.ts";
+import { type Period, resolvePeriod } from "../ledger/period.ts";
+import { decimalUsdToPico } from "../pricing/money.ts";
+import { labelText } from "../keys/api-keys.ts";
+
+/** A filter over the attribution dimensions; `{}` is all spend. */
+export const Scope = z.partialRecord(z.enum(DIMENSIONS), labelText).default({});
+export type Scope = z.infer<typeof Scope>;
+
+export const BUDGET_PERIODS = ["day", "week", "month", "quarter", "year"] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A positive decimal USD amount ("500", "0.25") read exactly into pico-USD. */
+export const UsdAmount = z.string().transform((text, ctx) => {
+  const pico = decimalUsdToPico(text);
+  if (pico instanceof Error || pico <= 0n) {
+    ctx.addIssue({ code: "custom", message: "a positive decimal amount of USD as a string, such as \"500\" or \"12.50\"" });
+    return z.NEVER;
+  }
+  return pico;
+});
+
+/** What a budget is, as the admin API and `tollgate apply` write it. */
+export const BudgetInput = z.strictObject({
+  name: labelText.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, dot, dash and underscore, starting with a letter or digit"),
+  scope: Scope,
+  amount_usd: UsdAmount,
+  period: z.enum(BUDGET_PERIODS, { error: `one of ${BUDGET_PERIODS.join(", ")}` }),
+  timezone: z.string().default("UTC").refine(isTimeZone, "an IANA time zone such as UTC or Europe/Berlin"),
+  thresholds: z
+    .array(z.number().int().min(1).max(1000), { error: "a list of whole percentages from 1 to 1000" })
+    .min(1)
+    .max(10)
+    .default([50, 80, 100])
+    .transform((t) => [...new Set(t)].sort((a, b) => a - b)),
+  mode: z.enum(["soft", "hard"], { error: "soft (alerts only) or hard (alerts and blocks)" }).default("soft"),
+  paused: z.boolean().default(false),
+});
+export type BudgetInput = z.infer<typeof BudgetInput>;
+
+/** A stored budget: its input plus identity. Amounts are pico-USD. */
+export interface Budget {
+  id: string;
+  name: string;
+  scope: Scope;
+  amount: bigint;
+  period: BudgetPeriod;
+  timezone: string;
+  thresholds: number[];
+  mode: "soft" | "hard";
+  paused: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const CURRENT: Record<BudgetPeriod, string> = { day: "today", week: "this-week", month: "this-month", quarter: "this-quarter", year: "this-year" };
+
+/** The calendar period a budget is in at `now`, in its own time zone (ISO weeks). */
+export function budgetPeriod(budget: Pick<Budget, "period" | "timezone">, now: Date): Period {
+  const resolved = resolvePeriod(CURRENT[budget.period], { now, timeZone: budget.timezone });
+  if (!resolved.ok) throw new Error(resolved.error.message);
+  return resolved.period;
+}
+
+/** What a call or an event is attributed to, as scopes see it. */
+export type Attributes = Partial<Record<Dimension, string | null>>;
+
+/** Whether spend with these attributes counts against a budget of this scope. */
+export function scopeMatches(scope: Scope, attributes: Attributes): boolean {
+  for (const dim of DIMENSIONS) {
+    const wanted = scope[dim];
+    if (wanted !== undefined && attributes[dim] !== wanted) return false;
+  }
+  return true;
+}
+
+/** `team:search model:gpt-4o`, or `everything`: how people read a scope. */
+export function describeScope(scope: Scope): string {
+  const parts = DIMENSIONS.flatMap((d) => (scope[d] !== undefined ? [`${d}:${scope[d]}`] : []));
+  return parts.length > 0 ? parts.join(" ") : "everything";
+}

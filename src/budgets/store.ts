@@ -1,0 +1,132 @@
+import { randomUUID } from "node:crypto";
+import { asc, eq } from "drizzle-orm";
+import { audit } from "../admin/audit.ts";
+import type { Database } from "../db/connection.ts";
+import { budgets } from "../db/schema.ts";
+import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";
+
+export type BudgetRow = typeof budgets.$inferSelect;
+
+export function budgetOf(row: BudgetRow): Budget {
+  return {
+    id: row.id,
+    name: row.name,
+    scope: row.scope as Scope,
+    amount: BigInt(row.amount),
+    period: row.period as BudgetPeriod,
+    timezone: row.timezone,
+    thresholds: row.thresholds,
+    mode: row.mode as Budget["mode"],
+    paused: row.paused,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+const columns = (input: BudgetInput) => ({
+  name: input.name,
+  scope: input.scope,
+  amount: input.amount_usd.toString(),
+  period: input.period,
+  timezone: input.timezone,
+  thresholds: input.thresholds,
+  mode: input.mode,
+  paused: input.paused,
+});
+
+export type BudgetChange = { ok: true; budget: Budget } | { ok: false; kind: "not_found" | "conflict"; message: string };
+
+/**
+ * Budgets in Postgres, every change audited in the same transaction. Listeners hear each change
+ * made through this process at once (the proxy's hard stops lift a block without waiting).
+ */
+export class BudgetStore {
+  private listeners: ((budget: Budget | { id: string; deleted: true }) => void)[] = [];
+
+  constructor(private readonly database: Database) {}
+
+  onChange(listener: (budget: Budget | { id: string; deleted: true }) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async list(): Promise<Budget[]> {
+    return (await this.database.db.select().from(budgets).orderBy(asc(budgets.name))).map(budgetOf);
+  }
+
+  /** By id or by name. */
+  async find(idOrName: string): Promise<Budget | undefined> {
+    const [row] = await this.database.db.select().from(budgets).where(eq(budgets.id, idOrName));
+    if (row) return budgetOf(row);
+    const [byName] = await this.database.db.select().from(budgets).where(eq(budgets.name, idOrName));
+    return byName ? budgetOf(byName) : undefined;
+  }
+
+  async create(input: BudgetInput, actor: string): Promise<BudgetChange> {
+    const budget = await this.database.db.transaction(async (tx) => {
+      const [row] = await tx.insert(budgets).values({ id: randomUUID(), ...columns(input) }).onConflictDoNothing().returning();
+      if (!row) return undefined;
+      const created = budgetOf(row);
+      await audit(tx, { actor, action: "create", entity: "budget", entityId: row.id, after: created });
+      return created;
+    });
+    if (!budget) return { ok: false, kind: "conflict", message: `a budget named ${input.name} already exists` };
+    this.emit(budget);
+    return { ok: true, budget };
+  }
+
+  /** Replaces a budget's definition; a new amount counts against the spend already made in the period. */
+  async update(idOrName: string, change: (current: Budget) => BudgetInput, actor: string): Promise<BudgetChange> {
+    const result = await this.database.db.transaction(async (tx): Promise<BudgetChange> => {
+      const current = await this.find(idOrName);
+      if (!current) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
+      const [locked] = await tx.select().from(budgets).where(eq(budgets.id, current.id)).for("update");
+      if (!locked) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
+      const before = budgetOf(locked);
+      const next = change(before);
+      const [row] = await tx
+        .update(budgets)
+        .set({ ...columns(next), updatedAt: new Date() })
+        .where(eq(budgets.id, before.id))
+        .returning()
+        .catch((err: unknown) => {
+          if ((err as { code?: string }).code === "23505") return [undefined];
+          throw err;
+        });
+      if (!row) return { ok: false, kind: "conflict", message: `a budget named ${next.name} already exists` };
+      const after = budgetOf(row);
+      await audit(tx, { actor, action: "update", entity: "budget", entityId: before.id, before, after });
+      return { ok: true, budget: after };
+    });
+    if (result.ok) this.emit(result.budget);
+    return result;
+  }
+
+  async remove(idOrName: string, actor: string): Promise<BudgetChange> {
+    const current = await this.find(idOrName);
+    if (!current) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
+    await this.database.db.transaction(async (tx) => {
+      await tx.delete(budgets).where(eq(budgets.id, current.id));
+      await audit(tx, { actor, action: "delete", entity: "budget", entityId: current.id, before: current });
+    });
+    for (const l of this.listeners) l({ id: current.id, deleted: true });
+    return { ok: true, budget: current };
+  }
+
+  private emit(budget: Budget): void {
+    for (const l of this.listeners) l(budget);
+  }
+}
+
+/** A budget back in the shape it was written in, so an update can change one field of it. */
+export function inputOf(budget: Budget): BudgetInput {
+  return {
+    name: budget.name,
+    scope: budget.scope,
+    amount_usd: budget.amount,
+    period: budget.period,
+    timezone: budget.timezone,
+    thresholds: budget.thresholds,
+    mode: budget.mode,
+    paused: budget.paused,
+  };
+}
