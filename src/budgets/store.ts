@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { asc, eq } from "drizzle-orm";
 import { audit } from "../admin/audit.ts";
-import type { Database } from "../db/connection.ts";
+import type { Database, Db } from "../db/connection.ts";
 import { budgets } from "../db/schema.ts";
 import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";
 
@@ -34,6 +34,8 @@ const columns = (input: BudgetInput) => ({
   paused: input.paused,
 });
 
+export type Deleted = { id: string; deleted: true };
+
 export type BudgetChange = { ok: true; budget: Budget } | { ok: false; kind: "not_found" | "conflict"; message: string };
 
 /**
@@ -41,12 +43,27 @@ export type BudgetChange = { ok: true; budget: Budget } | { ok: false; kind: "no
  * made through this process at once (the proxy's hard stops lift a block without waiting).
  */
 export class BudgetStore {
-  private listeners: ((budget: Budget | { id: string; deleted: true }) => void)[] = [];
+  private listeners: ((change: Budget | Deleted) => void)[] = [];
 
-  constructor(private readonly database: Database) {}
+  /** `heard` collects the changes of a store bound to a transaction, told to listeners once it commits. */
+  constructor(
+    private readonly database: Pick<Database, "db">,
+    private readonly heard?: (Budget | Deleted)[],
+  ) {}
 
-  onChange(listener: (budget: Budget | { id: string; deleted: true }) => void): void {
+  onChange(listener: (change: Budget | Deleted) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Several changes as one: all or none. `work` gets a store bound to the transaction (and the
+   * transaction, to write its own rows in it); listeners hear the changes only once it commits.
+   */
+  async transaction<T>(work: (store: BudgetStore, tx: Db) => Promise<T>): Promise<T> {
+    const heard: (Budget | Deleted)[] = [];
+    const result = await this.database.db.transaction((tx) => work(new BudgetStore({ db: tx }, heard), tx));
+    for (const change of heard) this.emit(change);
+    return result;
   }
 
   async list(): Promise<Budget[]> {
@@ -77,7 +94,8 @@ export class BudgetStore {
   /** Replaces a budget's definition; a new amount counts against the spend already made in the period. */
   async update(idOrName: string, change: (current: Budget) => BudgetInput, actor: string): Promise<BudgetChange> {
     const result = await this.database.db.transaction(async (tx): Promise<BudgetChange> => {
-      const current = await this.find(idOrName);
+      // Read through the transaction: PGlite has one connection, held by the transaction.
+      const current = await new BudgetStore({ db: tx }).find(idOrName);
       if (!current) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
       const [locked] = await tx.select().from(budgets).where(eq(budgets.id, current.id)).for("update");
       if (!locked) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
@@ -108,12 +126,13 @@ export class BudgetStore {
       await tx.delete(budgets).where(eq(budgets.id, current.id));
       await audit(tx, { actor, action: "delete", entity: "budget", entityId: current.id, before: current });
     });
-    for (const l of this.listeners) l({ id: current.id, deleted: true });
+    this.emit({ id: current.id, deleted: true });
     return { ok: true, budget: current };
   }
 
-  private emit(budget: Budget): void {
-    for (const l of this.listeners) l(budget);
+  private emit(change: Budget | Deleted): void {
+    if (this.heard) this.heard.push(change);
+    else for (const l of this.listeners) l(change);
   }
 }
 
