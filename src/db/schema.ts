@@ -171,6 +171,7 @@ export const alertFirings = pgTable(
     budgetId: text("budget_id")
       .notNull()
       .references(() => budgets.id, { onDelete: "cascade" }),
+    /** The budget's period; for an anomaly, the hour found anomalous. */
     periodStart: timestamp("period_start", { withTimezone: true }).notNull(),
     kind: text("kind").notNull(),
     /** The percent crossed for threshold alerts; 0 for kinds without one. */
@@ -180,7 +181,12 @@ export const alertFirings = pgTable(
     amount: numeric("amount").notNull(),
     firedAt: timestamp("fired_at", { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("alert_firings_once").on(t.budgetId, t.periodStart, t.kind, t.threshold), index("alert_firings_fired_at").on(t.firedAt)],
+  // The amount is part of the key: after a raise from $500 to $800, 80 % of $800 is a new line to
+  // cross, while 80 % of $500 still never fires twice.
+  (t) => [
+    uniqueIndex("alert_firings_once").on(t.budgetId, t.periodStart, t.kind, t.threshold, t.amount),
+    index("alert_firings_fired_at").on(t.firedAt),
+  ],
 );
 
 /** Where messages go, and which of them it wants. */
