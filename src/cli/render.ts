@@ -1,4 +1,4 @@
-import { decimalUsdToPico, formatUsd } from "../pricing/money.ts";
+import { changeText, decimalUsdToPico, formatUsd } from "../pricing/money.ts";
 
 /** The JSON answer of GET /api/spend, as much of it as the terminal shows. */
 export interface SpendJson {
@@ -18,15 +18,6 @@ function pico(usd: string): bigint {
 
 const count = (n: number | string) => Number(n).toLocaleString("en-US");
 
-/** "+12.3 %" from exact sums; "new" when there was nothing before. */
-export function change(current: bigint, previous: bigint): string {
-  if (previous === 0n) return current === 0n ? "no change" : "new";
-  const tenths = ((current - previous) * 1000n) / previous;
-  const sign = tenths > 0n ? "+" : tenths < 0n ? "−" : "±";
-  const abs = tenths < 0n ? -tenths : tenths;
-  return `${sign}${abs / 10n}.${abs % 10n} %`;
-}
-
 function bar(part: bigint, whole: bigint): string {
   if (whole <= 0n || part <= 0n) return "";
   const eighths = Number((part * BAR_WIDTH * 8n) / whole);
@@ -40,7 +31,7 @@ export function renderSpend(report: SpendJson, by: string | undefined): string {
   const days = (iso: string) => iso.slice(0, 10);
   const lines = [
     `AI spend, ${report.period.label} (${days(report.period.start)} to ${days(report.period.end)})`,
-    `Total ${formatUsd(total)} over ${count(report.total.requests)} requests; ${change(total, previous)} against the previous period (${formatUsd(previous)})`,
+    `Total ${formatUsd(total)} over ${count(report.total.requests)} requests; ${changeText(total, previous)} against the previous period (${formatUsd(previous)})`,
   ];
   if (by && report.groups.length > 0) {
     const keyWidth = Math.max(by.length, ...report.groups.map((g) => g.key.length));

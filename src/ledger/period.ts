@@ -180,7 +180,7 @@ function timeZoneError(timeZone: string): PeriodResult {
 }
 
 /** The candidate closest to `input`, if it is close enough to be what was meant. */
-function nearest<T>(input: string, candidates: Map<string, T>): T | undefined {
+export function nearest<T>(input: string, candidates: Map<string, T>): T | undefined {
   let best: { value: T; distance: number } | undefined;
   for (const [key, value] of candidates) {
     const distance = editDistance(input, key);

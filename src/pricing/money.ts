@@ -66,3 +66,12 @@ export function formatUsd(pico: bigint, decimals = 2): string {
   const sign = pico < 0n && rounded > 0n ? "-" : "";
   return `${sign}$${whole}${fraction}`;
 }
+
+/** "+12.3 %" between two exact amounts, truncated to tenths; "new" when there was nothing before. */
+export function changeText(current: bigint, previous: bigint): string {
+  if (previous === 0n) return current === 0n ? "no change" : "new";
+  const tenths = ((current - previous) * 1000n) / previous;
+  const sign = tenths > 0n ? "+" : tenths < 0n ? "−" : "±";
+  const abs = tenths < 0n ? -tenths : tenths;
+  return `${sign}${abs / 10n}.${abs % 10n} %`;
+}

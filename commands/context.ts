@@ -1,0 +1,58 @@
+import type { Alert } from "../src/alerts/alert.ts";
+import type { SubscriptionKind } from "../src/alerts/alert.ts";
+import type { Budget, BudgetInput, Scope } from "../src/budgets/budget.ts";
+import type { Role } from "./roles.ts";
+import type { Database } from "../src/db/connection.ts";
+
+/** Who typed the command, as their platform knows them. */
+export interface Caller {
+  platform: string;
+  userId: string;
+  name?: string;
+}
+
+/** Where the command was typed: the conversation a reply, a mute or a subscription applies to. */
+export interface Conversation {
+  platform: string;
+  /** The platform's address of the conversation (Slack team + channel, Teams reference, Telegram chat). */
+  address: Record<string, unknown>;
+  /** The conversation's channel id in Tollgate, when it is bound to one. */
+  channelId?: string;
+  /** Time zone periods are read in. */
+  timezone: string;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; kind: string; message: string };
+
+/** What handlers need from the rest of Tollgate, narrowed to what they use; src/app.ts provides it. */
+export interface CommandServices {
+  database: Database;
+  roleOf(platform: string, userId: string): Promise<Role>;
+  budgets: {
+    list(): Promise<Budget[]>;
+    find(idOrName: string): Promise<Budget | undefined>;
+    create(input: BudgetInput, actor: string): Promise<Outcome<Budget>>;
+    update(idOrName: string, change: (b: Budget) => BudgetInput, actor: string): Promise<Outcome<Budget>>;
+  };
+  budgetStatus(budget: Budget, now: Date): Promise<{ spend: bigint; percent: number; forecast: bigint | null; state: string }>;
+  approvals: {
+    request(req: { budget: string; amount: bigint; reason: string; requestedBy: string; via: Conversation }): Promise<Outcome<{ id: string; from: bigint; to: bigint }>>;
+    decide(req: { id: string; decision: "approve" | "reject"; by: Caller; reason?: string }): Promise<Outcome<{ id: string; budget: string; from: bigint; to: bigint; status: string }>>;
+  };
+  mutes: {
+    mute(channelId: string, budget: string, until: Date, by: string): Promise<Outcome<void>>;
+    unmute(channelId: string, budget: string, by: string): Promise<Outcome<void>>;
+  };
+  channels: {
+    subscribe(conversation: Conversation, scope: Scope, kinds: SubscriptionKind[], by: string): Promise<Outcome<{ id: string }>>;
+    unsubscribe(conversation: Conversation, by: string): Promise<Outcome<void>>;
+  };
+  recentAlerts(limit: number): Promise<Alert[]>;
+}
+
+export interface CommandContext {
+  caller: Caller;
+  conversation: Conversation;
+  services: CommandServices;
+  now: Date;
+}

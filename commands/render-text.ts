@@ -1,0 +1,25 @@
+import type { Reply } from "./reply.ts";
+
+const BAR_WIDTH = 24;
+
+function bar(share: number): string {
+  const eighths = Math.round((share * BAR_WIDTH * 8) / 1000);
+  return "█".repeat(Math.floor(eighths / 8)) + (["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8] ?? "");
+}
+
+function columns(rows: string[][]): string[] {
+  const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, [...cell].length)), []);
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length))).join("  ").trimEnd());
+}
+
+/** Plain text for the CLI and tests: the same content every chat renderer shows. */
+export function renderText(r: Reply): string {
+  const out: string[] = [r.title];
+  if (r.summary) out.push(r.summary);
+  if (r.facts.length > 0) out.push("", ...columns(r.facts.map((f) => [`${f.label}:`, f.value])));
+  if (r.bars && r.bars.rows.length > 0) out.push("", r.bars.heading, ...columns(r.bars.rows.map((row) => [row.label, row.value, bar(row.share)])));
+  if (r.table) out.push("", ...columns([r.table.columns, ...r.table.rows]));
+  if (r.notes.length > 0) out.push("", ...r.notes);
+  if (r.actions.length > 0) out.push("", `Actions: ${r.actions.map((a) => a.label).join(" · ")}`);
+  return out.join("\n");
+}
