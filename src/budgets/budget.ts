@@ -5,7 +5,14 @@ import { decimalUsdToPico } from "../pricing/money.ts";
 import { labelText } from "../keys/api-keys.ts";
 
 /** A filter over the attribution dimensions; `{}` is all spend. */
-export const Scope = z.partialRecord(z.enum(DIMENSIONS), labelText).default({});
+export const Scope = z
+  .record(z.string(), labelText)
+  .superRefine((scope, ctx) => {
+    for (const key of Object.keys(scope))
+      if (!(DIMENSIONS as readonly string[]).includes(key)) ctx.addIssue({ code: "custom", path: [key], message: `not a dimension; one of ${DIMENSIONS.join(", ")}` });
+  })
+  .transform((scope) => scope as Partial<Record<Dimension, string>>)
+  .default({});
 export type Scope = z.infer<typeof Scope>;
 
 export const BUDGET_PERIODS = ["day", "week", "month", "quarter", "year"] as const;
@@ -21,30 +28,39 @@ function isTimeZone(tz: string): boolean {
 }
 
 /** A positive decimal USD amount ("500", "0.25") read exactly into pico-USD. */
-export const UsdAmount = z.string().transform((text, ctx) => {
-  const pico = decimalUsdToPico(text);
-  if (pico instanceof Error || pico <= 0n) {
-    ctx.addIssue({ code: "custom", message: "a positive decimal amount of USD as a string, such as \"500\" or \"12.50\"" });
-    return z.NEVER;
-  }
-  return pico;
-});
+export const UsdAmount = z
+  .string({ error: (iss) => (iss.input === undefined ? "required" : "a decimal amount of USD as a string, such as \"500\" or \"12.50\" (a JSON number would not be exact)") })
+  .transform((text, ctx) => {
+    const pico = decimalUsdToPico(text);
+    if (pico instanceof Error || pico <= 0n) {
+      ctx.addIssue({ code: "custom", message: pico instanceof Error ? pico.message : "must be more than 0, such as \"500\" or \"12.50\"" });
+      return z.NEVER;
+    }
+    return pico;
+  });
 
-/** What a budget is, as the admin API and `tollgate apply` write it. */
-export const BudgetInput = z.strictObject({
+const PERCENTAGE = "a whole percentage from 1 to 1000";
+
+const budgetFields = {
   name: labelText.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, dot, dash and underscore, starting with a letter or digit"),
   scope: Scope,
   amount_usd: UsdAmount,
   period: z.enum(BUDGET_PERIODS, { error: `one of ${BUDGET_PERIODS.join(", ")}` }),
   timezone: z.string().default("UTC").refine(isTimeZone, "an IANA time zone such as UTC or Europe/Berlin"),
   thresholds: z
-    .array(z.number().int().min(1).max(1000), { error: "a list of whole percentages from 1 to 1000" })
+    .array(z.number({ error: PERCENTAGE }).int(PERCENTAGE).min(1, PERCENTAGE).max(1000, PERCENTAGE), { error: "a list of whole percentages from 1 to 1000" })
     .min(1)
     .max(10)
     .default([50, 80, 100])
     .transform((t) => [...new Set(t)].sort((a, b) => a - b)),
   mode: z.enum(["soft", "hard"], { error: "soft (alerts only) or hard (alerts and blocks)" }).default("soft"),
   paused: z.boolean().default(false),
+};
+
+/** What a budget is, as the admin API and `tollgate apply` write it. */
+export const BudgetInput = z.strictObject(budgetFields, {
+  error: (iss) =>
+    iss.code === "unrecognized_keys" ? `unknown field ${iss.keys.map((k) => `"${k}"`).join(", ")}; the fields are ${Object.keys(budgetFields).join(", ")}` : undefined,
 });
 export type BudgetInput = z.infer<typeof BudgetInput>;
 

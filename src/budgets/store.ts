@@ -4,6 +4,7 @@ import { audit } from "../admin/audit.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { budgets } from "../db/schema.ts";
 import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";
+import { budgetJson } from "./budget-json.ts";
 
 export type BudgetRow = typeof budgets.$inferSelect;
 
@@ -83,7 +84,7 @@ export class BudgetStore {
       const [row] = await tx.insert(budgets).values({ id: randomUUID(), ...columns(input) }).onConflictDoNothing().returning();
       if (!row) return undefined;
       const created = budgetOf(row);
-      await audit(tx, { actor, action: "create", entity: "budget", entityId: row.id, after: created });
+      await audit(tx, { actor, action: "create", entity: "budget", entityId: row.id, after: budgetJson(created) });
       return created;
     });
     if (!budget) return { ok: false, kind: "conflict", message: `a budget named ${input.name} already exists` };
@@ -112,7 +113,7 @@ export class BudgetStore {
         });
       if (!row) return { ok: false, kind: "conflict", message: `a budget named ${next.name} already exists` };
       const after = budgetOf(row);
-      await audit(tx, { actor, action: "update", entity: "budget", entityId: before.id, before, after });
+      await audit(tx, { actor, action: "update", entity: "budget", entityId: before.id, before: budgetJson(before), after: budgetJson(after) });
       return { ok: true, budget: after };
     });
     if (result.ok) this.emit(result.budget);
@@ -124,7 +125,7 @@ export class BudgetStore {
     if (!current) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
     await this.database.db.transaction(async (tx) => {
       await tx.delete(budgets).where(eq(budgets.id, current.id));
-      await audit(tx, { actor, action: "delete", entity: "budget", entityId: current.id, before: current });
+      await audit(tx, { actor, action: "delete", entity: "budget", entityId: current.id, before: budgetJson(current) });
     });
     this.emit({ id: current.id, deleted: true });
     return { ok: true, budget: current };
