@@ -24,6 +24,25 @@ function upstreamUrl(fallback: string) {
   return z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).default(fallback);
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90m`, `72h`, `3d` → milliseconds, for settings people write by hand. */
+export function durationMs(text: string): number | undefined {
+  const m = /^(\d{1,6})\s*([mhd])$/.exec(text.trim());
+  return m && Number(m[1]) > 0 ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : undefined;
+}
+
+function duration(fallback: string) {
+  return z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const ms = durationMs(text);
+      if (ms === undefined) ctx.addIssue({ code: "custom", message: "a duration such as 90m, 72h or 3d" });
+      return ms ?? z.NEVER;
+    });
+}
+
 const masterKey = z
   .string()
   .regex(/^[A-Za-z0-9+/]{43}=$|^[0-9a-fA-F]{64}$/, "32 bytes as base64 (44 characters) or hex (64 characters)");
@@ -71,6 +90,10 @@ export const ConfigSchema = z.object({
   TOLLGATE_ON_DISCONNECT: z.enum(["drain", "cancel"], { error: "drain or cancel" }).default("drain"),
   TOLLGATE_ALLOW_PROVIDER_KEYS: z.enum(["true", "false"], { error: "true or false" }).default("false").transform((v) => v === "true"),
   TOLLGATE_UPSTREAM_TIMEOUT_MS: wholeNumber(1000, 3_600_000, 600_000),
+  /** How long a budget-raise request waits for a decision before it expires. */
+  TOLLGATE_APPROVAL_TTL: duration("72h"),
+  /** Days raw usage events are kept; rollups stay. Unset keeps events forever. */
+  TOLLGATE_RETENTION_DAYS: optional.pipe(z.coerce.number<string | undefined>({ error: "a whole number of days from 1 to 36500" }).int().min(1).max(36_500).optional()),
 });
 export type Config = z.infer<typeof ConfigSchema> & {
   /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
 import type { PricedEvent, UsageEvent } from "./event.ts";
+import { ROLLUP_SOURCE_COLUMNS, rollupDelta } from "./rollup-delta.ts";
 
 export type PriceFn = (event: UsageEvent) => { cost: bigint; priced: boolean };
 /** Called after each committed flush with the events that were new (budgets hook in here). */
@@ -204,8 +205,7 @@ const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "
 /**
  * One statement: insert the new events, skip known ones, and add exactly the inserted rows to the
  * rollups at every grain. The batch travels as one array per column, which Postgres reads far
- * faster than JSON records. Rollup rows are touched in key order so concurrent batches cannot
- * deadlock.
+ * faster than JSON records.
  */
 function insertStatement(events: PricedEvent[]) {
   const arrays = EVENT_COLUMNS.map(([, type, read]) => sql`${arrayLiteral(events.map(read))}::text::${sql.raw(type)}[]`);
@@ -219,38 +219,8 @@ function insertStatement(events: PricedEvent[]) {
       -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
       order by source, id
       on conflict (source, id) do nothing
-      returning source, id, ts, provider, model, input_tokens, cached_input_tokens, cache_write_tokens,
-        output_tokens, reasoning_tokens, cost, priced, status, team, project, feature, "user", api_key_id
+      returning source, id, ${ROLLUP_SOURCE_COLUMNS}
     ),
-    grains as (
-      select 'hour' as grain, date_trunc('hour', ts, 'UTC') as bucket, '' as who, * from ins
-      union all
-      select 'day', date_trunc('day', ts, 'UTC'), '', * from ins
-      union all
-      select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), * from ins
-    ),
-    rolled as (
-      insert into usage_rollups as r (grain, bucket, team, project, feature, "user", provider, model,
-        api_key_id, requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens,
-        output_tokens, reasoning_tokens, cost)
-      select grain, bucket, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), who,
-        provider, model, coalesce(api_key_id, ''),
-        count(*), count(*) filter (where status <> 'ok'), count(*) filter (where not priced),
-        sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens),
-        sum(reasoning_tokens), sum(cost)
-      from grains
-      group by 1, 2, 3, 4, 5, 6, 7, 8, 9
-      order by 1, 2, 3, 4, 5, 6, 7, 8, 9
-      on conflict (grain, bucket, team, project, feature, "user", provider, model, api_key_id) do update set
-        requests = r.requests + excluded.requests,
-        errors = r.errors + excluded.errors,
-        unpriced = r.unpriced + excluded.unpriced,
-        input_tokens = r.input_tokens + excluded.input_tokens,
-        cached_input_tokens = r.cached_input_tokens + excluded.cached_input_tokens,
-        cache_write_tokens = r.cache_write_tokens + excluded.cache_write_tokens,
-        output_tokens = r.output_tokens + excluded.output_tokens,
-        reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
-        cost = r.cost + excluded.cost
-    )
+    ${rollupDelta("ins", 1)}
     select source, id from ins`;
 }

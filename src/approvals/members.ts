@@ -1,0 +1,115 @@
+import { and, asc, eq } from "drizzle-orm";
+import { z } from "zod";
+import { audit } from "../admin/audit.ts";
+import type { Database, Db } from "../db/connection.ts";
+import { ROLES, members } from "../db/schema.ts";
+import { labelText } from "../keys/api-keys.ts";
+
+/** Where members act from; `cli` names people who use the command line with their own user name. */
+export const MEMBER_PLATFORMS = ["slack", "teams", "telegram", "cli"] as const;
+export type MemberPlatform = (typeof MEMBER_PLATFORMS)[number];
+export type Role = (typeof ROLES)[number];
+
+/** Whether `role` may do what `needed` may: each role can do everything of the ones before it. */
+export const hasRole = (role: Role, needed: Role) => ROLES.indexOf(role) >= ROLES.indexOf(needed);
+
+export const MemberInput = z.strictObject({
+  platform: z.enum(MEMBER_PLATFORMS, { error: `one of ${MEMBER_PLATFORMS.join(", ")}` }),
+  user_id: labelText,
+  role: z.enum(ROLES, { error: `one of ${ROLES.join(", ")}` }),
+  name: labelText.optional(),
+});
+export type MemberInput = z.infer<typeof MemberInput>;
+
+export interface Member {
+  platform: string;
+  user_id: string;
+  role: Role;
+  name: string | null;
+  updated_at: Date;
+}
+
+/**
+ * Who acts on an approval: a person on a platform, whose role is looked up, or the bearer of the
+ * admin token, who is an admin. Written `slack:U123` (the user id is everything after the first
+ * colon: Teams ids contain colons) or `admin`.
+ */
+export type Actor = { kind: "member"; platform: string; userId: string } | { kind: "admin"; label: string };
+
+export const ACTOR_FORMAT = `"admin" or PLATFORM:USER_ID with PLATFORM one of ${MEMBER_PLATFORMS.join(", ")}, such as slack:U0123ABCD`;
+
+/** Reads `slack:U123` or `admin`; `admin` stands for `adminLabel`, the admin API's own actor name. */
+export function parseActor(text: string, adminLabel: string): Actor | undefined {
+  if (text === "admin") return { kind: "admin", label: adminLabel };
+  const colon = text.indexOf(":");
+  const platform = text.slice(0, colon);
+  const userId = text.slice(colon + 1);
+  if (colon < 1 || !(MEMBER_PLATFORMS as readonly string[]).includes(platform) || !labelText.safeParse(userId).success) return undefined;
+  return { kind: "member", platform, userId };
+}
+
+export const actorText = (actor: Actor) => (actor.kind === "admin" ? actor.label : `${actor.platform}:${actor.userId}`);
+
+type Reader = Pick<Db, "select">;
+
+const memberOf = (row: typeof members.$inferSelect): Member => ({
+  platform: row.platform,
+  user_id: row.userId,
+  role: row.role,
+  name: row.name,
+  updated_at: row.updatedAt,
+});
+
+/** Platform users and their roles, every change audited in the same transaction. */
+export class Members {
+  constructor(private readonly database: Pick<Database, "db">) {}
+
+  async list(): Promise<Member[]> {
+    return (await this.database.db.select().from(members).orderBy(asc(members.platform), asc(members.userId))).map(memberOf);
+  }
+
+  async find(platform: string, userId: string, db: Reader = this.database.db): Promise<Member | undefined> {
+    const [row] = await db.select().from(members).where(and(eq(members.platform, platform), eq(members.userId, userId)));
+    return row ? memberOf(row) : undefined;
+  }
+
+  /** People nobody has given a role are viewers: they may look, not ask or decide. */
+  async roleOf(platform: string, userId: string, db: Reader = this.database.db): Promise<Role> {
+    return (await this.find(platform, userId, db))?.role ?? "viewer";
+  }
+
+  async roleOfActor(actor: Actor, db: Reader = this.database.db): Promise<Role> {
+    return actor.kind === "admin" ? "admin" : this.roleOf(actor.platform, actor.userId, db);
+  }
+
+  /** Adds a member or changes one's role or name; `created` tells which. */
+  async set(input: MemberInput, actor: string): Promise<{ member: Member; created: boolean }> {
+    return this.database.db.transaction(async (tx) => {
+      const [locked] = await tx
+        .select()
+        .from(members)
+        .where(and(eq(members.platform, input.platform), eq(members.userId, input.user_id)))
+        .for("update");
+      const before = locked ? memberOf(locked) : undefined;
+      const values = { platform: input.platform, userId: input.user_id, role: input.role, name: input.name ?? before?.name ?? null, updatedAt: new Date() };
+      const [row] = await tx
+        .insert(members)
+        .values(values)
+        .onConflictDoUpdate({ target: [members.platform, members.userId], set: { role: values.role, name: values.name, updatedAt: values.updatedAt } })
+        .returning();
+      const member = memberOf(row!);
+      await audit(tx, { actor, action: before ? "update" : "create", entity: "member", entityId: `${member.platform}:${member.user_id}`, before, after: member });
+      return { member, created: !before };
+    });
+  }
+
+  async remove(platform: string, userId: string, actor: string): Promise<Member | undefined> {
+    return this.database.db.transaction(async (tx) => {
+      const [row] = await tx.delete(members).where(and(eq(members.platform, platform), eq(members.userId, userId))).returning();
+      if (!row) return undefined;
+      const member = memberOf(row);
+      await audit(tx, { actor, action: "delete", entity: "member", entityId: `${platform}:${userId}`, before: member });
+      return member;
+    });
+  }
+}

@@ -1,0 +1,352 @@
+import { randomBytes } from "node:crypto";
+import { type SQL, and, desc, eq, gt, inArray, lte } from "drizzle-orm";
+import { z } from "zod";
+import { audit } from "../admin/audit.ts";
+import type { Alert } from "../alerts/alert.ts";
+import type { Notifier, Writer } from "../alerts/notifier.ts";
+import { type Budget, UsdAmount, budgetPeriod } from "../budgets/budget.ts";
+import { type BudgetStore, budgetOf, inputOf } from "../budgets/store.ts";
+import type { Database, Db } from "../db/connection.ts";
+import { approvals, budgets, channels } from "../db/schema.ts";
+import { labelText } from "../keys/api-keys.ts";
+import type { Period } from "../ledger/period.ts";
+import { querySpend } from "../ledger/spend.ts";
+import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
+import type { FieldError } from "../problem.ts";
+import { ACTOR_FORMAT, type Actor, type Members, actorText, hasRole, parseActor } from "./members.ts";
+
+export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+
+const actorRef = z.string().refine((text) => parseActor(text, "admin") !== undefined, ACTOR_FORMAT);
+
+/** Where the requester asked, so the outcome can be told there too. */
+export const RequestedVia = z.strictObject({
+  platform: labelText,
+  /** A Tollgate channel id (GET /api/channels): the decision is posted there whatever it subscribes to. */
+  channel_id: labelText.optional(),
+  user_id: labelText.optional(),
+});
+export type RequestedVia = z.infer<typeof RequestedVia>;
+
+export const RaiseRequestInput = z.strictObject({
+  /** The budget's name or id. */
+  budget: labelText,
+  /** The amount asked for, above the budget's current amount. */
+  amount_usd: UsdAmount,
+  reason: z.string().trim().min(1, "say why the raise is needed").max(1000),
+  requested_by: actorRef,
+  requested_via: RequestedVia.optional(),
+});
+export type RaiseRequestInput = z.infer<typeof RaiseRequestInput>;
+
+export const DecisionInput = z.strictObject({
+  decision: z.enum(["approve", "reject"], { error: "approve or reject" }),
+  by: actorRef,
+  reason: z.string().trim().min(1).max(1000).optional(),
+});
+export type DecisionInput = z.infer<typeof DecisionInput>;
+
+export interface Approval {
+  id: string;
+  budget_id: string;
+  budget: string;
+  /** pico-USD: the budget's amount when asked, and the amount asked for. */
+  from_amount: bigint;
+  to_amount: bigint;
+  reason: string;
+  requested_by: string;
+  requested_via: RequestedVia | null;
+  status: ApprovalStatus;
+  decided_by: string | null;
+  decision_reason: string | null;
+  decided_at: Date | null;
+  created_at: Date;
+  expires_at: Date;
+}
+
+export type ApprovalFailure =
+  | { ok: false; kind: "invalid"; message: string; errors: FieldError[] }
+  | { ok: false; kind: "forbidden" | "not_found"; message: string }
+  /** Already decided or expired: `approval` says by whom and when. */
+  | { ok: false; kind: "conflict"; message: string; approval: Approval };
+export type ApprovalResult<T> = { ok: true; value: T } | ApprovalFailure;
+
+type Row = typeof approvals.$inferSelect;
+
+const approvalOf = (row: Row, budgetName: string): Approval => ({
+  id: row.id,
+  budget_id: row.budgetId,
+  budget: budgetName,
+  from_amount: BigInt(row.fromAmount),
+  to_amount: BigInt(row.toAmount),
+  reason: row.reason,
+  requested_by: row.requestedBy,
+  requested_via: (row.requestedVia as RequestedVia | null) ?? null,
+  status: row.status as ApprovalStatus,
+  decided_by: row.decidedBy,
+  decision_reason: row.decisionReason,
+  decided_at: row.decidedAt,
+  created_at: row.createdAt,
+  expires_at: row.expiresAt,
+});
+
+const invalid = (path: string, message: string): ApprovalFailure => ({ ok: false, kind: "invalid", message, errors: [{ path, message }] });
+
+/** Short enough to type in a chat command (`budget approve apr_3f9a1c2e4b7d`). */
+const newId = () => `apr_${randomBytes(6).toString("hex")}`;
+
+const PER: Record<Budget["period"], string> = { day: "a day", week: "a week", month: "a month", quarter: "a quarter", year: "a year" };
+
+function alertBudget(budget: Budget): NonNullable<Alert["budget"]> {
+  return { id: budget.id, name: budget.name, scope: budget.scope as Record<string, string>, mode: budget.mode, period: budget.period };
+}
+
+const approvalFacts = (a: Approval) => ({
+  approval_id: a.id,
+  from_usd: picoToDecimalString(a.from_amount),
+  to_usd: picoToDecimalString(a.to_amount),
+  reason: a.reason,
+  requested_by: a.requested_by,
+  requested_via: a.requested_via,
+  expires_at: a.expires_at.toISOString(),
+});
+
+/** The message to approvers: who asks for how much and why, against what is spent so far. */
+export function requestedAlert(a: Approval, budget: Budget, spent: { spend: bigint; period: Period }, now: Date): Alert {
+  const percent = budget.amount > 0n ? Number((spent.spend * 100n) / budget.amount) : null;
+  return {
+    id: `approval:${a.id}:requested`,
+    kind: "approval_requested",
+    title: `${a.requested_by} asks to raise ${budget.name} to ${formatUsd(a.to_amount)}`,
+    summary:
+      `From ${formatUsd(a.from_amount)} to ${formatUsd(a.to_amount)} ${PER[budget.period]}: “${a.reason}”. ` +
+      `${formatUsd(spent.spend)} spent so far this ${budget.period}; the request expires ${a.expires_at.toISOString()}.`,
+    budget: alertBudget(budget),
+    spend_usd: picoToDecimalString(spent.spend),
+    amount_usd: picoToDecimalString(budget.amount),
+    percent,
+    threshold: null,
+    period: { start: spent.period.start.toISOString(), end: spent.period.end.toISOString() },
+    forecast_usd: null,
+    forecast_method: null,
+    top: [],
+    actions: [
+      { action: "approve", label: `Approve ${formatUsd(a.to_amount)}`, target: a.id },
+      { action: "reject", label: "Reject", target: a.id },
+    ],
+    details: approvalFacts(a),
+    at: now.toISOString(),
+  };
+}
+
+/** The outcome, for approvers and the requester: approved (with the new amount), rejected or expired. */
+export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
+  const heading = {
+    pending: "is pending",
+    approved: `approved by ${a.decided_by}`,
+    rejected: `rejected by ${a.decided_by}`,
+    expired: "expired without a decision",
+  }[a.status];
+  const outcome =
+    a.status === "approved"
+      ? `${budget.name} is now ${formatUsd(budget.amount)} ${PER[budget.period]} (was ${formatUsd(a.from_amount)}).`
+      : `${budget.name} stays at ${formatUsd(budget.amount)} ${PER[budget.period]}.`;
+  return {
+    id: `approval:${a.id}:${a.status}`,
+    kind: "approval_decided",
+    title: `Raise of ${budget.name} to ${formatUsd(a.to_amount)} ${heading}`,
+    summary: a.decision_reason ? `${outcome} “${a.decision_reason}”` : outcome,
+    budget: alertBudget(budget),
+    spend_usd: null,
+    amount_usd: picoToDecimalString(budget.amount),
+    percent: null,
+    threshold: null,
+    period: null,
+    forecast_usd: null,
+    forecast_method: null,
+    top: [],
+    actions: a.status === "approved" ? [] : [{ action: "request_raise", label: "Ask again", target: budget.name }],
+    details: { ...approvalFacts(a), status: a.status, decided_by: a.decided_by, decision_reason: a.decision_reason },
+    at: now.toISOString(),
+  };
+}
+
+export interface ApprovalsOptions {
+  /** How long a request waits for a decision (TOLLGATE_APPROVAL_TTL). */
+  ttlMs: number;
+}
+
+/**
+ * Budget-raise requests and their one decision. A request goes to every approvals channel; only
+ * an approver or admin decides it, once: the decision, the raise and the messages about it are one
+ * transaction, guarded by `status = 'pending'`, so a second click changes nothing.
+ */
+export class Approvals {
+  constructor(
+    private readonly database: Database,
+    private readonly budgets: BudgetStore,
+    private readonly members: Members,
+    private readonly notifier: Notifier,
+    private readonly options: ApprovalsOptions,
+  ) {}
+
+  async list(filter: { status?: ApprovalStatus; limit?: number } = {}): Promise<Approval[]> {
+    const rows = await this.database.db
+      .select({ row: approvals, budget: budgets.name })
+      .from(approvals)
+      .innerJoin(budgets, eq(budgets.id, approvals.budgetId))
+      .where(filter.status ? eq(approvals.status, filter.status) : undefined)
+      .orderBy(desc(approvals.createdAt), desc(approvals.id))
+      .limit(filter.limit ?? 100);
+    return rows.map((r) => approvalOf(r.row, r.budget));
+  }
+
+  async get(id: string, db: Pick<Db, "select"> = this.database.db): Promise<Approval | undefined> {
+    const [found] = await db
+      .select({ row: approvals, budget: budgets.name })
+      .from(approvals)
+      .innerJoin(budgets, eq(budgets.id, approvals.budgetId))
+      .where(eq(approvals.id, id));
+    return found ? approvalOf(found.row, found.budget) : undefined;
+  }
+
+  /**
+   * Asks for a raise. `adminLabel` is who `requested_by: "admin"` stands for. Refused when the
+   * requester is only a viewer, when the amount is not above the current one, and when a raise of
+   * the same budget is already waiting (approving an older, smaller one after it would undo it).
+   */
+  async request(input: RaiseRequestInput, adminLabel: string, now: Date): Promise<ApprovalResult<Approval>> {
+    const requester = parseActor(input.requested_by, adminLabel)!;
+    const role = await this.members.roleOfActor(requester);
+    if (!hasRole(role, "requester"))
+      return { ok: false, kind: "forbidden", message: `${actorText(requester)} is a ${role}; asking for a raise needs the requester, approver or admin role` };
+    const budget = await this.budgets.find(input.budget);
+    if (!budget) return invalid("budget", `no budget named or with id ${input.budget}`);
+    const channelId = input.requested_via?.channel_id;
+    if (channelId) {
+      const [channel] = await this.database.db.select({ platform: channels.platform }).from(channels).where(eq(channels.id, channelId));
+      if (!channel) return invalid("requested_via.channel_id", `no channel with id ${channelId}`);
+    }
+    // Read before the transaction: PGlite has one connection, which the transaction would hold.
+    const period = budgetPeriod(budget, now);
+    const { total } = await querySpend(this.database, { period, filters: budget.scope, now, top: 1 });
+
+    return this.database.db.transaction(async (tx): Promise<ApprovalResult<Approval>> => {
+      const [locked] = await tx.select().from(budgets).where(eq(budgets.id, budget.id)).for("update");
+      if (!locked) return invalid("budget", `no budget named or with id ${input.budget}`);
+      const current = budgetOf(locked);
+      if (input.amount_usd <= current.amount)
+        return invalid("amount_usd", `must be above the budget's current amount of ${formatUsd(current.amount)} (${picoToDecimalString(current.amount)})`);
+      const [waiting] = await tx
+        .select()
+        .from(approvals)
+        .where(and(eq(approvals.budgetId, current.id), eq(approvals.status, "pending"), gt(approvals.expiresAt, now)));
+      if (waiting) {
+        const pending = approvalOf(waiting, current.name);
+        return { ok: false, kind: "conflict", message: `a raise of ${current.name} to ${formatUsd(pending.to_amount)} is already waiting for a decision (${pending.id})`, approval: pending };
+      }
+      const [row] = await tx
+        .insert(approvals)
+        .values({
+          id: newId(),
+          budgetId: current.id,
+          fromAmount: current.amount.toString(),
+          toAmount: input.amount_usd.toString(),
+          reason: input.reason,
+          requestedBy: actorText(requester),
+          requestedVia: input.requested_via ?? null,
+          createdAt: now,
+          expiresAt: new Date(now.getTime() + this.options.ttlMs),
+        })
+        .returning();
+      const approval = approvalOf(row!, current.name);
+      await audit(tx, { actor: actorText(requester), action: "request", entity: "approval", entityId: approval.id, after: approval });
+      await this.notifier.enqueue(tx, [requestedAlert(approval, current, { spend: total.cost, period }, now)]);
+      return { ok: true, value: approval };
+    });
+  }
+
+  /**
+   * Approves or rejects a pending request. The approval raises the budget in the same
+   * transaction (never lowers it: another change may have lifted it further meanwhile), and
+   * listeners of the budget store hear the new amount once it commits, which lifts a hard block.
+   */
+  async decide(id: string, decision: { decision: "approve" | "reject"; by: Actor; reason?: string }, now: Date): Promise<ApprovalResult<{ approval: Approval; budget: Budget }>> {
+    const existing = await this.get(id);
+    if (!existing) return { ok: false, kind: "not_found", message: `no approval request with id ${id}` };
+    const role = await this.members.roleOfActor(decision.by);
+    if (!hasRole(role, "approver"))
+      return { ok: false, kind: "forbidden", message: `${actorText(decision.by)} is a ${role}; deciding a raise needs the approver or admin role` };
+    const decider = actorText(decision.by);
+    const status: ApprovalStatus = decision.decision === "approve" ? "approved" : "rejected";
+
+    return this.budgets.transaction(async (store, tx): Promise<ApprovalResult<{ approval: Approval; budget: Budget }>> => {
+      const [row] = await tx
+        .update(approvals)
+        .set({ status, decidedBy: decider, decisionReason: decision.reason ?? null, decidedAt: now })
+        .where(and(eq(approvals.id, id), eq(approvals.status, "pending"), gt(approvals.expiresAt, now)))
+        .returning();
+      if (!row) return this.alreadyDecided(tx, id, now);
+      const [budgetRow] = await tx.select().from(budgets).where(eq(budgets.id, row.budgetId)).for("update");
+      let budget = budgetOf(budgetRow!);
+      const approval = approvalOf(row, budget.name);
+      if (status === "approved" && approval.to_amount > budget.amount) {
+        const raised = await store.update(budget.id, (b) => ({ ...inputOf(b), amount_usd: approval.to_amount }), decider);
+        if (!raised.ok) throw new Error(`raising budget ${budget.id} failed: ${raised.message}`);
+        budget = raised.budget;
+      }
+      await audit(tx, { actor: decider, action: decision.decision, entity: "approval", entityId: id, before: existing, after: approval });
+      await this.announce(tx, approval, budget, now);
+      return { ok: true, value: { approval, budget } };
+    });
+  }
+
+  /**
+   * The scheduled job: pending requests past their time become `expired`, each audited and
+   * announced like a decision. Returns how many expired.
+   */
+  async expireApprovals(now: Date): Promise<number> {
+    return this.database.db.transaction(async (tx) => (await this.expire(tx, lte(approvals.expiresAt, now), now)).length);
+  }
+
+  private async expire(tx: Writer, which: SQL, now: Date): Promise<Approval[]> {
+    const rows = await tx
+      .update(approvals)
+      .set({ status: "expired", decidedAt: now })
+      .where(and(eq(approvals.status, "pending"), which))
+      .returning();
+    if (rows.length === 0) return [];
+    const owners = await tx.select().from(budgets).where(inArray(budgets.id, [...new Set(rows.map((r) => r.budgetId))]));
+    const byId = new Map(owners.map((b) => [b.id, budgetOf(b)]));
+    const expired: Approval[] = [];
+    for (const row of rows) {
+      const budget = byId.get(row.budgetId)!;
+      const approval = approvalOf(row, budget.name);
+      await audit(tx, { actor: "system", action: "expire", entity: "approval", entityId: row.id, before: { ...approval, status: "pending", decided_at: null }, after: approval });
+      await this.announce(tx, approval, budget, now);
+      expired.push(approval);
+    }
+    return expired;
+  }
+
+  /** Why a decision changed nothing: decided already, expired (marked so now if the job has not run yet), or gone. */
+  private async alreadyDecided(tx: Writer, id: string, now: Date): Promise<ApprovalFailure> {
+    const [late] = await this.expire(tx, and(eq(approvals.id, id), lte(approvals.expiresAt, now))!, now);
+    const current = late ?? (await this.get(id, tx));
+    if (!current) return { ok: false, kind: "not_found", message: `no approval request with id ${id}` };
+    const message =
+      current.status === "expired"
+        ? `the request expired at ${current.expires_at.toISOString()} without a decision`
+        : `already ${current.status} by ${current.decided_by} at ${current.decided_at?.toISOString()}`;
+    return { ok: false, kind: "conflict", message, approval: current };
+  }
+
+  /** The outcome goes to every approvals channel, and to where the requester asked when they said. */
+  private async announce(tx: Writer, approval: Approval, budget: Budget, now: Date): Promise<void> {
+    const alert = decidedAlert(approval, budget, now);
+    await this.notifier.enqueue(tx, [alert]);
+    const channelId = approval.requested_via?.channel_id;
+    if (channelId) await this.notifier.enqueue(tx, [alert], { channelIds: [channelId] });
+  }
+}
