@@ -1,0 +1,117 @@
+/**
+ * Anomalous spend: the current hour's spend in a budget's scope far above that scope's own hourly
+ * baseline. The decision is pure and exact (BigInt, no float near money); the query reads only
+ * the hour rollups.
+ *
+ * The current UTC hour so far is compared with the 168 whole hours before it (a week, so the
+ * baseline has seen every weekday). It is anomalous when all of these hold:
+ * - it is at least the floor (TOLLGATE_ANOMALY_MIN_USD), so tiny scopes page nobody;
+ * - the scope has at least 24 hours of history, so a new scope's first busy hour is not news;
+ * - it is above the baseline mean by more than 3 standard deviations, and at least 3 × the mean
+ *   (a very steady scope has a tiny deviation that ordinary noise would exceed).
+ * A part hour never overstates the hour, so an hour found anomalous early stays so.
+ */
+import { sql } from "drizzle-orm";
+import type { Database } from "../db/connection.ts";
+import type { Dimension } from "../ledger/event.ts";
+import { pieceFrom } from "../ledger/spend.ts";
+import { type ScopeGroup, dimList, dimSelect, joinWanted, rowScope, scopeKey } from "./spend-batch.ts";
+
+const HOUR_MS = 3_600_000;
+export const BASELINE_HOURS = 168;
+const MIN_HISTORY_HOURS = 24;
+const SIGMAS = 3n;
+const RATIO = 3n;
+/** After an anomaly alert, a scope stays quiet this long: a surge that goes on is one event, not one an hour. */
+export const ANOMALY_QUIET_HOURS = 6;
+
+export const hourOf = (now: Date) => new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
+
+/** What the rollups say about one scope's hours. Amounts are pico-USD. */
+export interface HourlyFacts {
+  /** Start of the current UTC hour. */
+  hour: Date;
+  /** Spent since `hour`. */
+  recent: bigint;
+  /** Sum and sum of squares of the hourly spend over the BASELINE_HOURS hours before `hour`. */
+  baselineSum: bigint;
+  baselineSquares: bigint;
+  /** The earliest of those hours with any spend; null when there was none. */
+  firstSpendAt: Date | null;
+}
+
+export interface AnomalyVerdict {
+  hour: Date;
+  recent: bigint;
+  /** The baseline's hourly mean and standard deviation, floored to the pico-dollar. */
+  mean: bigint;
+  stddev: bigint;
+  baselineHours: number;
+}
+
+/** Floor of the square root of a non-negative integer, by Newton's method. */
+export function isqrt(n: bigint): bigint {
+  if (n < 2n) return n < 0n ? 0n : n;
+  let x = n;
+  let y = (x + 1n) / 2n;
+  while (y < x) {
+    x = y;
+    y = (x + n / x) / 2n;
+  }
+  return x;
+}
+
+/** The verdict when the hour is anomalous, null otherwise. */
+export function detectAnomaly(facts: HourlyFacts, minSpend: bigint): AnomalyVerdict | null {
+  const { hour, recent: r, baselineSum: s, baselineSquares: q, firstSpendAt } = facts;
+  const n = BigInt(BASELINE_HOURS);
+  if (r < minSpend) return null;
+  if (!firstSpendAt || hour.getTime() - firstSpendAt.getTime() < MIN_HISTORY_HOURS * HOUR_MS) return null;
+  // r > mean + k·σ with mean = s/n and σ = √(n·q − s²)/n, multiplied through by n and squared.
+  const excess = n * r - s;
+  const spread = n * q - s * s;
+  if (n * r < RATIO * s || excess <= 0n || excess * excess <= SIGMAS * SIGMAS * spread) return null;
+  return { hour, recent: r, mean: s / n, stddev: isqrt(spread) / n, baselineHours: BASELINE_HOURS };
+}
+
+/**
+ * HourlyFacts of each scope in the groups at `now`, by scopeKey. Scopes fixing a user are left
+ * out: the rollups keep users by day only.
+ */
+export async function queryHourlyFacts(database: Database, groups: readonly ScopeGroup<unknown>[], now: Date): Promise<Map<string, HourlyFacts>> {
+  const hour = hourOf(now);
+  const piece = { source: "hour" as const, start: hour.getTime() - BASELINE_HOURS * HOUR_MS, end: hour.getTime() + HOUR_MS };
+  const answers = await Promise.all(
+    groups.map(async (group) => {
+      if (group.dims.includes("user")) return [];
+      const dims: readonly Dimension[] = group.dims;
+      const keys = dimList(dims, "h");
+      const at = sql`${hour.toISOString()}::timestamptz`;
+      const rows = await database.rows<Record<string, string | null>>(sql`
+        with h as (
+          select ${keys.length > 0 ? sql`${sql.join(dimList(dims, "src"), sql`, `)},` : sql``} src.bucket, sum(src.cost) as c
+          from (select ${sql.join([...dimSelect(piece, dims), sql`bucket`, sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as src
+            ${joinWanted(dims, group.byValues.keys(), "src")}
+          group by ${sql.join([...dimList(dims, "src"), sql`src.bucket`], sql`, `)}
+        )
+        select ${keys.length > 0 ? sql`${sql.join(keys, sql`, `)},` : sql``}
+          coalesce(sum(h.c) filter (where h.bucket < ${at}), 0)::text as s,
+          coalesce(sum(h.c * h.c) filter (where h.bucket < ${at}), 0)::text as q,
+          (extract(epoch from min(h.bucket) filter (where h.bucket < ${at} and h.c > 0)) * 1000)::bigint::text as first_ms,
+          coalesce(sum(h.c) filter (where h.bucket >= ${at}), 0)::text as recent
+        from h
+        ${keys.length > 0 ? sql`group by ${sql.join(keys, sql`, `)}` : sql``}`);
+      return rows.map((r): [string, HourlyFacts] => [
+          scopeKey(rowScope(dims, r)),
+          {
+            hour,
+            recent: BigInt(r.recent ?? "0"),
+            baselineSum: BigInt(r.s ?? "0"),
+            baselineSquares: BigInt(r.q ?? "0"),
+            firstSpendAt: r.first_ms ? new Date(Number(r.first_ms)) : null,
+          },
+        ]);
+    }),
+  );
+  return new Map(answers.flat());
+}
