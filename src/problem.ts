@@ -28,3 +28,9 @@ export function sendProblem(
 ): void {
   res.status(status).type("application/problem+json").send(JSON.stringify({ type: "about:blank", title, status, detail, ...extra }));
 }
+
+/** A zod `error` option for strict objects: an unknown key is named, with the fields there are. */
+export function unknownFieldError(what: string, fields: readonly string[]) {
+  return (iss: { code?: string; keys?: readonly string[] }) =>
+    iss.code === "unrecognized_keys" ? `unknown field ${(iss.keys ?? []).map((k) => `"${k}"`).join(", ")}; the fields of ${what} are ${fields.join(", ")}` : undefined;
+}

@@ -3,14 +3,15 @@ import { z } from "zod";
 import { parseActor } from "../approvals/members.ts";
 import { APPROVAL_STATUSES, type Approval, type ApprovalFailure, type Approvals, DecisionInput, RaiseRequestInput } from "../approvals/requests.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
-import { fieldErrors, sendProblem } from "../problem.ts";
+import { fieldErrors, sendProblem, unknownFieldError } from "../problem.ts";
 import { actorOf } from "./audit.ts";
 import { parseBody } from "./keys-routes.ts";
 
-const ListQuery = z.strictObject({
+const listFields = {
   status: z.enum(APPROVAL_STATUSES, { error: `one of ${APPROVAL_STATUSES.join(", ")}` }).optional(),
   limit: z.coerce.number({ error: "a whole number from 1 to 1000" }).int().min(1).max(1000).default(100),
-});
+};
+const ListQuery = z.strictObject(listFields, { error: unknownFieldError("the query", Object.keys(listFields)) });
 
 /** An approval as the API shows it: amounts as exact decimal USD. */
 export function approvalJson(a: Approval) {

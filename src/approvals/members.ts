@@ -4,6 +4,7 @@ import { audit } from "../admin/audit.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { ROLES, members } from "../db/schema.ts";
 import { labelText } from "../keys/api-keys.ts";
+import { unknownFieldError } from "../problem.ts";
 
 /** Where members act from; `cli` names people who use the command line with their own user name. */
 export const MEMBER_PLATFORMS = ["slack", "teams", "telegram", "cli"] as const;
@@ -13,12 +14,13 @@ export type Role = (typeof ROLES)[number];
 /** Whether `role` may do what `needed` may: each role can do everything of the ones before it. */
 export const hasRole = (role: Role, needed: Role) => ROLES.indexOf(role) >= ROLES.indexOf(needed);
 
-export const MemberInput = z.strictObject({
+const memberFields = {
   platform: z.enum(MEMBER_PLATFORMS, { error: `one of ${MEMBER_PLATFORMS.join(", ")}` }),
   user_id: labelText,
   role: z.enum(ROLES, { error: `one of ${ROLES.join(", ")}` }),
   name: labelText.optional(),
-});
+};
+export const MemberInput = z.strictObject(memberFields, { error: unknownFieldError("a member", Object.keys(memberFields)) });
 export type MemberInput = z.infer<typeof MemberInput>;
 
 export interface Member {

@@ -12,7 +12,7 @@ import { labelText } from "../keys/api-keys.ts";
 import type { Period } from "../ledger/period.ts";
 import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
-import type { FieldError } from "../problem.ts";
+import { type FieldError, unknownFieldError } from "../problem.ts";
 import { ACTOR_FORMAT, type Actor, type Members, actorText, hasRole, parseActor } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
@@ -21,15 +21,16 @@ export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
 const actorRef = z.string().refine((text) => parseActor(text, "admin") !== undefined, ACTOR_FORMAT);
 
 /** Where the requester asked, so the outcome can be told there too. */
-export const RequestedVia = z.strictObject({
+const viaFields = {
   platform: labelText,
   /** A Tollgate channel id (GET /api/channels): the decision is posted there whatever it subscribes to. */
   channel_id: labelText.optional(),
   user_id: labelText.optional(),
-});
+};
+export const RequestedVia = z.strictObject(viaFields, { error: unknownFieldError("requested_via", Object.keys(viaFields)) });
 export type RequestedVia = z.infer<typeof RequestedVia>;
 
-export const RaiseRequestInput = z.strictObject({
+const requestFields = {
   /** The budget's name or id. */
   budget: labelText,
   /** The amount asked for, above the budget's current amount. */
@@ -37,14 +38,16 @@ export const RaiseRequestInput = z.strictObject({
   reason: z.string().trim().min(1, "say why the raise is needed").max(1000),
   requested_by: actorRef,
   requested_via: RequestedVia.optional(),
-});
+};
+export const RaiseRequestInput = z.strictObject(requestFields, { error: unknownFieldError("a raise request", Object.keys(requestFields)) });
 export type RaiseRequestInput = z.infer<typeof RaiseRequestInput>;
 
-export const DecisionInput = z.strictObject({
+const decisionFields = {
   decision: z.enum(["approve", "reject"], { error: "approve or reject" }),
   by: actorRef,
-  reason: z.string().trim().min(1).max(1000).optional(),
-});
+  reason: z.string().trim().min(1, "leave reason out rather than empty").max(1000).optional(),
+};
+export const DecisionInput = z.strictObject(decisionFields, { error: unknownFieldError("a decision", Object.keys(decisionFields)) });
 export type DecisionInput = z.infer<typeof DecisionInput>;
 
 export interface Approval {

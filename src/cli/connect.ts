@@ -33,3 +33,13 @@ export async function connect(config: Config, logger: Logger): Promise<Connectio
     },
   };
 }
+
+/** Runs `work` against the admin API of a running server, or of a gateway started here. */
+export async function withClient<T>(ctx: { config: Config; logger: Logger }, work: (client: AdminClient) => Promise<T>): Promise<T> {
+  const connection = await connect(ctx.config, ctx.logger);
+  try {
+    return await work(connection.client);
+  } finally {
+    await connection.close();
+  }
+}
