@@ -94,28 +94,33 @@ export class BudgetStore {
 
   /** Replaces a budget's definition; a new amount counts against the spend already made in the period. */
   async update(idOrName: string, change: (current: Budget) => BudgetInput, actor: string): Promise<BudgetChange> {
-    const result = await this.database.db.transaction(async (tx): Promise<BudgetChange> => {
-      // Read through the transaction: PGlite has one connection, held by the transaction.
-      const current = await new BudgetStore({ db: tx }).find(idOrName);
-      if (!current) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
-      const [locked] = await tx.select().from(budgets).where(eq(budgets.id, current.id)).for("update");
-      if (!locked) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
-      const before = budgetOf(locked);
-      const next = change(before);
-      const [row] = await tx
-        .update(budgets)
-        .set({ ...columns(next), updatedAt: new Date() })
-        .where(eq(budgets.id, before.id))
-        .returning()
-        .catch((err: unknown) => {
-          if ((err as { code?: string }).code === "23505") return [undefined];
-          throw err;
-        });
-      if (!row) return { ok: false, kind: "conflict", message: `a budget named ${next.name} already exists` };
-      const after = budgetOf(row);
-      await audit(tx, { actor, action: "update", entity: "budget", entityId: before.id, before: budgetJson(before), after: budgetJson(after) });
-      return { ok: true, budget: after };
-    });
+    let wanted = idOrName;
+    const result = await this.database.db
+      .transaction(async (tx): Promise<BudgetChange> => {
+        // Read through the transaction: PGlite has one connection, held by the transaction.
+        const current = await new BudgetStore({ db: tx }).find(idOrName);
+        if (!current) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
+        const [locked] = await tx.select().from(budgets).where(eq(budgets.id, current.id)).for("update");
+        if (!locked) return { ok: false, kind: "not_found", message: `no budget ${idOrName}` };
+        const before = budgetOf(locked);
+        const next = change(before);
+        wanted = next.name;
+        const [row] = await tx
+          .update(budgets)
+          .set({ ...columns(next), updatedAt: new Date() })
+          .where(eq(budgets.id, before.id))
+          .returning();
+        const after = budgetOf(row!);
+        await audit(tx, { actor, action: "update", entity: "budget", entityId: before.id, before: budgetJson(before), after: budgetJson(after) });
+        return { ok: true, budget: after };
+      })
+      .catch((err: unknown): BudgetChange => {
+        // A failed statement spoils its transaction, so a taken name is answered once it has rolled
+        // back. drizzle wraps the driver's error: the SQLSTATE is on its cause.
+        const failed = err as { code?: string; cause?: { code?: string } };
+        if ((failed.code ?? failed.cause?.code) === "23505") return { ok: false, kind: "conflict", message: `a budget named ${wanted} already exists` };
+        throw err;
+      });
     if (result.ok) this.emit(result.budget);
     return result;
   }
