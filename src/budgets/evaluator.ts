@@ -1,0 +1,218 @@
+/**
+ * Budget evaluation against the database: all budgets on a schedule, and, after each recorder
+ * flush, the budgets the flushed events count against. Every alert is at most once because its
+ * firing row is: rows are inserted with ON CONFLICT DO NOTHING and only the rows this process
+ * actually inserted are handed to the notifier, in the same transaction, so two processes
+ * evaluating at once send each alert once between them.
+ */
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type SQL, eq, sql } from "drizzle-orm";
+import type { Alert } from "../alerts/alert.ts";
+import { budgetAlert } from "../alerts/budget-alerts.ts";
+import type { Notifier } from "../alerts/notifier.ts";
+import type { Database } from "../db/connection.ts";
+import { alertFirings, budgets } from "../db/schema.ts";
+import type { PricedEvent } from "../ledger/event.ts";
+import { previousPeriod } from "../ledger/period.ts";
+import type { Logger } from "../logger.ts";
+import { ANOMALY_QUIET_HOURS, detectAnomaly, hourOf, queryHourlyFacts } from "./anomaly.ts";
+import type { Attributes, Budget } from "./budget.ts";
+import { type Contributor, topContributors } from "./contributors.ts";
+import { type BudgetFacts, type Decision, type Firing, evaluateBudget } from "./evaluate.ts";
+import { forecastSpend } from "./forecast.ts";
+import { type BudgetSpend, groupByScope, matching, scopeKey, spendForBudgets } from "./spend-batch.ts";
+import { budgetOf } from "./store.ts";
+
+export interface EvaluatorOptions {
+  /** pico-USD: an hour below this is never an anomaly. */
+  anomalyMinSpend: bigint;
+  logger: Logger;
+  /** How long a flush waits for later ones to share its evaluation. */
+  coalesceMs?: number;
+}
+
+export interface EvaluationResult {
+  budgets: number;
+  /** Firings this run recorded; another process may have recorded the others first. */
+  recorded: number;
+  /** Alerts this run handed to the notifier. */
+  alerts: Alert[];
+}
+
+const HOUR_MS = 3_600_000;
+/** Rows per insert statement, well under the 65,535 parameters a statement may have. */
+const INSERT_CHUNK = 1000;
+/** Contributor queries run at once for the alerts of one evaluation. */
+const CONTRIBUTOR_CONCURRENCY = 4;
+
+interface Planned {
+  facts: BudgetFacts;
+  decision: Decision;
+  id: string;
+}
+
+export class BudgetEvaluator {
+  private readonly pending = new Map<string, Attributes>();
+  private readonly changed = new Set<string>();
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly database: Database,
+    private readonly notifier: Notifier,
+    private readonly opts: EvaluatorOptions,
+  ) {}
+
+  /** Every budget that is not paused, from the rollups. */
+  async evaluateAll(now = new Date()): Promise<EvaluationResult> {
+    return this.evaluate(await this.activeBudgets(), now);
+  }
+
+  /**
+   * The recorder's flush hook: notes what the events were attributed to and returns at once. One
+   * evaluation runs at a time; flushes (and budget changes) arriving meanwhile are coalesced into
+   * the next, so a flood of flushes costs one evaluation per evaluation's length, not one per flush.
+   */
+  evaluateMatching(events: readonly PricedEvent[]): void {
+    for (const e of events) {
+      const attributes: Attributes = { team: e.team, project: e.project, feature: e.feature, user: e.user, model: e.model, provider: e.provider, key: e.api_key_id };
+      this.pending.set(scopeKey(attributes), attributes);
+    }
+    this.schedule();
+  }
+
+  /** A budget was created or changed (a raise lifts it back under at once): evaluated with the next run. */
+  budgetChanged(id: string): void {
+    this.changed.add(id);
+    this.schedule();
+  }
+
+  /** Resolves once the evaluations asked for so far have run. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private schedule(): void {
+    if (this.running || (this.pending.size === 0 && this.changed.size === 0)) return;
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      this.schedule();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    await sleep(this.opts.coalesceMs ?? 50);
+    const seen = [...this.pending.values()];
+    const changed = new Set(this.changed);
+    this.pending.clear();
+    this.changed.clear();
+    try {
+      const active = await this.activeBudgets();
+      const groups = groupByScope(active);
+      const matched = new Set([...seen.flatMap((attributes) => matching(groups, attributes)), ...active.filter((b) => changed.has(b.id))]);
+      if (matched.size > 0) await this.evaluate([...matched], new Date());
+    } catch (err) {
+      // The scheduled evaluation catches up; the flush that asked has long been answered.
+      this.opts.logger.error({ error: (err as Error).name, code: (err as { code?: string }).code }, "budget evaluation after a write failed");
+    }
+  }
+
+  private async activeBudgets(): Promise<Budget[]> {
+    return (await this.database.db.select().from(budgets).where(eq(budgets.paused, false))).map(budgetOf);
+  }
+
+  /** Evaluates these budgets at `now`: records what is true, sends what is news. */
+  async evaluate(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
+    const active = candidates.filter((b) => !b.paused);
+    if (active.length === 0) return { budgets: 0, recorded: 0, alerts: [] };
+    const [spends, hourly] = await Promise.all([spendForBudgets(this.database, active, now), queryHourlyFacts(this.database, groupByScope(active), now)]);
+    const firings = await this.recordedFirings(spends, now);
+    const planned = spends.flatMap((s): Planned[] => {
+      const hours = hourly.get(scopeKey(s.budget.scope));
+      const facts: BudgetFacts = {
+        budget: s.budget,
+        period: s.period,
+        spend: s.spend,
+        forecast: forecastSpend({ period: s.period, now, spend: s.spend, recentSpend: s.recentSpend }),
+        anomaly: hours ? detectAnomaly(hours, this.opts.anomalyMinSpend) : null,
+        firings: firings.get(s.budget.id) ?? [],
+      };
+      return evaluateBudget(facts).map((decision) => ({ facts, decision, id: randomUUID() }));
+    });
+    if (planned.length === 0) return { budgets: active.length, recorded: 0, alerts: [] };
+
+    // Built before the transaction, which must hold nothing but its own statements (PGlite has one connection).
+    const notified = planned.filter((p) => p.decision.notify);
+    const tops = await mapLimited(notified, CONTRIBUTOR_CONCURRENCY, (p) => this.contributors(p, now));
+    const alerts = notified.map((p, i) => budgetAlert({ ...p.facts, id: p.id, decision: p.decision, top: tops[i] ?? [], now }));
+
+    const sent = await this.database.db.transaction(async (tx) => {
+      const rows = planned
+        .map((p) => ({
+          id: p.id,
+          budgetId: p.facts.budget.id,
+          periodStart: p.decision.periodStart,
+          kind: p.decision.kind,
+          threshold: p.decision.threshold,
+          spend: p.facts.spend.toString(),
+          amount: p.facts.budget.amount.toString(),
+        }))
+        // One order for every process, so two inserting the same keys wait on each other rather than deadlock.
+        .sort((a, b) => cmp(a.budgetId, b.budgetId) || cmp(a.kind, b.kind) || a.threshold - b.threshold || a.periodStart.getTime() - b.periodStart.getTime());
+      const inserted = new Set<string>();
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        const done = await tx.insert(alertFirings).values(rows.slice(i, i + INSERT_CHUNK)).onConflictDoNothing().returning({ id: alertFirings.id });
+        for (const r of done) inserted.add(r.id);
+      }
+      const mine = alerts.filter((a) => inserted.has(a.id));
+      await this.notifier.enqueue(tx, mine);
+      return { recorded: inserted.size, alerts: mine };
+    });
+    return { budgets: active.length, ...sent };
+  }
+
+  private contributors(p: Planned, now: Date): Promise<Contributor[]> {
+    // A new period has nothing to break down yet.
+    if (p.decision.kind === "recovered" && p.decision.reason === "new_period") return Promise.resolve([]);
+    return topContributors(this.database, p.facts.budget.scope, p.facts.period, now);
+  }
+
+  /** Firings of these budgets in their current and previous periods, and their recent anomalies. */
+  private async recordedFirings(spends: readonly BudgetSpend[], now: Date): Promise<Map<string, Firing[]>> {
+    const wanted = spends.map((s) => ({ id: s.budget.id, cur: s.period.start.toISOString(), prev: previousPeriod(s.period).start.toISOString() }));
+    const quietSince = new Date(hourOf(now).getTime() - ANOMALY_QUIET_HOURS * HOUR_MS).toISOString();
+    const rows = await this.database.rows<{ budget_id: string; period_ms: string; kind: string; threshold: number; amount: string; fired_ms: string }>(sql`
+      select f.budget_id, ${epochMs(sql`f.period_start`)} as period_ms, f.kind, f.threshold, f.amount::text as amount,
+        ${epochMs(sql`f.fired_at`)} as fired_ms
+      from ${alertFirings} f
+      join json_to_recordset(${JSON.stringify(wanted)}::json) as b(id text, cur timestamptz, prev timestamptz) on f.budget_id = b.id
+      where f.period_start in (b.cur, b.prev) or (f.kind = 'anomaly' and f.period_start >= ${quietSince}::timestamptz)`);
+    const byBudget = new Map<string, Firing[]>();
+    for (const r of rows) {
+      const firing: Firing = { periodStart: new Date(Number(r.period_ms)), kind: r.kind, threshold: Number(r.threshold), amount: BigInt(r.amount), firedAt: new Date(Number(r.fired_ms)) };
+      const list = byBudget.get(r.budget_id);
+      if (list) list.push(firing);
+      else byBudget.set(r.budget_id, [firing]);
+    }
+    return byBudget;
+  }
+}
+
+/** Milliseconds since the epoch as text: the same from either driver, whatever its date parsing. */
+const epochMs = (column: SQL) => sql`(extract(epoch from ${column}) * 1000)::bigint::text`;
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** `work` over `items`, at most `limit` at a time, answers in the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
