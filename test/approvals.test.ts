@@ -7,9 +7,13 @@ import { sql } from "drizzle-orm";
 import type { Alert } from "../src/alerts/alert.ts";
 import { BudgetInput } from "../src/budgets/budget.ts";
 import { channels } from "../src/db/schema.ts";
+import type { FakeUpstream } from "./fakes/fake-upstream.ts";
+import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
 import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let gw: TestGateway;
+let openaiFake: FakeUpstream;
 const HOUR = 3_600_000;
 
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; type: string; body: Record<string, any> }> {
@@ -63,7 +67,8 @@ const USD = 1_000_000_000_000n;
 const heard: { id: string; amount?: bigint }[] = [];
 
 before(async () => {
-  gw = await startTestGateway({ TOLLGATE_JOBS: "off" });
+  openaiFake = await startFakeOpenAI();
+  gw = await startTestGateway({ TOLLGATE_JOBS: "off", OPENAI_BASE_URL: openaiFake.url, OPENAI_API_KEY: OPENAI_KEY });
   gw.gateway.budgets.onChange((b) => heard.push({ id: b.id, amount: "amount" in b ? b.amount : undefined }));
   for (const [name, team] of [["search-monthly", "search"], ["ads-monthly", "ads"], ["ml-monthly", "ml"], ["ops-monthly", "ops"]] as const) {
     const created = await gw.gateway.budgets.create(BudgetInput.parse({ name, scope: { team }, amount_usd: "500", period: "month", mode: "hard" }), "test");
@@ -77,7 +82,10 @@ before(async () => {
     assert.equal((await call("PUT", "/api/members", { platform: user_id.includes(":") ? "teams" : "slack", user_id, role })).status, 201);
 });
 
-after(() => gw.close());
+after(async () => {
+  await gw.close();
+  await openaiFake.close();
+});
 
 describe("members", () => {
   test("set creates (201) then updates (200), list shows them, remove deletes; each change audited", async () => {
@@ -337,6 +345,30 @@ describe("expiry", () => {
     assert.equal(!late.ok && late.kind, "conflict");
     assert.equal((await call("GET", `/api/approvals/${pending.id}`)).body.status, "expired");
     assert.equal(await amountOf("ops-monthly"), 500n * USD);
+  });
+});
+
+describe("a raise lifts a hard block", () => {
+  test("blocked with 429 at the amount; the next call after the approval goes through, without waiting", async () => {
+    assert.ok((await gw.gateway.budgets.create(BudgetInput.parse({ name: "block-monthly", scope: { team: "block" }, amount_usd: "1", period: "month", mode: "hard" }), "test")).ok);
+    // $1 of gpt-4o input at $2.50 per million tokens.
+    const seeded = await call("POST", "/api/usage?source=test", { id: "seed-block", timestamp: new Date().toISOString(), provider: "openai", model: "gpt-4o", input_tokens: 400_000, team: "block" });
+    assert.equal(seeded.status, 200);
+    const key = ((await call("POST", "/api/keys", { kind: "virtual", name: "block-key", team: "block" })).body as { key: string }).key;
+    const chat = () =>
+      fetch(`${gw.base}/openai/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "gpt-4o", max_tokens: 50, messages: [{ role: "user", content: "hello" }] }),
+      });
+    await waitFor("the spend to block the budget", async () => (await chat()).status === 429);
+
+    const asked = await call("POST", "/api/approvals", { budget: "block-monthly", amount_usd: "5", reason: "demo day", requested_by: "slack:UREQ" });
+    assert.equal((await chat()).status, 429, "asking is not getting");
+    const decided = await call("POST", `/api/approvals/${asked.body.id}/decision`, { decision: "approve", by: "slack:UAPP" });
+    assert.equal(decided.status, 200);
+    const res = await chat();
+    assert.equal(res.status, 200, await res.text());
   });
 });
 

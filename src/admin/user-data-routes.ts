@@ -31,8 +31,9 @@ export function userDataRouter(database: Database, logger: Logger): Router {
   router.get("/users/:user/usage", async (req, res) => {
     const user = userOf(req, res);
     if (!user) return;
-    res.status(200).type("application/x-ndjson");
+    // attachment() guesses a type from the file name; the NDJSON type is set after it.
     res.attachment(`tollgate-usage-${user.replace(/[^\w.-]/g, "_")}.ndjson`);
+    res.status(200).type("application/x-ndjson");
     let events = 0;
     try {
       for await (const page of userEventPages(database, user)) {
