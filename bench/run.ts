@@ -1,36 +1,65 @@
 import { execSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { benchBudgets, budgetsSection } from "./budgets.ts";
 import { benchIngest } from "./ingest.ts";
+import { benchProxy } from "./proxy.ts";
+import { proxySection } from "./proxy-report.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench`: the ledger's bars from DESIGN.md §6, on the machine's real Postgres, written
- * to bench/RESULTS.md with the machine's details. BENCH_EVENTS shrinks the spend ledger for a
- * quick look; BENCH_REUSE=1 queries a ledger filled by an earlier run.
+ * `npm run bench [ingest|spend|proxy|budgets]`: the bars from DESIGN.md §6, on the machine's real
+ * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
+ * heading), so running one keeps the others' figures and any notes written by hand.
+ * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
+ * an earlier run; BENCH_PROXY_SECONDS shortens the proxy phases; BENCH_BUDGET_EVENTS,
+ * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
 const events = Number(process.env.BENCH_EVENTS ?? 10_000_000);
 const which = process.argv[2] ?? "all";
+const RESULTS = new URL("./RESULTS.md", import.meta.url);
 
 const machine = [
   `- CPU: ${cpus().length} × ${cpus()[0]?.model ?? "unknown"}`,
   `- memory: ${Math.round(totalmem() / 2 ** 30)} GiB`,
   `- Node.js ${process.version}; ${execSync("psql --version").toString().trim()}`,
-  `- run at ${new Date().toISOString()}`,
 ].join("\n");
 
-const sections: string[] = [];
+/** Sections of the results file, each from its `## ` heading up to the next. */
+function readSections(): string[] {
+  if (!existsSync(RESULTS)) return [];
+  const text = readFileSync(RESULTS, "utf8");
+  const start = text.search(/^## /m);
+  if (start === -1) return [];
+  return text.slice(start).split(/^(?=## )/m).map((s) => s.trim());
+}
+
+const sections = readSections();
+/** Puts a section in place of the one whose heading starts the same way, or at the end. */
+function put(headingStart: string, section: string): void {
+  const at = sections.findIndex((s) => s.startsWith(headingStart));
+  if (at === -1) sections.push(section);
+  else sections[at] = section;
+  writeFileSync(RESULTS, `# Benchmark results\n\nMachine (each section says when it ran):\n${machine}\n\n${sections.join("\n\n")}\n`);
+}
+const ranAt = () => `Run at ${new Date().toISOString()}.`;
+
 if (which === "all" || which === "ingest") {
   const r = await benchIngest({ seconds: Number(process.env.BENCH_SECONDS ?? 30), concurrency: 4, batchSize: 1000, port: 18787 });
   console.log("ingest", r);
-  sections.push(`## Ingest: POST /v1/usage, batches of 1,000, into Postgres (target ≥ 50,000 events/s)
+  put(
+    "## Ingest:",
+    `## Ingest: POST /v1/usage, batches of 1,000, into Postgres (target ≥ 50,000 events/s)
+
+${ranAt()}
 
 | events accepted | seconds | events/s | clients | batch p50 | batch p99 |
 |---:|---:|---:|---:|---:|---:|
 | ${r.events.toLocaleString("en-US")} | ${r.seconds.toFixed(1)} | **${r.eventsPerSecond.toLocaleString("en-US")}** | ${r.concurrency} | ${r.batchLatencyP50Ms} ms | ${r.batchLatencyP99Ms} ms |
 
 The gateway runs as \`tollgate serve\` in its own process; the load generator, the gateway and
-Postgres share the machine's cores. Every event is new, so each is checked against the dedupe key.`);
+Postgres share the machine's cores. Every event is new, so each is checked against the dedupe key.`,
+  );
 }
 if (which === "all" || which === "spend") {
   const r = await benchSpend({ events, runs: Number(process.env.BENCH_RUNS ?? 200), reuse: process.env.BENCH_REUSE === "1" });
@@ -38,16 +67,38 @@ if (which === "all" || which === "spend") {
   const rows = Object.entries(r.queries)
     .map(([label, q]) => `| \`${label}\` | ${q.runs} | ${q.p50} ms | **${q.p95} ms** | ${q.p99} ms |`)
     .join("\n");
-  sections.push(`## Spend queries over ${r.events.toLocaleString("en-US")} events this month (target: \`this-month by team\` p95 ≤ 50 ms)
+  put(
+    "## Spend queries",
+    `## Spend queries over ${r.events.toLocaleString("en-US")} events this month (target: \`this-month by team\` p95 ≤ 50 ms)
+
+${ranAt()}
 
 | query | runs | p50 | p95 | p99 |
 |---|---:|---:|---:|---:|
 ${rows}
 
 Rollup rows: ${Object.entries(r.rollupRows).map(([g, n]) => `${g} ${n.toLocaleString("en-US")}`).join(", ")}. Ledger filled in ${r.fillSeconds} s
-(in SQL, see bench/spend.ts). Timed in-process around \`querySpend\` (one round trip to Postgres).`);
+(in SQL, see bench/spend.ts). Timed in-process around \`querySpend\` (one round trip to Postgres).`,
+  );
 }
-
-const text = `# Benchmark results\n\nMachine:\n${machine}\n\n${sections.join("\n\n")}\n`;
-writeFileSync(new URL("./RESULTS.md", import.meta.url), text);
-console.log(text);
+if (which === "all" || which === "proxy") {
+  const r = await benchProxy({
+    seconds: Number(process.env.BENCH_PROXY_SECONDS ?? 30),
+    warmupSeconds: Number(process.env.BENCH_PROXY_WARMUP_SECONDS ?? 5),
+    stepSeconds: Number(process.env.BENCH_PROXY_STEP_SECONDS ?? 10),
+    rates: [500, 1000],
+    searchRates: [1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 8000],
+  });
+  put("## Proxy overhead:", proxySection(r));
+}
+if (which === "all" || which === "budgets") {
+  const r = await benchBudgets({
+    events: Number(process.env.BENCH_BUDGET_EVENTS ?? 1_000_000),
+    budgets: Number(process.env.BENCH_BUDGETS ?? 10_000),
+    seconds: Number(process.env.BENCH_BUDGET_SECONDS ?? 60),
+    rate: 5000,
+  });
+  console.log("budgets", JSON.stringify(r, null, 2));
+  put("## Budgets:", budgetsSection(r, ranAt()));
+}
+console.log(readFileSync(RESULTS, "utf8"));
