@@ -7,8 +7,16 @@ import { keysRouter } from "./admin/keys-routes.ts";
 import { providersRouter } from "./admin/providers-routes.ts";
 import { operationsRouter } from "./admin/operations.ts";
 import { spendRouter } from "./admin/spend-routes.ts";
+import { channelsRouter } from "./admin/channels-routes.ts";
+import { outboxRouter } from "./admin/outbox-routes.ts";
+import { ChannelStore } from "./alerts/channels.ts";
+import { DeliveryWorker } from "./alerts/delivery.ts";
+import { MuteStore } from "./alerts/mutes.ts";
+import { OutboxNotifier } from "./alerts/outbox.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/connection.ts";
+import type { Integration } from "./integration.ts";
+import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
 import { otlpRouter } from "./ingest/otlp-route.ts";
 import { usageRouter } from "./ingest/usage-route.ts";
@@ -39,6 +47,11 @@ export interface Gateway {
   providerKeys: ProviderKeys;
   catalog: PriceCatalog;
   adminToken: string;
+  notifier: OutboxNotifier;
+  channels: ChannelStore;
+  mutes: MuteStore;
+  delivery: DeliveryWorker;
+  scheduler: Scheduler;
   close(): Promise<void>;
 }
 
@@ -61,7 +74,8 @@ function errorHandler(logger: Logger) {
   };
 }
 
-export async function createGateway(config: Config, logger: Logger, given?: Database): Promise<Gateway> {
+/** `integrations` come from the entry point (integrations/index.ts): src never imports platform code. */
+export async function createGateway(config: Config, logger: Logger, given?: Database, integrations: readonly Integration[] = []): Promise<Gateway> {
   const database = given ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.TOLLGATE_DATA_DIR }));
   const applied = await migrate(database);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
@@ -78,6 +92,29 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const routes = proxyRoutes(config);
   const providers = [...routes.keys()];
   const providerKeys = new ProviderKeys(database, box, config.providerKeys);
+  const notifier = new OutboxNotifier(database, {
+    maxAttempts: config.TOLLGATE_OUTBOX_MAX_ATTEMPTS,
+    baseMs: config.TOLLGATE_OUTBOX_BACKOFF_MS,
+    capMs: config.TOLLGATE_OUTBOX_BACKOFF_MAX_MS,
+  });
+  const channels = new ChannelStore(database, box);
+  const mutes = new MuteStore(database);
+  const delivery = new DeliveryWorker({
+    outbox: notifier,
+    channels,
+    deliverers: new Map(
+      integrations.flatMap((i) => {
+        const deliverer = i.connect?.(config, logger) ?? i.deliverer;
+        return deliverer ? [[i.platform, deliverer] as const] : [];
+      }),
+    ),
+    logger,
+    publicUrl: config.TOLLGATE_URL,
+  });
+  notifier.onEnqueue(() => delivery.wake());
+  /** Scheduled work, each run under its advisory lock; evaluation, digests, approval expiry and retention belong here. */
+  const jobs: Job[] = [];
+  const scheduler = new Scheduler(database, jobs, logger);
   await providerKeys.refresh();
 
   const app = express();
@@ -111,9 +148,15 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     keysRouter(keys, sources, providers),
     providersRouter({ database, box, providerKeys, providers }),
     spendRouter(database, config),
+    channelsRouter({ channels, mutes }),
+    outboxRouter({ outbox: notifier, database }),
   );
   app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
+  if (config.TOLLGATE_JOBS === "on") {
+    delivery.start();
+    scheduler.start();
+  }
 
   return {
     app,
@@ -126,7 +169,14 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     providerKeys,
     catalog,
     adminToken,
+    notifier,
+    channels,
+    mutes,
+    delivery,
+    scheduler,
     async close() {
+      await scheduler.stop();
+      await delivery.stop();
       await usage.close();
       await recorder.close();
       await Promise.all([...routes.values()].map((r) => r.dispatcher.close()));

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.ts";
 import { CliError } from "./cli/admin-client.ts";
 import { commands } from "./cli/commands.ts";
+import type { Integration } from "./integration.ts";
 import { createLogger } from "./logger.ts";
 
 const USAGE = `tollgate: the AI-spend gateway
@@ -26,7 +27,7 @@ Periods: today, yesterday, this-week, last-week, this-month, last-month, this-qu
 last-quarter, this-year, last-7d, last-30d, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD.
 Dimensions: team, project, feature, user, model, provider, key.`;
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: string[], integrations: readonly Integration[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -58,16 +59,19 @@ async function main(argv: string[]): Promise<number> {
   if (!command) throw new CliError(`unknown command "${name}"; run \`tollgate help\``);
   const config = loadConfig();
   const logger = createLogger(name === "serve" ? config.LOG_LEVEL : "warn");
-  return command({ config, logger, args: rest, options: values });
+  return command({ config, logger, args: rest, options: values, integrations });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const known = err instanceof CliError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
-    process.stderr.write(`tollgate: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
-    process.exitCode = known ? 2 : 1;
-  },
-);
+/** The `tollgate` command; the entry point composes in the platform integrations (src never imports them). */
+export async function runCli(argv: string[], integrations: readonly Integration[]): Promise<void> {
+  await main(argv, integrations).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      const known = err instanceof CliError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+      process.stderr.write(`tollgate: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
+      process.exitCode = known ? 2 : 1;
+    },
+  );
+}

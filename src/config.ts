@@ -90,6 +90,14 @@ export const ConfigSchema = z.object({
   TOLLGATE_ON_DISCONNECT: z.enum(["drain", "cancel"], { error: "drain or cancel" }).default("drain"),
   TOLLGATE_ALLOW_PROVIDER_KEYS: z.enum(["true", "false"], { error: "true or false" }).default("false").transform((v) => v === "true"),
   TOLLGATE_UPSTREAM_TIMEOUT_MS: wholeNumber(1000, 3_600_000, 600_000),
+  /** Tries of an outbox message before it is dead: with the default backoff, 16 span about 1.5 to 3 hours. */
+  TOLLGATE_OUTBOX_MAX_ATTEMPTS: wholeNumber(1, 100, 16),
+  /** Wait after an outbox message's first failed try, doubled after each further one... */
+  TOLLGATE_OUTBOX_BACKOFF_MS: wholeNumber(1, 3_600_000, 2000),
+  /** ...up to this. */
+  TOLLGATE_OUTBOX_BACKOFF_MAX_MS: wholeNumber(1, 86_400_000, 1_800_000),
+  /** `off`: this process neither delivers the outbox nor runs scheduled jobs (a proxy-only process, or tests driving them). */
+  TOLLGATE_JOBS: z.enum(["on", "off"], { error: "on or off" }).default("on"),
   /** How long a budget-raise request waits for a decision before it expires. */
   TOLLGATE_APPROVAL_TTL: duration("72h"),
   /** Days raw usage events are kept; rollups stay. Unset keeps events forever. */

@@ -285,7 +285,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
 
       const rotated = await run(dir, ["providers", "rotate-master"]);
       assert.equal(rotated.code, 0, rotated.stderr);
-      assert.match(rotated.stdout, /^re-sealed 0 provider keys and 0 signing secrets under master key [0-9a-f]{12}$/m);
+      assert.match(rotated.stdout, /^re-sealed 0 provider keys, 0 signing secrets and 0 channel secrets under master key [0-9a-f]{12}$/m);
       assertOneLineError(await run(dir, ["providers", "set", "nope"], {}, `${secret}\n`), 2, /name: one of the proxy's providers: openai, anthropic, gemini/);
       assertOneLineError(await run(dir, ["providers", "set", "openai"]), 2, /no key was given on standard input/);
     });

@@ -39,7 +39,7 @@ function periodOf(req: Request, res: Response, config: Config, text: string, tz:
   return undefined;
 }
 
-function parseQuery<S extends z.ZodType>(
+export function parseQuery<S extends z.ZodType>(
   schema: S,
   req: Request,
   res: Response,

@@ -4,6 +4,7 @@ import { createInterface } from "node:readline";
 import type { Config } from "../config.ts";
 import { openDatabase } from "../db/connection.ts";
 import { migrate } from "../db/migrate.ts";
+import type { Integration } from "../integration.ts";
 import { DIMENSIONS } from "../ledger/event.ts";
 import type { Logger } from "../logger.ts";
 import { type AdminClient, CliError } from "./admin-client.ts";
@@ -17,6 +18,8 @@ export interface CommandContext {
   logger: Logger;
   args: string[];
   options: Record<string, string | boolean | undefined>;
+  /** Platforms composed in by the entry point, for `serve`. */
+  integrations: readonly Integration[];
 }
 
 type Command = (ctx: CommandContext) => Promise<number>;
@@ -145,7 +148,7 @@ async function readSecret(prompt: string): Promise<string> {
 }
 
 export const commands: Record<string, Command> = {
-  serve: (ctx) => serve(ctx.config, ctx.logger),
+  serve: (ctx) => serve(ctx.config, ctx.logger, ctx.integrations),
 
   async migrate(ctx) {
     const database = await openDatabase({ url: ctx.config.DATABASE_URL, dataDir: ctx.config.TOLLGATE_DATA_DIR });
@@ -242,7 +245,8 @@ export const commands: Record<string, Command> = {
     }
     if (action === "rotate-master") {
       const r = await withClient(ctx, (c) => c.postJson<{ master_key_id: string; resealed: Record<string, number> }>("/api/providers/rotate-master", {}));
-      out(`re-sealed ${r.resealed.provider_keys} provider keys and ${r.resealed.ingest_source_secrets} signing secrets under master key ${r.master_key_id}`);
+      const { provider_keys, ingest_source_secrets, channel_secrets } = r.resealed;
+      out(`re-sealed ${provider_keys} provider keys, ${ingest_source_secrets} signing secrets and ${channel_secrets} channel secrets under master key ${r.master_key_id}`);
       return 0;
     }
     throw new CliError("use: tollgate providers list | providers set NAME (key on standard input) | providers remove NAME | providers rotate-master");

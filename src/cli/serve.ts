@@ -2,12 +2,13 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { createGateway } from "../app.ts";
 import type { Config } from "../config.ts";
+import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
 import { removeServerFile, writeServerFile } from "./server-file.ts";
 
 /** Runs the gateway until SIGINT/SIGTERM, then stops taking requests and flushes the recorder. */
-export async function serve(config: Config, logger: Logger): Promise<number> {
-  const gateway = await createGateway(config, logger);
+export async function serve(config: Config, logger: Logger, integrations: readonly Integration[]): Promise<number> {
+  const gateway = await createGateway(config, logger, undefined, integrations);
   const server = gateway.app.listen(config.PORT, config.HOST);
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** Standard Webhooks allows this much clock difference either way. */
 export const TOLERANCE_SECONDS = 300;
@@ -10,6 +10,9 @@ export interface WebhookHeaders {
 }
 
 export type VerifyFailure = { kind: "auth"; message: string };
+
+/** A fresh signing secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64. */
+export const newWebhookSecret = () => `whsec_${randomBytes(32).toString("base64")}`;
 
 function secretBytes(secret: string): Buffer {
   return Buffer.from(secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret, "base64");

@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { and, asc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/connection.ts";
 import { ingestSources, ingestSourceSecrets } from "../db/schema.ts";
+import { newWebhookSecret } from "../ingest/standard-webhooks.ts";
 import { labelText } from "./api-keys.ts";
 import type { SecretBox } from "./secret-box.ts";
 
@@ -22,7 +23,6 @@ export interface SigningSecret {
   secret: string;
 }
 
-const newSecret = () => `whsec_${randomBytes(32).toString("base64")}`;
 /** Active secrets are read at most this often; a rotation or revocation takes effect within it. */
 const CACHE_MS = 5_000;
 
@@ -37,7 +37,7 @@ export class IngestSources {
   /** Creates a sender and its first secret; the secret is shown once. */
   async create(name: string): Promise<{ id: string; name: string; secret: string } | { conflict: true }> {
     const id = randomUUID();
-    const secret = newSecret();
+    const secret = newWebhookSecret();
     const created = await this.database.db.transaction(async (tx) => {
       const rows = await tx.insert(ingestSources).values({ id, name }).onConflictDoNothing().returning();
       if (rows.length === 0) return false;
@@ -52,7 +52,7 @@ export class IngestSources {
   async rotate(sourceId: string): Promise<{ secret_id: string; secret: string } | null> {
     const [source] = await this.database.db.select().from(ingestSources).where(eq(ingestSources.id, sourceId));
     if (!source) return null;
-    const secret = newSecret();
+    const secret = newWebhookSecret();
     const secretId = randomUUID();
     await this.database.db
       .insert(ingestSourceSecrets)

@@ -1,11 +1,11 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
-import { ingestSourceSecrets, providerKeys } from "../db/schema.ts";
+import { channels, ingestSourceSecrets, providerKeys } from "../db/schema.ts";
 import type { SecretBox } from "./secret-box.ts";
 
 export interface RotationResult {
   master_key_id: string;
-  resealed: { provider_keys: number; ingest_source_secrets: number };
+  resealed: { provider_keys: number; ingest_source_secrets: number; channel_secrets: number };
 }
 
 /**
@@ -21,6 +21,12 @@ export async function rotateMasterKey(database: Database, box: SecretBox): Promi
     const secrets = (await tx.select().from(ingestSourceSecrets)).filter((r) => stale(r.secretEncrypted));
     for (const row of secrets)
       await tx.update(ingestSourceSecrets).set({ secretEncrypted: box.seal(box.open(row.secretEncrypted)) }).where(eq(ingestSourceSecrets.id, row.id));
-    return { master_key_id: box.keyId, resealed: { provider_keys: keys.length, ingest_source_secrets: secrets.length } };
+    const channelSecrets = (await tx.select().from(channels)).filter((r) => r.secretEncrypted !== null && stale(r.secretEncrypted));
+    for (const row of channelSecrets)
+      await tx.update(channels).set({ secretEncrypted: box.seal(box.open(row.secretEncrypted!)) }).where(eq(channels.id, row.id));
+    return {
+      master_key_id: box.keyId,
+      resealed: { provider_keys: keys.length, ingest_source_secrets: secrets.length, channel_secrets: channelSecrets.length },
+    };
   });
 }

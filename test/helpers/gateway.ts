@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { integrations } from "../../integrations/index.ts";
 import { type Gateway, createGateway } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/logger.ts";
@@ -25,7 +26,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-test-"));
   const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", ...env });
   const database = await openTestDatabase();
-  const gateway = await createGateway(config, createLogger("silent"), database);
+  const gateway = await createGateway(config, createLogger("silent"), database, integrations);
   const server = gateway.app.listen(0, "127.0.0.1");
   await once(server, "listening");
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,0 +1,5 @@
+import type { Integration } from "../src/integration.ts";
+import { webhook } from "./webhook/index.ts";
+
+/** Every platform this build delivers to; the entry point hands them to the gateway. */
+export const integrations: Integration[] = [webhook];

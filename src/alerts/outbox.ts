@@ -1,0 +1,264 @@
+import { createHash } from "node:crypto";
+import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
+import type { Database } from "../db/connection.ts";
+import { channels, NOTIFICATION_STATUSES, notifications } from "../db/schema.ts";
+import type { DeliveryOutcome, MessagePayload, OutgoingMessage } from "../integration.ts";
+import type { Alert, SubscriptionKind } from "./alert.ts";
+import { activeMutes } from "./mutes.ts";
+import type { Notifier, Writer } from "./notifier.ts";
+import { route } from "./routing.ts";
+import { earlierStates } from "./threads.ts";
+
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
+
+export interface RetryPolicy {
+  /** Tries before a message is dead. */
+  maxAttempts: number;
+  /** Wait after the first failure; doubled after each further one. */
+  baseMs: number;
+  /** Longest wait between two tries. */
+  capMs: number;
+}
+
+/**
+ * Exponential backoff with "equal jitter": between half and all of `base × 2^(attempt-1)`, capped,
+ * so retries of many messages after one outage spread out instead of arriving together.
+ */
+export function backoffMs(attempt: number, policy: Pick<RetryPolicy, "baseMs" | "capMs">, random: () => number = Math.random): number {
+  const full = Math.min(policy.capMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(full / 2 + (random() * full) / 2);
+}
+
+/** Receivers may ask for more than a day; a longer wait is more likely a mistake than a plan. */
+const MAX_RETRY_AFTER_MS = 86_400_000;
+
+/**
+ * A receiver's requested wait: `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3), or a
+ * JSON `retry_after` in seconds (Slack, Telegram, Discord). Undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | number | null | undefined, now: Date): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const text = String(value).trim();
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const at = Date.parse(text);
+    if (Number.isNaN(at) || !/[a-z]/i.test(text)) return undefined;
+    ms = at - now.getTime();
+  }
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.round(ms)));
+}
+
+/** What one try leads to: the receiver's own wait when it asked for one, our backoff otherwise, or the end. */
+export function afterFailure(attempt: number, retryAfterMs: number | undefined, policy: RetryPolicy, random?: () => number): { dead: true } | { dead: false; delayMs: number } {
+  if (attempt >= policy.maxAttempts) return { dead: true };
+  return { dead: false, delayMs: retryAfterMs ?? backoffMs(attempt, policy, random) };
+}
+
+/** Stable per channel and set of alerts, so enqueueing the same alerts twice writes one row. */
+export function dedupeKey(channelId: string, alerts: readonly Pick<Alert, "id">[]): string {
+  const ids = alerts.map((a) => a.id);
+  if (ids.length === 1) return `${channelId}:${ids[0]}`;
+  return `${channelId}:${createHash("sha256").update([...ids].sort().join("\n")).digest("base64url").slice(0, 32)}`;
+}
+
+/** A row taken for delivery: nobody else takes it until it is settled or its lease runs out. */
+export interface Claimed extends OutgoingMessage {
+  channelId: string;
+}
+
+export interface NotificationInfo {
+  id: number;
+  channel: { id: string; name: string; platform: string };
+  status: NotificationStatus;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
+  dedupe_key: string;
+  alerts: { id: string; kind: string; title: string }[];
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export type ResendResult = { ok: true; notification: NotificationInfo } | { ok: false; kind: "not_found" | "conflict"; message: string };
+
+const nowPlus = (ms: number) => sql`now() + ${Math.max(0, Math.round(ms))} * interval '1 millisecond'`;
+
+/**
+ * The outbox in `notifications`: alerts routed to channels and written in the caller's
+ * transaction, then taken by delivery workers. Times are the database's clock throughout, so
+ * several gateway processes agree on what is due.
+ */
+export class OutboxNotifier implements Notifier {
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly database: Database,
+    readonly policy: RetryPolicy,
+  ) {}
+
+  /** Hears every enqueue made in this process, so a worker can look for the new rows at once. */
+  onEnqueue(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  async enqueue(db: Writer, alerts: Alert[], opts: { channelIds?: string[] } = {}): Promise<void> {
+    if (alerts.length === 0) return;
+    const named = opts.channelIds;
+    if (named?.length === 0) return;
+    const subscribers = await db
+      .select({ id: channels.id, scopes: channels.scopes, kinds: channels.kinds })
+      .from(channels)
+      .where(and(isNull(channels.disabledAt), named ? inArray(channels.id, named) : undefined));
+    const budgetIds = [...new Set(alerts.flatMap((a) => (a.budget ? [a.budget.id] : [])))];
+    const mutes = await activeMutes(db, budgetIds, new Date());
+    const routed = route(
+      alerts,
+      subscribers.map((s) => ({ id: s.id, scopes: s.scopes, kinds: s.kinds as SubscriptionKind[] })),
+      mutes,
+      named,
+    );
+    if (routed.size === 0) return;
+    const rows = [...routed].map(([channelId, group]) => ({
+      channelId,
+      dedupeKey: dedupeKey(channelId, group),
+      payload: { alerts: group } satisfies MessagePayload,
+    }));
+    await db.insert(notifications).values(rows).onConflictDoNothing({ target: notifications.dedupeKey });
+    for (const l of this.listeners) l();
+  }
+
+  /**
+   * Takes up to `limit` due rows of channels on these platforms, at most one per channel and only
+   * a channel's oldest pending row, so its messages go out in order. A taken row counts an attempt
+   * and is hidden for `leaseMs`; a worker that dies holding it only delays it by that much.
+   */
+  async claim(platforms: readonly string[], limit: number, leaseMs: number): Promise<Claimed[]> {
+    if (platforms.length === 0 || limit <= 0) return [];
+    const { db } = this.database;
+    const head = sql`(select min(h.id) from ${notifications} h where h.channel_id = ${notifications.channelId} and h.status = 'pending')`;
+    const due = db
+      .select({ id: notifications.id })
+      .from(notifications)
+      .innerJoin(channels, eq(channels.id, notifications.channelId))
+      .where(
+        and(
+          eq(notifications.status, "pending"),
+          lte(notifications.nextAttemptAt, sql`now()`),
+          eq(notifications.id, head),
+          isNull(channels.disabledAt),
+          inArray(channels.platform, [...platforms]),
+        ),
+      )
+      .orderBy(asc(notifications.id))
+      .limit(limit)
+      .for("update", { of: notifications, skipLocked: true });
+    const rows = await db
+      .update(notifications)
+      .set({ attempts: sql`${notifications.attempts} + 1`, nextAttemptAt: nowPlus(leaseMs) })
+      .where(inArray(notifications.id, due))
+      .returning();
+    return rows
+      .sort((a, b) => a.id - b.id)
+      .map((r) => ({ id: r.id, channelId: r.channelId, dedupeKey: r.dedupeKey, attempt: r.attempts, payload: r.payload as unknown as MessagePayload, createdAt: r.createdAt }));
+  }
+
+  /**
+   * Records how a try went. Only the holder of the claim settles it (the attempt count must still
+   * match), so a worker whose lease ran out cannot overwrite a later try's result.
+   */
+  async settle(claimed: Claimed, outcome: DeliveryOutcome, random?: () => number): Promise<NotificationStatus> {
+    const mine = and(eq(notifications.id, claimed.id), eq(notifications.attempts, claimed.attempt), eq(notifications.status, "pending"));
+    const update = (set: PgUpdateSetSource<typeof notifications>) => this.database.db.update(notifications).set(set).where(mine);
+    if (outcome.kind === "delivered") {
+      await update({ status: "delivered", deliveredAt: sql`now()`, lastError: null, externalRef: outcome.externalRef ?? null });
+      return "delivered";
+    }
+    if (outcome.kind === "gone") {
+      // Due again at once, for when the channel is enabled again.
+      await update({ nextAttemptAt: sql`now()`, lastError: outcome.message });
+      return "pending";
+    }
+    const next = afterFailure(claimed.attempt, outcome.retryAfterMs, this.policy, random);
+    if (next.dead) {
+      await update({ status: "dead", lastError: outcome.message });
+      return "dead";
+    }
+    await update({ nextAttemptAt: nowPlus(next.delayMs), lastError: outcome.message });
+    return "pending";
+  }
+
+  /**
+   * The platform reference of the newest message delivered to the row's channel that the row's one
+   * alert is a later state of (src/alerts/threads.ts), for deliverers that update messages in place.
+   * Messages of several alerts are never replaced by, nor replace, one alert.
+   */
+  async replaced(claimed: Claimed): Promise<Record<string, unknown> | undefined> {
+    const [alert, ...others] = claimed.payload.alerts;
+    const patterns = alert && others.length === 0 ? earlierStates(alert) : [];
+    if (patterns.length === 0) return undefined;
+    const alerts = sql`${notifications.payload}->'alerts'`;
+    const [row] = await this.database.db
+      .select({ ref: notifications.externalRef })
+      .from(notifications)
+      .where(
+        and(
+          eq(notifications.channelId, claimed.channelId),
+          eq(notifications.status, "delivered"),
+          isNotNull(notifications.externalRef),
+          lt(notifications.id, claimed.id),
+          sql`jsonb_array_length(${alerts}) = 1`,
+          or(...patterns.map((p) => sql`${alerts} @> ${JSON.stringify([p])}::jsonb`)),
+        ),
+      )
+      .orderBy(desc(notifications.id))
+      .limit(1);
+    return row?.ref ?? undefined;
+  }
+
+  async list(filter: { status?: NotificationStatus; limit: number }): Promise<NotificationInfo[]> {
+    const rows = await this.database.db
+      .select({ n: notifications, channel: { id: channels.id, name: channels.name, platform: channels.platform } })
+      .from(notifications)
+      .innerJoin(channels, eq(channels.id, notifications.channelId))
+      .where(filter.status ? eq(notifications.status, filter.status) : undefined)
+      .orderBy(desc(notifications.id))
+      .limit(filter.limit);
+    return rows.map(({ n, channel }) => notificationInfo(n, channel));
+  }
+
+  /** Gives a dead message its tries back; it goes out before the channel's later messages. */
+  async resend(id: number): Promise<ResendResult> {
+    const [row] = await this.database.db
+      .update(notifications)
+      .set({ status: "pending", attempts: 0, nextAttemptAt: sql`now()` })
+      .where(and(eq(notifications.id, id), eq(notifications.status, "dead")))
+      .returning({ id: notifications.id });
+    const [found] = await this.database.db
+      .select({ n: notifications, channel: { id: channels.id, name: channels.name, platform: channels.platform } })
+      .from(notifications)
+      .innerJoin(channels, eq(channels.id, notifications.channelId))
+      .where(eq(notifications.id, id));
+    if (!found) return { ok: false, kind: "not_found", message: `no notification with id ${id}` };
+    if (!row) return { ok: false, kind: "conflict", message: `notification ${id} is ${found.n.status}; only dead notifications are resent` };
+    for (const l of this.listeners) l();
+    return { ok: true, notification: notificationInfo(found.n, found.channel) };
+  }
+}
+
+function notificationInfo(n: typeof notifications.$inferSelect, channel: NotificationInfo["channel"]): NotificationInfo {
+  const payload = n.payload as unknown as MessagePayload;
+  return {
+    id: n.id,
+    channel,
+    status: n.status,
+    attempts: n.attempts,
+    next_attempt_at: n.status === "pending" ? n.nextAttemptAt.toISOString() : null,
+    last_error: n.lastError,
+    dedupe_key: n.dedupeKey,
+    alerts: payload.alerts.map((a) => ({ id: a.id, kind: a.kind, title: a.title })),
+    created_at: n.createdAt.toISOString(),
+    delivered_at: n.deliveredAt?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,88 @@
+import type { Express } from "express";
+import type { CommandServices } from "../commands/context.ts";
+import type { Alert } from "./alerts/alert.ts";
+import type { ChannelStore } from "./alerts/channels.ts";
+import type { Notifier } from "./alerts/notifier.ts";
+import type { Config } from "./config.ts";
+import type { Database } from "./db/connection.ts";
+import type { Logger } from "./logger.ts";
+
+/** What an outbox row carries: platform-neutral content each deliverer renders its own way. */
+export interface MessagePayload {
+  alerts: Alert[];
+}
+
+/** A channel as a deliverer needs it: where to send, and the opened secret to sign or authenticate with. */
+export interface DeliveryTarget {
+  id: string;
+  platform: string;
+  name: string;
+  address: Record<string, unknown>;
+  secret: string | null;
+  timezone: string;
+}
+
+/** One outbox row on its way out. */
+export interface OutgoingMessage {
+  id: number;
+  /** Stable across retries: receivers dedupe on it (the webhook-id header). */
+  dedupeKey: string;
+  /** 1 for the first try. */
+  attempt: number;
+  payload: MessagePayload;
+  createdAt: Date;
+}
+
+export interface DeliveryContext {
+  now: Date;
+  /** Aborts a delivery that takes too long; the row is then retried. */
+  signal: AbortSignal;
+  /** Where people reach this gateway (`TOLLGATE_URL`), for links in messages; undefined when not configured. */
+  publicUrl: string | undefined;
+  /**
+   * The `externalRef` of an earlier message in this channel that this one is the later state of
+   * (an approval's request, now decided: see src/alerts/threads.ts). Platforms that can edit a
+   * message update that one in place; the others post anew.
+   */
+  replaces?: Record<string, unknown>;
+}
+
+/**
+ * How one try went. `retry` may carry the receiver's own wait (Retry-After); `gone` means the
+ * address will never work again (webhook 410, a removed Teams conversation): the channel is disabled.
+ */
+export type DeliveryOutcome =
+  | { kind: "delivered"; externalRef?: Record<string, unknown> }
+  | { kind: "retry"; message: string; retryAfterMs?: number }
+  | { kind: "gone"; message: string };
+
+export interface Deliverer {
+  deliver(target: DeliveryTarget, message: OutgoingMessage, context: DeliveryContext): Promise<DeliveryOutcome>;
+}
+
+/** What an integration's routes may use of the gateway. */
+export interface IntegrationContext {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  channels: ChannelStore;
+  notifier: Notifier;
+  /** What chat commands and buttons act through: commands/ answers them. */
+  commands: CommandServices;
+}
+
+/**
+ * A chat platform or webhook kind, composed in from `integrations/` by the entry point: `src` never
+ * imports platform code. `mount` adds the platform's own routes (events, interactivity) before the
+ * admin API and its JSON parser, so it can read raw bodies to check signatures.
+ */
+export interface Integration {
+  platform: string;
+  deliverer?: Deliverer;
+  /**
+   * For a platform whose delivery needs the gateway's settings (Slack's bot token): this gateway's
+   * deliverer, used instead of `deliverer`; undefined when the platform is not configured.
+   */
+  connect?(config: Config, logger: Logger): Deliverer | undefined;
+  mount?(app: Express, context: IntegrationContext): void;
+}
