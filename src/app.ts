@@ -7,6 +7,9 @@ import { keysRouter } from "./admin/keys-routes.ts";
 import { providersRouter } from "./admin/providers-routes.ts";
 import { operationsRouter } from "./admin/operations.ts";
 import { spendRouter } from "./admin/spend-routes.ts";
+import { auditRouter } from "./admin/audit-routes.ts";
+import { budgetsRouter } from "./admin/budgets-routes.ts";
+import { BudgetStore } from "./budgets/store.ts";
 import { channelsRouter } from "./admin/channels-routes.ts";
 import { outboxRouter } from "./admin/outbox-routes.ts";
 import { ChannelStore } from "./alerts/channels.ts";
@@ -47,6 +50,7 @@ export interface Gateway {
   providerKeys: ProviderKeys;
   catalog: PriceCatalog;
   adminToken: string;
+  budgets: BudgetStore;
   notifier: OutboxNotifier;
   channels: ChannelStore;
   mutes: MuteStore;
@@ -92,6 +96,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const routes = proxyRoutes(config);
   const providers = [...routes.keys()];
   const providerKeys = new ProviderKeys(database, box, config.providerKeys);
+  const budgets = new BudgetStore(database);
   const notifier = new OutboxNotifier(database, {
     maxAttempts: config.TOLLGATE_OUTBOX_MAX_ATTEMPTS,
     baseMs: config.TOLLGATE_OUTBOX_BACKOFF_MS,
@@ -145,9 +150,11 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     requireAdmin(adminToken),
     importRouter(recorder),
     express.json({ limit: "1mb" }),
-    keysRouter(keys, sources, providers),
+    keysRouter(keys, sources, providers, database),
     providersRouter({ database, box, providerKeys, providers }),
     spendRouter(database, config),
+    budgetsRouter(budgets),
+    auditRouter(database),
     channelsRouter({ channels, mutes }),
     outboxRouter({ outbox: notifier, database }),
   );
@@ -169,6 +176,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     providerKeys,
     catalog,
     adminToken,
+    budgets,
     notifier,
     channels,
     mutes,

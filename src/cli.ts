@@ -21,6 +21,11 @@ const USAGE = `tollgate: the AI-spend gateway
   tollgate providers remove NAME         drop the stored key (the environment's applies again)
   tollgate providers rotate-master       re-seal stored secrets under TOLLGATE_MASTER_KEY
   tollgate sources create NAME           a sender that signs its webhooks; prints its secret once
+  tollgate budget list | show NAME | pause NAME | resume NAME | delete NAME
+  tollgate budget set NAME --amount 500 --period day|week|month|quarter|year [--scope team:search,model:gpt-4o]
+      [--mode soft|hard] [--tz ZONE] [--thresholds 50,80,100]   create a budget, or change the fields given
+  tollgate apply FILE [--dry-run] [--prune]   make the budgets match a YAML/JSON file; shows the diff
+  tollgate audit [--entity budget] [--limit 50]   who changed budgets, keys, channels and members
   tollgate demo [--days 60]              fill the ledger with realistic synthetic usage
 
 Periods: today, yesterday, this-week, last-week, this-month, last-month, this-quarter,
@@ -47,6 +52,14 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
       days: { type: "string" },
       providers: { type: "string" },
       models: { type: "string" },
+      scope: { type: "string" },
+      amount: { type: "string" },
+      mode: { type: "string" },
+      thresholds: { type: "string" },
+      "dry-run": { type: "boolean" },
+      prune: { type: "boolean" },
+      entity: { type: "string" },
+      limit: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

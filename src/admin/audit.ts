@@ -5,12 +5,14 @@ import { auditLog } from "../db/schema.ts";
 /** Anything a transaction or the database handle can run an insert on. */
 type Writer = Pick<Db, "insert">;
 
+export const AUDIT_ENTITIES = ["budget", "key", "provider_key", "ingest_source", "channel", "member", "approval", "mute", "usage"] as const;
+
 export interface AuditEntry {
   /** Who: `admin` for the admin token, `slack:U123`, `cli`, `system` for jobs. */
   actor: string;
   /** What happened: `create`, `update`, `delete`, `revoke`, `approve`, ... */
   action: string;
-  entity: "budget" | "key" | "provider_key" | "channel" | "member" | "approval" | "mute" | "usage";
+  entity: (typeof AUDIT_ENTITIES)[number];
   entityId: string;
   before?: unknown;
   after?: unknown;

@@ -24,6 +24,9 @@ const ReportQuery = z.object({
   format: z.enum(["csv", "json"]).default("csv"),
 });
 
+/** The finance report under a name that says CSV, for spreadsheets and scripts that fetch it by link. */
+const CsvReportQuery = ReportQuery.extend({ format: z.literal("csv", { error: "finance.csv is always CSV; /api/reports/finance?format=json answers JSON" }).default("csv") });
+
 /** Resolves `period` and `tz` of a query, or answers 400 naming what was expected. */
 function periodOf(req: Request, res: Response, config: Config, text: string, tz: string | undefined): Period | undefined {
   const timeZone = tz ?? config.TOLLGATE_TIMEZONE;
@@ -63,14 +66,16 @@ export function spendRouter(database: Database, config: Config): Router {
     const report = await querySpend(database, { period, by: q.by, filters, top: q.top });
     res.json(toJson(report));
   });
-  router.get("/reports/finance", async (req, res) => {
-    const q = parseQuery(ReportQuery, req, res);
+  const finance = (schema: typeof ReportQuery | typeof CsvReportQuery) => async (req: Request, res: Response) => {
+    const q = parseQuery(schema, req, res);
     if (!q) return;
     const period = periodOf(req, res, config, q.period, q.tz);
     if (!period) return;
     const rows = await financeReport(database, period);
     if (q.format === "json") return res.json({ period, rows });
     res.type("text/csv").attachment(`tollgate-${period.label}.csv`).send(reportCsv(rows));
-  });
+  };
+  router.get("/reports/finance", finance(ReportQuery));
+  router.get("/reports/finance.csv", finance(CsvReportQuery));
   return router;
 }

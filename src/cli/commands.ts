@@ -8,6 +8,7 @@ import type { Integration } from "../integration.ts";
 import { DIMENSIONS } from "../ledger/event.ts";
 import type { Logger } from "../logger.ts";
 import { type AdminClient, CliError } from "./admin-client.ts";
+import { budgetCommands } from "./budget-commands.ts";
 import { connect } from "./connect.ts";
 import { demoEvents } from "./demo.ts";
 import { type SpendJson, renderSpend, renderTable } from "./render.ts";
@@ -22,7 +23,7 @@ export interface CommandContext {
   integrations: readonly Integration[];
 }
 
-type Command = (ctx: CommandContext) => Promise<number>;
+export type Command = (ctx: CommandContext) => Promise<number>;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -148,6 +149,7 @@ async function readSecret(prompt: string): Promise<string> {
 }
 
 export const commands: Record<string, Command> = {
+  ...budgetCommands,
   serve: (ctx) => serve(ctx.config, ctx.logger, ctx.integrations),
 
   async migrate(ctx) {

@@ -1,0 +1,33 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The real `tollgate` binary as a user runs it, in a child process. */
+export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "tollgate.js");
+
+/** The parent's environment without anything that would point the CLI elsewhere, plus `extra`. */
+export function cliEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith("TOLLGATE_") || k.startsWith("NODE_TEST") || ["DATABASE_URL", "TEST_DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "NODE_OPTIONS"].includes(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, TOLLGATE_DATA_DIR: dataDir, LOG_LEVEL: "silent", ...extra };
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `tollgate ARGS` in `dataDir` and collects what it printed and how it exited. */
+export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== "number") return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+    child.stdin!.end(input);
+  });
+}
