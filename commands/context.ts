@@ -11,6 +11,12 @@ export interface Caller {
   name?: string;
 }
 
+/** The platform of whoever holds the admin token (the CLI, the admin API): an admin, named by `userId` (`admin`, `admin:ana`). */
+export const ADMIN_PLATFORM = "admin";
+
+/** How a caller is written in audit records and requests: `slack:U0123ABCD`, or the admin's own name. */
+export const actorName = (caller: Caller): string => (caller.platform === ADMIN_PLATFORM ? caller.userId : `${caller.platform}:${caller.userId}`);
+
 /** Where the command was typed: the conversation a reply, a mute or a subscription applies to. */
 export interface Conversation {
   platform: string;
@@ -18,6 +24,8 @@ export interface Conversation {
   address: Record<string, unknown>;
   /** The conversation's channel id in Tollgate, when it is bound to one. */
   channelId?: string;
+  /** What people call the conversation (`#search-alerts`), for the channel's name when it subscribes. */
+  name?: string;
   /** Time zone periods are read in. */
   timezone: string;
 }
@@ -36,7 +44,7 @@ export interface CommandServices {
   };
   budgetStatus(budget: Budget, now: Date): Promise<{ spend: bigint; percent: number; forecast: bigint | null; state: string }>;
   approvals: {
-    request(req: { budget: string; amount: bigint; reason: string; requestedBy: string; via: Conversation }): Promise<Outcome<{ id: string; from: bigint; to: bigint }>>;
+    request(req: { budget: string; amount: bigint; reason: string; by: Caller; via: Conversation }): Promise<Outcome<{ id: string; from: bigint; to: bigint }>>;
     decide(req: { id: string; decision: "approve" | "reject"; by: Caller; reason?: string }): Promise<Outcome<{ id: string; budget: string; from: bigint; to: bigint; status: string }>>;
   };
   mutes: {
@@ -44,6 +52,8 @@ export interface CommandServices {
     unmute(channelId: string, budget: string, by: string): Promise<Outcome<void>>;
   };
   channels: {
+    /** The Tollgate channel bound to a conversation, by its platform address. */
+    find(platform: string, address: Record<string, unknown>): Promise<{ id: string; timezone: string } | undefined>;
     subscribe(conversation: Conversation, scope: Scope, kinds: SubscriptionKind[], by: string): Promise<Outcome<{ id: string }>>;
     unsubscribe(conversation: Conversation, by: string): Promise<Outcome<void>>;
   };

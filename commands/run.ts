@@ -1,4 +1,4 @@
-import type { ParseError } from "./command.ts";
+import type { Command, ParseError } from "./command.ts";
 import type { CommandContext } from "./context.ts";
 import { alerts } from "./handlers/alerts.ts";
 import { budget } from "./handlers/budget.ts";
@@ -17,17 +17,26 @@ function parseErrorReply(error: ParseError): Reply {
   });
 }
 
+/** The answer to a caller whose role does not allow `verb`; undefined when it does. Forms check it before they open. */
+export async function refusal(verb: Command["verb"], ctx: Pick<CommandContext, "caller" | "services">): Promise<Reply | undefined> {
+  const needed = REQUIRED_ROLE[verb];
+  if (needed === "viewer") return undefined;
+  const role = await ctx.services.roleOf(ctx.caller.platform, ctx.caller.userId);
+  if (allows(role, needed)) return undefined;
+  return reply({ title: "Not allowed", summary: `${verb.replace(".", " ")} needs the ${needed} role; you are a ${role}. An admin can change that with tollgate members set.`, error: true });
+}
+
 /** Parses and answers one command for one caller: the whole path every platform and the CLI share. */
 export async function runCommand(text: string, ctx: CommandContext): Promise<Reply> {
   const parsed = parseCommand(text);
   if (!parsed.ok) return parseErrorReply(parsed.error);
-  const cmd = parsed.command;
-  const needed = REQUIRED_ROLE[cmd.verb];
-  if (needed !== "viewer") {
-    const role = await ctx.services.roleOf(ctx.caller.platform, ctx.caller.userId);
-    if (!allows(role, needed))
-      return reply({ title: "Not allowed", summary: `${cmd.verb.replace(".", " ")} needs the ${needed} role; you are a ${role}. An admin can change that with tollgate members set.`, error: true });
-  }
+  return answer(parsed.command, ctx);
+}
+
+/** Answers a command that came already parsed (a button press, a form): the same role checks and handlers as typed text. */
+export async function answer(cmd: Command, ctx: CommandContext): Promise<Reply> {
+  const refused = await refusal(cmd.verb, ctx);
+  if (refused) return refused;
   switch (cmd.verb) {
     case "spend":
       return spend(cmd, ctx);

@@ -1,5 +1,6 @@
 import type { Integration } from "../src/integration.ts";
+import { slack } from "./slack/index.ts";
 import { webhook } from "./webhook/index.ts";
 
 /** Every platform this build delivers to; the entry point hands them to the gateway. */
-export const integrations: Integration[] = [webhook];
+export const integrations: Integration[] = [webhook, slack];

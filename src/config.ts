@@ -102,6 +102,12 @@ export const ConfigSchema = z.object({
   TOLLGATE_APPROVAL_TTL: duration("72h"),
   /** Days raw usage events are kept; rollups stay. Unset keeps events forever. */
   TOLLGATE_RETENTION_DAYS: optional.pipe(z.coerce.number<string | undefined>({ error: "a whole number of days from 1 to 36500" }).int().min(1).max(36_500).optional()),
+  /** Slack is on when its bot token is set (Slack app → OAuth & Permissions). */
+  SLACK_BOT_TOKEN: optional.pipe(z.string().regex(/^xoxb-\S+$/, "a bot token, starting with xoxb-").optional()),
+  /** Required with the bot token: Slack's requests are refused unless signed with it (Basic Information → App Credentials). */
+  SLACK_SIGNING_SECRET: optional.pipe(z.string().regex(/^\S{16,}$/, "the app's signing secret (at least 16 characters, no spaces)").optional()),
+  /** The Slack Web API's base URL: only tests change it. */
+  SLACK_API_URL: upstreamUrl("https://slack.com/api/"),
 });
 export type Config = z.infer<typeof ConfigSchema> & {
   /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
@@ -117,6 +123,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value (`PORT=` in a .env file or compose file) means unset, so the default applies.
   const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
   const parsed = ConfigSchema.safeParse(set);
+  if (parsed.success && parsed.data.SLACK_BOT_TOKEN && !parsed.data.SLACK_SIGNING_SECRET)
+    throw new ConfigError("Invalid configuration:\n  SLACK_SIGNING_SECRET: expected the app's signing secret, required when SLACK_BOT_TOKEN is set");
   if (parsed.success) {
     const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
     const providerKeys = Object.fromEntries(

@@ -1,10 +1,10 @@
 import type { Command } from "../command.ts";
-import type { CommandContext } from "../context.ts";
+import { type CommandContext, actorName } from "../context.ts";
 import { type Reply, reply } from "../reply.ts";
 
 type AlertsCommand = Extract<Command, { verb: `alerts.${string}` | "subscribe" | "unsubscribe" }>;
 
-const actor = (ctx: CommandContext) => `${ctx.caller.platform}:${ctx.caller.userId}`;
+const actor = (ctx: CommandContext) => actorName(ctx.caller);
 const refusal = (title: string, message: string) => reply({ title, summary: message, error: true });
 const notBound = () => refusal("This conversation gets no alerts", "Mutes apply to a conversation that is subscribed; an admin can subscribe it with subscribe team:search alerts.");
 

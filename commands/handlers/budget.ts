@@ -2,12 +2,12 @@ import { type Budget, budgetPeriod, describeScope } from "../../src/budgets/budg
 import { inputOf } from "../../src/budgets/store.ts";
 import { formatUsd } from "../../src/pricing/money.ts";
 import type { Command } from "../command.ts";
-import type { CommandContext } from "../context.ts";
+import { type CommandContext, actorName } from "../context.ts";
 import { type Reply, reply } from "../reply.ts";
 
 type BudgetCommand = Extract<Command, { verb: `budget.${string}` }>;
 
-const actor = (ctx: CommandContext) => `${ctx.caller.platform}:${ctx.caller.userId}`;
+const actor = (ctx: CommandContext) => actorName(ctx.caller);
 const refusal = (title: string, message: string) => reply({ title, summary: message, error: true });
 
 /** `team-search-monthly`: a name people can type back, derived from what the budget is. */
@@ -75,7 +75,7 @@ export async function budget(cmd: BudgetCommand, ctx: CommandContext): Promise<R
       return reply({ title: `Budget ${result.value.name} ${paused ? "paused" : "resumed"}`, summary: paused ? "It sends no alerts and blocks nothing until resumed." : "It is evaluated and enforced again." });
     }
     case "budget.raise": {
-      const result = await services.approvals.request({ budget: cmd.name, amount: cmd.amount, reason: cmd.reason, requestedBy: actor(ctx), via: ctx.conversation });
+      const result = await services.approvals.request({ budget: cmd.name, amount: cmd.amount, reason: cmd.reason, by: ctx.caller, via: ctx.conversation });
       if (!result.ok) return refusal("The raise was not requested", result.message);
       const { id, from, to } = result.value;
       return reply({

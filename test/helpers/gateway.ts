@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { integrations } from "../../integrations/index.ts";
 import { type Gateway, createGateway } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
+import type { Database } from "../../src/db/connection.ts";
+import type { Integration } from "../../src/integration.ts";
 import { createLogger } from "../../src/logger.ts";
 import { openTestDatabase } from "./db.ts";
 
@@ -21,12 +23,22 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** The real gateway on a loopback port over a database of its own. */
-export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+export interface TestGatewayOptions {
+  /**
+   * The database to run on, left open on close: several gateways with different settings can
+   * share one ledger, or the database can be reached through a TcpCutter. A database of its own otherwise.
+   */
+  database?: Database;
+  /** The platforms to compose in; every one of integrations/index.ts otherwise. */
+  integrations?: readonly Integration[];
+}
+
+/** The real gateway on a loopback port over a database of its own (or the one given). */
+export async function startTestGateway(env: Record<string, string> = {}, options: TestGatewayOptions = {}): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-test-"));
   const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", ...env });
-  const database = await openTestDatabase();
-  const gateway = await createGateway(config, createLogger("silent"), database, integrations);
+  const database = options.database ?? (await openTestDatabase());
+  const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? integrations);
   const server = gateway.app.listen(0, "127.0.0.1");
   await once(server, "listening");
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -44,7 +56,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await gateway.close();
-      await database.close();
+      if (!options.database) await database.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,259 @@
+import type { types } from "@slack/bolt";
+import type { Reply } from "../../commands/reply.ts";
+import { andMore, clip, fitCount, fitLines } from "../../commands/truncate.ts";
+import type { Alert } from "../../src/alerts/alert.ts";
+import { describeScope } from "../../src/budgets/budget.ts";
+import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
+
+/*
+ * Block Kit for Tollgate's replies and alerts: pure functions from the platform-neutral values to
+ * the message Slack is sent. Every text that reaches mrkdwn is escaped here (`&`, `<`, `>`), and
+ * marked verbatim so Slack links nothing on its own: a feature named `<!channel>` or `@here`
+ * arrives as those characters, never as a ping or a link. Slack's limits are kept by cutting with
+ * "…and N more" rather than having the whole message refused.
+ */
+
+export type Block = types.KnownBlock;
+type Button = types.Button;
+type MrkdwnElement = types.MrkdwnElement;
+
+/** What chat.postMessage, chat.update, an ack and a response_url take. */
+export interface SlackMessage {
+  /** The notification and screen-reader text; mrkdwn, escaped. */
+  text: string;
+  blocks: Block[];
+}
+
+/** Slack's documented Block Kit limits. */
+export const LIMITS = {
+  blocks: 50,
+  sectionText: 3000,
+  fields: 10,
+  fieldText: 2000,
+  headerText: 150,
+  buttonText: 75,
+  buttonValue: 2000,
+  actions: 25,
+  contextElements: 10,
+  /** The top-level text is allowed 40,000; a notification shows a line of it. */
+  text: 3000,
+} as const;
+
+/** The prefix of every action_id and callback_id Tollgate puts in a message or modal. */
+export const ACTION_PREFIX = "tollgate:";
+export const RAISE_MODAL = `${ACTION_PREFIX}raise`;
+
+/** Makes any text inert in mrkdwn: Slack's control sequences all start with `<`, and `&` starts an entity. */
+export const escapeMrkdwn = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Inside a ``` block a backtick run would end the block early; a look-alike keeps the text readable. */
+const codeSafe = (text: string) => escapeMrkdwn(text).replace(/`/g, "ˋ");
+
+const mrkdwn = (text: string): MrkdwnElement => ({ type: "mrkdwn", text, verbatim: true });
+const plain = (text: string, max: number) => ({ type: "plain_text" as const, text: clip(text.trim() || " ", max), emoji: false });
+const section = (text: string): Block => ({ type: "section", text: mrkdwn(clip(text, LIMITS.sectionText)) });
+
+/** `*label*\nvalue`, both escaped, cut to a field's length. */
+const field = (label: string, value: string): MrkdwnElement => mrkdwn(clip(`*${escapeMrkdwn(label)}*\n${escapeMrkdwn(value)}`, LIMITS.fieldText));
+
+/** Up to ten fields; the tenth says how many more there were. */
+function fieldsSection(fields: MrkdwnElement[]): Block | undefined {
+  if (fields.length === 0) return undefined;
+  const { shown, more } = fitCount(fields, LIMITS.fields);
+  return { type: "section", fields: more > 0 ? [...shown, mrkdwn(andMore(more))] : shown };
+}
+
+const BAR_WIDTH = 16;
+
+/** A bar of `share` per mille drawn in eighths, padded so values line up. */
+function bar(share: number): string {
+  const eighths = Math.round((share * BAR_WIDTH * 8) / 1000);
+  const drawn = "█".repeat(Math.floor(eighths / 8)) + (["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8] ?? "");
+  return drawn + " ".repeat(BAR_WIDTH - [...drawn].length);
+}
+
+/** Columns padded to a common width, for a ``` block. */
+function aligned(rows: string[][]): string[] {
+  const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, [...cell].length)), []);
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length))).join("  ").trimEnd());
+}
+
+function codeBlock(lines: string[]): Block {
+  const fence = "```";
+  return section(`${fence}\n${fitLines(lines.map(codeSafe), LIMITS.sectionText - 2 * (fence.length + 1))}\n${fence}`);
+}
+
+/** Buttons for the actions, each carrying its target; duplicates get distinct ids, as Slack requires within a block. */
+function actionsBlock(actions: readonly Reply["actions"][number][]): Block | undefined {
+  if (actions.length === 0) return undefined;
+  const seen = new Map<string, number>();
+  const buttons = actions.slice(0, LIMITS.actions).map((a): Button => {
+    const n = seen.get(a.action) ?? 0;
+    seen.set(a.action, n + 1);
+    const button: Button = {
+      type: "button",
+      action_id: `${ACTION_PREFIX}${a.action}${n > 0 ? `:${n}` : ""}`,
+      text: plain(a.label, LIMITS.buttonText),
+      value: clip(a.target, LIMITS.buttonValue),
+    };
+    if (a.action === "approve" || a.action === "request_raise") button.style = "primary";
+    if (a.action === "reject") {
+      button.style = "danger";
+      button.confirm = { title: plain("Reject this raise?", 100), text: plain("Everyone in the approvals channels sees who rejected it.", 300), confirm: plain("Reject", 30), deny: plain("Cancel", 30) };
+    }
+    if (a.action === "mute")
+      button.confirm = { title: plain(`Mute for 24 hours?`, 100), text: plain(`No alerts about ${a.target} in this channel for 24 hours.`, 300), confirm: plain("Mute", 30), deny: plain("Cancel", 30) };
+    return button;
+  });
+  return { type: "actions", elements: buttons };
+}
+
+/** Keeps a message within 50 blocks, saying what was left out. */
+function capBlocks(blocks: (Block | undefined)[]): Block[] {
+  const present = blocks.filter((b): b is Block => b !== undefined);
+  if (present.length <= LIMITS.blocks) return present;
+  const actions = present.at(-1)?.type === "actions" ? present.pop() : undefined;
+  const room = LIMITS.blocks - 1 - (actions ? 1 : 0);
+  const left = present.length - room;
+  return [...present.slice(0, room), { type: "context", elements: [mrkdwn(andMore(left))] }, ...(actions ? [actions] : [])];
+}
+
+const notification = (title: string, summary: string | undefined) => clip(escapeMrkdwn(summary ? `${title}: ${summary}` : title), LIMITS.text);
+
+/** A command's answer as Block Kit. */
+export function replyMessage(reply: Reply): SlackMessage {
+  const blocks: (Block | undefined)[] = [
+    reply.error ? section(`:warning: *${escapeMrkdwn(reply.title)}*`) : { type: "header", text: plain(reply.title, LIMITS.headerText) },
+    reply.summary ? section(escapeMrkdwn(reply.summary)) : undefined,
+    fieldsSection(reply.facts.map((f) => field(f.label, f.value))),
+  ];
+  if (reply.bars && reply.bars.rows.length > 0) {
+    const lines = reply.bars.rows.map((r) => `\`${bar(r.share)}\`  ${escapeMrkdwn(r.value)}  ${escapeMrkdwn(r.label)}`);
+    const heading = `*${escapeMrkdwn(reply.bars.heading)}*\n`;
+    blocks.push(section(heading + fitLines(lines, LIMITS.sectionText - heading.length)));
+  }
+  if (reply.table) blocks.push(codeBlock(aligned([reply.table.columns, ...reply.table.rows])));
+  if (reply.notes.length > 0) {
+    const { shown, more } = fitCount(reply.notes, LIMITS.contextElements);
+    blocks.push({ type: "context", elements: [...shown.map((n) => mrkdwn(clip(escapeMrkdwn(n), LIMITS.sectionText))), ...(more > 0 ? [mrkdwn(andMore(more))] : [])] });
+  }
+  blocks.push(actionsBlock(reply.actions));
+  return { text: notification(reply.title, reply.summary), blocks: capBlocks(blocks) };
+}
+
+/** Exact decimal USD from an alert, for display; the text as given when it is not a number. */
+function usd(text: string | null): string | undefined {
+  if (text === null) return undefined;
+  const pico = decimalUsdToPico(text);
+  return pico instanceof Error ? text : formatUsd(pico);
+}
+
+/**
+ * A Slack user named in an alert (`slack:U0123ABCD`) becomes a mention; anyone else is their name
+ * as text. Only these fields are read this way, never titles or usage values, so no name can ping.
+ */
+function person(actor: unknown): string {
+  if (typeof actor !== "string") return "someone";
+  const slackUser = /^slack:([UW][A-Z0-9]{2,})$/.exec(actor);
+  return slackUser ? `<@${slackUser[1]}>` : escapeMrkdwn(actor);
+}
+
+/** A time every reader sees in their own zone; the ISO text is the fallback for old clients. */
+function when(iso: string, format = "{date_short_pretty} at {time}"): string {
+  const seconds = Math.floor(Date.parse(iso) / 1000);
+  return Number.isNaN(seconds) ? escapeMrkdwn(iso) : `<!date^${seconds}^${format}|${escapeMrkdwn(iso)}>`;
+}
+
+const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+
+/** The line an approval's outcome is read by: "Approved by @ana at 14:02: $500.00 → $800.00". */
+function decisionLine(alert: Alert): string | undefined {
+  const d = alert.details;
+  const status = str(d.status);
+  if (alert.kind !== "approval_decided" || !status) return undefined;
+  const change = `${usd(str(d.from_usd) ?? null) ?? "?"} → ${usd(str(d.to_usd) ?? null) ?? "?"}`;
+  if (status === "expired") return `:hourglass: *Expired* without a decision: ${change}`;
+  const icon = status === "approved" ? ":white_check_mark:" : ":x:";
+  const verb = status === "approved" ? "Approved" : "Rejected";
+  return `${icon} *${verb}* by ${person(d.decided_by)} at ${when(alert.at, "{time}")}: ${change}`;
+}
+
+function alertFields(alert: Alert): MrkdwnElement[] {
+  const out: MrkdwnElement[] = [];
+  const spend = usd(alert.spend_usd);
+  const amount = usd(alert.amount_usd);
+  if (spend && amount) out.push(field("Spent", `${spend} of ${amount}${alert.percent !== null ? ` (${alert.percent} %)` : ""}`));
+  else if (amount) out.push(field("Amount", amount));
+  const forecast = usd(alert.forecast_usd);
+  if (forecast) out.push(field("Forecast", forecast));
+  if (alert.budget) {
+    out.push(field("Budget", `${alert.budget.name} (${alert.budget.mode}, per ${alert.budget.period})`));
+    out.push(field("Scope", describeScope(alert.budget.scope)));
+  }
+  if (alert.period) out.push(mrkdwn(`*Period ends*\n${when(alert.period.end)}`));
+  const d = alert.details;
+  if (alert.kind === "approval_requested" || alert.kind === "approval_decided") {
+    out.push(mrkdwn(`*Requested by*\n${person(d.requested_by)}`));
+    const reason = str(d.reason);
+    if (reason) out.push(field("Reason", reason));
+    if (str(d.approval_id)) out.push(field("Request", str(d.approval_id)!));
+  }
+  return out;
+}
+
+function contributorsSection(alert: Alert): Block | undefined {
+  if (alert.top.length === 0) return undefined;
+  const dimension = alert.top[0]!.dimension;
+  const heading = `*Top ${escapeMrkdwn(dimension)}s*\n`;
+  const lines = alert.top.map((c) => `• ${escapeMrkdwn(c.key)}: ${usd(c.spend_usd)}`);
+  return section(heading + fitLines(lines, LIMITS.sectionText - heading.length));
+}
+
+/** The alerts of one outbox message as Block Kit: each alert in turn, divided, within Slack's limits. */
+export function alertsMessage(alerts: readonly Alert[]): SlackMessage {
+  const blocks: (Block | undefined)[] = [];
+  alerts.forEach((alert, i) => {
+    if (i > 0) blocks.push({ type: "divider" });
+    const decision = decisionLine(alert);
+    blocks.push(
+      { type: "header", text: plain(alert.title, LIMITS.headerText) },
+      decision ? section(decision) : undefined,
+      section(escapeMrkdwn(alert.summary)),
+      fieldsSection(alertFields(alert)),
+      contributorsSection(alert),
+      { type: "context", elements: [mrkdwn(`Tollgate · ${escapeMrkdwn(alert.kind.replace(/_/g, " "))} · ${when(alert.at)}`)] },
+      actionsBlock(alert.actions),
+    );
+  });
+  const first = alerts[0];
+  const text = first ? notification(alerts.length > 1 ? `${first.title} (and ${alerts.length - 1} more)` : first.title, first.summary) : "";
+  return { text, blocks: capBlocks(blocks) };
+}
+
+/** The form "Request raise" opens: the new amount and why. `metadata` comes back with the submission. */
+export function raiseModal(budget: string, metadata: string): types.ModalView {
+  return {
+    type: "modal",
+    callback_id: RAISE_MODAL,
+    private_metadata: metadata,
+    title: plain("Request a raise", 24),
+    submit: plain("Request", 24),
+    close: plain("Cancel", 24),
+    blocks: [
+      section(`Ask the approvers to raise *${escapeMrkdwn(budget)}*.`),
+      {
+        type: "input",
+        block_id: "amount",
+        label: plain("New amount in USD", 2000),
+        hint: plain("The whole new amount, such as 800 or $1,200.", 2000),
+        element: { type: "plain_text_input", action_id: "value", placeholder: plain("800", 150), max_length: 30 },
+      },
+      {
+        type: "input",
+        block_id: "reason",
+        label: plain("Why is it needed?", 2000),
+        element: { type: "plain_text_input", action_id: "value", multiline: true, max_length: 1000, placeholder: plain("Launch week: traffic doubles until Friday.", 150) },
+      },
+    ],
+  };
+}

@@ -1,0 +1,133 @@
+import { desc } from "drizzle-orm";
+import { ADMIN_PLATFORM, type Caller, type CommandServices, type Conversation, type Outcome } from "../commands/context.ts";
+import { Alert } from "./alerts/alert.ts";
+import type { ChannelStore } from "./alerts/channels.ts";
+import type { MuteStore } from "./alerts/mutes.ts";
+import { type Actor, type Members, actorText } from "./approvals/members.ts";
+import type { Approvals, ApprovalFailure } from "./approvals/requests.ts";
+import { percentOf } from "./budgets/evaluate.ts";
+import { forecastSpend } from "./budgets/forecast.ts";
+import { budgetState } from "./budgets/status.ts";
+import { spendForBudgets } from "./budgets/spend-batch.ts";
+import type { BudgetStore } from "./budgets/store.ts";
+import type { Database } from "./db/connection.ts";
+import { notifications } from "./db/schema.ts";
+
+/** The parts of a gateway chat commands act through. */
+export interface CommandParts {
+  database: Database;
+  budgets: BudgetStore;
+  members: Members;
+  approvals: Approvals;
+  mutes: MuteStore;
+  channels: ChannelStore;
+}
+
+const failed = (f: { kind: string; message: string }): { ok: false; kind: string; message: string } => ({ ok: false, kind: f.kind, message: f.message });
+
+/** The admin token's bearer acts as an admin of that name; everyone else is looked up as a member. */
+function actorOf(caller: Caller): Actor {
+  return caller.platform === ADMIN_PLATFORM ? { kind: "admin", label: caller.userId } : { kind: "member", platform: caller.platform, userId: caller.userId };
+}
+
+/** An approval refusal as people read it: an invalid amount says what the amount must be. */
+const approvalFailure = (f: ApprovalFailure) => failed({ kind: f.kind, message: f.kind === "invalid" ? f.errors.map((e) => e.message).join("; ") : f.message });
+
+/** Where a request was made, so the decision is told there too. */
+const via = (c: Conversation) => ({ platform: c.platform, ...(c.channelId ? { channel_id: c.channelId } : {}) });
+
+/**
+ * What chat commands may do, over the gateway's stores: every change goes through the store that
+ * audits it, and every role check the stores make still applies (an approval checks the decider's
+ * role itself, whatever the command layer already checked).
+ */
+export function commandServices(parts: CommandParts): CommandServices {
+  const { database, budgets, members, approvals, mutes, channels } = parts;
+  return {
+    database,
+    roleOf: async (platform, userId) => (platform === ADMIN_PLATFORM ? "admin" : members.roleOf(platform, userId)),
+    budgets: {
+      list: () => budgets.list(),
+      find: (idOrName) => budgets.find(idOrName),
+      async create(input, actor) {
+        const result = await budgets.create(input, actor);
+        return result.ok ? { ok: true, value: result.budget } : failed(result);
+      },
+      async update(idOrName, change, actor) {
+        const result = await budgets.update(idOrName, change, actor);
+        return result.ok ? { ok: true, value: result.budget } : failed(result);
+      },
+    },
+    async budgetStatus(budget, now) {
+      const [read] = await spendForBudgets(database, [budget], now);
+      if (!read) throw new Error(`no spend answer for budget ${budget.id}`);
+      const forecast = forecastSpend({ period: read.period, now, spend: read.spend, recentSpend: read.recentSpend });
+      return { spend: read.spend, percent: percentOf(read.spend, budget.amount), forecast, state: budgetState(budget, read.spend, forecast) };
+    },
+    approvals: {
+      async request({ budget, amount, reason, by, via: conversation }) {
+        const actor = actorOf(by);
+        const result = await approvals.request(
+          {
+            budget,
+            amount_usd: amount,
+            reason,
+            requested_by: actor.kind === "admin" ? "admin" : actorText(actor),
+            requested_via: { ...via(conversation), ...(actor.kind === "member" ? { user_id: actor.userId } : {}) },
+          },
+          actor.kind === "admin" ? actor.label : "admin",
+          new Date(),
+        );
+        if (!result.ok) return approvalFailure(result);
+        return { ok: true, value: { id: result.value.id, from: result.value.from_amount, to: result.value.to_amount } };
+      },
+      async decide({ id, decision, by, reason }) {
+        const result = await approvals.decide(id, { decision, by: actorOf(by), ...(reason ? { reason } : {}) }, new Date());
+        if (!result.ok) return approvalFailure(result);
+        const { approval } = result.value;
+        return { ok: true, value: { id: approval.id, budget: approval.budget, from: approval.from_amount, to: approval.to_amount, status: approval.status } };
+      },
+    },
+    mutes: {
+      async mute(channelId, budget, until, by): Promise<Outcome<void>> {
+        const result = await mutes.mute(channelId, budget, until, by);
+        return result.ok ? { ok: true, value: undefined } : failed(result);
+      },
+      async unmute(channelId, budget, by): Promise<Outcome<void>> {
+        const result = await mutes.unmute(channelId, budget, by);
+        return result.ok ? { ok: true, value: undefined } : failed(result);
+      },
+    },
+    channels: {
+      async find(platform, address) {
+        const found = await channels.findByAddress(platform, address);
+        return found && { id: found.id, timezone: found.timezone };
+      },
+      async subscribe(conversation, scope, kinds, by) {
+        const name = conversation.name ?? `${conversation.platform} ${Object.values(conversation.address).join("/")}`;
+        const channel = await channels.subscribe(
+          { platform: conversation.platform, name: name.slice(0, 200), address: conversation.address, secret: null, scopes: Object.keys(scope).length > 0 ? [scope] : [], kinds, timezone: conversation.timezone },
+          by,
+        );
+        return { ok: true, value: { id: channel.id } };
+      },
+      async unsubscribe(conversation, by): Promise<Outcome<void>> {
+        const found = conversation.channelId ?? (await channels.findByAddress(conversation.platform, conversation.address))?.id;
+        if (!found) return { ok: false, kind: "not_found", message: "This conversation is not subscribed to anything." };
+        const removed = await channels.remove(found, by);
+        return removed.ok ? { ok: true, value: undefined } : failed(removed);
+      },
+    },
+    async recentAlerts(limit) {
+      // The alerts as they were sent: a message may carry several, and one alert may have gone to several channels.
+      const rows = await database.db.select({ payload: notifications.payload }).from(notifications).orderBy(desc(notifications.id)).limit(limit * 5);
+      const seen = new Map<string, Alert>();
+      for (const row of rows)
+        for (const raw of (row.payload as { alerts?: unknown[] }).alerts ?? []) {
+          const alert = Alert.safeParse(raw);
+          if (alert.success && !seen.has(alert.data.id)) seen.set(alert.data.id, alert.data);
+        }
+      return [...seen.values()].sort((a, b) => b.at.localeCompare(a.at)).slice(0, limit);
+    },
+  };
+}
