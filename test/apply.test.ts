@@ -201,7 +201,7 @@ budgets:
       r.stderr,
       [
         `tollgate: ${file()} has 3 errors; nothing was applied`,
-        `${file()}:5: budgets[1]: unknown field "colour"; the fields are name, scope, amount_usd, period, timezone, thresholds, mode, paused`,
+        `${file()}:5: budgets[1]: unknown field "colour"; the fields of a budget are name, scope, amount_usd, period, timezone, thresholds, mode, paused`,
         `${file()}:6: budgets[1].amount_usd: must be more than 0, such as "500" or "12.50"`,
         `${file()}:7: budgets[1].period: one of day, week, month, quarter, year`,
         "",

@@ -145,7 +145,7 @@ describe("/api/budgets", () => {
   });
 });
 
-const UNKNOWN_COLOUR = 'unknown field "colour"; the fields are name, scope, amount_usd, period, timezone, thresholds, mode, paused';
+const UNKNOWN_COLOUR = 'unknown field "colour"; the fields of a budget are name, scope, amount_usd, period, timezone, thresholds, mode, paused';
 
 describe("/api/audit", () => {
   test("newest first, a page at a time, filtered by entity, id and actor", async () => {
@@ -183,7 +183,7 @@ describe("/api/audit", () => {
       ["limit=ten", [{ path: "limit", message: "a whole number from 1 to 500" }]],
       ["limit=501", [{ path: "limit", message: "a whole number from 1 to 500" }]],
       ["before=-3", [{ path: "before", message: "an entry id from next_before" }]],
-      ["entitty=budget", [{ path: "", message: "unknown parameter entitty; the parameters are entity, entity_id, actor, limit, before" }]],
+      ["entitty=budget", [{ path: "", message: 'unknown field "entitty"; the fields of the query are entity, entity_id, actor, limit, before' }]],
     ];
     for (const [query, errors] of cases) {
       const res = await call("GET", `/api/audit?${query}`);

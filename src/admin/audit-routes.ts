@@ -3,20 +3,22 @@ import { and, desc, eq, lt, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/connection.ts";
 import { auditLog } from "../db/schema.ts";
+import { unknownFieldError } from "../problem.ts";
 import { AUDIT_ENTITIES } from "./audit.ts";
 import { parseQuery } from "./spend-routes.ts";
 
-const AuditQuery = z.strictObject(
-  {
-    entity: z.enum(AUDIT_ENTITIES, { error: `one of ${AUDIT_ENTITIES.join(", ")}` }).optional(),
-    entity_id: z.string().min(1).max(200).optional(),
-    actor: z.string().min(1).max(200).optional(),
-    limit: z.coerce.number({ error: "a whole number from 1 to 500" }).int("a whole number from 1 to 500").min(1, "a whole number from 1 to 500").max(500, "a whole number from 1 to 500").default(50),
-    /** The next_before of the previous page: entries older than that one. */
-    before: z.coerce.number({ error: "an entry id from next_before" }).int("an entry id from next_before").min(1, "an entry id from next_before").optional(),
-  },
-  { error: (iss) => (iss.code === "unrecognized_keys" ? `unknown parameter ${iss.keys.join(", ")}; the parameters are entity, entity_id, actor, limit, before` : undefined) },
-);
+const LIMIT = "a whole number from 1 to 500";
+const BEFORE = "an entry id from next_before";
+
+const auditFields = {
+  entity: z.enum(AUDIT_ENTITIES, { error: `one of ${AUDIT_ENTITIES.join(", ")}` }).optional(),
+  entity_id: z.string().min(1).max(200).optional(),
+  actor: z.string().min(1).max(200).optional(),
+  limit: z.coerce.number({ error: LIMIT }).int(LIMIT).min(1, LIMIT).max(500, LIMIT).default(50),
+  /** The next_before of the previous page: entries older than that one. */
+  before: z.coerce.number({ error: BEFORE }).int(BEFORE).min(1, BEFORE).optional(),
+};
+const AuditQuery = z.strictObject(auditFields, { error: unknownFieldError("the query", Object.keys(auditFields)) });
 
 /** GET /api/audit: who changed what, newest first, a page at a time. */
 export function auditRouter(database: Database): Router {

@@ -3,6 +3,7 @@ import { type Dimension, DIMENSIONS } from "../ledger/event.ts";
 import { type Period, resolvePeriod } from "../ledger/period.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { labelText } from "../keys/api-keys.ts";
+import { unknownFieldError } from "../problem.ts";
 
 /** A filter over the attribution dimensions; `{}` is all spend. */
 export const Scope = z
@@ -58,10 +59,7 @@ const budgetFields = {
 };
 
 /** What a budget is, as the admin API and `tollgate apply` write it. */
-export const BudgetInput = z.strictObject(budgetFields, {
-  error: (iss) =>
-    iss.code === "unrecognized_keys" ? `unknown field ${iss.keys.map((k) => `"${k}"`).join(", ")}; the fields are ${Object.keys(budgetFields).join(", ")}` : undefined,
-});
+export const BudgetInput = z.strictObject(budgetFields, { error: unknownFieldError("a budget", Object.keys(budgetFields)) });
 export type BudgetInput = z.infer<typeof BudgetInput>;
 
 /** A stored budget: its input plus identity. Amounts are pico-USD. */
