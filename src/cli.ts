@@ -26,6 +26,12 @@ const USAGE = `tollgate: the AI-spend gateway
       [--mode soft|hard] [--tz ZONE] [--thresholds 50,80,100]   create a budget, or change the fields given
   tollgate apply FILE [--dry-run] [--prune]   make the budgets match a YAML/JSON file; shows the diff
   tollgate audit [--entity budget] [--limit 50]   who changed budgets, keys, channels and members
+  tollgate channels list | create NAME URL [--scope team:search] [--kinds alerts,approvals,daily,weekly] [--tz ZONE]
+                                         a signed webhook channel; prints its secret once
+  tollgate channels enable|disable|remove ID
+  tollgate alerts [recent] [--limit 20]  what fired lately
+  tollgate alerts mute BUDGET DURATION --channel ID | unmute BUDGET --channel ID | mutes [--channel ID]
+  tollgate outbox [--status pending|delivered|dead] [--limit 50] | outbox resend ID
   tollgate demo [--days 60]              fill the ledger with realistic synthetic usage
 
 Periods: today, yesterday, this-week, last-week, this-month, last-month, this-quarter,
@@ -60,6 +66,9 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
       prune: { type: "boolean" },
       entity: { type: "string" },
       limit: { type: "string" },
+      status: { type: "string" },
+      kinds: { type: "string" },
+      channel: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -38,6 +38,8 @@ export class DeliveryWorker {
   private woken = false;
   private wakeUp: (() => void) | undefined;
   private eagerUntil = 0;
+  /** Claims failing (the database away): said once when it starts and once when it ends, not every poll. */
+  private claimFailing = false;
 
   constructor(private readonly opts: DeliveryOptions) {
     this.concurrency = opts.concurrency ?? 16;
@@ -77,8 +79,11 @@ export class DeliveryWorker {
       let claimed = 0;
       try {
         claimed = await this.fill();
+        if (this.claimFailing) this.opts.logger.info("outbox claims work again");
+        this.claimFailing = false;
       } catch (err) {
-        this.opts.logger.warn({ error: (err as Error).name, code: (err as { code?: string }).code }, "outbox claim failed");
+        if (!this.claimFailing) this.opts.logger.warn({ error: (err as Error).name, code: (err as { code?: string }).code }, "outbox claim failed; retrying every poll");
+        this.claimFailing = true;
       }
       if ((claimed > 0 && this.inFlight.size < this.concurrency) || this.woken) continue;
       await this.sleep(claimed === 0 && Date.now() < this.eagerUntil ? EAGER_POLL_MS : this.pollMs);

@@ -9,6 +9,7 @@ import { DIMENSIONS } from "../ledger/event.ts";
 import type { Logger } from "../logger.ts";
 import { type AdminClient, CliError } from "./admin-client.ts";
 import { budgetCommands } from "./budget-commands.ts";
+import { channelsCommands } from "./channels-commands.ts";
 import { connect } from "./connect.ts";
 import { demoEvents } from "./demo.ts";
 import { type SpendJson, renderSpend, renderTable } from "./render.ts";
@@ -150,6 +151,7 @@ async function readSecret(prompt: string): Promise<string> {
 
 export const commands: Record<string, Command> = {
   ...budgetCommands,
+  ...channelsCommands,
   serve: (ctx) => serve(ctx.config, ctx.logger, ctx.integrations),
 
   async migrate(ctx) {

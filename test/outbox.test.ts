@@ -1,0 +1,322 @@
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, test } from "node:test";
+import { sql } from "drizzle-orm";
+import { afterFailure, backoffMs, dedupeKey, parseRetryAfter } from "../src/alerts/outbox.ts";
+import type { NotificationInfo } from "../src/alerts/outbox.ts";
+import type { Database } from "../src/db/connection.ts";
+import { newWebhookSecret } from "../src/ingest/standard-webhooks.ts";
+import { WebhookReceiver } from "./fakes/webhook-receiver.ts";
+import { enqueue, thresholdAlert } from "./helpers/alerts.ts";
+import { openTestDatabase } from "./helpers/db.ts";
+import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { secondConnection } from "./helpers/second-connection.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const FAST_RETRIES = { TOLLGATE_OUTBOX_BACKOFF_MS: "20", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "80" };
+
+// One database for the file, as gateways with different settings would share it; each test
+// starts from no channels (their outbox rows and mutes go with them).
+let database: Database;
+let second: Database;
+before(async () => {
+  database = await openTestDatabase();
+  second = await secondConnection(database);
+});
+afterEach(() => database.db.execute(sql`delete from channels`));
+after(async () => {
+  await second.close();
+  await database.close();
+});
+const start = (env: Record<string, string> = {}, db = database) =>
+  startTestGateway({ TOLLGATE_MASTER_KEY: Buffer.alloc(32, 7).toString("base64"), ...env }, { database: db });
+const BUDGET = { id: "b-search", name: "search-monthly", scope: { team: "search" } };
+
+async function createChannel(gw: TestGateway, url: string, extra: Record<string, unknown> = {}): Promise<{ id: string; secret: string }> {
+  const res = await gw.admin("/api/channels", { method: "POST", body: JSON.stringify({ platform: "webhook", name: "ops", url, ...extra }) });
+  assert.equal(res.status, 201, await res.clone().text());
+  return (await res.json()) as { id: string; secret: string };
+}
+
+async function outbox(gw: TestGateway, query = ""): Promise<NotificationInfo[]> {
+  const res = await gw.admin(`/api/outbox${query}`);
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { notifications: NotificationInfo[] }).notifications;
+}
+
+const alertIds = (r: { body: Record<string, unknown> }) => (r.body.alerts as { id: string }[]).map((a) => a.id);
+
+describe("retry timing", () => {
+  const policy = { maxAttempts: 16, baseMs: 2000, capMs: 1_800_000 };
+
+  test("backoff doubles from the base, jittered between half and all of it, and stops at the cap", () => {
+    assert.equal(backoffMs(1, policy, () => 0), 1000);
+    assert.equal(backoffMs(1, policy, () => 1), 2000);
+    assert.equal(backoffMs(4, policy, () => 1), 16_000);
+    assert.equal(backoffMs(4, policy, () => 0), 8000);
+    assert.equal(backoffMs(30, policy, () => 1), 1_800_000);
+    assert.equal(backoffMs(30, policy, () => 0), 900_000);
+  });
+
+  test("the defaults keep retrying for more than an hour (and at most about three)", () => {
+    const total = (random: () => number) => Array.from({ length: policy.maxAttempts - 1 }, (_, i) => backoffMs(i + 1, policy, random)).reduce((a, b) => a + b);
+    assert.ok(total(() => 0) > 3_600_000, `shortest span ${total(() => 0)} ms`);
+    assert.ok(total(() => 1) < 3.1 * 3_600_000, `longest span ${total(() => 1)} ms`);
+  });
+
+  test("Retry-After is read as seconds, as an HTTP date, or as a JSON retry_after", () => {
+    const now = new Date("2025-06-20T10:00:00Z");
+    assert.equal(parseRetryAfter("120", now), 120_000);
+    assert.equal(parseRetryAfter(1.5, now), 1500);
+    assert.equal(parseRetryAfter("Fri, 20 Jun 2025 10:00:30 GMT", now), 30_000);
+    assert.equal(parseRetryAfter("Fri, 20 Jun 2025 09:00:00 GMT", now), 0, "a date in the past means now");
+    assert.equal(parseRetryAfter("9999999", now), 86_400_000, "a wait of months is capped at a day");
+    assert.equal(parseRetryAfter("soon", now), undefined);
+    assert.equal(parseRetryAfter("-5", now), undefined);
+    assert.equal(parseRetryAfter(undefined, now), undefined);
+  });
+
+  test("the receiver's wait wins over the backoff; the last attempt is the end", () => {
+    assert.deepEqual(afterFailure(3, 45_000, policy), { dead: false, delayMs: 45_000 });
+    assert.deepEqual(afterFailure(3, undefined, policy, () => 1), { dead: false, delayMs: 8000 });
+    assert.deepEqual(afterFailure(16, 45_000, policy), { dead: true });
+  });
+
+  test("dedupe keys are stable for a channel and a set of alerts, whatever their order", () => {
+    assert.equal(dedupeKey("c1", [{ id: "a" }]), "c1:a");
+    assert.equal(dedupeKey("c1", [{ id: "a" }, { id: "b" }]), dedupeKey("c1", [{ id: "b" }, { id: "a" }]));
+    assert.notEqual(dedupeKey("c1", [{ id: "a" }, { id: "b" }]), dedupeKey("c2", [{ id: "a" }, { id: "b" }]));
+  });
+});
+
+describe("webhook delivery", () => {
+  test("a receiver refusing connections, then failing with 500 and 429, gets every alert once and in order", async () => {
+    const receiver = await WebhookReceiver.reserve();
+    const gw = await start({ ...FAST_RETRIES, TOLLGATE_OUTBOX_MAX_ATTEMPTS: "100", TOLLGATE_URL: "https://tollgate.example.com" });
+    try {
+      const channel = await createChannel(gw, receiver.url);
+      receiver.secret = channel.secret;
+      const alerts = [50, 80, 100, 120, 150].map((t) => thresholdAlert(BUDGET, t));
+      for (const a of alerts) await enqueue(gw.gateway, [a]);
+
+      await waitFor("three refused tries of the first message", async () => ((await outbox(gw)).at(-1)?.attempts ?? 0) >= 3);
+      const waiting = await outbox(gw);
+      assert.deepEqual(waiting.map((n) => n.status), ["pending", "pending", "pending", "pending", "pending"]);
+      assert.deepEqual(waiting.slice(0, 4).map((n) => n.attempts), [0, 0, 0, 0], "later messages wait behind the first");
+      assert.match(waiting.at(-1)!.last_error ?? "", /ECONNREFUSED/);
+
+      receiver.script.push({ status: 500, body: "boom" }, { status: 500 }, { status: 429, headers: { "retry-after": "1" } });
+      await receiver.up();
+      await waitFor("every message delivered", async () => (await outbox(gw, "?status=delivered")).length === alerts.length, 15_000);
+
+      assert.deepEqual(receiver.accepted.map(alertIds), alerts.map((a) => [a.id]), "each alert once, in the order raised");
+      assert.ok(receiver.received.every((r) => r.verified), "every request carries a valid signature");
+      const first = receiver.received.filter((r) => r.id === receiver.accepted[0]!.id);
+      assert.deepEqual(first.map((r) => r.status), [500, 500, 429, 204], "retries keep the webhook-id");
+      assert.ok(first[3]!.at - first[2]!.at >= 950, `Retry-After: 1 was honoured (${first[3]!.at - first[2]!.at} ms)`);
+      assert.equal(new Set(receiver.accepted.map((r) => r.id)).size, alerts.length);
+
+      const body = receiver.accepted[1]!.body;
+      assert.equal(body.type, "tollgate.alerts");
+      assert.equal(body.kind, "threshold");
+      assert.equal(body.budget, "search-monthly");
+      assert.deepEqual(body.scope, { team: "search" });
+      assert.equal(body.spend_usd, "400");
+      assert.equal(body.amount_usd, "500");
+      assert.equal(body.percent, 80);
+      assert.deepEqual(body.period, { unit: "month", start: "2025-06-01T00:00:00.000Z", end: "2025-07-01T00:00:00.000Z" });
+      assert.equal(body.forecast_usd, "612.5");
+      assert.deepEqual(body.top, [{ dimension: "team", key: "search", spend_usd: "320" }]);
+      assert.deepEqual(body.links, { alerts: "https://tollgate.example.com/api/alerts", budget_status: "https://tollgate.example.com/api/budgets/b-search/status" });
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+
+  test("alerts raised together reach a channel as one message", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start(FAST_RETRIES);
+    try {
+      receiver.secret = (await createChannel(gw, receiver.url)).secret;
+      const other = { id: "b-ads", name: "ads-daily", scope: { team: "ads" } };
+      const raised = [thresholdAlert(BUDGET, 50), thresholdAlert(BUDGET, 80), thresholdAlert(other, 100), thresholdAlert(BUDGET, 100, { kind: "blocked", threshold: null })];
+      await enqueue(gw.gateway, raised);
+      await waitFor("the message", () => receiver.accepted.length === 1);
+      const body = receiver.accepted[0]!.body;
+      assert.deepEqual(alertIds(receiver.accepted[0]!), [raised[1]!.id, raised[2]!.id, raised[3]!.id], "the 50 % crossing is implied by the 80 % one");
+      assert.equal(body.id, raised[1]!.id, "the top level repeats the first alert");
+      assert.deepEqual(body.links, {}, "no links without TOLLGATE_URL");
+
+      await enqueue(gw.gateway, raised);
+      const rows = await outbox(gw);
+      assert.equal(rows.length, 1, "the same alerts enqueued again write nothing");
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+
+  test("a message failing every try goes dead after the configured attempts, does not hold up the next, and can be resent", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start({ ...FAST_RETRIES, TOLLGATE_OUTBOX_MAX_ATTEMPTS: "3" });
+    try {
+      receiver.secret = (await createChannel(gw, receiver.url)).secret;
+      receiver.script.push({ status: 500 }, { status: 502 }, { status: 503, body: "maintenance" });
+      const [doomed, next] = [thresholdAlert(BUDGET, 80), thresholdAlert(BUDGET, 100)];
+      await enqueue(gw.gateway, [doomed!]);
+      await enqueue(gw.gateway, [next!]);
+      await waitFor("the second message delivered", () => receiver.accepted.length === 1);
+
+      const dead = await outbox(gw, "?status=dead");
+      assert.equal(dead.length, 1);
+      assert.equal(dead[0]!.attempts, 3);
+      assert.equal(dead[0]!.last_error, "HTTP 503: maintenance");
+      assert.deepEqual(dead[0]!.alerts.map((a) => a.id), [doomed!.id]);
+      assert.equal(dead[0]!.next_attempt_at, null);
+      assert.deepEqual(receiver.received.map((r) => r.status), [500, 502, 503, 204], "exactly the configured attempts");
+      assert.deepEqual(alertIds(receiver.accepted[0]!), [next!.id]);
+
+      const resent = await gw.admin(`/api/outbox/${dead[0]!.id}/resend`, { method: "POST" });
+      assert.equal(resent.status, 200);
+      assert.equal(((await resent.json()) as NotificationInfo).status, "pending");
+      await waitFor("the resent message delivered", () => receiver.accepted.length === 2);
+      assert.equal(receiver.accepted[1]!.id, receiver.received[0]!.id, "a resend keeps the webhook-id, so a receiver that saw it can tell");
+      assert.deepEqual((await outbox(gw, "?status=dead")).length, 0);
+
+      const again = await gw.admin(`/api/outbox/${dead[0]!.id}/resend`, { method: "POST" });
+      assert.equal(again.status, 409);
+      assert.match(((await again.json()) as { detail: string }).detail, /is delivered; only dead notifications are resent/);
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+
+  test("410 Gone disables the channel, keeps its messages visible, and enabling it delivers them", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start(FAST_RETRIES);
+    try {
+      const channel = await createChannel(gw, receiver.url);
+      receiver.secret = channel.secret;
+      receiver.script.push({ status: 410 });
+      const first = thresholdAlert(BUDGET, 80);
+      await enqueue(gw.gateway, [first]);
+      await waitFor("the channel disabled", async () => ((await (await gw.admin(`/api/channels/${channel.id}`)).json()) as { enabled: boolean }).enabled === false);
+      const info = (await (await gw.admin(`/api/channels/${channel.id}`)).json()) as { disabled_reason: string };
+      assert.equal(info.disabled_reason, "the receiver answered 410 Gone");
+      const [row] = await outbox(gw);
+      assert.equal(row!.status, "pending");
+      assert.equal(row!.last_error, "the receiver answered 410 Gone");
+
+      await enqueue(gw.gateway, [thresholdAlert(BUDGET, 100)]);
+      assert.equal((await outbox(gw)).length, 1, "nothing new is queued for a disabled channel");
+
+      const enabled = await gw.admin(`/api/channels/${channel.id}`, { method: "PATCH", body: JSON.stringify({ enabled: true }) });
+      assert.equal(enabled.status, 200);
+      await waitFor("the waiting message delivered", () => receiver.accepted.length === 1);
+      assert.deepEqual(alertIds(receiver.accepted[0]!), [first.id]);
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+});
+
+describe("two gateway processes on one database", () => {
+  test("claiming from the same outbox, they deliver each message exactly once, each channel in order", async () => {
+    const a = await start(FAST_RETRIES);
+    const b = await start(FAST_RETRIES, second);
+    const receiver = await WebhookReceiver.start();
+    receiver.secret = newWebhookSecret();
+    receiver.delayMs = 3;
+    try {
+      const channelIds: string[] = [];
+      for (let i = 0; i < 4; i++) channelIds.push((await createChannel(i % 2 ? a : b, receiver.url, { secret: receiver.secret })).id);
+      const raised = Array.from({ length: 15 }, (_, i) => thresholdAlert(BUDGET, i + 1));
+      for (const [i, alert] of raised.entries()) await enqueue((i % 2 ? a : b).gateway, [alert]);
+
+      const expected = raised.length * channelIds.length;
+      await waitFor("every message delivered", () => receiver.accepted.length >= expected, 15_000);
+      await waitFor("both outboxes settled", async () => (await outbox(a, "?status=delivered&limit=500")).length === expected);
+      assert.equal(receiver.received.length, expected, "no message was sent twice");
+      assert.equal(new Set(receiver.received.map((r) => r.id)).size, expected);
+      for (const id of channelIds) {
+        const arrived = receiver.accepted.filter((r) => r.id.startsWith(`${id}:`)).map((r) => alertIds(r)[0]);
+        assert.deepEqual(arrived, raised.map((r) => r.id), `channel ${id} in order`);
+      }
+      const [tries] = await database.rows<{ max: number }>(sql`select max(attempts)::int as max from notifications`);
+      assert.equal(tries!.max, 1, "no row was claimed twice");
+    } finally {
+      await receiver.down();
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe("outbox API", () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await start({ TOLLGATE_JOBS: "off" });
+  });
+  after(() => gw.close());
+
+  const problem = async (res: Response) => ({ status: res.status, type: res.headers.get("content-type"), body: (await res.json()) as { detail: string; errors?: { path: string; message: string }[] } });
+
+  test("bad queries and ids are refused with what was expected", async () => {
+    const status = await problem(await gw.admin("/api/outbox?status=failed"));
+    assert.equal(status.status, 400);
+    assert.match(status.type ?? "", /^application\/problem\+json/);
+    assert.deepEqual(status.body.errors, [{ path: "status", message: "one of pending, delivered, dead" }]);
+    const limit = await problem(await gw.admin("/api/outbox?limit=0"));
+    assert.deepEqual(limit.body.errors, [{ path: "limit", message: "a whole number from 1 to 500" }]);
+    const unknown = await problem(await gw.admin("/api/outbox?state=dead"));
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.errors?.[0]?.message.includes("state"), true);
+
+    const notNumber = await problem(await gw.admin("/api/outbox/abc/resend", { method: "POST" }));
+    assert.equal(notNumber.status, 400);
+    assert.equal(notNumber.body.detail, "\"abc\" is not a notification id; ids are whole numbers");
+    const missing = await problem(await gw.admin("/api/outbox/424242/resend", { method: "POST" }));
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.detail, "no notification with id 424242");
+
+    const alerts = await problem(await gw.admin("/api/alerts?limit=many"));
+    assert.deepEqual(alerts.body.errors, [{ path: "limit", message: "a whole number from 1 to 500" }]);
+  });
+
+  test("a pending message is not resent; the worker being off leaves it pending", async () => {
+    const channel = await createChannel(gw, "http://127.0.0.1:9/never");
+    await enqueue(gw.gateway, [thresholdAlert(BUDGET, 80)]);
+    const [row] = await outbox(gw, "?status=pending");
+    assert.equal(row!.channel.id, channel.id);
+    assert.equal(row!.attempts, 0);
+    const res = await problem(await gw.admin(`/api/outbox/${row!.id}/resend`, { method: "POST" }));
+    assert.equal(res.status, 409);
+    assert.equal(res.body.detail, `notification ${row!.id} is pending; only dead notifications are resent`);
+  });
+
+  test("recent firings come with their budget, newest first", async () => {
+    const created = await gw.gateway.budgets.create(
+      { name: "ops-weekly", scope: {}, amount_usd: 100_000_000_000_000n, period: "week", timezone: "UTC", thresholds: [50, 100], mode: "soft", paused: false },
+      "test",
+    );
+    assert.ok(created.ok);
+    const budgetId = created.budget.id;
+    await dbOf(gw).execute(sql`insert into alert_firings (id, budget_id, period_start, kind, threshold, spend, amount, fired_at) values
+      ('f1', ${budgetId}, '2025-06-16T00:00:00Z', 'threshold', 50, '50000000000000', '100000000000000', '2025-06-18T10:00:00Z'),
+      ('f2', ${budgetId}, '2025-06-16T00:00:00Z', 'forecast', 0, '60000000000000', '100000000000000', '2025-06-18T11:00:00Z')`);
+    const res = await gw.admin("/api/alerts?budget=ops-weekly&limit=10");
+    assert.equal(res.status, 200);
+    const { alerts } = (await res.json()) as { alerts: Record<string, unknown>[] };
+    assert.deepEqual(
+      alerts.map((a) => [a.id, a.kind, a.threshold, a.spend_usd, a.amount_usd, (a.budget as { name: string }).name]),
+      [
+        ["f2", "forecast", null, "60", "100", "ops-weekly"],
+        ["f1", "threshold", 50, "50", "100", "ops-weekly"],
+      ],
+    );
+  });
+});
+
+const dbOf = (gw: TestGateway) => gw.gateway.database.db;
