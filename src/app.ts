@@ -9,6 +9,7 @@ import { operationsRouter } from "./admin/operations.ts";
 import { spendRouter } from "./admin/spend-routes.ts";
 import { auditRouter } from "./admin/audit-routes.ts";
 import { budgetsRouter } from "./admin/budgets-routes.ts";
+import { Enforcer, enforcerOptions } from "./budgets/enforcer.ts";
 import { BudgetStore } from "./budgets/store.ts";
 import { channelsRouter } from "./admin/channels-routes.ts";
 import { outboxRouter } from "./admin/outbox-routes.ts";
@@ -32,7 +33,6 @@ import { SpoolingSink } from "./ledger/usage-sink.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./problem.ts";
-import { OPEN_GATE } from "./proxy/budget-gate.ts";
 import { proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
@@ -97,6 +97,8 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const providers = [...routes.keys()];
   const providerKeys = new ProviderKeys(database, box, config.providerKeys);
   const budgets = new BudgetStore(database);
+  const enforcer = new Enforcer({ database, catalog, price: (e) => priceEvent(catalog, e), budgets, logger, options: enforcerOptions(config) });
+  await enforcer.start();
   const notifier = new OutboxNotifier(database, {
     maxAttempts: config.TOLLGATE_OUTBOX_MAX_ATTEMPTS,
     baseMs: config.TOLLGATE_OUTBOX_BACKOFF_MS,
@@ -130,7 +132,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       routes,
       keys,
       providerKeys,
-      gate: OPEN_GATE,
+      gate: enforcer,
       price: (e) => priceEvent(catalog, e),
       record: (event) => usage.submit([event]),
       logger,
@@ -187,6 +189,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       await delivery.stop();
       await usage.close();
       await recorder.close();
+      await enforcer.close();
       await Promise.all([...routes.values()].map((r) => r.dispatcher.close()));
       if (!given) await database.close();
     },

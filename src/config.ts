@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { decimalUsdToPico } from "./pricing/money.ts";
 
 const optional = z
   .string()
@@ -40,6 +41,18 @@ function duration(fallback: string) {
       const ms = durationMs(text);
       if (ms === undefined) ctx.addIssue({ code: "custom", message: "a duration such as 90m, 72h or 3d" });
       return ms ?? z.NEVER;
+    });
+}
+
+/** A decimal USD amount ("0.10") read exactly into pico-USD. */
+function usd(fallback: string) {
+  return z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const pico = decimalUsdToPico(text);
+      if (pico instanceof Error || pico < 0n) ctx.addIssue({ code: "custom", message: 'a decimal amount of USD such as "0.10"' });
+      return pico instanceof Error ? z.NEVER : pico;
     });
 }
 
@@ -90,6 +103,16 @@ export const ConfigSchema = z.object({
   TOLLGATE_ON_DISCONNECT: z.enum(["drain", "cancel"], { error: "drain or cancel" }).default("drain"),
   TOLLGATE_ALLOW_PROVIDER_KEYS: z.enum(["true", "false"], { error: "true or false" }).default("false").transform((v) => v === "true"),
   TOLLGATE_UPSTREAM_TIMEOUT_MS: wholeNumber(1000, 3_600_000, 600_000),
+  /** Hard budgets: how often each process re-reads budgets and renews its leases of them. */
+  TOLLGATE_BUDGET_REFRESH_MS: wholeNumber(10, 60_000, 1000),
+  /** How long a process's lease of a hard budget outlives its last renewal (a process gone or cut off). */
+  TOLLGATE_BUDGET_LEASE_TTL_MS: wholeNumber(1000, 600_000, 30_000),
+  /** The most of a hard budget one process takes ahead of need. */
+  TOLLGATE_BUDGET_LEASE_CAP_USD: usd("10"),
+  /** What a proxied call to a model without a known price holds against hard budgets while in flight. */
+  TOLLGATE_BUDGET_UNKNOWN_MODEL_USD: usd("0.10"),
+  /** Output tokens assumed for a call that sets no limit, to a model whose context window is unknown. */
+  TOLLGATE_BUDGET_DEFAULT_OUTPUT_TOKENS: wholeNumber(1, 10_000_000, 65_536),
   /** Tries of an outbox message before it is dead: with the default backoff, 16 span about 1.5 to 3 hours. */
   TOLLGATE_OUTBOX_MAX_ATTEMPTS: wholeNumber(1, 100, 16),
   /** Wait after an outbox message's first failed try, doubled after each further one... */

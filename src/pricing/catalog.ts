@@ -64,6 +64,8 @@ export interface ResolvedPrice {
   readonly origin: "bundled" | "override";
   readonly prices: PriceSet;
   readonly tierPrices: TierPrices;
+  /** Input and output tokens one call may hold together, when the bundled data says. */
+  readonly contextWindow?: number | undefined;
 }
 
 /** A bundled entry Tollgate cannot price exactly; events for it are recorded as unpriced. */
@@ -99,6 +101,7 @@ interface BundledModel {
   readonly id: string;
   readonly matches: ModelMatcher;
   readonly periods: readonly PricePeriod[];
+  readonly contextWindow: number | undefined;
 }
 
 interface BundledProvider {
@@ -196,6 +199,7 @@ function compileModel(provider: string, info: ModelInfo, problems: CatalogProble
     provider,
     id: info.id,
     matches: compileMatch(info.match),
+    contextWindow: info.context_window,
     periods: entries.map((entry) => ({
       when: entry.constraint && compileConstraint(entry.constraint),
       prices: exactOrNull(entry.prices, report),
@@ -337,10 +341,10 @@ export function createCatalog(overrides: readonly PriceOverride[] = [], override
       for (const step of stepsOf(provider, model)) {
         const override = step.overrides.find((o) => o.from <= t);
         if (override)
-          return { provider: override.provider, model: override.model, origin: "override", prices: override.prices, tierPrices: override.tierPrices };
+          return { provider: override.provider, model: override.model, origin: "override", prices: override.prices, tierPrices: override.tierPrices, contextWindow: step.model?.contextWindow };
         if (step.model) {
           const prices = pricesAt(step.model.periods, t);
-          return prices && { provider: step.model.provider, model: step.model.id, origin: "bundled", prices, tierPrices: {} };
+          return prices && { provider: step.model.provider, model: step.model.id, origin: "bundled", prices, tierPrices: {}, contextWindow: step.model.contextWindow };
         }
       }
       return null;

@@ -5,7 +5,7 @@ import type { UsageEvent } from "../ledger/event.ts";
 import type { PriceFn } from "../ledger/recorder.ts";
 import type { Logger } from "../logger.ts";
 import { attribute } from "./attribution.ts";
-import type { BudgetBlock, BudgetGate } from "./budget-gate.ts";
+import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
 import { type Call, type ForwardOptions, forward, newCallId, sendProviderError } from "./forward.ts";
 import type { ProxyProvider } from "./providers/types.ts";
 
@@ -62,8 +62,28 @@ function parseJson(body: Buffer | undefined, contentType: string | undefined): u
   }
 }
 
-function retryAfterSeconds(block: BudgetBlock): string {
-  return String(Math.max(1, Math.ceil((block.resets_at.getTime() - Date.now()) / 1000)));
+/** Seconds from now until `at`, at least one, as `retry-after` wants them. */
+const secondsUntil = (at: Date): string => String(Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000)));
+
+/** How long a client waits before asking again about a budget that could not be checked. */
+const UNCHECKED_RETRY_SECONDS = "5";
+
+/** A hard budget's refusal, in the provider's own error shape. */
+function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id">, block: BudgetBlock): void {
+  const details = {
+    budget: block.budget,
+    spend_usd: block.spend_usd,
+    amount_usd: block.amount_usd,
+    remaining_usd: block.remaining_usd,
+    resets_at: block.resets_at.toISOString(),
+  };
+  if (block.kind === "unchecked")
+    return sendProviderError(res, call, 503, "budget_unavailable", `budget ${block.budget} cannot be checked right now; try again shortly`, { budget: block.budget }, { "retry-after": UNCHECKED_RETRY_SECONDS });
+  const message =
+    block.kind === "exhausted"
+      ? `budget ${block.budget} is exhausted ($${block.spend_usd} of $${block.amount_usd}); it resets at ${details.resets_at}`
+      : `budget ${block.budget} has $${block.remaining_usd} of $${block.amount_usd} left and this request could cost up to $${block.reserve_usd}; set a lower max_tokens, or wait until it resets at ${details.resets_at}`;
+  sendProviderError(res, call, 429, "budget_exceeded", message, { ...details, reserve_usd: block.reserve_usd }, { "retry-after": secondsUntil(block.resets_at) });
 }
 
 /**
@@ -109,40 +129,43 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
     if (read === null) return sendProviderError(res, { provider, id }, 413, "request_too_large", `request bodies are limited to ${deps.maxRequestBytes} bytes`);
     body = read;
   }
-  const facts = provider.inspect(path, parseJson(body, req.headers["content-type"]));
+  const json = parseJson(body, req.headers["content-type"]);
+  const facts = provider.inspect(path, json);
   if (key && !modelAllowed(key.allowed_models, facts.model))
     return sendProviderError(res, { provider, id }, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
   const attribution = attribute(key, req.headers, facts.user);
 
-  const verdict = deps.gate.check({ ...attribution, provider: provider.name, model: facts.model });
-  const block = verdict instanceof Promise ? await verdict : verdict;
-  if (block) {
-    return sendProviderError(
-      res,
-      { provider, id },
-      429,
-      "budget_exceeded",
-      `budget ${block.budget} is exhausted ($${block.spend_usd} of $${block.amount_usd}); it resets at ${block.resets_at.toISOString()}`,
-      { budget: block.budget, spend_usd: block.spend_usd, amount_usd: block.amount_usd, resets_at: block.resets_at.toISOString() },
-      { "retry-after": retryAfterSeconds(block) },
-    );
+  const checked = deps.gate.check({ ...attribution, id, provider: provider.name, model: facts.model, body: json, bodyBytes: body?.length ?? 0 });
+  const verdict = checked instanceof Promise ? await checked : checked;
+  if (!verdict.admitted) return refuse(res, { provider, id }, verdict.block);
+  const { hold } = verdict;
+  try {
+    const providerKey = passThrough ? presented : await deps.providerKeys.get(provider.name);
+    if (providerKey === undefined)
+      return sendProviderError(res, { provider, id }, 503, "provider_not_configured", `no ${provider.name} API key is configured on the gateway`);
+    for (const name of provider.credentialQuery) params.delete(name);
+    const query = params.size > 0 ? `?${params}` : "";
+    const call: Call = { id, provider, path, facts, attribution, started, startedAt };
+    await forward(call, req, res, body, query, {
+      dispatcher: route.dispatcher,
+      basePath: route.basePath,
+      providerKey,
+      price: deps.price,
+      // The hold is settled with the call's own event, before the event goes to the ledger.
+      record:
+        verdict === ADMITTED
+          ? deps.record
+          : (event) => {
+              hold.settle(event);
+              deps.record(event);
+            },
+      onDisconnect: deps.onDisconnect,
+      drainTimeoutMs: deps.drainTimeoutMs,
+      drains,
+      upstreamTimeoutMs: deps.upstreamTimeoutMs,
+    });
+  } finally {
+    // A call that never reached the ledger (no provider key, a failure) gives back what it held.
+    hold.settle(undefined);
   }
-
-  const providerKey = passThrough ? presented : await deps.providerKeys.get(provider.name);
-  if (providerKey === undefined)
-    return sendProviderError(res, { provider, id }, 503, "provider_not_configured", `no ${provider.name} API key is configured on the gateway`);
-  for (const name of provider.credentialQuery) params.delete(name);
-  const query = params.size > 0 ? `?${params}` : "";
-  const call: Call = { id, provider, path, facts, attribution, started, startedAt };
-  await forward(call, req, res, body, query, {
-    dispatcher: route.dispatcher,
-    basePath: route.basePath,
-    providerKey,
-    price: deps.price,
-    record: deps.record,
-    onDisconnect: deps.onDisconnect,
-    drainTimeoutMs: deps.drainTimeoutMs,
-    drains,
-    upstreamTimeoutMs: deps.upstreamTimeoutMs,
-  });
 }

@@ -1,0 +1,151 @@
+import type { Period } from "../ledger/period.ts";
+import { picoToDecimalString } from "../pricing/money.ts";
+import type { BudgetBlock } from "../proxy/budget-gate.ts";
+import { type Budget, budgetPeriod } from "./budget.ts";
+import type { LeaseState } from "./leases.ts";
+
+/** Whether a call's worst case fits now, needs a lease sync first, or cannot fit. */
+export type Fit = "ok" | "sync" | "exhausted" | "insufficient";
+
+/** When a sync was sent and for which generation, to read its answer in the same terms. */
+export interface SyncSent {
+  generation: number;
+  /** performance.now() when it was sent. */
+  at: number;
+}
+
+const max = (a: bigint, b: bigint) => (a > b ? a : b);
+const usd = (pico: bigint) => picoToDecimalString(max(0n, pico));
+
+/**
+ * What one gateway process knows and holds of one hard budget in its current period, in memory.
+ * Amounts are pico-USD. The process's consumption is `inflight` (worst cases of calls under way)
+ * plus the real costs of `finished` calls not yet seen in the ledger; a call is admitted only if
+ * its worst case keeps that within both the lease (`granted`) and the budget's room (`ceiling`)
+ * as of the last sync.
+ */
+export class HardBudget {
+  period: Period;
+  /** Bumped when the period or the scope changes: holds taken before no longer count here. */
+  generation = 0;
+  granted = 0n;
+  ceiling = 0n;
+  inflight = 0n;
+  /** Finished calls by ledger id, with their real cost, until a sync finds them in the ledger. */
+  readonly finished = new Map<string, bigint>();
+  finishedCost = 0n;
+  /** Ledger spend at the last sync. */
+  spend = 0n;
+  holders = 1;
+  /** A sync has answered in this generation since the definition last changed. */
+  synced = false;
+  /** performance.now() until which the lease is surely still ours, if not renewed. */
+  liveUntil = 0;
+  /** A call was refused since the last sync: the background refresh looks again. */
+  refused = false;
+  /** When a call last passed (Date.now()), to hand back leases of budgets gone quiet. */
+  lastUsed = 0;
+  lastSync = 0;
+  /** Below this much unused, a sync is started ahead of need. */
+  refillBelow = 0n;
+  /** Worst cases of calls waiting for the next sync. */
+  wanted = 0n;
+  running: Promise<void> | undefined;
+  queued: Promise<void> | undefined;
+
+  constructor(
+    public budget: Budget,
+    now: Date,
+  ) {
+    this.period = budgetPeriod(budget, now);
+  }
+
+  get scope() {
+    return this.budget.scope;
+  }
+
+  used(): bigint {
+    return this.inflight + this.finishedCost;
+  }
+
+  /** Unused lease the process may spend from now. */
+  available(): bigint {
+    return (this.granted < this.ceiling ? this.granted : this.ceiling) - this.used();
+  }
+
+  fit(reserve: bigint, t: number): Fit {
+    if (!this.synced || t >= this.liveUntil) return "sync";
+    const used = this.used();
+    const after = used + reserve;
+    if (after <= this.granted && after <= this.ceiling && used < this.ceiling) return "ok";
+    if (used >= this.ceiling) return "exhausted";
+    if (after > this.ceiling) return "insufficient";
+    return "sync";
+  }
+
+  /** Starts afresh when `now` is past the period's end. */
+  roll(now: number): boolean {
+    if (now < this.period.end.getTime()) return false;
+    this.restart(new Date(now));
+    return true;
+  }
+
+  private restart(now: Date): void {
+    this.period = budgetPeriod(this.budget, now);
+    this.generation++;
+    this.granted = this.ceiling = this.inflight = this.finishedCost = this.spend = 0n;
+    this.finished.clear();
+    this.synced = false;
+  }
+
+  /**
+   * A new definition: another scope or period starts afresh; any other change (a raise, a cut)
+   * takes effect at the next call, which syncs first.
+   */
+  redefine(next: Budget, now: Date): void {
+    const before = this.budget;
+    this.budget = next;
+    if (JSON.stringify(before.scope) !== JSON.stringify(next.scope) || before.period !== next.period || before.timezone !== next.timezone) this.restart(now);
+    else this.synced = false;
+  }
+
+  /** A call is over: its worst case leaves, its real cost stays until the ledger has the call. */
+  finish(id: string, reserve: bigint, cost: bigint | undefined): void {
+    this.inflight -= reserve;
+    if (cost === undefined || cost === 0n) return;
+    this.finished.set(id, cost);
+    this.finishedCost += cost;
+  }
+
+  /** Reads a sync's answer; false when the budget moved on (another period, scope) meanwhile. */
+  applySync(state: LeaseState, sent: SyncSent, ttlMs: number): boolean {
+    if (sent.generation !== this.generation) return false;
+    // The sync took the calls the ledger has off the lease; they leave the local count in step.
+    for (const id of state.inLedger) {
+      this.finishedCost -= this.finished.get(id) ?? 0n;
+      this.finished.delete(id);
+    }
+    this.granted = state.granted;
+    this.ceiling = state.ceiling;
+    this.spend = state.spend;
+    this.holders = state.holders;
+    this.synced = true;
+    this.refused = false;
+    this.lastSync = Date.now();
+    this.liveUntil = sent.at + ttlMs / 2;
+    this.refillBelow = (state.granted - state.consumed) / 2n;
+    return true;
+  }
+
+  block(kind: BudgetBlock["kind"], reserve: bigint): BudgetBlock {
+    return {
+      kind,
+      budget: this.budget.name,
+      spend_usd: usd(this.spend + this.finishedCost),
+      amount_usd: usd(this.budget.amount),
+      remaining_usd: usd(this.ceiling - this.used()),
+      reserve_usd: usd(reserve),
+      resets_at: this.period.end,
+    };
+  }
+}
