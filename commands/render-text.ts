@@ -2,12 +2,14 @@ import type { Reply } from "./reply.ts";
 
 const BAR_WIDTH = 24;
 
-function bar(share: number): string {
-  const eighths = Math.round((share * BAR_WIDTH * 8) / 1000);
+/** A bar of `share` per mille, `width` characters at most, drawn in eighths; shared by the renderers that draw text bars. */
+export function bar(share: number, width = BAR_WIDTH): string {
+  const eighths = Math.round((share * width * 8) / 1000);
   return "█".repeat(Math.floor(eighths / 8)) + (["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8] ?? "");
 }
 
-function columns(rows: string[][]): string[] {
+/** Rows of cells as lines with columns padded to a common width (for monospace text), the last column unpadded. */
+export function columns(rows: string[][]): string[] {
   const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, [...cell].length)), []);
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length))).join("  ").trimEnd());
 }

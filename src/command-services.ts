@@ -104,6 +104,8 @@ export function commandServices(parts: CommandParts): CommandServices {
         return found && { id: found.id, timezone: found.timezone };
       },
       async subscribe(conversation, scope, kinds, by) {
+        if (Object.keys(conversation.address).length === 0)
+          return { ok: false, kind: "invalid", message: "Only a chat conversation can subscribe: type it in the Slack channel that should get the messages, or add a webhook with tollgate channels create." };
         const name = conversation.name ?? `${conversation.platform} ${Object.values(conversation.address).join("/")}`;
         const channel = await channels.subscribe(
           { platform: conversation.platform, name: name.slice(0, 200), address: conversation.address, secret: null, scopes: Object.keys(scope).length > 0 ? [scope] : [], kinds, timezone: conversation.timezone },

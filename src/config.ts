@@ -1,3 +1,4 @@
+import cron from "node-cron";
 import { z } from "zod";
 import { decimalUsdToPico } from "./pricing/money.ts";
 
@@ -125,12 +126,26 @@ export const ConfigSchema = z.object({
   TOLLGATE_APPROVAL_TTL: duration("72h"),
   /** Days raw usage events are kept; rollups stay. Unset keeps events forever. */
   TOLLGATE_RETENTION_DAYS: optional.pipe(z.coerce.number<string | undefined>({ error: "a whole number of days from 1 to 36500" }).int().min(1).max(36_500).optional()),
+  /** When every budget is evaluated from the rollups; budgets the recorded events count against are also evaluated after each write. */
+  TOLLGATE_EVALUATE_CRON: z.string().default("* * * * *").refine((v) => cron.validate(v), 'a cron expression such as "* * * * *" (every minute)'),
+  /** An hour's spend in a scope below this is never an anomaly alert, however unusual for the scope. */
+  TOLLGATE_ANOMALY_MIN_USD: usd("5"),
+  /** The hour, in each channel's time zone, daily digests (and on Mondays weekly ones) go out at. */
+  TOLLGATE_DIGEST_HOUR: wholeNumber(0, 23, 9),
   /** Slack is on when its bot token is set (Slack app → OAuth & Permissions). */
   SLACK_BOT_TOKEN: optional.pipe(z.string().regex(/^xoxb-\S+$/, "a bot token, starting with xoxb-").optional()),
   /** Required with the bot token: Slack's requests are refused unless signed with it (Basic Information → App Credentials). */
   SLACK_SIGNING_SECRET: optional.pipe(z.string().regex(/^\S{16,}$/, "the app's signing secret (at least 16 characters, no spaces)").optional()),
   /** The Slack Web API's base URL: only tests change it. */
   SLACK_API_URL: upstreamUrl("https://slack.com/api/"),
+  /** Telegram is on when its bot token is set (from @BotFather). */
+  TELEGRAM_BOT_TOKEN: optional.pipe(z.string().regex(/^\d{3,}:[A-Za-z0-9_-]{30,}$/, "a bot token from @BotFather, such as 123456789:AAE...").optional()),
+  /** `webhook` (Telegram posts to /telegram/webhook) or `polling` (this gateway asks Telegram, for a machine without a public URL). */
+  TELEGRAM_MODE: z.enum(["webhook", "polling"], { error: "webhook or polling" }).default("webhook"),
+  /** Required in webhook mode: Telegram sends it in X-Telegram-Bot-Api-Secret-Token, and requests without it are refused. */
+  TELEGRAM_WEBHOOK_SECRET: optional.pipe(z.string().regex(/^[A-Za-z0-9_-]{16,256}$/, "16 to 256 letters, digits, _ or - (what Telegram allows in a secret_token)").optional()),
+  /** The Bot API's base URL: only tests change it. */
+  TELEGRAM_API_ROOT: upstreamUrl("https://api.telegram.org"),
 });
 export type Config = z.infer<typeof ConfigSchema> & {
   /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
@@ -148,6 +163,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = ConfigSchema.safeParse(set);
   if (parsed.success && parsed.data.SLACK_BOT_TOKEN && !parsed.data.SLACK_SIGNING_SECRET)
     throw new ConfigError("Invalid configuration:\n  SLACK_SIGNING_SECRET: expected the app's signing secret, required when SLACK_BOT_TOKEN is set");
+  if (parsed.success && parsed.data.TELEGRAM_BOT_TOKEN && parsed.data.TELEGRAM_MODE === "webhook" && !parsed.data.TELEGRAM_WEBHOOK_SECRET)
+    throw new ConfigError(
+      "Invalid configuration:\n  TELEGRAM_WEBHOOK_SECRET: expected 16 to 256 letters, digits, _ or -, required when TELEGRAM_BOT_TOKEN is set in webhook mode (or set TELEGRAM_MODE=polling)",
+    );
   if (parsed.success) {
     const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
     const providerKeys = Object.fromEntries(

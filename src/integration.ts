@@ -1,4 +1,4 @@
-import type { Express } from "express";
+import type { Express, RequestHandler } from "express";
 import type { CommandServices } from "../commands/context.ts";
 import type { Alert } from "./alerts/alert.ts";
 import type { ChannelStore } from "./alerts/channels.ts";
@@ -69,6 +69,18 @@ export interface IntegrationContext {
   notifier: Notifier;
   /** What chat commands and buttons act through: commands/ answers them. */
   commands: CommandServices;
+  /** The admin API's guard (the admin bearer token), for a platform's own admin routes under /api. */
+  adminAuth: RequestHandler;
+  /** Work the integration started (a polling loop, a timer) is stopped here when the gateway closes, before the database does. */
+  onClose(stop: () => Promise<void> | void): void;
+}
+
+/** What a platform's own `tollgate <name> ...` command gets: the same as every CLI command. */
+export interface IntegrationCommandContext {
+  config: Config;
+  logger: Logger;
+  args: string[];
+  options: Record<string, string | boolean | undefined>;
 }
 
 /**
@@ -85,4 +97,6 @@ export interface Integration {
    */
   connect?(config: Config, logger: Logger): Deliverer | undefined;
   mount?(app: Express, context: IntegrationContext): void;
+  /** CLI commands of the platform (`tollgate telegram ...`), by name; the answer is the exit code. */
+  cli?: Record<string, (ctx: IntegrationCommandContext) => Promise<number>>;
 }

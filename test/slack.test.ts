@@ -313,8 +313,8 @@ describe("alerts, buttons and the raise form", () => {
     );
     assert.match(texts(request.args.blocks), /\*Requested by\*\n<@U0REQUESTER>/);
     const approvalId = buttons[0]!.value;
-    const [{ ts }] = [...slack.messages.values()].filter((m) => m.channel === APPROVALS_CHANNEL);
-    const message = { channel: APPROVALS_CHANNEL, ts: ts!, blocks: request.args.blocks };
+    const { ts } = [...slack.messages.values()].find((m) => m.channel === APPROVALS_CHANNEL)!;
+    const message = { channel: APPROVALS_CHANNEL, ts, blocks: request.args.blocks };
 
     const refused = await responseTo(await click("approve", approvalId, REQUESTER, message));
     assert.match(refused.text, /budget approve needs the approver role; you are a requester/);

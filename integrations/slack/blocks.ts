@@ -1,4 +1,5 @@
 import type { types } from "@slack/bolt";
+import { bar, columns } from "../../commands/render-text.ts";
 import type { Reply } from "../../commands/reply.ts";
 import { andMore, clip, fitCount, fitLines } from "../../commands/truncate.ts";
 import type { Alert } from "../../src/alerts/alert.ts";
@@ -65,18 +66,11 @@ function fieldsSection(fields: MrkdwnElement[]): Block | undefined {
 
 const BAR_WIDTH = 16;
 
-/** A bar of `share` per mille drawn in eighths, padded so values line up. */
-function bar(share: number): string {
-  const eighths = Math.round((share * BAR_WIDTH * 8) / 1000);
-  const drawn = "█".repeat(Math.floor(eighths / 8)) + (["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8] ?? "");
+/** The shared text bar, padded so the values after it line up. */
+const paddedBar = (share: number) => {
+  const drawn = bar(share, BAR_WIDTH);
   return drawn + " ".repeat(BAR_WIDTH - [...drawn].length);
-}
-
-/** Columns padded to a common width, for a ``` block. */
-function aligned(rows: string[][]): string[] {
-  const widths = rows.reduce<number[]>((w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, [...cell].length)), []);
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length))).join("  ").trimEnd());
-}
+};
 
 function codeBlock(lines: string[]): Block {
   const fence = "```";
@@ -108,16 +102,6 @@ function actionsBlock(actions: readonly Reply["actions"][number][]): Block | und
   return { type: "actions", elements: buttons };
 }
 
-/** Keeps a message within 50 blocks, saying what was left out. */
-function capBlocks(blocks: (Block | undefined)[]): Block[] {
-  const present = blocks.filter((b): b is Block => b !== undefined);
-  if (present.length <= LIMITS.blocks) return present;
-  const actions = present.at(-1)?.type === "actions" ? present.pop() : undefined;
-  const room = LIMITS.blocks - 1 - (actions ? 1 : 0);
-  const left = present.length - room;
-  return [...present.slice(0, room), { type: "context", elements: [mrkdwn(andMore(left))] }, ...(actions ? [actions] : [])];
-}
-
 const notification = (title: string, summary: string | undefined) => clip(escapeMrkdwn(summary ? `${title}: ${summary}` : title), LIMITS.text);
 
 /** A command's answer as Block Kit. */
@@ -128,17 +112,18 @@ export function replyMessage(reply: Reply): SlackMessage {
     fieldsSection(reply.facts.map((f) => field(f.label, f.value))),
   ];
   if (reply.bars && reply.bars.rows.length > 0) {
-    const lines = reply.bars.rows.map((r) => `\`${bar(r.share)}\`  ${escapeMrkdwn(r.value)}  ${escapeMrkdwn(r.label)}`);
+    const lines = reply.bars.rows.map((r) => `\`${paddedBar(r.share)}\`  ${escapeMrkdwn(r.value)}  ${escapeMrkdwn(r.label)}`);
     const heading = `*${escapeMrkdwn(reply.bars.heading)}*\n`;
     blocks.push(section(heading + fitLines(lines, LIMITS.sectionText - heading.length)));
   }
-  if (reply.table) blocks.push(codeBlock(aligned([reply.table.columns, ...reply.table.rows])));
+  if (reply.table) blocks.push(codeBlock(columns([reply.table.columns, ...reply.table.rows])));
   if (reply.notes.length > 0) {
     const { shown, more } = fitCount(reply.notes, LIMITS.contextElements);
     blocks.push({ type: "context", elements: [...shown.map((n) => mrkdwn(clip(escapeMrkdwn(n), LIMITS.sectionText))), ...(more > 0 ? [mrkdwn(andMore(more))] : [])] });
   }
   blocks.push(actionsBlock(reply.actions));
-  return { text: notification(reply.title, reply.summary), blocks: capBlocks(blocks) };
+  // At most seven blocks: a reply never meets the 50-block limit.
+  return { text: notification(reply.title, reply.summary), blocks: blocks.filter((b): b is Block => b !== undefined) };
 }
 
 /** Exact decimal USD from an alert, for display; the text as given when it is not a number. */
@@ -209,25 +194,42 @@ function contributorsSection(alert: Alert): Block | undefined {
   return section(heading + fitLines(lines, LIMITS.sectionText - heading.length));
 }
 
-/** The alerts of one outbox message as Block Kit: each alert in turn, divided, within Slack's limits. */
+function alertBlocks(alert: Alert): Block[] {
+  const decision = decisionLine(alert);
+  const blocks: (Block | undefined)[] = [
+    { type: "header", text: plain(alert.title, LIMITS.headerText) },
+    decision ? section(decision) : undefined,
+    section(escapeMrkdwn(alert.summary)),
+    fieldsSection(alertFields(alert)),
+    contributorsSection(alert),
+    { type: "context", elements: [mrkdwn(`Tollgate · ${escapeMrkdwn(alert.kind.replace(/_/g, " "))} · ${when(alert.at)}`)] },
+    actionsBlock(alert.actions),
+  ];
+  return blocks.filter((b): b is Block => b !== undefined);
+}
+
+/**
+ * The alerts of one outbox message as Block Kit: each alert whole, divided from the next, as many
+ * as fit in 50 blocks; the rest are named in a last line ("…and 3 more: …").
+ */
 export function alertsMessage(alerts: readonly Alert[]): SlackMessage {
-  const blocks: (Block | undefined)[] = [];
-  alerts.forEach((alert, i) => {
-    if (i > 0) blocks.push({ type: "divider" });
-    const decision = decisionLine(alert);
-    blocks.push(
-      { type: "header", text: plain(alert.title, LIMITS.headerText) },
-      decision ? section(decision) : undefined,
-      section(escapeMrkdwn(alert.summary)),
-      fieldsSection(alertFields(alert)),
-      contributorsSection(alert),
-      { type: "context", elements: [mrkdwn(`Tollgate · ${escapeMrkdwn(alert.kind.replace(/_/g, " "))} · ${when(alert.at)}`)] },
-      actionsBlock(alert.actions),
-    );
-  });
+  const blocks: Block[] = [];
+  let shown = 0;
+  for (const alert of alerts) {
+    const next = [...(shown > 0 ? [{ type: "divider" } as Block] : []), ...alertBlocks(alert)];
+    const room = LIMITS.blocks - (shown + 1 < alerts.length ? 1 : 0);
+    if (blocks.length + next.length > room) break;
+    blocks.push(...next);
+    shown++;
+  }
+  const left = alerts.slice(shown);
+  if (left.length > 0) {
+    const names = fitLines(left.map((a) => escapeMrkdwn(a.title)), LIMITS.sectionText - 40, "; ");
+    blocks.push({ type: "context", elements: [mrkdwn(clip(`${andMore(left.length)}: ${names}`, LIMITS.sectionText))] });
+  }
   const first = alerts[0];
   const text = first ? notification(alerts.length > 1 ? `${first.title} (and ${alerts.length - 1} more)` : first.title, first.summary) : "";
-  return { text, blocks: capBlocks(blocks) };
+  return { text, blocks };
 }
 
 /** The form "Request raise" opens: the new amount and why. `metadata` comes back with the submission. */

@@ -67,7 +67,7 @@ export interface FakeSlack {
 export const TEAM_ID = "T0TOLLGATE";
 
 /** Slack's documented Block Kit limits, checked on every message and view. */
-function blockProblems(blocks: unknown, where: string): string[] {
+export function blockProblems(blocks: unknown, where = "blocks"): string[] {
   if (blocks === undefined) return [];
   if (!Array.isArray(blocks)) return [`${where} is not an array`];
   const problems: string[] = [];
