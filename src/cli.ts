@@ -9,7 +9,9 @@ const USAGE = `tollgate: the AI-spend gateway
 
   tollgate serve                         start the gateway (port $PORT, default 8787)
   tollgate migrate                       apply database migrations
-  tollgate spend [period] [by DIM] [DIM:VALUE ...] [--tz ZONE] [--json]
+  tollgate spend [period] [by DIM] [DIM:VALUE ...] [--tz ZONE] [--json]   what Slack's /spend answers
+  tollgate chat WORDS... [--by PLATFORM:USER_ID] [--tz ZONE]   any chat command, such as
+      tollgate chat budget raise search-monthly 800 launch week   (as the admin, or as --by)
   tollgate report [--period last-month] [--format csv|json] [--tz ZONE]
   tollgate ingest FILE [--source NAME]   import NDJSON usage; re-running skips what is in
   tollgate keys create --kind ingest|virtual --name NAME [--team T] [--project P] [--feature F] [--user U]
@@ -21,6 +23,10 @@ const USAGE = `tollgate: the AI-spend gateway
   tollgate providers remove NAME         drop the stored key (the environment's applies again)
   tollgate providers rotate-master       re-seal stored secrets under TOLLGATE_MASTER_KEY
   tollgate sources create NAME           a sender that signs its webhooks; prints its secret once
+  tollgate members list | set PLATFORM USER_ID ROLE [--name N] | remove PLATFORM USER_ID
+                                         who may ask for and decide budget raises (viewer, requester, approver, admin)
+  tollgate approvals list [--status pending] | request BUDGET AMOUNT REASON... [--by PLATFORM:USER_ID]
+  tollgate approvals approve|reject ID [--by PLATFORM:USER_ID] [--reason TEXT]
   tollgate budget list | show NAME | pause NAME | resume NAME | delete NAME
   tollgate budget set NAME --amount 500 --period day|week|month|quarter|year [--scope team:search,model:gpt-4o]
       [--mode soft|hard] [--tz ZONE] [--thresholds 50,80,100]   create a budget, or change the fields given
@@ -33,6 +39,8 @@ const USAGE = `tollgate: the AI-spend gateway
   tollgate alerts mute BUDGET DURATION --channel ID | unmute BUDGET --channel ID | mutes [--channel ID]
   tollgate outbox [--status pending|delivered|dead] [--limit 50] | outbox resend ID
   tollgate demo [--days 60]              fill the ledger with realistic synthetic usage
+  tollgate telegram link --scope team:search [--kinds alerts,daily]   a one-time code (15 minutes) a chat sends as /link CODE
+  tollgate telegram set-webhook --url https://HOST/telegram/webhook   register the webhook with Telegram, with its secret
 
 Periods: today, yesterday, this-week, last-week, this-month, last-month, this-quarter,
 last-quarter, this-year, last-7d, last-30d, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD.
@@ -58,6 +66,9 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
       days: { type: "string" },
       providers: { type: "string" },
       models: { type: "string" },
+      status: { type: "string" },
+      by: { type: "string" },
+      reason: { type: "string" },
       scope: { type: "string" },
       amount: { type: "string" },
       mode: { type: "string" },
@@ -66,9 +77,9 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
       prune: { type: "boolean" },
       entity: { type: "string" },
       limit: { type: "string" },
-      status: { type: "string" },
       kinds: { type: "string" },
       channel: { type: "string" },
+      url: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -77,7 +88,8 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const command = commands[name];
+  // A platform's own commands (`tollgate telegram ...`) come with its integration.
+  const command = commands[name] ?? integrations.find((i) => i.cli?.[name])?.cli?.[name];
   if (!command) throw new CliError(`unknown command "${name}"; run \`tollgate help\``);
   const config = loadConfig();
   const logger = createLogger(name === "serve" ? config.LOG_LEVEL : "warn");

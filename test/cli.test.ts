@@ -218,20 +218,31 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.match(serverOut, logged);
     });
 
-    test("spend today by team: a table with the teams, exact costs and bars", async () => {
+    test("spend today by team: the chat's answer in plain text, with exact costs and bars", async () => {
       const r = await run(dir, ["spend", "today", "by", "team"]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^AI spend, today \(/);
-      assert.match(r.stdout, /Total \$0\.08 over 3 requests/);
-      assert.match(r.stdout, /^team\s+cost\s+requests$/m);
+      assert.match(r.stdout, /^AI spend today\n\$0\.08 over 3 requests; new against the same time last period \(\$0\.00\)\.$/m);
+      assert.match(r.stdout, /^By team$/m);
       const alpha = r.stdout.split("\n").find((l) => l.startsWith("alpha "));
       const beta = r.stdout.split("\n").find((l) => l.startsWith("beta "));
       assert.ok(alpha && beta, r.stdout);
-      assert.match(alpha, /\$0\.05\s+2\s+█+$/);
-      assert.match(beta, /\$0\.03\s+1\s+█+$/);
-      // 2/3 and 1/3 of a 24-character bar.
-      assert.equal(alpha.match(/█/g)!.length, 16);
-      assert.equal(beta.match(/█/g)!.length, 8);
+      assert.match(alpha, /\$0\.05\s+█+$/);
+      assert.match(beta, /\$0\.03\s+█+$/);
+      // Bars are shares of the largest row: all of the 24 characters, and half.
+      assert.equal(alpha.match(/█/g)!.length, 24);
+      assert.equal(beta.match(/█/g)!.length, 12);
+    });
+
+    test("chat answers any chat command as the admin; a refused one is one line, exit 2", async () => {
+      const help = await run(dir, ["chat", "help", "budget"]);
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.stdout, /^How to use budget$/m);
+      const viewer = await run(dir, ["chat", "budget", "set", "team:alpha", "$5", "monthly", "--by", "slack:U0NOBODY"]);
+      assertOneLineError(viewer, 2, /budget set needs the admin role; you are a viewer/);
+      const set = await run(dir, ["chat", "budget", "set", "team:alpha", "$5", "monthly"]);
+      assert.equal(set.code, 0, set.stderr);
+      assert.match(set.stdout, /^Budget team-alpha-monthly$/m);
+      assertOneLineError(await run(dir, ["chat", "subscribe", "alerts"]), 2, /Only a chat conversation can subscribe/);
     });
 
     test("report --format csv: the finance report", async () => {

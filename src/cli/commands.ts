@@ -8,11 +8,13 @@ import type { Integration } from "../integration.ts";
 import { DIMENSIONS } from "../ledger/event.ts";
 import type { Logger } from "../logger.ts";
 import { type AdminClient, CliError } from "./admin-client.ts";
+import { approvalsCommands } from "./approvals-commands.ts";
 import { budgetCommands } from "./budget-commands.ts";
 import { channelsCommands } from "./channels-commands.ts";
-import { connect } from "./connect.ts";
+import { answerChat, chatCommands } from "./chat-commands.ts";
+import { withClient } from "./connect.ts";
 import { demoEvents } from "./demo.ts";
-import { type SpendJson, renderSpend, renderTable } from "./render.ts";
+import { type SpendJson, renderTable } from "./render.ts";
 import { serve } from "./serve.ts";
 
 export interface CommandContext {
@@ -28,24 +30,13 @@ export type Command = (ctx: CommandContext) => Promise<number>;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
-/** Runs `work` against the admin API of a running server, or of a gateway started here. */
-async function withClient<T>(ctx: CommandContext, work: (client: AdminClient) => Promise<T>): Promise<T> {
-  const connection = await connect(ctx.config, ctx.logger);
-  try {
-    return await work(connection.client);
-  } finally {
-    await connection.close();
-  }
-}
-
 /** `[period] [by DIM] [DIM:VALUE ...]` → the query string of GET /api/spend. */
-export function spendQuery(args: string[], tz: string | undefined): { query: URLSearchParams; by?: string } {
+export function spendQuery(args: string[], tz: string | undefined): URLSearchParams {
   const query = new URLSearchParams();
-  let by: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg.toLowerCase() === "by") {
-      by = args[++i]?.toLowerCase();
+      const by = args[++i]?.toLowerCase();
       if (!by || !(DIMENSIONS as readonly string[]).includes(by)) throw new CliError(`after "by" give one of ${DIMENSIONS.join(", ")}`);
       query.set("by", by);
     } else if (arg.includes(":")) {
@@ -57,7 +48,7 @@ export function spendQuery(args: string[], tz: string | undefined): { query: URL
     else throw new CliError(`unexpected "${arg}"; the period is already "${query.get("period")}"`);
   }
   if (tz) query.set("tz", tz);
-  return { query, by };
+  return query;
 }
 
 /** Sends NDJSON lines in batches through the import endpoint, totting up outcomes. */
@@ -150,8 +141,10 @@ async function readSecret(prompt: string): Promise<string> {
 }
 
 export const commands: Record<string, Command> = {
+  ...approvalsCommands,
   ...budgetCommands,
   ...channelsCommands,
+  ...chatCommands,
   serve: (ctx) => serve(ctx.config, ctx.logger, ctx.integrations),
 
   async migrate(ctx) {
@@ -165,10 +158,11 @@ export const commands: Record<string, Command> = {
     return 0;
   },
 
+  /** The chat's answer in plain text; `--json` is the report of GET /api/spend, for scripts. */
   async spend(ctx) {
-    const { query, by } = spendQuery(ctx.args, str(ctx.options.tz));
-    const report = await withClient(ctx, (c) => c.get<SpendJson>(`/api/spend?${query}`));
-    out(ctx.options.json ? JSON.stringify(report, null, 2) : renderSpend(report, by));
+    if (!ctx.options.json) return answerChat(ctx, ["spend", ...ctx.args].join(" "));
+    const report = await withClient(ctx, (c) => c.get<SpendJson>(`/api/spend?${spendQuery(ctx.args, str(ctx.options.tz))}`));
+    out(JSON.stringify(report, null, 2));
     return 0;
   },
 

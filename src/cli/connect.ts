@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { createGateway, resolveAdminToken } from "../app.ts";
 import type { Config } from "../config.ts";
+import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
 import { AdminClient } from "./admin-client.ts";
 import { readServerFile } from "./server-file.ts";
@@ -17,10 +18,10 @@ export interface Connection {
  * The admin API of the running server for this data folder (or TOLLGATE_URL); with none running,
  * a gateway started inside this process on a loopback port, so every command has one code path.
  */
-export async function connect(config: Config, logger: Logger): Promise<Connection> {
+export async function connect(config: Config, logger: Logger, integrations: readonly Integration[] = []): Promise<Connection> {
   const remote = config.TOLLGATE_URL ?? readServerFile(config.TOLLGATE_DATA_DIR)?.url;
   if (remote) return { client: new AdminClient(remote, resolveAdminToken(config)), via: remote, close: async () => {} };
-  const gateway = await createGateway(config, logger);
+  const gateway = await createGateway(config, logger, undefined, integrations);
   const server = gateway.app.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
@@ -34,9 +35,12 @@ export async function connect(config: Config, logger: Logger): Promise<Connectio
   };
 }
 
-/** Runs `work` against the admin API of a running server, or of a gateway started here. */
-export async function withClient<T>(ctx: { config: Config; logger: Logger }, work: (client: AdminClient) => Promise<T>): Promise<T> {
-  const connection = await connect(ctx.config, ctx.logger);
+/**
+ * Runs `work` against the admin API of a running server, or of a gateway started here; a command
+ * whose routes a platform mounts (`tollgate telegram link`) names the integrations that gateway needs.
+ */
+export async function withClient<T>(ctx: { config: Config; logger: Logger }, work: (client: AdminClient) => Promise<T>, integrations: readonly Integration[] = []): Promise<T> {
+  const connection = await connect(ctx.config, ctx.logger, integrations);
   try {
     return await work(connection.client);
   } finally {
