@@ -35,7 +35,8 @@ function budget(fields: Partial<Budget> = {}): Budget {
 const NOW = at("2026-03-10T12:00Z");
 
 function facts(b: Budget, spend: bigint, more: Partial<BudgetFacts> = {}, now = NOW): BudgetFacts {
-  return { budget: b, period: budgetPeriod(b, now), spend, forecast: null, anomaly: null, firings: [], ...more };
+  const period = budgetPeriod(b, now);
+  return { budget: b, period, previousStart: previousPeriod(period).start, spend, forecast: null, anomaly: null, firings: [], ...more };
 }
 
 function firing(kind: string, threshold: number, amount: bigint, periodStart: Date, firedAt = periodStart): Firing {

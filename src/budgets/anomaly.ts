@@ -15,7 +15,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import type { Dimension } from "../ledger/event.ts";
 import { pieceFrom } from "../ledger/spend.ts";
-import { type ScopeGroup, dimList, dimSelect, joinWanted, rowScope, scopeKey } from "./spend-batch.ts";
+import { type ScopeGroup, dimList, dimSelect, rowScope, scopeKey, wantedCte, whereWanted } from "./spend-batch.ts";
 
 const HOUR_MS = 3_600_000;
 export const BASELINE_HOURS = 168;
@@ -74,44 +74,76 @@ export function detectAnomaly(facts: HourlyFacts, minSpend: bigint): AnomalyVerd
   return { hour, recent: r, mean: s / n, stddev: isqrt(spread) / n, baselineHours: BASELINE_HOURS };
 }
 
+type Baseline = Omit<HourlyFacts, "hour" | "recent">;
+const NO_BASELINE: Baseline = { baselineSum: 0n, baselineSquares: 0n, firstSpendAt: null };
+
 /**
- * HourlyFacts of each scope in the groups at `now`, by scopeKey. Scopes fixing a user are left
- * out: the rollups keep users by day only.
+ * Reads HourlyFacts, by scopeKey. Whole past hours only change when the hour turns, so a scope's
+ * baseline is read once an hour and kept; each read after that reads only the current hour. (An
+ * event arriving late for a past hour joins the baseline at the next hour: it is a statistic, not
+ * a sum anyone is charged.) Scopes fixing a user are left out: rollups keep users by day only.
  */
-export async function queryHourlyFacts(database: Database, groups: readonly ScopeGroup<unknown>[], now: Date): Promise<Map<string, HourlyFacts>> {
-  const hour = hourOf(now);
-  const piece = { source: "hour" as const, start: hour.getTime() - BASELINE_HOURS * HOUR_MS, end: hour.getTime() + HOUR_MS };
-  const answers = await Promise.all(
-    groups.map(async (group) => {
-      if (group.dims.includes("user")) return [];
-      const dims: readonly Dimension[] = group.dims;
-      const keys = dimList(dims, "h");
-      const at = sql`${hour.toISOString()}::timestamptz`;
-      const rows = await database.rows<Record<string, string | null>>(sql`
-        with h as (
-          select ${keys.length > 0 ? sql`${sql.join(dimList(dims, "src"), sql`, `)},` : sql``} src.bucket, sum(src.cost) as c
-          from (select ${sql.join([...dimSelect(piece, dims), sql`bucket`, sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as src
-            ${joinWanted(dims, group.byValues.keys(), "src")}
-          group by ${sql.join([...dimList(dims, "src"), sql`src.bucket`], sql`, `)}
-        )
-        select ${keys.length > 0 ? sql`${sql.join(keys, sql`, `)},` : sql``}
-          coalesce(sum(h.c) filter (where h.bucket < ${at}), 0)::text as s,
-          coalesce(sum(h.c * h.c) filter (where h.bucket < ${at}), 0)::text as q,
-          (extract(epoch from min(h.bucket) filter (where h.bucket < ${at} and h.c > 0)) * 1000)::bigint::text as first_ms,
-          coalesce(sum(h.c) filter (where h.bucket >= ${at}), 0)::text as recent
-        from h
-        ${keys.length > 0 ? sql`group by ${sql.join(keys, sql`, `)}` : sql``}`);
-      return rows.map((r): [string, HourlyFacts] => [
-          scopeKey(rowScope(dims, r)),
-          {
-            hour,
-            recent: BigInt(r.recent ?? "0"),
-            baselineSum: BigInt(r.s ?? "0"),
-            baselineSquares: BigInt(r.q ?? "0"),
-            firstSpendAt: r.first_ms ? new Date(Number(r.first_ms)) : null,
-          },
-        ]);
-    }),
+export class HourlyFactsReader {
+  private hour = Number.NaN;
+  private readonly baselines = new Map<string, Baseline>();
+
+  async read(database: Database, groups: readonly ScopeGroup<unknown>[], now: Date): Promise<Map<string, HourlyFacts>> {
+    const hour = hourOf(now).getTime();
+    if (hour !== this.hour) {
+      this.baselines.clear();
+      this.hour = hour;
+    }
+    const hourly = groups.filter((g) => !g.dims.includes("user"));
+    const missing = hourly
+      .map((g) => ({ dims: g.dims, byValues: new Map([...g.byValues].filter(([key]) => !this.baselines.has(scopeKey(scopeOf(g.dims, key))))) }))
+      .filter((g) => g.byValues.size > 0);
+    const [baselines, current] = await Promise.all([
+      Promise.all(missing.map((g) => hourlySums(database, g, hour - BASELINE_HOURS * HOUR_MS, hour))),
+      Promise.all(hourly.map((g) => hourlySums(database, g, hour, hour + HOUR_MS))),
+    ]);
+    missing.forEach((g, i) => {
+      for (const key of g.byValues.keys()) {
+        const scope = scopeKey(scopeOf(g.dims, key));
+        this.baselines.set(scope, baselines[i]?.get(scope) ?? NO_BASELINE);
+      }
+    });
+    const facts = new Map<string, HourlyFacts>();
+    hourly.forEach((g, i) => {
+      for (const key of g.byValues.keys()) {
+        const scope = scopeKey(scopeOf(g.dims, key));
+        facts.set(scope, { hour: new Date(hour), recent: current[i]?.get(scope)?.baselineSum ?? 0n, ...(this.baselines.get(scope) ?? NO_BASELINE) });
+      }
+    });
+    return facts;
+  }
+}
+
+/** The scope a group's lookup key stands for. */
+const scopeOf = (dims: readonly Dimension[], key: string) => rowScope(dims, Object.fromEntries((JSON.parse(key) as string[]).map((v, i) => [`d${i}`, v])));
+
+/** Per scope of a group, over the whole hours in [from, to): the sum, the sum of squares and the first hour with spend. */
+async function hourlySums(database: Database, group: ScopeGroup<unknown>, from: number, to: number): Promise<Map<string, Baseline>> {
+  const piece = { source: "hour" as const, start: from, end: to };
+  const dims: readonly Dimension[] = group.dims;
+  const inner = dimList(dims, "src");
+  const outer = dimList(dims, "h");
+  const rows = await database.rows<Record<string, string | null>>(sql`
+    with ${wantedCte(dims, group.byValues.keys())} h as (
+      select ${sql.join([...inner, sql`src.bucket`, sql`sum(src.cost) as c`], sql`, `)}
+      from (select ${sql.join([...dimSelect(piece, dims), sql`bucket`, sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as src
+        ${whereWanted(dims, "src")}
+      group by ${sql.join([...inner, sql`src.bucket`], sql`, `)}
+    )
+    select ${outer.length > 0 ? sql`${sql.join(outer, sql`, `)},` : sql``}
+      coalesce(sum(h.c), 0)::text as s,
+      coalesce(sum(h.c * h.c), 0)::text as q,
+      (extract(epoch from min(h.bucket) filter (where h.c > 0)) * 1000)::bigint::text as first_ms
+    from h
+    ${outer.length > 0 ? sql`group by ${sql.join(outer, sql`, `)}` : sql``}`);
+  return new Map(
+    rows.map((r): [string, Baseline] => [
+      scopeKey(rowScope(dims, r)),
+      { baselineSum: BigInt(r.s ?? "0"), baselineSquares: BigInt(r.q ?? "0"), firstSpendAt: r.first_ms ? new Date(Number(r.first_ms)) : null },
+    ]),
   );
-  return new Map(answers.flat());
 }

@@ -10,7 +10,7 @@
  * spend, percent and forecast). Anomalies are about the last hour rather than the period, are
  * keyed by that hour, and are sent on their own.
  */
-import { type Period, previousPeriod } from "../ledger/period.ts";
+import type { Period } from "../ledger/period.ts";
 import { ANOMALY_QUIET_HOURS, type AnomalyVerdict } from "./anomaly.ts";
 import type { Budget } from "./budget.ts";
 
@@ -28,6 +28,8 @@ export interface Firing {
 export interface BudgetFacts {
   budget: Budget;
   period: Period;
+  /** Start of the period before, whose last firings say whether the budget ended it over. */
+  previousStart: Date;
   spend: bigint;
   forecast: bigint | null;
   anomaly: AnomalyVerdict | null;
@@ -67,7 +69,7 @@ export const reached = (spend: bigint, amount: bigint, percent: number) => spend
 export const percentOf = (spend: bigint, amount: bigint): number => Number((spend * 100n) / amount);
 
 export function evaluateBudget(facts: BudgetFacts): Decision[] {
-  const { budget, period, spend, forecast, anomaly, firings } = facts;
+  const { budget, period, previousStart, spend, forecast, anomaly, firings } = facts;
   if (budget.paused) return [];
   const start = period.start;
   const recorded = (kind: FiringKind, threshold = 0) =>
@@ -76,7 +78,7 @@ export function evaluateBudget(facts: BudgetFacts): Decision[] {
 
   const candidates: Omit<Decision, "notify">[] = [];
   if (!over) {
-    const reason = recoveryReason(firings, period);
+    const reason = recoveryReason(firings, period.start, previousStart);
     if (reason && !recorded("recovered")) candidates.push({ kind: "recovered", threshold: 0, periodStart: start, reason });
   }
   if (over && budget.mode === "hard" && !recorded("blocked")) candidates.push({ kind: "blocked", threshold: 0, periodStart: start });
@@ -91,11 +93,11 @@ export function evaluateBudget(facts: BudgetFacts): Decision[] {
 }
 
 /** Why a budget under its amount now was over it last time it was looked at, if it was. */
-function recoveryReason(firings: readonly Firing[], period: Period): Decision["reason"] {
-  const mark = latestMark(firings, period.start);
+function recoveryReason(firings: readonly Firing[], start: Date, previousStart: Date): Decision["reason"] {
+  const mark = latestMark(firings, start);
   // Spend only grows within a period, so over-then-under means the amount went up (or usage was erased).
   if (mark) return overMark(mark) ? "raise" : undefined;
-  const before = latestMark(firings, previousPeriod(period).start);
+  const before = latestMark(firings, previousStart);
   return before && overMark(before) ? "new_period" : undefined;
 }
 

@@ -14,9 +14,9 @@ import type { Notifier } from "../alerts/notifier.ts";
 import type { Database } from "../db/connection.ts";
 import { alertFirings, budgets } from "../db/schema.ts";
 import type { PricedEvent } from "../ledger/event.ts";
-import { previousPeriod } from "../ledger/period.ts";
+import { type Period, previousPeriod } from "../ledger/period.ts";
 import type { Logger } from "../logger.ts";
-import { ANOMALY_QUIET_HOURS, detectAnomaly, hourOf, queryHourlyFacts } from "./anomaly.ts";
+import { ANOMALY_QUIET_HOURS, HourlyFactsReader, detectAnomaly, hourOf } from "./anomaly.ts";
 import type { Attributes, Budget } from "./budget.ts";
 import { type Contributor, topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget } from "./evaluate.ts";
@@ -55,6 +55,7 @@ interface Planned {
 export class BudgetEvaluator {
   private readonly pending = new Map<string, Attributes>();
   private readonly changed = new Set<string>();
+  private readonly hourly = new HourlyFactsReader();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -125,13 +126,17 @@ export class BudgetEvaluator {
   async evaluate(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
     const active = candidates.filter((b) => !b.paused);
     if (active.length === 0) return { budgets: 0, recorded: 0, alerts: [] };
-    const [spends, hourly] = await Promise.all([spendForBudgets(this.database, active, now), queryHourlyFacts(this.database, groupByScope(active), now)]);
-    const firings = await this.recordedFirings(spends, now);
+    const [spends, hourly] = await Promise.all([spendForBudgets(this.database, active, now), this.hourly.read(this.database, groupByScope(active), now)]);
+    // Budgets of one period and zone share their Period: the one before is worked out once for them.
+    const previous = new Map<Period, Date>();
+    for (const s of spends) if (!previous.has(s.period)) previous.set(s.period, previousPeriod(s.period).start);
+    const firings = await this.recordedFirings(spends, previous, now);
     const planned = spends.flatMap((s): Planned[] => {
       const hours = hourly.get(scopeKey(s.budget.scope));
       const facts: BudgetFacts = {
         budget: s.budget,
         period: s.period,
+        previousStart: previous.get(s.period)!,
         spend: s.spend,
         forecast: forecastSpend({ period: s.period, now, spend: s.spend, recentSpend: s.recentSpend }),
         anomaly: hours ? detectAnomaly(hours, this.opts.anomalyMinSpend) : null,
@@ -178,8 +183,8 @@ export class BudgetEvaluator {
   }
 
   /** Firings of these budgets in their current and previous periods, and their recent anomalies. */
-  private async recordedFirings(spends: readonly BudgetSpend[], now: Date): Promise<Map<string, Firing[]>> {
-    const wanted = spends.map((s) => ({ id: s.budget.id, cur: s.period.start.toISOString(), prev: previousPeriod(s.period).start.toISOString() }));
+  private async recordedFirings(spends: readonly BudgetSpend[], previous: ReadonlyMap<Period, Date>, now: Date): Promise<Map<string, Firing[]>> {
+    const wanted = spends.map((s) => ({ id: s.budget.id, cur: s.period.start.toISOString(), prev: previous.get(s.period)?.toISOString() }));
     const quietSince = new Date(hourOf(now).getTime() - ANOMALY_QUIET_HOURS * HOUR_MS).toISOString();
     const rows = await this.database.rows<{ budget_id: string; period_ms: string; kind: string; threshold: number; amount: string; fired_ms: string }>(sql`
       select f.budget_id, ${epochMs(sql`f.period_start`)} as period_ms, f.kind, f.threshold, f.amount::text as amount,
