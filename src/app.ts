@@ -9,10 +9,12 @@ import { operationsRouter } from "./admin/operations.ts";
 import { spendRouter } from "./admin/spend-routes.ts";
 import { auditRouter } from "./admin/audit-routes.ts";
 import { budgetsRouter } from "./admin/budgets-routes.ts";
-import { Enforcer, enforcerOptions } from "./budgets/enforcer.ts";
-import { BudgetStore } from "./budgets/store.ts";
+import { approvalsRouter } from "./admin/approvals-routes.ts";
+import { membersRouter } from "./admin/members-routes.ts";
+import { userDataRouter } from "./admin/user-data-routes.ts";
 import { channelsRouter } from "./admin/channels-routes.ts";
 import { outboxRouter } from "./admin/outbox-routes.ts";
+import { commandsRouter } from "./admin/commands-route.ts";
 import { ChannelStore } from "./alerts/channels.ts";
 import { DeliveryWorker } from "./alerts/delivery.ts";
 import { MuteStore } from "./alerts/mutes.ts";
@@ -20,8 +22,13 @@ import { OutboxNotifier } from "./alerts/outbox.ts";
 import { digestJobs } from "./alerts/digest.ts";
 import { budgetStatusRouter } from "./admin/budget-status-route.ts";
 import { BudgetEvaluator } from "./budgets/evaluator.ts";
+import { Members } from "./approvals/members.ts";
+import { Approvals } from "./approvals/requests.ts";
+import { Enforcer, enforcerOptions } from "./budgets/enforcer.ts";
+import { BudgetStore } from "./budgets/store.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/connection.ts";
+import { commandServices } from "./command-services.ts";
 import type { Integration } from "./integration.ts";
 import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
@@ -32,6 +39,7 @@ import { IngestSources } from "./keys/ingest-sources.ts";
 import { ProviderKeys } from "./keys/provider-keys.ts";
 import { decodeMasterKey, persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
 import { Recorder } from "./ledger/recorder.ts";
+import { deleteExpiredEvents } from "./ledger/retention.ts";
 import { SpoolingSink } from "./ledger/usage-sink.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
@@ -59,6 +67,8 @@ export interface Gateway {
   mutes: MuteStore;
   delivery: DeliveryWorker;
   scheduler: Scheduler;
+  members: Members;
+  approvals: Approvals;
   evaluator: BudgetEvaluator;
   close(): Promise<void>;
 }
@@ -127,8 +137,13 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   recorder.onFlush((events) => evaluator.evaluateMatching(events));
   budgets.onChange((change) => evaluator.budgetChanged(change.id));
   const digests = digestJobs({ database, notifier, hour: config.TOLLGATE_DIGEST_HOUR });
+  const members = new Members(database);
+  const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL });
   /** Scheduled work, each run under its advisory lock; evaluation, digests, approval expiry and retention belong here. */
   const jobs: Job[] = [
+    { name: "expire-approvals", cron: "* * * * *", run: async (now) => { await approvals.expireApprovals(now); } },
+    // Off the hour, away from the digests; a first run on a large ledger may take a while, in small batches.
+    { name: "retention", cron: "17 * * * *", run: async (now) => { await deleteExpiredEvents(database, config.TOLLGATE_RETENTION_DAYS, now); } },
     { name: "evaluate-budgets", cron: config.TOLLGATE_EVALUATE_CRON, run: async (now) => { await evaluator.evaluateAll(now); } },
     // Hourly: each channel gets its digest in the hour that is TOLLGATE_DIGEST_HOUR in its own zone.
     { name: "daily-digests", cron: "0 * * * *", run: async (now) => { await digests.runDailyDigests(now); } },
@@ -160,9 +175,15 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   app.use(operationsRouter(database, usage));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
+  const commands = commandServices({ database, budgets, members, approvals, mutes, channels });
+  /** What integrations started, stopped first on close. */
+  const integrationStops: (() => Promise<void> | void)[] = [];
+  const onClose = (stop: () => Promise<void> | void) => void integrationStops.push(stop);
+  const adminAuth = requireAdmin(adminToken);
+  for (const integration of integrations) integration.mount?.(app, { config, logger, database, channels, notifier, commands, adminAuth, onClose });
   app.use(
     "/api",
-    requireAdmin(adminToken),
+    adminAuth,
     importRouter(recorder),
     express.json({ limit: "1mb" }),
     keysRouter(keys, sources, providers, database),
@@ -171,8 +192,12 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     budgetsRouter(budgets),
     budgetStatusRouter(database, budgets),
     auditRouter(database),
+    membersRouter(members),
+    approvalsRouter(approvals),
     channelsRouter({ channels, mutes }),
     outboxRouter({ outbox: notifier, database }),
+    commandsRouter(commands, config),
+    userDataRouter(database, logger),
   );
   app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
@@ -198,8 +223,11 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     mutes,
     delivery,
     scheduler,
+    members,
+    approvals,
     evaluator,
     async close() {
+      for (const stop of integrationStops) await stop();
       await scheduler.stop();
       await delivery.stop();
       await usage.close();

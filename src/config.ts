@@ -138,6 +138,14 @@ export const ConfigSchema = z.object({
   SLACK_SIGNING_SECRET: optional.pipe(z.string().regex(/^\S{16,}$/, "the app's signing secret (at least 16 characters, no spaces)").optional()),
   /** The Slack Web API's base URL: only tests change it. */
   SLACK_API_URL: upstreamUrl("https://slack.com/api/"),
+  /** Telegram is on when its bot token is set (from @BotFather). */
+  TELEGRAM_BOT_TOKEN: optional.pipe(z.string().regex(/^\d{3,}:[A-Za-z0-9_-]{30,}$/, "a bot token from @BotFather, such as 123456789:AAE...").optional()),
+  /** `webhook` (Telegram posts to /telegram/webhook) or `polling` (this gateway asks Telegram, for a machine without a public URL). */
+  TELEGRAM_MODE: z.enum(["webhook", "polling"], { error: "webhook or polling" }).default("webhook"),
+  /** Required in webhook mode: Telegram sends it in X-Telegram-Bot-Api-Secret-Token, and requests without it are refused. */
+  TELEGRAM_WEBHOOK_SECRET: optional.pipe(z.string().regex(/^[A-Za-z0-9_-]{16,256}$/, "16 to 256 letters, digits, _ or - (what Telegram allows in a secret_token)").optional()),
+  /** The Bot API's base URL: only tests change it. */
+  TELEGRAM_API_ROOT: upstreamUrl("https://api.telegram.org"),
 });
 export type Config = z.infer<typeof ConfigSchema> & {
   /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
@@ -155,6 +163,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = ConfigSchema.safeParse(set);
   if (parsed.success && parsed.data.SLACK_BOT_TOKEN && !parsed.data.SLACK_SIGNING_SECRET)
     throw new ConfigError("Invalid configuration:\n  SLACK_SIGNING_SECRET: expected the app's signing secret, required when SLACK_BOT_TOKEN is set");
+  if (parsed.success && parsed.data.TELEGRAM_BOT_TOKEN && parsed.data.TELEGRAM_MODE === "webhook" && !parsed.data.TELEGRAM_WEBHOOK_SECRET)
+    throw new ConfigError(
+      "Invalid configuration:\n  TELEGRAM_WEBHOOK_SECRET: expected 16 to 256 letters, digits, _ or -, required when TELEGRAM_BOT_TOKEN is set in webhook mode (or set TELEGRAM_MODE=polling)",
+    );
   if (parsed.success) {
     const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
     const providerKeys = Object.fromEntries(
