@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { help } from "../commands/handlers/help.ts";
+import { reply } from "../commands/reply.ts";
+import { runCommand } from "../commands/run.ts";
+import { type Element, INPUTS, LIMITS, alertsCard, md, replyCard } from "../integrations/teams/cards.ts";
+import type { Alert } from "../src/alerts/alert.ts";
+import { TOPICS } from "../commands/command.ts";
+import { cardProblems } from "./helpers/adaptive-card.ts";
+
+function alert(overrides: Partial<Alert> = {}): Alert {
+  return {
+    id: "firing:1",
+    kind: "threshold",
+    title: "search-monthly passed 80 % of $500.00",
+    summary: "$412.50 of $500.00 (82 %) spent on team:search this month.",
+    budget: { id: "b1", name: "search-monthly", scope: { team: "search" }, mode: "hard", period: "month" },
+    spend_usd: "412.5",
+    amount_usd: "500",
+    percent: 82,
+    threshold: 80,
+    period: { start: "2026-11-01T00:00:00.000Z", end: "2026-12-01T00:00:00.000Z" },
+    forecast_usd: "610.25",
+    forecast_method: "run rate",
+    top: [
+      { dimension: "feature", key: "rerank", spend_usd: "300" },
+      { dimension: "feature", key: "summaries", spend_usd: "112.5" },
+    ],
+    actions: [
+      { action: "request_raise", label: "Request raise", target: "search-monthly" },
+      { action: "mute", label: "Mute 24h", target: "search-monthly" },
+      { action: "breakdown", label: "Breakdown", target: "search-monthly" },
+    ],
+    details: {},
+    at: "2026-11-20T14:02:00.000Z",
+    ...overrides,
+  };
+}
+
+const approval = (status?: "approved" | "rejected" | "expired"): Alert =>
+  alert({
+    id: `approval:apr_1:${status ?? "requested"}`,
+    kind: status ? "approval_decided" : "approval_requested",
+    title: status ? `Raise of search-monthly to $800.00 ${status}` : "slack:U1 asks to raise search-monthly to $800.00",
+    actions: status ? [] : [
+      { action: "approve", label: "Approve $800.00", target: "apr_1" },
+      { action: "reject", label: "Reject", target: "apr_1" },
+    ],
+    top: [],
+    details: {
+      approval_id: "apr_1",
+      from_usd: "500",
+      to_usd: "800",
+      reason: "launch week",
+      requested_by: "slack:U1",
+      expires_at: "2026-11-23T14:02:00.000Z",
+      ...(status ? { status, decided_by: "teams:aad-dana", decided_by_name: "Dana Ruiz", decision_reason: status === "rejected" ? "not now" : null } : {}),
+    },
+  });
+
+const digest = alert({ id: "digest:1", kind: "digest_daily", title: "AI spend yesterday", budget: null, amount_usd: null, percent: null, threshold: null, forecast_usd: null, actions: [], top: [{ dimension: "team", key: "search", spend_usd: "12" }] });
+
+/** Every TextBlock text and fact of a card, deep. */
+function texts(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(texts);
+  if (!value || typeof value !== "object") return [];
+  const o = value as Record<string, unknown>;
+  return [...(typeof o.text === "string" ? [o.text] : []), ...(typeof o.value === "string" && !("id" in o) ? [o.value] : []), ...Object.values(o).flatMap(texts)];
+}
+
+function find(value: unknown, pred: (e: Record<string, unknown>) => boolean): Record<string, unknown>[] {
+  if (Array.isArray(value)) return value.flatMap((v) => find(v, pred));
+  if (!value || typeof value !== "object") return [];
+  const o = value as Record<string, unknown>;
+  return [...(pred(o) ? [o] : []), ...Object.values(o).flatMap((v) => find(v, pred))];
+}
+
+describe("Teams cards", () => {
+  test("every card the renderer makes is a valid Adaptive Card 1.5", async () => {
+    const cards = [
+      ...TOPICS.map((t) => replyCard(help(t))),
+      replyCard(help(undefined)),
+      replyCard(reply({ title: "I did not understand that", summary: "unknown command", notes: ["Expected spend."], error: true }), "Only approvers can decide raises."),
+      replyCard(
+        reply({
+          title: "AI spend this week",
+          summary: "$1,234.56 in total",
+          facts: [{ label: "Total", value: "$1,234.56" }],
+          bars: { heading: "By team", rows: [{ label: "search", value: "$1,000.00", share: 1000 }, { label: "ads", value: "$234.56", share: 234 }] },
+          actions: [
+            { action: "breakdown", label: "Breakdown", target: "this-week" },
+            { action: "request_raise", label: "Request raise", target: "b" },
+            { action: "approve", label: "Approve", target: "apr_1" },
+            { action: "reject", label: "Reject", target: "apr_1" },
+            { action: "mute", label: "Mute", target: "b" },
+          ],
+        }),
+      ),
+      alertsCard([alert()]),
+      alertsCard([alert({ kind: "blocked" }), alert({ id: "2", kind: "forecast" })]),
+      alertsCard([approval()]),
+      alertsCard([approval("approved")]),
+      alertsCard([approval("rejected")]),
+      alertsCard([approval("expired")]),
+      alertsCard([approval(), approval()], "You are not an approver."),
+      alertsCard([digest]),
+    ];
+    for (const card of cards) assert.deepEqual(cardProblems(card), [], JSON.stringify(card));
+    // The parse-error card of the command core, as a user would get it.
+    const parsed = await runCommand("spnd", { caller: { platform: "teams", userId: "u" }, conversation: { platform: "teams", address: {}, timezone: "UTC" }, services: {} as never, now: new Date() });
+    assert.deepEqual(cardProblems(replyCard(parsed)), []);
+  });
+
+  test("approval cards: Action.Execute approve and reject with a reason input, Submit fallbacks, refresh while pending", () => {
+    const card = alertsCard([approval()]);
+    const executes = find(card, (e) => e.type === "Action.Execute");
+    assert.deepEqual(executes.map((e) => e.verb).sort(), ["approve", "refresh", "reject"]);
+    for (const e of executes.filter((x) => x.verb !== "refresh")) {
+      assert.deepEqual(e.data, { verb: e.verb, target: "apr_1" });
+      assert.deepEqual((e.fallback as Element).type, "Action.Submit");
+      assert.deepEqual((e.fallback as { data: unknown }).data, e.data);
+    }
+    assert.equal(find(card, (e) => e.id === INPUTS.rejectReason).length, 1);
+    assert.deepEqual(card.refresh?.action.data, { verb: "refresh", target: "apr_1" });
+    const shown = texts(card).join("\n");
+    for (const fact of ["search-monthly", "$412.50 of $500.00", "$610.25", "$500.00 → $800.00", "launch week", "slack:U1", "apr\\_1"]) assert.ok(shown.includes(fact), `${fact} in ${shown}`);
+
+    const decided = alertsCard([approval("approved")]);
+    assert.equal(decided.refresh, undefined, "a decided card is final");
+    assert.equal(find(decided, (e) => e.type === "Action.Execute").length, 0);
+    assert.match(texts(decided).join("\n"), /\*\*Approved\*\* by Dana Ruiz, \{\{TIME\(2026-11-20T14:02:00Z\)\}\}, \$500\.00 → \$800\.00/);
+    assert.match(texts(alertsCard([approval("rejected")])).join("\n"), /\*\*Rejected\*\* by Dana Ruiz.*\n?[\s\S]*not now/);
+  });
+
+  test("values from usage data cannot inject markdown, links or date functions", () => {
+    const hostile = "**boss** [click](https://evil.example) _x_ `code` <b>hi</b> {{DATE(2020-01-01T00:00:00Z)}}\n# head\n- item\n1. one";
+    const card = alertsCard([alert({ title: hostile, summary: hostile, top: [{ dimension: "team", key: hostile, spend_usd: "1" }], budget: { id: "b", name: hostile, scope: { team: hostile }, mode: "soft", period: "month" } })]);
+    assert.deepEqual(cardProblems(card), []);
+    for (const t of texts(card)) {
+      assert.doesNotMatch(t, /(?<!\\)\*\*boss/);
+      assert.doesNotMatch(t, /(?<!\\)\[click(?<!\\)\]/);
+      assert.doesNotMatch(t, /\{\{DATE\(2020/);
+      assert.doesNotMatch(t, /^#|^- |^1\./m);
+    }
+    assert.equal(md("a*b_c"), "a\\*b\\_c");
+  });
+
+  test("long tables, bars and contributor lists are cut with a count, within Teams' message size", () => {
+    const rows = Array.from({ length: 500 }, (_, i) => [`budget-${i}`, "team:x".repeat(20), "$1.00 / $2.00", "50 %", "ok", "soft"]);
+    const card = replyCard(
+      reply({
+        title: "x".repeat(5000),
+        table: { columns: ["budget", "scope", "spent", "used", "state", "mode"], rows },
+        bars: { heading: "By user", rows: rows.map((r) => ({ label: r[0]!, value: "$1.00", share: 10 })) },
+      }),
+    );
+    assert.deepEqual(cardProblems(card), []);
+    const shown = texts(card).join("\n");
+    assert.ok(shown.includes(`…and ${(500 - LIMITS.tableRows + 1).toLocaleString("en-US")} more`));
+    assert.ok(shown.includes(`…and ${500 - LIMITS.bars + 1} more`));
+    assert.ok(Buffer.byteLength(JSON.stringify(card)) < 28_000, `${Buffer.byteLength(JSON.stringify(card))} bytes`);
+  });
+});
