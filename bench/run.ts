@@ -4,6 +4,7 @@ import { cpus, totalmem } from "node:os";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy } from "./proxy.ts";
 import { proxySection } from "./proxy-report.ts";
+import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
@@ -88,5 +89,10 @@ if (which === "all" || which === "proxy") {
     searchRates: [1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 8000],
   });
   put("## Proxy overhead:", proxySection(r));
+}
+if (which === "all" || which === "slack") {
+  const r = await benchSlack({ runs: Number(process.env.BENCH_SLACK_RUNS ?? 100), days: 60 });
+  console.log("slack", JSON.stringify(r, null, 2));
+  put("## Slack:", slackSection(r, ranAt()));
 }
 console.log(readFileSync(RESULTS, "utf8"));
