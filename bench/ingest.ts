@@ -20,7 +20,7 @@ export interface IngestResult {
   batchLatencyP99Ms: number;
 }
 
-const ADMIN = "bench-admin-token-0123456789";
+export const ADMIN = "bench-admin-token-0123456789";
 const TEAMS = ["search", "support", "growth", "platform", "data", "ml", "infra", "mobile"];
 const MODELS = [
   ["openai", "gpt-4o"],
@@ -31,9 +31,10 @@ const MODELS = [
   ["google", "gemini-2.5-pro"],
 ];
 
-async function startServer(databaseUrl: string, port: number): Promise<ChildProcess> {
+/** `tollgate serve` in its own process on Postgres, with `env` added to its environment; resolves once it is ready. */
+export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ["bin/tollgate.js", "serve"], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN, LOG_LEVEL: "warn", TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), "tollgate-bench-")) },
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN, LOG_LEVEL: "warn", TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), "tollgate-bench-")), ...env },
     stdio: ["ignore", "inherit", "inherit"],
   });
   for (let i = 0; i < 100; i++) {

@@ -1,6 +1,7 @@
 import { execSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { benchBudgets, budgetsSection } from "./budgets.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy } from "./proxy.ts";
 import { proxySection } from "./proxy-report.ts";
@@ -8,11 +9,12 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|proxy]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|proxy|budgets]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
- * an earlier run; BENCH_PROXY_SECONDS shortens the proxy phases.
+ * an earlier run; BENCH_PROXY_SECONDS shortens the proxy phases; BENCH_BUDGET_EVENTS,
+ * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
 const events = Number(process.env.BENCH_EVENTS ?? 10_000_000);
 const which = process.argv[2] ?? "all";
@@ -89,6 +91,16 @@ if (which === "all" || which === "proxy") {
     searchRates: [1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 8000],
   });
   put("## Proxy overhead:", proxySection(r));
+}
+if (which === "all" || which === "budgets") {
+  const r = await benchBudgets({
+    events: Number(process.env.BENCH_BUDGET_EVENTS ?? 1_000_000),
+    budgets: Number(process.env.BENCH_BUDGETS ?? 10_000),
+    seconds: Number(process.env.BENCH_BUDGET_SECONDS ?? 60),
+    rate: 5000,
+  });
+  console.log("budgets", JSON.stringify(r, null, 2));
+  put("## Budgets:", budgetsSection(r, ranAt()));
 }
 if (which === "all" || which === "slack") {
   const r = await benchSlack({ runs: Number(process.env.BENCH_SLACK_RUNS ?? 100), days: 60 });

@@ -26,7 +26,8 @@ const PROVIDERS = ["openai", "openai", "anthropic", "anthropic", "google", "goog
 /** A literal array of our own constant names (never user input). */
 const textArray = (items: string[]) => sql.raw(`(array[${items.map((i) => `'${i}'`).join(", ")}])`);
 
-async function fill(url: string, events: number, start: Date, end: Date): Promise<void> {
+/** Fills (and migrates) the database at `url` with `events` events spread evenly over [start, end), rollups included. */
+export async function fill(url: string, events: number, start: Date, end: Date): Promise<void> {
   const database = await openDatabase({ url, dataDir: "" });
   try {
     await migrate(database);

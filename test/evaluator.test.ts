@@ -6,6 +6,7 @@ import { digestJobs } from "../src/alerts/digest.ts";
 import { OutboxNotifier } from "../src/alerts/outbox.ts";
 import { BASELINE_HOURS, HourlyFactsReader, detectAnomaly } from "../src/budgets/anomaly.ts";
 import { type Budget, budgetPeriod } from "../src/budgets/budget.ts";
+import { topContributors } from "../src/budgets/contributors.ts";
 import { BudgetEvaluator } from "../src/budgets/evaluator.ts";
 import { groupByScope, scopeKey, spendForBudgets } from "../src/budgets/spend-batch.ts";
 import type { Database } from "../src/db/connection.ts";
@@ -101,6 +102,24 @@ describe("spend of many budgets", () => {
       const report = await querySpend(database, { period, filters: b.scope, now: period.end });
       assert.equal(byId.get(b.id), report.total.cost, b.id);
     }
+
+    // Top contributors of several scopes in one go, by the first dimension each scope leaves open.
+    const periodOf = (id: string) => budgetPeriod(budgets.find((b) => b.id === id)!, now);
+    const tops = await topContributors(database, [
+      { scope: {}, period: periodOf("all-utc") },
+      { scope: { team: "search" }, period: periodOf("search-berlin") },
+      { scope: { user: "ada" }, period: periodOf("ada-utc") },
+      { scope: { team: "nobody" }, period: periodOf("nobody") },
+    ]);
+    assert.deepEqual(tops, [
+      [
+        { dimension: "team", key: "ml", spend_usd: "10" },
+        { dimension: "team", key: "search", spend_usd: "8" },
+      ],
+      [{ dimension: "project", key: "(none)", spend_usd: "8" }],
+      [{ dimension: "team", key: "ml", spend_usd: "8" }],
+      [],
+    ]);
   });
 
   test("hourly facts: the current hour against the week of whole hours before it", async () => {

@@ -1,9 +1,11 @@
+import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import type { Dimension } from "../ledger/event.ts";
 import type { Period } from "../ledger/period.ts";
-import { OTHER_KEY, type SpendReport, querySpend } from "../ledger/spend.ts";
+import { NONE_KEY, OTHER_KEY, type SpendReport, coverRange, pieceFrom } from "../ledger/spend.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Scope } from "./budget.ts";
+import { dimList, dimSelect, rowScope, scopeDims, valuesKey, wantedCte, whereWanted } from "./spend-batch.ts";
 
 /**
  * The dimension that best says where a scope's money goes: the first in this order the scope does
@@ -28,9 +30,67 @@ export function contributorsOf(report: SpendReport, by: Dimension): Contributor[
     .map((g) => ({ dimension: by, key: g.key, spend_usd: picoToDecimalString(g.cost) }));
 }
 
-/** The largest spenders within a scope in a period up to `now`, largest first. */
-export async function topContributors(database: Database, scope: Scope, period: Period, now: Date, top = 3): Promise<Contributor[]> {
-  const by = contributorDimension(scope);
-  if (!by) return [];
-  return contributorsOf(await querySpend(database, { period, by, filters: scope, top, now }), by);
+export interface ContributorQuery {
+  scope: Scope;
+  period: Period;
+}
+
+/**
+ * The largest spenders within each scope over its whole period, largest first, `top` of them:
+ * one query per period, scope shape and dimension, however many alerts an evaluation raises.
+ */
+export async function topContributors(database: Database, queries: readonly ContributorQuery[], top = 3): Promise<Contributor[][]> {
+  const groups = new Map<string, { by: Dimension; dims: Dimension[]; period: Period; keys: Set<string> }>();
+  const placed = queries.map((q) => {
+    const by = contributorDimension(q.scope);
+    if (!by) return undefined;
+    const dims = scopeDims(q.scope);
+    const id = `${q.period.start.toISOString()} ${q.period.end.toISOString()} ${dims.join(",")} ${by}`;
+    const group = groups.get(id) ?? { by, dims, period: q.period, keys: new Set<string>() };
+    const key = valuesKey(dims, q.scope);
+    group.keys.add(key);
+    groups.set(id, group);
+    return { id, key };
+  });
+  const answers = new Map<string, Map<string, Contributor[]>>();
+  await Promise.all(
+    [...groups].map(async ([id, group]) => {
+      answers.set(id, await groupContributors(database, group, top));
+    }),
+  );
+  return placed.map((p) => (p ? (answers.get(p.id)?.get(p.key) ?? []) : []));
+}
+
+async function groupContributors(database: Database, group: { by: Dimension; dims: Dimension[]; period: Period; keys: Set<string> }, top: number): Promise<Map<string, Contributor[]>> {
+  const { by, dims, period } = group;
+  const all = [...dims, by];
+  const range = { start: period.start.getTime(), end: period.end.getTime() };
+  const parts = coverRange(range, all.includes("user")).map(
+    (piece) => sql`select p.* from (select ${sql.join([...dimSelect(piece, all), sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as p ${whereWanted(dims, "p")}`,
+  );
+  if (parts.length === 0) return new Map();
+  const keys = dimList(all, "src");
+  const rows = await database.rows<Record<string, string>>(sql`
+    with ${wantedCte(dims, group.keys)} src as (${sql.join(parts, sql` union all `)})
+    select ${sql.join(keys, sql`, `)}, sum(src.cost)::text as spend
+    from src
+    group by ${sql.join(keys, sql`, `)}`);
+  const byScope = new Map<string, { key: string; cost: bigint }[]>();
+  for (const r of rows) {
+    const cost = BigInt(r.spend ?? "0");
+    if (cost <= 0n) continue;
+    const scope = valuesKey(dims, rowScope(dims, r));
+    const list = byScope.get(scope) ?? [];
+    list.push({ key: r[`d${dims.length}`] || NONE_KEY, cost });
+    byScope.set(scope, list);
+  }
+  return new Map(
+    [...byScope].map(([scope, list]) => [
+      scope,
+      list
+        .sort((a, b) => (a.cost === b.cost ? a.key.localeCompare(b.key) : a.cost > b.cost ? -1 : 1))
+        .slice(0, top)
+        .map((c) => ({ dimension: by, key: c.key, spend_usd: picoToDecimalString(c.cost) })),
+    ]),
+  );
 }

@@ -18,7 +18,7 @@ import { type Period, previousPeriod } from "../ledger/period.ts";
 import type { Logger } from "../logger.ts";
 import { ANOMALY_QUIET_HOURS, HourlyFactsReader, detectAnomaly, hourOf } from "./anomaly.ts";
 import type { Attributes, Budget } from "./budget.ts";
-import { type Contributor, topContributors } from "./contributors.ts";
+import { topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget } from "./evaluate.ts";
 import { forecastSpend } from "./forecast.ts";
 import { type BudgetSpend, groupByScope, matching, scopeKey, spendForBudgets } from "./spend-batch.ts";
@@ -43,8 +43,6 @@ export interface EvaluationResult {
 const HOUR_MS = 3_600_000;
 /** Rows per insert statement, well under the 65,535 parameters a statement may have. */
 const INSERT_CHUNK = 1000;
-/** Contributor queries run at once for the alerts of one evaluation. */
-const CONTRIBUTOR_CONCURRENCY = 4;
 
 interface Planned {
   facts: BudgetFacts;
@@ -56,6 +54,7 @@ export class BudgetEvaluator {
   private readonly pending = new Map<string, Attributes>();
   private readonly changed = new Set<string>();
   private readonly hourly = new HourlyFactsReader();
+  private turn: Promise<unknown> = Promise.resolve();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -111,7 +110,10 @@ export class BudgetEvaluator {
       const active = await this.activeBudgets();
       const groups = groupByScope(active);
       const matched = new Set([...seen.flatMap((attributes) => matching(groups, attributes)), ...active.filter((b) => changed.has(b.id))]);
-      if (matched.size > 0) await this.evaluate([...matched], new Date());
+      if (matched.size === 0) return;
+      const started = performance.now();
+      const result = await this.evaluate([...matched], new Date());
+      this.opts.logger.debug({ budgets: result.budgets, alerts: result.alerts.length, ms: Math.round(performance.now() - started) }, "budgets evaluated after writes");
     } catch (err) {
       // The scheduled evaluation catches up; the flush that asked has long been answered.
       this.opts.logger.error({ error: (err as Error).name, code: (err as { code?: string }).code }, "budget evaluation after a write failed");
@@ -122,8 +124,18 @@ export class BudgetEvaluator {
     return (await this.database.db.select().from(budgets).where(eq(budgets.paused, false))).map(budgetOf);
   }
 
-  /** Evaluates these budgets at `now`: records what is true, sends what is news. */
-  async evaluate(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
+  /**
+   * Evaluates these budgets at `now`: records what is true, sends what is news. Evaluations in one
+   * process take turns, so the minute's full run and the runs after writes do not do the same
+   * work side by side; between processes the firings' unique key keeps each alert single.
+   */
+  evaluate(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
+    const run = this.turn.then(() => this.evaluateNow(candidates, now));
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  private async evaluateNow(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
     const active = candidates.filter((b) => !b.paused);
     if (active.length === 0) return { budgets: 0, recorded: 0, alerts: [] };
     const [spends, hourly] = await Promise.all([spendForBudgets(this.database, active, now), this.hourly.read(this.database, groupByScope(active), now)]);
@@ -148,7 +160,7 @@ export class BudgetEvaluator {
 
     // Built before the transaction, which must hold nothing but its own statements (PGlite has one connection).
     const notified = planned.filter((p) => p.decision.notify);
-    const tops = await mapLimited(notified, CONTRIBUTOR_CONCURRENCY, (p) => this.contributors(p, now));
+    const tops = await topContributors(this.database, notified.map((p) => ({ scope: p.facts.budget.scope, period: p.facts.period })));
     const alerts = notified.map((p, i) => budgetAlert({ ...p.facts, id: p.id, decision: p.decision, top: tops[i] ?? [], now }));
 
     const sent = await this.database.db.transaction(async (tx) => {
@@ -176,12 +188,6 @@ export class BudgetEvaluator {
     return { budgets: active.length, ...sent };
   }
 
-  private contributors(p: Planned, now: Date): Promise<Contributor[]> {
-    // A new period has nothing to break down yet.
-    if (p.decision.kind === "recovered" && p.decision.reason === "new_period") return Promise.resolve([]);
-    return topContributors(this.database, p.facts.budget.scope, p.facts.period, now);
-  }
-
   /** Firings of these budgets in their current and previous periods, and their recent anomalies. */
   private async recordedFirings(spends: readonly BudgetSpend[], previous: ReadonlyMap<Period, Date>, now: Date): Promise<Map<string, Firing[]>> {
     const wanted = spends.map((s) => ({ id: s.budget.id, cur: s.period.start.toISOString(), prev: previous.get(s.period)?.toISOString() }));
@@ -207,17 +213,3 @@ export class BudgetEvaluator {
 const epochMs = (column: SQL) => sql`(extract(epoch from ${column}) * 1000)::bigint::text`;
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** `work` over `items`, at most `limit` at a time, answers in the items' order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return out;
-}

@@ -61,5 +61,6 @@ export function statusOf({ budget, period, spend, recentSpend }: BudgetSpend, no
 export async function budgetStatus(database: Database, budget: Budget, now: Date): Promise<BudgetStatus> {
   const [spend] = await spendForBudgets(database, [budget], now);
   if (!spend) throw new Error(`no spend answer for budget ${budget.id}`);
-  return statusOf(spend, now, await topContributors(database, budget.scope, spend.period, now));
+  const [top] = await topContributors(database, [{ scope: budget.scope, period: spend.period }]);
+  return statusOf(spend, now, top);
 }
