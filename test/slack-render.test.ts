@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
+import { parse as parseYaml } from "yaml";
+import { parseCommand } from "../commands/parse.ts";
 import { reply } from "../commands/reply.ts";
 import { clip, fitLines } from "../commands/truncate.ts";
 import { LIMITS, alertsMessage, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
@@ -279,5 +282,28 @@ describe("truncation helpers", () => {
     assert.equal(fitLines(["aaaa", "bbbb", "cccc", "dddd"], 19), "aaaa\nbbbb\ncccc\ndddd");
     assert.equal(fitLines(["x".repeat(50)], 10), `${"x".repeat(9)}…`);
     for (let max = 12; max < 60; max++) assert.ok(fitLines(["aaaa", "bbbb", "cccc", "dddd", "eeee"], max).length <= max, String(max));
+  });
+});
+
+describe("manifest/slack.yml", () => {
+  test("every command and the interactivity point at /slack/events, and every command's usage hint parses", () => {
+    const manifest = parseYaml(readFileSync(new URL("../manifest/slack.yml", import.meta.url), "utf8")) as {
+      features: { slash_commands: { command: string; url: string; usage_hint: string }[] };
+      settings: { interactivity: { is_enabled: boolean; request_url: string } };
+      oauth_config: { scopes: { bot: string[] } };
+    };
+    const commands = manifest.features.slash_commands;
+    assert.deepEqual(
+      commands.map((c) => c.command),
+      ["/spend", "/budget", "/alerts", "/tollgate"],
+    );
+    for (const c of [...commands.map((c) => c.url), manifest.settings.interactivity.request_url]) assert.match(c, /^https:\/\/tollgate\.example\.com\/slack\/events$/);
+    assert.equal(manifest.settings.interactivity.is_enabled, true);
+    assert.deepEqual(manifest.oauth_config.scopes.bot, ["commands", "chat:write", "chat:write.public"]);
+    for (const c of commands) {
+      const head = c.command === "/tollgate" ? "" : `${c.command.slice(1)} `;
+      const first = c.usage_hint.split(" | ")[0]!.replace(/\[|\]/g, "");
+      assert.ok(parseCommand(`${head}${first}`).ok, `${c.command} ${first}`);
+    }
   });
 });

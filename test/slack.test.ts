@@ -151,6 +151,9 @@ describe("slash commands", () => {
     assert.match(text, /\$1\.00 {2}ads/);
     const sliced = await ask("/spend", "last month by model team:search");
     assert.match(texts(sliced.blocks), /AI spend last-month for team:search/);
+    // Slack sends & < > as entities; the filter is what was typed, and the header shows it as typed.
+    const entity = await ask("/spend", "this-month team:R&amp;D");
+    assert.equal((entity.blocks[0]!.text as { text: string }).text, "AI spend this-month for team:R&D");
   });
 
   test("a feature named <!channel> arrives escaped, never as a ping or a link", async () => {

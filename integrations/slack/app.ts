@@ -89,10 +89,13 @@ const TROUBLE = reply({ title: "Something went wrong", summary: "Tollgate could 
 /** What the raise form carries from the button to the submission. */
 const RaiseMetadata = z.object({ budget: z.string(), team_id: z.string(), channel_id: z.string(), channel_name: z.string().optional() });
 
+/** Slack sends what was typed with `&`, `<` and `>` as entities: `team:R&D` arrives as `team:R&amp;D`. */
+const typed = (text: string) => text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
 /** `/spend this-week` is `spend this-week`; `/tollgate ...` is the rest; a renamed command is read by its name. */
 function commandText(name: string, text: string): string {
   const head = name.replace(/^\//, "").toLowerCase();
-  return head === "tollgate" ? text : `${head} ${text}`;
+  return head === "tollgate" ? typed(text) : `${head} ${typed(text)}`;
 }
 
 /** Mounts the Slack endpoints on `app`; requests not signed with the app's signing secret get 401. */
