@@ -81,7 +81,7 @@ function deltaUsage(usage: Usage): Usage {
   return Object.fromEntries(keys.filter((k) => k in usage).map((k) => [k, usage[k]]));
 }
 
-function* messageEvents(model: string, deltas: number, usage: Usage, thinking: boolean): Generator<string> {
+function* messageEvents(model: string, deltas: number, usage: Usage, thinking: boolean, size: number): Generator<string> {
   const event = (type: string, fields: Body = {}) => sseFrame({ type, ...fields }, type);
   const startUsage = { ...usage, output_tokens: Math.min(1, Number(usage.output_tokens ?? 0)) };
   yield event("message_start", {
@@ -97,7 +97,7 @@ function* messageEvents(model: string, deltas: number, usage: Usage, thinking: b
   }
   yield event("content_block_start", { index, content_block: { type: "text", text: "" } });
   yield event("ping");
-  for (let i = 0; i < deltas; i++) yield event("content_block_delta", { index, delta: { type: "text_delta", text: piece(i) } });
+  for (let i = 0; i < deltas; i++) yield event("content_block_delta", { index, delta: { type: "text_delta", text: piece(i, size) } });
   yield event("content_block_stop", { index });
   yield event("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: deltaUsage(usage) });
   yield event("message_stop");
@@ -106,8 +106,8 @@ function* messageEvents(model: string, deltas: number, usage: Usage, thinking: b
 function messages(body: Body, model: string, b: Behaviour): Reply {
   const deltas = b.deltas ?? DEFAULT_DELTAS;
   const usage = b.usage ?? ANTHROPIC_USAGE;
-  if (body.stream === true) return { kind: "stream", contentType: "text/event-stream; charset=utf-8", frames: messageEvents(model, deltas, usage, thinks(body)) };
-  const content = [...(thinks(body) ? [{ type: "thinking", thinking: THOUGHT, signature: SIGNATURE }] : []), { type: "text", text: answerText(deltas) }];
+  if (body.stream === true) return { kind: "stream", contentType: "text/event-stream; charset=utf-8", frames: messageEvents(model, deltas, usage, thinks(body), b.deltaBytes ?? 0) };
+  const content = [...(thinks(body) ? [{ type: "thinking", thinking: THOUGHT, signature: SIGNATURE }] : []), { type: "text", text: answerText(deltas, b.deltaBytes) }];
   return json(200, { id: randomId("msg_01", 22), type: "message", role: "assistant", model, content, stop_reason: "end_turn", stop_sequence: null, usage });
 }
 

@@ -19,6 +19,29 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** Parsed JSON body; the raw text when it is not JSON; undefined when empty. */
   body: unknown;
+  /** How the fake's answer to this request went, updated while it is being sent. */
+  reply: ReplyProgress;
+}
+
+/**
+ * What the fake has sent of one answer, so a test can see the far side of the gateway: whether
+ * backpressure reached the upstream, whether the gateway hung up before the answer was over.
+ */
+export interface ReplyProgress {
+  /** Frames (stream events, or the one whole body) handed to the socket so far. */
+  frames: number;
+  /** Bytes of those frames, before any compression. */
+  bytes: number;
+  /** Writes that were refused (write() returned false) and had to wait for 'drain'. */
+  blockedWrites: number;
+  /** True while the fake is waiting for 'drain', i.e. held back by its reader. */
+  blocked: boolean;
+  /** The whole answer was written and flushed. */
+  finished: boolean;
+  /** The connection closed before the whole answer was written (the reader hung up). */
+  closedEarly: boolean;
+  /** Resolves once the answer is finished or its connection has closed. */
+  settled: Promise<void>;
 }
 
 /** How the fake answers one request. Unset fields mean a normal, prompt, uncompressed answer. */
@@ -39,6 +62,8 @@ export interface Behaviour {
   hang?: boolean;
   /** Replaces the usage object the answer reports, in the provider's own shape. */
   usage?: Record<string, unknown>;
+  /** Pads every content delta to about this many bytes (for streams of many megabytes). */
+  deltaBytes?: number;
 }
 
 export interface FakeUpstream {
@@ -77,11 +102,14 @@ export function randomId(prefix: string, length: number): string {
 
 export const DEFAULT_DELTAS = 4;
 
-/** The text of content delta `i`; all fakes answer with the same words. */
-export const piece = (i: number): string => (i === 0 ? "Hello" : ` word${i}`);
+/** The text of content delta `i`; all fakes answer with the same words, padded with dots to `size` characters if given. */
+export const piece = (i: number, size = 0): string => {
+  const word = i === 0 ? "Hello" : ` word${i}`;
+  return word.length >= size ? word : word + ".".repeat(size - word.length);
+};
 
 /** The whole answer text of `deltas` deltas, as the client should reassemble it. */
-export const answerText = (deltas = DEFAULT_DELTAS): string => Array.from({ length: deltas }, (_, i) => piece(i)).join("");
+export const answerText = (deltas = DEFAULT_DELTAS, size = 0): string => Array.from({ length: deltas }, (_, i) => piece(i, size)).join("");
 
 export const unixSeconds = (): number => Math.floor(Date.now() / 1000);
 
@@ -98,10 +126,27 @@ function parseBody(text: string): unknown {
   }
 }
 
-async function record(req: IncomingMessage): Promise<RecordedRequest> {
+/** Progress of the answer on `res`, kept up to date by the writers below and by the response's own events. */
+function progressOf(res: ServerResponse): ReplyProgress {
+  const progress: ReplyProgress = { frames: 0, bytes: 0, blockedWrites: 0, blocked: false, finished: false, closedEarly: false, settled: Promise.resolve() };
+  progress.settled = new Promise<void>((resolve) => {
+    res.once("finish", () => {
+      progress.finished = true;
+    });
+    res.once("close", () => {
+      progress.closedEarly = !progress.finished;
+      progress.blocked = false;
+      resolve();
+    });
+  });
+  return progress;
+}
+
+async function record(req: IncomingMessage, res: ServerResponse): Promise<RecordedRequest> {
+  const reply = progressOf(res);
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: parseBody(Buffer.concat(chunks).toString("utf8")) };
+  return { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: parseBody(Buffer.concat(chunks).toString("utf8")), reply };
 }
 
 /** Resolves when `stream` can take more, or when the client has gone (so a dead client never stalls the fake). */
@@ -117,7 +162,7 @@ function drained(stream: Writable, res: ServerResponse): Promise<void> {
   });
 }
 
-async function writeStream(res: ServerResponse, reply: Extract<Reply, { kind: "stream" }>, behaviour: Behaviour, headers: Record<string, string>): Promise<void> {
+async function writeStream(res: ServerResponse, reply: Extract<Reply, { kind: "stream" }>, behaviour: Behaviour, headers: Record<string, string>, progress: ReplyProgress): Promise<void> {
   res.writeHead(200, { "content-type": reply.contentType, "cache-control": "no-cache", ...headers, ...reply.headers, ...(behaviour.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}) });
   res.flushHeaders();
   const gzip = behaviour.gzip ? createGzip() : undefined;
@@ -128,15 +173,22 @@ async function writeStream(res: ServerResponse, reply: Extract<Reply, { kind: "s
     if (res.destroyed) return;
     if (!first && behaviour.delayMs) await sleep(behaviour.delayMs);
     first = false;
-    if (!out.write(frame)) await drained(out, res);
+    progress.frames++;
+    progress.bytes += Buffer.byteLength(frame);
+    if (!out.write(frame)) {
+      progress.blockedWrites++;
+      progress.blocked = true;
+      await drained(out, res);
+      progress.blocked = false;
+    }
     // A compressor holds bytes back until it has a block; flushing per event is what real servers do for SSE.
     if (gzip) await new Promise<void>((resolve) => gzip.flush(() => resolve()));
   }
   out.end();
 }
 
-async function send(res: ServerResponse, reply: Reply, behaviour: Behaviour, headers: Record<string, string>): Promise<void> {
-  if (reply.kind === "stream") return writeStream(res, reply, behaviour, headers);
+async function send(res: ServerResponse, reply: Reply, behaviour: Behaviour, headers: Record<string, string>, progress: ReplyProgress): Promise<void> {
+  if (reply.kind === "stream") return writeStream(res, reply, behaviour, headers, progress);
   if (behaviour.delayMs) await sleep(behaviour.delayMs);
   if (res.destroyed) return;
   const text = Buffer.from(JSON.stringify(reply.body));
@@ -148,6 +200,8 @@ async function send(res: ServerResponse, reply: Reply, behaviour: Behaviour, hea
     ...(behaviour.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}),
     "content-length": String(body.length),
   });
+  progress.frames++;
+  progress.bytes += text.length;
   res.end(body);
 }
 
@@ -157,19 +211,19 @@ export async function startFake(contract: ProviderContract, key: string): Promis
   const queue: Behaviour[] = [];
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const request = await record(req);
+    const request = await record(req, res);
     requests.push(request);
     const behaviour = queue.shift() ?? {};
     if (behaviour.hang) return;
     const url = new URL(request.path, "http://fake");
     const headers = contract.commonHeaders();
     const denied = contract.authorise(request, url, key);
-    if (denied) return send(res, denied, {}, headers);
+    if (denied) return send(res, denied, {}, headers, request.reply);
     if (behaviour.status !== undefined) {
       const retry: Record<string, string> = behaviour.retryAfter === undefined ? {} : { "retry-after": String(behaviour.retryAfter) };
-      return send(res, json(behaviour.status, contract.errorBody(behaviour.status, behaviour.message), retry), behaviour, headers);
+      return send(res, json(behaviour.status, contract.errorBody(behaviour.status, behaviour.message), retry), behaviour, headers, request.reply);
     }
-    return send(res, contract.answer(request, url, behaviour), behaviour, headers);
+    return send(res, contract.answer(request, url, behaviour), behaviour, headers, request.reply);
   }
 
   const server = createServer((req, res) => {

@@ -80,23 +80,23 @@ function usageSoFar(usage: Usage, done: number, deltas: number): Usage {
   return { ...usage, candidatesTokenCount: candidates, ...(total === undefined ? {} : { totalTokenCount: total }) };
 }
 
-function* responses(model: string, deltas: number, usage: Usage): Generator<Record<string, unknown>> {
+function* responses(model: string, deltas: number, usage: Usage, size: number): Generator<Record<string, unknown>> {
   const responseId = randomId("", 24);
   for (let i = 0; i < deltas; i++) {
     const last = i === deltas - 1;
-    const candidate = { content: { parts: [{ text: piece(i) }], role: "model" }, index: 0, ...(last ? { finishReason: "STOP" } : {}) };
+    const candidate = { content: { parts: [{ text: piece(i, size) }], role: "model" }, index: 0, ...(last ? { finishReason: "STOP" } : {}) };
     yield { candidates: [candidate], usageMetadata: usageSoFar(usage, i + 1, deltas), modelVersion: model, responseId };
   }
 }
 
-function* sseFrames(model: string, deltas: number, usage: Usage): Generator<string> {
-  for (const response of responses(model, deltas, usage)) yield sseFrame(response, undefined, "\r\n");
+function* sseFrames(model: string, deltas: number, usage: Usage, size: number): Generator<string> {
+  for (const response of responses(model, deltas, usage, size)) yield sseFrame(response, undefined, "\r\n");
 }
 
 /** Without alt=sse: one pretty-printed JSON array, written element by element. */
-function* arrayFrames(model: string, deltas: number, usage: Usage): Generator<string> {
+function* arrayFrames(model: string, deltas: number, usage: Usage, size: number): Generator<string> {
   let first = true;
-  for (const response of responses(model, deltas, usage)) {
+  for (const response of responses(model, deltas, usage, size)) {
     yield `${first ? "[" : ",\r\n"}${JSON.stringify(response, null, 2)}`;
     first = false;
   }
@@ -113,15 +113,15 @@ function answer(request: RecordedRequest, url: URL, b: Behaviour): Reply {
   switch (action) {
     case "generateContent":
       return json(200, {
-        candidates: [{ content: { parts: [{ text: answerText(deltas) }], role: "model" }, finishReason: "STOP", index: 0 }],
+        candidates: [{ content: { parts: [{ text: answerText(deltas, b.deltaBytes) }], role: "model" }, finishReason: "STOP", index: 0 }],
         usageMetadata: usage,
         modelVersion: model,
         responseId: randomId("", 24),
       });
     case "streamGenerateContent":
       return url.searchParams.get("alt") === "sse"
-        ? { kind: "stream", contentType: "text/event-stream", frames: sseFrames(model, deltas, usage) }
-        : { kind: "stream", contentType: "application/json; charset=UTF-8", frames: arrayFrames(model, deltas, usage) };
+        ? { kind: "stream", contentType: "text/event-stream", frames: sseFrames(model, deltas, usage, b.deltaBytes ?? 0) }
+        : { kind: "stream", contentType: "application/json; charset=UTF-8", frames: arrayFrames(model, deltas, usage, b.deltaBytes ?? 0) };
     case "countTokens":
       return json(200, { totalTokens: GEMINI_USAGE.promptTokenCount, promptTokensDetails: GEMINI_USAGE.promptTokensDetails });
     default:

@@ -96,13 +96,13 @@ const wantsUsage = (body: Body): boolean => {
 const sse = (frames: Iterable<string>): Reply => ({ kind: "stream", contentType: "text/event-stream; charset=utf-8", frames });
 
 /** Chat Completions: one chunk opening the assistant turn, one per delta, one finishing, then usage if asked, then [DONE]. */
-function* chatChunks(model: string, deltas: number, usage: unknown, includeUsage: boolean): Generator<string> {
+function* chatChunks(model: string, deltas: number, usage: unknown, includeUsage: boolean, size: number): Generator<string> {
   const base = { id: randomId("chatcmpl-", 29), object: "chat.completion.chunk", created: unixSeconds(), model, service_tier: "default", system_fingerprint: FINGERPRINT };
   // Under include_usage every chunk but the last says `"usage": null`.
   const tail = includeUsage ? { usage: null } : {};
   const choice = (delta: Body, finish: string | null) => [{ index: 0, delta, logprobs: null, finish_reason: finish }];
   yield sseFrame({ ...base, choices: choice({ role: "assistant", content: "", refusal: null }, null), ...tail });
-  for (let i = 0; i < deltas; i++) yield sseFrame({ ...base, choices: choice({ content: piece(i) }, null), ...tail });
+  for (let i = 0; i < deltas; i++) yield sseFrame({ ...base, choices: choice({ content: piece(i, size) }, null), ...tail });
   yield sseFrame({ ...base, choices: choice({}, "stop"), ...tail });
   if (includeUsage) yield sseFrame({ ...base, choices: [], usage });
   yield sseFrame("[DONE]");
@@ -111,23 +111,23 @@ function* chatChunks(model: string, deltas: number, usage: unknown, includeUsage
 function chat(body: Body, model: string, b: Behaviour): Reply {
   const deltas = b.deltas ?? DEFAULT_DELTAS;
   const usage = b.usage ?? OPENAI_CHAT_USAGE;
-  if (body.stream === true) return sse(chatChunks(model, deltas, usage, wantsUsage(body)));
+  if (body.stream === true) return sse(chatChunks(model, deltas, usage, wantsUsage(body), b.deltaBytes ?? 0));
   return json(200, {
     id: randomId("chatcmpl-", 29),
     object: "chat.completion",
     created: unixSeconds(),
     model,
-    choices: [{ index: 0, message: { role: "assistant", content: answerText(deltas), refusal: null, annotations: [] }, logprobs: null, finish_reason: "stop" }],
+    choices: [{ index: 0, message: { role: "assistant", content: answerText(deltas, b.deltaBytes), refusal: null, annotations: [] }, logprobs: null, finish_reason: "stop" }],
     usage,
     service_tier: "default",
     system_fingerprint: FINGERPRINT,
   });
 }
 
-function* completionChunks(model: string, deltas: number, usage: unknown, includeUsage: boolean): Generator<string> {
+function* completionChunks(model: string, deltas: number, usage: unknown, includeUsage: boolean, size: number): Generator<string> {
   const base = { id: randomId("cmpl-", 29), object: "text_completion", created: unixSeconds(), model, system_fingerprint: null };
   const choice = (text: string, finish: string | null) => [{ text, index: 0, logprobs: null, finish_reason: finish }];
-  for (let i = 0; i < deltas; i++) yield sseFrame({ ...base, choices: choice(piece(i), null) });
+  for (let i = 0; i < deltas; i++) yield sseFrame({ ...base, choices: choice(piece(i, size), null) });
   yield sseFrame({ ...base, choices: choice("", "stop") });
   if (includeUsage) yield sseFrame({ ...base, choices: [], usage });
   yield sseFrame("[DONE]");
@@ -136,13 +136,13 @@ function* completionChunks(model: string, deltas: number, usage: unknown, includ
 function completions(body: Body, model: string, b: Behaviour): Reply {
   const deltas = b.deltas ?? DEFAULT_DELTAS;
   const usage = b.usage ?? OPENAI_CHAT_USAGE;
-  if (body.stream === true) return sse(completionChunks(model, deltas, usage, wantsUsage(body)));
+  if (body.stream === true) return sse(completionChunks(model, deltas, usage, wantsUsage(body), b.deltaBytes ?? 0));
   return json(200, {
     id: randomId("cmpl-", 29),
     object: "text_completion",
     created: unixSeconds(),
     model,
-    choices: [{ text: answerText(deltas), index: 0, logprobs: null, finish_reason: "stop" }],
+    choices: [{ text: answerText(deltas, b.deltaBytes), index: 0, logprobs: null, finish_reason: "stop" }],
     usage,
     system_fingerprint: null,
   });
@@ -183,10 +183,10 @@ const outputText = (text: string) => ({ type: "output_text", annotations: [], lo
 const message = (id: string, status: string, content: unknown[]) => ({ id, type: "message", status, content, role: "assistant" });
 
 /** The Responses API event sequence for one text answer; every event carries its `sequence_number`. */
-function* responseEvents(body: Body, model: string, deltas: number, usage: unknown): Generator<string> {
+function* responseEvents(body: Body, model: string, deltas: number, usage: unknown, size: number): Generator<string> {
   const id = `resp_${randomId("", 48)}`;
   const itemId = `msg_${randomId("", 48)}`;
-  const text = answerText(deltas);
+  const text = answerText(deltas, size);
   let sequence = 0;
   const event = (type: string, fields: Body) => sseFrame({ type, sequence_number: sequence++, ...fields }, type);
   const at = { item_id: itemId, output_index: 0, content_index: 0 };
@@ -194,7 +194,7 @@ function* responseEvents(body: Body, model: string, deltas: number, usage: unkno
   yield event("response.in_progress", { response: responseObject(id, model, body, "in_progress", [], null) });
   yield event("response.output_item.added", { output_index: 0, item: message(itemId, "in_progress", []) });
   yield event("response.content_part.added", { ...at, part: outputText("") });
-  for (let i = 0; i < deltas; i++) yield event("response.output_text.delta", { ...at, delta: piece(i), logprobs: [] });
+  for (let i = 0; i < deltas; i++) yield event("response.output_text.delta", { ...at, delta: piece(i, size), logprobs: [] });
   yield event("response.output_text.done", { ...at, text, logprobs: [] });
   yield event("response.content_part.done", { ...at, part: outputText(text) });
   const done = message(itemId, "completed", [outputText(text)]);
@@ -205,8 +205,8 @@ function* responseEvents(body: Body, model: string, deltas: number, usage: unkno
 function responses(body: Body, model: string, b: Behaviour): Reply {
   const deltas = b.deltas ?? DEFAULT_DELTAS;
   const usage = b.usage ?? OPENAI_RESPONSES_USAGE;
-  if (body.stream === true) return sse(responseEvents(body, model, deltas, usage));
-  const done = message(`msg_${randomId("", 48)}`, "completed", [outputText(answerText(deltas))]);
+  if (body.stream === true) return sse(responseEvents(body, model, deltas, usage, b.deltaBytes ?? 0));
+  const done = message(`msg_${randomId("", 48)}`, "completed", [outputText(answerText(deltas, b.deltaBytes))]);
   return json(200, responseObject(`resp_${randomId("", 48)}`, model, body, "completed", [done], usage));
 }
 

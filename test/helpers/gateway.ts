@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +17,8 @@ export const ADMIN_TOKEN = "test-admin-token-0123456789";
 export interface TestGateway {
   gateway: Gateway;
   base: string;
+  /** The gateway's HTTP server, for a test to watch its requests and responses. */
+  server: Server;
   /** fetch against the gateway with the admin token. */
   admin(path: string, init?: RequestInit): Promise<Response>;
   /** Creates an ingest key (optionally bound to attribution) and returns the key. */
@@ -47,6 +50,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
   return {
     gateway,
     base,
+    server,
     admin,
     async ingestKey(attribution = {}) {
       const res = await admin("/api/keys", { method: "POST", body: JSON.stringify({ kind: "ingest", name: `k-${Math.random()}`, ...attribution }) });
