@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { Readable } from "node:stream";
+import { type Readable, pipeline } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import type { Dispatcher } from "undici";
@@ -140,13 +140,16 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   if (contentType.includes("text/event-stream")) return relayStream(call, res, answer, requestId, opts);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
-  const finished = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-  opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, finished), requestId));
+  const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
+  opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId));
 }
 
-function statusOf(code: number, finished: boolean): UsageEvent["status"] {
-  if (!finished) return "aborted";
-  return code < 400 ? "ok" : "error";
+/** How a relayed answer ended: sent whole, cut short by the client leaving, or broken off by the upstream. */
+type Delivery = "whole" | "client_gone" | "upstream_broke";
+
+function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
+  if (delivery === "client_gone") return "aborted";
+  return code < 400 && delivery === "whole" ? "ok" : "error";
 }
 
 /** A whole JSON answer: held (up to a limit) so its cost can ride in a header, then sent as it came. */
@@ -172,8 +175,8 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     // Too big to hold: stream it on, without a cost header and without usage.
     res.writeHead(answer.statusCode, headers);
     for (const chunk of chunks) res.write(chunk);
-    const finished = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-    opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, finished), requestId));
+    const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
+    opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId));
     return;
   }
   const bytes = Buffer.concat(chunks);
@@ -205,14 +208,16 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
 async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
   const encoding = answer.headers["content-encoding"] as string | undefined;
   const inflate = decompressor(encoding);
-  const source: Readable = inflate ? answer.body.pipe(inflate) : answer.body;
+  // pipeline, not pipe: an upstream that breaks off must fail the decompressor too, and a cancelled
+  // decompressor must close the upstream body (and with it the upstream request).
+  const source: Readable = inflate ? pipeline(answer.body, inflate, () => {}) : answer.body;
   const injected = call.facts.rewritten !== undefined && call.facts.stream;
   const tap = call.provider.tap(call.path, injected);
   const reader = new SseReader();
   const decoder = new StringDecoder("utf8");
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
   res.flushHeaders();
-  const finished = await pump(
+  const delivery = await pump(
     source,
     res,
     (chunk) => {
@@ -233,13 +238,14 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
       return injected && keep ? Buffer.from(last.raw) : undefined;
     },
   );
-  opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, finished), requestId));
+  opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, delivery), requestId));
 }
 
 /**
  * Copies upstream chunks to the client with backpressure both ways. If the client goes away, the
  * answer is either read on to its end for its usage (drain, bounded in time and in how many run at
- * once) or cut off (cancel). True when the client got the whole answer.
+ * once) or cut off (cancel). Says whether the client got the whole answer, left first, or the
+ * upstream broke off (an error, a timeout) and the client's answer was cut short.
  */
 async function pump(
   source: Readable,
@@ -247,8 +253,9 @@ async function pump(
   transform: (chunk: Buffer) => Buffer | undefined,
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
-): Promise<boolean> {
+): Promise<Delivery> {
   let clientGone = false;
+  let upstreamBroke = false;
   let draining = false;
   let drainTimer: NodeJS.Timeout | undefined;
   const onClose = () => {
@@ -279,13 +286,16 @@ async function pump(
     if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
   } catch {
     // The upstream broke off or was cut: the client's answer ends here, the call is still recorded.
-    if (!clientGone) res.destroy();
+    if (!clientGone) {
+      upstreamBroke = true;
+      res.destroy();
+    }
   } finally {
     res.off("close", onClose);
     clearTimeout(drainTimer);
     if (draining) opts.drains.active--;
   }
-  return !clientGone;
+  return clientGone ? "client_gone" : upstreamBroke ? "upstream_broke" : "whole";
 }
 
 /** An error the gateway itself answers, in the provider's own shape. */
