@@ -46,6 +46,12 @@ export interface CommandServices {
   approvals: {
     request(req: { budget: string; amount: bigint; reason: string; by: Caller; via: Conversation }): Promise<Outcome<{ id: string; from: bigint; to: bigint }>>;
     decide(req: { id: string; decision: "approve" | "reject"; by: Caller; reason?: string }): Promise<Outcome<{ id: string; budget: string; from: bigint; to: bigint; status: string }>>;
+    /**
+     * A request as approvers see it now: the request while it waits, its outcome once decided or
+     * expired; undefined when there is no such request. For platforms that redraw a card on demand
+     * (Teams' refresh). People are named by their member names where they have one.
+     */
+    current(id: string, now: Date): Promise<Alert | undefined>;
   };
   mutes: {
     mute(channelId: string, budget: string, until: Date, by: string): Promise<Outcome<void>>;

@@ -4,7 +4,7 @@ import { Alert } from "./alerts/alert.ts";
 import type { ChannelStore } from "./alerts/channels.ts";
 import type { MuteStore } from "./alerts/mutes.ts";
 import { type Actor, type Members, actorText } from "./approvals/members.ts";
-import type { Approvals, ApprovalFailure } from "./approvals/requests.ts";
+import { type Approvals, type ApprovalFailure, decidedAlert, requestedAlert } from "./approvals/requests.ts";
 import { percentOf } from "./budgets/evaluate.ts";
 import { forecastSpend } from "./budgets/forecast.ts";
 import { budgetState } from "./budgets/status.ts";
@@ -12,6 +12,7 @@ import { spendForBudgets } from "./budgets/spend-batch.ts";
 import type { BudgetStore } from "./budgets/store.ts";
 import type { Database } from "./db/connection.ts";
 import { notifications } from "./db/schema.ts";
+import { picoToDecimalString } from "./pricing/money.ts";
 
 /** The parts of a gateway chat commands act through. */
 export interface CommandParts {
@@ -86,6 +87,28 @@ export function commandServices(parts: CommandParts): CommandServices {
         if (!result.ok) return approvalFailure(result);
         const { approval } = result.value;
         return { ok: true, value: { id: approval.id, budget: approval.budget, from: approval.from_amount, to: approval.to_amount, status: approval.status } };
+      },
+      async current(id, now) {
+        const approval = await approvals.get(id);
+        const budget = approval && (await budgets.find(approval.budget_id));
+        if (!approval || !budget) return undefined;
+        const nameOf = async (actor: string | null) => {
+          const colon = actor?.indexOf(":") ?? -1;
+          return colon > 0 ? ((await members.find(actor!.slice(0, colon), actor!.slice(colon + 1)))?.name ?? undefined) : undefined;
+        };
+        const [requester, decider] = await Promise.all([nameOf(approval.requested_by), nameOf(approval.decided_by)]);
+        const names = { ...(requester ? { requested_by_name: requester } : {}), ...(decider ? { decided_by_name: decider } : {}) };
+        if (approval.status === "pending" && approval.expires_at > now) {
+          const [read] = await spendForBudgets(database, [budget], now);
+          if (!read) return undefined;
+          const alert = requestedAlert(approval, budget, { spend: read.spend, period: read.period }, now);
+          const forecast = forecastSpend({ period: read.period, now, spend: read.spend, recentSpend: read.recentSpend });
+          return { ...alert, forecast_usd: forecast === null ? null : picoToDecimalString(forecast), details: { ...alert.details, ...names } };
+        }
+        // Past its time but not yet marked by the job: shown as what it is.
+        const settled = approval.status === "pending" ? { ...approval, status: "expired" as const, decided_at: approval.expires_at } : approval;
+        const alert = decidedAlert(settled, budget, settled.decided_at ?? now);
+        return { ...alert, details: { ...alert.details, ...names } };
       },
     },
     mutes: {

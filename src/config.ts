@@ -146,6 +146,17 @@ export const ConfigSchema = z.object({
   TELEGRAM_WEBHOOK_SECRET: optional.pipe(z.string().regex(/^[A-Za-z0-9_-]{16,256}$/, "16 to 256 letters, digits, _ or - (what Telegram allows in a secret_token)").optional()),
   /** The Bot API's base URL: only tests change it. */
   TELEGRAM_API_ROOT: upstreamUrl("https://api.telegram.org"),
+  /** Teams is on when the bot's Microsoft app id is set (Azure Bot → Configuration), or with TEAMS_AUTH=off. */
+  MicrosoftAppId: optional.pipe(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "the bot's Microsoft app id, a GUID").optional()),
+  /** The app's client secret; not needed with UserAssignedMSI. */
+  MicrosoftAppPassword: optional,
+  /** SingleTenant (new bots), MultiTenant (bots made before it was retired) or UserAssignedMSI. */
+  MicrosoftAppType: z.enum(["SingleTenant", "MultiTenant", "UserAssignedMSI"], { error: "SingleTenant, MultiTenant or UserAssignedMSI" }).default("SingleTenant"),
+  /** The Entra tenant of a SingleTenant or UserAssignedMSI bot. */
+  MicrosoftAppTenantId: optional.pipe(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "the tenant id, a GUID").optional()),
+  /** `off` runs Teams without checking who calls /api/messages, for local development only (refused with NODE_ENV=production). */
+  TEAMS_AUTH: z.enum(["on", "off"], { error: "on or off" }).default("on"),
+  NODE_ENV: optional,
 });
 export type Config = z.infer<typeof ConfigSchema> & {
   /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
@@ -154,6 +165,17 @@ export type Config = z.infer<typeof ConfigSchema> & {
 
 export class ConfigError extends Error {
   readonly kind = "config";
+}
+
+/** Teams settings that only make sense together; no authentication is never allowed in production. */
+function teamsChecks(c: z.infer<typeof ConfigSchema>): void {
+  const fail = (line: string) => {
+    throw new ConfigError(`Invalid configuration:\n  ${line}`);
+  };
+  if (c.TEAMS_AUTH === "off" && c.NODE_ENV === "production") fail("TEAMS_AUTH: expected on in production (NODE_ENV=production): set MicrosoftAppId and its credentials");
+  if (!c.MicrosoftAppId) return;
+  if (c.MicrosoftAppType !== "UserAssignedMSI" && !c.MicrosoftAppPassword) fail("MicrosoftAppPassword: expected the app's client secret, required when MicrosoftAppId is set");
+  if (c.MicrosoftAppType !== "MultiTenant" && !c.MicrosoftAppTenantId) fail(`MicrosoftAppTenantId: expected the tenant id, required for a ${c.MicrosoftAppType} bot`);
 }
 
 /** Reads the environment; a bad value names the variable and what was expected. */
@@ -167,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       "Invalid configuration:\n  TELEGRAM_WEBHOOK_SECRET: expected 16 to 256 letters, digits, _ or -, required when TELEGRAM_BOT_TOKEN is set in webhook mode (or set TELEGRAM_MODE=polling)",
     );
+  if (parsed.success) teamsChecks(parsed.data);
   if (parsed.success) {
     const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
     const providerKeys = Object.fromEntries(

@@ -1,0 +1,294 @@
+import {
+  type Activity,
+  type AdaptiveCardInvokeResponse,
+  type AdaptiveCardInvokeValue,
+  CardFactory,
+  CloudAdapter,
+  ConfigurationBotFrameworkAuthentication,
+  type ConversationReference,
+  MessageFactory,
+  TeamsActivityHandler,
+  TurnContext,
+} from "botbuilder";
+import { actionCommand } from "../../commands/actions.ts";
+import type { CommandContext, CommandServices, Conversation } from "../../commands/context.ts";
+import { parseAmount } from "../../commands/parse.ts";
+import { type Reply, reply } from "../../commands/reply.ts";
+import { answer, refusal, runCommand } from "../../commands/run.ts";
+import type { Config } from "../../src/config.ts";
+import type { Logger } from "../../src/logger.ts";
+import { type AdaptiveCard, CARD_CONTENT_TYPE, INPUTS, VERBS, type Verb, alertsCard, replyCard, summaryText } from "./cards.ts";
+
+/*
+ * Teams' door in, on botbuilder (whose long-term support has ended; its successor, the Microsoft
+ * 365 Agents SDK, speaks the same protocol): every botbuilder type stays in this folder so the
+ * swap is this folder alone. This file turns activities into a caller, a conversation and a
+ * command; commands/ answers, cards.ts draws.
+ */
+
+export const PLATFORM = "teams";
+
+/** Teams gives a bot about 5 s to answer an invoke; a decision that takes longer finishes anyway and the outbox redraws the card. */
+export const INVOKE_ANSWER_MS = 4000;
+
+/** Where a Teams conversation is reached: what a channel stores, and what proactive messages are sent with. */
+export interface TeamsAddress {
+  service_url: string;
+  tenant_id: string;
+  conversation_id: string;
+  [key: string]: unknown;
+}
+
+/**
+ * The conversation an activity is in. A reply in a channel thread names the thread
+ * (`19:...@thread.tacv2;messageid=123`): the binding is to the channel itself.
+ */
+export function addressOf(activity: Partial<Activity>): TeamsAddress | undefined {
+  const id = activity.conversation?.id;
+  const tenant = activity.conversation?.tenantId ?? (activity.channelData as { tenant?: { id?: string } } | undefined)?.tenant?.id;
+  if (!id || !activity.serviceUrl || !tenant) return undefined;
+  return { service_url: activity.serviceUrl, tenant_id: tenant, conversation_id: id.replace(/;messageid=\d+$/, "") };
+}
+
+/** The reference continueConversationAsync needs, from a stored address. */
+export function referenceOf(address: TeamsAddress): Partial<ConversationReference> {
+  return { channelId: "msteams", serviceUrl: address.service_url, conversation: { id: address.conversation_id, tenantId: address.tenant_id, isGroup: false, conversationType: "", name: "" } };
+}
+
+/** The adapter for this gateway's bot credentials; with none (TEAMS_AUTH=off), requests are not authenticated. */
+export function createAdapter(config: Config, logger: Logger): CloudAdapter {
+  const auth = new ConfigurationBotFrameworkAuthentication(
+    config.MicrosoftAppId
+      ? {
+          MicrosoftAppId: config.MicrosoftAppId,
+          MicrosoftAppPassword: config.MicrosoftAppPassword,
+          MicrosoftAppType: config.MicrosoftAppType,
+          MicrosoftAppTenantId: config.MicrosoftAppTenantId,
+        }
+      : {},
+    undefined,
+    undefined,
+    undefined,
+    // The outbox retries, honouring Retry-After: the client tries each call once.
+    { noRetryPolicy: true },
+  );
+  const adapter = new CloudAdapter(auth);
+  adapter.onTurnError = async (_context, error) => {
+    // Only the error's kind: bodies and tokens stay out of the log.
+    logger.error({ component: "teams", error: (error as Error).name, status: (error as { statusCode?: number }).statusCode }, "teams turn failed");
+  };
+  return adapter;
+}
+
+export const cardActivity = (card: AdaptiveCard, title: string): Partial<Activity> => ({
+  ...MessageFactory.attachment(CardFactory.adaptiveCard(card)),
+  summary: summaryText(title),
+});
+
+const TROUBLE = reply({ title: "Something went wrong", summary: "Tollgate could not answer just now; please try again in a minute.", error: true });
+
+/** The reply, or undefined if it is not ready within `ms`. */
+async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, ms, undefined);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What an Action.Execute or Action.Submit sent: its verb, target and the inputs of its form. */
+interface Pressed {
+  verb: Verb;
+  target: string;
+  inputs: Record<string, string>;
+}
+
+function pressed(data: unknown): Pressed | undefined {
+  if (!data || typeof data !== "object") return undefined;
+  const { verb, target, ...rest } = data as Record<string, unknown>;
+  if (typeof verb !== "string" || !(VERBS as readonly string[]).includes(verb) || typeof target !== "string") return undefined;
+  const inputs = Object.fromEntries(Object.entries(rest).filter((e): e is [string, string] => typeof e[1] === "string"));
+  return { verb: verb as Verb, target, inputs };
+}
+
+export interface BotOptions {
+  config: Config;
+  logger: Logger;
+  services: CommandServices;
+  invokeAnswerMs: number;
+}
+
+/**
+ * Commands typed to the bot (`@Tollgate spend this-week` in a channel, or anything in a personal
+ * chat), buttons pressed on its cards, and its installation, which binds the conversation.
+ */
+export class TollgateBot extends TeamsActivityHandler {
+  constructor(private readonly opts: BotOptions) {
+    super();
+    this.onMessage(async (context, next) => {
+      await this.safely("message", context, () => this.message(context));
+      await next();
+    });
+    this.onInstallationUpdateAdd(async (context, next) => {
+      await this.safely("install", context, () => this.install(context));
+      await next();
+    });
+    this.onInstallationUpdateRemove(async (context, next) => {
+      await this.safely("uninstall", context, () => this.uninstall(context));
+      await next();
+    });
+    // Older clients tell of an installation only by adding the bot to the conversation.
+    this.onMembersAdded(async (context, next) => {
+      const bot = context.activity.recipient?.id;
+      if (context.activity.membersAdded?.some((m) => m.id === bot)) await this.safely("install", context, () => this.install(context));
+      await next();
+    });
+  }
+
+  private get services() {
+    return this.opts.services;
+  }
+
+  /** Runs `work`; a failure is logged by its kind and the person told to try again, never shown a stack trace. */
+  private async safely(what: string, context: TurnContext, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (err) {
+      this.opts.logger.error({ component: "teams", error: (err as Error).name, status: (err as { statusCode?: number }).statusCode }, `teams ${what} failed`);
+      if (what === "message") await context.sendActivity(cardActivity(replyCard(TROUBLE), TROUBLE.title)).catch(() => undefined);
+    }
+  }
+
+  private async conversation(activity: Activity): Promise<Conversation> {
+    const address = addressOf(activity);
+    const bound = address && (await this.services.channels.find(PLATFORM, address));
+    const name = activity.conversation?.name ?? (activity.channelData as { channel?: { name?: string } } | undefined)?.channel?.name;
+    return {
+      platform: PLATFORM,
+      address: address ?? {},
+      ...(bound ? { channelId: bound.id } : {}),
+      ...(name ? { name: `Teams ${name}` } : {}),
+      timezone: bound?.timezone ?? this.opts.config.TOLLGATE_TIMEZONE,
+    };
+  }
+
+  /** The caller is their Entra object id: stable across tenants' conversations, and what members are registered by. */
+  private async contextOf(activity: Activity): Promise<CommandContext | undefined> {
+    const userId = activity.from?.aadObjectId;
+    if (!userId) return undefined;
+    return { caller: { platform: PLATFORM, userId, ...(activity.from.name ? { name: activity.from.name } : {}) }, conversation: await this.conversation(activity), services: this.services, now: new Date() };
+  }
+
+  private async message(context: TurnContext): Promise<void> {
+    const activity = context.activity;
+    const ctx = await this.contextOf(activity);
+    if (!ctx) return void (await context.sendActivity(cardActivity(replyCard(NO_USER), NO_USER.title)));
+    // An Action.Submit (the fallback of older clients) arrives as a message carrying the button's data.
+    const press = pressed(activity.value);
+    if (press) return this.submitted(context, press, ctx);
+    const text = TurnContext.removeRecipientMention(activity) ?? activity.text ?? "";
+    const answered = await runCommand(text.replace(/<at>[^<]*<\/at>/g, "").trim(), ctx);
+    await context.sendActivity(cardActivity(replyCard(answered), answered.title));
+  }
+
+  private async install(context: TurnContext): Promise<void> {
+    const activity = context.activity;
+    const address = addressOf(activity);
+    if (!address) return;
+    const personal = activity.conversation?.conversationType === "personal";
+    const kinds = personal ? (["alerts"] as const) : (["alerts", "approvals"] as const);
+    const conversation = await this.conversation(activity);
+    const by = activity.from?.aadObjectId ? `${PLATFORM}:${activity.from.aadObjectId}` : PLATFORM;
+    const result = await this.services.channels.subscribe(conversation, {}, [...kinds], by);
+    if (!result.ok) return;
+    const welcome = reply({
+      title: "Tollgate is connected here",
+      summary: `This conversation now gets budget ${kinds.join(" and ")} for all spend. Type help (mention @Tollgate in a channel) for commands; subscribe team:search alerts narrows it, unsubscribe stops it.`,
+    });
+    await context.sendActivity(cardActivity(replyCard(welcome), welcome.title));
+  }
+
+  private async uninstall(context: TurnContext): Promise<void> {
+    const conversation = await this.conversation(context.activity);
+    if (conversation.channelId) await this.services.channels.unsubscribe(conversation, context.activity.from?.aadObjectId ? `${PLATFORM}:${context.activity.from.aadObjectId}` : PLATFORM);
+  }
+
+  /** A decision on an approval card: the card as it is now, with a line for the presser when nothing changed. */
+  private async decide(press: Pressed, ctx: CommandContext): Promise<AdaptiveCard> {
+    const verb = press.verb === "approve" ? "budget.approve" : "budget.reject";
+    const refused = await refusal(verb, ctx);
+    let notice: string | undefined;
+    if (refused) notice = "Only approvers can decide raises. Your card is unchanged.";
+    else {
+      const reason = press.inputs[INPUTS.rejectReason]?.trim();
+      const result = await this.services.approvals.decide({ id: press.target, decision: press.verb === "approve" ? "approve" : "reject", by: ctx.caller, ...(press.verb === "reject" && reason ? { reason } : {}) });
+      if (!result.ok) notice = result.kind === "conflict" ? `Nothing changed: ${result.message}.` : result.message;
+    }
+    const current = await this.services.approvals.current(press.target, new Date());
+    if (!current) return replyCard(reply({ title: "No such request", summary: `There is no raise request ${press.target}.`, error: true }));
+    return alertsCard([current], notice);
+  }
+
+  /** Any other button: the same command a person could type, answered in the conversation. */
+  private async command(press: Pressed, ctx: CommandContext): Promise<Reply> {
+    if (press.verb === "request_raise") {
+      const words = (press.inputs[INPUTS.amount] ?? "").trim().split(/\s+/).filter(Boolean);
+      const amount = parseAmount(words);
+      if (!amount.ok) return reply({ title: "The raise was not requested", summary: `${amount.error.message}: expected ${amount.error.expected}.`, error: true });
+      return answer({ verb: "budget.raise", name: press.target, amount: amount.amount, reason: (press.inputs[INPUTS.raiseReason] ?? "").trim() }, ctx);
+    }
+    const cmd = await actionCommand({ action: press.verb as "mute" | "breakdown", label: "", target: press.target }, this.services, ctx.now);
+    return cmd ? answer(cmd, ctx) : reply({ title: "Nothing to show", summary: `${press.target} is no longer a budget or a period.`, error: true });
+  }
+
+  /** Action.Submit from a client without Universal Actions: the card is updated in place for everyone, or answered anew. */
+  private async submitted(context: TurnContext, press: Pressed, ctx: CommandContext): Promise<void> {
+    if (press.verb === "approve" || press.verb === "reject" || press.verb === "refresh") {
+      const card = press.verb === "refresh" ? await this.refreshed(press.target) : await this.decide(press, ctx);
+      const replyTo = context.activity.replyToId;
+      if (replyTo) await context.updateActivity({ ...cardActivity(card, "Raise request"), id: replyTo });
+      else await context.sendActivity(cardActivity(card, "Raise request"));
+      return;
+    }
+    const answered = await this.command(press, ctx);
+    await context.sendActivity(cardActivity(replyCard(answered), answered.title));
+  }
+
+  private async refreshed(id: string): Promise<AdaptiveCard> {
+    const current = await this.services.approvals.current(id, new Date());
+    return current ? alertsCard([current]) : replyCard(reply({ title: "No such request", summary: `There is no raise request ${id}.`, error: true }));
+  }
+
+  /**
+   * `adaptiveCard/action` invokes (Action.Execute and refresh). A decision answers with the card
+   * as it is then, so the presser sees it at once; the others see it through refresh and through
+   * the outbox's update of the message. Other buttons answer in the conversation and leave the card.
+   */
+  protected override async onAdaptiveCardInvoke(context: TurnContext, value: AdaptiveCardInvokeValue): Promise<AdaptiveCardInvokeResponse> {
+    const press = pressed({ ...(value.action?.data ?? {}), verb: value.action?.verb });
+    const cardAnswer = (card: AdaptiveCard): AdaptiveCardInvokeResponse => ({ statusCode: 200, type: CARD_CONTENT_TYPE, value: card as unknown as Record<string, unknown> });
+    const message = (text: string): AdaptiveCardInvokeResponse => ({ statusCode: 200, type: "application/vnd.microsoft.activity.message", value: text as unknown as Record<string, unknown> });
+    if (!press) return { statusCode: 400, type: "application/vnd.microsoft.error", value: { code: "BadRequest", message: "This button is not one of Tollgate's." } as unknown as Record<string, unknown> };
+    try {
+      if (press.verb === "refresh") return cardAnswer(await this.refreshed(press.target));
+      const ctx = await this.contextOf(context.activity);
+      if (!ctx) return message(NO_USER.summary ?? NO_USER.title);
+      if (press.verb === "approve" || press.verb === "reject") {
+        const card = await within(this.decide(press, ctx), this.opts.invokeAnswerMs);
+        return cardAnswer(card ?? replyCard(reply({ title: "Deciding…", summary: "This card updates for everyone when the decision is recorded." })));
+      }
+      const answered = await this.command(press, ctx);
+      await context.sendActivity(cardActivity(replyCard(answered), answered.title));
+      return message(answered.error ? answered.title : "Done");
+    } catch (err) {
+      this.opts.logger.error({ component: "teams", error: (err as Error).name }, "teams card action failed");
+      return message(TROUBLE.summary!);
+    }
+  }
+}
+
+const NO_USER = reply({ title: "Who is asking?", summary: "Tollgate answers people signed in to Microsoft Teams with a work account.", error: true });

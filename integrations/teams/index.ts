@@ -1,0 +1,38 @@
+import type { CloudAdapter } from "botbuilder";
+import type { Config } from "../../src/config.ts";
+import type { Integration } from "../../src/integration.ts";
+import type { Logger } from "../../src/logger.ts";
+import { INVOKE_ANSWER_MS, createAdapter } from "./bot.ts";
+import { teamsDeliverer } from "./deliver.ts";
+import { mountTeams } from "./mount.ts";
+
+export interface TeamsOptions {
+  /** How long an approval invoke waits for its decision before answering with a "deciding" card; tests shorten it. */
+  invokeAnswerMs: number;
+}
+
+/** Teams is on with a bot app id, or with TEAMS_AUTH=off for local development. */
+const enabled = (config: Config) => Boolean(config.MicrosoftAppId) || config.TEAMS_AUTH === "off";
+
+/**
+ * Microsoft Teams: commands, card actions and installs through /api/messages, alerts through the
+ * outbox as Adaptive Cards sent proactively.
+ * One adapter per gateway config serves both ways.
+ */
+export function teamsIntegration(options: Partial<TeamsOptions> = {}): Integration {
+  const adapters = new WeakMap<Config, CloudAdapter>();
+  const adapterFor = (config: Config, logger: Logger) => {
+    let adapter = adapters.get(config);
+    if (!adapter) adapters.set(config, (adapter = createAdapter(config, logger)));
+    return adapter;
+  };
+  return {
+    platform: "teams",
+    connect: (config, logger) => (enabled(config) ? teamsDeliverer(adapterFor(config, logger), config, logger) : undefined),
+    mount: (app, context) => {
+      if (enabled(context.config)) mountTeams(app, context, adapterFor(context.config, context.logger), options.invokeAnswerMs ?? INVOKE_ANSWER_MS);
+    },
+  };
+}
+
+export const teams: Integration = teamsIntegration();

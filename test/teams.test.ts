@@ -1,0 +1,256 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { sql } from "drizzle-orm";
+import { createAdapter } from "../integrations/teams/bot.ts";
+import { teamsDeliverer } from "../integrations/teams/deliver.ts";
+import { teamsIntegration } from "../integrations/teams/index.ts";
+import { webhook } from "../integrations/webhook/index.ts";
+import type { ChannelInfo } from "../src/alerts/channels.ts";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/logger.ts";
+import { type FakeConnector, startFakeConnector } from "./fakes/bot-connector.ts";
+import { cardProblems } from "./helpers/adaptive-card.ts";
+import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+/*
+ * botbuilder's CloudAdapter and TeamsActivityHandler on the gateway's /api/messages, driven with
+ * activities as Teams sends them, and talking to a fake Bot Framework connector that records every
+ * call. Authentication is off (TEAMS_AUTH=off): the inbound JWT check and the outbound token
+ * request are botbuilder's own and are not exercised here.
+ */
+
+const TENANT = "7d4b7c7e-0000-4000-8000-000000000001";
+const CHANNEL = "19:approvals0001@thread.tacv2";
+const BOT = { id: "28:tollgate-bot", name: "Tollgate" };
+interface Person { aad: string; name: string; chat: string }
+const DANA: Person = { aad: "aad-dana", name: "Dana Ruiz", chat: "a:personal-dana" };
+const OMAR: Person = { aad: "aad-omar", name: "Omar Approver", chat: "a:personal-omar" };
+const RITA: Person = { aad: "aad-rita", name: "Rita Requester", chat: "a:personal-rita" };
+const VIC: Person = { aad: "aad-vic", name: "Vic Viewer", chat: "a:personal-vic" };
+const BUDGET = "search-monthly";
+
+let connector: FakeConnector;
+let t: TestGateway;
+let seq = 0;
+
+function activity(who: Person, where: "channel" | "personal", extra: Record<string, unknown>): Record<string, unknown> {
+  const conversation = where === "channel" ? { id: `${CHANNEL};messageid=${1000 + seq}`, conversationType: "channel", isGroup: true, tenantId: TENANT, name: "approvals" } : { id: who.chat, conversationType: "personal", tenantId: TENANT };
+  return {
+    type: "message",
+    id: `act-${seq++}`,
+    timestamp: new Date().toISOString(),
+    channelId: "msteams",
+    serviceUrl: connector.serviceUrl,
+    from: { id: `29:${who.aad}`, name: who.name, aadObjectId: who.aad },
+    recipient: BOT,
+    conversation,
+    channelData: { tenant: { id: TENANT }, ...(where === "channel" ? { channel: { id: CHANNEL, name: "approvals" }, team: { id: "19:team@thread.tacv2" } } : {}) },
+    ...extra,
+  };
+}
+
+async function post(body: Record<string, unknown>): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${t.base}/api/messages`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Says `text` to the bot and returns the card it answered with. */
+async function say(who: Person, where: "channel" | "personal", text: string): Promise<any> {
+  const msg = activity(who, where, where === "channel"
+    ? { text: `<at>Tollgate</at> ${text}`, entities: [{ type: "mention", mentioned: BOT, text: "<at>Tollgate</at>" }] }
+    : { text });
+  const before = connector.calls.length;
+  const res = await post(msg);
+  assert.ok(res.status === 200 || res.status === 202, `status ${res.status}`);
+  const replies = connector.calls.slice(before).filter((c) => c.method === "POST" && c.activityId === msg.id);
+  assert.equal(replies.length, 1, `one reply to ${text}`);
+  return cardOf(replies[0]!.body);
+}
+
+const cardOf = (activity: Record<string, unknown>) => (activity.attachments as { contentType: string; content: any }[])[0]!.content;
+
+function texts(v: unknown): string {
+  if (Array.isArray(v)) return v.map(texts).join("\n");
+  if (!v || typeof v !== "object") return "";
+  const o = v as Record<string, unknown>;
+  return [typeof o.text === "string" ? o.text : "", typeof o.value === "string" ? o.value : "", ...Object.values(o).map(texts)].filter(Boolean).join("\n");
+}
+
+const invoke = (who: Person, verb: string, target: string, inputs: Record<string, string> = {}) =>
+  post(activity(who, "channel", { type: "invoke", name: "adaptiveCard/action", value: { action: { type: "Action.Execute", verb, data: { verb, target, ...inputs } }, trigger: "manual" } }));
+
+async function member(who: Person, role: string) {
+  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "teams", user_id: who.aad, role, name: who.name }) });
+  assert.ok(res.ok, await res.clone().text());
+}
+
+async function teamsChannels(): Promise<ChannelInfo[]> {
+  const { channels } = (await (await t.admin("/api/channels")).json()) as { channels: ChannelInfo[] };
+  return channels.filter((c) => c.platform === "teams");
+}
+
+const amount = async () => ((await (await t.admin(`/api/budgets/${BUDGET}`)).json()) as { amount_usd: string }).amount_usd;
+/** Proactive messages to a conversation (botbuilder posts them as replies to its continuation activity, never to one the tests sent). */
+const sentTo = (conversation: string) => connector.calls.filter((c) => c.method === "POST" && c.conversationId === conversation && !c.activityId?.startsWith("act-"));
+
+async function requestRaise(to: string, reason: string): Promise<string> {
+  const card = await say(RITA, "personal", `budget raise ${BUDGET} ${to} ${reason}`);
+  const id = /apr\\_[0-9a-f]+/.exec(texts(card))?.[0]?.replace("\\", "");
+  assert.ok(id, texts(card));
+  return id;
+}
+
+before(async () => {
+  connector = await startFakeConnector();
+  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [webhook, teamsIntegration()] });
+  await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer")]);
+  const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search" }, amount_usd: "500", period: "month" }) });
+  assert.equal(res.status, 201, await res.clone().text());
+});
+
+after(async () => {
+  await t?.close();
+  await connector?.close();
+});
+
+describe("Teams", () => {
+  test("TEAMS_AUTH=off is refused in production", () => {
+    assert.throws(() => loadConfig({ TEAMS_AUTH: "off", NODE_ENV: "production" }), /TEAMS_AUTH: expected on in production/);
+    assert.throws(() => loadConfig({ MicrosoftAppId: randomUUID(), MicrosoftAppPassword: "x" }), /MicrosoftAppTenantId/);
+  });
+
+  test("/api/messages is the bot's, not behind the admin token; commands in a channel (mention stripped) and in a personal chat", async () => {
+    const spend = await say(VIC, "channel", "spend this-week");
+    assert.deepEqual(cardProblems(spend), []);
+    assert.match(texts(spend), /AI spend/);
+    const help = await say(VIC, "personal", "help");
+    assert.match(texts(help), /budget list/);
+    const wrong = await say(VIC, "personal", "spnd");
+    assert.match(texts(wrong), /did you mean/);
+    const refused = await say(VIC, "channel", "subscribe alerts");
+    assert.match(texts(refused), /needs the admin role/);
+  });
+
+  test("install binds the conversation: the reference is stored as a channel, and the welcome card says what it gets", async () => {
+    const before = connector.calls.length;
+    const res = await post(activity(DANA, "channel", { type: "installationUpdate", action: "add" }));
+    assert.ok(res.status < 300);
+    for (const who of [RITA, DANA]) assert.ok((await post(activity(who, "personal", { type: "installationUpdate", action: "add" }))).status < 300);
+    const channels = await teamsChannels();
+    const bound = channels.find((c) => c.address.conversation_id === CHANNEL);
+    assert.ok(bound, JSON.stringify(channels));
+    assert.deepEqual(bound.address, { service_url: connector.serviceUrl, tenant_id: TENANT, conversation_id: CHANNEL });
+    assert.deepEqual(bound.subscriptions.kinds.sort(), ["alerts", "approvals"]);
+    assert.deepEqual(channels.find((c) => c.address.conversation_id === RITA.chat)?.subscriptions.kinds, ["alerts"]);
+    assert.match(texts(cardOf(connector.calls[before]!.body)), /Tollgate is connected here/);
+    // Installing again binds nothing new.
+    await post(activity(DANA, "channel", { type: "installationUpdate", action: "add" }));
+    assert.equal((await teamsChannels()).length, 3);
+  });
+
+  test("a raise asked in Teams reaches the approvals channel as a card; a non-approver gets it back refused; approval raises at once, audits, updates the card and tells the requester", async () => {
+    const id = await requestRaise("800", "launch week");
+    await waitFor("the request card in the channel", () => sentTo(CHANNEL).some((c) => texts(cardOf(c.body)).includes(id.replace("_", "\\_"))));
+    const posted = sentTo(CHANNEL).find((c) => texts(cardOf(c.body)).includes(id.replace("_", "\\_")))!;
+    const card = cardOf(posted.body);
+    assert.deepEqual(cardProblems(card), []);
+    assert.deepEqual(card.refresh.action.data, { verb: "refresh", target: id });
+    assert.match(texts(card), /\$500\.00 → \$800\.00/);
+    assert.match(texts(card), /launch week/);
+    assert.match(texts(card), /Rita Requester|teams:aad-rita/);
+
+    const refused = await invoke(VIC, "approve", id);
+    assert.equal(refused.status, 200);
+    assert.equal(refused.body.statusCode, 200);
+    assert.equal(refused.body.type, "application/vnd.microsoft.card.adaptive");
+    assert.match(texts(refused.body.value), /Only approvers can decide raises/);
+    assert.ok(refused.body.value.actions.length > 0, "still undecided");
+    assert.equal(await amount(), "500");
+
+    const approved = await invoke(DANA, "approve", id);
+    assert.equal(approved.status, 200);
+    assert.equal(approved.body.type, "application/vnd.microsoft.card.adaptive");
+    assert.deepEqual(cardProblems(approved.body.value), []);
+    assert.match(texts(approved.body.value), /\*\*Approved\*\* by Dana Ruiz, \{\{TIME\(.*\)\}\}, \$500\.00 → \$800\.00/);
+    assert.equal(approved.body.value.refresh, undefined);
+    assert.equal(await amount(), "800");
+    const audit = (await (await t.admin(`/api/audit?entity=approval&entity_id=${id}`)).json()) as { entries?: { action: string; actor: string }[]; items?: { action: string; actor: string }[] };
+    const entries = audit.entries ?? audit.items ?? [];
+    assert.equal(entries.filter((e) => e.action === "approve").length, 1, JSON.stringify(audit));
+
+    // Everyone sees it: the outbox updates the card in place, and the requester hears back where they asked.
+    await waitFor("the card updated in place", () => connector.calls.some((c) => c.method === "PUT" && c.conversationId === CHANNEL && /Approved/.test(texts(c.body))));
+    await waitFor("the requester told", () => sentTo(RITA.chat).some((c) => /approved/.test(texts(cardOf(c.body)))));
+    const refreshed = await invoke(VIC, "refresh", id);
+    assert.match(texts(refreshed.body.value), /\*\*Approved\*\* by Dana Ruiz/);
+
+    // A second decision changes nothing and shows who decided first.
+    const again = await invoke(OMAR, "approve", id);
+    assert.match(texts(again.body.value), /Nothing changed: already approved by teams:aad-dana/);
+    assert.match(texts(again.body.value), /\*\*Approved\*\* by Dana Ruiz/);
+    const rejectLate = await invoke(OMAR, "reject", id, { reject_reason: "too late" });
+    assert.match(texts(rejectLate.body.value), /Nothing changed/);
+    assert.equal(await amount(), "800");
+  });
+
+  test("rejection with a reason from the card; an expired request says so; the Action.Submit fallback updates the card", async () => {
+    const id = await requestRaise("900", "more tests");
+    const rejected = await invoke(OMAR, "reject", id, { reject_reason: "not this month" });
+    assert.match(texts(rejected.body.value), /\*\*Rejected\*\* by Omar Approver/);
+    assert.match(texts(rejected.body.value), /not this month/);
+    assert.equal(await amount(), "800");
+    await waitFor("the requester told of the rejection", () => sentTo(RITA.chat).some((c) => /rejected/.test(texts(cardOf(c.body)))));
+
+    const late = await requestRaise("1000", "expiring");
+    await t.gateway.database.db.execute(sql`update approvals set expires_at = now() - interval '1 minute' where id = ${late}`);
+    const expired = await invoke(DANA, "approve", late);
+    assert.match(texts(expired.body.value), /expired/);
+    assert.match(texts(expired.body.value), /\*\*Expired\*\* without a decision/);
+    assert.equal(await amount(), "800");
+
+    const third = await requestRaise("1100", "old client");
+    const escaped = third.replace("_", "\\_");
+    await waitFor("the third request's card", () => [...connector.activities.values()].some((a) => a.conversationId === CHANNEL && texts(a.activity).includes(escaped)));
+    const cardId = [...connector.activities.entries()].find(([, a]) => a.conversationId === CHANNEL && texts(a.activity).includes(escaped))![0];
+    const submit = activity(DANA, "channel", { value: { verb: "approve", target: third }, replyToId: cardId });
+    const before = connector.calls.length;
+    assert.ok((await post(submit)).status < 300);
+    // The bot updates the card itself (with the decider's member name); the outbox's update of the same card may come first or after.
+    const updates = connector.calls.slice(before).filter((c) => c.method === "PUT" && c.activityId === cardId);
+    assert.ok(updates.some((u) => /\*\*Approved\*\* by Dana Ruiz/.test(texts(cardOf(u.body)))), "the card updated by the bot itself");
+    assert.equal(await amount(), "1100");
+  });
+
+  test("delivery: 429 is retried after the connector's Retry-After, 5xx retried, 403 means the bot was removed (gone)", async () => {
+    const config = loadConfig({ TEAMS_AUTH: "off", TOLLGATE_DATA_DIR: "/tmp" });
+    const deliverer = teamsDeliverer(createAdapter(config, createLogger("silent")), config, createLogger("silent"));
+    const target = { id: "c1", platform: "teams", name: "x", address: { service_url: connector.serviceUrl, tenant_id: TENANT, conversation_id: "19:other@thread.tacv2" }, secret: null, timezone: "UTC" };
+    const alert = { id: "a", kind: "threshold" as const, title: "t", summary: "s", budget: null, spend_usd: null, amount_usd: null, percent: null, threshold: null, period: null, forecast_usd: null, forecast_method: null, top: [], actions: [], details: {}, at: new Date().toISOString() };
+    const message = { id: 1, dedupeKey: "d", attempt: 1, payload: { alerts: [alert] }, createdAt: new Date() };
+    const ctx = () => ({ now: new Date(), signal: AbortSignal.timeout(5000), publicUrl: undefined });
+    connector.failNext(429, 1, 7);
+    assert.deepEqual(await deliverer.deliver(target, message, ctx()), { kind: "retry", message: "Teams answered 429", retryAfterMs: 7000 });
+    connector.failNext(503);
+    assert.equal((await deliverer.deliver(target, message, ctx())).kind, "retry");
+    connector.failNext(403);
+    assert.equal((await deliverer.deliver(target, message, ctx())).kind, "gone");
+    const ok = await deliverer.deliver(target, message, ctx());
+    assert.equal(ok.kind, "delivered");
+  });
+
+  test("through the outbox: a 403 (bot removed from the conversation) disables the channel and says so", async () => {
+    const removed = "19:removed@thread.tacv2";
+    const install = activity(DANA, "channel", { type: "installationUpdate", action: "add" });
+    (install.conversation as { id: string }).id = removed;
+    assert.ok((await post(install)).status < 300);
+    connector.refuse(removed, 403);
+    await requestRaise("1200", "gone");
+    await waitFor("the channel disabled", async () => (await teamsChannels()).some((c) => !c.enabled));
+    const disabled = (await teamsChannels()).filter((c) => !c.enabled);
+    assert.deepEqual(disabled.map((c) => c.address.conversation_id), [removed]);
+    assert.match(disabled[0]!.disabled_reason ?? "", /Teams answered 403/);
+  });
+});
