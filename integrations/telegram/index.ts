@@ -1,0 +1,30 @@
+import { Telegram } from "telegraf";
+import type { Integration } from "../../src/integration.ts";
+import { telegramCommand } from "./cli.ts";
+import { telegramDeliverer } from "./deliver.ts";
+import { mountTelegram } from "./mount.ts";
+import { ChatPacer, PACE, type PaceLimits } from "./pacer.ts";
+
+export interface TelegramOptions {
+  /** Telegram's send limits; tests shorten them. */
+  pace: PaceLimits;
+}
+
+/**
+ * Telegram, on when TELEGRAM_BOT_TOKEN is set: commands and buttons through /telegram/webhook (or
+ * polling), alerts through the outbox with sendMessage, and `tollgate telegram link|set-webhook`.
+ * The bot's answers and the outbox's alerts share one pacer, so a chat's limits count both.
+ */
+export function telegramIntegration(options: Partial<TelegramOptions> = {}): Integration {
+  const pacer = new ChatPacer(options.pace ?? PACE);
+  const integration: Integration = {
+    platform: "telegram",
+    connect: (config, logger) =>
+      config.TELEGRAM_BOT_TOKEN ? telegramDeliverer(new Telegram(config.TELEGRAM_BOT_TOKEN, { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false }), pacer, logger) : undefined,
+    mount: (app, context) => mountTelegram(app, context, pacer),
+  };
+  integration.cli = { telegram: (ctx) => telegramCommand(ctx, integration) };
+  return integration;
+}
+
+export const telegram: Integration = telegramIntegration();
