@@ -12,6 +12,7 @@ import { openDatabase } from "../src/db/connection.ts";
 import { budgets, channels } from "../src/db/schema.ts";
 import { createLogger } from "../src/logger.ts";
 import { PICO_PER_USD } from "../src/pricing/money.ts";
+import type { GateBenchRow } from "./budget-gate.ts";
 import { ADMIN, startServer } from "./ingest.ts";
 import { freshDatabase, percentile } from "./postgres.ts";
 import { fill } from "./spend.ts";
@@ -39,6 +40,8 @@ export interface BudgetsBenchResult {
     seconds: number;
     targetRate: number;
     eventsPerSecond: number;
+    /** Requests the gateway did not answer 200 (or at all). */
+    failedRequests: number;
     probes: number;
     seen: number;
     p50Ms: number;
@@ -177,9 +180,11 @@ async function latencyBench(url: string, opts: { seconds: number; rate: number; 
     let polling = true;
     const poller = (async () => {
       while (polling) {
-        const rows = await database.rows<{ id: string; names: string[] }>(
-          sql`select id::text, jsonb_path_query_array(payload, '$.alerts[*].budget.name') as names from notifications where id > ${after} order by id`,
-        );
+        const rows = await database
+          .rows<{ id: string; names: string[] }>(
+            sql`select id::text, jsonb_path_query_array(payload, '$.alerts[*].budget.name') as names from notifications where id > ${after} order by id`,
+          )
+          .catch(() => []);
         const now = Date.now();
         for (const r of rows) {
           after = Math.max(after, Number(r.id));
@@ -201,6 +206,7 @@ async function latencyBench(url: string, opts: { seconds: number; rate: number; 
     const intervalMs = (batchSize / opts.rate) * 1000;
     const inFlight = new Set<Promise<void>>();
     let accepted = 0;
+    let failed = 0;
     let batches = 0;
     let probes = 0;
     const started = Date.now();
@@ -213,13 +219,19 @@ async function latencyBench(url: string, opts: { seconds: number; rate: number; 
       if (Date.now() >= nextProbe) {
         const name = `probe-${probes++}`;
         sentAt.set(name, Date.now());
-        const p = post(`{"id":"${name}","timestamp":"${new Date().toISOString()}","provider":"openai","model":"gpt-4o","input_tokens":1000,"team":"${name}"}`).then(() => {});
+        const p = post(`{"id":"${name}","timestamp":"${new Date().toISOString()}","provider":"openai","model":"gpt-4o","input_tokens":1000,"team":"${name}"}`).then(
+          () => undefined,
+          () => void failed++,
+        );
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p));
       }
       // A client that falls behind skips batches rather than bursting: the rate is what it achieves.
       if (Date.now() >= nextBatch && inFlight.size < 64) {
-        const p = post(loadBody(batches, batchSize)).then((n) => void (accepted += n));
+        const p = post(loadBody(batches, batchSize)).then(
+          (n) => void (accepted += n),
+          () => void failed++,
+        );
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p));
       }
@@ -236,6 +248,7 @@ async function latencyBench(url: string, opts: { seconds: number; rate: number; 
       seconds: round(seconds),
       targetRate: opts.rate,
       eventsPerSecond: Math.round(accepted / seconds),
+      failedRequests: failed,
       probes: sentAt.size,
       seen: latencies.length,
       p50Ms: Math.round(percentile(latencies, 50)),
@@ -273,9 +286,9 @@ ${ranAt}
 |---:|---:|---:|---:|---:|---:|---:|
 | ${n(r.budgets)} | ${n(r.userBudgets)} | ${n(r.ledgerEvents)} events over 10 days | ${n(r.firstRun.ms)} ms (${n(r.firstRun.alerts)}) | ${r.steady.p50Ms} ms | **${r.steady.p95Ms} ms** | ${r.steady.maxMs} ms |
 
-| ingest for | events/s achieved | probes | alerts seen | latency p50 | p95 | max |
-|---:|---:|---:|---:|---:|---:|---:|
-| ${l.seconds} s | ${n(l.eventsPerSecond)} | ${l.probes} | ${l.seen} | ${n(l.p50Ms)} ms | **${n(l.p95Ms)} ms** | ${n(l.maxMs)} ms |
+| ingest for | events/s achieved | failed requests | probes | alerts seen | latency p50 | p95 | max |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| ${l.seconds} s | ${n(l.eventsPerSecond)} | ${l.failedRequests} | ${l.probes} | ${l.seen} | ${n(l.p50Ms)} ms | **${n(l.p95Ms)} ms** | ${n(l.maxMs)} ms |
 
 Evaluation is timed in-process around \`evaluateAll\` on Postgres (ledger filled by the spend bench's
 fill, in SQL); budgets have eight scope shapes (everything, team, project, feature, team+model,
@@ -285,4 +298,19 @@ crossed, with each alert's top contributors; steady runs find nothing new. Laten
 its own process, jobs on, usage posted in batches of 100; each probe is one event posted alone for a
 budget only it crosses, timed from just before its POST to when a poller (every 25 ms) sees its
 outbox row. Load generator, gateway and Postgres share the machine's cores.`;
+}
+
+/** The RESULTS.md section of the hard-budget check (bench/budget-gate.ts, the enforcer's own bench). */
+export function gateSection(r: { open: GateBenchRow; enforced: GateBenchRow[] }, ranAt: string): string {
+  const line = (label: string, g: GateBenchRow) => `| ${label} | ${n(g.calls)} | ${g.p50Us} µs | **${g.p99Us} µs** | ${g.waited} |`;
+  return `## Hard-budget check: what it adds to a proxied call (target p99 ≤ 50 µs)
+
+${ranAt}
+
+| hard budgets | calls | p50 | p99 | waited for a lease |
+|---|---:|---:|---:|---:|
+${[line("none (open gate)", r.open), ...r.enforced.map((g) => line(n(g.budgets), g))].join("\n")}
+
+Timed in-process around the gate's \`check\` and the \`settle\` that follows it (bench/budget-gate.ts),
+one call at a time, the call matching one of the budgets; leases taken before timing starts.`;
 }

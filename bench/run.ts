@@ -1,7 +1,8 @@
 import { execSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { benchBudgets, budgetsSection } from "./budgets.ts";
+import { benchBudgetGate } from "./budget-gate.ts";
+import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy } from "./proxy.ts";
 import { proxySection } from "./proxy-report.ts";
@@ -101,6 +102,9 @@ if (which === "all" || which === "budgets") {
   });
   console.log("budgets", JSON.stringify(r, null, 2));
   put("## Budgets:", budgetsSection(r, ranAt()));
+  const gate = await benchBudgetGate();
+  console.log("budget gate", JSON.stringify(gate, null, 2));
+  put("## Hard-budget check:", gateSection(gate, ranAt()));
 }
 if (which === "all" || which === "slack") {
   const r = await benchSlack({ runs: Number(process.env.BENCH_SLACK_RUNS ?? 100), days: 60 });

@@ -5,7 +5,7 @@ import { budgetAlert } from "../src/alerts/budget-alerts.ts";
 import { digestAlert, digestDue, localClock } from "../src/alerts/digest.ts";
 import { type HourlyFacts, BASELINE_HOURS, detectAnomaly, isqrt } from "../src/budgets/anomaly.ts";
 import { type Budget, budgetPeriod } from "../src/budgets/budget.ts";
-import { type BudgetFacts, type Decision, type Firing, evaluateBudget } from "../src/budgets/evaluate.ts";
+import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "../src/budgets/evaluate.ts";
 import { FORECAST_METHOD, forecastReady, forecastSpend, recentWindowStart } from "../src/budgets/forecast.ts";
 import { budgetState } from "../src/budgets/status.ts";
 import { previousPeriod } from "../src/ledger/period.ts";
@@ -62,6 +62,18 @@ test("a threshold is crossed at exactly its percent and not one pico-dollar befo
   const b = budget({ amount: usd(500) });
   assert.deepEqual(summary(evaluateBudget(facts(b, usd(250) - 1n))), []);
   assert.deepEqual(summary(evaluateBudget(facts(b, usd(250)))), ["threshold 50 notify"]);
+});
+
+test("the next line is the lowest threshold not yet reached, or the amount of a hard budget, to the pico-dollar", () => {
+  const b = budget({ amount: 3n, thresholds: [50, 80] });
+  // 50 % of 3 pico-dollars is reached at 2 (2 × 100 ≥ 50 × 3), 80 % at 3.
+  assert.equal(nextLine(b, 0n), 2n);
+  assert.equal(nextLine(b, 1n), 2n);
+  assert.equal(nextLine(b, 2n), 3n);
+  assert.equal(nextLine(b, 3n), null);
+  assert.equal(nextLine({ ...b, mode: "hard" }, 3n), null);
+  assert.equal(nextLine(budget({ mode: "hard", thresholds: [50] }), usd(300)), usd(500));
+  assert.equal(nextLine(budget({ thresholds: [50, 120] }), usd(500)), usd(600));
 });
 
 test("a paused budget records and sends nothing", () => {

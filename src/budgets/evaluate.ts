@@ -65,6 +65,22 @@ function latestMark(firings: readonly Firing[], periodStart: Date): Firing | und
 /** Whether `spend` has reached `percent` % of `amount`, exactly. */
 export const reached = (spend: bigint, amount: bigint, percent: number) => spend * 100n >= BigInt(percent) * amount;
 
+/**
+ * The spend at which a budget next has a line to cross: its lowest threshold not yet reached, or
+ * for a hard budget its amount. Null when every line is behind it. Between full evaluations, spend
+ * short of this needs no reading of the rollups.
+ */
+export function nextLine(budget: Pick<Budget, "amount" | "thresholds" | "mode">, spend: bigint): bigint | null {
+  const percents = budget.mode === "hard" ? [...budget.thresholds, 100] : budget.thresholds;
+  let next: bigint | null = null;
+  for (const t of percents) {
+    // reached ⇔ spend × 100 ≥ t × amount ⇔ spend ≥ ⌈t × amount / 100⌉
+    const at = (BigInt(t) * budget.amount + 99n) / 100n;
+    if (at > spend && (next === null || at < next)) next = at;
+  }
+  return next;
+}
+
 /** Whole percent of the amount spent, floored. */
 export const percentOf = (spend: bigint, amount: bigint): number => Number((spend * 100n) / amount);
 

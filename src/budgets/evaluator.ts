@@ -4,6 +4,15 @@
  * firing row is: rows are inserted with ON CONFLICT DO NOTHING and only the rows this process
  * actually inserted are handed to the notifier, in the same transaction, so two processes
  * evaluating at once send each alert once between them.
+ *
+ * After a flush, a budget is read again only when it may have something to say: each exact read
+ * leaves an estimate (the spend read plus what this process has recorded against the budget
+ * since), and a budget is evaluated when that estimate reaches its next line, or when it has no
+ * estimate, changed, or entered a new period. An estimate may count an event twice (an extra read,
+ * never a false alert, as alerts come from exact reads only) or miss another process's events
+ * (caught by that process's own flushes, or by the scheduled run of all budgets). Under a steady
+ * flood of writes, evaluation then costs memory lookups, not queries. Forecasts and anomalies come
+ * from the scheduled run and from budgets read for another reason.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,7 +28,7 @@ import type { Logger } from "../logger.ts";
 import { ANOMALY_QUIET_HOURS, HourlyFactsReader, detectAnomaly, hourOf } from "./anomaly.ts";
 import type { Attributes, Budget } from "./budget.ts";
 import { topContributors } from "./contributors.ts";
-import { type BudgetFacts, type Decision, type Firing, evaluateBudget } from "./evaluate.ts";
+import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "./evaluate.ts";
 import { forecastSpend } from "./forecast.ts";
 import { type BudgetSpend, groupByScope, matching, scopeKey, spendForBudgets } from "./spend-batch.ts";
 import { budgetOf } from "./store.ts";
@@ -41,8 +50,22 @@ export interface EvaluationResult {
 }
 
 const HOUR_MS = 3_600_000;
+/** How long runs after writes may use the list of budgets: changes made in this process drop it at once. */
+const BUDGETS_MAX_AGE_MS = 5000;
 /** Rows per insert statement, well under the 65,535 parameters a statement may have. */
 const INSERT_CHUNK = 1000;
+
+/** What the last exact read said of a budget, and what this process has recorded against it since. */
+interface Estimate {
+  updatedAt: number;
+  periodEnd: number;
+  /** pico-USD read from the rollups. */
+  read: bigint;
+  /** pico-USD of this process's flushes since. */
+  added: bigint;
+  /** nextLine(budget, read). */
+  next: bigint | null;
+}
 
 interface Planned {
   facts: BudgetFacts;
@@ -51,7 +74,10 @@ interface Planned {
 }
 
 export class BudgetEvaluator {
-  private readonly pending = new Map<string, Attributes>();
+  /** Attribution of flushed events and their cost, by scopeKey. */
+  private readonly pending = new Map<string, { attributes: Attributes; cost: bigint }>();
+  private readonly estimates = new Map<string, Estimate>();
+  private listed: { at: number; budgets: Budget[] } | undefined;
   private readonly changed = new Set<string>();
   private readonly hourly = new HourlyFactsReader();
   private turn: Promise<unknown> = Promise.resolve();
@@ -65,7 +91,7 @@ export class BudgetEvaluator {
 
   /** Every budget that is not paused, from the rollups. */
   async evaluateAll(now = new Date()): Promise<EvaluationResult> {
-    return this.evaluate(await this.activeBudgets(), now);
+    return this.evaluate(await this.activeBudgets(0), now);
   }
 
   /**
@@ -76,13 +102,17 @@ export class BudgetEvaluator {
   evaluateMatching(events: readonly PricedEvent[]): void {
     for (const e of events) {
       const attributes: Attributes = { team: e.team, project: e.project, feature: e.feature, user: e.user, model: e.model, provider: e.provider, key: e.api_key_id };
-      this.pending.set(scopeKey(attributes), attributes);
+      const key = scopeKey(attributes);
+      const seen = this.pending.get(key);
+      if (seen) seen.cost += e.cost;
+      else this.pending.set(key, { attributes, cost: e.cost });
     }
     this.schedule();
   }
 
   /** A budget was created or changed (a raise lifts it back under at once): evaluated with the next run. */
   budgetChanged(id: string): void {
+    this.listed = undefined;
     this.changed.add(id);
     this.schedule();
   }
@@ -107,12 +137,22 @@ export class BudgetEvaluator {
     this.pending.clear();
     this.changed.clear();
     try {
-      const active = await this.activeBudgets();
+      const active = await this.activeBudgets(BUDGETS_MAX_AGE_MS);
       const groups = groupByScope(active);
-      const matched = new Set([...seen.flatMap((attributes) => matching(groups, attributes)), ...active.filter((b) => changed.has(b.id))]);
-      if (matched.size === 0) return;
+      const now = new Date();
+      const due = new Set(active.filter((b) => changed.has(b.id)));
+      for (const { attributes, cost } of seen)
+        for (const budget of matching(groups, attributes)) {
+          const estimate = this.estimates.get(budget.id);
+          if (!estimate || estimate.updatedAt !== budget.updated_at.getTime() || now.getTime() >= estimate.periodEnd) due.add(budget);
+          else {
+            estimate.added += cost;
+            if (estimate.next !== null && estimate.read + estimate.added >= estimate.next) due.add(budget);
+          }
+        }
+      if (due.size === 0) return;
       const started = performance.now();
-      const result = await this.evaluate([...matched], new Date());
+      const result = await this.evaluate([...due], now);
       this.opts.logger.debug({ budgets: result.budgets, alerts: result.alerts.length, ms: Math.round(performance.now() - started) }, "budgets evaluated after writes");
     } catch (err) {
       // The scheduled evaluation catches up; the flush that asked has long been answered.
@@ -120,8 +160,15 @@ export class BudgetEvaluator {
     }
   }
 
-  private async activeBudgets(): Promise<Budget[]> {
-    return (await this.database.db.select().from(budgets).where(eq(budgets.paused, false))).map(budgetOf);
+  /** Budgets that are not paused, read again when the list is older than `maxAgeMs`. */
+  private async activeBudgets(maxAgeMs: number): Promise<Budget[]> {
+    if (this.listed && Date.now() - this.listed.at < maxAgeMs) return this.listed.budgets;
+    const at = Date.now();
+    const list = (await this.database.db.select().from(budgets).where(eq(budgets.paused, false))).map(budgetOf);
+    this.listed = { at, budgets: list };
+    const ids = new Set(list.map((b) => b.id));
+    for (const id of this.estimates.keys()) if (!ids.has(id)) this.estimates.delete(id);
+    return list;
   }
 
   /**
@@ -138,7 +185,19 @@ export class BudgetEvaluator {
   private async evaluateNow(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
     const active = candidates.filter((b) => !b.paused);
     if (active.length === 0) return { budgets: 0, recorded: 0, alerts: [] };
+    const addedBefore = new Map(active.map((b) => [b.id, this.estimates.get(b.id)?.added ?? 0n]));
     const [spends, hourly] = await Promise.all([spendForBudgets(this.database, active, now), this.hourly.read(this.database, groupByScope(active), now)]);
+    for (const s of spends) {
+      // Flushes heard while the rollups were read may or may not be in what was read: kept, at worst counted twice.
+      const during = (this.estimates.get(s.budget.id)?.added ?? 0n) - (addedBefore.get(s.budget.id) ?? 0n);
+      this.estimates.set(s.budget.id, {
+        updatedAt: s.budget.updated_at.getTime(),
+        periodEnd: s.period.end.getTime(),
+        read: s.spend,
+        added: during,
+        next: nextLine(s.budget, s.spend),
+      });
+    }
     // Budgets of one period and zone share their Period: the one before is worked out once for them.
     const previous = new Map<Period, Date>();
     for (const s of spends) if (!previous.has(s.period)) previous.set(s.period, previousPeriod(s.period).start);
