@@ -1,4 +1,4 @@
-import { App, type BlockAction, type ButtonAction, ExpressReceiver, LogLevel, type Logger as SlackLogger } from "@slack/bolt";
+import { App, type BlockAction, type ButtonAction, ExpressReceiver } from "@slack/bolt";
 import type { Express, RequestHandler } from "express";
 import { z } from "zod";
 import { actionCommand } from "../../commands/actions.ts";
@@ -10,6 +10,7 @@ import { AlertAction } from "../../src/alerts/alert.ts";
 import type { Config } from "../../src/config.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
+import { slackSdkLogger } from "./log.ts";
 import { ACTION_PREFIX, RAISE_MODAL, type SlackMessage, raiseModal, replyMessage } from "./blocks.ts";
 
 /*
@@ -33,21 +34,6 @@ export const DEFAULT_SLACK_OPTIONS: SlackOptions = { answerWithinMs: 2000 };
 
 const PLATFORM = "slack";
 const MAX_SKEW_S = 300;
-
-/** Bolt's log lines go to the gateway's logger; its debug and info lines (request bodies among them) go nowhere. */
-function boltLogger(logger: Logger): SlackLogger {
-  let level = LogLevel.WARN;
-  const text = (parts: unknown[]) => parts.map((p) => (p instanceof Error ? `${p.name}: ${p.message}` : String(p))).join(" ");
-  return {
-    debug: () => {},
-    info: () => {},
-    warn: (...parts: unknown[]) => logger.warn({ component: "slack" }, text(parts)),
-    error: (...parts: unknown[]) => logger.error({ component: "slack" }, text(parts)),
-    setLevel: (l: LogLevel) => void (level = l),
-    getLevel: () => level,
-    setName: () => {},
-  };
-}
 
 /**
  * Bolt refuses requests stamped more than five minutes ago; one stamped more than five minutes
@@ -104,7 +90,7 @@ export function mountSlack(app: Express, context: IntegrationContext, options: S
   const token = config.SLACK_BOT_TOKEN;
   const signingSecret = config.SLACK_SIGNING_SECRET;
   if (!token || !signingSecret) return;
-  const slackLogger = boltLogger(logger);
+  const slackLogger = slackSdkLogger(logger);
 
   app.post("/slack/events", notFromTheFuture(logger));
   const receiver = new ExpressReceiver({ signingSecret, endpoints: "/slack/events", app, logger: slackLogger });

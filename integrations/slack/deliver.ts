@@ -1,8 +1,9 @@
-import { LogLevel, webApi } from "@slack/bolt";
+import { webApi } from "@slack/bolt";
 import type { Config } from "../../src/config.ts";
 import type { Deliverer, DeliveryOutcome } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import { alertsMessage } from "./blocks.ts";
+import { slackSdkLogger } from "./log.ts";
 
 /** What a delivered Slack message is known by, to update it later. */
 interface MessageRef {
@@ -50,7 +51,7 @@ export function slackDeliverer(config: Pick<Config, "SLACK_BOT_TOKEN" | "SLACK_A
     retryConfig: { retries: 0 },
     rejectRateLimitedCalls: true,
     timeout: 10_000,
-    logLevel: LogLevel.ERROR,
+    logger: slackSdkLogger(logger),
   });
   return {
     async deliver(target, message, context): Promise<DeliveryOutcome> {
