@@ -80,6 +80,10 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
       kinds: { type: "string" },
       channel: { type: "string" },
       url: { type: "string" },
+      "bot-id": { type: "string" },
+      out: { type: "string" },
+      "app-version": { type: "string" },
+      domain: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -161,3 +161,55 @@ describe("Teams cards", () => {
     assert.ok(Buffer.byteLength(JSON.stringify(card)) < 28_000, `${Buffer.byteLength(JSON.stringify(card))} bytes`);
   });
 });
+
+describe("Teams app package", () => {
+  test("the manifest, with a bot's ids, validates against the Teams schema it names; icons are the sizes Teams asks", async () => {
+    const { filledManifest, MANIFEST_DIR } = await import("../integrations/teams/package.ts");
+    const { readFileSync } = await import("node:fs");
+    const { createRequire } = await import("node:module");
+    const { Ajv } = await import("ajv");
+    const botId = "2f1a6c3e-1b2c-4d5e-8f90-123456789abc";
+    const manifest = filledManifest(botId, { domain: "tollgate.example.com" });
+    const version = String(manifest.manifestVersion);
+    assert.equal(manifest.$schema, `https://developer.microsoft.com/json-schemas/teams/v${version}/MicrosoftTeams.schema.json`);
+    const require = createRequire(import.meta.url);
+    const schema = JSON.parse(readFileSync(require.resolve(`@microsoft/app-manifest/build/json-schemas/teams/v${version}/MicrosoftTeams.schema.json`), "utf8"));
+    // The schema says draft-04 but uses `const` (draft-06); Ajv reads it as draft-07, which covers both.
+    delete schema.$schema;
+    const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+    const validate = ajv.compile(schema);
+    assert.ok(validate(manifest), JSON.stringify(validate.errors, null, 1));
+    const bots = manifest.bots as { botId: string; scopes: string[]; commandLists: { commands: { title: string }[] }[] }[];
+    assert.equal(bots[0]!.botId, botId);
+    assert.deepEqual(bots[0]!.scopes.sort(), ["groupChat", "personal", "team"]);
+    assert.deepEqual(bots[0]!.commandLists[0]!.commands.map((c) => c.title), [...TOPICS]);
+    const size = (file: string) => {
+      const png = readFileSync(`${MANIFEST_DIR}/${file}`);
+      return { width: png.readUInt32BE(16), height: png.readUInt32BE(20), colorType: png[25] };
+    };
+    assert.deepEqual(size("color.png"), { width: 192, height: 192, colorType: 6 });
+    assert.deepEqual(size("outline.png"), { width: 32, height: 32, colorType: 6 });
+  });
+
+  test("tollgate teams-package writes a zip with the filled manifest and both icons at its root", async () => {
+    const { teamsPackageCommand } = await import("../integrations/teams/package.ts");
+    const { mkdtempSync, readFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { inflateRawSync } = await import("node:zlib");
+    const out = `${mkdtempSync(`${tmpdir()}/teams-`)}/tollgate-teams.zip`;
+    const ctx = (options: Record<string, string>) => ({ config: {} as never, logger: {} as never, args: [], options });
+    assert.equal(await teamsPackageCommand(ctx({ "bot-id": "not-a-guid" })), 2);
+    assert.equal(await teamsPackageCommand(ctx({ "bot-id": "2f1a6c3e-1b2c-4d5e-8f90-123456789abc", out })), 0);
+    const zip = readFileSync(out);
+    const files = new Map<string, Buffer>();
+    for (let at = 0; zip.readUInt32LE(at) === 0x04034b50; ) {
+      const packed = zip.readUInt32LE(at + 18);
+      const nameLength = zip.readUInt16LE(at + 26);
+      const name = zip.subarray(at + 30, at + 30 + nameLength).toString();
+      files.set(name, inflateRawSync(zip.subarray(at + 30 + nameLength, at + 30 + nameLength + packed)));
+      at += 30 + nameLength + packed;
+    }
+    assert.deepEqual([...files.keys()], ["manifest.json", "color.png", "outline.png"]);
+    assert.equal(JSON.parse(files.get("manifest.json")!.toString()).id, "2f1a6c3e-1b2c-4d5e-8f90-123456789abc");
+  });
+});

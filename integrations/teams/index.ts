@@ -5,6 +5,7 @@ import type { Logger } from "../../src/logger.ts";
 import { INVOKE_ANSWER_MS, createAdapter } from "./bot.ts";
 import { teamsDeliverer } from "./deliver.ts";
 import { mountTeams } from "./mount.ts";
+import { teamsPackageCommand } from "./package.ts";
 
 export interface TeamsOptions {
   /** How long an approval invoke waits for its decision before answering with a "deciding" card; tests shorten it. */
@@ -16,7 +17,7 @@ const enabled = (config: Config) => Boolean(config.MicrosoftAppId) || config.TEA
 
 /**
  * Microsoft Teams: commands, card actions and installs through /api/messages, alerts through the
- * outbox as Adaptive Cards sent proactively.
+ * outbox as Adaptive Cards sent proactively, and `tollgate teams-package` for the app package.
  * One adapter per gateway config serves both ways.
  */
 export function teamsIntegration(options: Partial<TeamsOptions> = {}): Integration {
@@ -32,6 +33,7 @@ export function teamsIntegration(options: Partial<TeamsOptions> = {}): Integrati
     mount: (app, context) => {
       if (enabled(context.config)) mountTeams(app, context, adapterFor(context.config, context.logger), options.invokeAnswerMs ?? INVOKE_ANSWER_MS);
     },
+    cli: { "teams-package": teamsPackageCommand },
   };
 }
 
