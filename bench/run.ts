@@ -10,7 +10,7 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|proxy|budgets]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|proxy|budgets|slack]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
