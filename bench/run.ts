@@ -89,7 +89,7 @@ if (which === "all" || which === "proxy") {
     warmupSeconds: Number(process.env.BENCH_PROXY_WARMUP_SECONDS ?? 5),
     stepSeconds: Number(process.env.BENCH_PROXY_STEP_SECONDS ?? 10),
     rates: [500, 1000],
-    searchRates: [1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000, 8000],
+    searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
   });
   put("## Proxy overhead:", proxySection(r));
 }
