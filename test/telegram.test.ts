@@ -293,9 +293,13 @@ describe("alerts and their buttons", () => {
   };
   const budgetId = async () => ((await (await t.admin(`/api/budgets/${BUDGET}`)).json()) as { id: string }).id;
 
+  let approvers: TelegramChat;
+
   before(async () => {
     oncall = group("Search alerts");
     await link(oncall);
+    approvers = group("Approvers");
+    await link(approvers, ADMIN, { scope: {}, kinds: ["approvals"] });
     const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search", project: "web" }, amount_usd: "6", period: "month" }) });
     assert.equal(res.status, 201, await res.clone().text());
     // $4.00 of $6.00 is already past 50 %: that alert goes out first.
@@ -385,6 +389,27 @@ describe("alerts and their buttons", () => {
     assert.equal(mine.length, 1);
     assert.equal(mine[0]!.requested_by, `telegram:${REQUESTER.id}`);
     assert.equal(mine[0]!.reason, "launch week <doubles> & more");
+  });
+
+  test("approvers decide with Approve, once however often it is pressed; the breach is edited to say so", async () => {
+    const isRequest = (m: SentMessage) => m.reply_markup?.inline_keyboard?.[0]?.[0]?.callback_data?.startsWith("a:");
+    await waitFor("the request in the approvers' chat", () => tg.messagesIn(approvers.id).some(isRequest));
+    const request = tg.messagesIn(approvers.id).find(isRequest)!;
+    assert.match(request.text, new RegExp(`^🙋 telegram:${REQUESTER.id} asks to raise ${BUDGET} to \\$800\\.00`));
+    const approve = request.reply_markup!.inline_keyboard[0][0].callback_data as string;
+
+    assert.match((await press(REQUESTER, approve, request)).answer.text, /budget approve needs the approver role/);
+    const approved = await press(APPROVER, approve, request);
+    assert.match(approved.answer.text, /^Request apr_\w+ approved$/);
+    const again = await press(APPROVER, approve, request);
+    assert.equal(again.answer.show_alert, true);
+    assert.match(again.answer.text, /already approved/);
+    assert.equal(((await (await t.admin(`/api/budgets/${BUDGET}`)).json()) as { amount_usd: string }).amount_usd, "800");
+
+    // Where it was asked, the breach itself now tells the outcome; approvers see their request edited too.
+    await waitFor("the breach edited", () => tg.messagesIn(oncall.id).some((m) => m.message_id === breach.message_id && m.edits > 0));
+    assert.match(tg.messagesIn(oncall.id).find((m) => m.message_id === breach.message_id)!.text, /✅ Approved by telegram:\d+: \$6\.00 → \$800\.00/);
+    await waitFor("the request edited", () => request.edits > 0);
   });
 
   test("a viewer pressing Request a raise is told the role it needs; buttons in an unlinked chat explain linking", async () => {

@@ -202,7 +202,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
   );
 
   /** Any other command (`/spend this-week`, `/budget@tollgate_bot list`, a typo) goes to the shared parser, in linked chats only. */
-  async function command(ctx: Context, text: string, from: User, chat: Chat, messageId: number): Promise<void> {
+  async function command(text: string, from: User, chat: Chat, messageId: number): Promise<void> {
     const conv = await conversation(chat);
     if (!conv.linked) return answerTo(chat.id, messageId, UNLINKED);
     await answerTo(chat.id, messageId, await runCommand(text, contextOf(from, conv)));
@@ -210,7 +210,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
 
   // telegraf matches `/cmd@this_bot` and skips commands addressed to another bot.
   bot.command(/^[A-Za-z0-9_]+$/, (ctx) =>
-    safely(ctx, "command", () => command(ctx, `${ctx.command} ${ctx.payload}`, ctx.message.from, ctx.message.chat, ctx.message.message_id)),
+    safely(ctx, "command", () => command(`${ctx.command} ${ctx.payload}`, ctx.message.from, ctx.message.chat, ctx.message.message_id)),
   );
 
   bot.on(message("text"), (ctx, next) =>
@@ -219,7 +219,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
       const question = ctx.message.reply_to_message;
       if (question && question.from?.id === ctx.botInfo.id) return answerQuestion(chat, from, text, message_id, question.message_id);
       // In a private chat a command reads as well without its slash.
-      if (chat.type === "private") return command(ctx, text, from, chat, message_id);
+      if (chat.type === "private") return command(text, from, chat, message_id);
       return next();
     }),
   );

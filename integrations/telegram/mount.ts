@@ -15,7 +15,7 @@ import type { ChatPacer } from "./pacer.ts";
 import { LinkCodes, RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
 
 /** `POST /api/telegram/links`: what a new link code binds a chat to. */
-export const LinkRequest = z.strictObject({
+const LinkRequest = z.strictObject({
   scope: z.record(z.string(), z.unknown(), { error: 'a scope such as {"team":"search"} ({} for all spend)' }).pipe(Scope.unwrap()),
   kinds: z
     .array(z.enum(SUBSCRIPTION_KINDS, { error: `one of ${SUBSCRIPTION_KINDS.join(", ")}` }))
@@ -32,7 +32,7 @@ export interface LinkAnswer {
 }
 
 /** The bot's user id: the part of the token before the colon, which is no secret. */
-export const botIdOf = (token: string) => Number(token.slice(0, token.indexOf(":")));
+const botIdOf = (token: string) => Number(token.slice(0, token.indexOf(":")));
 
 const PRUNE_EVERY_MS = 3_600_000;
 const RELAUNCH_AFTER_MS = 10_000;
@@ -82,7 +82,7 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
   });
 
   const inFlight = new Set<Promise<void>>();
-  const process = (update: Update) => {
+  const handle = (update: Update) => {
     const task: Promise<void> = bot
       .handleUpdate(update)
       .catch(log("update"))
@@ -91,7 +91,9 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
   };
 
   if (!polling) {
-    app.post("/telegram/webhook", secretCheck(config.TELEGRAM_WEBHOOK_SECRET ?? ""), express.json({ limit: "1mb" }), async (req, res) => {
+    // loadConfig already refuses this; an empty secret would let every request in.
+    if (!config.TELEGRAM_WEBHOOK_SECRET) throw new Error("TELEGRAM_WEBHOOK_SECRET is required in webhook mode");
+    app.post("/telegram/webhook", secretCheck(config.TELEGRAM_WEBHOOK_SECRET), express.json({ limit: "1mb" }), async (req, res) => {
       const update = req.body as Update | undefined;
       if (!update || !Number.isSafeInteger(update.update_id)) return sendProblem(res, 400, "Bad Request", "the body is not a Telegram update (no update_id)");
       let fresh: boolean;
@@ -102,7 +104,7 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
         return sendProblem(res, 503, "Service Unavailable", "the update could not be recorded; Telegram will send it again");
       }
       res.status(200).end();
-      if (fresh) process(update);
+      if (fresh) handle(update);
     });
   }
 

@@ -83,7 +83,7 @@ export class UpdateInbox {
   }
 }
 
-export type PromptTake = { ok: true; budgetId: string } | { ok: false; reason: "none" | "expired" | "answered" | "someone_else"; userId?: string };
+export type PromptTake = { ok: true; budgetId: string } | { ok: false; reason: "none" | "expired" | "answered" | "someone_else" };
 
 /** "Request raise" questions: the reply to one files one request, from the person who pressed the button. */
 export class RaisePrompts {
@@ -107,7 +107,7 @@ export class RaisePrompts {
     if (taken) return { ok: true, budgetId: taken.budgetId };
     const [found] = await this.database.db.select().from(telegramPrompts).where(key);
     if (!found) return { ok: false, reason: "none" };
-    if (found.userId !== userId) return { ok: false, reason: "someone_else", userId: found.userId };
+    if (found.userId !== userId) return { ok: false, reason: "someone_else" };
     return { ok: false, reason: found.answeredAt ? "answered" : "expired" };
   }
 
