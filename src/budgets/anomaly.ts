@@ -52,8 +52,9 @@ export interface AnomalyVerdict {
 /** Floor of the square root of a non-negative integer, by Newton's method. */
 export function isqrt(n: bigint): bigint {
   if (n < 2n) return n < 0n ? 0n : n;
-  let x = n;
-  let y = (x + 1n) / 2n;
+  // Start from a power of two above the root: Newton's method then needs a handful of steps, not one per bit.
+  let x = 1n << BigInt((n.toString(2).length >> 1) + 1);
+  let y = (x + n / x) / 2n;
   while (y < x) {
     x = y;
     y = (x + n / x) / 2n;

@@ -30,7 +30,7 @@ import type { Attributes, Budget } from "./budget.ts";
 import { topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "./evaluate.ts";
 import { forecastSpend } from "./forecast.ts";
-import { type BudgetSpend, groupByScope, matching, scopeKey, spendForBudgets } from "./spend-batch.ts";
+import { type Window, budgetWindows, groupByScope, matching, scopeKey, spendInWindows } from "./spend-batch.ts";
 import { budgetOf } from "./store.ts";
 
 export interface EvaluatorOptions {
@@ -186,7 +186,15 @@ export class BudgetEvaluator {
     const active = candidates.filter((b) => !b.paused);
     if (active.length === 0) return { budgets: 0, recorded: 0, alerts: [] };
     const addedBefore = new Map(active.map((b) => [b.id, this.estimates.get(b.id)?.added ?? 0n]));
-    const [spends, hourly] = await Promise.all([spendForBudgets(this.database, active, now), this.hourly.read(this.database, groupByScope(active), now)]);
+    const windows = budgetWindows(active, now);
+    // Budgets of one period and zone share their Period: the one before is worked out once for them.
+    const previous = new Map<Period, Date>();
+    for (const w of windows) if (!previous.has(w.period)) previous.set(w.period, previousPeriod(w.period).start);
+    const [spends, hourly, firings] = await Promise.all([
+      spendInWindows(this.database, windows),
+      this.hourly.read(this.database, groupByScope(active), now),
+      this.recordedFirings(windows, previous, now),
+    ]);
     for (const s of spends) {
       // Flushes heard while the rollups were read may or may not be in what was read: kept, at worst counted twice.
       const during = (this.estimates.get(s.budget.id)?.added ?? 0n) - (addedBefore.get(s.budget.id) ?? 0n);
@@ -198,10 +206,6 @@ export class BudgetEvaluator {
         next: nextLine(s.budget, s.spend),
       });
     }
-    // Budgets of one period and zone share their Period: the one before is worked out once for them.
-    const previous = new Map<Period, Date>();
-    for (const s of spends) if (!previous.has(s.period)) previous.set(s.period, previousPeriod(s.period).start);
-    const firings = await this.recordedFirings(spends, previous, now);
     const planned = spends.flatMap((s): Planned[] => {
       const hours = hourly.get(scopeKey(s.budget.scope));
       const facts: BudgetFacts = {
@@ -248,8 +252,8 @@ export class BudgetEvaluator {
   }
 
   /** Firings of these budgets in their current and previous periods, and their recent anomalies. */
-  private async recordedFirings(spends: readonly BudgetSpend[], previous: ReadonlyMap<Period, Date>, now: Date): Promise<Map<string, Firing[]>> {
-    const wanted = spends.map((s) => ({ id: s.budget.id, cur: s.period.start.toISOString(), prev: previous.get(s.period)?.toISOString() }));
+  private async recordedFirings(windows: readonly Window[], previous: ReadonlyMap<Period, Date>, now: Date): Promise<Map<string, Firing[]>> {
+    const wanted = windows.map((w) => ({ id: w.budget.id, cur: w.period.start.toISOString(), prev: previous.get(w.period)?.toISOString() }));
     const quietSince = new Date(hourOf(now).getTime() - ANOMALY_QUIET_HOURS * HOUR_MS).toISOString();
     const rows = await this.database.rows<{ budget_id: string; period_ms: string; kind: string; threshold: number; amount: string; fired_ms: string }>(sql`
       select f.budget_id, ${epochMs(sql`f.period_start`)} as period_ms, f.kind, f.threshold, f.amount::text as amount,

@@ -94,44 +94,65 @@ export interface BudgetSpend {
 }
 
 /** Spend of each budget in its current period at `now`. */
-export async function spendForBudgets(database: Database, budgets: readonly Budget[], now: Date): Promise<BudgetSpend[]> {
-  // Resolving a period in a zone takes several Intl calls: once per period and zone, not per budget.
-  const resolved = new Map<string, { period: Period; recentStart: Date }>();
-  // Users are kept by UTC day only, so a segment edge off UTC midnight is read from raw events:
-  // budgets on users are read in their own windows, never cut at other zones' edges.
-  const batches = new Map<string, Window[]>();
-  for (const budget of budgets) {
-    const id = `${budget.period} ${budget.timezone}`;
-    let window = resolved.get(id);
-    if (!window) {
-      const period = budgetPeriod(budget, now);
-      resolved.set(id, (window = { period, recentStart: recentWindowStart(period, now) }));
-    }
-    const batch = budget.scope.user === undefined ? "" : id;
-    const members = batches.get(batch) ?? [];
-    members.push({ budget, scope: budget.scope, ...window });
-    batches.set(batch, members);
-  }
-  const answers = await Promise.all([...batches.values()].flatMap((batch) => batchSpend(database, batch)));
-  return answers.flat();
+export function spendForBudgets(database: Database, budgets: readonly Budget[], now: Date): Promise<BudgetSpend[]> {
+  return spendInWindows(database, budgetWindows(budgets, now));
 }
 
-interface Window {
+/** A budget with the period it is in and the start of its run-rate window. */
+export interface Window {
   budget: Budget;
   scope: Scope;
   period: Period;
   recentStart: Date;
 }
 
+/** Budgets of one period and zone share one Period object; resolving one takes several Intl calls. */
+export function budgetWindows(budgets: readonly Budget[], now: Date): Window[] {
+  const resolved = new Map<string, { period: Period; recentStart: Date }>();
+  return budgets.map((budget) => {
+    const id = `${budget.period} ${budget.timezone}`;
+    let window = resolved.get(id);
+    if (!window) {
+      const period = budgetPeriod(budget, now);
+      resolved.set(id, (window = { period, recentStart: recentWindowStart(period, now) }));
+    }
+    return { budget, scope: budget.scope, ...window };
+  });
+}
+
+export async function spendInWindows(database: Database, windows: readonly Window[]): Promise<BudgetSpend[]> {
+  // Users are kept by UTC day only, so a segment edge off UTC midnight is read from raw events:
+  // budgets on users are read in their own windows, never cut at other zones' edges.
+  const batches = new Map<string, Window[]>();
+  for (const w of windows) {
+    const batch = w.scope.user === undefined ? "" : `${w.budget.period} ${w.budget.timezone}`;
+    const members = batches.get(batch) ?? [];
+    members.push(w);
+    batches.set(batch, members);
+  }
+  const answers = await Promise.all([...batches.values()].flatMap((batch) => batchSpend(database, batch)));
+  return answers.flat();
+}
+
 function batchSpend(database: Database, windows: readonly Window[]): Promise<BudgetSpend[]>[] {
   const segments = segmentsOf(windows.flatMap((w) => [w.period.start, w.period.end, w.recentStart].map((d) => d.getTime())));
   return groupByScope(windows).map(async (group) => {
     const bySegment = await segmentSpend(database, segments, group);
+    // Budgets of one scope and one period share their sums.
+    const sums = new Map<string, bigint>();
+    const sum = (key: string, from: Date, to: Date) => {
+      const id = `${key} ${from.getTime()} ${to.getTime()}`;
+      let total = sums.get(id);
+      if (total === undefined) sums.set(id, (total = sumWithin(segments, bySegment.get(key), from.getTime(), to.getTime())));
+      return total;
+    };
     return [...group.byValues].flatMap(([key, members]) =>
-      members.map(({ budget, period, recentStart }): BudgetSpend => {
-        const sums = bySegment.get(key);
-        return { budget, period, spend: sumWithin(segments, sums, period.start, period.end), recentSpend: sumWithin(segments, sums, recentStart, period.end) };
-      }),
+      members.map(({ budget, period, recentStart }): BudgetSpend => ({
+        budget,
+        period,
+        spend: sum(key, period.start, period.end),
+        recentSpend: sum(key, recentStart, period.end),
+      })),
     );
   });
 }
@@ -146,12 +167,10 @@ function segmentsOf(cuts: number[]): Range[] {
   return sorted.slice(1).map((end, i) => ({ start: sorted[i]!, end }));
 }
 
-function sumWithin(segments: readonly Range[], sums: readonly bigint[] | undefined, from: Date, to: Date): bigint {
+function sumWithin(segments: readonly Range[], sums: readonly bigint[] | undefined, from: number, to: number): bigint {
   let total = 0n;
   if (!sums) return total;
-  segments.forEach((seg, i) => {
-    if (seg.start >= from.getTime() && seg.end <= to.getTime()) total += sums[i] ?? 0n;
-  });
+  for (let i = 0; i < segments.length; i++) if (segments[i]!.start >= from && segments[i]!.end <= to) total += sums[i] ?? 0n;
   return total;
 }
 
