@@ -21,7 +21,8 @@ export interface Connection {
 export async function connect(config: Config, logger: Logger, integrations: readonly Integration[] = []): Promise<Connection> {
   const remote = config.TOLLGATE_URL ?? readServerFile(config.TOLLGATE_DATA_DIR)?.url;
   if (remote) return { client: new AdminClient(remote, resolveAdminToken(config)), via: remote, close: async () => {} };
-  const gateway = await createGateway(config, logger, undefined, integrations);
+  // A one-off command neither delivers nor runs schedules: the outbox and the jobs wait for `serve`.
+  const gateway = await createGateway({ ...config, TOLLGATE_JOBS: "off" }, logger, undefined, integrations);
   const server = gateway.app.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;

@@ -1,9 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
 import type { SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema.ts";
@@ -52,6 +50,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     dataDir = join(opts.dataDir, "pgdata");
     mkdirSync(dataDir, { recursive: true });
   }
+  // Loaded only when used: the WebAssembly Postgres costs ~50 MB of memory a gateway on Postgres never needs.
+  const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import("@electric-sql/pglite"), import("drizzle-orm/pglite")]);
   const client = await PGlite.create(dataDir);
   const db = drizzlePglite({ client, schema }) as unknown as Db;
   return wrap(db, "pglite", () => client.close());

@@ -191,7 +191,9 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     }
     outcome = call.provider.usageOf(call.path, parsed);
   }
-  const event = callEvent(call, outcome, answer.statusCode < 400 ? "ok" : "error", requestId);
+  // A client that left before its answer came is still charged the provider's usage, as `aborted`.
+  const status = res.destroyed ? "aborted" : answer.statusCode < 400 ? "ok" : "error";
+  const event = callEvent(call, outcome, status, requestId);
   const priced = opts.price(event);
   if (answer.statusCode < 400 && priced.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(priced.cost);
   headers["content-length"] = String(bytes.length);
