@@ -1,20 +1,12 @@
 import cron from "node-cron";
 import { z } from "zod";
+import { isTimeZone } from "./ledger/period.ts";
 import { decimalUsdToPico } from "./pricing/money.ts";
 
 const optional = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v));
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A whole number within bounds, read from its decimal text, with one message for every way it can be wrong. */
 function wholeNumber(min: number, max: number, fallback: number) {

@@ -12,6 +12,7 @@ import type { IntegrationContext } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import { slackSdkLogger } from "./log.ts";
 import { ACTION_PREFIX, RAISE_MODAL, type SlackMessage, raiseModal, replyMessage } from "./blocks.ts";
+import { within } from "../../commands/within.ts";
 
 /*
  * Slack's door in: slash commands, button presses and the raise form, received by Bolt's
@@ -49,20 +50,6 @@ function notFromTheFuture(logger: Logger): RequestHandler {
     }
     next();
   };
-}
-
-/** The reply, or undefined if it is not ready within `ms`. */
-async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  if (ms <= 0) return undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, ms, undefined);
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 type Response = SlackMessage & { response_type: "in_channel" | "ephemeral" };

@@ -18,6 +18,7 @@ import { answer, refusal, runCommand } from "../../commands/run.ts";
 import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
 import { type AdaptiveCard, CARD_CONTENT_TYPE, INPUTS, VERBS, type Verb, alertsCard, replyCard, summaryText } from "./cards.ts";
+import { within } from "../../commands/within.ts";
 
 /*
  * Teams' door in, on botbuilder (whose long-term support has ended; its successor, the Microsoft
@@ -86,19 +87,6 @@ export const cardActivity = (card: AdaptiveCard, title: string): Partial<Activit
 });
 
 const TROUBLE = reply({ title: "Something went wrong", summary: "Tollgate could not answer just now; please try again in a minute.", error: true });
-
-/** The reply, or undefined if it is not ready within `ms`. */
-async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, ms, undefined);
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** What an Action.Execute or Action.Submit sent: its verb, target and the inputs of its form. */
 interface Pressed {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type Dimension, DIMENSIONS } from "../ledger/event.ts";
-import { type Period, resolvePeriod } from "../ledger/period.ts";
+import { type Period, isTimeZone, resolvePeriod } from "../ledger/period.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { labelText } from "../keys/api-keys.ts";
 import { unknownFieldError } from "../problem.ts";
@@ -18,15 +18,6 @@ export type Scope = z.infer<typeof Scope>;
 
 export const BUDGET_PERIODS = ["day", "week", "month", "quarter", "year"] as const;
 export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A positive decimal USD amount ("500", "0.25") read exactly into pico-USD. */
 export const UsdAmount = z

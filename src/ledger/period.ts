@@ -262,7 +262,8 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-function isTimeZone(timeZone: string): boolean {
+/** Whether Intl knows the IANA zone. */
+export function isTimeZone(timeZone: string): boolean {
   try {
     formatter(timeZone);
     return true;
