@@ -30,7 +30,7 @@ import type { Attributes, Budget } from "./budget.ts";
 import { topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "./evaluate.ts";
 import { forecastSpend } from "./forecast.ts";
-import { type Window, budgetWindows, groupByScope, matching, scopeKey, spendInWindows } from "./spend-batch.ts";
+import { type ScopeGroup, type Window, budgetWindows, groupByScope, scopeKey, spendInWindows, valuesKey } from "./spend-batch.ts";
 import { budgetOf } from "./store.ts";
 
 export interface EvaluatorOptions {
@@ -77,7 +77,7 @@ export class BudgetEvaluator {
   /** Attribution of flushed events and their cost, by scopeKey. */
   private readonly pending = new Map<string, { attributes: Attributes; cost: bigint }>();
   private readonly estimates = new Map<string, Estimate>();
-  private listed: { at: number; budgets: Budget[] } | undefined;
+  private listed: { at: number; budgets: Budget[]; groups: ScopeGroup<Budget>[] } | undefined;
   private readonly changed = new Set<string>();
   private readonly hourly = new HourlyFactsReader();
   private turn: Promise<unknown> = Promise.resolve();
@@ -91,7 +91,7 @@ export class BudgetEvaluator {
 
   /** Every budget that is not paused, from the rollups. */
   async evaluateAll(now = new Date()): Promise<EvaluationResult> {
-    return this.evaluate(await this.activeBudgets(0), now);
+    return this.evaluate((await this.activeBudgets(0)).budgets, now);
   }
 
   /**
@@ -137,19 +137,26 @@ export class BudgetEvaluator {
     this.pending.clear();
     this.changed.clear();
     try {
-      const active = await this.activeBudgets(BUDGETS_MAX_AGE_MS);
-      const groups = groupByScope(active);
+      const { budgets: active, groups } = await this.activeBudgets(BUDGETS_MAX_AGE_MS);
       const now = new Date();
       const due = new Set(active.filter((b) => changed.has(b.id)));
-      for (const { attributes, cost } of seen)
-        for (const budget of matching(groups, attributes)) {
-          const estimate = this.estimates.get(budget.id);
-          if (!estimate || estimate.updatedAt !== budget.updated_at.getTime() || now.getTime() >= estimate.periodEnd) due.add(budget);
-          else {
-            estimate.added += cost;
-            if (estimate.next !== null && estimate.read + estimate.added >= estimate.next) due.add(budget);
-          }
+      for (const group of groups) {
+        // Summed per scope first: a budget on everything is touched once per run, not once per event.
+        const costs = new Map<string, bigint>();
+        for (const { attributes, cost } of seen) {
+          const key = valuesKey(group.dims, attributes);
+          if (group.byValues.has(key)) costs.set(key, (costs.get(key) ?? 0n) + cost);
         }
+        for (const [key, cost] of costs)
+          for (const budget of group.byValues.get(key) ?? []) {
+            const estimate = this.estimates.get(budget.id);
+            if (!estimate || estimate.updatedAt !== budget.updated_at.getTime() || now.getTime() >= estimate.periodEnd) due.add(budget);
+            else {
+              estimate.added += cost;
+              if (estimate.next !== null && estimate.read + estimate.added >= estimate.next) due.add(budget);
+            }
+          }
+      }
       if (due.size === 0) return;
       const started = performance.now();
       const result = await this.evaluate([...due], now);
@@ -161,14 +168,15 @@ export class BudgetEvaluator {
   }
 
   /** Budgets that are not paused, read again when the list is older than `maxAgeMs`. */
-  private async activeBudgets(maxAgeMs: number): Promise<Budget[]> {
-    if (this.listed && Date.now() - this.listed.at < maxAgeMs) return this.listed.budgets;
+  private async activeBudgets(maxAgeMs: number): Promise<{ budgets: Budget[]; groups: ScopeGroup<Budget>[] }> {
+    if (this.listed && Date.now() - this.listed.at < maxAgeMs) return this.listed;
     const at = Date.now();
     const list = (await this.database.db.select().from(budgets).where(eq(budgets.paused, false))).map(budgetOf);
-    this.listed = { at, budgets: list };
+    const listed = { at, budgets: list, groups: groupByScope(list) };
+    this.listed = listed;
     const ids = new Set(list.map((b) => b.id));
     for (const id of this.estimates.keys()) if (!ids.has(id)) this.estimates.delete(id);
-    return list;
+    return listed;
   }
 
   /**
