@@ -6,9 +6,9 @@
  * evaluating at once send each alert once between them.
  *
  * After a flush, a budget is read again only when it may have something to say: each exact read
- * leaves an estimate (the spend read plus what this process has recorded against the budget
- * since), and a budget is evaluated when that estimate reaches its next line, or when it has no
- * estimate, changed, or entered a new period. An estimate may count an event twice (an extra read,
+ * leaves an estimate (the spend read plus what this process has written against the budget since
+ * the read began), and a budget is evaluated when that estimate reaches its next line, or when it
+ * has no estimate, changed, or entered a new period. An estimate may count an event twice (an extra read,
  * never a false alert, as alerts come from exact reads only) or miss another process's events
  * (caught by that process's own flushes, or by the scheduled run of all budgets). Under a steady
  * flood of writes, evaluation then costs memory lookups, not queries. Forecasts and anomalies come
@@ -55,14 +55,19 @@ const BUDGETS_MAX_AGE_MS = 5000;
 /** Rows per insert statement, well under the 65,535 parameters a statement may have. */
 const INSERT_CHUNK = 1000;
 
-/** What the last exact read said of a budget, and what this process has recorded against it since. */
+/**
+ * What the latest exact read said of a budget. The estimate is `read` plus what this process has
+ * written against the budget since that read began: its running total of writes less `written`.
+ */
 interface Estimate {
+  /** Which evaluation read it: a slower, older read never replaces a newer one. */
+  run: number;
   updatedAt: number;
   periodEnd: number;
   /** pico-USD read from the rollups. */
   read: bigint;
-  /** pico-USD of this process's flushes since. */
-  added: bigint;
+  /** The process's running total of writes against the budget when the read began. */
+  written: bigint;
   /** nextLine(budget, read). */
   next: bigint | null;
 }
@@ -77,10 +82,12 @@ export class BudgetEvaluator {
   /** Attribution of flushed events and their cost, by scopeKey. */
   private readonly pending = new Map<string, { attributes: Attributes; cost: bigint }>();
   private readonly estimates = new Map<string, Estimate>();
+  /** pico-USD this process has written against each budget, ever: only grows. */
+  private readonly written = new Map<string, bigint>();
+  private runs = 0;
   private listed: { at: number; budgets: Budget[]; groups: ScopeGroup<Budget>[] } | undefined;
   private readonly changed = new Set<string>();
   private readonly hourly = new HourlyFactsReader();
-  private turn: Promise<unknown> = Promise.resolve();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -149,12 +156,11 @@ export class BudgetEvaluator {
         }
         for (const [key, cost] of costs)
           for (const budget of group.byValues.get(key) ?? []) {
+            const written = (this.written.get(budget.id) ?? 0n) + cost;
+            this.written.set(budget.id, written);
             const estimate = this.estimates.get(budget.id);
             if (!estimate || estimate.updatedAt !== budget.updated_at.getTime() || now.getTime() >= estimate.periodEnd) due.add(budget);
-            else {
-              estimate.added += cost;
-              if (estimate.next !== null && estimate.read + estimate.added >= estimate.next) due.add(budget);
-            }
+            else if (estimate.next !== null && estimate.read + written - estimate.written >= estimate.next) due.add(budget);
           }
       }
       if (due.size === 0) return;
@@ -176,24 +182,21 @@ export class BudgetEvaluator {
     this.listed = listed;
     const ids = new Set(list.map((b) => b.id));
     for (const id of this.estimates.keys()) if (!ids.has(id)) this.estimates.delete(id);
+    for (const id of this.written.keys()) if (!ids.has(id)) this.written.delete(id);
     return listed;
   }
 
   /**
-   * Evaluates these budgets at `now`: records what is true, sends what is news. Evaluations in one
-   * process take turns, so the minute's full run and the runs after writes do not do the same
-   * work side by side; between processes the firings' unique key keeps each alert single.
+   * Evaluates these budgets at `now`: records what is true, sends what is news. Runs may overlap
+   * (a run after writes does not wait for the minute's run of all budgets); the firings' unique key
+   * keeps each alert single, in this process as between processes.
    */
-  evaluate(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
-    const run = this.turn.then(() => this.evaluateNow(candidates, now));
-    this.turn = run.catch(() => undefined);
-    return run;
-  }
-
-  private async evaluateNow(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
+  async evaluate(candidates: readonly Budget[], now: Date): Promise<EvaluationResult> {
     const active = candidates.filter((b) => !b.paused);
     if (active.length === 0) return { budgets: 0, recorded: 0, alerts: [] };
-    const addedBefore = new Map(active.map((b) => [b.id, this.estimates.get(b.id)?.added ?? 0n]));
+    const run = ++this.runs;
+    // Writes heard from here on may or may not be in what is read: counted on top, at worst twice (an extra read).
+    const writtenBefore = new Map(active.map((b) => [b.id, this.written.get(b.id) ?? 0n]));
     const windows = budgetWindows(active, now);
     // Budgets of one period and zone share their Period: the one before is worked out once for them.
     const previous = new Map<Period, Date>();
@@ -204,13 +207,13 @@ export class BudgetEvaluator {
       this.recordedFirings(windows, previous, now),
     ]);
     for (const s of spends) {
-      // Flushes heard while the rollups were read may or may not be in what was read: kept, at worst counted twice.
-      const during = (this.estimates.get(s.budget.id)?.added ?? 0n) - (addedBefore.get(s.budget.id) ?? 0n);
+      if ((this.estimates.get(s.budget.id)?.run ?? 0) > run) continue;
       this.estimates.set(s.budget.id, {
+        run,
         updatedAt: s.budget.updated_at.getTime(),
         periodEnd: s.period.end.getTime(),
         read: s.spend,
-        added: during,
+        written: writtenBefore.get(s.budget.id) ?? 0n,
         next: nextLine(s.budget, s.spend),
       });
     }
