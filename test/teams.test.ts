@@ -231,6 +231,11 @@ describe("Teams", () => {
     const alert = { id: "a", kind: "threshold" as const, title: "t", summary: "s", budget: null, spend_usd: null, amount_usd: null, percent: null, threshold: null, period: null, forecast_usd: null, forecast_method: null, top: [], actions: [], details: {}, at: new Date().toISOString() };
     const message = { id: 1, dedupeKey: "d", attempt: 1, payload: { alerts: [alert] }, createdAt: new Date() };
     const ctx = () => ({ now: new Date(), signal: AbortSignal.timeout(5000), publicUrl: undefined });
+    // The connector's scripted failures go to whichever call comes next: let the gateway's own outbox finish first.
+    await waitFor("the outbox to drain", async () => {
+      const [row] = await t.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from notifications where status = 'pending'`);
+      return row!.n === 0;
+    });
     connector.failNext(429, 1, 7);
     assert.deepEqual(await deliverer.deliver(target, message, ctx()), { kind: "retry", message: "Teams answered 429", retryAfterMs: 7000 });
     connector.failNext(503);
