@@ -8,11 +8,11 @@
  * After a flush, a budget is read again only when it may have something to say: each exact read
  * leaves an estimate (the spend read plus what this process has written against the budget since
  * the read began), and a budget is evaluated when that estimate reaches its next line, or when it
- * has no estimate, changed, or entered a new period. An estimate may count an event twice (an extra read,
- * never a false alert, as alerts come from exact reads only) or miss another process's events
- * (caught by that process's own flushes, or by the scheduled run of all budgets). Under a steady
- * flood of writes, evaluation then costs memory lookups, not queries. Forecasts and anomalies come
- * from the scheduled run and from budgets read for another reason.
+ * has no estimate, changed, or entered a new period. An estimate may count an event twice (an
+ * extra read, never a false alert, as alerts come from exact reads only) or miss another process's
+ * events (caught by that process's own flushes, or by the scheduled run of all budgets). Under a
+ * steady flood of writes, evaluation then costs memory lookups, not queries. Forecasts and
+ * anomalies come from the scheduled run and from budgets read for another reason.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -102,9 +102,9 @@ export class BudgetEvaluator {
   }
 
   /**
-   * The recorder's flush hook: notes what the events were attributed to and returns at once. One
-   * evaluation runs at a time; flushes (and budget changes) arriving meanwhile are coalesced into
-   * the next, so a flood of flushes costs one evaluation per evaluation's length, not one per flush.
+   * The recorder's flush hook: notes what the events were attributed to and cost, and returns at
+   * once. One run after writes goes at a time; flushes (and budget changes) arriving meanwhile are
+   * coalesced into the next, so a flood of flushes costs one run per run's length, not one per flush.
    */
   evaluateMatching(events: readonly PricedEvent[]): void {
     for (const e of events) {

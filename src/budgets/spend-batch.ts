@@ -1,7 +1,7 @@
 /**
  * Spend in the current period for many budgets at once. Budgets are grouped by which dimensions
  * their scope fixes; each group is one statement over the rollups of every period in play, split
- * at every period's edges, grouped by those dimensions and joined to the values the group's
+ * at every period's edges, grouped by those dimensions and kept to the values the group's
  * budgets ask for. 10,000 budgets cost one query per scope shape rather than 10,000.
  */
 import { type SQL, sql } from "drizzle-orm";
@@ -35,7 +35,9 @@ export function groupByScope<T extends { scope: Scope }>(items: readonly T[]): S
     let group = groups.get(id);
     if (!group) groups.set(id, (group = { dims, byValues: new Map() }));
     const key = valuesKey(dims, item.scope);
-    group.byValues.set(key, [...(group.byValues.get(key) ?? []), item]);
+    const members = group.byValues.get(key);
+    if (members) members.push(item);
+    else group.byValues.set(key, [item]);
   }
   return [...groups.values()];
 }
