@@ -7,6 +7,7 @@ import { ANTHROPIC_KEY, ANTHROPIC_USAGE, startFakeAnthropic } from "./fakes/anth
 import { answerText, type FakeUpstream } from "./fakes/fake-upstream.ts";
 import { OPENAI_CHAT_USAGE, OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { proxyRow, tokenColumns } from "./helpers/proxy-ledger.ts";
 
 let t: TestGateway;
 let openaiFake: FakeUpstream;
@@ -31,36 +32,9 @@ after(async () => {
   await anthropicFake.close();
 });
 
-type Row = {
-  provider: string;
-  model: string;
-  input_tokens: string;
-  cached_input_tokens: string;
-  cache_write_tokens: string;
-  cache_write_1h_tokens: string;
-  output_tokens: string;
-  reasoning_tokens: string;
-  status: string;
-  team: string | null;
-  feature: string | null;
-  priced: boolean;
-  cost: string;
-};
-
 /** The ledger row of the call the gateway answered with this request id, once it is written. */
-async function rowOf(requestId: string): Promise<Row> {
-  for (let i = 0; i < 100; i++) {
-    const [row] = await t.gateway.database.rows<Row>(sql`
-      select provider, model, input_tokens::text, cached_input_tokens::text, cache_write_tokens::text,
-        cache_write_1h_tokens::text, output_tokens::text, reasoning_tokens::text, status, team, feature, priced, cost::text
-      from usage_events where source = 'proxy' and id = ${requestId}`);
-    if (row) return row;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no ledger row for ${requestId}`);
-}
-
-const tokens = (r: Row) => [r.input_tokens, r.cached_input_tokens, r.cache_write_tokens, r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens];
+const rowOf = (requestId: string) => proxyRow(t.gateway.database, requestId);
+const tokens = tokenColumns;
 
 describe("OpenAI SDK through the proxy", () => {
   const client = () => new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: virtualKey, maxRetries: 0 });
