@@ -18,6 +18,10 @@ function upstreamUrl(fallback: string) {
   return z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).default(fallback);
 }
 
+function httpsUrl(fallback: string) {
+  return z.url({ protocol: /^https$/, error: "an https:// URL" }).default(fallback);
+}
+
 const DURATION_UNITS_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `90m`, `72h`, `3d` → milliseconds, for settings people write by hand. */
@@ -146,6 +150,15 @@ export const ConfigSchema = z.object({
   MicrosoftAppType: z.enum(["SingleTenant", "MultiTenant", "UserAssignedMSI"], { error: "SingleTenant, MultiTenant or UserAssignedMSI" }).default("SingleTenant"),
   /** The Entra tenant of a SingleTenant or UserAssignedMSI bot. */
   MicrosoftAppTenantId: optional.pipe(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "the tenant id, a GUID").optional()),
+  // The Microsoft cloud the bot lives in; the defaults are the public cloud's (README: Connect Teams).
+  /** Where the bot gets its token for the connector: Entra's login host, the tenant is added. */
+  TEAMS_LOGIN_URL: httpsUrl("https://login.microsoftonline.com"),
+  /** The audience of the bot's token to the connector. */
+  TEAMS_OAUTH_SCOPE: httpsUrl("https://api.botframework.com"),
+  /** The issuer of the tokens the connector signs the activities it sends with. */
+  TEAMS_TOKEN_ISSUER: httpsUrl("https://api.botframework.com"),
+  /** The OpenID metadata naming the keys those tokens are signed with. */
+  TEAMS_OPENID_METADATA_URL: httpsUrl("https://login.botframework.com/v1/.well-known/openidconfiguration"),
   /** `off` runs Teams without checking who calls /api/messages, for local development only (refused with NODE_ENV=production). */
   TEAMS_AUTH: z.enum(["on", "off"], { error: "on or off" }).default("on"),
   NODE_ENV: optional,

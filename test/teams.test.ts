@@ -17,8 +17,8 @@ import { waitFor } from "./helpers/wait.ts";
 /*
  * botbuilder's CloudAdapter and TeamsActivityHandler on the gateway's /api/messages, driven with
  * activities as Teams sends them, and talking to a fake Bot Framework connector that records every
- * call. Authentication is off (TEAMS_AUTH=off): the inbound JWT check and the outbound token
- * request are botbuilder's own and are not exercised here.
+ * call. Authentication is off (TEAMS_AUTH=off) here; teams-auth.test.ts runs it with real
+ * credentials against fakes of the Bot Framework's and Entra's identity services.
  */
 
 const TENANT = "7d4b7c7e-0000-4000-8000-000000000001";

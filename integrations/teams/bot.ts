@@ -4,8 +4,8 @@ import {
   type AdaptiveCardInvokeValue,
   CardFactory,
   CloudAdapter,
-  ConfigurationBotFrameworkAuthentication,
   type ConversationReference,
+  type InvokeResponse,
   MessageFactory,
   TeamsActivityHandler,
   TurnContext,
@@ -19,6 +19,7 @@ import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
 import { type AdaptiveCard, CARD_CONTENT_TYPE, INPUTS, VERBS, type Verb, alertsCard, replyCard, summaryText } from "./cards.ts";
 import { within } from "../../commands/within.ts";
+import { botAuthentication } from "./auth.ts";
 
 /*
  * Teams' door in, on botbuilder (whose long-term support has ended; its successor, the Microsoft
@@ -56,24 +57,21 @@ export function referenceOf(address: TeamsAddress): Partial<ConversationReferenc
   return { channelId: "msteams", serviceUrl: address.service_url, conversation: { id: address.conversation_id, tenantId: address.tenant_id, isGroup: false, conversationType: "", name: "" } };
 }
 
-/** The adapter for this gateway's bot credentials; with none (TEAMS_AUTH=off), requests are not authenticated. */
-export function createAdapter(config: Config, logger: Logger): CloudAdapter {
-  const auth = new ConfigurationBotFrameworkAuthentication(
-    config.MicrosoftAppId
-      ? {
-          MicrosoftAppId: config.MicrosoftAppId,
-          MicrosoftAppPassword: config.MicrosoftAppPassword,
-          MicrosoftAppType: config.MicrosoftAppType,
-          MicrosoftAppTenantId: config.MicrosoftAppTenantId,
-        }
-      : {},
-    undefined,
-    undefined,
-    undefined,
-    // The outbox retries, honouring Retry-After: the client tries each call once.
-    { noRetryPolicy: true },
-  );
-  const adapter = new CloudAdapter(auth);
+/**
+ * botbuilder's CloudAdapter, taking activities that mount.ts has already read and checked rather
+ * than the raw request: its own `process` answers bad bodies and refusals with console output
+ * and its own bodies.
+ */
+export class TeamsAdapter extends CloudAdapter {
+  /** Authenticates the activity with the Authorization header and runs `logic` on its turn; the invoke's answer, if any. */
+  handle(authorization: string, activity: Activity, logic: (context: TurnContext) => Promise<void>): Promise<InvokeResponse | undefined> {
+    return this.processActivity(authorization, activity, logic);
+  }
+}
+
+/** The adapter for this gateway's bot credentials (see auth.ts). */
+export function createAdapter(config: Config, logger: Logger): TeamsAdapter {
+  const adapter = new TeamsAdapter(botAuthentication(config));
   adapter.onTurnError = async (_context, error) => {
     // Only the error's kind: bodies and tokens stay out of the log.
     logger.error({ component: "teams", error: (error as Error).name, status: (error as { statusCode?: number }).statusCode }, "teams turn failed");

@@ -23,6 +23,9 @@ interface ConnectorError {
   statusCode?: number;
   code?: string;
   response?: { headers?: { get(name: string): string | undefined } };
+  /** MSAL's, when the bot's own token could not be had: `invalid_client`, `unauthorized_client`, `network_error`… */
+  errorCode?: string;
+  errorMessage?: string;
 }
 
 /** Retry-After in seconds or as an HTTP date, in milliseconds. */
@@ -40,6 +43,11 @@ function retryAfterMs(header: string | undefined, now: number): number | undefin
  */
 export function outcomeOf(err: unknown, now: number): DeliveryOutcome {
   const e = err as Error & ConnectorError;
+  if (e.errorCode) {
+    // Entra's own sentence (`AADSTS7000215: Invalid client secret provided.`) without its trace and correlation ids.
+    const reason = /AADSTS\d+: [^.]*\./.exec(e.errorMessage ?? "")?.[0];
+    return { kind: "retry", message: `Teams sign-in failed: ${e.errorCode}${reason ? ` (${reason})` : ""}; check MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId` };
+  }
   const status = e.statusCode;
   if (status === 403 || status === 404) return { kind: "gone", message: `Teams answered ${status}: the bot is no longer in this conversation; add it again and subscribe` };
   if (status === 429 || (status !== undefined && status >= 500)) {

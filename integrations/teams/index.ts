@@ -1,8 +1,7 @@
-import type { CloudAdapter } from "botbuilder";
 import type { Config } from "../../src/config.ts";
 import type { Integration } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
-import { INVOKE_ANSWER_MS, createAdapter } from "./bot.ts";
+import { INVOKE_ANSWER_MS, type TeamsAdapter, createAdapter } from "./bot.ts";
 import { teamsDeliverer } from "./deliver.ts";
 import { mountTeams } from "./mount.ts";
 import { teamsPackageCommand } from "./package.ts";
@@ -21,7 +20,7 @@ const enabled = (config: Config) => Boolean(config.MicrosoftAppId) || config.TEA
  * One adapter per gateway config serves both ways.
  */
 export function teamsIntegration(options: Partial<TeamsOptions> = {}): Integration {
-  const adapters = new WeakMap<Config, CloudAdapter>();
+  const adapters = new WeakMap<Config, TeamsAdapter>();
   const adapterFor = (config: Config, logger: Logger) => {
     let adapter = adapters.get(config);
     if (!adapter) adapters.set(config, (adapter = createAdapter(config, logger)));

@@ -11,6 +11,8 @@ import type { AddressInfo } from "node:net";
  * - PUT /v3/conversations/{conversationId}/activities/{activityId}: update an activity → {id}
  * - POST /v3/conversations: create a conversation → {id, activityId}
  * Errors are `{error: {code, message}}` with the HTTP status; throttling is 429 with Retry-After.
+ * Told to, it checks the bot's `Authorization: Bearer` token like the real connector (401 without
+ * one it accepts).
  * It records every call, keeps the activities it holds by id, and can be told to answer the next
  * calls with an error status. Its address is the serviceUrl of the activities tests send the bot.
  */
@@ -41,6 +43,8 @@ export interface FakeConnector {
   failNext(status: number, times?: number, retryAfterSeconds?: number): void;
   /** Every call about this conversation answers `status` from now on (a bot removed from it: 403). */
   refuse(conversationId: string, status: number): void;
+  /** From now on only calls bearing one of `tokens` are answered; the others get 401. */
+  requireTokens(tokens: ReadonlySet<string>): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,7 @@ export async function startFakeConnector(): Promise<FakeConnector> {
   const activities = new Map<string, HeldActivity>();
   const failures: { status: number; retryAfter?: number }[] = [];
   const refused = new Map<string, number>();
+  let accepted: ReadonlySet<string> | undefined;
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -68,6 +73,8 @@ export async function startFakeConnector(): Promise<FakeConnector> {
       res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(payload));
     };
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (accepted && !(bearer && accepted.has(bearer))) return send(401, { message: "Authorization has been denied for this request." });
     const failure = (conversationId && refused.has(conversationId) ? { status: refused.get(conversationId)! } : undefined) ?? failures.shift();
     if (failure) {
       const code = failure.status === 403 ? "BotNotInConversationRoster" : failure.status === 429 ? "Throttled" : "ServiceError";
@@ -104,6 +111,9 @@ export async function startFakeConnector(): Promise<FakeConnector> {
     },
     refuse(conversationId, status) {
       refused.set(conversationId, status);
+    },
+    requireTokens(tokens) {
+      accepted = tokens;
     },
     async close() {
       server.closeAllConnections();
