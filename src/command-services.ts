@@ -28,7 +28,7 @@ const failed = (f: { kind: string; message: string }): { ok: false; kind: string
 
 /** The admin token's bearer acts as an admin of that name; everyone else is looked up as a member. */
 function actorOf(caller: Caller): Actor {
-  return caller.platform === ADMIN_PLATFORM ? { kind: "admin", label: caller.userId } : { kind: "member", platform: caller.platform, userId: caller.userId };
+  return caller.platform === ADMIN_PLATFORM ? { kind: "admin", label: caller.userId } : { kind: "member", platform: caller.platform, userId: caller.userId, ...(caller.name ? { name: caller.name } : {}) };
 }
 
 /** An approval refusal as people read it: an invalid amount says what the amount must be. */
@@ -78,6 +78,7 @@ export function commandServices(parts: CommandParts): CommandServices {
           },
           actor.kind === "admin" ? actor.label : "admin",
           new Date(),
+          by.name,
         );
         if (!result.ok) return approvalFailure(result);
         return { ok: true, value: { id: result.value.id, from: result.value.from_amount, to: result.value.to_amount } };
@@ -92,23 +93,16 @@ export function commandServices(parts: CommandParts): CommandServices {
         const approval = await approvals.get(id);
         const budget = approval && (await budgets.find(approval.budget_id));
         if (!approval || !budget) return undefined;
-        const nameOf = async (actor: string | null) => {
-          const colon = actor?.indexOf(":") ?? -1;
-          return colon > 0 ? ((await members.find(actor!.slice(0, colon), actor!.slice(colon + 1)))?.name ?? undefined) : undefined;
-        };
-        const [requester, decider] = await Promise.all([nameOf(approval.requested_by), nameOf(approval.decided_by)]);
-        const names = { ...(requester ? { requested_by_name: requester } : {}), ...(decider ? { decided_by_name: decider } : {}) };
         if (approval.status === "pending" && approval.expires_at > now) {
           const [read] = await spendForBudgets(database, [budget], now);
           if (!read) return undefined;
           const alert = requestedAlert(approval, budget, { spend: read.spend, period: read.period }, now);
           const forecast = forecastSpend({ period: read.period, now, spend: read.spend, recentSpend: read.recentSpend });
-          return { ...alert, forecast_usd: forecast === null ? null : picoToDecimalString(forecast), details: { ...alert.details, ...names } };
+          return { ...alert, forecast_usd: forecast === null ? null : picoToDecimalString(forecast) };
         }
         // Past its time but not yet marked by the job: shown as what it is.
         const settled = approval.status === "pending" ? { ...approval, status: "expired" as const, decided_at: approval.expires_at } : approval;
-        const alert = decidedAlert(settled, budget, settled.decided_at ?? now);
-        return { ...alert, details: { ...alert.details, ...names } };
+        return decidedAlert(settled, budget, settled.decided_at ?? now);
       },
     },
     mutes: {

@@ -160,7 +160,7 @@ describe("Teams", () => {
     assert.deepEqual(card.refresh.action.data, { verb: "refresh", target: id });
     assert.match(texts(card), /\$500\.00 → \$800\.00/);
     assert.match(texts(card), /launch week/);
-    assert.match(texts(card), /Rita Requester|teams:aad-rita/);
+    assert.match(texts(card), /Rita Requester/);
 
     const refused = await invoke(VIC, "approve", id);
     assert.equal(refused.status, 200);
@@ -182,14 +182,15 @@ describe("Teams", () => {
     assert.equal(entries.filter((e) => e.action === "approve").length, 1, JSON.stringify(audit));
 
     // Everyone sees it: the outbox updates the card in place, and the requester hears back where they asked.
-    await waitFor("the card updated in place", () => connector.calls.some((c) => c.method === "PUT" && c.conversationId === CHANNEL && /Approved/.test(texts(c.body))));
+    // The same words as the approver's own card: the decider's name is fixed when they decide.
+    await waitFor("the card updated in place", () => connector.calls.some((c) => c.method === "PUT" && c.conversationId === CHANNEL && /\*\*Approved\*\* by Dana Ruiz/.test(texts(c.body))));
     await waitFor("the requester told", () => sentTo(RITA.chat).some((c) => /approved/.test(texts(cardOf(c.body)))));
     const refreshed = await invoke(VIC, "refresh", id);
     assert.match(texts(refreshed.body.value), /\*\*Approved\*\* by Dana Ruiz/);
 
     // A second decision changes nothing and shows who decided first.
     const again = await invoke(OMAR, "approve", id);
-    assert.match(texts(again.body.value), /Nothing changed: already approved by teams:aad-dana/);
+    assert.match(texts(again.body.value), /Nothing changed: already approved by Dana Ruiz at /);
     assert.match(texts(again.body.value), /\*\*Approved\*\* by Dana Ruiz/);
     const rejectLate = await invoke(OMAR, "reject", id, { reject_reason: "too late" });
     assert.match(texts(rejectLate.body.value), /Nothing changed/);

@@ -137,10 +137,11 @@ function usd(text: string | null): string | undefined {
  * A Slack user named in an alert (`slack:U0123ABCD`) becomes a mention; anyone else is their name
  * as text. Only these fields are read this way, never titles or usage values, so no name can ping.
  */
-function person(actor: unknown): string {
+/** A Slack user as a mention (Slack shows each reader their current name); anyone else by the name Tollgate has for them. */
+function person(actor: unknown, name: unknown): string {
   if (typeof actor !== "string") return "someone";
   const slackUser = /^slack:([UW][A-Z0-9]{2,})$/.exec(actor);
-  return slackUser ? `<@${slackUser[1]}>` : escapeMrkdwn(actor);
+  return slackUser ? `<@${slackUser[1]}>` : escapeMrkdwn(typeof name === "string" ? name : actor);
 }
 
 /** A time every reader sees in their own zone; the ISO text is the fallback for old clients. */
@@ -160,7 +161,7 @@ function decisionLine(alert: Alert): string | undefined {
   if (status === "expired") return `:hourglass: *Expired* without a decision: ${change}`;
   const icon = status === "approved" ? ":white_check_mark:" : ":x:";
   const verb = status === "approved" ? "Approved" : "Rejected";
-  return `${icon} *${verb}* by ${person(d.decided_by)} at ${when(alert.at, "{time}")}: ${change}`;
+  return `${icon} *${verb}* by ${person(d.decided_by, d.decided_by_name)} at ${when(alert.at, "{time}")}: ${change}`;
 }
 
 function alertFields(alert: Alert): MrkdwnElement[] {
@@ -178,7 +179,7 @@ function alertFields(alert: Alert): MrkdwnElement[] {
   if (alert.period) out.push(mrkdwn(`*Period ends*\n${when(alert.period.end)}`));
   const d = alert.details;
   if (alert.kind === "approval_requested" || alert.kind === "approval_decided") {
-    out.push(mrkdwn(`*Requested by*\n${person(d.requested_by)}`));
+    out.push(mrkdwn(`*Requested by*\n${person(d.requested_by, d.requested_by_name)}`));
     const reason = str(d.reason);
     if (reason) out.push(field("Reason", reason));
     if (str(d.approval_id)) out.push(field("Request", str(d.approval_id)!));

@@ -199,14 +199,14 @@ const ICONS: Partial<Record<Alert["kind"], string>> = {
   digest_weekly: "📊",
 };
 
-/** "Approved by telegram:42: $500.00 → $800.00", for a decided raise. */
+/** "Approved by Ana Diaz: $500.00 → $800.00", for a decided raise. */
 function decisionLine(alert: Alert): string | undefined {
   const d = alert.details;
   const status = str(d.status);
   if (alert.kind !== "approval_decided" || !status) return undefined;
   const change = `${usd(str(d.from_usd) ?? null) ?? "?"} → ${usd(str(d.to_usd) ?? null) ?? "?"}`;
   if (status === "expired") return `⌛ Expired without a decision: ${change}`;
-  return `${status === "approved" ? "✅ Approved" : "❌ Rejected"} by ${str(d.decided_by) ?? "someone"}: ${change}`;
+  return `${status === "approved" ? "✅ Approved" : "❌ Rejected"} by ${str(d.decided_by_name) ?? str(d.decided_by) ?? "someone"}: ${change}`;
 }
 
 /** The facts of an alert as `label value` pairs, unescaped. */
@@ -225,7 +225,7 @@ function alertFacts(alert: Alert): [string, string][] {
   if (alert.period) out.push(["Period ends", `${alert.period.end.slice(0, 16).replace("T", " ")} UTC`]);
   const d = alert.details;
   if (alert.kind === "approval_requested" || alert.kind === "approval_decided") {
-    out.push(["Requested by", str(d.requested_by) ?? "someone"]);
+    out.push(["Requested by", str(d.requested_by_name) ?? str(d.requested_by) ?? "someone"]);
     if (str(d.reason)) out.push(["Reason", str(d.reason)!]);
     if (str(d.approval_id)) out.push(["Request", str(d.approval_id)!]);
   }

@@ -36,7 +36,10 @@ export interface Member {
  * admin token, who is an admin. Written `slack:U123` (the user id is everything after the first
  * colon: Teams ids contain colons) or `admin`.
  */
-export type Actor = { kind: "member"; platform: string; userId: string } | { kind: "admin"; label: string };
+export type Actor =
+  /** `name` is what the platform calls them, shown when the member has no name of their own. */
+  | { kind: "member"; platform: string; userId: string; name?: string }
+  | { kind: "admin"; label: string };
 
 export const ACTOR_FORMAT = `"admin" or PLATFORM:USER_ID with PLATFORM one of ${MEMBER_PLATFORMS.join(", ")}, such as slack:U0123ABCD`;
 
@@ -73,6 +76,12 @@ export class Members {
   async find(platform: string, userId: string, db: Reader = this.database.db): Promise<Member | undefined> {
     const [row] = await db.select().from(members).where(and(eq(members.platform, platform), eq(members.userId, userId)));
     return row ? memberOf(row) : undefined;
+  }
+
+  /** The name cards show for an actor: the member's own, else the platform's; the admin token's bearer is known by its label. */
+  async displayName(actor: Actor, db: Reader = this.database.db): Promise<string | null> {
+    if (actor.kind === "admin") return null;
+    return (await this.find(actor.platform, actor.userId, db))?.name ?? actor.name ?? null;
   }
 
   /** People nobody has given a role are viewers: they may look, not ask or decide. */

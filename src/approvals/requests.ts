@@ -59,9 +59,12 @@ export interface Approval {
   to_amount: bigint;
   reason: string;
   requested_by: string;
+  /** The requester's and decider's names when they acted (a member's own, else the platform's). */
+  requested_by_name: string | null;
   requested_via: RequestedVia | null;
   status: ApprovalStatus;
   decided_by: string | null;
+  decided_by_name: string | null;
   decision_reason: string | null;
   decided_at: Date | null;
   created_at: Date;
@@ -85,9 +88,11 @@ const approvalOf = (row: Row, budgetName: string): Approval => ({
   to_amount: BigInt(row.toAmount),
   reason: row.reason,
   requested_by: row.requestedBy,
+  requested_by_name: row.requestedByName,
   requested_via: (row.requestedVia as RequestedVia | null) ?? null,
   status: row.status as ApprovalStatus,
   decided_by: row.decidedBy,
+  decided_by_name: row.decidedByName,
   decision_reason: row.decisionReason,
   decided_at: row.decidedAt,
   created_at: row.createdAt,
@@ -105,12 +110,17 @@ function alertBudget(budget: Budget): NonNullable<Alert["budget"]> {
   return { id: budget.id, name: budget.name, scope: budget.scope as Record<string, string>, mode: budget.mode, period: budget.period };
 }
 
+/** Who asked and who decided, as people read them. */
+const shownRequester = (a: Approval) => a.requested_by_name ?? a.requested_by;
+const shownDecider = (a: Approval) => a.decided_by_name ?? a.decided_by;
+
 const approvalFacts = (a: Approval) => ({
   approval_id: a.id,
   from_usd: picoToDecimalString(a.from_amount),
   to_usd: picoToDecimalString(a.to_amount),
   reason: a.reason,
   requested_by: a.requested_by,
+  ...(a.requested_by_name ? { requested_by_name: a.requested_by_name } : {}),
   requested_via: a.requested_via,
   expires_at: a.expires_at.toISOString(),
 });
@@ -121,7 +131,7 @@ export function requestedAlert(a: Approval, budget: Budget, spent: { spend: bigi
   return {
     id: `approval:${a.id}:requested`,
     kind: "approval_requested",
-    title: `${a.requested_by} asks to raise ${budget.name} to ${formatUsd(a.to_amount)}`,
+    title: `${shownRequester(a)} asks to raise ${budget.name} to ${formatUsd(a.to_amount)}`,
     summary:
       `From ${formatUsd(a.from_amount)} to ${formatUsd(a.to_amount)} ${PER[budget.period]}: “${a.reason}”. ` +
       `${formatUsd(spent.spend)} spent so far this ${budget.period}; the request expires ${a.expires_at.toISOString()}.`,
@@ -147,8 +157,8 @@ export function requestedAlert(a: Approval, budget: Budget, spent: { spend: bigi
 export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
   const heading = {
     pending: "is pending",
-    approved: `approved by ${a.decided_by}`,
-    rejected: `rejected by ${a.decided_by}`,
+    approved: `approved by ${shownDecider(a)}`,
+    rejected: `rejected by ${shownDecider(a)}`,
     expired: "expired without a decision",
   }[a.status];
   const outcome =
@@ -170,7 +180,7 @@ export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
     forecast_method: null,
     top: [],
     actions: a.status === "approved" ? [] : [{ action: "request_raise", label: "Ask again", target: budget.name }],
-    details: { ...approvalFacts(a), status: a.status, decided_by: a.decided_by, decision_reason: a.decision_reason },
+    details: { ...approvalFacts(a), status: a.status, decided_by: a.decided_by, ...(a.decided_by_name ? { decided_by_name: a.decided_by_name } : {}), decision_reason: a.decision_reason },
     at: now.toISOString(),
   };
 }
@@ -219,8 +229,9 @@ export class Approvals {
    * requester is only a viewer, when the amount is not above the current one, and when a raise of
    * the same budget is already waiting (approving an older, smaller one after it would undo it).
    */
-  async request(input: RaiseRequestInput, adminLabel: string, now: Date): Promise<ApprovalResult<Approval>> {
-    const requester = parseActor(input.requested_by, adminLabel)!;
+  async request(input: RaiseRequestInput, adminLabel: string, now: Date, platformName?: string): Promise<ApprovalResult<Approval>> {
+    const parsed = parseActor(input.requested_by, adminLabel)!;
+    const requester = parsed.kind === "member" && platformName ? { ...parsed, name: platformName } : parsed;
     const role = await this.members.roleOfActor(requester);
     if (!hasRole(role, "requester"))
       return { ok: false, kind: "forbidden", message: `${actorText(requester)} is a ${role}; asking for a raise needs the requester, approver or admin role` };
@@ -234,6 +245,7 @@ export class Approvals {
     // Read before the transaction: PGlite has one connection, which the transaction would hold.
     const period = budgetPeriod(budget, now);
     const { total } = await querySpend(this.database, { period, filters: budget.scope, now, top: 1 });
+    const requesterName = await this.members.displayName(requester);
 
     return this.database.db.transaction(async (tx): Promise<ApprovalResult<Approval>> => {
       const [locked] = await tx.select().from(budgets).where(eq(budgets.id, budget.id)).for("update");
@@ -258,6 +270,7 @@ export class Approvals {
           toAmount: input.amount_usd.toString(),
           reason: input.reason,
           requestedBy: actorText(requester),
+          requestedByName: requesterName,
           requestedVia: input.requested_via ?? null,
           createdAt: now,
           expiresAt: new Date(now.getTime() + this.options.ttlMs),
@@ -282,12 +295,13 @@ export class Approvals {
     if (!hasRole(role, "approver"))
       return { ok: false, kind: "forbidden", message: `${actorText(decision.by)} is a ${role}; deciding a raise needs the approver or admin role` };
     const decider = actorText(decision.by);
+    const deciderName = await this.members.displayName(decision.by);
     const status: ApprovalStatus = decision.decision === "approve" ? "approved" : "rejected";
 
     return this.budgets.transaction(async (store, tx): Promise<ApprovalResult<{ approval: Approval; budget: Budget }>> => {
       const [row] = await tx
         .update(approvals)
-        .set({ status, decidedBy: decider, decisionReason: decision.reason ?? null, decidedAt: now })
+        .set({ status, decidedBy: decider, decidedByName: deciderName, decisionReason: decision.reason ?? null, decidedAt: now })
         .where(and(eq(approvals.id, id), eq(approvals.status, "pending"), gt(approvals.expiresAt, now)))
         .returning();
       if (!row) return this.alreadyDecided(tx, id, now);
@@ -341,7 +355,7 @@ export class Approvals {
     const message =
       current.status === "expired"
         ? `the request expired at ${current.expires_at.toISOString()} without a decision`
-        : `already ${current.status} by ${current.decided_by} at ${current.decided_at?.toISOString()}`;
+        : `already ${current.status} by ${shownDecider(current)} at ${current.decided_at?.toISOString()}`;
     return { ok: false, kind: "conflict", message, approval: current };
   }
 

@@ -277,10 +277,13 @@ export const approvals = pgTable(
     toAmount: numeric("to_amount").notNull(),
     reason: text("reason").notNull(),
     requestedBy: text("requested_by").notNull(),
+    /** The requester's and the decider's names as the cards show them, fixed when they acted so every card of a request agrees. */
+    requestedByName: text("requested_by_name"),
     /** Where the requester asked (platform, channel, user), to tell them the outcome there. */
     requestedVia: jsonb("requested_via").$type<Record<string, unknown>>(),
     status: text("status").notNull().default("pending"),
     decidedBy: text("decided_by"),
+    decidedByName: text("decided_by_name"),
     decisionReason: text("decision_reason"),
     decidedAt: timestamp("decided_at", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
