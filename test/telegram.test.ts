@@ -395,7 +395,8 @@ describe("alerts and their buttons", () => {
     const isRequest = (m: SentMessage) => m.reply_markup?.inline_keyboard?.[0]?.[0]?.callback_data?.startsWith("a:");
     await waitFor("the request in the approvers' chat", () => tg.messagesIn(approvers.id).some(isRequest));
     const request = tg.messagesIn(approvers.id).find(isRequest)!;
-    assert.match(request.text, new RegExp(`^🙋 telegram:${REQUESTER.id} asks to raise ${BUDGET} to \\$800\\.00`));
+    // Named as Telegram names them: the member has no name of its own.
+    assert.match(request.text, new RegExp(`^🙋 @${REQUESTER.username} asks to raise ${BUDGET} to \\$800\\.00`));
     const approve = request.reply_markup!.inline_keyboard[0][0].callback_data as string;
 
     assert.match((await press(REQUESTER, approve, request)).answer.text, /budget approve needs the approver role/);
@@ -408,7 +409,7 @@ describe("alerts and their buttons", () => {
 
     // Where it was asked, the breach itself now tells the outcome; approvers see their request edited too.
     await waitFor("the breach edited", () => tg.messagesIn(oncall.id).some((m) => m.message_id === breach.message_id && m.edits > 0));
-    assert.match(tg.messagesIn(oncall.id).find((m) => m.message_id === breach.message_id)!.text, /✅ Approved by telegram:\d+: \$6\.00 → \$800\.00/);
+    assert.match(tg.messagesIn(oncall.id).find((m) => m.message_id === breach.message_id)!.text, new RegExp(`✅ Approved by @${APPROVER.username}: \\$6\\.00 → \\$800\\.00`));
     await waitFor("the request edited", () => request.edits > 0);
   });
 
