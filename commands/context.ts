@@ -22,6 +22,8 @@ export interface Conversation {
   platform: string;
   /** The platform's address of the conversation (Slack team + channel, Teams reference, Telegram chat). */
   address: Record<string, unknown>;
+  /** The part of `address` that names the conversation, when the rest may change (Teams' service URL). */
+  key?: Record<string, unknown>;
   /** The conversation's channel id in Tollgate, when it is bound to one. */
   channelId?: string;
   /** What people call the conversation (`#search-alerts`), for the channel's name when it subscribes. */
@@ -58,8 +60,10 @@ export interface CommandServices {
     unmute(channelId: string, budget: string, by: string): Promise<Outcome<void>>;
   };
   channels: {
-    /** The Tollgate channel bound to a conversation, by its platform address. */
-    find(platform: string, address: Record<string, unknown>): Promise<{ id: string; timezone: string } | undefined>;
+    /** The Tollgate channel bound to a conversation, by (the part of) its platform address (that names it). */
+    find(platform: string, key: Record<string, unknown>): Promise<{ id: string; timezone: string; address: Record<string, unknown> } | undefined>;
+    /** The conversation is now reached at `address`: its channel's deliveries go there. */
+    readdress(channelId: string, address: Record<string, unknown>, by: string): Promise<void>;
     subscribe(conversation: Conversation, scope: Scope, kinds: SubscriptionKind[], by: string): Promise<Outcome<{ id: string }>>;
     unsubscribe(conversation: Conversation, by: string): Promise<Outcome<void>>;
   };

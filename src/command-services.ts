@@ -116,22 +116,23 @@ export function commandServices(parts: CommandParts): CommandServices {
       },
     },
     channels: {
-      async find(platform, address) {
-        const found = await channels.findByAddress(platform, address);
-        return found && { id: found.id, timezone: found.timezone };
+      async find(platform, key) {
+        const found = await channels.findByAddress(platform, key);
+        return found && { id: found.id, timezone: found.timezone, address: found.address };
       },
+      readdress: (channelId, address, by) => channels.readdress(channelId, address, by),
       async subscribe(conversation, scope, kinds, by) {
         if (Object.keys(conversation.address).length === 0)
           return { ok: false, kind: "invalid", message: "Only a chat conversation can subscribe: type it in the Slack channel that should get the messages, or add a webhook with tollgate channels create." };
         const name = conversation.name ?? `${conversation.platform} ${Object.values(conversation.address).join("/")}`;
         const channel = await channels.subscribe(
-          { platform: conversation.platform, name: name.slice(0, 200), address: conversation.address, secret: null, scopes: Object.keys(scope).length > 0 ? [scope] : [], kinds, timezone: conversation.timezone },
+          { platform: conversation.platform, name: name.slice(0, 200), address: conversation.address, ...(conversation.key ? { key: conversation.key } : {}), secret: null, scopes: Object.keys(scope).length > 0 ? [scope] : [], kinds, timezone: conversation.timezone },
           by,
         );
         return { ok: true, value: { id: channel.id } };
       },
       async unsubscribe(conversation, by): Promise<Outcome<void>> {
-        const found = conversation.channelId ?? (await channels.findByAddress(conversation.platform, conversation.address))?.id;
+        const found = conversation.channelId ?? (await channels.findByAddress(conversation.platform, conversation.key ?? conversation.address))?.id;
         if (!found) return { ok: false, kind: "not_found", message: "This conversation is not subscribed to anything." };
         const removed = await channels.remove(found, by);
         return removed.ok ? { ok: true, value: undefined } : failed(removed);

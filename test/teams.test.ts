@@ -259,4 +259,25 @@ describe("Teams", () => {
     assert.deepEqual(disabled.map((c) => c.address.conversation_id), [removed]);
     assert.match(disabled[0]!.disabled_reason ?? "", /Teams answered 403/);
   });
+  test("Teams moves a conversation to another service URL: it keeps its one channel, and proactive messages follow", async () => {
+    const moved = await startFakeConnector();
+    try {
+      const channelsBefore = (await teamsChannels()).length;
+      const msg = activity(VIC, "channel", { text: "<at>Tollgate</at> help", entities: [{ type: "mention", mentioned: BOT, text: "<at>Tollgate</at>" }], serviceUrl: moved.serviceUrl });
+      assert.ok((await post(msg)).status < 300);
+      assert.equal(moved.calls.filter((c) => c.activityId === msg.id).length, 1, "answered at the new service URL");
+      const channels = await teamsChannels();
+      assert.equal(channels.length, channelsBefore, "no second channel for the same conversation");
+      assert.equal(channels.find((c) => c.address.conversation_id === CHANNEL)!.address.service_url, moved.serviceUrl);
+      // The raise left waiting by the test before would answer for this one.
+      const { approvals } = (await (await t.admin("/api/approvals?status=pending")).json()) as { approvals: { id: string }[] };
+      for (const waiting of approvals) await t.admin(`/api/approvals/${waiting.id}/decision`, { method: "POST", body: JSON.stringify({ decision: "reject", by: "admin" }) });
+      const id = await requestRaise("1300", "after the move");
+      const escaped = id.replace("_", "\\_");
+      await waitFor("the request card at the new service URL", () => moved.calls.some((c) => c.conversationId === CHANNEL && texts(c.body).includes(escaped)));
+      assert.ok(!sentTo(CHANNEL).some((c) => texts(c.body).includes(escaped)), "nothing sent to the old one");
+    } finally {
+      await moved.close();
+    }
+  });
 });

@@ -52,6 +52,9 @@ export function addressOf(activity: Partial<Activity>): TeamsAddress | undefined
   return { service_url: activity.serviceUrl, tenant_id: tenant, conversation_id: id.replace(/;messageid=\d+$/, "") };
 }
 
+/** What names a conversation for good: its service URL may change. */
+const keyOf = (address: TeamsAddress) => ({ tenant_id: address.tenant_id, conversation_id: address.conversation_id });
+
 /** The reference continueConversationAsync needs, from a stored address. */
 export function referenceOf(address: TeamsAddress): Partial<ConversationReference> {
   return { channelId: "msteams", serviceUrl: address.service_url, conversation: { id: address.conversation_id, tenantId: address.tenant_id, isGroup: false, conversationType: "", name: "" } };
@@ -149,13 +152,21 @@ export class TollgateBot extends TeamsActivityHandler {
     }
   }
 
+  /**
+   * The conversation an activity is in, and its channel when bound. Teams may move a conversation
+   * to another service URL: the channel is found by tenant and conversation id, and its stored
+   * address follows, so proactive messages go where Teams now expects them.
+   */
   private async conversation(activity: Activity): Promise<Conversation> {
     const address = addressOf(activity);
-    const bound = address && (await this.services.channels.find(PLATFORM, address));
+    const key = address && keyOf(address);
+    const bound = key && (await this.services.channels.find(PLATFORM, key));
+    if (bound && address && bound.address.service_url !== address.service_url) await this.services.channels.readdress(bound.id, address, PLATFORM);
     const name = activity.conversation?.name ?? (activity.channelData as { channel?: { name?: string } } | undefined)?.channel?.name;
     return {
       platform: PLATFORM,
       address: address ?? {},
+      ...(key ? { key } : {}),
       ...(bound ? { channelId: bound.id } : {}),
       ...(name ? { name: `Teams ${name}` } : {}),
       timezone: bound?.timezone ?? this.opts.config.TOLLGATE_TIMEZONE,

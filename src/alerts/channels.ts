@@ -63,6 +63,8 @@ export interface ChannelSpec {
   platform: string;
   name: string;
   address: Record<string, unknown>;
+  /** The part of the address that names the conversation, when the rest may change (a Teams service URL): the stored address follows it. */
+  key?: Record<string, unknown>;
   secret: string | null;
   scopes: Scope[];
   kinds: SubscriptionKind[];
@@ -160,12 +162,12 @@ export class ChannelStore {
     return row && channelInfo(row);
   }
 
-  /** The channel of a chat conversation, by its platform address (jsonb equality: key order does not matter). */
-  async findByAddress(platform: string, address: Record<string, unknown>): Promise<ChannelInfo | undefined> {
+  /** The channel of a chat conversation, by the part of its platform address that names it (jsonb containment: key order does not matter). */
+  async findByAddress(platform: string, key: Record<string, unknown>): Promise<ChannelInfo | undefined> {
     const [row] = await this.database.db
       .select()
       .from(channels)
-      .where(and(eq(channels.platform, platform), sql`${channels.address} = ${JSON.stringify(address)}::jsonb`))
+      .where(and(eq(channels.platform, platform), sql`${channels.address} @> ${JSON.stringify(key)}::jsonb`))
       .orderBy(asc(channels.createdAt))
       .limit(1);
     return row && channelInfo(row);
@@ -178,12 +180,13 @@ export class ChannelStore {
    * platform's retry never makes two channels of one conversation.
    */
   async subscribe(spec: ChannelSpec, actor: string): Promise<ChannelInfo> {
+    const key = JSON.stringify(spec.key ?? spec.address);
     return this.database.db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(${lockKey(`channel ${spec.platform} ${JSON.stringify(spec.address)}`)}::bigint)`);
+      await tx.execute(sql`select pg_advisory_xact_lock(${lockKey(`channel ${spec.platform} ${key}`)}::bigint)`);
       const [row] = await tx
         .select()
         .from(channels)
-        .where(and(eq(channels.platform, spec.platform), sql`${channels.address} = ${JSON.stringify(spec.address)}::jsonb`))
+        .where(and(eq(channels.platform, spec.platform), sql`${channels.address} @> ${key}::jsonb`))
         .orderBy(asc(channels.createdAt))
         .limit(1)
         .for("update");
@@ -202,12 +205,22 @@ export class ChannelStore {
       const kinds = [...new Set([...before.subscriptions.kinds, ...spec.kinds])];
       const [updated] = await tx
         .update(channels)
-        .set({ scopes, kinds, disabledAt: null, disabledReason: null })
+        .set({ address: spec.address, scopes, kinds, disabledAt: null, disabledReason: null })
         .where(eq(channels.id, row.id))
         .returning();
       const after = channelInfo(updated!);
       await audit(tx, { actor, action: "update", entity: "channel", entityId: after.id, before, after });
       return after;
+    });
+  }
+
+  /** A conversation now reached at another address (Teams moved it to another service URL): its channel follows, audited. */
+  async readdress(id: string, address: Record<string, unknown>, actor: string): Promise<void> {
+    await this.database.db.transaction(async (tx) => {
+      const [row] = await tx.select().from(channels).where(eq(channels.id, id)).for("update");
+      if (!row || JSON.stringify(row.address) === JSON.stringify(address)) return;
+      const [updated] = await tx.update(channels).set({ address }).where(eq(channels.id, id)).returning();
+      await audit(tx, { actor, action: "update", entity: "channel", entityId: id, before: channelInfo(row), after: channelInfo(updated!) });
     });
   }
 
