@@ -18,9 +18,10 @@ export type Command =
   | { verb: "alerts.unmute"; name: string }
   | { verb: "subscribe"; scope: Scope; kinds: SubscriptionKind[] }
   | { verb: "unsubscribe" }
+  | { verb: "telegram-link"; scope: Scope; kinds: SubscriptionKind[] }
   | { verb: "help"; topic?: Topic };
 
-export const TOPICS = ["spend", "budget", "alerts", "subscribe", "unsubscribe", "help"] as const;
+export const TOPICS = ["spend", "budget", "alerts", "subscribe", "unsubscribe", "telegram-link", "help"] as const;
 export type Topic = (typeof TOPICS)[number];
 
 /** Why a text is not a command: what was wrong, what was expected there, and the nearest valid form. */

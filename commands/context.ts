@@ -30,6 +30,12 @@ export interface Conversation {
   name?: string;
   /** Time zone periods are read in. */
   timezone: string;
+  /**
+   * True where an answer not shared on purpose reaches the asker alone (Slack's ephemeral answers,
+   * a direct chat with the bot, the command line); absent where everyone in the conversation reads
+   * every answer. A secret (a link code) is only ever answered where it is true.
+   */
+  private?: boolean;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; kind: string; message: string };
@@ -68,6 +74,20 @@ export interface CommandServices {
     unsubscribe(conversation: Conversation, by: string): Promise<Outcome<void>>;
   };
   recentAlerts(limit: number): Promise<Alert[]>;
+  telegramLinks: {
+    /**
+     * A one-time code that binds the Telegram chat it is sent in to `scope` and `kinds`, with the
+     * bot's deep link when the bot can be named; `not_configured` when this gateway has no Telegram.
+     */
+    create(request: { scope: Scope; kinds: SubscriptionKind[]; by: string }, now: Date): Promise<Outcome<TelegramLink>>;
+  };
+}
+
+export interface TelegramLink {
+  code: string;
+  expiresAt: Date;
+  /** `https://t.me/<bot>?start=CODE`; undefined when Telegram could not be asked the bot's name just now. */
+  deepLink: string | undefined;
 }
 
 export interface CommandContext {

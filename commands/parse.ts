@@ -18,6 +18,7 @@ export const USAGE: Record<Topic, string> = {
   alerts: "alerts [recent] | mute NAME DURATION | unmute NAME",
   subscribe: "subscribe [SCOPE] [alerts|daily|weekly|approvals]",
   unsubscribe: "unsubscribe",
+  "telegram-link": "telegram-link --scope SCOPE [--kinds alerts,daily,weekly,approvals]",
   help: "help [command]",
 };
 
@@ -254,6 +255,67 @@ function parseSubscribe(words: string[]): ParseResult {
   return ok({ verb: "subscribe", scope: s ?? {}, kinds: kinds.size > 0 ? [...kinds] : ["alerts"] });
 }
 
+/** `--scope`, also as `—scope`: what smart punctuation (macOS, phones) makes of two hyphens. */
+const optionName = (word: string) => /^(?:--|[—–])([a-z][a-z-]*)$/i.exec(word)?.[1]?.toLowerCase();
+
+const LINK_OPTIONS = new Map([
+  ["scope", "--scope"],
+  ["kinds", "--kinds"],
+]);
+const LINK_FORM = "telegram-link --scope SCOPE [--kinds KINDS], such as telegram-link --scope team:search --kinds alerts,daily";
+const KINDS_EXPECTED = `any of ${SUBSCRIPTION_KINDS.join(", ")}, joined by commas`;
+
+/** `alerts,daily`: each kind once, in the order given. */
+function kindList(text: string): { ok: true; kinds: SubscriptionKind[] } | { ok: false; error: ParseError } {
+  const kinds = new Set<SubscriptionKind>();
+  for (const word of text.split(",").filter(Boolean)) {
+    const kind = KIND_WORDS.get(word.toLowerCase());
+    if (!kind) {
+      const suggestion = nearest(word.toLowerCase(), KIND_WORDS);
+      return fail(`"${word}" is not something a chat can get${didYouMean(suggestion)}`, KINDS_EXPECTED, "telegram-link", suggestion);
+    }
+    kinds.add(kind);
+  }
+  return kinds.size > 0 ? { ok: true, kinds: [...kinds] } : fail(`"${text}" names no kind`, KINDS_EXPECTED, "telegram-link");
+}
+
+/** `--scope team:search --kinds alerts,daily`, written as the CLI's `tollgate telegram link` takes it (`--scope=...` too). */
+function parseTelegramLink(words: string[]): ParseResult {
+  let s: Scope | undefined;
+  let kinds: SubscriptionKind[] | undefined;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    const equals = word.indexOf("=");
+    const name = optionName(equals > 0 ? word.slice(0, equals) : word);
+    if (name === undefined) {
+      const looksLikeScope = word.includes(":") || EVERYTHING.has(word.toLowerCase());
+      return looksLikeScope
+        ? fail(`"${word}" needs --scope before it`, LINK_FORM, "telegram-link", `telegram-link --scope ${word}`)
+        : fail(`unexpected "${word}"`, LINK_FORM, "telegram-link");
+    }
+    const option = LINK_OPTIONS.get(name);
+    if (!option) {
+      const suggestion = nearest(name, LINK_OPTIONS);
+      return fail(`unknown option "${word}"${didYouMean(suggestion)}`, "--scope SCOPE, and --kinds KINDS if not only alerts", "telegram-link", suggestion);
+    }
+    const value = equals > 0 ? word.slice(equals + 1) : words[++i];
+    const expected = option === "--scope" ? "a scope such as team:search or team:search,model:gpt-4o, or all" : KINDS_EXPECTED;
+    if (!value || optionName(value) !== undefined) return fail(`${option} needs a value`, expected, "telegram-link");
+    if ((option === "--scope" ? s : kinds) !== undefined) return fail(`${option} is given twice`, LINK_FORM, "telegram-link");
+    if (option === "--scope") {
+      const parsed = scope(value, "telegram-link");
+      if (!parsed.ok) return parsed;
+      s = parsed.scope;
+    } else {
+      const parsed = kindList(value);
+      if (!parsed.ok) return parsed;
+      kinds = parsed.kinds;
+    }
+  }
+  if (!s) return fail("telegram-link needs --scope: what the linked chat follows", `${LINK_FORM} (--scope all for all spend)`, "telegram-link");
+  return ok({ verb: "telegram-link", scope: s, kinds: kinds ?? ["alerts"] });
+}
+
 const VERBS = new Map<string, Topic>([...TOPICS.map((t) => [t, t] as const), ["budgets", "budget"], ["alert", "alerts"], ["sub", "subscribe"], ["unsub", "unsubscribe"], ["?", "help"]]);
 
 /**
@@ -262,7 +324,12 @@ const VERBS = new Map<string, Topic>([...TOPICS.map((t) => [t, t] as const), ["b
  */
 export function parseCommand(text: string): ParseResult {
   const words = text.trim().split(/\s+/).filter(Boolean);
-  const head = (words.shift() ?? "help").replace(/^\//, "").replace(/@\S*$/, "").toLowerCase();
+  let head = (words.shift() ?? "help").replace(/^\//, "").replace(/@\S*$/, "").toLowerCase();
+  // `telegram link`, as the CLI spells it (`tollgate telegram link`), is `telegram-link`.
+  if (head === "telegram" && words[0]?.toLowerCase() === "link") {
+    words.shift();
+    head = "telegram-link";
+  }
   const topic = VERBS.get(head);
   switch (topic) {
     case "spend":
@@ -275,6 +342,8 @@ export function parseCommand(text: string): ParseResult {
       return parseSubscribe(words);
     case "unsubscribe":
       return words.length > 0 ? fail(`unexpected "${words[0]}"`, "unsubscribe", "unsubscribe") : ok({ verb: "unsubscribe" });
+    case "telegram-link":
+      return parseTelegramLink(words);
     case "help": {
       const about = words[0] ? VERBS.get(words[0].replace(/^\//, "").toLowerCase()) : undefined;
       if (words[0] && !about) return fail(`there is no command "${words[0]}"`, `help, or help ${TOPICS.join("|")}`, "help");

@@ -20,6 +20,8 @@ export const REQUIRED_ROLE: Record<Command["verb"], Role> = {
   "budget.resume": "admin",
   subscribe: "admin",
   unsubscribe: "admin",
+  // A code opens spend in the scope to whichever chat uses it: as much as subscribing a channel.
+  "telegram-link": "admin",
 };
 
 export const allows = (role: Role, needed: Role) => ROLE_ORDER.indexOf(role) >= ROLE_ORDER.indexOf(needed);

@@ -4,6 +4,7 @@ import { alerts } from "./handlers/alerts.ts";
 import { budget } from "./handlers/budget.ts";
 import { help } from "./handlers/help.ts";
 import { spend } from "./handlers/spend.ts";
+import { telegramLink } from "./handlers/telegram-link.ts";
 import { parseCommand } from "./parse.ts";
 import { type Reply, reply } from "./reply.ts";
 import { REQUIRED_ROLE, allows } from "./roles.ts";
@@ -42,6 +43,8 @@ export async function answer(cmd: Command, ctx: CommandContext): Promise<Reply> 
       return spend(cmd, ctx);
     case "help":
       return help(cmd.topic);
+    case "telegram-link":
+      return telegramLink(cmd, ctx);
     case "alerts.recent":
     case "alerts.mute":
     case "alerts.unmute":

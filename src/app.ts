@@ -15,7 +15,9 @@ import { userDataRouter } from "./admin/user-data-routes.ts";
 import { channelsRouter } from "./admin/channels-routes.ts";
 import { outboxRouter } from "./admin/outbox-routes.ts";
 import { commandsRouter } from "./admin/commands-route.ts";
+import { telegramLinksRouter } from "./admin/telegram-links-route.ts";
 import { ChannelStore } from "./alerts/channels.ts";
+import { LinkCodes } from "./alerts/link-codes.ts";
 import { DeliveryWorker } from "./alerts/delivery.ts";
 import { MuteStore } from "./alerts/mutes.ts";
 import { OutboxNotifier } from "./alerts/outbox.ts";
@@ -175,15 +177,16 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   app.use(operationsRouter(database, usage));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
-  const commands = commandServices({ database, budgets, members, approvals, mutes, channels });
+  // Link codes are Telegram's: made only where the telegram integration is composed in and configured.
+  const telegram = integrations.find((i) => i.platform === "telegram")?.linker?.(config, logger);
+  const commands = commandServices({ database, budgets, members, approvals, mutes, channels, linkCodes: new LinkCodes(database), telegram });
   /** What integrations started, stopped first on close. */
   const integrationStops: (() => Promise<void> | void)[] = [];
   const onClose = (stop: () => Promise<void> | void) => void integrationStops.push(stop);
-  const adminAuth = requireAdmin(adminToken);
-  for (const integration of integrations) integration.mount?.(app, { config, logger, database, channels, notifier, commands, adminAuth, onClose });
+  for (const integration of integrations) integration.mount?.(app, { config, logger, database, channels, notifier, commands, onClose });
   app.use(
     "/api",
-    adminAuth,
+    requireAdmin(adminToken),
     importRouter(recorder),
     express.json({ limit: "1mb" }),
     keysRouter(keys, sources, providers, database),
@@ -197,6 +200,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     channelsRouter({ channels, mutes }),
     outboxRouter({ outbox: notifier, database }),
     commandsRouter(commands, config),
+    telegramLinksRouter(commands),
     userDataRouter(database, logger),
   );
   app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));

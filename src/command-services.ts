@@ -2,6 +2,7 @@ import { desc } from "drizzle-orm";
 import { ADMIN_PLATFORM, type Caller, type CommandServices, type Conversation, type Outcome } from "../commands/context.ts";
 import { Alert } from "./alerts/alert.ts";
 import type { ChannelStore } from "./alerts/channels.ts";
+import type { LinkCodes } from "./alerts/link-codes.ts";
 import type { MuteStore } from "./alerts/mutes.ts";
 import { type Actor, type Members, actorText } from "./approvals/members.ts";
 import { type Approvals, type ApprovalFailure, decidedAlert, requestedAlert } from "./approvals/requests.ts";
@@ -12,6 +13,7 @@ import { spendForBudgets } from "./budgets/spend-batch.ts";
 import type { BudgetStore } from "./budgets/store.ts";
 import type { Database } from "./db/connection.ts";
 import { notifications } from "./db/schema.ts";
+import type { ChatLinker } from "./integration.ts";
 import { picoToDecimalString } from "./pricing/money.ts";
 
 /** The parts of a gateway chat commands act through. */
@@ -22,7 +24,13 @@ export interface CommandParts {
   approvals: Approvals;
   mutes: MuteStore;
   channels: ChannelStore;
+  linkCodes: LinkCodes;
+  /** Telegram's deep links; undefined when this gateway has no Telegram (not composed in, or no bot token). */
+  telegram: ChatLinker | undefined;
 }
+
+const TELEGRAM_NOT_CONFIGURED =
+  "Telegram is not configured on this gateway: set TELEGRAM_BOT_TOKEN (and TELEGRAM_WEBHOOK_SECRET, or TELEGRAM_MODE=polling) and restart it; README, Connect Telegram, has the steps.";
 
 const failed = (f: { kind: string; message: string }): { ok: false; kind: string; message: string } => ({ ok: false, kind: f.kind, message: f.message });
 
@@ -43,7 +51,7 @@ const via = (c: Conversation) => ({ platform: c.platform, ...(c.channelId ? { ch
  * role itself, whatever the command layer already checked).
  */
 export function commandServices(parts: CommandParts): CommandServices {
-  const { database, budgets, members, approvals, mutes, channels } = parts;
+  const { database, budgets, members, approvals, mutes, channels, linkCodes, telegram } = parts;
   return {
     database,
     roleOf: async (platform, userId) => (platform === ADMIN_PLATFORM ? "admin" : members.roleOf(platform, userId)),
@@ -148,6 +156,14 @@ export function commandServices(parts: CommandParts): CommandServices {
           if (alert.success && !seen.has(alert.data.id)) seen.set(alert.data.id, alert.data);
         }
       return [...seen.values()].sort((a, b) => b.at.localeCompare(a.at)).slice(0, limit);
+    },
+    telegramLinks: {
+      async create(request, now) {
+        // A code no bot will ever take would only mislead whoever was given it.
+        if (!telegram) return { ok: false, kind: "not_configured", message: TELEGRAM_NOT_CONFIGURED };
+        const { code, expiresAt } = await linkCodes.create(request, now);
+        return { ok: true, value: { code, expiresAt, deepLink: await telegram.deepLink(code) } };
+      },
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { Express, RequestHandler } from "express";
+import type { Express } from "express";
 import type { CommandServices } from "../commands/context.ts";
 import type { Alert } from "./alerts/alert.ts";
 import type { ChannelStore } from "./alerts/channels.ts";
@@ -69,10 +69,14 @@ export interface IntegrationContext {
   notifier: Notifier;
   /** What chat commands and buttons act through: commands/ answers them. */
   commands: CommandServices;
-  /** The admin API's guard (the admin bearer token), for a platform's own admin routes under /api. */
-  adminAuth: RequestHandler;
   /** Work the integration started (a polling loop, a timer) is stopped here when the gateway closes, before the database does. */
   onClose(stop: () => Promise<void> | void): void;
+}
+
+/** How a platform's bot is opened with a one-time link code (Telegram's `https://t.me/<bot>?start=CODE`). */
+export interface ChatLinker {
+  /** The link that opens the bot and hands it the code; undefined when the bot cannot be named just now. */
+  deepLink(code: string): Promise<string | undefined>;
 }
 
 /** What a platform's own `tollgate <name> ...` command gets: the same as every CLI command. */
@@ -96,6 +100,11 @@ export interface Integration {
    * deliverer, used instead of `deliverer`; undefined when the platform is not configured.
    */
   connect?(config: Config, logger: Logger): Deliverer | undefined;
+  /**
+   * For a platform whose chats are bound with a one-time link code (Telegram): how its bot is opened
+   * with one. Undefined when the platform is not configured: then no code is made for it, whoever asks.
+   */
+  linker?(config: Config, logger: Logger): ChatLinker | undefined;
   mount?(app: Express, context: IntegrationContext): void;
   /** CLI commands of the platform (`tollgate telegram ...`), by name; the answer is the exit code. */
   cli?: Record<string, (ctx: IntegrationCommandContext) => Promise<number>>;

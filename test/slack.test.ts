@@ -3,9 +3,11 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { slackIntegration } from "../integrations/slack/index.ts";
+import { telegramIntegration } from "../integrations/telegram/index.ts";
 import { webhook } from "../integrations/webhook/index.ts";
 import type { ChannelInfo } from "../src/alerts/channels.ts";
 import { type FakeSlack, type Person, buttonClick, sendAsSlack, slashCommand, startFakeSlack, viewSubmission } from "./fakes/slack-api.ts";
+import { FAKE_BOT_USERNAME, postUpdate, startFakeTelegram } from "./fakes/telegram-api.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -30,13 +32,13 @@ let seq = 0;
 
 const env = () => ({ SLACK_BOT_TOKEN: slack.botToken, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: slack.apiUrl });
 
-async function command(name: string, text: string, who: Person, channel = "C0GENERAL", opts: { retryNum?: number } = {}) {
-  return sendAsSlack(`${t.base}/slack/events`, slashCommand(slack, name, text, who, channel), { signingSecret: SIGNING_SECRET, ...opts });
+async function command(name: string, text: string, who: Person, channel = "C0GENERAL", opts: { retryNum?: number } = {}, base = t.base) {
+  return sendAsSlack(`${base}/slack/events`, slashCommand(slack, name, text, who, channel), { signingSecret: SIGNING_SECRET, ...opts });
 }
 
-/** The JSON a slash command was answered with in its acknowledgement. */
-async function ask(name: string, text: string, who: Person = VIEWER, channel?: string) {
-  const res = await command(name, text, who, channel);
+/** The JSON a slash command was answered with in its acknowledgement (by the gateway at `base`, the shared one unless given). */
+async function ask(name: string, text: string, who: Person = VIEWER, channel?: string, base?: string) {
+  const res = await command(name, text, who, channel, {}, base);
   assert.equal(res.status, 200, res.body);
   return res.json() as { response_type: string; text: string; blocks: Record<string, unknown>[] };
 }
@@ -406,6 +408,78 @@ describe("a slow answer", () => {
       assert.match(texts(body.blocks), /AI spend this-month/);
     } finally {
       await slow.close();
+    }
+  });
+});
+
+describe("/tollgate telegram-link", () => {
+  const codes = async () => (await t.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from telegram_links`))[0]!.n;
+
+  test("only an admin makes a code; a bad scope or kind is answered with what was expected; nothing is made", async () => {
+    const before = await codes();
+    const refused = await ask("/tollgate", "telegram-link --scope team:search", APPROVER);
+    assert.equal(refused.response_type, "ephemeral");
+    assert.match(texts(refused.blocks), /telegram-link needs the admin role; you are a approver/);
+    const badScope = texts((await ask("/tollgate", "telegram-link --scope tem:search --kinds alerts", ADMIN)).blocks);
+    assert.match(badScope, /"tem" is not a dimension; did you mean `team`\?/);
+    assert.match(badScope, /Expected one of team, project, feature, user, model, provider, key\./);
+    const badKind = texts((await ask("/tollgate", "telegram-link --scope team:search --kinds alrets", ADMIN)).blocks);
+    assert.match(badKind, /"alrets" is not something a chat can get; did you mean `alerts`\?/);
+    assert.match(badKind, /Expected any of alerts, approvals, daily, weekly, joined by commas\./);
+    assert.equal(await codes(), before);
+  });
+
+  test("on a gateway without Telegram, the admin is told it is not configured, and no code is made", async () => {
+    const before = await codes();
+    const answer = await ask("/tollgate", "telegram-link --scope team:search", ADMIN);
+    assert.equal(answer.response_type, "ephemeral");
+    assert.match(texts(answer.blocks), /^:warning: \*No link code made\*\nTelegram is not configured on this gateway: set TELEGRAM_BOT_TOKEN/);
+    const api = await t.admin("/api/telegram/links", { method: "POST", body: JSON.stringify({ scope: { team: "search" } }) });
+    assert.equal(api.status, 409);
+    assert.match(((await api.json()) as { detail: string }).detail, /^Telegram is not configured on this gateway/);
+    assert.equal(await codes(), before);
+  });
+
+  test("an admin's code is answered to them alone, with its expiry and deep link, and links a Telegram chat", async () => {
+    const tg = await startFakeTelegram();
+    const secret = randomBytes(24).toString("base64url");
+    const telegramEnv = { TELEGRAM_BOT_TOKEN: tg.token, TELEGRAM_WEBHOOK_SECRET: secret, TELEGRAM_API_ROOT: tg.apiRoot, TOLLGATE_JOBS: "off" };
+    const fast = { perChatMs: 20, perGroupPerMinute: 20, minuteMs: 60_000 };
+    const both = await startTestGateway({ ...env(), ...telegramEnv }, { database: t.gateway.database, integrations: [webhook, slackIntegration(), telegramIntegration({ pace: fast })] });
+    try {
+      const asked = Date.now();
+      const answer = await ask("/tollgate", "telegram-link --scope team:search --kinds alerts", ADMIN, "C0GENERAL", both.base);
+      assert.equal(answer.response_type, "ephemeral");
+      const text = texts(answer.blocks);
+      const code = /send \/link ([0-9A-HJKMNP-TV-Z]{16})$/m.exec(text)?.[1];
+      assert.ok(code, text);
+      assert.match(text, /^Telegram link code\nIn the Telegram chat that should get alerts for team:search/);
+      assert.match(text, new RegExp(`\\*Code\\*\n${code}`));
+      assert.match(text, new RegExp(`\\*Or open\\*\nhttps://t\\.me/${FAKE_BOT_USERNAME}\\?start=${code}`));
+      const until = /\*Valid until\*\n(\d{4}-\d\d-\d\d \d\d:\d\d) UTC \(15 minutes\), for one chat/.exec(text)?.[1];
+      assert.ok(until, text);
+      const minutes = (Date.parse(`${until.replace(" ", "T")}Z`) - asked) / 60_000;
+      assert.ok(minutes > 13.9 && minutes <= 15, `${minutes} minutes`);
+      assert.ok(!JSON.stringify(slack.calls).includes(code), "the code never reached the channel through the Web API");
+
+      const chat = tg.addChat({ id: -1_000_777, type: "supergroup", title: "Search from Slack" });
+      const update = tg.command(chat, { id: 5001, is_bot: false, first_name: "Ada" }, `/link@${FAKE_BOT_USERNAME} ${code}`);
+      assert.equal((await postUpdate(`${both.base}/telegram/webhook`, update, secret)).status, 200);
+      const answered = () => tg.messagesIn(chat.id).find((m) => m.reply_to === update.message.message_id);
+      await waitFor("the chat's answer", () => answered() !== undefined);
+      assert.match(answered()!.text, /^Linked to Tollgate\n+This chat now gets alerts for team:search\./);
+      const { channels } = (await (await t.admin("/api/channels")).json()) as { channels: ChannelInfo[] };
+      const linked = channels.find((c) => c.platform === "telegram" && c.address.chat_id === chat.id);
+      assert.deepEqual(linked?.subscriptions, { scopes: [{ team: "search" }], kinds: ["alerts"] });
+      const [used] = await t.gateway.database.rows<{ created_by: string; used_by_chat: number }>(
+        sql`select created_by, used_by_chat::int as used_by_chat from telegram_links where used_at is not null`,
+      );
+      assert.deepEqual(used, { created_by: `slack:${ADMIN.userId}`, used_by_chat: chat.id });
+      // The shared gateway delivers no Telegram: the chat's alerts would wait for ever in its outbox.
+      assert.equal((await t.admin(`/api/channels/${linked!.id}`, { method: "DELETE" })).status, 200);
+    } finally {
+      await both.close();
+      await tg.close();
     }
   });
 });

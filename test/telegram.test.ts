@@ -275,6 +275,22 @@ describe("commands in linked chats", () => {
     );
   });
 
+  test("telegram link makes an admin's code in their private chat only: in a group everyone would read the secret", async () => {
+    const codes = async () => (await t.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from telegram_links`))[0]!.n;
+    const before = await codes();
+    assert.match((await command(oncall, ADMIN, "/telegram link --scope team:search")).text, /^⚠️ No link code made here\n+A link code is a secret and everyone in this conversation would read it/);
+    assert.match((await command(oncall, VIEWER, "/telegram link --scope team:search")).text, /telegram-link needs the admin role; you are a viewer/);
+    assert.equal(await codes(), before, "no code was made");
+
+    const own = privateChat(ADMIN);
+    await link(own, ADMIN);
+    const answer = await ask(tg.text(own, ADMIN, "telegram-link --scope team:ads --kinds daily"));
+    const code = /send \/link ([0-9A-HJKMNP-TV-Z]{16})$/m.exec(answer.text)?.[1];
+    assert.ok(code, answer.text);
+    assert.ok(answer.text.includes(`https://t.me/${FAKE_BOT_USERNAME}?start=${code}`), answer.text);
+    assert.match((await command(group("Ads digest"), VIEWER, `/link ${code}`)).text, /This chat now gets daily for team:ads/);
+  });
+
   test("in a private chat a command reads without its slash", async () => {
     const chat = privateChat(APPROVER);
     await link(chat, APPROVER);

@@ -8,6 +8,7 @@ const EXAMPLES: Record<Topic, string[]> = {
   alerts: ["alerts recent", "alerts mute team-search-monthly 24h"],
   subscribe: ["subscribe team:search alerts", "subscribe approvals", "subscribe weekly"],
   unsubscribe: ["unsubscribe"],
+  "telegram-link": ["telegram-link --scope team:search", "telegram-link --scope team:search --kinds alerts,daily"],
   help: ["help spend"],
 };
 

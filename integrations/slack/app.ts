@@ -181,5 +181,7 @@ async function conversation(services: CommandServices, config: Config, teamId: s
     ...(bound ? { channelId: bound.id } : {}),
     ...(channelName ? { name: `#${channelName}` } : {}),
     timezone: bound?.timezone ?? config.TOLLGATE_TIMEZONE,
+    // Every answer here is ephemeral unless it is shared on purpose (`share`, a subscription).
+    private: true,
   };
 }

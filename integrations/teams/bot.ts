@@ -170,6 +170,8 @@ export class TollgateBot extends TeamsActivityHandler {
       ...(bound ? { channelId: bound.id } : {}),
       ...(name ? { name: `Teams ${name}` } : {}),
       timezone: bound?.timezone ?? this.opts.config.TOLLGATE_TIMEZONE,
+      // The bot's answers are posted to the conversation: only a personal chat is the asker's alone.
+      private: activity.conversation?.conversationType === "personal",
     };
   }
 

@@ -7,13 +7,14 @@ import { parseAmount } from "../../commands/parse.ts";
 import { type Reply, reply } from "../../commands/reply.ts";
 import { answer, refusal, runCommand } from "../../commands/run.ts";
 import { clip } from "../../commands/truncate.ts";
+import type { LinkCodes } from "../../src/alerts/link-codes.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
 import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
 import type { ChatPacer } from "./pacer.ts";
 import { sendOptions } from "./deliver.ts";
 import { LIMITS, type TelegramMessage, parseCallbackData, raiseQuestion, replyMessage } from "./render.ts";
-import type { LinkCodes, RaisePrompts, UpdateInbox } from "./store.ts";
+import type { RaisePrompts, UpdateInbox } from "./store.ts";
 
 /*
  * Telegram's door in: commands typed in a chat, button presses and replies to Tollgate's
@@ -40,7 +41,7 @@ const UNLINKED = reply({
   title: "This chat is not linked to Tollgate",
   summary: "Nothing about spend or budgets can be read here until an admin links the chat to what it should follow.",
   notes: [
-    "An admin runs: tollgate telegram link --scope team:search",
+    "An admin runs: tollgate telegram link --scope team:search (or, in Slack, /tollgate telegram-link --scope team:search)",
     "Then someone here sends /link CODE with the code it prints (or opens the link it prints).",
   ],
 });
@@ -123,6 +124,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
       ...(bound ? { channelId: bound.id } : {}),
       name: chatName(chat),
       timezone: bound?.timezone ?? config.TOLLGATE_TIMEZONE,
+      private: chat.type === "private",
       linked: bound !== undefined,
     };
   }
@@ -304,6 +306,3 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
 
   return bot;
 }
-
-/** The deep link that opens a chat with the bot and sends `/start CODE`. */
-export const deepLink = (username: string, code: string) => `https://t.me/${encodeURIComponent(username)}?start=${encodeURIComponent(code)}`;

@@ -2,9 +2,9 @@ import { Telegram, TelegramError } from "telegraf";
 import { CliError } from "../../src/cli/admin-client.ts";
 import { scopeOption } from "../../src/cli/budget-commands.ts";
 import { withClient } from "../../src/cli/connect.ts";
+import type { LinkAnswer } from "../../src/admin/telegram-links-route.ts";
 import type { Integration, IntegrationCommandContext } from "../../src/integration.ts";
 import { ALLOWED_UPDATES } from "./bot.ts";
-import type { LinkAnswer } from "./mount.ts";
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);

@@ -1,7 +1,9 @@
 import { Telegram } from "telegraf";
+import type { Config } from "../../src/config.ts";
 import type { Integration } from "../../src/integration.ts";
 import { telegramCommand } from "./cli.ts";
 import { telegramDeliverer } from "./deliver.ts";
+import { telegramLinker } from "./linker.ts";
 import { mountTelegram } from "./mount.ts";
 import { ChatPacer, PACE, type PaceLimits } from "./pacer.ts";
 
@@ -10,17 +12,27 @@ export interface TelegramOptions {
   pace: PaceLimits;
 }
 
+/** The Bot API client for the gateway's bot, when one is configured. */
+const botApi = (config: Config) => (config.TELEGRAM_BOT_TOKEN ? new Telegram(config.TELEGRAM_BOT_TOKEN, { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false }) : undefined);
+
 /**
  * Telegram, on when TELEGRAM_BOT_TOKEN is set: commands and buttons through /telegram/webhook (or
- * polling), alerts through the outbox with sendMessage, and `tollgate telegram link|set-webhook`.
+ * polling), alerts through the outbox with sendMessage, deep links for the link codes every door
+ * makes, and `tollgate telegram link|set-webhook`.
  * The bot's answers and the outbox's alerts share one pacer, so a chat's limits count both.
  */
 export function telegramIntegration(options: Partial<TelegramOptions> = {}): Integration {
   const pacer = new ChatPacer(options.pace ?? PACE);
   const integration: Integration = {
     platform: "telegram",
-    connect: (config, logger) =>
-      config.TELEGRAM_BOT_TOKEN ? telegramDeliverer(new Telegram(config.TELEGRAM_BOT_TOKEN, { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false }), pacer, logger) : undefined,
+    connect: (config, logger) => {
+      const api = botApi(config);
+      return api && telegramDeliverer(api, pacer, logger);
+    },
+    linker: (config, logger) => {
+      const api = botApi(config);
+      return api && telegramLinker(api, logger);
+    },
     mount: (app, context) => mountTelegram(app, context, pacer),
   };
   integration.cli = { telegram: (ctx) => telegramCommand(ctx, integration) };

@@ -2,34 +2,13 @@ import { timingSafeEqual } from "node:crypto";
 import express, { type Express, type RequestHandler } from "express";
 import type { Telegraf } from "telegraf";
 import type { Update } from "telegraf/types";
-import { z } from "zod";
 import commandList from "../../manifest/telegram-commands.json" with { type: "json" };
-import { actorOf } from "../../src/admin/audit.ts";
-import { parseBody } from "../../src/admin/keys-routes.ts";
-import { SUBSCRIPTION_KINDS } from "../../src/alerts/alert.ts";
-import { Scope } from "../../src/budgets/budget.ts";
+import { LinkCodes } from "../../src/alerts/link-codes.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
 import { sendProblem } from "../../src/problem.ts";
-import { ALLOWED_UPDATES, createBot, deepLink } from "./bot.ts";
+import { ALLOWED_UPDATES, createBot } from "./bot.ts";
 import type { ChatPacer } from "./pacer.ts";
-import { LinkCodes, RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
-
-/** `POST /api/telegram/links`: what a new link code binds a chat to. */
-const LinkRequest = z.strictObject({
-  scope: z.record(z.string(), z.unknown(), { error: 'a scope such as {"team":"search"} ({} for all spend)' }).pipe(Scope.unwrap()),
-  kinds: z
-    .array(z.enum(SUBSCRIPTION_KINDS, { error: `one of ${SUBSCRIPTION_KINDS.join(", ")}` }))
-    .min(1, "at least one of alerts, approvals, daily, weekly")
-    .default(["alerts"])
-    .transform((kinds) => [...new Set(kinds)]),
-});
-
-export interface LinkAnswer {
-  code: string;
-  expires_at: string;
-  /** Opens the bot with `/start CODE`; null when Telegram could not be asked the bot's name just now. */
-  deep_link: string | null;
-}
+import { RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
 
 /** The bot's user id: the part of the token before the colon, which is no secret. */
 const botIdOf = (token: string) => Number(token.slice(0, token.indexOf(":")));
@@ -55,7 +34,6 @@ function secretCheck(secret: string): RequestHandler {
  *   webhook answers 503 and Telegram keeps the update for later: nothing is acknowledged unrecorded.
  * - polling mode: long polling, in processes that run background work (TOLLGATE_JOBS=on), for a
  *   machine without a public URL; each update is recorded before it is processed too.
- * - `POST /api/telegram/links` (admin): a one-time code for `/link CODE` or the deep link.
  * The command list is registered with setMyCommands at start.
  */
 export function mountTelegram(app: Express, context: IntegrationContext, pacer: ChatPacer): void {
@@ -72,14 +50,6 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
     bot.botInfo ??= await bot.telegram.getMe();
     await bot.telegram.setMyCommands(commandList);
   })().catch(log("start-up (getMe, setMyCommands)"));
-
-  app.post("/api/telegram/links", context.adminAuth, express.json({ limit: "64kb" }), async (req, res) => {
-    const body = parseBody(LinkRequest, req, res);
-    if (!body) return;
-    const { code, expiresAt } = await links.create({ scope: body.scope, kinds: body.kinds, by: actorOf(req) }, new Date());
-    const me = bot.botInfo ?? (await bot.telegram.getMe().catch(() => undefined));
-    res.status(201).json({ code, expires_at: expiresAt.toISOString(), deep_link: me ? deepLink(me.username, code) : null } satisfies LinkAnswer);
-  });
 
   const inFlight = new Set<Promise<void>>();
   const handle = (update: Update) => {
@@ -127,7 +97,7 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
 
   let pruner: NodeJS.Timeout | undefined;
   if (config.TOLLGATE_JOBS === "on") {
-    const prune = () => void pruneTelegram(database, botIdOf(token)).catch(log("pruning"));
+    const prune = () => void Promise.all([pruneTelegram(database, botIdOf(token)), links.prune()]).catch(log("pruning"));
     prune();
     pruner = setInterval(prune, PRUNE_EVERY_MS).unref();
   }

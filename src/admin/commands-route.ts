@@ -43,8 +43,8 @@ export function commandsRouter(services: CommandServices, config: Config): Route
     if (!body) return;
     const actor = body.caller ? parseActor(body.caller, actorOf(req))! : { kind: "admin" as const, label: actorOf(req) };
     const caller: Caller = actor.kind === "admin" ? { platform: ADMIN_PLATFORM, userId: actor.label } : { platform: actor.platform, userId: actor.userId };
-    // The command line is no conversation: nothing can be muted or subscribed there.
-    const conversation = { platform: "cli", address: {}, timezone: body.timezone ?? config.TOLLGATE_TIMEZONE };
+    // The command line is no conversation: nothing can be muted or subscribed there, and the answer is the caller's alone.
+    const conversation = { platform: "cli", address: {}, timezone: body.timezone ?? config.TOLLGATE_TIMEZONE, private: true };
     const reply = await runCommand(body.text, { caller, conversation, services, now: new Date() });
     res.json({ reply, text: renderText(reply) });
   });

@@ -38,7 +38,8 @@ export async function connect(config: Config, logger: Logger, integrations: read
 
 /**
  * Runs `work` against the admin API of a running server, or of a gateway started here; a command
- * whose routes a platform mounts (`tollgate telegram link`) names the integrations that gateway needs.
+ * that needs a platform's part in the gateway (`tollgate telegram link`: Telegram, for its deep
+ * links) names the integrations that gateway needs.
  */
 export async function withClient<T>(ctx: { config: Config; logger: Logger }, work: (client: AdminClient) => Promise<T>, integrations: readonly Integration[] = []): Promise<T> {
   const connection = await connect(ctx.config, ctx.logger, integrations);
