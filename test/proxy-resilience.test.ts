@@ -339,6 +339,7 @@ describe("the ledger database goes away under proxy traffic", () => {
       const t = await startTestGateway({ OPENAI_BASE_URL: openaiFake.url, OPENAI_API_KEY: OPENAI_KEY }, { database: cuttable.database });
       try {
         const key = await virtualKey(t);
+        const unseen = await virtualKey(t);
         const client = openai(t, key);
         const ids: string[] = [];
         /** One whole and one streamed call, both read to the end; their call ids are kept. */
@@ -374,6 +375,11 @@ describe("the ledger database goes away under proxy traffic", () => {
         const ready = await readyz();
         assert.equal(ready.status, "degraded");
         assert.equal(ready.database, "unreachable");
+        // A key this gateway never saw cannot be checked now: a 503 to try again, in OpenAI's error shape.
+        const refused = await fetch(`${t.base}/openai/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${unseen}`, "content-type": "application/json" }, body: JSON.stringify(chat) });
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers.get("retry-after"), "5");
+        assert.equal(((await refused.json()) as { error: { code: string } }).error.code, "key_check_unavailable");
         await waitFor("the calls made during the outage spooled", () => t.gateway.usage.status().spooled_events >= during.length);
         assert.equal(await stored(during), 0, "none of them reached the database");
 

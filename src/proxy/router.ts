@@ -114,7 +114,14 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
   const path = q === -1 ? rest : rest.slice(0, q);
   const params = new URLSearchParams(q === -1 ? "" : rest.slice(q + 1));
   const presented = provider.clientKey(req.headers, params);
-  const key: KeyInfo | null = presented ? await deps.keys.authenticate(presented, "virtual") : null;
+  let key: KeyInfo | null = null;
+  try {
+    key = presented ? await deps.keys.authenticate(presented, "virtual") : null;
+  } catch (err) {
+    // Only a key this process has never seen waits on the database; known keys are answered from memory.
+    deps.logger.warn({ provider: provider.name, error: (err as Error).name }, "a virtual key could not be checked: the database did not answer");
+    return sendProviderError(res, { provider, id }, 503, "key_check_unavailable", "the gateway cannot check this Tollgate key right now; try again shortly", {}, { "retry-after": UNCHECKED_RETRY_SECONDS });
+  }
   const passThrough = !key && deps.allowProviderKeys && presented !== undefined && !presented.startsWith("tlg_");
   if (!key && !passThrough) {
     const message = presented ? "the Tollgate key is not valid or has been revoked" : "send a Tollgate virtual key (tlg_...) where your SDK sends its API key";
