@@ -26,11 +26,11 @@ type TeamsAuthConfig = Pick<
 
 type MsalClient = ConstructorParameters<typeof MsalServiceClientCredentialsFactory>[1];
 
+/** An authority of the login host: the host and an Entra tenant. */
+const authorityAt = (config: TeamsAuthConfig, tenant: string | undefined) => `${config.TEAMS_LOGIN_URL.replace(/\/+$/, "")}/${tenant}`;
+
 /** The Entra authority the bot's token comes from: its own tenant, or the Bot Framework's for an older multi-tenant bot. */
-export function authorityOf(config: TeamsAuthConfig): string {
-  const tenant = config.MicrosoftAppType === "MultiTenant" ? "botframework.com" : config.MicrosoftAppTenantId;
-  return `${config.TEAMS_LOGIN_URL.replace(/\/+$/, "")}/${tenant}`;
-}
+const authorityOf = (config: TeamsAuthConfig) => authorityAt(config, config.MicrosoftAppType === "MultiTenant" ? "botframework.com" : config.MicrosoftAppTenantId);
 
 /** The adapter's authentication; with no app id (TEAMS_AUTH=off) nothing is checked and no token is sent. */
 export function botAuthentication(config: TeamsAuthConfig): ConfigurationBotFrameworkAuthentication {
@@ -48,7 +48,7 @@ export function botAuthentication(config: TeamsAuthConfig): ConfigurationBotFram
     ToChannelFromBotOAuthScope: config.TEAMS_OAUTH_SCOPE,
     ToBotFromChannelTokenIssuer: config.TEAMS_TOKEN_ISSUER,
     ToBotFromChannelOpenIdMetadataUrl: config.TEAMS_OPENID_METADATA_URL,
-    ToBotFromEmulatorOpenIdMetadataUrl: `${config.TEAMS_LOGIN_URL.replace(/\/+$/, "")}/botframework.com/v2.0/.well-known/openid-configuration`,
+    ToBotFromEmulatorOpenIdMetadataUrl: `${authorityAt(config, "botframework.com")}/v2.0/.well-known/openid-configuration`,
     // User sign-in (OAuth cards) is not used; botbuilder still wants the token service's address.
     OAuthUrl: AuthenticationConstants.OAuthUrl,
     CallerId: CallerIdConstants.PublicAzureChannel,
