@@ -77,7 +77,7 @@ async function settled(reply: ReplyProgress, what: string, timeoutMs = 5_000): P
 }
 
 describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
-  test("OpenAI stream: the upstream request is cut off at once; recorded as aborted with what was known (the model, no usage yet)", { timeout: 15_000 }, async () => {
+  test("OpenAI stream: the upstream request is cut off at once; recorded as aborted and unpriced with what was known (the model, no usage yet)", { timeout: 15_000 }, async () => {
     const deltas = 100;
     openaiFake.setNext({ deltas, delayMs: 25 });
     const abort = new AbortController();
@@ -99,8 +99,10 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
     const row = await proxyRow(database, id);
     assert.equal(row.status, "aborted");
     assert.equal(row.model, "gpt-4o", "the model named by the first chunk");
-    // Chat streams report usage only in their last chunk, which a cancelled call never gets.
+    // Chat streams report usage only in their last chunk, which a cancelled call never gets:
+    // OpenAI still bills the prompt, so the call is recorded unpriced, never as a $0 call.
     assert.deepEqual(tokenColumns(row), ZERO);
+    assert.equal(row.priced, false);
     assert.match(row.request_id ?? "", /^req_/);
   });
 

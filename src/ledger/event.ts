@@ -64,9 +64,15 @@ export const UsageEvent = z.object({
   api_key_id: z.string().nullable().default(null),
   tags: z.record(z.string(), z.string()).default({}),
   request_id: z.string().max(200).nullable().default(null),
+  /**
+   * The provider answered but its usage could not be read (a stream cut short before its usage
+   * chunk, an answer that carries none): the cost is unknown, so the call is recorded unpriced
+   * rather than as a silent $0.
+   */
+  usage_unknown: z.boolean().optional(),
 });
 export type UsageEvent = z.infer<typeof UsageEvent>;
 export type UsageEventInput = z.input<typeof UsageEvent>;
 
-/** An event with its price: cost in pico-USD (1e-12 USD); `priced` is false for unknown models. */
+/** An event with its price: cost in pico-USD (1e-12 USD); `priced` is false for unknown models and unread usage. */
 export type PricedEvent = UsageEvent & { cost: bigint; priced: boolean };

@@ -78,9 +78,10 @@ export interface PricingInput {
   readonly ts: Date;
   readonly tokens: Tokens;
   readonly service_tier: ServiceTier;
+  readonly usage_unknown?: boolean;
 }
 
-/** `priced: false` means the model is unknown: the caller records it as unpriced, never as a $0 call. */
+/** `priced: false` means the model or the usage is unknown: the caller records it as unpriced, never as a $0 call. */
 export interface PriceResult {
   readonly cost: bigint;
   readonly priced: boolean;
@@ -88,6 +89,7 @@ export interface PriceResult {
 
 /** Prices one call with the rates in force at its time. */
 export function priceEvent(catalog: PriceCatalog, event: PricingInput): PriceResult {
+  if (event.usage_unknown) return { cost: 0n, priced: false };
   const found = catalog.lookup(event.provider, event.model, event.ts);
   if (!found) return { cost: 0n, priced: false };
   return { cost: costAt(found, event.tokens, event.service_tier), priced: true };

@@ -86,7 +86,8 @@ function parseJson(bytes: Buffer): unknown {
 }
 
 /** The ledger's record of a call, whatever became of it. */
-export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["status"], upstreamRequestId: string | undefined): UsageEvent {
+/** `answerCode` is the upstream's HTTP status, when it answered: a success whose usage was not read may still be billed. */
+export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["status"], upstreamRequestId: string | undefined, answerCode?: number): UsageEvent {
   const usage = outcome.usage;
   return {
     source: "proxy",
@@ -107,6 +108,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
     api_key_id: call.attribution.apiKeyId,
     tags: call.attribution.tags,
     request_id: upstreamRequestId ?? null,
+    ...(!usage && answerCode !== undefined && answerCode < 400 ? { usage_unknown: true } : {}),
   };
 }
 
@@ -141,7 +143,7 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
   const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-  opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId));
+  opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
 }
 
 /** How a relayed answer ended: sent whole, cut short by the client leaving, or broken off by the upstream. */
@@ -167,7 +169,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     }
   } catch {
     sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
-    opts.record(callEvent(call, { usage: undefined, model: undefined }, "error", requestId));
+    opts.record(callEvent(call, { usage: undefined, model: undefined }, "error", requestId, answer.statusCode));
     return;
   }
   const headers: Record<string, string | string[]> = { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id };
@@ -176,7 +178,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     res.writeHead(answer.statusCode, headers);
     for (const chunk of chunks) res.write(chunk);
     const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-    opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId));
+    opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
     return;
   }
   const bytes = Buffer.concat(chunks);
@@ -193,7 +195,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   }
   // A client that left before its answer came is still charged the provider's usage, as `aborted`.
   const status = res.destroyed ? "aborted" : answer.statusCode < 400 ? "ok" : "error";
-  const event = callEvent(call, outcome, status, requestId);
+  const event = callEvent(call, outcome, status, requestId, answer.statusCode);
   const priced = opts.price(event);
   if (answer.statusCode < 400 && priced.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(priced.cost);
   headers["content-length"] = String(bytes.length);
@@ -240,7 +242,7 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
       return injected && keep ? Buffer.from(last.raw) : undefined;
     },
   );
-  opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, delivery), requestId));
+  opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
 }
 
 /**
