@@ -8,6 +8,7 @@ import { clip, fitLines } from "../commands/truncate.ts";
 import { LIMITS, alertsMessage, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
 import type { Alert } from "../src/alerts/alert.ts";
 import { blockProblems } from "./fakes/slack-api.ts";
+import { sampleAlert } from "./helpers/sample-alert.ts";
 
 /** Every string of a value, deep: what could reach Slack's parser. */
 function strings(value: unknown): string[] {
@@ -30,34 +31,15 @@ const CONTROL = /<[!@#]|<https?:/;
 
 const INJECTIONS = ["<!channel>", "<!here|here>", "<@U0BOSS>", "<#C0SECRET>", "<https://evil.example|Click me>", "a & b > c"];
 
-function threshold(overrides: Partial<Alert> = {}): Alert {
-  return {
-    id: "firing:1",
-    kind: "threshold",
-    title: "search-monthly passed 80 % of $500.00",
-    summary: "$412.50 of $500.00 (82 %) spent on team:search in this-month; the period ends 1 Dec 2026, 00:00 UTC.",
-    budget: { id: "b1", name: "search-monthly", scope: { team: "search" }, mode: "hard", period: "month" },
-    spend_usd: "412.5",
-    amount_usd: "500",
-    percent: 82,
-    threshold: 80,
-    period: { start: "2026-11-01T00:00:00.000Z", end: "2026-12-01T00:00:00.000Z" },
-    forecast_usd: "610.25",
-    forecast_method: "run rate",
+/** The sample alert, with a usage value that would be a control sequence if it were not escaped. */
+const threshold = (overrides: Partial<Alert> = {}): Alert =>
+  sampleAlert({
     top: [
       { dimension: "feature", key: "autocomplete", spend_usd: "300" },
       { dimension: "feature", key: "<!channel>", spend_usd: "112.5" },
     ],
-    actions: [
-      { action: "request_raise", label: "Request a raise", target: "search-monthly" },
-      { action: "mute", label: "Mute", target: "search-monthly" },
-      { action: "breakdown", label: "Breakdown", target: "search-monthly" },
-    ],
-    details: {},
-    at: "2026-11-23T14:02:00.000Z",
     ...overrides,
-  };
-}
+  });
 
 describe("mrkdwn escaping", () => {
   test("&, < and > become entities, in that order", () => {

@@ -11,6 +11,7 @@ import { type FakeConnector, startFakeConnector } from "./fakes/bot-connector.ts
 import { CONNECTOR_SCOPE, type FakeIdentity, TEST_CERTIFICATE, startFakeIdentity } from "./fakes/bot-identity.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { sampleAlert } from "./helpers/sample-alert.ts";
 
 /*
  * The Bot Framework's authentication both ways, with real credentials (no TEAMS_AUTH=off):
@@ -155,7 +156,7 @@ describe("Teams authentication", () => {
 
   test("a wrong client secret or tenant: delivery is kept for a retry with Entra's reason, and the secret is never in it", async () => {
     const target = { id: "c-auth", platform: "teams", name: "x", address: { service_url: connector.serviceUrl, tenant_id: TENANT, conversation_id: CHANNEL }, secret: null, timezone: "UTC" };
-    const alert = { id: "a", kind: "threshold" as const, title: "t", summary: "s", budget: null, spend_usd: null, amount_usd: null, percent: null, threshold: null, period: null, forecast_usd: null, forecast_method: null, top: [], actions: [], details: {}, at: new Date().toISOString() };
+    const alert = sampleAlert();
     const deliver = async (settings: Record<string, string>) => {
       const config = loadConfig({ ...env(), ...settings, TOLLGATE_DATA_DIR: "/tmp" });
       const deliverer = teamsDeliverer(createAdapter(config, createLogger("silent")), config, createLogger("silent"));

@@ -7,35 +7,9 @@ import { type Element, INPUTS, LIMITS, alertsCard, md, replyCard } from "../inte
 import type { Alert } from "../src/alerts/alert.ts";
 import { TOPICS } from "../commands/command.ts";
 import { cardProblems } from "./helpers/adaptive-card.ts";
+import { sampleAlert } from "./helpers/sample-alert.ts";
 
-function alert(overrides: Partial<Alert> = {}): Alert {
-  return {
-    id: "firing:1",
-    kind: "threshold",
-    title: "search-monthly passed 80 % of $500.00",
-    summary: "$412.50 of $500.00 (82 %) spent on team:search this month.",
-    budget: { id: "b1", name: "search-monthly", scope: { team: "search" }, mode: "hard", period: "month" },
-    spend_usd: "412.5",
-    amount_usd: "500",
-    percent: 82,
-    threshold: 80,
-    period: { start: "2026-11-01T00:00:00.000Z", end: "2026-12-01T00:00:00.000Z" },
-    forecast_usd: "610.25",
-    forecast_method: "run rate",
-    top: [
-      { dimension: "feature", key: "rerank", spend_usd: "300" },
-      { dimension: "feature", key: "summaries", spend_usd: "112.5" },
-    ],
-    actions: [
-      { action: "request_raise", label: "Request raise", target: "search-monthly" },
-      { action: "mute", label: "Mute 24h", target: "search-monthly" },
-      { action: "breakdown", label: "Breakdown", target: "search-monthly" },
-    ],
-    details: {},
-    at: "2026-11-20T14:02:00.000Z",
-    ...overrides,
-  };
-}
+const alert = sampleAlert;
 
 const approval = (status?: "approved" | "rejected" | "expired"): Alert =>
   alert({
@@ -128,7 +102,7 @@ describe("Teams cards", () => {
     const decided = alertsCard([approval("approved")]);
     assert.equal(decided.refresh, undefined, "a decided card is final");
     assert.equal(find(decided, (e) => e.type === "Action.Execute").length, 0);
-    assert.match(texts(decided).join("\n"), /\*\*Approved\*\* by Dana Ruiz, \{\{TIME\(2026-11-20T14:02:00Z\)\}\}, \$500\.00 → \$800\.00/);
+    assert.match(texts(decided).join("\n"), /\*\*Approved\*\* by Dana Ruiz, \{\{TIME\(2026-11-23T14:02:00Z\)\}\}, \$500\.00 → \$800\.00/);
     assert.match(texts(alertsCard([approval("rejected")])).join("\n"), /\*\*Rejected\*\* by Dana Ruiz.*\n?[\s\S]*not now/);
   });
 

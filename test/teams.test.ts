@@ -13,6 +13,7 @@ import { type FakeConnector, startFakeConnector } from "./fakes/bot-connector.ts
 import { cardProblems } from "./helpers/adaptive-card.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { sampleAlert } from "./helpers/sample-alert.ts";
 
 /*
  * botbuilder's CloudAdapter and TeamsActivityHandler on the gateway's /api/messages, driven with
@@ -229,7 +230,7 @@ describe("Teams", () => {
     const config = loadConfig({ TEAMS_AUTH: "off", TOLLGATE_DATA_DIR: "/tmp" });
     const deliverer = teamsDeliverer(createAdapter(config, createLogger("silent")), config, createLogger("silent"));
     const target = { id: "c1", platform: "teams", name: "x", address: { service_url: connector.serviceUrl, tenant_id: TENANT, conversation_id: "19:other@thread.tacv2" }, secret: null, timezone: "UTC" };
-    const alert = { id: "a", kind: "threshold" as const, title: "t", summary: "s", budget: null, spend_usd: null, amount_usd: null, percent: null, threshold: null, period: null, forecast_usd: null, forecast_method: null, top: [], actions: [], details: {}, at: new Date().toISOString() };
+    const alert = sampleAlert();
     const message = { id: 1, dedupeKey: "d", attempt: 1, payload: { alerts: [alert] }, createdAt: new Date() };
     const ctx = () => ({ now: new Date(), signal: AbortSignal.timeout(5000), publicUrl: undefined });
     // The connector's scripted failures go to whichever call comes next: let the gateway's own outbox finish first.

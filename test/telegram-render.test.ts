@@ -5,6 +5,7 @@ import { ChatPacer } from "../integrations/telegram/pacer.ts";
 import { LIMITS, alertsMessage, callbackData, escapeClipped, escapeHtml, keyboard, parseCallbackData, raiseQuestion, replyMessage } from "../integrations/telegram/render.ts";
 import type { Alert } from "../src/alerts/alert.ts";
 import { parseTelegramHtml } from "./fakes/telegram-api.ts";
+import { sampleAlert } from "./helpers/sample-alert.ts";
 
 /*
  * The pure parts of the Telegram integration: the HTML renderer, checked with the fake Bot API's
@@ -16,34 +17,23 @@ const NASTY = "<b>search</b> & <i>co</i> &amp; </pre>";
 /** What a person reads, and the entities, as Telegram would parse the HTML; fails on HTML Telegram refuses. */
 const read = (html: string) => parseTelegramHtml(html);
 
-function alert(overrides: Partial<Alert> = {}): Alert {
-  return {
+/** The sample alert in April 2026, with a usage value full of HTML; each its own id (the pacing tests tell them apart). */
+const alert = (overrides: Partial<Alert> = {}): Alert =>
+  sampleAlert({
     id: `firing:${Math.random()}`,
-    kind: "threshold",
-    title: "search-monthly passed 80 % of $500.00",
     summary: "$400.00 of $500.00 (80 %) spent on team:search in April 2026.",
     budget: { id: "3f2b8c1e-0c9a-4d5e-9b7a-1c2d3e4f5a6b", name: "search-monthly", scope: { team: "search" }, mode: "hard", period: "month" },
     spend_usd: "400",
-    amount_usd: "500",
     percent: 80,
-    threshold: 80,
     period: { start: "2026-04-01T00:00:00.000Z", end: "2026-05-01T00:00:00.000Z" },
     forecast_usd: "612.5",
-    forecast_method: "run rate",
     top: [
       { dimension: "feature", key: NASTY, spend_usd: "300" },
       { dimension: "feature", key: "autocomplete", spend_usd: "100" },
     ],
-    actions: [
-      { action: "request_raise", label: "Request a raise", target: "search-monthly" },
-      { action: "mute", label: "Mute", target: "search-monthly" },
-      { action: "breakdown", label: "Breakdown", target: "search-monthly" },
-    ],
-    details: {},
     at: "2026-04-20T10:15:00.000Z",
     ...overrides,
-  };
-}
+  });
 
 describe("escaping", () => {
   test("&, < and > become entities; the text reads back as it was", () => {
