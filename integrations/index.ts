@@ -1,8 +1,12 @@
-import type { Integration } from "../src/integration.ts";
-import { slack } from "./slack/index.ts";
-import { teams } from "./teams/index.ts";
-import { telegram } from "./telegram/index.ts";
-import { webhook } from "./webhook/index.ts";
+import type { IntegrationSource } from "../src/integration.ts";
+import { slackConfigured } from "./slack/configured.ts";
+import { teamsConfigured } from "./teams/configured.ts";
+import { telegramConfigured } from "./telegram/configured.ts";
 
-/** Every platform this build delivers to; the entry point hands them to the gateway. */
-export const integrations: Integration[] = [webhook, slack, telegram, teams];
+/** Every platform this build delivers to, loaded only when configured (or its command runs); the entry point hands them to the gateway. */
+export const integrations: IntegrationSource[] = [
+  { platform: "webhook", configured: () => true, load: async () => (await import("./webhook/index.ts")).webhook },
+  { platform: "slack", configured: slackConfigured, load: async () => (await import("./slack/index.ts")).slack },
+  { platform: "telegram", configured: telegramConfigured, commands: ["telegram"], load: async () => (await import("./telegram/index.ts")).telegram },
+  { platform: "teams", configured: teamsConfigured, commands: ["teams-package"], load: async () => (await import("./teams/index.ts")).teams },
+];

@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.ts";
 import { CliError } from "./cli/admin-client.ts";
 import { commands } from "./cli/commands.ts";
-import type { Integration } from "./integration.ts";
+import { type IntegrationSource, loadIntegrations } from "./integration.ts";
 import { createLogger } from "./logger.ts";
 
 const USAGE = `tollgate: the AI-spend gateway
@@ -46,7 +46,7 @@ Periods: today, yesterday, this-week, last-week, this-month, last-month, this-qu
 last-quarter, this-year, last-7d, last-30d, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD.
 Dimensions: team, project, feature, user, model, provider, key.`;
 
-async function main(argv: string[], integrations: readonly Integration[]): Promise<number> {
+async function main(argv: string[], sources: readonly IntegrationSource[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -93,16 +93,18 @@ async function main(argv: string[], integrations: readonly Integration[]): Promi
     return 0;
   }
   // A platform's own commands (`tollgate telegram ...`) come with its integration.
-  const command = commands[name] ?? integrations.find((i) => i.cli?.[name])?.cli?.[name];
-  if (!command) throw new CliError(`unknown command "${name}"; run \`tollgate help\``);
+  if (!commands[name] && !sources.some((s) => s.commands?.includes(name))) throw new CliError(`unknown command "${name}"; run \`tollgate help\``);
   const config = loadConfig();
   const logger = createLogger(name === "serve" ? config.LOG_LEVEL : "warn");
+  const integrations = await loadIntegrations(sources, config, name);
+  const command = commands[name] ?? integrations.find((i) => i.cli?.[name])?.cli?.[name];
+  if (!command) throw new Error(`the integration offering "${name}" has no such command`);
   return command({ config, logger, args: rest, options: values, integrations });
 }
 
 /** The `tollgate` command; the entry point composes in the platform integrations (src never imports them). */
-export async function runCli(argv: string[], integrations: readonly Integration[]): Promise<void> {
-  await main(argv, integrations).then(
+export async function runCli(argv: string[], sources: readonly IntegrationSource[]): Promise<void> {
+  await main(argv, sources).then(
     (code) => {
       process.exitCode = code;
     },

@@ -109,3 +109,23 @@ export interface Integration {
   /** CLI commands of the platform (`tollgate telegram ...`), by name; the answer is the exit code. */
   cli?: Record<string, (ctx: IntegrationCommandContext) => Promise<number>>;
 }
+
+/**
+ * A platform as the entry point offers it, unloaded: whether this config turns it on, the CLI
+ * commands it brings, and how to load it. A platform's SDK (botbuilder, Bolt, telegraf) is loaded
+ * only when it is configured or one of its commands runs: a gateway or CLI without it starts
+ * faster and smaller.
+ */
+export interface IntegrationSource {
+  platform: string;
+  configured(config: Config): boolean;
+  /** The names of its `cli` commands, so a command can be found before its platform is loaded. */
+  commands?: readonly string[];
+  load(): Promise<Integration>;
+}
+
+/** The integrations this config turns on, and the one whose command is about to run. */
+export async function loadIntegrations(sources: readonly IntegrationSource[], config: Config, command?: string): Promise<Integration[]> {
+  const wanted = sources.filter((s) => s.configured(config) || (command !== undefined && s.commands?.includes(command)));
+  return Promise.all(wanted.map((s) => s.load()));
+}

@@ -1,6 +1,7 @@
 import type { Config } from "../../src/config.ts";
 import type { Integration } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
+import { teamsConfigured } from "./configured.ts";
 import { INVOKE_ANSWER_MS, type TeamsAdapter, createAdapter } from "./bot.ts";
 import { teamsDeliverer } from "./deliver.ts";
 import { mountTeams } from "./mount.ts";
@@ -11,8 +12,6 @@ export interface TeamsOptions {
   invokeAnswerMs: number;
 }
 
-/** Teams is on with a bot app id, or with TEAMS_AUTH=off for local development. */
-const enabled = (config: Config) => Boolean(config.MicrosoftAppId) || config.TEAMS_AUTH === "off";
 
 /**
  * Microsoft Teams: commands, card actions and installs through /api/messages, alerts through the
@@ -28,9 +27,9 @@ export function teamsIntegration(options: Partial<TeamsOptions> = {}): Integrati
   };
   return {
     platform: "teams",
-    connect: (config, logger) => (enabled(config) ? teamsDeliverer(adapterFor(config, logger), config, logger) : undefined),
+    connect: (config, logger) => (teamsConfigured(config) ? teamsDeliverer(adapterFor(config, logger), config, logger) : undefined),
     mount: (app, context) => {
-      if (enabled(context.config)) mountTeams(app, context, adapterFor(context.config, context.logger), options.invokeAnswerMs ?? INVOKE_ANSWER_MS);
+      if (teamsConfigured(context.config)) mountTeams(app, context, adapterFor(context.config, context.logger), options.invokeAnswerMs ?? INVOKE_ANSWER_MS);
     },
     cli: { "teams-package": teamsPackageCommand },
   };

@@ -2,6 +2,7 @@ import { Telegram } from "telegraf";
 import type { Config } from "../../src/config.ts";
 import type { Integration } from "../../src/integration.ts";
 import { telegramCommand } from "./cli.ts";
+import { telegramConfigured } from "./configured.ts";
 import { telegramDeliverer } from "./deliver.ts";
 import { telegramLinker } from "./linker.ts";
 import { mountTelegram } from "./mount.ts";
@@ -13,7 +14,7 @@ export interface TelegramOptions {
 }
 
 /** The Bot API client for the gateway's bot, when one is configured. */
-const botApi = (config: Config) => (config.TELEGRAM_BOT_TOKEN ? new Telegram(config.TELEGRAM_BOT_TOKEN, { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false }) : undefined);
+const botApi = (config: Config) => (telegramConfigured(config) ? new Telegram(config.TELEGRAM_BOT_TOKEN, { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false }) : undefined);
 
 /**
  * Telegram, on when TELEGRAM_BOT_TOKEN is set: commands and buttons through /telegram/webhook (or

@@ -41,7 +41,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-test-"));
   const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", ...env });
   const database = options.database ?? (await openTestDatabase());
-  const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? integrations);
+  const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? (await Promise.all(integrations.map((s) => s.load()))));
   const server = gateway.app.listen(0, "127.0.0.1");
   await once(server, "listening");
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
