@@ -269,6 +269,19 @@ describe("which spans count", () => {
     assert.match(notOtlp.errorMessage ?? "", /^not an OTLP ExportTraceServiceRequest: resourceSpans/);
   });
 
+  test("a span ending more than 24 hours after now is rejected; one within the bound is kept", () => {
+    const now = new Date("2025-01-01T00:00:00Z");
+    const nanos = (ms: number) => `${BigInt(now.getTime() + ms) * 1_000_000n}`;
+    const attrs = { "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1 };
+    const soon = span(attrs, { startTimeUnixNano: nanos(23 * 3_600_000), endTimeUnixNano: nanos(23 * 3_600_000 + 500) });
+    const later = span(attrs, { startTimeUnixNano: nanos(25 * 3_600_000), endTimeUnixNano: nanos(25 * 3_600_000 + 500) });
+    const result = spansToEvents(body([soon, later]), { source: "otlp", now });
+    assert.equal(result.events.length, 1);
+    assert.equal(result.events[0]!.id, `${TRACE}:${soon.spanId}`.toLowerCase());
+    assert.equal(result.rejectedSpans, 1);
+    assert.match(result.errorMessage ?? "", /ends more than 24 hours in the future/);
+  });
+
   test("an empty export is fine", () => {
     assert.deepEqual(spansToEvents({}, { source: "otlp" }), { events: [], rejectedSpans: 0 });
   });

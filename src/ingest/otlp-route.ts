@@ -21,7 +21,7 @@ export function otlpRouter(deps: IngestDeps): Router {
     } catch (err) {
       return sendProblem(res, 400, "Bad Request", `body is not JSON: ${(err as Error).message}`);
     }
-    const mapped = spansToEvents(parsed, { source: sender.source });
+    const mapped = spansToEvents(parsed, { source: sender.source, now: new Date() });
     if (mapped.errorMessage && mapped.rejectedSpans === 0 && mapped.events.length === 0) return sendProblem(res, 400, "Bad Request", mapped.errorMessage);
     // A span the ledger cannot store is rejected like any bad span, not retried by the exporter forever.
     const bound = mapped.events.map((e) => bindToSender(e, sender));

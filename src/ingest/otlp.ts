@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MAX_TOKENS, type Tokens, UsageEvent } from "../ledger/event.ts";
 import { normaliseProvider, openAIServiceTier } from "../ledger/providers/index.ts";
+import { MAX_FUTURE_MS } from "./usage-item.ts";
 
 /*
  * OTLP/HTTP JSON traces → usage events. A span is a GenAI call when it names a model and carries at
@@ -267,7 +268,7 @@ type Outcome = { kind: "event"; event: UsageEvent } | { kind: "ignored" } | { ki
 const IGNORED: Outcome = { kind: "ignored" };
 const rejected = (who: string, reason: string): Outcome => ({ kind: "rejected", reason: `span ${who}: ${reason}` });
 
-function spanOutcome(raw: unknown, resource: Attributes, source: string): Outcome {
+function spanOutcome(raw: unknown, resource: Attributes, source: string, now: Date): Outcome {
   const parsed = Span.safeParse(raw);
   if (!parsed.success) {
     const spanId = (raw as { spanId?: unknown } | null)?.spanId;
@@ -283,6 +284,8 @@ function spanOutcome(raw: unknown, resource: Attributes, source: string): Outcom
   if (usage.problems.length > 0) return rejected(id, usage.problems.join("; "));
   const timing = timingOf(span);
   if (!timing) return rejected(id, "has neither startTimeUnixNano nor endTimeUnixNano");
+  // The same bound as the usage webhook's: a clock that far ahead would put spend in a period not yet begun.
+  if (timing.ts.getTime() - now.getTime() > MAX_FUTURE_MS) return rejected(id, "ends more than 24 hours in the future");
   const provider = normaliseProvider(stringIn(attrs, PROVIDER_KEYS) ?? "");
   const event = UsageEvent.safeParse({
     source,
@@ -321,13 +324,14 @@ export interface SpansResult {
 }
 
 /** Maps an OTLP/HTTP JSON `ExportTraceServiceRequest` body to usage events; pure. */
-export function spansToEvents(body: unknown, opts: { source: string }): SpansResult {
+export function spansToEvents(body: unknown, opts: { source: string; now?: Date }): SpansResult {
+  const now = opts.now ?? new Date();
   const request = ExportTraceServiceRequest.safeParse(body);
   if (!request.success)
     return { events: [], rejectedSpans: 0, errorMessage: `not an OTLP ExportTraceServiceRequest: ${firstIssue(request.error)}` };
   const outcomes = request.data.resourceSpans.flatMap((rs) => {
     const resource = attributesOf(rs.resource?.attributes ?? []);
-    return rs.scopeSpans.flatMap((scope) => scope.spans.map((span) => spanOutcome(span, resource, opts.source)));
+    return rs.scopeSpans.flatMap((scope) => scope.spans.map((span) => spanOutcome(span, resource, opts.source, now)));
   });
   const events = outcomes.flatMap((o) => (o.kind === "event" ? [o.event] : []));
   const reasons = outcomes.flatMap((o) => (o.kind === "rejected" ? [o.reason] : []));
