@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./config.ts";
+import { loadConfig } from "./config.ts";
 import { CliError } from "./cli/admin-client.ts";
 import { commands } from "./cli/commands.ts";
 import { type IntegrationSource, loadIntegrations } from "./integration.ts";
@@ -109,7 +109,8 @@ export async function runCli(argv: string[], sources: readonly IntegrationSource
       process.exitCode = code;
     },
     (err: unknown) => {
-      const known = err instanceof CliError || err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+      // Our errors carry a kind and a message written for people; anything else is a bug, shown whole.
+      const known = typeof (err as { kind?: unknown }).kind === "string" || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
       process.stderr.write(`tollgate: ${known ? (err as Error).message : String((err as Error).stack ?? err)}\n`);
       process.exitCode = known ? 2 : 1;
     },

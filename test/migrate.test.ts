@@ -102,6 +102,22 @@ describe("migrate()", () => {
     }
   });
 
+  test("a migration file changed after it was applied stops the run, naming it; the untouched ones still pass", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      const first = { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] };
+      assert.deepEqual(await migrate(database, [first]), ["9000_first"]);
+      const edited = { ...first, hash: "b".repeat(64), statements: ["create table probe_first (id bigint)"] };
+      const next = { tag: "9001_next", hash: "c".repeat(64), statements: ["create table probe_next (id int)"] };
+      await assert.rejects(migrate(database, [edited, next]), /migrations\/9000_first\.sql is not the file this database applied \(sha256 aaaaaaaaaaaa…, the file has bbbbbbbbbbbb…\)/);
+      assert.deepEqual(await tables(database), ["probe_first", "tollgate_migrations"], "nothing after it applied");
+      assert.deepEqual(await migrate(database, [first, next]), ["9001_next"]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   test("a migration that fails applies nothing of its run", async () => {
     const fresh = await freshDatabase();
     try {

@@ -32,21 +32,28 @@ export function pendingMigrationFiles(dir = MIGRATIONS_DIR): Migration[] {
     });
 }
 
+/** A migration file that differs from the one applied: the database and this build disagree on the schema. */
+export class MigrationChangedError extends Error {
+  readonly kind = "migration_changed";
+}
+
 /**
  * Applies what has not been applied yet, all in one transaction under an advisory lock, so two
- * processes starting together neither race nor half-apply.
+ * processes starting together neither race nor half-apply. A file changed after it was applied
+ * stops everything: its change would never reach this database.
  */
 export async function migrate(database: Database, migrations = pendingMigrationFiles()): Promise<string[]> {
   return database.db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
     await tx.execute(sql`create table if not exists tollgate_migrations (
       tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
-    const done = new Set(
-      rowsOf<{ tag: string }>(await tx.execute(sql`select tag from tollgate_migrations`)).map((r) => r.tag),
-    );
+    const done = new Map(rowsOf<{ tag: string; hash: string }>(await tx.execute(sql`select tag, hash from tollgate_migrations`)).map((r) => [r.tag, r.hash]));
     const applied: string[] = [];
     for (const m of migrations) {
-      if (done.has(m.tag)) continue;
+      const hash = done.get(m.tag);
+      if (hash !== undefined && hash !== m.hash)
+        throw new MigrationChangedError(`migrations/${m.tag}.sql is not the file this database applied (sha256 ${hash.slice(0, 12)}…, the file has ${m.hash.slice(0, 12)}…): restore it and put the change in a new migration`);
+      if (hash !== undefined) continue;
       for (const statement of m.statements) await tx.execute(sql.raw(statement));
       await tx.execute(sql`insert into tollgate_migrations (tag, hash) values (${m.tag}, ${m.hash})`);
       applied.push(m.tag);
