@@ -332,6 +332,13 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.deepEqual(readdirSync(dir), []);
     });
 
+    test("TOLLGATE_URL without an admin token says which token is missing, and writes none", async () => {
+      const dir = dataDir();
+      const r = await run(dir, ["budget", "list"], { TOLLGATE_URL: "http://127.0.0.1:9" });
+      assertOneLineError(r, 2, /TOLLGATE_URL is http:\/\/127\.0\.0\.1:9: set TOLLGATE_ADMIN_TOKEN to that gateway's admin token/);
+      assert.deepEqual(readdirSync(dir), []);
+    });
+
     test("help prints the usage", async () => {
       const r = await run(dataDir(), ["help"]);
       assert.equal(r.code, 0);

@@ -1,10 +1,12 @@
 import { once } from "node:events";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { createGateway, resolveAdminToken } from "../app.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
-import { AdminClient } from "./admin-client.ts";
+import { AdminClient, CliError } from "./admin-client.ts";
 import { readServerFile } from "./server-file.ts";
 
 export interface Connection {
@@ -19,8 +21,9 @@ export interface Connection {
  * a gateway started inside this process on a loopback port, so every command has one code path.
  */
 export async function connect(config: Config, logger: Logger, integrations: readonly Integration[] = []): Promise<Connection> {
-  const remote = config.TOLLGATE_URL ?? readServerFile(config.TOLLGATE_DATA_DIR)?.url;
-  if (remote) return { client: new AdminClient(remote, resolveAdminToken(config)), via: remote, close: async () => {} };
+  if (config.TOLLGATE_URL) return { client: new AdminClient(config.TOLLGATE_URL, remoteToken(config)), via: config.TOLLGATE_URL, close: async () => {} };
+  const local = readServerFile(config.TOLLGATE_DATA_DIR)?.url;
+  if (local) return { client: new AdminClient(local, resolveAdminToken(config)), via: local, close: async () => {} };
   // A one-off command neither delivers nor runs schedules: the outbox and the jobs wait for `serve`.
   const gateway = await createGateway({ ...config, TOLLGATE_JOBS: "off" }, logger, undefined, integrations);
   const server = gateway.app.listen(0, "127.0.0.1");
@@ -34,6 +37,17 @@ export async function connect(config: Config, logger: Logger, integrations: read
       await gateway.close();
     },
   };
+}
+
+/**
+ * The admin token for the gateway at TOLLGATE_URL: the configured one, or the one this data folder
+ * already holds. Never a new one: a token made here would be unknown there, and every call a 401.
+ */
+function remoteToken(config: Config): string {
+  const file = join(config.TOLLGATE_DATA_DIR, "admin.token");
+  const token = config.TOLLGATE_ADMIN_TOKEN ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : undefined);
+  if (!token) throw new CliError(`TOLLGATE_URL is ${config.TOLLGATE_URL}: set TOLLGATE_ADMIN_TOKEN to that gateway's admin token`);
+  return token;
 }
 
 /**
