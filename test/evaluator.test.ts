@@ -122,6 +122,57 @@ describe("spend of many budgets", () => {
     ]);
   });
 
+  test("a budget on a model counts its family's dated snapshots, in every read of budget spend", async () => {
+    const now = at("2032-05-20T12:30Z");
+    await recorder.record([
+      event("2032-05-20T12:00:00Z", { model: "gpt-4o", team: "a", user: "ada" }),
+      event("2032-05-20T12:05:00Z", { model: "gpt-4o-2024-08-06", team: "a", user: "ada" }),
+      // The end of Kolkata's 20 May, read from events.
+      event("2032-05-20T18:10:00Z", { model: "gpt-4o-2024-08-06", team: "b" }),
+      event("2032-05-20T12:10:00Z", { model: "claude-3-5-sonnet-20241022", team: "b" }),
+      ...Array.from({ length: 4 }, () => event("2032-05-20T12:15:00Z", { model: "gpt-4o-mini-2024-07-18", team: "a", user: "ada" })),
+      event("2032-05-20T12:20:00Z", { model: "gpt-4o-mini", team: "a" }),
+      event("2032-05-20T12:25:00Z", { model: "claude-3-5-sonnet-v2", team: "b" }),
+    ]);
+    const budgets = [
+      budget("family", { model: "gpt-4o" }),
+      budget("snapshot", { model: "gpt-4o-2024-08-06" }),
+      budget("mini", { model: "gpt-4o-mini" }),
+      budget("team-family", { team: "a", model: "gpt-4o" }),
+      budget("user-family", { user: "ada", model: "gpt-4o" }),
+      budget("claude", { model: "claude-3-5-sonnet" }),
+      budget("family-kolkata-day", { model: "gpt-4o" }, { period: "day", timezone: "Asia/Kolkata" }),
+    ];
+    const spends = await spendForBudgets(database, budgets, now);
+    const byId = new Map(spends.map((s) => [s.budget.id, s.spend]));
+    assert.deepEqual(Object.fromEntries(byId), {
+      family: usd(3),
+      snapshot: usd(2),
+      mini: usd(5),
+      "team-family": usd(2),
+      "user-family": usd(2),
+      claude: usd(1),
+      "family-kolkata-day": usd(3),
+    });
+    for (const b of budgets) {
+      const period = budgetPeriod(b, now);
+      const report = await querySpend(database, { period, filters: b.scope, now: period.end });
+      assert.equal(byId.get(b.id), report.total.cost, b.id);
+    }
+
+    const tops = await topContributors(database, [{ scope: { model: "gpt-4o" }, period: budgetPeriod(budgets[0]!, now) }]);
+    assert.deepEqual(tops, [
+      [
+        { dimension: "team", key: "a", spend_usd: "2" },
+        { dimension: "team", key: "b", spend_usd: "1" },
+      ],
+    ]);
+
+    const facts = await new HourlyFactsReader().read(database, groupByScope(budgets), now);
+    const recent = (scope: Budget["scope"]) => facts.get(scopeKey(scope))?.recent;
+    assert.deepEqual([recent({ model: "gpt-4o" }), recent({ model: "gpt-4o-2024-08-06" }), recent({ model: "gpt-4o-mini" })], [usd(2), usd(1), usd(5)]);
+  });
+
   test("hourly facts: the current hour against the week of whole hours before it", async () => {
     const hour = Date.parse("2031-06-10T12:00Z");
     const iso = (ms: number) => new Date(ms).toISOString();
@@ -169,12 +220,12 @@ describe("evaluation in the gateway", () => {
     assert.equal(res.status, 201, await res.clone().text());
   });
 
-  /** gpt-4o at $2.50 per million input tokens: `cents` worth of input. */
-  async function spend(team: string, cents: number, project = "ranking"): Promise<void> {
+  /** gpt-4o at $2.50 per million input tokens: `cents` worth of input (other models at their own price). */
+  async function spend(team: string, cents: number, project = "ranking", model = "gpt-4o"): Promise<void> {
     const res = await fetch(`${t.base}/v1/usage`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ id: `u${seq++}`, timestamp: new Date().toISOString(), provider: "openai", model: "gpt-4o", input_tokens: cents * 4000, team, project }),
+      body: JSON.stringify({ id: `u${seq++}`, timestamp: new Date().toISOString(), provider: "openai", model, input_tokens: cents * 4000, team, project }),
     });
     assert.equal(res.status, 200, await res.clone().text());
   }
@@ -234,6 +285,19 @@ describe("evaluation in the gateway", () => {
     const missing = await t.admin("/api/budgets/no-such-budget/status");
     assert.equal(missing.status, 404);
     assert.match(missing.headers.get("content-type") ?? "", /^application\/problem\+json/);
+  });
+
+  test("usage of a dated snapshot reaches a budget on its family, and other families' usage does not", async () => {
+    await createBudget({ name: "family", scope: { team: "family", model: "gpt-4o" }, amount_usd: "1" });
+    await spend("family", 500, "ranking", "gpt-4o-mini-2024-07-18");
+    await spend("family", 55, "ranking", "gpt-4o-2024-08-06");
+    await waitFor("the 50 % alert", async () => (await alertsOf("family")).length === 1);
+    await settled();
+    const [alert] = await alertsOf("family");
+    assert.equal(alert!.kind, "threshold");
+    assert.equal(alert!.threshold, 50);
+    assert.equal(alert!.spend_usd, "0.55");
+    assert.deepEqual(await firingsOf("family"), ["threshold 50 $1"]);
   });
 
   test("two evaluators at once record and send each alert once", async () => {

@@ -62,13 +62,13 @@ async function createBudget(body: Record<string, unknown>): Promise<string> {
   return ((await res.json()) as { id: string }).id;
 }
 
-/** Spend recorded for a team through /v1/usage: gpt-4o input tokens at $2.50 per million. */
-async function seedSpend(team: string, usd: number): Promise<void> {
+/** Spend recorded for a team through /v1/usage: input tokens at $2.50 per million (gpt-4o and its snapshots). */
+async function seedSpend(team: string, usd: number, model = "gpt-4o"): Promise<void> {
   const key = await a.ingestKey();
   const res = await fetch(`${a.base}/v1/usage`, {
     method: "POST",
     headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: JSON.stringify({ id: `seed-${team}`, timestamp: new Date().toISOString(), provider: "openai", model: "gpt-4o", input_tokens: usd * 400_000, team }),
+    body: JSON.stringify({ id: `seed-${team}-${model}`, timestamp: new Date().toISOString(), provider: "openai", model, input_tokens: usd * 400_000, team }),
   });
   assert.equal(res.status, 200);
 }
@@ -243,6 +243,37 @@ describe("what a refusal looks like and what lifts it", () => {
     const first = await chat(client);
     assert.equal(first.ok ? 0 : first.status, 500);
     assert.equal((await chat(client)).ok, true);
+  });
+});
+
+describe("a hard budget on a model family", () => {
+  test("counts the dated snapshots that answer, holds calls asking for one, and ignores other families", async () => {
+    await createBudget({ name: "family", scope: { team: "family", model: "gpt-4o" }, amount_usd: "1", mode: "hard" });
+    // Another family's snapshot ($0.30 at its own price): had it counted, the budget would be over at once.
+    await seedSpend("family", 5, "gpt-4o-mini-2024-07-18");
+    // Room for two calls' real cost but not for a third's worst case.
+    await seedSpend("family", 0.985, "gpt-4o-2024-08-06");
+    const client = openai(a, await virtualKey(a, "family"));
+    for (let i = 0; i < 2; i++) {
+      openaiFake.setNext({ model: "gpt-4o-2024-08-06" });
+      assert.deepEqual(await chat(client), { ok: true });
+    }
+    const refused = await chat(client);
+    assert.equal(refused.ok ? 200 : refused.status, 429);
+    if (!refused.ok) assert.equal(refused.error.budget, "family");
+
+    const answered = async () =>
+      (await database.rows<{ cost: string; calls: number }>(sql`
+        select coalesce(sum(cost), 0)::text as cost, count(*)::int as calls
+        from usage_events where team = 'family' and source = 'proxy' and model = 'gpt-4o-2024-08-06'`))[0]!;
+    await waitFor("both calls in the ledger, under the snapshot that answered", async () => (await answered()).calls === 2);
+    assert.equal(BigInt((await answered()).cost), 2n * CALL_COST);
+
+    // Asked for by its snapshot's name, a call is held against the family's budget too.
+    const snapshot = await client.chat.completions.create({ ...ask, model: "gpt-4o-2024-08-06" }).catch((e: unknown) => e);
+    assert.ok(snapshot instanceof OpenAI.APIError);
+    assert.equal(snapshot.status, 429);
+    assert.equal((snapshot.error as Record<string, unknown>).budget, "family");
   });
 });
 

@@ -12,6 +12,10 @@ const PRICES: Record<string, bigint> = {
   big: 987_654_321_987_654_321n,
   mid: 123_456_789_123_456_789n,
   small: 25_000_000_000n,
+  // A family, one of its snapshots, and a snapshot of another family sharing its prefix.
+  "gpt-4o": 1_000_000_000_000_000_001n,
+  "gpt-4o-2024-08-06": 2_000_000_000_000_000_020n,
+  "gpt-4o-mini-2024-07-18": 3_000_000_000_000_000_300n,
 };
 
 let database: Database;
@@ -139,6 +143,40 @@ test("spend by team, key and model with filters: exact sums, (none), unpriced, p
 
   const nobody = await querySpend(database, { period: jan, by: "team", filters: { team: "search", model: "small" } });
   assert.deepEqual([nobody.total.requests, nobody.groups], [0, []]);
+});
+
+test("a model filter takes the family's dated snapshots, from rollups and events alike, and no other family", async () => {
+  // The Kolkata day 2026-10-10 is 2026-10-09T18:30Z..2026-10-10T18:30Z: its edges are read from events.
+  const [family, snapshot, other] = ["gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18"];
+  await record(
+    event("2026-10-09T18:40:00Z", { model: snapshot }),
+    event("2026-10-10T05:00:00Z", { model: family }),
+    event("2026-10-10T06:00:00Z", { model: snapshot }),
+    event("2026-10-10T07:00:00Z", { model: other }),
+    event("2026-10-10T18:20:00Z", { model: other }),
+    event("2026-10-09T10:00:00Z", { model: snapshot }), // the day before
+    event("2026-10-09T11:00:00Z", { model: other }), // the day before
+  );
+  const day = period("2026-10-10", "2026-11-01T00:00:00Z", "Asia/Kolkata");
+  const spend = (model: string) => querySpend(database, { period: day, by: "model", filters: { model } });
+
+  const ofFamily = await spend(family);
+  assert.deepEqual([ofFamily.total.requests, ofFamily.total.cost], [3, PRICES[family]! + 2n * PRICES[snapshot]!]);
+  assert.deepEqual(
+    ofFamily.groups.map((g) => [g.key, g.requests]),
+    [
+      [snapshot, 2],
+      [family, 1],
+    ],
+    "groups keep the model that answered",
+  );
+  assert.deepEqual([ofFamily.previous.requests, ofFamily.previous.cost], [1, PRICES[snapshot]!]);
+
+  const ofSnapshot = await spend(snapshot);
+  assert.deepEqual([ofSnapshot.total.requests, ofSnapshot.total.cost], [2, 2n * PRICES[snapshot]!]);
+  const ofMini = await spend("gpt-4o-mini");
+  assert.deepEqual([ofMini.total.requests, ofMini.total.cost, ofMini.previous.requests], [2, 2n * PRICES[other]!, 1]);
+  assert.equal((await spend("gpt-4")).total.requests, 0);
 });
 
 test("top N groups by cost, the rest summed as other", async () => {

@@ -1,6 +1,4 @@
-import type { Budget } from "../../src/budgets/budget.ts";
-import { describeScope } from "../../src/budgets/budget.ts";
-import { DIMENSIONS } from "../../src/ledger/event.ts";
+import { describeScope, scopesOverlap } from "../../src/budgets/budget.ts";
 import { resolvePeriod } from "../../src/ledger/period.ts";
 import { querySpend } from "../../src/ledger/spend.ts";
 import { changeText, formatUsd } from "../../src/pricing/money.ts";
@@ -13,10 +11,6 @@ type SpendCommand = Extract<Command, { verb: "spend" }>;
 const count = (n: number) => n.toLocaleString("en-US");
 const day = (d: Date, timeZone: string) => d.toLocaleDateString("en-CA", { timeZone });
 
-/** A budget is "in scope" of a query when none of its dimensions contradicts the query's filters. */
-const inScope = (budget: Budget, filters: SpendCommand["filters"]) =>
-  DIMENSIONS.every((d) => filters[d] === undefined || budget.scope[d] === undefined || budget.scope[d] === filters[d]);
-
 export async function spend(cmd: SpendCommand, ctx: CommandContext): Promise<Reply> {
   const { timezone } = ctx.conversation;
   const resolved = resolvePeriod(cmd.period, { now: ctx.now, timeZone: timezone });
@@ -26,7 +20,7 @@ export async function spend(cmd: SpendCommand, ctx: CommandContext): Promise<Rep
   const scopeText = Object.keys(cmd.filters).length > 0 ? ` for ${describeScope(cmd.filters)}` : "";
   const largest = report.groups.reduce((m, g) => (g.cost > m ? g.cost : m), 0n);
 
-  const budgets = (await ctx.services.budgets.list()).filter((b) => !b.paused && inScope(b, cmd.filters)).slice(0, 10);
+  const budgets = (await ctx.services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, cmd.filters)).slice(0, 10);
   const states = await Promise.all(budgets.map(async (b) => ({ budget: b, status: await ctx.services.budgetStatus(b, ctx.now) })));
   states.sort((a, b) => b.status.percent - a.status.percent);
 

@@ -14,8 +14,7 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import type { Dimension } from "../ledger/event.ts";
-import { pieceFrom } from "../ledger/spend.ts";
-import { type ScopeGroup, dimList, dimSelect, rowScope, scopeKey, wantedCte, whereWanted } from "./spend-batch.ts";
+import { type ScopeGroup, dimList, rowScope, scopeKey, wantedCte, wantedRows } from "./spend-batch.ts";
 
 const HOUR_MS = 3_600_000;
 export const BASELINE_HOURS = 168;
@@ -131,8 +130,7 @@ async function hourlySums(database: Database, group: ScopeGroup<unknown>, from: 
   const rows = await database.rows<Record<string, string | null>>(sql`
     with ${wantedCte(dims, group.byValues.keys())} h as (
       select ${sql.join([...inner, sql`src.bucket`, sql`sum(src.cost) as c`], sql`, `)}
-      from (select ${sql.join([...dimSelect(piece, dims), sql`bucket`, sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as src
-        ${whereWanted(dims, "src")}
+      from (${wantedRows(piece, dims, [sql`bucket`, sql`cost`])}) as src
       group by ${sql.join([...inner, sql`src.bucket`], sql`, `)}
     )
     select ${outer.length > 0 ? sql`${sql.join(outer, sql`, `)},` : sql``}

@@ -2,10 +2,10 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import type { Dimension } from "../ledger/event.ts";
 import type { Period } from "../ledger/period.ts";
-import { NONE_KEY, OTHER_KEY, type SpendReport, coverRange, pieceFrom } from "../ledger/spend.ts";
+import { NONE_KEY, OTHER_KEY, type SpendReport, coverRange, keyColumn } from "../ledger/spend.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Scope } from "./budget.ts";
-import { dimList, dimSelect, rowScope, scopeDims, valuesKey, wantedCte, whereWanted } from "./spend-batch.ts";
+import { dimList, rowScope, scopeDims, valuesKey, wantedCte, wantedRows } from "./spend-batch.ts";
 
 /**
  * The dimension that best says where a scope's money goes: the first in this order the scope does
@@ -63,13 +63,12 @@ export async function topContributors(database: Database, queries: readonly Cont
 
 async function groupContributors(database: Database, group: { by: Dimension; dims: Dimension[]; period: Period; keys: Set<string> }, top: number): Promise<Map<string, Contributor[]>> {
   const { by, dims, period } = group;
-  const all = [...dims, by];
   const range = { start: period.start.getTime(), end: period.end.getTime() };
-  const parts = coverRange(range, all.includes("user")).map(
-    (piece) => sql`select p.* from (select ${sql.join([...dimSelect(piece, all), sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as p ${whereWanted(dims, "p")}`,
+  const parts = coverRange(range, dims.includes("user") || by === "user").map((piece) =>
+    wantedRows(piece, dims, [sql`${keyColumn(piece, by)}::text as contributor`, sql`cost`]),
   );
   if (parts.length === 0) return new Map();
-  const keys = dimList(all, "src");
+  const keys = [...dimList(dims, "src"), sql`src.contributor`];
   const rows = await database.rows<Record<string, string>>(sql`
     with ${wantedCte(dims, group.keys)} src as (${sql.join(parts, sql` union all `)})
     select ${sql.join(keys, sql`, `)}, sum(src.cost)::text as spend
@@ -81,7 +80,7 @@ async function groupContributors(database: Database, group: { by: Dimension; dim
     if (cost <= 0n) continue;
     const scope = valuesKey(dims, rowScope(dims, r));
     const list = byScope.get(scope) ?? [];
-    list.push({ key: r[`d${dims.length}`] || NONE_KEY, cost });
+    list.push({ key: r.contributor || NONE_KEY, cost });
     byScope.set(scope, list);
   }
   return new Map(

@@ -30,7 +30,7 @@ import type { Attributes, Budget } from "./budget.ts";
 import { topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "./evaluate.ts";
 import { forecastSpend } from "./forecast.ts";
-import { type ScopeGroup, type Window, budgetWindows, groupByScope, scopeKey, spendInWindows, valuesKey } from "./spend-batch.ts";
+import { type ScopeGroup, type Window, budgetWindows, groupByScope, matchingKeys, scopeKey, spendInWindows } from "./spend-batch.ts";
 import { budgetOf } from "./store.ts";
 
 export interface EvaluatorOptions {
@@ -150,10 +150,9 @@ export class BudgetEvaluator {
       for (const group of groups) {
         // Summed per scope first: a budget on everything is touched once per run, not once per event.
         const costs = new Map<string, bigint>();
-        for (const { attributes, cost } of seen) {
-          const key = valuesKey(group.dims, attributes);
-          if (group.byValues.has(key)) costs.set(key, (costs.get(key) ?? 0n) + cost);
-        }
+        for (const { attributes, cost } of seen)
+          for (const key of matchingKeys(group.dims, attributes))
+            if (group.byValues.has(key)) costs.set(key, (costs.get(key) ?? 0n) + cost);
         for (const [key, cost] of costs)
           for (const budget of group.byValues.get(key) ?? []) {
             const written = (this.written.get(budget.id) ?? 0n) + cost;

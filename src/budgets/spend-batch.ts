@@ -2,14 +2,16 @@
  * Spend in the current period for many budgets at once. Budgets are grouped by which dimensions
  * their scope fixes; each group is one statement over the rollups of every period in play, split
  * at every period's edges, grouped by those dimensions and kept to the values the group's
- * budgets ask for. 10,000 budgets cost one query per scope shape rather than 10,000.
+ * budgets ask for (a model's dated snapshots counting for its family as well). 10,000 budgets cost
+ * one query per scope shape rather than 10,000.
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import { DIMENSIONS, type Dimension } from "../ledger/event.ts";
+import { modelFamilySql } from "../ledger/model-family.ts";
 import type { Period } from "../ledger/period.ts";
 import { type Piece, type Range, coverRange, keyColumn, pieceFrom } from "../ledger/spend.ts";
-import { type Attributes, type Budget, type Scope, budgetPeriod } from "./budget.ts";
+import { type Attributes, type Budget, type Scope, budgetPeriod, scopeValues } from "./budget.ts";
 import { recentWindowStart } from "./forecast.ts";
 
 /** The dimensions a scope fixes, in their canonical order. */
@@ -42,9 +44,22 @@ export function groupByScope<T extends { scope: Scope }>(items: readonly T[]): S
   return [...groups.values()];
 }
 
+/**
+ * The lookup keys of the scopes fixing `dims` that take spend with these attributes: the
+ * attributes' own values, and with a dated model's family in its place.
+ */
+export function matchingKeys(dims: readonly Dimension[], attributes: Attributes): string[] {
+  let tuples: string[][] = [[]];
+  for (const d of dims) {
+    const values = scopeValues(d, attributes[d] ?? "");
+    tuples = tuples.flatMap((t) => values.map((v) => [...t, v]));
+  }
+  return tuples.map((t) => JSON.stringify(t));
+}
+
 /** The items of these groups whose scope matches the attributes. */
 export function matching<T>(groups: readonly ScopeGroup<T>[], attributes: Attributes): T[] {
-  return groups.flatMap((g) => g.byValues.get(valuesKey(g.dims, attributes)) ?? []);
+  return groups.flatMap((g) => matchingKeys(g.dims, attributes).flatMap((key) => g.byValues.get(key) ?? []));
 }
 
 /** Output column of the i-th grouped dimension. */
@@ -63,13 +78,24 @@ export function wantedCte(dims: readonly Dimension[], keys: Iterable<string>): S
 }
 
 /**
- * Keeps the rows of `source` whose values are in `w`. Written into each piece rather than joined
- * after the union, so the planner can look the few wanted users up in the user-day index instead
- * of reading every user's rows.
+ * One piece's rows in the scopes a group asks for (the CTE `w`), keyed by their scope as d0, d1,
+ * ..., followed by the columns `more` selects. A row of a dated model is in the scope naming its
+ * model and in the one naming its family: it comes once for each that is asked for, so a group
+ * fixing the model reads the piece a second time, keyed by family. The filter is written into each
+ * piece rather than joined after the union, so the planner can look the few wanted users up in the
+ * user-day index instead of reading every user's rows.
  */
-export function whereWanted(dims: readonly Dimension[], source: string): SQL {
+export function wantedRows(piece: Piece, dims: readonly Dimension[], more: readonly SQL[]): SQL {
+  const keyings = dims.includes("model") ? [false, true] : [false];
+  return sql.join(
+    keyings.map((byFamily) => sql`select p.* from (select ${sql.join([...dimSelect(piece, dims, byFamily), ...more], sql`, `)} ${pieceFrom(piece, {})}) as p ${whereWanted(dims)}`),
+    sql` union all `,
+  );
+}
+
+function whereWanted(dims: readonly Dimension[]): SQL {
   if (dims.length === 0) return sql``;
-  return sql`where (${sql.join(dimList(dims, source), sql`, `)}) in (select ${sql.raw(dims.map((_, i) => `w.d${i}`).join(", "))} from w)`;
+  return sql`where (${sql.join(dimList(dims, "p"), sql`, `)}) in (select ${sql.raw(dims.map((_, i) => `w.d${i}`).join(", "))} from w)`;
 }
 
 /** `d0, d1, ...` of a grouped query, qualified by its source. */
@@ -81,9 +107,14 @@ export function dimList(dims: readonly Dimension[], source: string): SQL[] {
 export const rowScope = (dims: readonly Dimension[], row: Record<string, unknown>): Attributes =>
   Object.fromEntries(dims.map((d, i) => [d, String(row[`d${i}`] ?? "")]));
 
-/** The grouped dimensions of one piece, as d0, d1, ... */
-export function dimSelect(piece: Piece, dims: readonly Dimension[]): SQL[] {
-  return dims.map((d, i) => sql`${keyColumn(piece, d)}::text as ${dimColumn(i)}`);
+/** The grouped dimensions of one piece, as d0, d1, ..., the model's family in place of the model when `byFamily`. */
+function dimSelect(piece: Piece, dims: readonly Dimension[], byFamily: boolean): SQL[] {
+  return dims.map((d, i) => {
+    const column = keyColumn(piece, d);
+    // NULL, in no scope, for a model without a date: its rows are keyed by their own name already.
+    const value = d === "model" && byFamily ? sql`nullif(${modelFamilySql(column)}, ${column})` : column;
+    return sql`${value}::text as ${dimColumn(i)}`;
+  });
 }
 
 export interface BudgetSpend {
@@ -180,10 +211,7 @@ function sumWithin(segments: readonly Range[], sums: readonly bigint[] | undefin
 async function segmentSpend(database: Database, segments: readonly Range[], group: ScopeGroup<unknown>): Promise<Map<string, bigint[]>> {
   const withUser = group.dims.includes("user");
   const parts = segments.flatMap((segment, i) =>
-    coverRange(segment, withUser).map(
-      (piece) => sql`select ${sql.raw(String(i))}::int as seg, p.* from (select ${sql.join([...dimSelect(piece, group.dims), sql`cost`], sql`, `)} ${pieceFrom(piece, {})}) as p
-        ${whereWanted(group.dims, "p")}`,
-    ),
+    coverRange(segment, withUser).map((piece) => wantedRows(piece, group.dims, [sql`${sql.raw(String(i))}::int as seg`, sql`cost`])),
   );
   if (parts.length === 0) return new Map();
   const keys = dimList(group.dims, "src");

@@ -9,6 +9,7 @@ import type { Database } from "../db/connection.ts";
 import { type RollupGrain, usageEvents, usageRollups } from "../db/schema.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Dimension } from "./event.ts";
+import { modelInScopeSql } from "./model-family.ts";
 import { type Period, previousPeriod } from "./period.ts";
 
 export interface Totals {
@@ -27,7 +28,10 @@ export interface Totals {
 export interface SpendQuery {
   period: Period;
   by?: Dimension;
-  /** dim → value; the value "(none)" matches spend with no value for that dimension. */
+  /**
+   * dim → value; the value "(none)" matches spend with no value for that dimension, and a model
+   * matches its dated snapshots too (model-family.ts).
+   */
   filters: Partial<Record<Dimension, string>>;
   /** Groups listed by name; the rest are summed into one group keyed "other". Default 10. */
   top?: number;
@@ -274,9 +278,8 @@ function filterSql(filters: SpendQuery["filters"], table: "rollup" | "event"): S
     .map(([dim, value]) => {
       const wanted = value === NONE_KEY ? "" : value;
       // Rollups store absent attribution as ''; events as NULL.
-      return table === "rollup"
-        ? sql` and ${COLUMNS[dim].rollup} = ${wanted}`
-        : sql` and coalesce(${COLUMNS[dim].event}, '') = ${wanted}`;
+      const column = table === "rollup" ? sql`${COLUMNS[dim].rollup}` : sql`coalesce(${COLUMNS[dim].event}, '')`;
+      return dim === "model" ? sql` and ${modelInScopeSql(column, wanted)}` : sql` and ${column} = ${wanted}`;
     });
   return sql.join(conditions);
 }

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { type ConditionalPrice, findProvider, type ModelInfo, type ModelPrice } from "@pydantic/genai-prices";
 import { z } from "zod";
 import type { ServiceTier } from "../ledger/event.ts";
+import { COMPACT_DATE } from "../ledger/model-family.ts";
 import { compileMatch, type ModelMatcher, normaliseModelId } from "./match.ts";
 import { parseOverrides, type PriceOverride } from "./overrides.ts";
 import { PriceError, type PriceSet, toPriceSet } from "./rates.ts";
@@ -248,9 +249,12 @@ function bundled(): Bundled {
   return bundledCache;
 }
 
+/** A compact date anywhere in an id, as a part of its own (`claude-sonnet-4-20250514-v1:0`). */
+const COMPACT_DATE_PART = new RegExp(`-${COMPACT_DATE}(?=-|:|$)`, "g");
+
 /** genai-prices retries "-20250514" as "-2025-05-14", since its data spells dates both ways. */
 function hyphenateDates(model: string): string {
-  return model.replace(/-(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)/g, (whole, y: string, m: string, d: string) => {
+  return model.replace(COMPACT_DATE_PART, (whole, y: string, m: string, d: string) => {
     const date = new Date(Date.UTC(Number(y), Number(m) - 1, Number(d)));
     return date.getUTCMonth() === Number(m) - 1 ? `-${y}-${m}-${d}` : whole;
   });

@@ -64,6 +64,8 @@ export interface Behaviour {
   usage?: Record<string, unknown>;
   /** Pads every content delta to about this many bytes (for streams of many megabytes). */
   deltaBytes?: number;
+  /** The model the answer names, as providers name a dated snapshot when asked for a family (OpenAI fake). */
+  model?: string;
 }
 
 export interface FakeUpstream {

@@ -247,7 +247,7 @@ function answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply
     return json(404, { error: { message: `Invalid URL (${request.method} ${path})`, type: "invalid_request_error", param: null, code: null } });
   const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Body;
   if (typeof body.model !== "string" || body.model === "") return json(400, openAIError(400, "you must provide a model parameter"));
-  return route(body, body.model, behaviour);
+  return route(body, behaviour.model ?? body.model, behaviour);
 }
 
 const contract: ProviderContract = {
