@@ -107,7 +107,8 @@ function assertBudgetRefusal(outcome: Outcome, budget: string): void {
   assert.equal(outcome.error.code, "budget_exceeded");
   assert.equal(outcome.error.budget, budget);
   assert.equal(outcome.error.amount_usd, "1");
-  assert.match(String(outcome.error.spend_usd), /^0\.9\d*$/);
+  // The seeded $0.95 and what was admitted, never beyond the amount (the ledger holds at most that).
+  assert.match(String(outcome.error.spend_usd), /^(0\.9\d*|1)$/);
   const resets = new Date(String(outcome.error.resets_at));
   const nextMonth = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1));
   assert.equal(resets.toISOString(), nextMonth.toISOString());

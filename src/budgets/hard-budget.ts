@@ -137,11 +137,22 @@ export class HardBudget {
     return true;
   }
 
+  /**
+   * The spend a refusal reports: the ledger's at the last sync and the calls finished here since.
+   * A call that reached the ledger while the sync read it is in both until the next sync (counted
+   * twice on purpose, never not at all), so beyond the amount only the ledger's own figure is shown.
+   */
+  private reportedSpend(): bigint {
+    const estimate = this.spend + this.finishedCost;
+    const bound = max(this.spend, this.budget.amount);
+    return estimate < bound ? estimate : bound;
+  }
+
   block(kind: BudgetBlock["kind"], reserve: bigint): BudgetBlock {
     return {
       kind,
       budget: this.budget.name,
-      spend_usd: usd(this.spend + this.finishedCost),
+      spend_usd: usd(this.reportedSpend()),
       amount_usd: usd(this.budget.amount),
       remaining_usd: usd(this.ceiling - this.used()),
       reserve_usd: usd(reserve),
