@@ -177,6 +177,9 @@ describe("virtual keys limited to providers and models", () => {
     assert.equal(openaiFake.requests.length, seen);
     assert.equal((await chat(t.base, key, "openai", "gpt-4o-mini")).object, "chat.completion");
     assert.equal((await chat(t.base, key, "openai", "o4-mini")).object, "chat.completion");
+    // A family name allows its dated snapshots, and only them.
+    assert.equal((await chat(t.base, key, "openai", "gpt-4o-mini-2024-07-18")).object, "chat.completion");
+    await assert.rejects(chat(t.base, key, "openai", "gpt-4o-2024-08-06"), (err: any) => err.status === 403 && err.error?.code === "model_not_allowed");
   });
 
   test("limits are refused on ingest keys and must name configured providers", async () => {

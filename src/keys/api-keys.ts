@@ -3,6 +3,7 @@ import { and, desc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/connection.ts";
 import { apiKeys } from "../db/schema.ts";
+import { modelScopes } from "../ledger/model-family.ts";
 
 /** Postgres text cannot hold NUL: refused here as a 400 rather than failing the insert as a 500. */
 export const labelText = z.string().trim().min(1).max(200).refine((s) => !s.includes("\u0000"), "must not contain NUL characters");
@@ -13,7 +14,9 @@ const modelPattern = labelText.regex(/^[^*]+\*?$|^\*$/, "a model name, or a pref
 /** Whether a key limited to `patterns` may ask for `model`; requests that name no model are not limited. */
 export function modelAllowed(patterns: readonly string[] | null, model: string | undefined): boolean {
   if (!patterns || model === undefined) return true;
-  return patterns.some((p) => (p.endsWith("*") ? model.startsWith(p.slice(0, -1)) : model === p));
+  // A family name allows its dated snapshots, as budget scopes take them.
+  const names = modelScopes(model);
+  return patterns.some((p) => (p.endsWith("*") ? model.startsWith(p.slice(0, -1)) : names.includes(p)));
 }
 
 export const CreateKeyRequest = z.strictObject({
