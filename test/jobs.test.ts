@@ -113,6 +113,26 @@ describe("scheduler", () => {
     assert.ok(ticks.every((t) => t.endsWith(".000Z")), "runs are given their scheduled time");
   });
 
+  test("a tick runs once however late another process's clock fires it; a later tick runs", async () => {
+    const ran: string[] = [];
+    const job: Job = {
+      name: "digest-late-clock",
+      cron: "0 9 * * *",
+      async run(now) {
+        ran.push(now.toISOString());
+      },
+    };
+    const tick = new Date("2026-11-23T09:00:00.000Z");
+    const a = new Scheduler(first, [job], logger);
+    const late = new Scheduler(second, [job], logger);
+    assert.equal(await a.runNow(job.name, tick), "ran");
+    // Long after the first run let go of the lock: the same tick, and an older one, are taken.
+    assert.equal(await late.runNow(job.name, new Date(tick)), "busy");
+    assert.equal(await late.runNow(job.name, new Date(tick.getTime() - 86_400_000)), "busy");
+    assert.equal(await late.runNow(job.name, new Date(tick.getTime() + 86_400_000)), "ran");
+    assert.deepEqual(ran, ["2026-11-23T09:00:00.000Z", "2026-11-24T09:00:00.000Z"]);
+  });
+
   test("a bad schedule or a repeated name stops start-up with the job's name", () => {
     const run = async () => {};
     assert.throws(() => new Scheduler(first, [{ name: "digests", cron: "every monday", run }], logger), /job digests: "every monday" is not a cron expression/);

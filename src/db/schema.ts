@@ -381,3 +381,12 @@ export const telegramPrompts = pgTable(
   },
   (t) => [primaryKey({ columns: [t.chatId, t.messageId] }), index("telegram_prompts_expires_at").on(t.expiresAt)],
 );
+
+/**
+ * The latest tick each scheduled job ran for, across every gateway on the database: a process
+ * whose clock is late finds its tick taken and skips it, however late it is.
+ */
+export const jobTicks = pgTable("job_ticks", {
+  job: text("job").primaryKey(),
+  lastTick: timestamp("last_tick", { withTimezone: true }).notNull(),
+});

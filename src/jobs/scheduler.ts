@@ -1,7 +1,8 @@
-import { setTimeout as sleep } from "node:timers/promises";
+import { sql } from "drizzle-orm";
 import cron, { type ScheduledTask } from "node-cron";
 import { withAdvisoryLock } from "../db/advisory-lock.ts";
 import type { Database } from "../db/connection.ts";
+import { jobTicks } from "../db/schema.ts";
 import type { Logger } from "../logger.ts";
 
 /** Scheduled work: evaluation, digests, approval expiry, retention... */
@@ -18,19 +19,15 @@ export interface Job {
 
 export type RunResult = "ran" | "busy" | "failed";
 
-/** Longest a finished run keeps its lock for other processes' timers of the same tick. */
-const MAX_HOLD_MS = 5_000;
-
 /**
  * Runs jobs on their schedules, each run under a Postgres advisory lock named after the job, so
- * among all gateway processes one runs a tick and the others skip it. A run keeps the lock until a
- * little after its tick even when it finishes sooner (half the gap to the next tick, at most 5 s),
- * so a process whose timer fires a moment later does not run the same tick again.
+ * among all gateway processes one runs at a time; and each tick once: the run records its tick
+ * (the time it was scheduled for, the same in every process), so a process whose clock is late
+ * finds the tick taken when its timer fires, however late.
  */
 export class Scheduler {
   private readonly tasks: ScheduledTask[] = [];
   private readonly running = new Set<Promise<RunResult>>();
-  private readonly stopping = new AbortController();
 
   constructor(
     private readonly database: Database,
@@ -76,7 +73,6 @@ export class Scheduler {
 
   /** Stops the schedules and waits for runs under way. */
   async stop(): Promise<void> {
-    this.stopping.abort();
     await Promise.all(this.tasks.map((t) => t.destroy()));
     this.tasks.length = 0;
     await Promise.all(this.running);
@@ -90,22 +86,26 @@ export class Scheduler {
   private async runJob(job: Job, tick: Date): Promise<RunResult> {
     try {
       const locked = await withAdvisoryLock(this.database, `tollgate-job:${job.name}`, async () => {
+        if (!(await this.claim(job, tick))) return false;
         const started = Date.now();
         await job.run(tick);
         this.logger.debug({ job: job.name, tick, ms: Date.now() - started }, "job ran");
-        const rest = tick.getTime() + this.holdMs(job, tick) - Date.now();
-        if (rest > 0) await sleep(rest, undefined, { signal: this.stopping.signal }).catch(() => {});
+        return true;
       });
-      return locked.ran ? "ran" : "busy";
+      return locked.ran && locked.value ? "ran" : "busy";
     } catch (err) {
       this.logger.error({ job: job.name, error: (err as Error).name, code: (err as { code?: string }).code }, "job failed");
       return "failed";
     }
   }
 
-  private holdMs(job: Job, tick: Date): number {
-    const task = this.tasks.find((t) => t.name === job.name);
-    const next = task?.getNextRun();
-    return next ? Math.min(MAX_HOLD_MS, (next.getTime() - tick.getTime()) / 2) : 0;
+  /** Takes the tick for this run; false when it, or a later one, has run already. */
+  private async claim(job: Job, tick: Date): Promise<boolean> {
+    const claimed = await this.database.db
+      .insert(jobTicks)
+      .values({ job: job.name, lastTick: tick })
+      .onConflictDoUpdate({ target: jobTicks.job, set: { lastTick: tick }, setWhere: sql`${jobTicks.lastTick} < ${tick.toISOString()}::timestamptz` })
+      .returning({ job: jobTicks.job });
+    return claimed.length > 0;
   }
 }
