@@ -189,7 +189,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     requireAdmin(adminToken),
     importRouter(recorder),
     express.json({ limit: "1mb" }),
-    keysRouter(keys, sources, providers, database),
+    keysRouter(keys, sources, providers),
     providersRouter({ database, box, providerKeys, providers }),
     spendRouter(database, config),
     budgetsRouter(budgets),

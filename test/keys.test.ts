@@ -9,6 +9,7 @@ import { createGateway } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { secretBox } from "../src/keys/secret-box.ts";
 import { createLogger } from "../src/logger.ts";
+import { FAILING_ACTOR, failAuditFor } from "./helpers/audit.ts";
 import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 
 const MASTER_KEY = randomBytes(32).toString("hex");
@@ -19,13 +20,21 @@ before(async () => {
 });
 after(() => t.close());
 
-async function call(method: string, path: string, body?: unknown) {
-  const res = await t.admin(path, { method, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) });
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await t.admin(path, { method, headers, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) });
   const text = await res.text();
   return { status: res.status, type: res.headers.get("content-type") ?? "", text, body: text ? (JSON.parse(text) as any) : undefined };
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+const as = (name: string) => ({ "x-tollgate-actor": name });
+
+/** The audit entries of one entity, oldest first, as the admin API answers them. */
+async function auditOf(entity: string, id: string): Promise<{ actor: string; action: string; before: any; after: any }[]> {
+  const res = await call("GET", `/api/audit?entity=${entity}&entity_id=${id}&limit=500`);
+  assert.equal(res.status, 200);
+  return res.body.entries.reverse();
+}
 
 describe("admin API: keys", () => {
   test("POST /api/keys answers 201 with a tlg_ key shown once; the database holds only its hash", async () => {
@@ -189,5 +198,85 @@ describe("admin API: ingest sources", () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe("audit of keys and ingest sources", () => {
+  test("creating and revoking a virtual key and rotating a source's secrets are audited with their actor, never with secret material", async () => {
+    const key = await call("POST", "/api/keys", { kind: "virtual", name: "audited-virtual", team: "search", allowed_models: ["gpt-4o"] }, as("alice"));
+    assert.equal(key.status, 201);
+    const revoked = await call("DELETE", `/api/keys/${key.body.id}`, undefined, as("bob"));
+    assert.equal(revoked.status, 200);
+    assert.equal((await call("DELETE", `/api/keys/${key.body.id}`, undefined, as("carol"))).status, 200, "revoking again is a no-op, logged by no one");
+    const { key: _key, prefix: _prefix, ...record } = key.body;
+    assert.deepEqual(
+      (await auditOf("key", key.body.id)).map((e) => [e.actor, e.action, e.before, e.after]),
+      [
+        ["admin:alice", "create", null, record],
+        ["admin:bob", "revoke", record, { ...record, revoked_at: revoked.body.revoked_at }],
+      ],
+    );
+
+    const source = await call("POST", "/api/ingest-sources", { name: "audited-sender" }, as("alice"));
+    const rotated = await call("POST", `/api/ingest-sources/${source.body.id}/secrets`, undefined, as("dave"));
+    assert.equal(rotated.status, 201);
+    assert.deepEqual((await call("POST", `/api/ingest-sources/${source.body.id}/revoke-older-secrets`, undefined, as("erin"))).body, { revoked: 1 });
+    assert.deepEqual((await call("POST", `/api/ingest-sources/${source.body.id}/revoke-older-secrets`, undefined, as("frank"))).body, { revoked: 0 });
+    assert.deepEqual(
+      (await auditOf("ingest_source", source.body.id)).map((e) => [e.actor, e.action, e.after]),
+      [
+        ["admin:alice", "create", { id: source.body.id, name: "audited-sender" }],
+        ["admin:dave", "add_secret", { secret_id: rotated.body.secret_id }],
+        ["admin:erin", "revoke_older_secrets", { revoked: 1 }],
+      ],
+    );
+
+    const sealed = await t.gateway.database.rows<{ secret_encrypted: string }>(sql`select secret_encrypted from ingest_source_secrets where source_id = ${source.body.id}`);
+    const everything = (await call("GET", "/api/audit?limit=500")).text;
+    const material = [key.body.key, key.body.key.slice(key.body.prefix.length), key.body.prefix, sha256(key.body.key), ...[source.body.secret, rotated.body.secret].flatMap((s: string) => [s, s.slice("whsec_".length)]), ...sealed.map((r) => r.secret_encrypted)];
+    for (const secret of material) assert.ok(!everything.includes(secret), `no key material in the audit log: ${secret.slice(0, 8)}…`);
+  });
+
+  test("concurrent revocations of one live key: all answer the same revocation, one of them is logged", async () => {
+    const key = (await call("POST", "/api/keys", { kind: "virtual", name: "raced" })).body;
+    const answers = await Promise.all(["r1", "r2", "r3", "r4", "r5"].map((name) => call("DELETE", `/api/keys/${key.id}`, undefined, as(name))));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200]);
+    assert.equal(new Set(answers.map((a) => a.body.revoked_at)).size, 1);
+    const revokes = (await auditOf("key", key.id)).filter((e) => e.action === "revoke");
+    assert.equal(revokes.length, 1, JSON.stringify(revokes.map((e) => e.actor)));
+  });
+
+  test("a change whose audit entry fails leaves nothing behind", async () => {
+    const live = (await call("POST", "/api/keys", { kind: "ingest", name: "stays-live" })).body;
+    const source = (await call("POST", "/api/ingest-sources", { name: "stays-as-is" })).body;
+    assert.equal((await call("POST", `/api/ingest-sources/${source.id}/secrets`)).status, 201);
+    const stored = () =>
+      t.gateway.database.rows(sql`select
+        (select count(*)::int from api_keys where name = 'never-created') as created,
+        (select revoked_at from api_keys where id = ${live.id}) as revoked_at,
+        (select count(*)::int from ingest_sources where name = 'never-created') as sources,
+        (select count(*)::int from ingest_source_secrets where source_id = ${source.id} and revoked_at is null) as active_secrets,
+        (select count(*)::int from audit_log) as audit`);
+    const before = await stored();
+    assert.deepEqual(before[0], { created: 0, revoked_at: null, sources: 0, active_secrets: 2, audit: before[0]!.audit });
+
+    const restore = await failAuditFor(t.gateway.database);
+    try {
+      const failing = as(FAILING_ACTOR);
+      assert.equal((await call("POST", "/api/keys", { kind: "virtual", name: "never-created" }, failing)).status, 500);
+      assert.equal((await call("DELETE", `/api/keys/${live.id}`, undefined, failing)).status, 500);
+      assert.equal((await call("POST", "/api/ingest-sources", { name: "never-created" }, failing)).status, 500);
+      assert.equal((await call("POST", `/api/ingest-sources/${source.id}/secrets`, undefined, failing)).status, 500);
+      assert.equal((await call("POST", `/api/ingest-sources/${source.id}/revoke-older-secrets`, undefined, failing)).status, 500);
+    } finally {
+      await restore();
+    }
+    assert.deepEqual(await stored(), before, "no key, revocation, source or secret change without its audit entry");
+    assert.ok(await t.gateway.keys.authenticate(live.key, "ingest"), "the key is still live");
+    assert.equal((await call("GET", "/api/ingest-sources")).body.sources.find((s: any) => s.id === source.id).active_secrets, 2);
+
+    // The same revocation by someone else goes through, and is logged once.
+    assert.equal((await call("DELETE", `/api/keys/${live.id}`, undefined, as("grace"))).status, 200);
+    assert.deepEqual((await auditOf("key", live.id)).map((e) => `${e.actor} ${e.action}`), ["admin create", "admin:grace revoke"]);
   });
 });

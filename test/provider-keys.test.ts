@@ -13,6 +13,7 @@ import { createLogger } from "../src/logger.ts";
 import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
 import type { FakeUpstream } from "./fakes/fake-upstream.ts";
 import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
+import { FAILING_ACTOR, failAuditFor } from "./helpers/audit.ts";
 import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 
 const FIRST_MASTER = randomBytes(32).toString("hex");
@@ -43,8 +44,8 @@ after(async () => {
   await Promise.all([openaiFake.close(), anthropicFake.close(), storedFake.close()]);
 });
 
-async function call(method: string, path: string, body?: unknown) {
-  const res = await t.admin(path, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await t.admin(path, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as any) : undefined };
 }
@@ -127,6 +128,41 @@ describe("provider keys", () => {
     assert.equal(count!.n, 0);
   });
 
+  test("setting and removing a key are audited with their actor and the key's last characters at most; a failed entry changes nothing", async () => {
+    const secret = "sk-ant-audited-provider-key-0123456789";
+    const as = (name: string) => ({ "x-tollgate-actor": name });
+    const anthropic = async () => (await call("GET", "/api/providers")).body.providers.find((p: any) => p.provider === "anthropic");
+    const environment = await anthropic();
+    assert.equal(environment.source, "environment");
+
+    const restore = await failAuditFor(t.gateway.database);
+    try {
+      assert.equal((await call("POST", "/api/providers", { name: "anthropic", api_key: secret }, as(FAILING_ACTOR))).status, 500);
+      assert.deepEqual(await anthropic(), environment, "not stored");
+      assert.equal(await t.gateway.providerKeys.get("anthropic"), ANTHROPIC_KEY, "nor used by the proxy");
+      const set = await call("POST", "/api/providers", { name: "anthropic", api_key: secret }, as("alice"));
+      assert.equal(set.status, 200);
+      assert.equal((await call("DELETE", "/api/providers/anthropic", undefined, as(FAILING_ACTOR))).status, 500);
+      assert.deepEqual(await anthropic(), set.body, "still stored");
+      assert.equal(await t.gateway.providerKeys.get("anthropic"), secret, "and used");
+      const removed = await call("DELETE", "/api/providers/anthropic", undefined, as("bob"));
+      assert.deepEqual(removed.body, environment);
+
+      const log = (await call("GET", "/api/audit?entity=provider_key&entity_id=anthropic&limit=500")).body.entries.reverse();
+      assert.deepEqual(
+        log.map((e: any) => [e.actor, e.action, e.before, e.after]),
+        [
+          ["admin:alice", "set", environment, set.body],
+          ["admin:bob", "remove", set.body, environment],
+        ],
+      );
+      const everything = JSON.stringify((await call("GET", "/api/audit?limit=500")).body);
+      for (const material of [secret, secret.slice(0, -4), ANTHROPIC_KEY]) assert.ok(!everything.includes(material), "no provider key in the audit log");
+    } finally {
+      await restore();
+    }
+  });
+
   test("the master key rotates: old and new both open, rotate-master re-seals everything, then the old one can go", async () => {
     await call("POST", "/api/providers", { name: "stored", api_key: STORED_KEY });
     const source = (await call("POST", "/api/ingest-sources", { name: "rotating-sender" })).body;
@@ -134,10 +170,18 @@ describe("provider keys", () => {
     let newId: string;
     try {
       assert.equal(await both.gateway.providerKeys.get("stored"), STORED_KEY, "values sealed with the previous master key still open");
-      const rotated = await rotate(both.gateway);
-      assert.ok(rotated.resealed.provider_keys >= 1);
+      const restore = await failAuditFor(t.gateway.database);
+      try {
+        await rotate(both.gateway, { "x-tollgate-actor": FAILING_ACTOR }, 500);
+      } finally {
+        await restore();
+      }
+      const rotated = await rotate(both.gateway, { "x-tollgate-actor": "rotator" });
+      assert.ok(rotated.resealed.provider_keys >= 1, "the rotation whose audit entry failed re-sealed nothing");
       assert.ok(rotated.resealed.ingest_source_secrets >= 1);
       newId = rotated.master_key_id;
+      const [entry] = (await call("GET", `/api/audit?entity=provider_key&entity_id=${newId}`)).body.entries;
+      assert.deepEqual([entry.actor, entry.action, entry.after], ["admin:rotator", "rotate_master", rotated]);
       assert.deepEqual((await rotate(both.gateway)).resealed, { provider_keys: 0, ingest_source_secrets: 0, channel_secrets: 0 }, "a second rotation changes nothing");
     } finally {
       await both.close();
@@ -196,13 +240,13 @@ describe("virtual keys limited to providers and models", () => {
   });
 });
 
-async function rotate(gateway: Gateway): Promise<{ master_key_id: string; resealed: { provider_keys: number; ingest_source_secrets: number } }> {
+async function rotate(gateway: Gateway, headers: Record<string, string> = {}, status = 200): Promise<{ master_key_id: string; resealed: { provider_keys: number; ingest_source_secrets: number } }> {
   const server = gateway.app.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   try {
     const { port } = server.address() as { port: number };
-    const res = await fetch(`http://127.0.0.1:${port}/api/providers/rotate-master`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-    assert.equal(res.status, 200);
+    const res = await fetch(`http://127.0.0.1:${port}/api/providers/rotate-master`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...headers } });
+    assert.equal(res.status, status);
     return (await res.json()) as never;
   } finally {
     server.closeAllConnections();

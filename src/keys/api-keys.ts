@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
+import { audit } from "../admin/audit.ts";
 import type { Database } from "../db/connection.ts";
 import { apiKeys } from "../db/schema.ts";
 import { modelScopes } from "../ledger/model-family.ts";
@@ -51,6 +52,9 @@ export interface KeyInfo {
   revoked_at: string | null;
 }
 
+/** What the audit log keeps of a key: who it is for, never the key, its hash or its prefix. */
+const keyRecord = ({ prefix: _prefix, ...rest }: KeyInfo) => rest;
+
 export const KEY_PREFIX = "tlg_";
 const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
 
@@ -85,25 +89,31 @@ export class ApiKeys {
 
   constructor(private readonly database: Database) {}
 
-  async create(req: CreateKeyRequest): Promise<KeyInfo & { key: string }> {
+  /** Creates a key, shown this once, and its audit entry in the same transaction. */
+  async create(req: CreateKeyRequest, actor: string): Promise<KeyInfo & { key: string }> {
     const key = KEY_PREFIX + randomBytes(24).toString("base64url");
-    const [row] = await this.database.db
-      .insert(apiKeys)
-      .values({
-        id: randomUUID(),
-        kind: req.kind,
-        name: req.name,
-        prefix: key.slice(0, 12),
-        hash: hashKey(key),
-        team: req.team ?? null,
-        project: req.project ?? null,
-        feature: req.feature ?? null,
-        user: req.user ?? null,
-        allowedProviders: req.allowed_providers ?? null,
-        allowedModels: req.allowed_models ?? null,
-      })
-      .returning();
-    return { ...info(row!), key };
+    const created = await this.database.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(apiKeys)
+        .values({
+          id: randomUUID(),
+          kind: req.kind,
+          name: req.name,
+          prefix: key.slice(0, 12),
+          hash: hashKey(key),
+          team: req.team ?? null,
+          project: req.project ?? null,
+          feature: req.feature ?? null,
+          user: req.user ?? null,
+          allowedProviders: req.allowed_providers ?? null,
+          allowedModels: req.allowed_models ?? null,
+        })
+        .returning();
+      const created = info(row!);
+      await audit(tx, { actor, action: "create", entity: "key", entityId: created.id, after: keyRecord(created) });
+      return created;
+    });
+    return { ...created, key };
   }
 
   async list(): Promise<KeyInfo[]> {
@@ -111,17 +121,31 @@ export class ApiKeys {
     return rows.map(info);
   }
 
-  /** Revokes a key; null when no such key exists. Revoking twice is harmless. */
-  async revoke(id: string): Promise<KeyInfo | null> {
-    const [row] = await this.database.db
-      .update(apiKeys)
-      .set({ revokedAt: new Date() })
-      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
-      .returning();
+  /**
+   * Revokes a key; null when no such key exists. Revoking twice is harmless and logs nothing: only
+   * the call whose update flips revoked_at audits, in the same transaction. The conditional update
+   * locks the row, so a concurrent revoke waits for it and then finds the key already revoked.
+   */
+  async revoke(id: string, actor: string): Promise<KeyInfo | null> {
+    const revoked = await this.database.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(apiKeys)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+        .returning();
+      if (row) {
+        const after = info(row);
+        // The update matched only while revoked_at was null, and changed nothing else.
+        await audit(tx, { actor, action: "revoke", entity: "key", entityId: id, before: keyRecord({ ...after, revoked_at: null }), after: keyRecord(after) });
+        return after;
+      }
+      // Read through the transaction: PGlite has one connection, held by the transaction.
+      const [existing] = await tx.select().from(apiKeys).where(eq(apiKeys.id, id));
+      return existing ? info(existing) : null;
+    });
+    // Once committed: a lookup between a clear and the commit would cache the key as still live.
     this.cache.clear();
-    if (row) return info(row);
-    const [existing] = await this.database.db.select().from(apiKeys).where(eq(apiKeys.id, id));
-    return existing ? info(existing) : null;
+    return revoked;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull } from "drizzle-orm";
 import { z } from "zod";
+import { audit } from "../admin/audit.ts";
 import type { Database } from "../db/connection.ts";
 import { ingestSources, ingestSourceSecrets } from "../db/schema.ts";
 import { newWebhookSecret } from "../ingest/standard-webhooks.ts";
@@ -34,45 +35,61 @@ export class IngestSources {
     private readonly box: SecretBox,
   ) {}
 
-  /** Creates a sender and its first secret; the secret is shown once. */
-  async create(name: string): Promise<{ id: string; name: string; secret: string } | { conflict: true }> {
+  /** Creates a sender and its first secret, audited in the same transaction; the secret is shown once. */
+  async create(name: string, actor: string): Promise<{ id: string; name: string; secret: string } | { conflict: true }> {
     const id = randomUUID();
     const secret = newWebhookSecret();
     const created = await this.database.db.transaction(async (tx) => {
       const rows = await tx.insert(ingestSources).values({ id, name }).onConflictDoNothing().returning();
       if (rows.length === 0) return false;
       await tx.insert(ingestSourceSecrets).values({ id: randomUUID(), sourceId: id, secretEncrypted: this.box.seal(secret) });
+      await audit(tx, { actor, action: "create", entity: "ingest_source", entityId: id, after: { id, name } });
       return true;
     });
     this.cached = undefined;
     return created ? { id, name, secret } : { conflict: true };
   }
 
-  /** Adds a secret beside the active ones, so senders can move to it before the old one is revoked. */
-  async rotate(sourceId: string): Promise<{ secret_id: string; secret: string } | null> {
-    const [source] = await this.database.db.select().from(ingestSources).where(eq(ingestSources.id, sourceId));
-    if (!source) return null;
+  /**
+   * Adds a secret beside the active ones, so senders can move to it before the old one is revoked;
+   * audited (by the secret's id only) in the same transaction. Null when there is no such source.
+   */
+  async rotate(sourceId: string, actor: string): Promise<{ secret_id: string; secret: string } | null> {
     const secret = newWebhookSecret();
     const secretId = randomUUID();
-    await this.database.db
-      .insert(ingestSourceSecrets)
-      .values({ id: secretId, sourceId, secretEncrypted: this.box.seal(secret) });
+    const added = await this.database.db.transaction(async (tx) => {
+      const [source] = await tx.select().from(ingestSources).where(eq(ingestSources.id, sourceId));
+      if (!source) return false;
+      await tx.insert(ingestSourceSecrets).values({ id: secretId, sourceId, secretEncrypted: this.box.seal(secret) });
+      await audit(tx, { actor, action: "add_secret", entity: "ingest_source", entityId: sourceId, after: { secret_id: secretId } });
+      return true;
+    });
+    if (!added) return null;
     this.cached = undefined;
     return { secret_id: secretId, secret };
   }
 
-  /** Revokes every secret of the source but the newest. */
-  async revokeOlderSecrets(sourceId: string): Promise<number> {
-    const secrets = await this.database.db
-      .select()
-      .from(ingestSourceSecrets)
-      .where(and(eq(ingestSourceSecrets.sourceId, sourceId), isNull(ingestSourceSecrets.revokedAt)))
-      .orderBy(asc(ingestSourceSecrets.createdAt));
-    const older = secrets.slice(0, -1);
-    for (const s of older)
-      await this.database.db.update(ingestSourceSecrets).set({ revokedAt: new Date() }).where(eq(ingestSourceSecrets.id, s.id));
+  /**
+   * Revokes every secret of the source but the newest, audited in the same transaction when any
+   * was. The active secrets are locked first: a concurrent call waits, then finds only the newest
+   * still active and changes (and logs) nothing.
+   */
+  async revokeOlderSecrets(sourceId: string, actor: string): Promise<number> {
+    const revoked = await this.database.db.transaction(async (tx) => {
+      const active = await tx
+        .select({ id: ingestSourceSecrets.id })
+        .from(ingestSourceSecrets)
+        .where(and(eq(ingestSourceSecrets.sourceId, sourceId), isNull(ingestSourceSecrets.revokedAt)))
+        .orderBy(asc(ingestSourceSecrets.createdAt))
+        .for("update");
+      const older = active.slice(0, -1).map((s) => s.id);
+      if (older.length === 0) return 0;
+      await tx.update(ingestSourceSecrets).set({ revokedAt: new Date() }).where(inArray(ingestSourceSecrets.id, older));
+      await audit(tx, { actor, action: "revoke_older_secrets", entity: "ingest_source", entityId: sourceId, after: { revoked: older.length } });
+      return older.length;
+    });
     this.cached = undefined;
-    return older.length;
+    return revoked;
   }
 
   async list(): Promise<SourceInfo[]> {

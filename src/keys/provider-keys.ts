@@ -1,5 +1,6 @@
 import { eq } from "drizzle-orm";
 import { z } from "zod";
+import { audit } from "../admin/audit.ts";
 import type { Database } from "../db/connection.ts";
 import { providerKeys } from "../db/schema.ts";
 import type { SecretBox } from "./secret-box.ts";
@@ -52,40 +53,53 @@ export class ProviderKeys {
     return this.current(provider);
   }
 
-  async set(provider: string, key: string): Promise<ProviderKeyInfo> {
+  /**
+   * Stores (or replaces) a provider's key, audited in the same transaction. The entry holds what
+   * listings show before and after: the key's last characters at most, never the key.
+   */
+  async set(provider: string, key: string, actor: string): Promise<ProviderKeyInfo> {
     const values = { provider, keyEncrypted: this.box.seal(key), hint: hintOf(key), updatedAt: new Date() };
-    const [row] = await this.database.db
-      .insert(providerKeys)
-      .values(values)
-      .onConflictDoUpdate({ target: providerKeys.provider, set: values })
-      .returning();
+    const after = await this.database.db.transaction(async (tx) => {
+      const [current] = await tx.select().from(providerKeys).where(eq(providerKeys.provider, provider)).for("update");
+      const [row] = await tx.insert(providerKeys).values(values).onConflictDoUpdate({ target: providerKeys.provider, set: values }).returning();
+      const after = this.infoOf(provider, row);
+      await audit(tx, { actor, action: "set", entity: "provider_key", entityId: provider, before: this.infoOf(provider, current), after });
+      return after;
+    });
     this.stored.set(provider, key);
-    return this.infoOfRow(row!);
+    return after;
   }
 
-  /** Removes the stored key (the environment's applies again); false when none was stored. */
-  async remove(provider: string): Promise<boolean> {
-    const rows = await this.database.db.delete(providerKeys).where(eq(providerKeys.provider, provider)).returning();
+  /**
+   * Removes the stored key (the environment's applies again), audited in the same transaction;
+   * answers what applies now, or undefined when none was stored.
+   */
+  async remove(provider: string, actor: string): Promise<ProviderKeyInfo | undefined> {
+    const after = await this.database.db.transaction(async (tx) => {
+      const [row] = await tx.delete(providerKeys).where(eq(providerKeys.provider, provider)).returning();
+      if (!row) return undefined;
+      const after = this.infoOf(provider, undefined);
+      await audit(tx, { actor, action: "remove", entity: "provider_key", entityId: provider, before: this.infoOf(provider, row), after });
+      return after;
+    });
     this.stored.delete(provider);
-    return rows.length > 0;
+    return after;
   }
 
   async list(providers: readonly string[]): Promise<ProviderKeyInfo[]> {
     const rows = new Map((await this.database.db.select().from(providerKeys)).map((r) => [r.provider, r]));
-    return providers.map((provider) => {
-      const row = rows.get(provider);
-      if (row) return this.infoOfRow(row);
-      const env = this.fromEnvironment[provider];
-      return { provider, source: env ? "environment" : "none", hint: env ? hintOf(env) : null, master_key_id: null, updated_at: null };
-    });
+    return providers.map((provider) => this.infoOf(provider, rows.get(provider)));
   }
 
   private current(provider: string): string | undefined {
     return this.stored.get(provider) ?? this.fromEnvironment[provider];
   }
 
-  private infoOfRow(row: typeof providerKeys.$inferSelect): ProviderKeyInfo {
-    return { provider: row.provider, source: "stored", hint: row.hint, master_key_id: this.box.keyIdOf(row.keyEncrypted), updated_at: row.updatedAt.toISOString() };
+  /** What applies to `provider`: its stored row if any, else the environment's key, else none. */
+  private infoOf(provider: string, row: typeof providerKeys.$inferSelect | undefined): ProviderKeyInfo {
+    if (row) return { provider, source: "stored", hint: row.hint, master_key_id: this.box.keyIdOf(row.keyEncrypted), updated_at: row.updatedAt.toISOString() };
+    const env = this.fromEnvironment[provider];
+    return { provider, source: env ? "environment" : "none", hint: env ? hintOf(env) : null, master_key_id: null, updated_at: null };
   }
 
   /** Reads the stored keys; fails when one was sealed with a master key this process does not have. */
