@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { type Dimension, DIMENSIONS } from "../ledger/event.ts";
-import { modelScopes } from "../ledger/model-family.ts";
+import { modelFamily } from "../ledger/model-family.ts";
 import { type Period, isTimeZone, resolvePeriod } from "../ledger/period.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { labelText } from "../keys/api-keys.ts";
@@ -81,17 +81,15 @@ export function budgetPeriod(budget: Pick<Budget, "period" | "timezone">, now: D
 /** What a call or an event is attributed to, as scopes see it. */
 export type Attributes = Partial<Record<Dimension, string | null>>;
 
-/** The values a scope may give `dim` to take spend recorded with `value`: the value, and a dated model's family too. */
-export function scopeValues(dim: Dimension, value: string): string[] {
-  return dim === "model" ? modelScopes(value) : [value];
-}
+/** Whether a scope giving `dim` the value `wanted` takes spend recorded with `value`: the same value, or a dated model of that family. */
+export const valueInScope = (dim: Dimension, wanted: string, value: string): boolean => wanted === value || (dim === "model" && modelFamily(value) === wanted);
 
 /** Whether spend with these attributes counts against a budget of this scope. */
 export function scopeMatches(scope: Scope, attributes: Attributes): boolean {
   for (const dim of DIMENSIONS) {
     const wanted = scope[dim];
     // No scope value is '', so spend without a value for the dimension is in no scope fixing it.
-    if (wanted !== undefined && !scopeValues(dim, attributes[dim] ?? "").includes(wanted)) return false;
+    if (wanted !== undefined && !valueInScope(dim, wanted, attributes[dim] ?? "")) return false;
   }
   return true;
 }
@@ -100,7 +98,7 @@ export function scopeMatches(scope: Scope, attributes: Attributes): boolean {
 export function scopesOverlap(a: Scope, b: Scope): boolean {
   return DIMENSIONS.every((d) => {
     const [x, y] = [a[d], b[d]];
-    return x === undefined || y === undefined || scopeValues(d, x).includes(y) || scopeValues(d, y).includes(x);
+    return x === undefined || y === undefined || valueInScope(d, x, y) || valueInScope(d, y, x);
   });
 }
 

@@ -8,10 +8,10 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import { DIMENSIONS, type Dimension } from "../ledger/event.ts";
-import { modelFamilySql } from "../ledger/model-family.ts";
+import { modelFamily, modelFamilySql } from "../ledger/model-family.ts";
 import type { Period } from "../ledger/period.ts";
 import { type Piece, type Range, coverRange, keyColumn, pieceFrom } from "../ledger/spend.ts";
-import { type Attributes, type Budget, type Scope, budgetPeriod, scopeValues } from "./budget.ts";
+import { type Attributes, type Budget, type Scope, budgetPeriod } from "./budget.ts";
 import { recentWindowStart } from "./forecast.ts";
 
 /** The dimensions a scope fixes, in their canonical order. */
@@ -49,12 +49,11 @@ export function groupByScope<T extends { scope: Scope }>(items: readonly T[]): S
  * attributes' own values, and with a dated model's family in its place.
  */
 export function matchingKeys(dims: readonly Dimension[], attributes: Attributes): string[] {
-  let tuples: string[][] = [[]];
-  for (const d of dims) {
-    const values = scopeValues(d, attributes[d] ?? "");
-    tuples = tuples.flatMap((t) => values.map((v) => [...t, v]));
-  }
-  return tuples.map((t) => JSON.stringify(t));
+  const own = valuesKey(dims, attributes);
+  if (!dims.includes("model")) return [own];
+  const model = attributes.model ?? "";
+  const family = modelFamily(model);
+  return family === model ? [own] : [own, valuesKey(dims, { ...attributes, model: family })];
 }
 
 /** The items of these groups whose scope matches the attributes. */

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { audit } from "../admin/audit.ts";
 import type { Database } from "../db/connection.ts";
 import { apiKeys } from "../db/schema.ts";
-import { modelScopes } from "../ledger/model-family.ts";
+import { modelFamily } from "../ledger/model-family.ts";
 
 /** Postgres text cannot hold NUL: refused here as a 400 rather than failing the insert as a 500. */
 export const labelText = z.string().trim().min(1).max(200).refine((s) => !s.includes("\u0000"), "must not contain NUL characters");
@@ -16,8 +16,8 @@ const modelPattern = labelText.regex(/^[^*]+\*?$|^\*$/, "a model name, or a pref
 export function modelAllowed(patterns: readonly string[] | null, model: string | undefined): boolean {
   if (!patterns || model === undefined) return true;
   // A family name allows its dated snapshots, as budget scopes take them.
-  const names = modelScopes(model);
-  return patterns.some((p) => (p.endsWith("*") ? model.startsWith(p.slice(0, -1)) : names.includes(p)));
+  const family = modelFamily(model);
+  return patterns.some((p) => (p.endsWith("*") ? model.startsWith(p.slice(0, -1)) : p === model || p === family));
 }
 
 export const CreateKeyRequest = z.strictObject({

@@ -24,13 +24,9 @@ const snapshotSuffix = new RegExp(SNAPSHOT_SUFFIX);
 
 /** The family of a model id: `gpt-4o-2024-08-06` → `gpt-4o`; an id without a snapshot date is its own family. */
 export function modelFamily(model: string): string {
-  return model.replace(snapshotSuffix, "");
-}
-
-/** The model values a scope may name to take spend recorded under `model`: the model itself and, for a snapshot, its family. */
-export function modelScopes(model: string): string[] {
-  const family = modelFamily(model);
-  return family === model ? [model] : [model, family];
+  // Most ids end in a letter: no snapshot date, and no pattern to run (this is on the proxy's path).
+  const last = model.charCodeAt(model.length - 1);
+  return last >= 48 && last <= 57 ? model.replace(snapshotSuffix, "") : model;
 }
 
 /** modelFamily in SQL: it mirrors the function above, with the same pattern. */
@@ -39,7 +35,7 @@ export function modelFamilySql(model: SQL): SQL {
 }
 
 /**
- * Whether `model` is taken by a scope naming `wanted` (`wanted` is in modelScopes(model)), in SQL.
+ * Whether `model` is taken by a scope naming `wanted` (`model` is `wanted` or one of its dated snapshots), in SQL.
  * The LIKE on the family's prefix (its `%`, `_` and `\` escaped) keeps the pattern from running on
  * other models' rows; the family is compared as text, so `.` in an id needs no escaping.
  */
