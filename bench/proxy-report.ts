@@ -134,8 +134,8 @@ ${r.spooledBytes > 0 ? `The spool still held ${int(r.spooledBytes)} bytes of eve
 
 The load generator, the gateway, the mock upstream and Postgres all share this machine's 2 cores:
 every figure here, direct ones included, carries the others' contention. The gateway ran with
-\`LOG_LEVEL=warn\` (no per-request access log line) and the open budget gate (hard budgets are not built
-yet, so none was checked). The mock answers from bytes built at start-up; a stream's first chunk is
+\`LOG_LEVEL=warn\` (no per-request access log line) and the open budget gate (no hard budget
+is defined, so none is checked; bench:budgets measures the check itself). The mock answers from bytes built at start-up; a stream's first chunk is
 written with the headers and the rest one event-loop turn later. Streaming clients do not ask for
 usage, so the gateway adds \`stream_options.include_usage\` and drops the usage chunk on its way back.`;
 }
