@@ -30,6 +30,7 @@ const DANA: Person = { aad: "aad-dana", name: "Dana Ruiz", chat: "a:personal-dan
 const OMAR: Person = { aad: "aad-omar", name: "Omar Approver", chat: "a:personal-omar" };
 const RITA: Person = { aad: "aad-rita", name: "Rita Requester", chat: "a:personal-rita" };
 const VIC: Person = { aad: "aad-vic", name: "Vic Viewer", chat: "a:personal-vic" };
+const ADA: Person = { aad: "aad-ada", name: "Ada Admin", chat: "a:personal-ada" };
 const BUDGET = "search-monthly";
 
 let connector: FakeConnector;
@@ -107,7 +108,7 @@ async function requestRaise(to: string, reason: string): Promise<string> {
 before(async () => {
   connector = await startFakeConnector();
   t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [webhook, teamsIntegration()] });
-  await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer")]);
+  await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer"), member(ADA, "admin")]);
   const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search" }, amount_usd: "500", period: "month" }) });
   assert.equal(res.status, 201, await res.clone().text());
 });
@@ -133,6 +134,15 @@ describe("Teams", () => {
     assert.match(texts(wrong), /did you mean/);
     const refused = await say(VIC, "channel", "subscribe alerts");
     assert.match(texts(refused), /needs the admin role/);
+  });
+
+  test("a Telegram link code, a secret, is never posted to a channel: refused there, even for an admin", async () => {
+    const refused = await say(ADA, "channel", "telegram-link --scope team:search");
+    assert.match(texts(refused), /No link code made here/);
+    assert.doesNotMatch(texts(refused), /\/link [A-Z0-9]/);
+    // In the admin's personal chat the answer is theirs alone; this gateway has no Telegram, and says so.
+    const personal = await say(ADA, "personal", "telegram-link --scope team:search");
+    assert.match(texts(personal), /Telegram is not configured/);
   });
 
   test("install binds the conversation: the reference is stored as a channel, and the welcome card says what it gets", async () => {
