@@ -10,27 +10,13 @@ import { FORECAST_METHOD, forecastReady, forecastSpend, recentWindowStart } from
 import { budgetState } from "../src/budgets/status.ts";
 import { previousPeriod } from "../src/ledger/period.ts";
 import { PICO_PER_USD } from "../src/pricing/money.ts";
+import { sampleBudget } from "./helpers/sample-budget.ts";
 
 const usd = (n: number | string) => BigInt(n) * PICO_PER_USD;
 const at = (iso: string) => new Date(iso);
 const HOUR = 3_600_000;
 
-function budget(fields: Partial<Budget> = {}): Budget {
-  return {
-    id: "b1",
-    name: "search-monthly",
-    scope: { team: "search" },
-    amount: usd(500),
-    period: "month",
-    timezone: "UTC",
-    thresholds: [50, 80, 100],
-    mode: "soft",
-    paused: false,
-    created_at: at("2026-01-01T00:00Z"),
-    updated_at: at("2026-01-01T00:00Z"),
-    ...fields,
-  };
-}
+const budget = sampleBudget;
 
 const NOW = at("2026-03-10T12:00Z");
 

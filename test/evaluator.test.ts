@@ -17,26 +17,12 @@ import { createLogger } from "../src/logger.ts";
 import { PICO_PER_USD } from "../src/pricing/money.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { sampleBudget } from "./helpers/sample-budget.ts";
 
 const usd = (n: number) => BigInt(n) * PICO_PER_USD;
 const at = (iso: string) => new Date(iso);
 
-function budget(id: string, scope: Budget["scope"], fields: Partial<Budget> = {}): Budget {
-  return {
-    id,
-    name: id,
-    scope,
-    amount: usd(100),
-    period: "month",
-    timezone: "UTC",
-    thresholds: [50, 80, 100],
-    mode: "soft",
-    paused: false,
-    created_at: at("2026-01-01T00:00Z"),
-    updated_at: at("2026-01-01T00:00Z"),
-    ...fields,
-  };
-}
+const budget = (id: string, scope: Budget["scope"], fields: Partial<Budget> = {}): Budget => sampleBudget({ id, name: id, scope, amount: usd(100), ...fields });
 
 let t: TestGateway;
 
