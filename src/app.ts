@@ -1,28 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import { requireAdmin } from "./admin/auth.ts";
-import { importRouter } from "./admin/import-route.ts";
-import { keysRouter } from "./admin/keys-routes.ts";
-import { providersRouter } from "./admin/providers-routes.ts";
-import { operationsRouter } from "./admin/operations.ts";
-import { spendRouter } from "./admin/spend-routes.ts";
-import { auditRouter } from "./admin/audit-routes.ts";
-import { budgetsRouter } from "./admin/budgets-routes.ts";
-import { approvalsRouter } from "./admin/approvals-routes.ts";
-import { membersRouter } from "./admin/members-routes.ts";
-import { userDataRouter } from "./admin/user-data-routes.ts";
-import { channelsRouter } from "./admin/channels-routes.ts";
-import { outboxRouter } from "./admin/outbox-routes.ts";
-import { commandsRouter } from "./admin/commands-route.ts";
-import { telegramLinksRouter } from "./admin/telegram-links-route.ts";
+import { adminApi } from "./admin/api.ts";
 import { ChannelStore } from "./alerts/channels.ts";
 import { LinkCodes } from "./alerts/link-codes.ts";
 import { DeliveryWorker } from "./alerts/delivery.ts";
 import { MuteStore } from "./alerts/mutes.ts";
 import { OutboxNotifier } from "./alerts/outbox.ts";
 import { digestJobs } from "./alerts/digest.ts";
-import { budgetStatusRouter } from "./admin/budget-status-route.ts";
 import { BudgetEvaluator } from "./budgets/evaluator.ts";
 import { Members } from "./approvals/members.ts";
 import { Approvals } from "./approvals/requests.ts";
@@ -45,7 +30,8 @@ import { deleteExpiredEvents } from "./ledger/retention.ts";
 import { SpoolingSink } from "./ledger/usage-sink.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
-import { sendProblem } from "./problem.ts";
+import { sendProblem } from "./http/problem.ts";
+import { operationsRouter } from "./operations-routes.ts";
 import { proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
@@ -84,13 +70,13 @@ export function resolveAdminToken(config: Config): string {
 function errorHandler(logger: Logger) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const type = (err as { type?: string }).type;
-    if (type === "entity.too.large") return sendProblem(res, 413, "Payload Too Large", "the body is over the 5 MB limit");
-    if (type === "entity.parse.failed") return sendProblem(res, 400, "Bad Request", "the body is not valid JSON");
-    if (type === "encoding.unsupported") return sendProblem(res, 415, "Unsupported Media Type", "content-encoding must be gzip, deflate or identity");
+    if (type === "entity.too.large") return sendProblem(res, "too_large", "the body is over the 5 MB limit");
+    if (type === "entity.parse.failed") return sendProblem(res, "invalid", "the body is not valid JSON");
+    if (type === "encoding.unsupported") return sendProblem(res, "unsupported_media_type", "content-encoding must be gzip, deflate or identity");
     if (type === "request.aborted") return;
     // Only the error's kind: database errors carry query parameters, which hold usage contents.
     logger.error({ error: (err as Error).name, code: (err as { code?: string }).code, reqId: res.locals.requestId }, "unhandled error");
-    if (!res.headersSent) sendProblem(res, 500, "Internal Server Error", `something went wrong; the request id is ${res.locals.requestId}`);
+    if (!res.headersSent) sendProblem(res, "internal", `something went wrong; the request id is ${res.locals.requestId}`);
   };
 }
 
@@ -186,24 +172,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   for (const integration of integrations) integration.mount?.(app, { config, logger, database, channels, notifier, commands, onClose });
   app.use(
     "/api",
-    requireAdmin(adminToken),
-    importRouter(recorder),
-    express.json({ limit: "1mb" }),
-    keysRouter(keys, sources, providers),
-    providersRouter({ database, box, providerKeys, providers }),
-    spendRouter(database, config),
-    budgetsRouter(budgets),
-    budgetStatusRouter(database, budgets),
-    auditRouter(database),
-    membersRouter(members),
-    approvalsRouter(approvals),
-    channelsRouter({ channels, mutes }),
-    outboxRouter({ outbox: notifier, database }),
-    commandsRouter(commands, config),
-    telegramLinksRouter(commands),
-    userDataRouter(database, logger),
+    adminApi({ adminToken, config, logger, database, box, recorder, keys, sources, providerKeys, providers, budgets, members, approvals, channels, mutes, outbox: notifier, commands }),
   );
-  app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));
+  app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
   if (config.TOLLGATE_JOBS === "on") {
     delivery.start();

@@ -4,7 +4,7 @@ import { sql } from "drizzle-orm";
 import { afterFailure, backoffMs, dedupeKey, parseRetryAfter } from "../src/alerts/outbox.ts";
 import type { NotificationInfo } from "../src/alerts/outbox.ts";
 import type { Database } from "../src/db/connection.ts";
-import { newWebhookSecret } from "../src/ingest/standard-webhooks.ts";
+import { newWebhookSecret } from "../src/signing/standard-webhooks.ts";
 import { WebhookReceiver } from "./fakes/webhook-receiver.ts";
 import { enqueue, thresholdAlert } from "./helpers/alerts.ts";
 import { openTestDatabase } from "./helpers/db.ts";

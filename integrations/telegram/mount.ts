@@ -5,7 +5,7 @@ import type { Update } from "telegraf/types";
 import commandList from "../../manifest/telegram-commands.json" with { type: "json" };
 import { LinkCodes } from "../../src/alerts/link-codes.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
-import { sendProblem } from "../../src/problem.ts";
+import { sendProblem } from "../../src/http/problem.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot.ts";
 import type { ChatPacer } from "./pacer.ts";
 import { RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
@@ -22,7 +22,7 @@ function secretCheck(secret: string): RequestHandler {
   return (req, res, next) => {
     const presented = Buffer.from(req.get("x-telegram-bot-api-secret-token") ?? "");
     if (presented.length === expected.length && timingSafeEqual(presented, expected)) return next();
-    sendProblem(res, 403, "Forbidden", "the X-Telegram-Bot-Api-Secret-Token header does not match TELEGRAM_WEBHOOK_SECRET");
+    sendProblem(res, "forbidden", "the X-Telegram-Bot-Api-Secret-Token header does not match TELEGRAM_WEBHOOK_SECRET");
   };
 }
 
@@ -65,13 +65,13 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
     if (!config.TELEGRAM_WEBHOOK_SECRET) throw new Error("TELEGRAM_WEBHOOK_SECRET is required in webhook mode");
     app.post("/telegram/webhook", secretCheck(config.TELEGRAM_WEBHOOK_SECRET), express.json({ limit: "1mb" }), async (req, res) => {
       const update = req.body as Update | undefined;
-      if (!update || !Number.isSafeInteger(update.update_id)) return sendProblem(res, 400, "Bad Request", "the body is not a Telegram update (no update_id)");
+      if (!update || !Number.isSafeInteger(update.update_id)) return sendProblem(res, "invalid", "the body is not a Telegram update (no update_id)");
       let fresh: boolean;
       try {
         fresh = await inbox.record(update.update_id);
       } catch (err) {
         log("recording an update")(err);
-        return sendProblem(res, 503, "Service Unavailable", "the update could not be recorded; Telegram will send it again");
+        return sendProblem(res, "unavailable", "the update could not be recorded; Telegram will send it again");
       }
       res.status(200).end();
       if (fresh) handle(update);

@@ -5,9 +5,8 @@ import { renderText } from "../../commands/render-text.ts";
 import { runCommand } from "../../commands/run.ts";
 import { ACTOR_FORMAT, parseActor } from "../approvals/members.ts";
 import type { Config } from "../config.ts";
-import { unknownFieldError } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { unknownFieldError } from "../errors.ts";
+import { actorOf, parseBody } from "../http/request.ts";
 
 const isTimeZone = (tz: string) => {
   try {

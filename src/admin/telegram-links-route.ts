@@ -3,9 +3,8 @@ import { z } from "zod";
 import type { CommandServices } from "../../commands/context.ts";
 import { SUBSCRIPTION_KINDS } from "../alerts/alert.ts";
 import { Scope } from "../budgets/budget.ts";
-import { sendProblem } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf, parseBody } from "../http/request.ts";
 
 /** `POST /api/telegram/links`: what a new link code binds a chat to. */
 const LinkRequest = z.strictObject({
@@ -35,7 +34,7 @@ export function telegramLinksRouter(services: Pick<CommandServices, "telegramLin
     const body = parseBody(LinkRequest, req, res);
     if (!body) return;
     const created = await services.telegramLinks.create({ scope: body.scope, kinds: body.kinds, by: actorOf(req) }, new Date());
-    if (!created.ok) return sendProblem(res, 409, "Conflict", created.message);
+    if (!created.ok) return sendProblem(res, "not_configured", created.message);
     const { code, expiresAt, deepLink } = created.value;
     res.status(201).json({ code, expires_at: expiresAt.toISOString(), deep_link: deepLink ?? null } satisfies LinkAnswer);
   });

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq, sql } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import { BudgetInput, Scope } from "../budgets/budget.ts";
 import { lockKey } from "../db/advisory-lock.ts";
 import type { Database } from "../db/connection.ts";
 import { channels } from "../db/schema.ts";
-import { newWebhookSecret } from "../ingest/standard-webhooks.ts";
+import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import type { DeliveryTarget } from "../integration.ts";
 import { labelText } from "../keys/api-keys.ts";
 import type { SecretBox } from "../keys/secret-box.ts";

@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, or } from "drizzle-orm";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { budgets, channels, mutes } from "../db/schema.ts";
 import type { Writer } from "./notifier.ts";

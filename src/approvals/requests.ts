@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type SQL, and, desc, eq, gt, inArray, lte } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Alert } from "../alerts/alert.ts";
 import type { Notifier, Writer } from "../alerts/notifier.ts";
 import { type Budget, UsdAmount, budgetPeriod } from "../budgets/budget.ts";
@@ -12,7 +12,7 @@ import { labelText } from "../keys/api-keys.ts";
 import type { Period } from "../ledger/period.ts";
 import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
-import { type FieldError, unknownFieldError } from "../problem.ts";
+import { type FieldError, unknownFieldError } from "../errors.ts";
 import { ACTOR_FORMAT, type Actor, type Members, actorText, hasRole, parseActor } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { asc, eq } from "drizzle-orm";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { budgets } from "../db/schema.ts";
 import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";

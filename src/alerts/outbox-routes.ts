@@ -1,12 +1,12 @@
 import { Router } from "express";
 import { z } from "zod";
-import { recentFirings } from "../alerts/firings.ts";
-import type { OutboxNotifier } from "../alerts/outbox.ts";
 import type { Database } from "../db/connection.ts";
 import { NOTIFICATION_STATUSES } from "../db/schema.ts";
+import { sendProblem } from "../http/problem.ts";
+import { parseQuery } from "../http/request.ts";
 import { labelText } from "../keys/api-keys.ts";
-import { sendProblem } from "../problem.ts";
-import { parseQuery } from "./spend-routes.ts";
+import { recentFirings } from "./firings.ts";
+import type { OutboxNotifier } from "./outbox.ts";
 
 const LIMIT = { error: "a whole number from 1 to 500" };
 const limit = z.coerce.number(LIMIT).int(LIMIT).min(1, LIMIT).max(500, LIMIT).default(50);
@@ -26,10 +26,10 @@ export function outboxRouter(deps: { outbox: OutboxNotifier; database: Database 
   });
   router.post("/outbox/:id/resend", async (req, res) => {
     const id = req.params.id;
-    if (!/^[1-9]\d{0,14}$/.test(id)) return sendProblem(res, 400, "Bad Request", `"${id}" is not a notification id; ids are whole numbers`, { errors: [{ path: "id", message: "a whole number" }] });
+    if (!/^[1-9]\d{0,14}$/.test(id)) return sendProblem(res, "invalid", `"${id}" is not a notification id; ids are whole numbers`, { errors: [{ path: "id", message: "a whole number" }] });
     const result = await deps.outbox.resend(Number(id));
     if (result.ok) return res.json(result.notification);
-    sendProblem(res, result.kind === "not_found" ? 404 : 409, result.kind === "not_found" ? "Not Found" : "Conflict", result.message);
+    sendProblem(res, result.kind, result.message);
   });
   router.get("/alerts", async (req, res) => {
     const q = parseQuery(AlertsQuery, req, res);

@@ -1,9 +1,9 @@
 import { Router } from "express";
 import { sql } from "drizzle-orm";
-import type { Database } from "../db/connection.ts";
-import { migrationsApplied } from "../db/migrate.ts";
-import type { UsageSink } from "../ledger/usage-sink.ts";
-import { registry } from "../metrics.ts";
+import type { Database } from "./db/connection.ts";
+import { migrationsApplied } from "./db/migrate.ts";
+import type { UsageSink } from "./ledger/usage-sink.ts";
+import { registry } from "./metrics.ts";
 
 /** Liveness, readiness and Prometheus metrics: unauthenticated, for orchestrators and scrapers. */
 export function operationsRouter(database: Database, usage: Pick<UsageSink, "status">): Router {

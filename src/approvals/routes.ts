@@ -1,11 +1,11 @@
 import { type Response, Router } from "express";
 import { z } from "zod";
-import { parseActor } from "../approvals/members.ts";
-import { APPROVAL_STATUSES, type Approval, type ApprovalFailure, type Approvals, DecisionInput, RaiseRequestInput } from "../approvals/requests.ts";
+import { unknownFieldError } from "../errors.ts";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf, parseBody, parseQuery } from "../http/request.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
-import { fieldErrors, sendProblem, unknownFieldError } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { parseActor } from "./members.ts";
+import { APPROVAL_STATUSES, type Approval, type ApprovalFailure, type Approvals, DecisionInput, RaiseRequestInput } from "./requests.ts";
 
 const listFields = {
   status: z.enum(APPROVAL_STATUSES, { error: `one of ${APPROVAL_STATUSES.join(", ")}` }).optional(),
@@ -35,17 +35,14 @@ export function approvalJson(a: Approval) {
   };
 }
 
-const TITLES = { invalid: [400, "Bad Request"], forbidden: [403, "Forbidden"], not_found: [404, "Not Found"], conflict: [409, "Conflict"] } as const;
-
 function sendFailure(res: Response, failure: ApprovalFailure): void {
-  const [status, title] = TITLES[failure.kind];
   const extra =
     failure.kind === "invalid"
       ? { errors: failure.errors }
       : failure.kind === "conflict"
         ? { approval: approvalJson(failure.approval), approval_status: failure.approval.status, decided_by: failure.approval.decided_by, decided_at: failure.approval.decided_at }
         : {};
-  sendProblem(res, status, title, failure.message, extra);
+  sendProblem(res, failure.kind, failure.message, extra);
 }
 
 /** `/api/approvals`: budget-raise requests and their decisions. The admin API acts as `admin`. */
@@ -61,14 +58,13 @@ export function approvalsRouter(approvals: Approvals): Router {
   });
 
   router.get("/approvals", async (req, res) => {
-    const query = ListQuery.safeParse(req.query);
-    if (!query.success) return sendProblem(res, 400, "Bad Request", "the query does not fit the expected shape", { errors: fieldErrors(query.error.issues) });
-    res.json({ approvals: (await approvals.list(query.data)).map(approvalJson) });
+    const query = parseQuery(ListQuery, req, res);
+    if (query) res.json({ approvals: (await approvals.list(query)).map(approvalJson) });
   });
 
   router.get("/approvals/:id", async (req, res) => {
     const approval = await approvals.get(req.params.id);
-    if (!approval) return sendProblem(res, 404, "Not Found", `no approval request with id ${req.params.id}`);
+    if (!approval) return sendProblem(res, "not_found", `no approval request with id ${req.params.id}`);
     res.json(approvalJson(approval));
   });
 

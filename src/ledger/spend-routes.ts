@@ -2,11 +2,12 @@ import { type Request, type Response, Router } from "express";
 import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/connection.ts";
-import { DIMENSIONS } from "../ledger/event.ts";
-import { type Period, resolvePeriod } from "../ledger/period.ts";
-import { financeReport, reportCsv } from "../ledger/report.ts";
-import { querySpend, toJson } from "../ledger/spend.ts";
-import { fieldErrors, sendProblem } from "../problem.ts";
+import { sendProblem } from "../http/problem.ts";
+import { parseQuery } from "../http/request.ts";
+import { DIMENSIONS } from "./event.ts";
+import { type Period, resolvePeriod } from "./period.ts";
+import { financeReport, reportCsv } from "./report.ts";
+import { querySpend, toJson } from "./spend.ts";
 
 const SpendQuery = z.object({
   period: z.string().default("this-month"),
@@ -33,24 +34,12 @@ function periodOf(req: Request, res: Response, config: Config, text: string, tz:
   try {
     new Intl.DateTimeFormat("en-US", { timeZone });
   } catch {
-    sendProblem(res, 400, "Bad Request", "tz must be an IANA time zone such as Europe/Berlin", { errors: [{ path: "tz", message: "unknown time zone" }] });
+    sendProblem(res, "invalid", "tz must be an IANA time zone such as Europe/Berlin", { errors: [{ path: "tz", message: "unknown time zone" }] });
     return undefined;
   }
   const resolved = resolvePeriod(text, { now: new Date(), timeZone });
   if (resolved.ok) return resolved.period;
-  sendProblem(res, 400, "Bad Request", resolved.error.message, { errors: [{ path: "period", message: resolved.error.message }] });
-  return undefined;
-}
-
-export function parseQuery<S extends z.ZodType>(
-  schema: S,
-  req: Request,
-  res: Response,
-  pick: (query: Request["query"]) => unknown = (query) => query,
-): z.infer<S> | undefined {
-  const parsed = schema.safeParse(pick(req.query));
-  if (parsed.success) return parsed.data;
-  sendProblem(res, 400, "Bad Request", "the query does not fit the expected shape", { errors: fieldErrors(parsed.error.issues) });
+  sendProblem(res, "invalid", resolved.error.message, { errors: [{ path: "period", message: resolved.error.message }] });
   return undefined;
 }
 

@@ -1,12 +1,11 @@
 import { type Response, Router } from "express";
 import { z } from "zod";
 import { parseDuration } from "../../commands/parse.ts";
-import { type ChannelChange, CreateChannelRequest, type ChannelStore, UpdateChannelRequest } from "../alerts/channels.ts";
-import type { MuteChange, MuteStore } from "../alerts/mutes.ts";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf, parseBody } from "../http/request.ts";
 import { labelText } from "../keys/api-keys.ts";
-import { sendProblem } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { type ChannelChange, CreateChannelRequest, type ChannelStore, UpdateChannelRequest } from "./channels.ts";
+import type { MuteChange, MuteStore } from "./mutes.ts";
 
 /** `{"budget","until"}` or `{"budget","duration":"24h"}`; the end is read against `now`. */
 function muteRequest(now: Date) {
@@ -41,12 +40,8 @@ function muteRequest(now: Date) {
 }
 
 function sendChange(res: Response, change: ChannelChange | MuteChange, status = 200): void {
-  if (change.ok) {
-    res.status(status).json("channel" in change ? change.channel : change.mute);
-    return;
-  }
-  if (change.kind === "not_found") return sendProblem(res, 404, "Not Found", change.message);
-  sendProblem(res, 400, "Bad Request", change.message);
+  if (change.ok) res.status(status).json("channel" in change ? change.channel : change.mute);
+  else sendProblem(res, change.kind, change.message);
 }
 
 /** `/api/channels` and their mutes. A channel's secret is shown once, in the answer that created it. */
@@ -65,7 +60,7 @@ export function channelsRouter(deps: { channels: ChannelStore; mutes: MuteStore 
   });
   router.get("/channels/:id", async (req, res) => {
     const channel = await channels.get(req.params.id);
-    if (!channel) return sendProblem(res, 404, "Not Found", `no channel with id ${req.params.id}`);
+    if (!channel) return sendProblem(res, "not_found", `no channel with id ${req.params.id}`);
     res.json(channel);
   });
   router.patch("/channels/:id", async (req, res) => {
@@ -81,7 +76,7 @@ export function channelsRouter(deps: { channels: ChannelStore; mutes: MuteStore 
     if (body) sendChange(res, await mutes.mute(req.params.id, body.budget, body.until, actorOf(req)), 201);
   });
   router.get("/channels/:id/mutes", async (req, res) => {
-    if (!(await channels.get(req.params.id))) return sendProblem(res, 404, "Not Found", `no channel with id ${req.params.id}`);
+    if (!(await channels.get(req.params.id))) return sendProblem(res, "not_found", `no channel with id ${req.params.id}`);
     res.json({ mutes: await mutes.list(req.params.id) });
   });
   router.delete("/channels/:id/mutes/:budget", async (req, res) => {

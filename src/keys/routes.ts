@@ -1,17 +1,8 @@
-import { type Request, type Response, Router } from "express";
-import { z } from "zod";
-import { type ApiKeys, CreateKeyRequest } from "../keys/api-keys.ts";
-import { CreateSourceRequest, type IngestSources } from "../keys/ingest-sources.ts";
-import { fieldErrors, sendProblem } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-
-/** Validates a JSON body against a schema, answering 400 with field paths when it does not fit. */
-export function parseBody<S extends z.ZodType>(schema: S, req: Request, res: Response): z.infer<S> | undefined {
-  const parsed = schema.safeParse(req.body ?? {});
-  if (parsed.success) return parsed.data;
-  sendProblem(res, 400, "Bad Request", "the body does not fit the expected shape", { errors: fieldErrors(parsed.error.issues) });
-  return undefined;
-}
+import { Router } from "express";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf, parseBody } from "../http/request.ts";
+import { type ApiKeys, CreateKeyRequest } from "./api-keys.ts";
+import { CreateSourceRequest, type IngestSources } from "./ingest-sources.ts";
 
 /** Keys and ingest sources; each change is audited by its store, in the change's own transaction. */
 export function keysRouter(keys: ApiKeys, sources: IngestSources, providers: readonly string[]): Router {
@@ -31,7 +22,7 @@ export function keysRouter(keys: ApiKeys, sources: IngestSources, providers: rea
   });
   router.delete("/keys/:id", async (req, res) => {
     const revoked = await keys.revoke(req.params.id, actorOf(req));
-    if (!revoked) return sendProblem(res, 404, "Not Found", `no key with id ${req.params.id}`);
+    if (!revoked) return sendProblem(res, "not_found", `no key with id ${req.params.id}`);
     res.json(revoked);
   });
 
@@ -39,7 +30,7 @@ export function keysRouter(keys: ApiKeys, sources: IngestSources, providers: rea
     const body = parseBody(CreateSourceRequest, req, res);
     if (!body) return;
     const created = await sources.create(body.name, actorOf(req));
-    if ("conflict" in created) return sendProblem(res, 409, "Conflict", `an ingest source named ${body.name} already exists`);
+    if ("conflict" in created) return sendProblem(res, "conflict", `an ingest source named ${body.name} already exists`);
     res.status(201).json(created);
   });
   router.get("/ingest-sources", async (_req, res) => {
@@ -47,7 +38,7 @@ export function keysRouter(keys: ApiKeys, sources: IngestSources, providers: rea
   });
   router.post("/ingest-sources/:id/secrets", async (req, res) => {
     const rotated = await sources.rotate(req.params.id, actorOf(req));
-    if (!rotated) return sendProblem(res, 404, "Not Found", `no ingest source with id ${req.params.id}`);
+    if (!rotated) return sendProblem(res, "not_found", `no ingest source with id ${req.params.id}`);
     res.status(201).json(rotated);
   });
   router.post("/ingest-sources/:id/revoke-older-secrets", async (req, res) => {

@@ -1,12 +1,11 @@
 import { Router } from "express";
 import { z } from "zod";
 import type { Database } from "../db/connection.ts";
-import { type ProviderKeys, SetProviderKeyRequest } from "../keys/provider-keys.ts";
-import { rotateMasterKey } from "../keys/rotate-master.ts";
-import type { SecretBox } from "../keys/secret-box.ts";
-import { sendProblem } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf, parseBody } from "../http/request.ts";
+import { type ProviderKeys, SetProviderKeyRequest } from "./provider-keys.ts";
+import { rotateMasterKey } from "./rotate-master.ts";
+import type { SecretBox } from "./secret-box.ts";
 
 /**
  * Provider keys: set, replace, remove and list (never shown back), and the master key's rotation;
@@ -28,7 +27,7 @@ export function providersRouter(deps: { database: Database; box: SecretBox; prov
   });
   router.delete("/providers/:name", async (req, res) => {
     const after = await deps.providerKeys.remove(req.params.name, actorOf(req));
-    if (!after) return sendProblem(res, 404, "Not Found", `no stored key for provider ${req.params.name}`);
+    if (!after) return sendProblem(res, "not_found", `no stored key for provider ${req.params.name}`);
     res.json(after);
   });
   router.post("/providers/rotate-master", async (req, res) => {

@@ -2,17 +2,19 @@ import { once } from "node:events";
 import { type Request, type Response, Router } from "express";
 import type { Database } from "../db/connection.ts";
 import { labelText } from "../keys/api-keys.ts";
-import { eraseUserUsage, userEventPages } from "../ledger/user-data.ts";
+import { audit } from "../audit/log.ts";
+import { fieldErrors } from "../errors.ts";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf } from "../http/request.ts";
 import type { Logger } from "../logger.ts";
-import { fieldErrors, sendProblem } from "../problem.ts";
-import { actorOf, audit } from "./audit.ts";
+import { eraseUserUsage, userEventPages } from "./user-data.ts";
 
 /** The `:user` of the path, as events carry it; answers 400 when no event could carry it. */
 function userOf(req: Request, res: Response): string | undefined {
   const parsed = labelText.safeParse(req.params.user);
   if (parsed.success && parsed.data === req.params.user) return parsed.data;
   const errors = parsed.success ? [{ path: "user", message: "must not start or end with spaces" }] : fieldErrors(parsed.error.issues).map((e) => ({ ...e, path: "user" }));
-  sendProblem(res, 400, "Bad Request", "the user in the path is not one usage events can name", { errors });
+  sendProblem(res, "invalid", "the user in the path is not one usage events can name", { errors });
   return undefined;
 }
 

@@ -1,8 +1,7 @@
 import { type Request, type Response, Router } from "express";
-import { type Member, MemberInput, type Members } from "../approvals/members.ts";
-import { sendProblem } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { sendProblem } from "../http/problem.ts";
+import { actorOf, parseBody } from "../http/request.ts";
+import { type Member, MemberInput, type Members } from "./members.ts";
 
 const memberJson = (m: Member) => ({ platform: m.platform, user_id: m.user_id, role: m.role, name: m.name, updated_at: m.updated_at });
 
@@ -26,7 +25,7 @@ export function membersRouter(members: Members): Router {
 
   router.delete("/members/:platform/:user_id", async (req, res) => {
     const removed = await members.remove(req.params.platform, req.params.user_id, actorOf(req));
-    if (!removed) return sendProblem(res, 404, "Not Found", `no member ${req.params.platform}:${req.params.user_id}`);
+    if (!removed) return sendProblem(res, "not_found", `no member ${req.params.platform}:${req.params.user_id}`);
     res.json(memberJson(removed));
   });
 

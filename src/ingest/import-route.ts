@@ -1,8 +1,8 @@
 import { Router } from "express";
 import { z } from "zod";
-import { handleUsagePost, rawUsageBody } from "../ingest/usage-route.ts";
+import { sendProblem } from "../http/problem.ts";
 import type { Recorder } from "../ledger/recorder.ts";
-import { sendProblem } from "../problem.ts";
+import { handleUsagePost, rawUsageBody } from "./usage-route.ts";
 
 const SourceName = z.string().regex(/^[\w.:-]{1,100}$/);
 
@@ -14,7 +14,7 @@ export function importRouter(recorder: Recorder): Router {
   const router = Router();
   router.post("/usage", rawUsageBody, async (req, res) => {
     const source = SourceName.safeParse(req.query.source ?? "import");
-    if (!source.success) return sendProblem(res, 400, "Bad Request", "source must be 1–100 letters, digits, '.', ':', '_' or '-'");
+    if (!source.success) return sendProblem(res, "invalid", "source must be 1–100 letters, digits, '.', ':', '_' or '-'");
     await handleUsagePost(req, res, recorder, { source: `ingest:${source.data}`, now: new Date() });
   });
   return router;
