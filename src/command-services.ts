@@ -1,6 +1,5 @@
-import { desc } from "drizzle-orm";
 import { ADMIN_PLATFORM, type Caller, type CommandServices, type Conversation, type Outcome } from "../commands/context.ts";
-import { Alert } from "./alerts/alert.ts";
+import { recentAlerts } from "./alerts/outbox.ts";
 import type { ChannelStore } from "./alerts/channels.ts";
 import type { LinkCodes } from "./alerts/link-codes.ts";
 import type { MuteStore } from "./alerts/mutes.ts";
@@ -12,7 +11,6 @@ import { budgetState } from "./budgets/status.ts";
 import { spendForBudgets } from "./budgets/spend-batch.ts";
 import type { BudgetStore } from "./budgets/store.ts";
 import type { Database } from "./db/connection.ts";
-import { notifications } from "./db/schema.ts";
 import type { ChatLinker } from "./integration.ts";
 import { picoToDecimalString } from "./pricing/money.ts";
 
@@ -146,17 +144,7 @@ export function commandServices(parts: CommandParts): CommandServices {
         return removed.ok ? { ok: true, value: undefined } : failed(removed);
       },
     },
-    async recentAlerts(limit) {
-      // The alerts as they were sent: a message may carry several, and one alert may have gone to several channels.
-      const rows = await database.db.select({ payload: notifications.payload }).from(notifications).orderBy(desc(notifications.id)).limit(limit * 5);
-      const seen = new Map<string, Alert>();
-      for (const row of rows)
-        for (const raw of (row.payload as { alerts?: unknown[] }).alerts ?? []) {
-          const alert = Alert.safeParse(raw);
-          if (alert.success && !seen.has(alert.data.id)) seen.set(alert.data.id, alert.data);
-        }
-      return [...seen.values()].sort((a, b) => b.at.localeCompare(a.at)).slice(0, limit);
-    },
+    recentAlerts: (limit) => recentAlerts(database, limit),
     telegramLinks: {
       async create(request, now) {
         // A code no bot will ever take would only mislead whoever was given it.
