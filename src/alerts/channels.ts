@@ -11,6 +11,7 @@ import type { DeliveryTarget } from "../integration.ts";
 import { labelText } from "../keys/api-keys.ts";
 import type { SecretBox } from "../keys/secret-box.ts";
 import { SUBSCRIPTION_KINDS, type SubscriptionKind } from "./alert.ts";
+import type { Failure } from "../errors.ts";
 
 const Kinds = z
   .array(z.enum(SUBSCRIPTION_KINDS, { error: `one of ${SUBSCRIPTION_KINDS.join(", ")}` }))
@@ -102,7 +103,7 @@ export function channelInfo(row: ChannelRow): ChannelInfo {
   };
 }
 
-export type ChannelChange = { ok: true; channel: ChannelInfo } | { ok: false; kind: "not_found" | "invalid"; message: string };
+export type ChannelChange = { ok: true; channel: ChannelInfo } | Failure<"not_found" | "invalid">;
 
 /**
  * Channels in Postgres. Secrets (a webhook's signing secret, later a bot token) are sealed with the

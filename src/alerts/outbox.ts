@@ -9,6 +9,7 @@ import { activeMutes } from "./mutes.ts";
 import type { Notifier, Writer } from "./notifier.ts";
 import { route } from "./routing.ts";
 import { earlierStates } from "./threads.ts";
+import type { Failure } from "../errors.ts";
 
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
@@ -99,7 +100,7 @@ export interface NotificationInfo {
   delivered_at: string | null;
 }
 
-export type ResendResult = { ok: true; notification: NotificationInfo } | { ok: false; kind: "not_found" | "conflict"; message: string };
+export type ResendResult = { ok: true; notification: NotificationInfo } | Failure<"not_found" | "conflict">;
 
 const nowPlus = (ms: number) => sql`now() + ${Math.max(0, Math.round(ms))} * interval '1 millisecond'`;
 

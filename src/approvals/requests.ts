@@ -12,7 +12,7 @@ import { labelText } from "../keys/api-keys.ts";
 import type { Period } from "../ledger/period.ts";
 import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
-import { type FieldError, unknownFieldError } from "../errors.ts";
+import { type Failure, type FieldError, unknownFieldError } from "../errors.ts";
 import { ACTOR_FORMAT, type Actor, type Members, actorText, hasRole, parseActor } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
@@ -72,10 +72,10 @@ export interface Approval {
 }
 
 export type ApprovalFailure =
-  | { ok: false; kind: "invalid"; message: string; errors: FieldError[] }
-  | { ok: false; kind: "forbidden" | "not_found"; message: string }
+  | (Failure<"invalid"> & { errors: FieldError[] })
+  | Failure<"forbidden" | "not_found">
   /** Already decided or expired: `approval` says by whom and when. */
-  | { ok: false; kind: "conflict"; message: string; approval: Approval };
+  | (Failure<"conflict"> & { approval: Approval });
 export type ApprovalResult<T> = { ok: true; value: T } | ApprovalFailure;
 
 type Row = typeof approvals.$inferSelect;
