@@ -1,13 +1,22 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Command } from "../commands/command.ts";
-import { parseCommand } from "../commands/parse.ts";
+import type { AlertsValue } from "../commands/builtin/alerts.ts";
+import type { BudgetValue } from "../commands/builtin/budget.ts";
+import type { HelpValue } from "../commands/builtin/help.ts";
+import type { SpendValue } from "../commands/builtin/spend.ts";
+import type { SubscribeValue } from "../commands/builtin/subscribe.ts";
+import type { TelegramLinkValue } from "../integrations/telegram/link-command.ts";
+import { gatewayRegistry } from "./helpers/registry.ts";
+
+type Value = SpendValue | BudgetValue | AlertsValue | SubscribeValue | { verb: "unsubscribe" } | TelegramLinkValue | HelpValue;
+
+const registry = gatewayRegistry();
 
 const USD = 1_000_000_000_000n;
 const H = 3_600_000;
 
 /** Input → the exact command it parses to. */
-const VALID: [string, Command][] = [
+const VALID: [string, Value][] = [
   ["spend", { verb: "spend", period: "this-month", filters: {}, share: false }],
   ["spend this-week", { verb: "spend", period: "this-week", filters: {}, share: false }],
   ["/spend this-week", { verb: "spend", period: "this-week", filters: {}, share: false }],
@@ -134,15 +143,15 @@ const INVALID: [string, RegExp, string?][] = [
 describe("command grammar", () => {
   test(`${VALID.length} valid inputs parse to exactly the command meant`, () => {
     for (const [input, expected] of VALID) {
-      const result = parseCommand(input);
+      const result = registry.parse(input);
       assert.ok(result.ok, `${input}: ${!result.ok ? result.error.message : ""}`);
-      assert.deepEqual(result.command, expected, input);
+      assert.deepEqual(result.value.value, expected, input);
     }
   });
 
   test(`${INVALID.length} invalid inputs are refused with what was expected and the nearest valid form`, () => {
     for (const [input, message, suggestion] of INVALID) {
-      const result = parseCommand(input);
+      const result = registry.parse(input);
       assert.ok(!result.ok, `${input} should not parse`);
       assert.match(result.error.message, message, input);
       assert.ok(result.error.expected.length > 0, `${input}: says what was expected`);

@@ -1,6 +1,6 @@
 import { type Response, Router } from "express";
 import { z } from "zod";
-import { parseDuration } from "../../commands/parse.ts";
+import { parseDuration } from "../../commands/grammar.ts";
 import { type ChannelChange, CreateChannelRequest, type ChannelStore, UpdateChannelRequest } from "../alerts/channels.ts";
 import type { MuteChange, MuteStore } from "../alerts/mutes.ts";
 import { labelText } from "../keys/api-keys.ts";
