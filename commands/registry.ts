@@ -19,7 +19,7 @@ export interface Registry {
   find(word: string): Command | undefined;
   /**
    * Reads one command. `text` is what followed the slash command or the mention: the platform has
-   * already removed `@Tollgate`; a leading `/` and a `@botname` suffix (Telegram groups) are tolerated.
+   * already removed `@Tollgate`; a leading `/` and a `@botname` suffix (as some platforms send in groups) are tolerated.
    */
   parse(text: string): Parsed<Invocation>;
 }
@@ -43,7 +43,7 @@ export function createRegistry(extra: readonly Command[] = []): Registry {
     parse(text) {
       const all = text.trim().split(/\s+/).filter(Boolean);
       const head = normalize(all.shift() ?? "help");
-      // Two words for one name, as the CLI spells some (`telegram link` for `telegram-link`).
+      // Two words for one hyphenated name, as the CLI spells some (`x link` for `x-link`).
       const joined = all[0] ? words.get(`${head}-${all[0].toLowerCase()}`) : undefined;
       if (joined) all.shift();
       const command = joined ?? words.get(head);

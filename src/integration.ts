@@ -48,7 +48,7 @@ export interface DeliveryContext {
 
 /**
  * How one try went. `retry` may carry the receiver's own wait (Retry-After); `gone` means the
- * address will never work again (webhook 410, a removed Teams conversation): the channel is disabled.
+ * address will never work again (webhook 410, a removed conversation): the channel is disabled.
  */
 export type DeliveryOutcome =
   | { kind: "delivered"; externalRef?: Record<string, unknown> }
@@ -63,15 +63,15 @@ export interface Deliverer {
 export interface SetupContext {
   config: Config;
   logger: Logger;
-  /** For the platform's own tables (Telegram's updates and link codes). */
+  /** For the platform's own tables (updates already taken in, link codes). */
   database: Database;
 }
 
 /** What an integration adds to a gateway besides its routes: commands in the chat grammar, routes in the admin API. */
 export interface Extension {
-  /** Commands every door answers (Telegram's `telegram-link`, typed in any chat). */
+  /** Commands every door answers, typed in any chat (a link code for the platform's chats). */
   commands?: Command[];
-  /** Mounted under /api, behind the admin token and the JSON body parser (`POST /api/telegram/links`). */
+  /** Mounted under /api, behind the admin token and the JSON body parser (`POST /api/PLATFORM/...`). */
   adminRouter?: Router;
 }
 
@@ -101,14 +101,14 @@ export interface Integration {
   platform: string;
   deliverer?: Deliverer;
   /**
-   * For a platform whose delivery needs the gateway's settings (Slack's bot token): this gateway's
+   * For a platform whose delivery needs the gateway's settings (a bot token): this gateway's
    * deliverer, used instead of `deliverer`; undefined when the platform is not configured.
    */
   connect?(config: Config, logger: Logger): Deliverer | undefined;
   /** Its commands and admin routes for this gateway, asked once before anything is mounted. */
   extend?(context: SetupContext): Extension;
   mount?(app: Express, context: IntegrationContext): void;
-  /** CLI commands of the platform (`tollgate telegram ...`), by name; the answer is the exit code. */
+  /** CLI commands of the platform (`tollgate PLATFORM ...`), by name; the answer is the exit code. */
   cli?: Record<string, (ctx: IntegrationCommandContext) => Promise<number>>;
 }
 
