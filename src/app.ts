@@ -3,7 +3,6 @@ import { join } from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import { adminApi } from "./admin/api.ts";
 import { ChannelStore } from "./alerts/channels.ts";
-import { LinkCodes } from "./alerts/link-codes.ts";
 import { DeliveryWorker } from "./alerts/delivery.ts";
 import { MuteStore } from "./alerts/mutes.ts";
 import { OutboxNotifier } from "./alerts/outbox.ts";
@@ -15,7 +14,9 @@ import { Enforcer, enforcerOptions } from "./budgets/enforcer.ts";
 import { BudgetStore } from "./budgets/store.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/connection.ts";
-import { commandServices } from "./command-services.ts";
+import { chatDoor } from "../commands/door.ts";
+import { createRegistry } from "../commands/registry.ts";
+import { type Services, createServices } from "./services.ts";
 import type { Integration } from "./integration.ts";
 import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
@@ -58,6 +59,8 @@ export interface Gateway {
   members: Members;
   approvals: Approvals;
   evaluator: BudgetEvaluator;
+  /** Every domain's service, as chat commands and the admin API act through them. */
+  services: Services;
   close(): Promise<void>;
 }
 
@@ -163,16 +166,34 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   app.use(operationsRouter(database, usage));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
-  // Link codes are Telegram's: made only where the telegram integration is composed in and configured.
-  const telegram = integrations.find((i) => i.platform === "telegram")?.linker?.(config, logger);
-  const commands = commandServices({ database, budgets, members, approvals, mutes, channels, linkCodes: new LinkCodes(database), telegram });
+  const services = createServices({ database, budgets, members, approvals, mutes, channels });
+  const extensions = integrations.map((i) => i.extend?.({ config, logger, database }) ?? {});
+  const registry = createRegistry(extensions.flatMap((e) => e.commands ?? []));
   /** What integrations started, stopped first on close. */
   const integrationStops: (() => Promise<void> | void)[] = [];
   const onClose = (stop: () => Promise<void> | void) => void integrationStops.push(stop);
-  for (const integration of integrations) integration.mount?.(app, { config, logger, database, channels, notifier, commands, onClose });
+  for (const integration of integrations) {
+    const door = chatDoor({ platform: integration.platform, registry, services, logger, timezone: config.TOLLGATE_TIMEZONE });
+    integration.mount?.(app, { config, logger, database, door, onClose });
+  }
   app.use(
     "/api",
-    adminApi({ adminToken, config, logger, database, box, recorder, keys, sources, providerKeys, providers, budgets, members, approvals, channels, mutes, outbox: notifier, commands }),
+    adminApi({
+      adminToken,
+      config,
+      logger,
+      database,
+      box,
+      recorder,
+      keys,
+      sources,
+      providerKeys,
+      providers,
+      services,
+      outbox: notifier,
+      registry,
+      extensions: extensions.flatMap((e) => (e.adminRouter ? [e.adminRouter] : [])),
+    }),
   );
   app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
@@ -201,6 +222,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     members,
     approvals,
     evaluator,
+    services,
     async close() {
       for (const stop of integrationStops) await stop();
       await scheduler.stop();

@@ -40,7 +40,7 @@ export function mountTeams(app: Express, context: IntegrationContext, adapter: T
       { component: "teams" },
       "TEAMS_AUTH=off: /api/messages accepts activities from ANYONE, without checking the Bot Framework's signature. For local development only; set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId for real use.",
     );
-  const bot = new TollgateBot({ config, logger, services: context.commands, invokeAnswerMs });
+  const bot = new TollgateBot({ door: context.door, invokeAnswerMs });
   app.post("/api/messages", express.json({ limit: "1mb" }), async (req, res) => {
     const parsed = ActivityBody.safeParse(req.body);
     if (!parsed.success) return sendProblem(res, "invalid", "the body is not a Bot Framework activity", { errors: fieldErrors(parsed.error.issues) });

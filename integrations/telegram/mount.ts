@@ -3,10 +3,10 @@ import express, { type Express, type RequestHandler } from "express";
 import type { Telegraf } from "telegraf";
 import type { Update } from "telegraf/types";
 import commandList from "../../manifest/telegram-commands.json" with { type: "json" };
-import { LinkCodes } from "../../src/alerts/link-codes.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
 import { sendProblem } from "../../src/http/problem.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot.ts";
+import { LinkCodes } from "./link-codes.ts";
 import type { ChatPacer } from "./pacer.ts";
 import { RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
 
@@ -37,13 +37,13 @@ function secretCheck(secret: string): RequestHandler {
  * The command list is registered with setMyCommands at start.
  */
 export function mountTelegram(app: Express, context: IntegrationContext, pacer: ChatPacer): void {
-  const { config, logger, database, commands: services } = context;
+  const { config, logger, database, door } = context;
   const token = config.TELEGRAM_BOT_TOKEN;
   if (!token) return;
   const links = new LinkCodes(database);
   const inbox = new UpdateInbox(database, botIdOf(token));
   const polling = config.TELEGRAM_MODE === "polling";
-  const bot = createBot(token, { config, logger, services, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
+  const bot = createBot(token, { config, logger, door, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
   const log = (what: string) => (err: unknown) => logger.error({ component: "telegram", error: (err as Error).name, code: (err as { code?: unknown }).code }, `telegram ${what} failed`);
 
   const startup = (async () => {

@@ -1,17 +1,12 @@
 import express, { Router } from "express";
-import type { CommandServices } from "../../commands/context.ts";
+import type { Registry } from "../../commands/registry.ts";
 import { channelsRouter } from "../alerts/channels-routes.ts";
-import type { ChannelStore } from "../alerts/channels.ts";
-import type { MuteStore } from "../alerts/mutes.ts";
 import type { OutboxNotifier } from "../alerts/outbox.ts";
 import { outboxRouter } from "../alerts/outbox-routes.ts";
-import type { Members } from "../approvals/members.ts";
 import { membersRouter } from "../approvals/members-routes.ts";
-import type { Approvals } from "../approvals/requests.ts";
 import { approvalsRouter } from "../approvals/routes.ts";
 import { auditRouter } from "../audit/routes.ts";
 import { budgetsRouter } from "../budgets/routes.ts";
-import type { BudgetStore } from "../budgets/store.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/connection.ts";
 import { importRouter } from "../ingest/import-route.ts";
@@ -25,11 +20,11 @@ import type { Recorder } from "../ledger/recorder.ts";
 import { spendRouter } from "../ledger/spend-routes.ts";
 import { userDataRouter } from "../ledger/user-data-routes.ts";
 import type { Logger } from "../logger.ts";
+import type { Services } from "../services.ts";
 import { requireAdmin } from "./auth.ts";
 import { commandsRouter } from "./commands-route.ts";
-import { telegramLinksRouter } from "./telegram-links-route.ts";
 
-/** What the admin API's routes act on: the domains' stores and services. */
+/** What the admin API's routes act on: the domains' services (the same ones chat commands use) and the stores not among them. */
 export interface AdminParts {
   adminToken: string;
   config: Config;
@@ -42,13 +37,12 @@ export interface AdminParts {
   providerKeys: ProviderKeys;
   /** The proxy's provider names: what keys may be limited to and provider keys stored for. */
   providers: readonly string[];
-  budgets: BudgetStore;
-  members: Members;
-  approvals: Approvals;
-  channels: ChannelStore;
-  mutes: MuteStore;
+  services: Services;
   outbox: OutboxNotifier;
-  commands: CommandServices;
+  /** The chat commands, for `POST /api/commands`. */
+  registry: Registry;
+  /** Routes the integrations composed in add (Telegram's link codes). */
+  extensions: readonly Router[];
 }
 
 /**
@@ -62,15 +56,15 @@ export function adminApi(p: AdminParts): Router {
     express.json({ limit: "1mb" }),
     keysRouter(p.keys, p.sources, p.providers),
     providersRouter({ database: p.database, box: p.box, providerKeys: p.providerKeys, providers: p.providers }),
-    spendRouter(p.database, p.config),
-    budgetsRouter(p.budgets, p.database),
+    spendRouter(p.services.spend, p.database, p.config),
+    budgetsRouter(p.services.budgets, p.database),
     auditRouter(p.database),
-    membersRouter(p.members),
-    approvalsRouter(p.approvals),
-    channelsRouter({ channels: p.channels, mutes: p.mutes }),
+    membersRouter(p.services.members),
+    approvalsRouter(p.services.approvals),
+    channelsRouter({ channels: p.services.channels, mutes: p.services.mutes }),
     outboxRouter({ outbox: p.outbox, database: p.database }),
-    commandsRouter(p.commands, p.config),
-    telegramLinksRouter(p.commands),
+    commandsRouter(p.registry, p.services, p.config),
+    ...p.extensions,
     userDataRouter(p.database, p.logger),
   );
 }

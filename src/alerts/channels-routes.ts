@@ -1,6 +1,6 @@
 import { type Response, Router } from "express";
 import { z } from "zod";
-import { parseDuration } from "../../commands/parse.ts";
+import { parseDuration } from "../../commands/grammar.ts";
 import { sendProblem } from "../http/problem.ts";
 import { actorOf, parseBody } from "../http/request.ts";
 import { labelText } from "../keys/api-keys.ts";

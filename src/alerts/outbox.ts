@@ -282,21 +282,6 @@ export class OutboxNotifier implements Notifier {
   }
 }
 
-/**
- * The alerts most recently sent, newest first, each once: a message may carry several, and one
- * alert may have gone to several channels. Rows this gateway cannot read are left to the delivery
- * worker, which reports them as dead letters.
- */
-export async function recentAlerts(database: Database, limit: number): Promise<Alert[]> {
-  const rows = await database.db.select({ payload: notifications.payload }).from(notifications).orderBy(desc(notifications.id)).limit(limit * 5);
-  const seen = new Map<string, Alert>();
-  for (const row of rows) {
-    const read = readPayload(row.payload);
-    for (const alert of read.ok ? read.payload.alerts : []) if (!seen.has(alert.id)) seen.set(alert.id, alert);
-  }
-  return [...seen.values()].sort((a, b) => b.at.localeCompare(a.at)).slice(0, limit);
-}
-
 function notificationInfo(n: typeof notifications.$inferSelect, channel: NotificationInfo["channel"]): NotificationInfo {
   const read = readPayload(n.payload);
   return {

@@ -7,7 +7,7 @@ import { parseQuery } from "../http/request.ts";
 import { DIMENSIONS } from "./event.ts";
 import { type Period, resolvePeriod } from "./period.ts";
 import { financeReport, reportCsv } from "./report.ts";
-import { querySpend, toJson } from "./spend.ts";
+import { type SpendQuery as SpendRequest, type SpendReport, toJson } from "./spend.ts";
 
 const SpendQuery = z.object({
   period: z.string().default("this-month"),
@@ -43,7 +43,8 @@ function periodOf(req: Request, res: Response, config: Config, text: string, tz:
   return undefined;
 }
 
-export function spendRouter(database: Database, config: Config): Router {
+/** `/api/spend` (through the spend service chat commands use too) and the finance report. */
+export function spendRouter(spend: { report(query: SpendRequest): Promise<SpendReport> }, database: Database, config: Config): Router {
   const router = Router();
   router.get("/spend", async (req, res) => {
     const q = parseQuery(SpendQuery, req, res);
@@ -52,7 +53,7 @@ export function spendRouter(database: Database, config: Config): Router {
     if (!period) return;
     const filters = parseQuery(Filters, req, res, (query) => Object.fromEntries(DIMENSIONS.flatMap((d) => (d in query ? [[d, query[d]]] : []))));
     if (!filters) return;
-    const report = await querySpend(database, { period, by: q.by, filters, top: q.top });
+    const report = await spend.report({ period, by: q.by, filters, top: q.top });
     res.json(toJson(report));
   });
   const finance = (schema: typeof ReportQuery | typeof CsvReportQuery) => async (req: Request, res: Response) => {

@@ -1,15 +1,15 @@
 import { createHash, randomBytes } from "node:crypto";
 import { and, eq, gt, isNull, lt, sql } from "drizzle-orm";
-import type { Scope } from "../budgets/budget.ts";
-import type { Database } from "../db/connection.ts";
-import { telegramLinks } from "../db/schema.ts";
-import type { SubscriptionKind } from "./alert.ts";
+import type { Scope } from "../../src/budgets/budget.ts";
+import type { Database } from "../../src/db/connection.ts";
+import { telegramLinks } from "./schema.ts";
+import type { SubscriptionKind } from "../../src/alerts/alert.ts";
 
 /*
- * One-time codes that bind a Telegram chat to a scope and kinds. They are made here, in src, because
- * every door makes them (the admin API and CLI, and `telegram-link` typed in Slack or any chat);
- * the Telegram integration takes them when a chat sends `/link CODE` or `/start CODE`. Taking a code
- * is a conditional update, never a check followed by a write, so a code links one chat once.
+ * One-time codes that bind a Telegram chat to a scope and kinds. Every door makes them (the admin
+ * API and CLI, and `telegram-link` typed in any chat, both contributed by this integration); the
+ * bot takes them when a chat sends `/link CODE` or `/start CODE`. Taking a code is a conditional
+ * update, never a check followed by a write, so a code links one chat once.
  */
 
 /** How long a link code may be used. */

@@ -1,10 +1,10 @@
 import { Router } from "express";
 import { z } from "zod";
-import type { CommandServices } from "../../commands/context.ts";
-import { SUBSCRIPTION_KINDS } from "../alerts/alert.ts";
-import { Scope } from "../budgets/budget.ts";
-import { sendProblem } from "../http/problem.ts";
-import { actorOf, parseBody } from "../http/request.ts";
+import { SUBSCRIPTION_KINDS } from "../../src/alerts/alert.ts";
+import { Scope } from "../../src/budgets/budget.ts";
+import { sendProblem } from "../../src/http/problem.ts";
+import { actorOf, parseBody } from "../../src/http/request.ts";
+import type { LinkMaker } from "./linker.ts";
 
 /** `POST /api/telegram/links`: what a new link code binds a chat to. */
 const LinkRequest = z.strictObject({
@@ -25,17 +25,17 @@ export interface LinkAnswer {
 
 /**
  * `POST /api/telegram/links` (the CLI's `tollgate telegram link`): a one-time code for `/link CODE`
- * or the deep link, made by the same service as `telegram-link` typed in a chat. 409 when this
+ * or the deep link, made by the same maker as `telegram-link` typed in a chat. 409 when this
  * gateway has no Telegram.
  */
-export function telegramLinksRouter(services: Pick<CommandServices, "telegramLinks">): Router {
+export function telegramLinksRouter(links: LinkMaker): Router {
   const router = Router();
   router.post("/telegram/links", async (req, res) => {
     const body = parseBody(LinkRequest, req, res);
     if (!body) return;
-    const created = await services.telegramLinks.create({ scope: body.scope, kinds: body.kinds, by: actorOf(req) }, new Date());
-    if (!created.ok) return sendProblem(res, "not_configured", created.message);
-    const { code, expiresAt, deepLink } = created.value;
+    const created = await links.create({ scope: body.scope, kinds: body.kinds, by: actorOf(req) }, new Date());
+    if (!created.ok) return sendProblem(res, created.kind, created.message);
+    const { code, expiresAt, deepLink } = created;
     res.status(201).json({ code, expires_at: expiresAt.toISOString(), deep_link: deepLink ?? null } satisfies LinkAnswer);
   });
   return router;
