@@ -38,7 +38,7 @@ export async function authenticateSender(req: Request, body: Buffer, deps: Inges
       body,
       await deps.sources.activeSecrets(),
     );
-    if (!checked.ok) return { error: checked.error.message };
+    if (!checked.ok) return { error: checked.message };
     return { source: `ingest:${checked.signer.sourceName}`, now };
   }
   return { error: "send an ingest key as `Authorization: Bearer tlg_...` or sign the request (Standard Webhooks)" };

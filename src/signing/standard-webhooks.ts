@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Failure } from "../errors.ts";
 
 /** Standard Webhooks allows this much clock difference either way. */
 export const TOLERANCE_SECONDS = 300;
@@ -8,8 +9,6 @@ export interface WebhookHeaders {
   timestamp: string | undefined;
   signature: string | undefined;
 }
-
-export type VerifyFailure = { kind: "auth"; message: string };
 
 /** A fresh signing secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64. */
 export const newWebhookSecret = () => `whsec_${randomBytes(32).toString("base64")}`;
@@ -34,13 +33,13 @@ export function verify<S extends { secret: string }>(
   body: Buffer,
   candidates: readonly S[],
   nowSeconds = Math.floor(Date.now() / 1000),
-): { ok: true; signer: S } | { ok: false; error: VerifyFailure } {
+): { ok: true; signer: S } | Failure<"unauthorized"> {
   const { id, timestamp, signature } = headers;
   if (!id || !timestamp || !signature)
-    return { ok: false, error: { kind: "auth", message: "webhook-id, webhook-timestamp and webhook-signature headers are all required" } };
+    return { ok: false, kind: "unauthorized", message: "webhook-id, webhook-timestamp and webhook-signature headers are all required" };
   const ts = Number(timestamp);
   if (!/^\d+$/.test(timestamp) || Math.abs(nowSeconds - ts) > TOLERANCE_SECONDS)
-    return { ok: false, error: { kind: "auth", message: `webhook-timestamp must be Unix seconds within ${TOLERANCE_SECONDS} s of now` } };
+    return { ok: false, kind: "unauthorized", message: `webhook-timestamp must be Unix seconds within ${TOLERANCE_SECONDS} s of now` };
   const presented = signature
     .split(" ")
     .filter((s) => s.startsWith("v1,"))
@@ -49,5 +48,5 @@ export function verify<S extends { secret: string }>(
     const expected = Buffer.from(sign(candidate.secret, id, ts, body).slice(3), "base64");
     if (presented.some((p) => p.length === expected.length && timingSafeEqual(p, expected))) return { ok: true, signer: candidate };
   }
-  return { ok: false, error: { kind: "auth", message: "no webhook-signature matches an active signing secret" } };
+  return { ok: false, kind: "unauthorized", message: "no webhook-signature matches an active signing secret" };
 }
