@@ -2,6 +2,7 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "postgresql",
-  schema: "./src/db/schema.ts",
+  // The gateway's tables, and those an integration keeps for itself.
+  schema: ["./src/db/schema.ts", "./integrations/*/schema.ts"],
   out: "./migrations",
 });

@@ -2,9 +2,12 @@ import type { AlertAction } from "../src/alerts/alert.ts";
 import type { BudgetPeriod } from "../src/budgets/budget.ts";
 import { contributorDimension } from "../src/budgets/contributors.ts";
 import { resolvePeriod } from "../src/ledger/period.ts";
+import type { Services } from "../src/services.ts";
 import type { z } from "zod";
-import type { Command } from "./command.ts";
-import type { CommandServices } from "./context.ts";
+import { alerts } from "./builtin/alerts.ts";
+import { budget } from "./builtin/budget.ts";
+import { spend } from "./builtin/spend.ts";
+import type { Invocation } from "./command.ts";
 
 type Action = z.infer<typeof AlertAction>;
 
@@ -21,19 +24,19 @@ const CURRENT: Record<BudgetPeriod, string> = { day: "today", week: "this-week",
  * A breakdown's target is a budget (from an alert or `budget show`): its spend this period by the
  * dimension that best splits its scope; or a period (from `spend`): that period by team.
  */
-export async function actionCommand(action: Action, services: Pick<CommandServices, "budgets">, now: Date): Promise<Command | undefined> {
+export async function actionCommand(action: Pick<Action, "action" | "target">, services: Pick<Services, "budgets">, now: Date): Promise<Invocation | undefined> {
   switch (action.action) {
     case "approve":
-      return { verb: "budget.approve", id: action.target };
+      return budget.invoke({ verb: "budget.approve", id: action.target });
     case "reject":
-      return { verb: "budget.reject", id: action.target, reason: "" };
+      return budget.invoke({ verb: "budget.reject", id: action.target, reason: "" });
     case "mute":
-      return { verb: "alerts.mute", name: action.target, durationMs: BUTTON_MUTE.ms, duration: BUTTON_MUTE.text };
+      return alerts.invoke({ verb: "alerts.mute", name: action.target, durationMs: BUTTON_MUTE.ms, duration: BUTTON_MUTE.text });
     case "breakdown": {
-      const budget = await services.budgets.find(action.target);
-      if (budget) return { verb: "spend", period: CURRENT[budget.period], by: contributorDimension(budget.scope) ?? "team", filters: budget.scope, share: false };
+      const found = await services.budgets.find(action.target);
+      if (found) return spend.invoke({ verb: "spend", period: CURRENT[found.period], by: contributorDimension(found.scope) ?? "team", filters: found.scope, share: false });
       if (!resolvePeriod(action.target, { now, timeZone: "UTC" }).ok) return undefined;
-      return { verb: "spend", period: action.target, by: "team", filters: {}, share: false };
+      return spend.invoke({ verb: "spend", period: action.target, by: "team", filters: {}, share: false });
     }
     case "request_raise":
       return undefined;

@@ -14,7 +14,10 @@ export function columns(rows: string[][]): string[] {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - [...cell].length))).join("  ").trimEnd());
 }
 
-/** Plain text for the CLI and tests: the same content every chat renderer shows. */
+/**
+ * Plain text for the terminal (the CLI, through POST /api/commands): the content every chat
+ * renderer shows, without its buttons, which a terminal cannot press.
+ */
 export function renderText(r: Reply): string {
   const out: string[] = [r.title];
   if (r.summary) out.push(r.summary);
@@ -22,6 +25,5 @@ export function renderText(r: Reply): string {
   if (r.bars && r.bars.rows.length > 0) out.push("", r.bars.heading, ...columns(r.bars.rows.map((row) => [row.label, row.value, bar(row.share)])));
   if (r.table) out.push("", ...columns([r.table.columns, ...r.table.rows]));
   if (r.notes.length > 0) out.push("", ...r.notes);
-  if (r.actions.length > 0) out.push("", `Actions: ${r.actions.map((a) => a.label).join(" · ")}`);
   return out.join("\n");
 }

@@ -33,3 +33,9 @@ export type Reply = z.infer<typeof Reply>;
 export type ReplyInput = z.input<typeof Reply>;
 
 export const reply = (input: ReplyInput): Reply => Reply.parse(input);
+
+/** An answer that refuses: what was not done, and why. */
+export const refused = (title: string, summary: string): Reply => reply({ title, summary, error: true });
+
+/** `2026-10-01 14:32 UTC`: a moment to the minute, as answers write it. */
+export const utcMinute = (at: Date) => `${at.toISOString().slice(0, 16).replace("T", " ")} UTC`;

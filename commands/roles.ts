@@ -1,27 +1,16 @@
-import type { Command } from "./command.ts";
+import { type Role, hasRole } from "../src/approvals/members.ts";
+import type { CommandContext } from "./context.ts";
+import { type Reply, reply } from "./reply.ts";
 
-export const ROLE_ORDER = ["viewer", "requester", "approver", "admin"] as const;
-export type Role = (typeof ROLE_ORDER)[number];
+export type { Role };
 
-/** The least role each command needs: anyone can look, raising needs a requester, deciding an approver, changing an admin. */
-export const REQUIRED_ROLE: Record<Command["verb"], Role> = {
-  spend: "viewer",
-  "budget.list": "viewer",
-  "budget.show": "viewer",
-  "alerts.recent": "viewer",
-  help: "viewer",
-  "budget.raise": "requester",
-  "alerts.mute": "requester",
-  "alerts.unmute": "requester",
-  "budget.approve": "approver",
-  "budget.reject": "approver",
-  "budget.set": "admin",
-  "budget.pause": "admin",
-  "budget.resume": "admin",
-  subscribe: "admin",
-  unsubscribe: "admin",
-  // A code opens spend in the scope to whichever chat uses it: as much as subscribing a channel.
-  "telegram-link": "admin",
-};
-
-export const allows = (role: Role, needed: Role) => ROLE_ORDER.indexOf(role) >= ROLE_ORDER.indexOf(needed);
+/**
+ * The answer to a caller whose role does not allow what `verb` asks (`budget.raise`); undefined
+ * when it does. The door checks every command with it, and forms before they open.
+ */
+export async function refusal(verb: string, needed: Role, ctx: Pick<CommandContext, "caller" | "services">): Promise<Reply | undefined> {
+  if (needed === "viewer") return undefined;
+  const role = await ctx.services.members.roleOfActor(ctx.caller);
+  if (hasRole(role, needed)) return undefined;
+  return reply({ title: "Not allowed", summary: `${verb.replace(".", " ")} needs the ${needed} role; you are a ${role}. An admin can change that with tollgate members set.`, error: true });
+}

@@ -1,5 +1,5 @@
 /*
- * Fitting content into a platform's limits (Slack's 3,000 characters a section, Telegram's 4,096 a
+ * Fitting content into a platform's limits (3,000 characters a section on one, 4,096 a
  * message, ...) without silently dropping anything: what does not fit is counted, "and N more".
  * Lengths are counted in UTF-16 code units, as the platforms' limits are.
  */

@@ -1,28 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import { requireAdmin } from "./admin/auth.ts";
-import { importRouter } from "./admin/import-route.ts";
-import { keysRouter } from "./admin/keys-routes.ts";
-import { providersRouter } from "./admin/providers-routes.ts";
-import { operationsRouter } from "./admin/operations.ts";
-import { spendRouter } from "./admin/spend-routes.ts";
-import { auditRouter } from "./admin/audit-routes.ts";
-import { budgetsRouter } from "./admin/budgets-routes.ts";
-import { approvalsRouter } from "./admin/approvals-routes.ts";
-import { membersRouter } from "./admin/members-routes.ts";
-import { userDataRouter } from "./admin/user-data-routes.ts";
-import { channelsRouter } from "./admin/channels-routes.ts";
-import { outboxRouter } from "./admin/outbox-routes.ts";
-import { commandsRouter } from "./admin/commands-route.ts";
-import { telegramLinksRouter } from "./admin/telegram-links-route.ts";
+import { adminApi } from "./admin/api.ts";
 import { ChannelStore } from "./alerts/channels.ts";
-import { LinkCodes } from "./alerts/link-codes.ts";
 import { DeliveryWorker } from "./alerts/delivery.ts";
 import { MuteStore } from "./alerts/mutes.ts";
 import { OutboxNotifier } from "./alerts/outbox.ts";
 import { digestJobs } from "./alerts/digest.ts";
-import { budgetStatusRouter } from "./admin/budget-status-route.ts";
 import { BudgetEvaluator } from "./budgets/evaluator.ts";
 import { Members } from "./approvals/members.ts";
 import { Approvals } from "./approvals/requests.ts";
@@ -30,7 +14,9 @@ import { Enforcer, enforcerOptions } from "./budgets/enforcer.ts";
 import { BudgetStore } from "./budgets/store.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/connection.ts";
-import { commandServices } from "./command-services.ts";
+import { chatDoor } from "../commands/door.ts";
+import { createRegistry } from "../commands/registry.ts";
+import { type Services, createServices } from "./services.ts";
 import type { Integration } from "./integration.ts";
 import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
@@ -45,7 +31,8 @@ import { deleteExpiredEvents } from "./ledger/retention.ts";
 import { SpoolingSink } from "./ledger/usage-sink.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
-import { sendProblem } from "./problem.ts";
+import { sendProblem } from "./http/problem.ts";
+import { operationsRouter } from "./operations-routes.ts";
 import { proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
@@ -72,6 +59,8 @@ export interface Gateway {
   members: Members;
   approvals: Approvals;
   evaluator: BudgetEvaluator;
+  /** Every domain's service, as chat commands and the admin API act through them. */
+  services: Services;
   close(): Promise<void>;
 }
 
@@ -84,13 +73,13 @@ export function resolveAdminToken(config: Config): string {
 function errorHandler(logger: Logger) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const type = (err as { type?: string }).type;
-    if (type === "entity.too.large") return sendProblem(res, 413, "Payload Too Large", "the body is over the 5 MB limit");
-    if (type === "entity.parse.failed") return sendProblem(res, 400, "Bad Request", "the body is not valid JSON");
-    if (type === "encoding.unsupported") return sendProblem(res, 415, "Unsupported Media Type", "content-encoding must be gzip, deflate or identity");
+    if (type === "entity.too.large") return sendProblem(res, "too_large", "the body is over the 5 MB limit");
+    if (type === "entity.parse.failed") return sendProblem(res, "invalid", "the body is not valid JSON");
+    if (type === "encoding.unsupported") return sendProblem(res, "unsupported_media_type", "content-encoding must be gzip, deflate or identity");
     if (type === "request.aborted") return;
     // Only the error's kind: database errors carry query parameters, which hold usage contents.
     logger.error({ error: (err as Error).name, code: (err as { code?: string }).code, reqId: res.locals.requestId }, "unhandled error");
-    if (!res.headersSent) sendProblem(res, 500, "Internal Server Error", `something went wrong; the request id is ${res.locals.requestId}`);
+    if (!res.headersSent) sendProblem(res, "internal", `something went wrong; the request id is ${res.locals.requestId}`);
   };
 }
 
@@ -177,33 +166,36 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   app.use(operationsRouter(database, usage));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
-  // Link codes are Telegram's: made only where the telegram integration is composed in and configured.
-  const telegram = integrations.find((i) => i.platform === "telegram")?.linker?.(config, logger);
-  const commands = commandServices({ database, budgets, members, approvals, mutes, channels, linkCodes: new LinkCodes(database), telegram });
+  const services = createServices({ database, budgets, members, approvals, mutes, channels });
+  const extensions = integrations.map((i) => i.extend?.({ config, logger, database }) ?? {});
+  const registry = createRegistry(extensions.flatMap((e) => e.commands ?? []));
   /** What integrations started, stopped first on close. */
   const integrationStops: (() => Promise<void> | void)[] = [];
   const onClose = (stop: () => Promise<void> | void) => void integrationStops.push(stop);
-  for (const integration of integrations) integration.mount?.(app, { config, logger, database, channels, notifier, commands, onClose });
+  for (const integration of integrations) {
+    const door = chatDoor({ platform: integration.platform, registry, services, logger, timezone: config.TOLLGATE_TIMEZONE });
+    integration.mount?.(app, { config, logger, database, door, onClose });
+  }
   app.use(
     "/api",
-    requireAdmin(adminToken),
-    importRouter(recorder),
-    express.json({ limit: "1mb" }),
-    keysRouter(keys, sources, providers),
-    providersRouter({ database, box, providerKeys, providers }),
-    spendRouter(database, config),
-    budgetsRouter(budgets),
-    budgetStatusRouter(database, budgets),
-    auditRouter(database),
-    membersRouter(members),
-    approvalsRouter(approvals),
-    channelsRouter({ channels, mutes }),
-    outboxRouter({ outbox: notifier, database }),
-    commandsRouter(commands, config),
-    telegramLinksRouter(commands),
-    userDataRouter(database, logger),
+    adminApi({
+      adminToken,
+      config,
+      logger,
+      database,
+      box,
+      recorder,
+      keys,
+      sources,
+      providerKeys,
+      providers,
+      services,
+      outbox: notifier,
+      registry,
+      extensions: extensions.flatMap((e) => (e.adminRouter ? [e.adminRouter] : [])),
+    }),
   );
-  app.use((req, res) => sendProblem(res, 404, "Not Found", `no route for ${req.method} ${req.path}`));
+  app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
   if (config.TOLLGATE_JOBS === "on") {
     delivery.start();
@@ -230,6 +222,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     members,
     approvals,
     evaluator,
+    services,
     async close() {
       for (const stop of integrationStops) await stop();
       await scheduler.stop();

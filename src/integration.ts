@@ -1,8 +1,7 @@
-import type { Express } from "express";
-import type { CommandServices } from "../commands/context.ts";
+import type { Express, Router } from "express";
+import type { Command } from "../commands/command.ts";
+import type { Door } from "../commands/door.ts";
 import type { Alert } from "./alerts/alert.ts";
-import type { ChannelStore } from "./alerts/channels.ts";
-import type { Notifier } from "./alerts/notifier.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/connection.ts";
 import type { Logger } from "./logger.ts";
@@ -49,7 +48,7 @@ export interface DeliveryContext {
 
 /**
  * How one try went. `retry` may carry the receiver's own wait (Retry-After); `gone` means the
- * address will never work again (webhook 410, a removed Teams conversation): the channel is disabled.
+ * address will never work again (webhook 410, a removed conversation): the channel is disabled.
  */
 export type DeliveryOutcome =
   | { kind: "delivered"; externalRef?: Record<string, unknown> }
@@ -60,23 +59,28 @@ export interface Deliverer {
   deliver(target: DeliveryTarget, message: OutgoingMessage, context: DeliveryContext): Promise<DeliveryOutcome>;
 }
 
-/** What an integration's routes may use of the gateway. */
-export interface IntegrationContext {
+/** What an integration may build on when it is set up for a gateway. */
+export interface SetupContext {
   config: Config;
   logger: Logger;
+  /** For the platform's own tables (updates already taken in, link codes). */
   database: Database;
-  channels: ChannelStore;
-  notifier: Notifier;
-  /** What chat commands and buttons act through: commands/ answers them. */
-  commands: CommandServices;
-  /** Work the integration started (a polling loop, a timer) is stopped here when the gateway closes, before the database does. */
-  onClose(stop: () => Promise<void> | void): void;
 }
 
-/** How a platform's bot is opened with a one-time link code (Telegram's `https://t.me/<bot>?start=CODE`). */
-export interface ChatLinker {
-  /** The link that opens the bot and hands it the code; undefined when the bot cannot be named just now. */
-  deepLink(code: string): Promise<string | undefined>;
+/** What an integration adds to a gateway besides its routes: commands in the chat grammar, routes in the admin API. */
+export interface Extension {
+  /** Commands every door answers, typed in any chat (a link code for the platform's chats). */
+  commands?: Command[];
+  /** Mounted under /api, behind the admin token and the JSON body parser (`POST /api/PLATFORM/...`). */
+  adminRouter?: Router;
+}
+
+/** What an integration's routes may use of the gateway. */
+export interface IntegrationContext extends SetupContext {
+  /** The platform's way in to chat commands: conversation, role, command, failures, deadlines. */
+  door: Door;
+  /** Work the integration started (a polling loop, a timer) is stopped here when the gateway closes, before the database does. */
+  onClose(stop: () => Promise<void> | void): void;
 }
 
 /** What a platform's own `tollgate <name> ...` command gets: the same as every CLI command. */
@@ -89,24 +93,22 @@ export interface IntegrationCommandContext {
 
 /**
  * A chat platform or webhook kind, composed in from `integrations/` by the entry point: `src` never
- * imports platform code. `mount` adds the platform's own routes (events, interactivity) before the
+ * imports platform code. An integration is a receiver (`mount`), a renderer (inside it and its
+ * deliverer), a deliverer, and its own settings. `mount` adds the platform's own routes (events, interactivity) before the
  * admin API and its JSON parser, so it can read raw bodies to check signatures.
  */
 export interface Integration {
   platform: string;
   deliverer?: Deliverer;
   /**
-   * For a platform whose delivery needs the gateway's settings (Slack's bot token): this gateway's
+   * For a platform whose delivery needs the gateway's settings (a bot token): this gateway's
    * deliverer, used instead of `deliverer`; undefined when the platform is not configured.
    */
   connect?(config: Config, logger: Logger): Deliverer | undefined;
-  /**
-   * For a platform whose chats are bound with a one-time link code (Telegram): how its bot is opened
-   * with one. Undefined when the platform is not configured: then no code is made for it, whoever asks.
-   */
-  linker?(config: Config, logger: Logger): ChatLinker | undefined;
+  /** Its commands and admin routes for this gateway, asked once before anything is mounted. */
+  extend?(context: SetupContext): Extension;
   mount?(app: Express, context: IntegrationContext): void;
-  /** CLI commands of the platform (`tollgate telegram ...`), by name; the answer is the exit code. */
+  /** CLI commands of the platform (`tollgate PLATFORM ...`), by name; the answer is the exit code. */
   cli?: Record<string, (ctx: IntegrationCommandContext) => Promise<number>>;
 }
 

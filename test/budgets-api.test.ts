@@ -54,6 +54,7 @@ describe("/api/budgets", () => {
       assert.equal(gone.status, 404, `${method} ${path}`);
       assert.match(gone.type, /^application\/problem\+json/);
       assert.match(gone.body.detail, /^no budget /);
+      assert.equal(gone.body.code, "not_found", "the catalogue's stable code");
     }
   });
 
@@ -76,6 +77,7 @@ describe("/api/budgets", () => {
     assert.equal(again.status, 409);
     assert.match(again.type, /^application\/problem\+json/);
     assert.equal(again.body.detail, "a budget named dup-a already exists");
+    assert.deepEqual([again.body.title, again.body.status, again.body.code], ["Conflict", 409, "conflict"]);
     const rename = await call("PATCH", "/api/budgets/dup-b", { name: "dup-a" });
     assert.equal(rename.status, 409);
     assert.equal(rename.body.detail, "a budget named dup-a already exists");
@@ -121,6 +123,7 @@ describe("/api/budgets", () => {
       assert.equal(res.status, 400, label);
       assert.match(res.type, /^application\/problem\+json/, label);
       assert.deepEqual(res.body.errors, errors, label);
+      assert.equal(res.body.code, "invalid_request", label);
     }
     const notJson = await call("POST", "/api/budgets", "{name:");
     assert.equal(notJson.status, 400);

@@ -1,13 +1,25 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Command } from "../commands/command.ts";
-import { parseCommand } from "../commands/parse.ts";
+import type { AlertsValue } from "../commands/builtin/alerts.ts";
+import type { BudgetValue } from "../commands/builtin/budget.ts";
+import type { HelpValue } from "../commands/builtin/help.ts";
+import { type SpendValue, spend } from "../commands/builtin/spend.ts";
+import type { SubscribeValue } from "../commands/builtin/subscribe.ts";
+import type { TelegramLinkValue } from "../integrations/telegram/link-command.ts";
+import { createRegistry } from "../commands/registry.ts";
+import { renderText } from "../commands/render-text.ts";
+import { reply } from "../commands/reply.ts";
+import { gatewayRegistry } from "./helpers/registry.ts";
+
+type Value = SpendValue | BudgetValue | AlertsValue | SubscribeValue | { verb: "unsubscribe" } | TelegramLinkValue | HelpValue;
+
+const registry = gatewayRegistry();
 
 const USD = 1_000_000_000_000n;
 const H = 3_600_000;
 
 /** Input → the exact command it parses to. */
-const VALID: [string, Command][] = [
+const VALID: [string, Value][] = [
   ["spend", { verb: "spend", period: "this-month", filters: {}, share: false }],
   ["spend this-week", { verb: "spend", period: "this-week", filters: {}, share: false }],
   ["/spend this-week", { verb: "spend", period: "this-week", filters: {}, share: false }],
@@ -134,15 +146,15 @@ const INVALID: [string, RegExp, string?][] = [
 describe("command grammar", () => {
   test(`${VALID.length} valid inputs parse to exactly the command meant`, () => {
     for (const [input, expected] of VALID) {
-      const result = parseCommand(input);
+      const result = registry.parse(input);
       assert.ok(result.ok, `${input}: ${!result.ok ? result.error.message : ""}`);
-      assert.deepEqual(result.command, expected, input);
+      assert.deepEqual(result.value.value, expected, input);
     }
   });
 
   test(`${INVALID.length} invalid inputs are refused with what was expected and the nearest valid form`, () => {
     for (const [input, message, suggestion] of INVALID) {
-      const result = parseCommand(input);
+      const result = registry.parse(input);
       assert.ok(!result.ok, `${input} should not parse`);
       assert.match(result.error.message, message, input);
       assert.ok(result.error.expected.length > 0, `${input}: says what was expected`);
@@ -152,5 +164,41 @@ describe("command grammar", () => {
 
   test("the table covers at least 60 inputs", () => {
     assert.ok(VALID.length + INVALID.length >= 60);
+  });
+});
+
+describe("command registry", () => {
+  test("each command says the role it needs; help lists the gateway's commands, an integration's after the built-in ones, help last", () => {
+    const role = (text: string) => {
+      const parsed = registry.parse(text);
+      assert.ok(parsed.ok, text);
+      return parsed.value.role;
+    };
+    assert.equal(role("spend"), "viewer");
+    assert.equal(role("budget show x"), "viewer");
+    assert.equal(role("budget raise x 800 why"), "requester");
+    assert.equal(role("alerts mute x 1h"), "requester");
+    assert.equal(role("budget approve 3f2a"), "approver");
+    assert.equal(role("budget set all 5 daily"), "admin");
+    assert.equal(role("subscribe"), "admin");
+    assert.equal(role("telegram-link --scope all"), "admin");
+    assert.deepEqual(
+      registry.commands.map((c) => c.name),
+      ["spend", "budget", "alerts", "subscribe", "unsubscribe", "telegram-link", "help"],
+    );
+    assert.deepEqual(createRegistry().commands.map((c) => c.name), ["spend", "budget", "alerts", "subscribe", "unsubscribe", "help"]);
+    const without = createRegistry().parse("telegram-link --scope all");
+    assert.ok(!without.ok && /unknown command "telegram-link"/.test(without.error.message));
+  });
+
+  test("two commands answering to one word are refused when the registry is made", () => {
+    assert.throws(() => createRegistry([{ ...spend, name: "budgets", aliases: [] }]), /two commands answer to "budgets"/);
+  });
+
+  test("the terminal's text shows what a chat shows, without the buttons", () => {
+    const text = renderText(
+      reply({ title: "AI spend today", summary: "$1.00 over 2 requests", facts: [{ label: "Period", value: "today" }], actions: [{ action: "breakdown", label: "By team", target: "today" }] }),
+    );
+    assert.equal(text, "AI spend today\n$1.00 over 2 requests\n\nPeriod:  today");
   });
 });

@@ -6,10 +6,11 @@ import { PgTable } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
+import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
 
-/** Every table the schema declares, and the runner's own: what the migrations must create. */
-const TABLES = [...Object.values(schema).flatMap((t) => (is(t, PgTable) ? [getTableName(t)] : [])), "tollgate_migrations"].sort();
+/** Every table the schemas declare (the gateway's and its integrations'), and the runner's own: what the migrations must create. */
+const TABLES = [...[schema, telegramSchema].flatMap((s) => Object.values(s)).flatMap((t) => (is(t, PgTable) ? [getTableName(t)] : [])), "tollgate_migrations"].sort();
 
 /**
  * A database nothing has migrated: in-memory PGlite (one handle, as PGlite allows one process), or

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
+import { ALERT_VERSION, readStoredAlert } from "../src/alerts/alert.ts";
 import { afterFailure, backoffMs, dedupeKey, parseRetryAfter } from "../src/alerts/outbox.ts";
 import type { NotificationInfo } from "../src/alerts/outbox.ts";
 import type { Database } from "../src/db/connection.ts";
-import { newWebhookSecret } from "../src/ingest/standard-webhooks.ts";
+import { notifications } from "../src/db/schema.ts";
+import { newWebhookSecret } from "../src/signing/standard-webhooks.ts";
 import { WebhookReceiver } from "./fakes/webhook-receiver.ts";
 import { enqueue, thresholdAlert } from "./helpers/alerts.ts";
 import { openTestDatabase } from "./helpers/db.ts";
@@ -215,6 +217,63 @@ describe("webhook delivery", () => {
       assert.equal(enabled.status, 200);
       await waitFor("the waiting message delivered", () => receiver.accepted.length === 1);
       assert.deepEqual(alertIds(receiver.accepted[0]!), [first.id]);
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+});
+
+describe("stored alert versions", () => {
+  test("an alert is stored with its version and read back as it was", () => {
+    const alert = thresholdAlert(BUDGET, 80);
+    assert.deepEqual(readStoredAlert({ ...alert, version: ALERT_VERSION }), { ok: true, alert });
+  });
+
+  test("an alert stored before versions existed is read as version 1", () => {
+    const alert = thresholdAlert(BUDGET, 80);
+    assert.deepEqual(readStoredAlert(JSON.parse(JSON.stringify(alert))), { ok: true, alert });
+  });
+
+  test("an unknown version or a shape its version does not allow is an error that says which", () => {
+    const alert = thresholdAlert(BUDGET, 80);
+    assert.deepEqual(readStoredAlert({ ...alert, version: 99 }), {
+      ok: false,
+      message: "alert version 99 is not one this gateway reads (1 to 2); upgrade the gateway, then resend",
+    });
+    assert.equal((readStoredAlert({ ...alert, version: "2" }) as { message: string }).message.startsWith('alert version "2" is not one'), true);
+    const { title: _, ...untitled } = alert;
+    assert.deepEqual(readStoredAlert({ ...untitled, version: 2 }), { ok: false, message: "a version 2 alert that does not fit its shape: title: Invalid input: expected string, received undefined" });
+    assert.equal(readStoredAlert("threshold").ok, false);
+  });
+
+  test("a row written before versions existed is delivered; one of an unknown version goes dead with the reason and holds nothing up", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start(FAST_RETRIES);
+    try {
+      const channel = await createChannel(gw, receiver.url);
+      receiver.secret = channel.secret;
+      const [old, future, current] = [thresholdAlert(BUDGET, 50), thresholdAlert(BUDGET, 80), thresholdAlert(BUDGET, 100)];
+      // Rows as an older gateway wrote them (no version) and as a newer one might (version 99).
+      await dbOf(gw).insert(notifications).values([
+        { channelId: channel.id, dedupeKey: `${channel.id}:${old!.id}`, payload: { alerts: [old] } },
+        { channelId: channel.id, dedupeKey: `${channel.id}:${future!.id}`, payload: { alerts: [{ ...future, version: 99, new_field: true }] } },
+      ]);
+      await enqueue(gw.gateway, [current!]);
+      const [stored] = await dbOf(gw).select({ payload: notifications.payload }).from(notifications).where(sql`dedupe_key = ${`${channel.id}:${current!.id}`}`);
+      assert.equal((stored!.payload as { alerts: { version: number }[] }).alerts[0]!.version, ALERT_VERSION, "new rows carry the current version");
+
+      await waitFor("the old and the current message delivered", () => receiver.accepted.length === 2);
+      assert.deepEqual(receiver.accepted.map(alertIds), [[old!.id], [current!.id]], "in order, the unreadable one skipped over");
+      assert.equal(receiver.accepted[0]!.body.spend_usd, "250", "the old row's alert is delivered whole");
+      assert.equal(receiver.received.length, 2, "the unreadable message was never sent");
+
+      const [dead] = await outbox(gw, "?status=dead");
+      assert.equal(dead!.dedupe_key, `${channel.id}:${future!.id}`);
+      assert.equal(dead!.last_error, "unreadable: alert 1 of 1: alert version 99 is not one this gateway reads (1 to 2); upgrade the gateway, then resend");
+      assert.deepEqual(dead!.alerts, []);
+      const delivered = await outbox(gw, "?status=delivered");
+      assert.deepEqual(delivered.map((n) => n.alerts.map((a) => a.id)), [[current!.id], [old!.id]], "the old row lists its alert");
     } finally {
       await receiver.down();
       await gw.close();

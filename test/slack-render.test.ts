@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { parseCommand } from "../commands/parse.ts";
 import { reply } from "../commands/reply.ts";
 import { clip, fitLines } from "../commands/truncate.ts";
 import { LIMITS, alertsMessage, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
 import type { Alert } from "../src/alerts/alert.ts";
 import { blockProblems } from "./fakes/slack-api.ts";
+import { gatewayRegistry } from "./helpers/registry.ts";
 import { sampleAlert } from "./helpers/sample-alert.ts";
 
 /** Every string of a value, deep: what could reach Slack's parser. */
@@ -285,7 +285,7 @@ describe("manifest/slack.yml", () => {
     for (const c of commands) {
       const head = c.command === "/tollgate" ? "" : `${c.command.slice(1)} `;
       const first = c.usage_hint.split(" | ")[0]!.replace(/\[|\]/g, "");
-      assert.ok(parseCommand(`${head}${first}`).ok, `${c.command} ${first}`);
+      assert.ok(gatewayRegistry().parse(`${head}${first}`).ok, `${c.command} ${first}`);
     }
   });
 });

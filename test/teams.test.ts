@@ -5,6 +5,7 @@ import { sql } from "drizzle-orm";
 import { createAdapter } from "../integrations/teams/bot.ts";
 import { teamsDeliverer } from "../integrations/teams/deliver.ts";
 import { teamsIntegration } from "../integrations/teams/index.ts";
+import { telegramIntegration } from "../integrations/telegram/index.ts";
 import { webhook } from "../integrations/webhook/index.ts";
 import type { ChannelInfo } from "../src/alerts/channels.ts";
 import { loadConfig } from "../src/config.ts";
@@ -107,7 +108,7 @@ async function requestRaise(to: string, reason: string): Promise<string> {
 
 before(async () => {
   connector = await startFakeConnector();
-  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [webhook, teamsIntegration()] });
+  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [webhook, teamsIntegration(), telegramIntegration()] });
   await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer"), member(ADA, "admin")]);
   const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search" }, amount_usd: "500", period: "month" }) });
   assert.equal(res.status, 201, await res.clone().text());
@@ -140,9 +141,22 @@ describe("Teams", () => {
     const refused = await say(ADA, "channel", "telegram-link --scope team:search");
     assert.match(texts(refused), /No link code made here/);
     assert.doesNotMatch(texts(refused), /\/link [A-Z0-9]/);
-    // In the admin's personal chat the answer is theirs alone; this gateway has no Telegram, and says so.
+    // In the admin's personal chat the answer is theirs alone; Telegram is composed in but has no bot token, and says so.
     const personal = await say(ADA, "personal", "telegram-link --scope team:search");
     assert.match(texts(personal), /Telegram is not configured/);
+  });
+
+  test("a gateway without Telegram composed in knows no telegram-link", async () => {
+    const alone = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_JOBS: "off" }, { database: t.gateway.database, integrations: [teamsIntegration()] });
+    try {
+      const res = await alone.admin("/api/commands", { method: "POST", body: JSON.stringify({ text: "telegram-link --scope all" }) });
+      const answer = (await res.json()) as { reply: { error: boolean }; text: string };
+      assert.ok(answer.reply.error);
+      assert.match(answer.text, /unknown command "telegram-link"/);
+      assert.equal((await alone.admin("/api/telegram/links", { method: "POST", body: "{}" })).status, 404);
+    } finally {
+      await alone.close();
+    }
   });
 
   test("install binds the conversation: the reference is stored as a channel, and the welcome card says what it gets", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
-import { sign } from "../src/ingest/standard-webhooks.ts";
+import { sign } from "../src/signing/standard-webhooks.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 
 let t: TestGateway;

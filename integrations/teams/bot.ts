@@ -10,22 +10,20 @@ import {
   TeamsActivityHandler,
   TurnContext,
 } from "botbuilder";
-import { actionCommand } from "../../commands/actions.ts";
-import type { CommandContext, CommandServices, Conversation } from "../../commands/context.ts";
-import { parseAmount } from "../../commands/parse.ts";
-import { type Reply, reply } from "../../commands/reply.ts";
-import { answer, refusal, runCommand } from "../../commands/run.ts";
+import type { CommandContext, Conversation } from "../../commands/context.ts";
+import { subscribeConversation, unsubscribeConversation } from "../../commands/binding.ts";
+import type { Door } from "../../commands/door.ts";
+import { type Reply, refused, reply } from "../../commands/reply.ts";
 import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
 import { type AdaptiveCard, CARD_CONTENT_TYPE, INPUTS, VERBS, type Verb, alertsCard, replyCard, summaryText } from "./cards.ts";
-import { within } from "../../commands/within.ts";
 import { botAuthentication } from "./auth.ts";
 
 /*
  * Teams' door in, on botbuilder (whose long-term support has ended; its successor, the Microsoft
  * 365 Agents SDK, speaks the same protocol): every botbuilder type stays in this folder so the
- * swap is this folder alone. This file turns activities into a caller, a conversation and a
- * command; commands/ answers, cards.ts draws.
+ * swap is this folder alone. This file turns activities into a person, a place and words or a
+ * button; the door (commands/door.ts) answers, cards.ts draws.
  */
 
 export const PLATFORM = "teams";
@@ -87,8 +85,6 @@ export const cardActivity = (card: AdaptiveCard, title: string): Partial<Activit
   summary: summaryText(title),
 });
 
-const TROUBLE = reply({ title: "Something went wrong", summary: "Tollgate could not answer just now; please try again in a minute.", error: true });
-
 /** What an Action.Execute or Action.Submit sent: its verb, target and the inputs of its form. */
 interface Pressed {
   verb: Verb;
@@ -105,9 +101,7 @@ function pressed(data: unknown): Pressed | undefined {
 }
 
 export interface BotOptions {
-  config: Config;
-  logger: Logger;
-  services: CommandServices;
+  door: Door;
   invokeAnswerMs: number;
 }
 
@@ -138,48 +132,43 @@ export class TollgateBot extends TeamsActivityHandler {
     });
   }
 
-  private get services() {
-    return this.opts.services;
+  private get door() {
+    return this.opts.door;
   }
 
-  /** Runs `work`; a failure is logged by its kind and the person told to try again, never shown a stack trace. */
+  /** Runs `work` through the door; a failed message is answered with the door's apology, never a stack trace. */
   private async safely(what: string, context: TurnContext, work: () => Promise<void>): Promise<void> {
-    try {
-      await work();
-    } catch (err) {
-      this.opts.logger.error({ component: "teams", error: (err as Error).name, status: (err as { statusCode?: number }).statusCode }, `teams ${what} failed`);
-      if (what === "message") await context.sendActivity(cardActivity(replyCard(TROUBLE), TROUBLE.title)).catch(() => undefined);
-    }
+    const failed = await this.door.safely(what, work);
+    if (failed && what === "message") await context.sendActivity(cardActivity(replyCard(failed), failed.title)).catch(() => undefined);
   }
 
   /**
    * The conversation an activity is in, and its channel when bound. Teams may move a conversation
-   * to another service URL: the channel is found by tenant and conversation id, and its stored
-   * address follows, so proactive messages go where Teams now expects them.
+   * to another service URL: the channel is found by tenant and conversation id (its key), and the
+   * door makes its stored address follow, so proactive messages go where Teams now expects them.
    */
-  private async conversation(activity: Activity): Promise<Conversation> {
+  private conversation(activity: Activity): Promise<Conversation> {
     const address = addressOf(activity);
-    const key = address && keyOf(address);
-    const bound = key && (await this.services.channels.find(PLATFORM, key));
-    if (bound && address && bound.address.service_url !== address.service_url) await this.services.channels.readdress(bound.id, address, PLATFORM);
     const name = activity.conversation?.name ?? (activity.channelData as { channel?: { name?: string } } | undefined)?.channel?.name;
-    return {
-      platform: PLATFORM,
+    return this.door.conversation({
       address: address ?? {},
-      ...(key ? { key } : {}),
-      ...(bound ? { channelId: bound.id } : {}),
+      ...(address ? { key: keyOf(address) } : {}),
       ...(name ? { name: `Teams ${name}` } : {}),
-      timezone: bound?.timezone ?? this.opts.config.TOLLGATE_TIMEZONE,
       // The bot's answers are posted to the conversation: only a personal chat is the asker's alone.
       private: activity.conversation?.conversationType === "personal",
-    };
+    });
   }
 
   /** The caller is their Entra object id: stable across tenants' conversations, and what members are registered by. */
   private async contextOf(activity: Activity): Promise<CommandContext | undefined> {
     const userId = activity.from?.aadObjectId;
     if (!userId) return undefined;
-    return { caller: { platform: PLATFORM, userId, ...(activity.from.name ? { name: activity.from.name } : {}) }, conversation: await this.conversation(activity), services: this.services, now: new Date() };
+    return this.door.context({ userId, ...(activity.from.name ? { name: activity.from.name } : {}) }, await this.conversation(activity));
+  }
+
+  /** Who changed a binding, for the audit: the installer, or the platform itself. */
+  private by(activity: Activity): string {
+    return activity.from?.aadObjectId ? this.door.actor({ userId: activity.from.aadObjectId }) : PLATFORM;
   }
 
   private async message(context: TurnContext): Promise<void> {
@@ -190,7 +179,7 @@ export class TollgateBot extends TeamsActivityHandler {
     const press = pressed(activity.value);
     if (press) return this.submitted(context, press, ctx);
     const text = TurnContext.removeRecipientMention(activity) ?? activity.text ?? "";
-    const answered = await runCommand(text.replace(/<at>[^<]*<\/at>/g, "").trim(), ctx);
+    const answered = await this.door.typed(text.replace(/<at>[^<]*<\/at>/g, "").trim(), ctx);
     await context.sendActivity(cardActivity(replyCard(answered), answered.title));
   }
 
@@ -200,9 +189,7 @@ export class TollgateBot extends TeamsActivityHandler {
     if (!address) return;
     const personal = activity.conversation?.conversationType === "personal";
     const kinds = personal ? (["alerts"] as const) : (["alerts", "approvals"] as const);
-    const conversation = await this.conversation(activity);
-    const by = activity.from?.aadObjectId ? `${PLATFORM}:${activity.from.aadObjectId}` : PLATFORM;
-    const result = await this.services.channels.subscribe(conversation, {}, [...kinds], by);
+    const result = await subscribeConversation(this.door.services.channels, await this.conversation(activity), {}, [...kinds], this.by(activity));
     if (!result.ok) return;
     const welcome = reply({
       title: "Tollgate is connected here",
@@ -213,35 +200,29 @@ export class TollgateBot extends TeamsActivityHandler {
 
   private async uninstall(context: TurnContext): Promise<void> {
     const conversation = await this.conversation(context.activity);
-    if (conversation.channelId) await this.services.channels.unsubscribe(conversation, context.activity.from?.aadObjectId ? `${PLATFORM}:${context.activity.from.aadObjectId}` : PLATFORM);
+    if (conversation.channelId) await unsubscribeConversation(this.door.services.channels, conversation, this.by(context.activity));
   }
 
   /** A decision on an approval card: the card as it is now, with a line for the presser when nothing changed. */
   private async decide(press: Pressed, ctx: CommandContext): Promise<AdaptiveCard> {
-    const verb = press.verb === "approve" ? "budget.approve" : "budget.reject";
-    const refused = await refusal(verb, ctx);
+    const reason = press.inputs[INPUTS.rejectReason]?.trim();
+    const result = await this.door.services.approvals.decide(press.target, { decision: press.verb === "approve" ? "approve" : "reject", by: ctx.caller, ...(press.verb === "reject" && reason ? { reason } : {}) }, ctx.now);
     let notice: string | undefined;
-    if (refused) notice = "Only approvers can decide raises. Your card is unchanged.";
-    else {
-      const reason = press.inputs[INPUTS.rejectReason]?.trim();
-      const result = await this.services.approvals.decide({ id: press.target, decision: press.verb === "approve" ? "approve" : "reject", by: ctx.caller, ...(press.verb === "reject" && reason ? { reason } : {}) });
-      if (!result.ok) notice = result.kind === "conflict" ? `Nothing changed: ${result.message}.` : result.message;
+    if (!result.ok) {
+      if (result.kind === "forbidden") notice = "Only approvers can decide raises. Your card is unchanged.";
+      else notice = result.kind === "conflict" ? `Nothing changed: ${result.message}.` : result.message;
     }
-    const current = await this.services.approvals.current(press.target, new Date());
-    if (!current) return replyCard(reply({ title: "No such request", summary: `There is no raise request ${press.target}.`, error: true }));
-    return alertsCard([current], notice);
+    return this.refreshed(press.target, notice);
   }
 
   /** Any other button: the same command a person could type, answered in the conversation. */
   private async command(press: Pressed, ctx: CommandContext): Promise<Reply> {
     if (press.verb === "request_raise") {
-      const words = (press.inputs[INPUTS.amount] ?? "").trim().split(/\s+/).filter(Boolean);
-      const amount = parseAmount(words);
-      if (!amount.ok) return reply({ title: "The raise was not requested", summary: `${amount.error.message}: expected ${amount.error.expected}.`, error: true });
-      return answer({ verb: "budget.raise", name: press.target, amount: amount.amount, reason: (press.inputs[INPUTS.raiseReason] ?? "").trim() }, ctx);
+      const amount = this.door.readAmount(press.inputs[INPUTS.amount] ?? "");
+      if (!amount.ok) return refused("The raise was not requested", `${amount.problem}.`);
+      return this.door.raise(press.target, amount.amount, (press.inputs[INPUTS.raiseReason] ?? "").trim(), ctx);
     }
-    const cmd = await actionCommand({ action: press.verb as "mute" | "breakdown", label: "", target: press.target }, this.services, ctx.now);
-    return cmd ? answer(cmd, ctx) : reply({ title: "Nothing to show", summary: `${press.target} is no longer a budget or a period.`, error: true });
+    return this.door.pressed({ action: press.verb as "mute" | "breakdown", target: press.target }, ctx);
   }
 
   /** Action.Submit from a client without Universal Actions: the card is updated in place for everyone, or answered anew. */
@@ -257,9 +238,10 @@ export class TollgateBot extends TeamsActivityHandler {
     await context.sendActivity(cardActivity(replyCard(answered), answered.title));
   }
 
-  private async refreshed(id: string): Promise<AdaptiveCard> {
-    const current = await this.services.approvals.current(id, new Date());
-    return current ? alertsCard([current]) : replyCard(reply({ title: "No such request", summary: `There is no raise request ${id}.`, error: true }));
+  /** The approval card as it is now, with a line for the presser when nothing changed. */
+  private async refreshed(id: string, notice?: string): Promise<AdaptiveCard> {
+    const current = await this.door.services.approvals.current(id, new Date());
+    return current ? alertsCard([current], notice) : replyCard(refused("No such request", `There is no raise request ${id}.`));
   }
 
   /**
@@ -272,21 +254,20 @@ export class TollgateBot extends TeamsActivityHandler {
     const cardAnswer = (card: AdaptiveCard): AdaptiveCardInvokeResponse => ({ statusCode: 200, type: CARD_CONTENT_TYPE, value: card as unknown as Record<string, unknown> });
     const message = (text: string): AdaptiveCardInvokeResponse => ({ statusCode: 200, type: "application/vnd.microsoft.activity.message", value: text as unknown as Record<string, unknown> });
     if (!press) return { statusCode: 400, type: "application/vnd.microsoft.error", value: { code: "BadRequest", message: "This button is not one of Tollgate's." } as unknown as Record<string, unknown> };
-    try {
+    const answered = await this.door.safely("card action", async (): Promise<AdaptiveCardInvokeResponse> => {
       if (press.verb === "refresh") return cardAnswer(await this.refreshed(press.target));
       const ctx = await this.contextOf(context.activity);
       if (!ctx) return message(NO_USER.summary ?? NO_USER.title);
       if (press.verb === "approve" || press.verb === "reject") {
-        const card = await within(this.decide(press, ctx), this.opts.invokeAnswerMs);
+        const card = await this.door.promptly(this.decide(press, ctx), this.opts.invokeAnswerMs);
         return cardAnswer(card ?? replyCard(reply({ title: "Deciding…", summary: "This card updates for everyone when the decision is recorded." })));
       }
-      const answered = await this.command(press, ctx);
-      await context.sendActivity(cardActivity(replyCard(answered), answered.title));
-      return message(answered.error ? answered.title : "Done");
-    } catch (err) {
-      this.opts.logger.error({ component: "teams", error: (err as Error).name }, "teams card action failed");
-      return message(TROUBLE.summary!);
-    }
+      const result = await this.command(press, ctx);
+      await context.sendActivity(cardActivity(replyCard(result), result.title));
+      return message(result.error ? result.title : "Done");
+    });
+    // A failure is the door's apology, told to the presser.
+    return "statusCode" in answered ? answered : message(answered.summary ?? answered.title);
   }
 }
 

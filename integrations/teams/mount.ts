@@ -2,7 +2,8 @@ import type { Activity } from "botbuilder";
 import express, { type Express } from "express";
 import { z } from "zod";
 import type { IntegrationContext } from "../../src/integration.ts";
-import { fieldErrors, sendProblem } from "../../src/problem.ts";
+import { fieldErrors } from "../../src/errors.ts";
+import { sendProblem } from "../../src/http/problem.ts";
 import { INVOKE_ANSWER_MS, type TeamsAdapter, TollgateBot } from "./bot.ts";
 
 /** Timestamps come as ISO text; botbuilder's turn expects Dates, and keeps the text beside them. */
@@ -39,10 +40,10 @@ export function mountTeams(app: Express, context: IntegrationContext, adapter: T
       { component: "teams" },
       "TEAMS_AUTH=off: /api/messages accepts activities from ANYONE, without checking the Bot Framework's signature. For local development only; set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId for real use.",
     );
-  const bot = new TollgateBot({ config, logger, services: context.commands, invokeAnswerMs });
+  const bot = new TollgateBot({ door: context.door, invokeAnswerMs });
   app.post("/api/messages", express.json({ limit: "1mb" }), async (req, res) => {
     const parsed = ActivityBody.safeParse(req.body);
-    if (!parsed.success) return sendProblem(res, 400, "Bad Request", "the body is not a Bot Framework activity", { errors: fieldErrors(parsed.error.issues) });
+    if (!parsed.success) return sendProblem(res, "invalid", "the body is not a Bot Framework activity", { errors: fieldErrors(parsed.error.issues) });
     try {
       const answer = await adapter.handle(req.headers.authorization ?? "", parsed.data, (turn) => bot.run(turn));
       res.status(answer?.status ?? 200);
@@ -53,10 +54,10 @@ export function mountTeams(app: Express, context: IntegrationContext, adapter: T
       // botbuilder's authentication errors carry 401; its own other failures (the keys could not be read) are for the connector to try again.
       if (status === 401) {
         logger.warn({ component: "teams", reason: (err as Error).message }, "teams activity refused: no valid Bot Framework token");
-        return sendProblem(res, 401, "Unauthorized", "the Authorization header does not hold a Bot Framework token for this bot");
+        return sendProblem(res, "unauthorized", "the Authorization header does not hold a Bot Framework token for this bot");
       }
       logger.error({ component: "teams", error: (err as Error).name, reason: (err as Error).message }, "teams activity failed");
-      sendProblem(res, 503, "Service Unavailable", "the activity could not be handled just now");
+      sendProblem(res, "unavailable", "the activity could not be handled just now");
     }
   });
 }

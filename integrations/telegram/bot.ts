@@ -1,16 +1,15 @@
 import { type Context, Telegraf, TelegramError } from "telegraf";
 import { message } from "telegraf/filters";
 import type { Chat, Message, User } from "telegraf/types";
-import { actionCommand } from "../../commands/actions.ts";
-import { type CommandContext, type CommandServices, type Conversation, actorName } from "../../commands/context.ts";
-import { parseAmount } from "../../commands/parse.ts";
+import { subscribeConversation, unsubscribeConversation } from "../../commands/binding.ts";
+import type { CommandContext, Conversation } from "../../commands/context.ts";
+import type { Door } from "../../commands/door.ts";
 import { type Reply, reply } from "../../commands/reply.ts";
-import { answer, refusal, runCommand } from "../../commands/run.ts";
 import { clip } from "../../commands/truncate.ts";
-import type { LinkCodes } from "../../src/alerts/link-codes.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
 import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
+import type { LinkCodes } from "./link-codes.ts";
 import type { ChatPacer } from "./pacer.ts";
 import { sendOptions } from "./deliver.ts";
 import { LIMITS, type TelegramMessage, parseCallbackData, raiseQuestion, replyMessage } from "./render.ts";
@@ -19,9 +18,9 @@ import type { RaisePrompts, UpdateInbox } from "./store.ts";
 /*
  * Telegram's door in: commands typed in a chat, button presses and replies to Tollgate's
  * questions, received as updates by telegraf. A chat reads nothing until it is linked with a
- * one-time code; then everything asked is answered by commands/, with roles from the member
- * mapping by Telegram user id. This file only turns updates into a caller, a conversation and a
- * command, and replies into Telegram HTML.
+ * one-time code; then everything asked is answered through the door (commands/door.ts), with roles
+ * from the member mapping by Telegram user id. This file only turns updates into a person, a place
+ * and words or a button, and replies into Telegram HTML.
  */
 
 export const PLATFORM = "telegram";
@@ -35,8 +34,6 @@ const CHAT_ADMINS = new Set(["creator", "administrator"]);
 /** A 429 on an interactive answer is waited out once, if Telegram asks for no more than this. */
 const LONGEST_REPLY_WAIT_MS = 30_000;
 
-const TROUBLE = reply({ title: "Something went wrong", summary: "Tollgate could not answer just now; please try again in a minute.", error: true });
-
 const UNLINKED = reply({
   title: "This chat is not linked to Tollgate",
   summary: "Nothing about spend or budgets can be read here until an admin links the chat to what it should follow.",
@@ -49,7 +46,7 @@ const UNLINKED = reply({
 export interface BotDeps {
   config: Config;
   logger: Logger;
-  services: CommandServices;
+  door: Door;
   pacer: ChatPacer;
   links: LinkCodes;
   prompts: RaisePrompts;
@@ -71,7 +68,8 @@ const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The bot with every handler; the caller decides how updates reach it (webhook or polling). */
 export function createBot(token: string, deps: BotDeps): Telegraf {
-  const { config, logger, services, pacer, links, prompts } = deps;
+  const { config, logger, door, pacer, links, prompts } = deps;
+  const { services } = door;
   const bot = new Telegraf(token, { telegram: { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false } });
 
   /** Only the error's kind and the update's number reach the log: texts and tokens never do. */
@@ -115,35 +113,19 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     await send(chatId, rendered, replyToMessage === undefined ? {} : { reply_parameters: { message_id: replyToMessage, allow_sending_without_reply: true } });
   }
 
+  /** A chat is linked when it is bound to a Tollgate channel: only then does it read spend. */
   async function conversation(chat: Chat): Promise<Conversation & { linked: boolean }> {
-    const address = chatAddress(chat.id);
-    const bound = await services.channels.find(PLATFORM, address);
-    return {
-      platform: PLATFORM,
-      address,
-      ...(bound ? { channelId: bound.id } : {}),
-      name: chatName(chat),
-      timezone: bound?.timezone ?? config.TOLLGATE_TIMEZONE,
-      private: chat.type === "private",
-      linked: bound !== undefined,
-    };
+    const conv = await door.conversation({ address: chatAddress(chat.id), name: chatName(chat), private: chat.type === "private" });
+    return { ...conv, linked: conv.channelId !== undefined };
   }
 
-  const contextOf = (from: User, conv: Conversation): CommandContext => ({
-    caller: { platform: PLATFORM, userId: String(from.id), name: personName(from) },
-    conversation: conv,
-    services,
-    now: new Date(),
-  });
+  const person = (from: User) => ({ userId: String(from.id), name: personName(from) });
+  const contextOf = (from: User, conv: Conversation): CommandContext => door.context(person(from), conv);
 
-  /** Runs `work` for a message, answering with an apology when it fails: people never see a stack trace. */
+  /** Runs `work` for a message through the door, answering with its apology when it fails: people never see a stack trace. */
   async function safely(ctx: Context, what: string, work: () => Promise<void>): Promise<void> {
-    try {
-      await work();
-    } catch (err) {
-      logFailure(what, err, ctx.update.update_id);
-      if (ctx.chat) await answerTo(ctx.chat.id, ctx.message?.message_id, TROUBLE).catch((e: unknown) => logFailure("apology", e, ctx.update.update_id));
-    }
+    const failed = await door.safely(what, work);
+    if (failed && ctx.chat) await answerTo(ctx.chat.id, ctx.message?.message_id, failed).catch((e: unknown) => logFailure("apology", e, ctx.update.update_id));
   }
 
   async function link(ctx: Context & { message: Message.TextMessage }, code: string): Promise<void> {
@@ -165,7 +147,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     const conv = await conversation(chat);
     let result;
     try {
-      result = await services.channels.subscribe(conv, used.scope, used.kinds, actorName(contextOf(from, conv).caller));
+      result = await subscribeConversation(services.channels, conv, used.scope, used.kinds, door.actor(person(from)));
     } catch (err) {
       await links.giveBack(code);
       throw err;
@@ -194,7 +176,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
         const member = await ctx.telegram.getChatMember(chat.id, from.id);
         if (!CHAT_ADMINS.has(member.status)) return answerTo(chat.id, message_id, reply({ title: "Not unlinked", summary: "Only the chat's admins can unlink it.", error: true }));
       }
-      const result = await services.channels.unsubscribe(conv, actorName(contextOf(from, conv).caller));
+      const result = await unsubscribeConversation(services.channels, conv, door.actor(person(from)));
       await answerTo(
         chat.id,
         message_id,
@@ -207,7 +189,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
   async function command(text: string, from: User, chat: Chat, messageId: number): Promise<void> {
     const conv = await conversation(chat);
     if (!conv.linked) return answerTo(chat.id, messageId, UNLINKED);
-    await answerTo(chat.id, messageId, await runCommand(text, contextOf(from, conv)));
+    await answerTo(chat.id, messageId, await door.typed(text, contextOf(from, conv)));
   }
 
   // telegraf matches `/cmd@this_bot` and skips commands addressed to another bot.
@@ -247,13 +229,12 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     };
     const budget = await services.budgets.find(taken.budgetId);
     if (!budget) return answerTo(chat.id, messageId, reply({ title: "No raise requested", summary: "That budget no longer exists.", error: true }));
-    const words = text.trim().split(/\s+/).filter(Boolean);
-    const amount = parseAmount(words);
-    if (!amount.ok) return refuse(`${amount.error.message}: expected ${amount.error.expected}, then why.`);
-    const reason = words.slice(amount.used).join(" ");
+    const amount = door.readAmount(text);
+    if (!amount.ok) return refuse(`${amount.problem}, then why.`);
+    const reason = amount.rest.join(" ");
     if (!reason) return refuse("Say why after the amount: approvers decide on the reason.");
     try {
-      const result = await answer({ verb: "budget.raise", name: budget.name, amount: amount.amount, reason }, ctx);
+      const result = await door.raise(budget.name, amount.amount, reason, ctx);
       if (result.error) await prompts.reopen(chat.id, questionId);
       await answerTo(chat.id, messageId, result);
     } catch (err) {
@@ -271,7 +252,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
       answered = true;
       await ctx.answerCbQuery(clip(text, LIMITS.callbackAnswer), { show_alert: alert });
     };
-    try {
+    const failed = await door.safely("button", async () => {
       const pressed = "data" in query ? parseCallbackData(query.data) : undefined;
       const origin = query.message;
       if (!pressed || !origin) return await toast("That button does nothing any more.");
@@ -281,7 +262,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
       // Buttons name budgets by id; people read names.
       const budget = pressed.action === "approve" || pressed.action === "reject" ? undefined : await services.budgets.find(pressed.target);
       if (pressed.action === "request_raise") {
-        const refused = await refusal("budget.raise", ctxOf);
+        const refused = await door.raiseRefusal(ctxOf);
         if (refused) return await toast(refused.summary ?? refused.title, true);
         if (!budget) return await toast(`${pressed.target} is no longer a budget.`, true);
         const question = await send(origin.chat.id, { html: raiseQuestion(budget.name, { id: query.from.id, name: personName(query.from) }), keyboard: [] }, {
@@ -291,17 +272,12 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
         await prompts.ask({ chatId: origin.chat.id, messageId: question.message_id, budgetId: budget.id, userId: String(query.from.id) }, ctxOf.now);
         return await toast("Reply to my question with the new amount and why.");
       }
-      const target = budget?.name ?? pressed.target;
-      const cmd = await actionCommand({ action: pressed.action, label: "", target }, services, ctxOf.now);
-      if (!cmd) return await toast(`${target} is no longer a budget or a period.`, true);
-      const result = await answer(cmd, ctxOf);
+      const result = await door.pressed({ action: pressed.action, target: budget?.name ?? pressed.target }, ctxOf);
       // A refusal is the presser's business only; what was done, everyone in the chat sees.
       await toast(result.error ? (result.summary ?? result.title) : result.title, result.error);
       if (!result.error) await answerTo(origin.chat.id, origin.message_id, reply({ ...result, notes: [...result.notes, `By ${personName(query.from)}.`] }));
-    } catch (err) {
-      logFailure("button", err, ctx.update.update_id);
-      await toast(TROUBLE.summary ?? TROUBLE.title, true).catch((e: unknown) => logFailure("button answer", e, ctx.update.update_id));
-    }
+    });
+    if (failed) await toast(failed.summary ?? failed.title, true).catch((e: unknown) => logFailure("button answer", e, ctx.update.update_id));
   });
 
   return bot;

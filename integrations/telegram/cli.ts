@@ -2,7 +2,7 @@ import { Telegram, TelegramError } from "telegraf";
 import { CliError } from "../../src/cli/admin-client.ts";
 import { scopeOption } from "../../src/cli/budget-commands.ts";
 import { withClient } from "../../src/cli/connect.ts";
-import type { LinkAnswer } from "../../src/admin/telegram-links-route.ts";
+import type { LinkAnswer } from "./admin-route.ts";
 import type { Integration, IntegrationCommandContext } from "../../src/integration.ts";
 import { ALLOWED_UPDATES } from "./bot.ts";
 

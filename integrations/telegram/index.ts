@@ -4,7 +4,10 @@ import type { Integration } from "../../src/integration.ts";
 import { telegramCommand } from "./cli.ts";
 import { telegramConfigured } from "./configured.ts";
 import { telegramDeliverer } from "./deliver.ts";
-import { telegramLinker } from "./linker.ts";
+import { telegramLinksRouter } from "./admin-route.ts";
+import { LinkCodes } from "./link-codes.ts";
+import { telegramLinkCommand } from "./link-command.ts";
+import { linkMaker } from "./linker.ts";
 import { mountTelegram } from "./mount.ts";
 import { ChatPacer, PACE, type PaceLimits } from "./pacer.ts";
 
@@ -18,8 +21,8 @@ const botApi = (config: Config) => (telegramConfigured(config) ? new Telegram(co
 
 /**
  * Telegram, on when TELEGRAM_BOT_TOKEN is set: commands and buttons through /telegram/webhook (or
- * polling), alerts through the outbox with sendMessage, deep links for the link codes every door
- * makes, and `tollgate telegram link|set-webhook`.
+ * polling), alerts through the outbox with sendMessage, link codes (the `telegram-link` command in
+ * every chat, `POST /api/telegram/links`, with deep links), and `tollgate telegram link|set-webhook`.
  * The bot's answers and the outbox's alerts share one pacer, so a chat's limits count both.
  */
 export function telegramIntegration(options: Partial<TelegramOptions> = {}): Integration {
@@ -30,9 +33,9 @@ export function telegramIntegration(options: Partial<TelegramOptions> = {}): Int
       const api = botApi(config);
       return api && telegramDeliverer(api, pacer, logger);
     },
-    linker: (config, logger) => {
-      const api = botApi(config);
-      return api && telegramLinker(api, logger);
+    extend: ({ config, logger, database }) => {
+      const links = linkMaker(new LinkCodes(database), botApi(config), logger);
+      return { commands: [telegramLinkCommand(links)], adminRouter: telegramLinksRouter(links) };
     },
     mount: (app, context) => mountTelegram(app, context, pacer),
   };

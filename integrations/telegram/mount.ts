@@ -3,10 +3,10 @@ import express, { type Express, type RequestHandler } from "express";
 import type { Telegraf } from "telegraf";
 import type { Update } from "telegraf/types";
 import commandList from "../../manifest/telegram-commands.json" with { type: "json" };
-import { LinkCodes } from "../../src/alerts/link-codes.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
-import { sendProblem } from "../../src/problem.ts";
+import { sendProblem } from "../../src/http/problem.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot.ts";
+import { LinkCodes } from "./link-codes.ts";
 import type { ChatPacer } from "./pacer.ts";
 import { RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
 
@@ -22,7 +22,7 @@ function secretCheck(secret: string): RequestHandler {
   return (req, res, next) => {
     const presented = Buffer.from(req.get("x-telegram-bot-api-secret-token") ?? "");
     if (presented.length === expected.length && timingSafeEqual(presented, expected)) return next();
-    sendProblem(res, 403, "Forbidden", "the X-Telegram-Bot-Api-Secret-Token header does not match TELEGRAM_WEBHOOK_SECRET");
+    sendProblem(res, "forbidden", "the X-Telegram-Bot-Api-Secret-Token header does not match TELEGRAM_WEBHOOK_SECRET");
   };
 }
 
@@ -37,13 +37,13 @@ function secretCheck(secret: string): RequestHandler {
  * The command list is registered with setMyCommands at start.
  */
 export function mountTelegram(app: Express, context: IntegrationContext, pacer: ChatPacer): void {
-  const { config, logger, database, commands: services } = context;
+  const { config, logger, database, door } = context;
   const token = config.TELEGRAM_BOT_TOKEN;
   if (!token) return;
   const links = new LinkCodes(database);
   const inbox = new UpdateInbox(database, botIdOf(token));
   const polling = config.TELEGRAM_MODE === "polling";
-  const bot = createBot(token, { config, logger, services, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
+  const bot = createBot(token, { config, logger, door, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
   const log = (what: string) => (err: unknown) => logger.error({ component: "telegram", error: (err as Error).name, code: (err as { code?: unknown }).code }, `telegram ${what} failed`);
 
   const startup = (async () => {
@@ -65,13 +65,13 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
     if (!config.TELEGRAM_WEBHOOK_SECRET) throw new Error("TELEGRAM_WEBHOOK_SECRET is required in webhook mode");
     app.post("/telegram/webhook", secretCheck(config.TELEGRAM_WEBHOOK_SECRET), express.json({ limit: "1mb" }), async (req, res) => {
       const update = req.body as Update | undefined;
-      if (!update || !Number.isSafeInteger(update.update_id)) return sendProblem(res, 400, "Bad Request", "the body is not a Telegram update (no update_id)");
+      if (!update || !Number.isSafeInteger(update.update_id)) return sendProblem(res, "invalid", "the body is not a Telegram update (no update_id)");
       let fresh: boolean;
       try {
         fresh = await inbox.record(update.update_id);
       } catch (err) {
         log("recording an update")(err);
-        return sendProblem(res, 503, "Service Unavailable", "the update could not be recorded; Telegram will send it again");
+        return sendProblem(res, "unavailable", "the update could not be recorded; Telegram will send it again");
       }
       res.status(200).end();
       if (fresh) handle(update);

@@ -1,11 +1,11 @@
 import { and, eq, gt, isNull, lt, sql } from "drizzle-orm";
 import type { Database } from "../../src/db/connection.ts";
-import { telegramPrompts, telegramUpdates } from "../../src/db/schema.ts";
+import { telegramPrompts, telegramUpdates } from "./schema.ts";
 
 /*
  * What the Telegram integration keeps in Postgres, so any gateway process can answer any update:
- * the updates already taken in, and raise questions awaiting their reply (link codes are made and
- * kept by src/alerts/link-codes.ts, since every door makes them).
+ * the updates already taken in, and raise questions awaiting their reply (link codes are kept by
+ * link-codes.ts).
  * Every "once" here is a conditional update or a primary key, never a check followed by a write.
  */
 

@@ -1,5 +1,5 @@
 import { parseRetryAfter } from "../../src/alerts/outbox.ts";
-import { sign } from "../../src/ingest/standard-webhooks.ts";
+import { sign } from "../../src/signing/standard-webhooks.ts";
 import type { Deliverer, DeliveryOutcome, Integration } from "../../src/integration.ts";
 import { webhookBody } from "./payload.ts";
 

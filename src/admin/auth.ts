@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
-import { sendProblem } from "../problem.ts";
+import { sendProblem } from "../http/problem.ts";
 
 /** Guards the admin API with the admin bearer token, compared in constant time. */
 export function requireAdmin(adminToken: string) {
@@ -8,6 +8,6 @@ export function requireAdmin(adminToken: string) {
   return (req: Request, res: Response, next: NextFunction) => {
     const presented = Buffer.from(/^Bearer\s+(\S+)$/i.exec(req.get("authorization") ?? "")?.[1] ?? "");
     if (presented.length === expected.length && timingSafeEqual(presented, expected)) return next();
-    sendProblem(res, 401, "Unauthorized", "the admin API needs `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`");
+    sendProblem(res, "unauthorized", "the admin API needs `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`");
   };
 }

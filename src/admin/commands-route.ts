@@ -1,13 +1,13 @@
 import { Router } from "express";
 import { z } from "zod";
-import { ADMIN_PLATFORM, type Caller, type CommandServices } from "../../commands/context.ts";
+import { answerText } from "../../commands/door.ts";
+import type { Registry } from "../../commands/registry.ts";
 import { renderText } from "../../commands/render-text.ts";
-import { runCommand } from "../../commands/run.ts";
 import { ACTOR_FORMAT, parseActor } from "../approvals/members.ts";
 import type { Config } from "../config.ts";
-import { unknownFieldError } from "../problem.ts";
-import { actorOf } from "./audit.ts";
-import { parseBody } from "./keys-routes.ts";
+import { unknownFieldError } from "../errors.ts";
+import { actorOf, parseBody } from "../http/request.ts";
+import type { Services } from "../services.ts";
 
 const isTimeZone = (tz: string) => {
   try {
@@ -20,9 +20,9 @@ const isTimeZone = (tz: string) => {
 
 const CommandRequest = z.strictObject(
   {
-    /** A chat command as typed in Slack after the slash: `spend this-week by team`. */
+    /** A chat command as typed in a chat: `spend this-week by team`. */
     text: z.string().max(2000, "at most 2000 characters"),
-    /** Who asks, to answer with their role (`slack:U0123ABCD`); the admin token's bearer otherwise. */
+    /** Who asks, to answer with their role (`PLATFORM:USER_ID`); the admin token's bearer otherwise. */
     caller: z.string().refine((text) => parseActor(text, "admin") !== undefined, ACTOR_FORMAT).optional(),
     /** The zone periods are read in; the organisation's (TOLLGATE_TIMEZONE) otherwise. */
     timezone: z.string().refine(isTimeZone, "an IANA time zone such as UTC or Europe/Berlin").optional(),
@@ -31,21 +31,20 @@ const CommandRequest = z.strictObject(
 );
 
 /**
- * `POST /api/commands`: the chat grammar over HTTP, for the CLI and scripts. The same parser,
- * role checks and handlers as Slack's slash commands; the answer is the platform-neutral Reply and
+ * `POST /api/commands`: the chat grammar over HTTP, for the CLI and scripts. The same registry,
+ * role checks and handlers as every chat platform's door; the answer is the platform-neutral Reply and
  * its plain-text rendering. A command that is refused or mistyped is still a 200 answer, with
  * `reply.error` set: the HTTP request itself went well.
  */
-export function commandsRouter(services: CommandServices, config: Config): Router {
+export function commandsRouter(registry: Registry, services: Services, config: Config): Router {
   const router = Router();
   router.post("/commands", async (req, res) => {
     const body = parseBody(CommandRequest, req, res);
     if (!body) return;
-    const actor = body.caller ? parseActor(body.caller, actorOf(req))! : { kind: "admin" as const, label: actorOf(req) };
-    const caller: Caller = actor.kind === "admin" ? { platform: ADMIN_PLATFORM, userId: actor.label } : { platform: actor.platform, userId: actor.userId };
+    const caller = body.caller ? parseActor(body.caller, actorOf(req))! : { kind: "admin" as const, label: actorOf(req) };
     // The command line is no conversation: nothing can be muted or subscribed there, and the answer is the caller's alone.
     const conversation = { platform: "cli", address: {}, timezone: body.timezone ?? config.TOLLGATE_TIMEZONE, private: true };
-    const reply = await runCommand(body.text, { caller, conversation, services, now: new Date() });
+    const reply = await answerText(registry, body.text, { caller, conversation, services, now: new Date() });
     res.json({ reply, text: renderText(reply) });
   });
   return router;

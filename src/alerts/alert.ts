@@ -3,7 +3,8 @@ import { DIMENSIONS } from "../ledger/event.ts";
 
 /**
  * The platform-neutral alert every channel renders (DESIGN.md §1, "one shape out"). Money is exact
- * decimal USD text; times are ISO 8601. Stored as the outbox payload, so it is plain JSON.
+ * decimal USD text; times are ISO 8601. Stored in the outbox payload as plain JSON, tagged with its
+ * version (see StoredAlert below).
  */
 export const ALERT_KINDS = [
   "threshold",
@@ -79,3 +80,48 @@ export const Alert = z.object({
   at: z.string(),
 });
 export type Alert = z.infer<typeof Alert>;
+
+/**
+ * The alert as stored in the outbox: the current shape tagged with its version, so a row outlives
+ * changes to the shape. A new version adds its schema here and a step that turns the one before
+ * it into it; rows of every version ever written stay readable.
+ */
+export const ALERT_VERSION = 2;
+
+/** Version 1: rows written before alerts carried a version (no `version` field), otherwise today's shape. */
+const StoredAlertV1 = Alert.extend({ version: z.literal(1).optional() });
+const StoredAlertV2 = Alert.extend({ version: z.literal(2) });
+export type StoredAlert = z.infer<typeof StoredAlertV1> | z.infer<typeof StoredAlertV2>;
+
+function untagged({ version: _, ...alert }: StoredAlert): Alert {
+  return alert;
+}
+
+/** Each version's schema and how a value of it becomes the current Alert. */
+const VERSIONS: Record<number, { schema: z.ZodType<StoredAlert>; toCurrent: (stored: StoredAlert) => Alert }> = {
+  // Version 2 only added the tag: both read as they are, without it.
+  1: { schema: StoredAlertV1, toCurrent: untagged },
+  2: { schema: StoredAlertV2, toCurrent: untagged },
+};
+
+/** The alert as it goes into the outbox. */
+export const storedAlert = (alert: Alert): StoredAlert => ({ ...alert, version: ALERT_VERSION });
+
+/**
+ * Reads a stored alert by its version and brings it forward to the current shape. An alert of a
+ * version this gateway does not know (written by a newer one) or that does not fit its version's
+ * shape is an error that says so, never a silently missing alert.
+ */
+export function readStoredAlert(raw: unknown): { ok: true; alert: Alert } | { ok: false; message: string } {
+  const tagged = typeof raw === "object" && raw !== null && !Array.isArray(raw) ? (raw as { version?: unknown }).version : undefined;
+  const version = tagged ?? 1;
+  const known = typeof version === "number" ? VERSIONS[version] : undefined;
+  if (!known)
+    return { ok: false, message: `alert version ${JSON.stringify(version)} is not one this gateway reads (1 to ${ALERT_VERSION}); upgrade the gateway, then resend` };
+  const parsed = known.schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { ok: false, message: `a version ${version} alert that does not fit its shape: ${issue.path.join(".") || "the alert"}: ${issue.message}` };
+  }
+  return { ok: true, alert: known.toCurrent(parsed.data) };
+}

@@ -1,16 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq, sql } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import { BudgetInput, Scope } from "../budgets/budget.ts";
 import { lockKey } from "../db/advisory-lock.ts";
 import type { Database } from "../db/connection.ts";
 import { channels } from "../db/schema.ts";
-import { newWebhookSecret } from "../ingest/standard-webhooks.ts";
+import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import type { DeliveryTarget } from "../integration.ts";
 import { labelText } from "../keys/api-keys.ts";
 import type { SecretBox } from "../keys/secret-box.ts";
 import { SUBSCRIPTION_KINDS, type SubscriptionKind } from "./alert.ts";
+import type { Failure } from "../errors.ts";
 
 const Kinds = z
   .array(z.enum(SUBSCRIPTION_KINDS, { error: `one of ${SUBSCRIPTION_KINDS.join(", ")}` }))
@@ -102,7 +103,7 @@ export function channelInfo(row: ChannelRow): ChannelInfo {
   };
 }
 
-export type ChannelChange = { ok: true; channel: ChannelInfo } | { ok: false; kind: "not_found" | "invalid"; message: string };
+export type ChannelChange = { ok: true; channel: ChannelInfo } | Failure<"not_found" | "invalid">;
 
 /**
  * Channels in Postgres. Secrets (a webhook's signing secret, later a bot token) are sealed with the

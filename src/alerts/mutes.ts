@@ -1,9 +1,10 @@
 import { and, asc, eq, gt, inArray, or } from "drizzle-orm";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { budgets, channels, mutes } from "../db/schema.ts";
 import type { Writer } from "./notifier.ts";
 import { type ActiveMutes, muteKey } from "./routing.ts";
+import type { Failure } from "../errors.ts";
 
 export interface MuteInfo {
   channel_id: string;
@@ -13,7 +14,7 @@ export interface MuteInfo {
   created_at: string;
 }
 
-export type MuteChange = { ok: true; mute: MuteInfo } | { ok: false; kind: "not_found"; message: string };
+export type MuteChange = { ok: true; mute: MuteInfo } | Failure<"not_found">;
 
 const columns = {
   channelId: mutes.channelId,

@@ -4,11 +4,12 @@ import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
 import { channels, NOTIFICATION_STATUSES, notifications } from "../db/schema.ts";
 import type { DeliveryOutcome, MessagePayload, OutgoingMessage } from "../integration.ts";
-import type { Alert, SubscriptionKind } from "./alert.ts";
+import { type Alert, readStoredAlert, type StoredAlert, storedAlert, type SubscriptionKind } from "./alert.ts";
 import { activeMutes } from "./mutes.ts";
 import type { Notifier, Writer } from "./notifier.ts";
 import { route } from "./routing.ts";
 import { earlierStates } from "./threads.ts";
+import type { Failure } from "../errors.ts";
 
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
@@ -63,6 +64,24 @@ export function dedupeKey(channelId: string, alerts: readonly Pick<Alert, "id">[
   return `${channelId}:${createHash("sha256").update([...ids].sort().join("\n")).digest("base64url").slice(0, 32)}`;
 }
 
+/** An outbox row's payload as stored: each alert tagged with its version. Read back with readPayload. */
+interface StoredPayload {
+  alerts: StoredAlert[];
+}
+
+/** A row's payload with every alert brought to the current shape, or the first reason one cannot be. */
+export function readPayload(raw: unknown): { ok: true; payload: MessagePayload } | { ok: false; message: string } {
+  const stored = (raw as { alerts?: unknown } | null)?.alerts;
+  if (!Array.isArray(stored)) return { ok: false, message: "the stored message holds no list of alerts" };
+  const alerts: Alert[] = [];
+  for (const [i, item] of stored.entries()) {
+    const read = readStoredAlert(item);
+    if (!read.ok) return { ok: false, message: `alert ${i + 1} of ${stored.length}: ${read.message}` };
+    alerts.push(read.alert);
+  }
+  return { ok: true, payload: { alerts } };
+}
+
 /** A row taken for delivery: nobody else takes it until it is settled or its lease runs out. */
 export interface Claimed extends OutgoingMessage {
   channelId: string;
@@ -81,7 +100,7 @@ export interface NotificationInfo {
   delivered_at: string | null;
 }
 
-export type ResendResult = { ok: true; notification: NotificationInfo } | { ok: false; kind: "not_found" | "conflict"; message: string };
+export type ResendResult = { ok: true; notification: NotificationInfo } | Failure<"not_found" | "conflict">;
 
 const nowPlus = (ms: number) => sql`now() + ${Math.max(0, Math.round(ms))} * interval '1 millisecond'`;
 
@@ -123,7 +142,7 @@ export class OutboxNotifier implements Notifier {
     const rows = [...routed].map(([channelId, group]) => ({
       channelId,
       dedupeKey: dedupeKey(channelId, group),
-      payload: { alerts: group } satisfies MessagePayload,
+      payload: { alerts: group.map(storedAlert) } satisfies StoredPayload,
     }));
     await db.insert(notifications).values(rows).onConflictDoNothing({ target: notifications.dedupeKey });
     for (const l of this.listeners) l();
@@ -133,6 +152,9 @@ export class OutboxNotifier implements Notifier {
    * Takes up to `limit` due rows of channels on these platforms, at most one per channel and only
    * a channel's oldest pending row, so its messages go out in order. A taken row counts an attempt
    * and is hidden for `leaseMs`; a worker that dies holding it only delays it by that much.
+   * A row this gateway cannot read (an alert version it does not know) goes dead at once with the
+   * reason as its error, where operators see it and can resend it after an upgrade, and the
+   * channel's next message is not held up behind it.
    */
   async claim(platforms: readonly string[], limit: number, leaseMs: number): Promise<Claimed[]> {
     if (platforms.length === 0 || limit <= 0) return [];
@@ -159,9 +181,22 @@ export class OutboxNotifier implements Notifier {
       .set({ attempts: sql`${notifications.attempts} + 1`, nextAttemptAt: nowPlus(leaseMs) })
       .where(inArray(notifications.id, due))
       .returning();
-    return rows
-      .sort((a, b) => a.id - b.id)
-      .map((r) => ({ id: r.id, channelId: r.channelId, dedupeKey: r.dedupeKey, attempt: r.attempts, payload: r.payload as unknown as MessagePayload, createdAt: r.createdAt }));
+    const claimed: Claimed[] = [];
+    for (const r of rows.sort((a, b) => a.id - b.id)) {
+      const read = readPayload(r.payload);
+      if (read.ok) claimed.push({ id: r.id, channelId: r.channelId, dedupeKey: r.dedupeKey, attempt: r.attempts, payload: read.payload, createdAt: r.createdAt });
+      else await this.settleUnreadable(r.id, r.attempts, read.message);
+    }
+    return claimed;
+  }
+
+  private async settleUnreadable(id: number, attempt: number, message: string): Promise<void> {
+    await this.database.db
+      .update(notifications)
+      .set({ status: "dead", lastError: `unreadable: ${message}` })
+      .where(and(eq(notifications.id, id), eq(notifications.attempts, attempt), eq(notifications.status, "pending")));
+    // The channel's next message is due now that this one is out of the way.
+    for (const l of this.listeners) l();
   }
 
   /**
@@ -248,7 +283,7 @@ export class OutboxNotifier implements Notifier {
 }
 
 function notificationInfo(n: typeof notifications.$inferSelect, channel: NotificationInfo["channel"]): NotificationInfo {
-  const payload = n.payload as unknown as MessagePayload;
+  const read = readPayload(n.payload);
   return {
     id: n.id,
     channel,
@@ -257,7 +292,8 @@ function notificationInfo(n: typeof notifications.$inferSelect, channel: Notific
     next_attempt_at: n.status === "pending" ? n.nextAttemptAt.toISOString() : null,
     last_error: n.lastError,
     dedupe_key: n.dedupeKey,
-    alerts: payload.alerts.map((a) => ({ id: a.id, kind: a.kind, title: a.title })),
+    // An unreadable row lists no alerts; why it cannot be read is its last_error once a worker has tried it.
+    alerts: read.ok ? read.payload.alerts.map((a) => ({ id: a.id, kind: a.kind, title: a.title })) : [],
     created_at: n.createdAt.toISOString(),
     delivered_at: n.deliveredAt?.toISOString() ?? null,
   };

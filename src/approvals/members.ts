@@ -1,10 +1,10 @@
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { ROLES, members } from "../db/schema.ts";
 import { labelText } from "../keys/api-keys.ts";
-import { unknownFieldError } from "../problem.ts";
+import { unknownFieldError } from "../errors.ts";
 
 /** Where members act from; `cli` names people who use the command line with their own user name. */
 export const MEMBER_PLATFORMS = ["slack", "teams", "telegram", "cli"] as const;

@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { type SQL, and, desc, eq, gt, inArray, lte } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Alert } from "../alerts/alert.ts";
 import type { Notifier, Writer } from "../alerts/notifier.ts";
 import { type Budget, UsdAmount, budgetPeriod } from "../budgets/budget.ts";
+import { forecastSpend } from "../budgets/forecast.ts";
+import { spendForBudgets } from "../budgets/spend-batch.ts";
 import { type BudgetStore, budgetOf, inputOf } from "../budgets/store.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { approvals, budgets, channels } from "../db/schema.ts";
@@ -12,7 +14,7 @@ import { labelText } from "../keys/api-keys.ts";
 import type { Period } from "../ledger/period.ts";
 import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
-import { type FieldError, unknownFieldError } from "../problem.ts";
+import { type Failure, type FieldError, unknownFieldError } from "../errors.ts";
 import { ACTOR_FORMAT, type Actor, type Members, actorText, hasRole, parseActor } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
@@ -72,10 +74,10 @@ export interface Approval {
 }
 
 export type ApprovalFailure =
-  | { ok: false; kind: "invalid"; message: string; errors: FieldError[] }
-  | { ok: false; kind: "forbidden" | "not_found"; message: string }
+  | (Failure<"invalid"> & { errors: FieldError[] })
+  | Failure<"forbidden" | "not_found">
   /** Already decided or expired: `approval` says by whom and when. */
-  | { ok: false; kind: "conflict"; message: string; approval: Approval };
+  | (Failure<"conflict"> & { approval: Approval });
 export type ApprovalResult<T> = { ok: true; value: T } | ApprovalFailure;
 
 type Row = typeof approvals.$inferSelect;
@@ -213,6 +215,26 @@ export class Approvals {
       .orderBy(desc(approvals.createdAt), desc(approvals.id))
       .limit(filter.limit ?? 100);
     return rows.map((r) => approvalOf(r.row, r.budget));
+  }
+
+  /**
+   * A request as approvers see it now: the request while it waits, its outcome once decided or
+   * expired; undefined when there is no such request. For platforms that redraw a card on demand.
+   */
+  async current(id: string, now: Date): Promise<Alert | undefined> {
+    const approval = await this.get(id);
+    const budget = approval && (await this.budgets.find(approval.budget_id));
+    if (!approval || !budget) return undefined;
+    if (approval.status === "pending" && approval.expires_at > now) {
+      const [read] = await spendForBudgets(this.database, [budget], now);
+      if (!read) return undefined;
+      const alert = requestedAlert(approval, budget, { spend: read.spend, period: read.period }, now);
+      const forecast = forecastSpend({ period: read.period, now, spend: read.spend, recentSpend: read.recentSpend });
+      return { ...alert, forecast_usd: forecast === null ? null : picoToDecimalString(forecast) };
+    }
+    // Past its time but not yet marked by the job: shown as what it is.
+    const settled = approval.status === "pending" ? { ...approval, status: "expired" as const, decided_at: approval.expires_at } : approval;
+    return decidedAlert(settled, budget, settled.decided_at ?? now);
   }
 
   async get(id: string, db: Pick<Db, "select"> = this.database.db): Promise<Approval | undefined> {

@@ -5,6 +5,7 @@ import { picoToDecimalString } from "../pricing/money.ts";
 import { type Budget, BudgetInput } from "./budget.ts";
 import { type BudgetPatch, patchOf } from "./patch.ts";
 import { type BudgetStore, inputOf } from "./store.ts";
+import type { Failure } from "../errors.ts";
 
 /**
  * Budgets declared in a file (`tollgate apply budgets.yaml`) against the ones stored: a diff by
@@ -98,7 +99,7 @@ export function planApply(desired: readonly DesiredBudget[], current: readonly B
   return plan;
 }
 
-export type ApplyOutcome = { ok: true; plan: Plan; applied: boolean } | { ok: false; kind: "conflict"; message: string };
+export type ApplyOutcome = { ok: true; plan: Plan; applied: boolean } | Failure<"conflict">;
 
 /** Thrown inside the transaction only to roll it back; turned into an outcome before it leaves. */
 class RolledBack extends Error {}

@@ -4,7 +4,7 @@ import { modelFamily } from "../ledger/model-family.ts";
 import { type Period, isTimeZone, resolvePeriod } from "../ledger/period.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { labelText } from "../keys/api-keys.ts";
-import { unknownFieldError } from "../problem.ts";
+import { unknownFieldError } from "../errors.ts";
 
 /** A filter over the attribution dimensions; `{}` is all spend. */
 export const Scope = z

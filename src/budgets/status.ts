@@ -64,3 +64,22 @@ export async function budgetStatus(database: Database, budget: Budget, now: Date
   const [top] = await topContributors(database, [{ scope: budget.scope, period: spend.period }]);
   return statusOf(spend, now, top);
 }
+
+/** Where a budget stands in pico-USD, for answers that format money themselves (chat replies). */
+export interface Standing {
+  budget: Budget;
+  spend: bigint;
+  /** Whole percent of the amount spent, floored. */
+  percent: number;
+  forecast: bigint | null;
+  state: BudgetState;
+}
+
+/** Where each budget stands now, read in one batch however many there are. */
+export async function budgetStandings(database: Database, budgets: readonly Budget[], now: Date): Promise<Standing[]> {
+  const read = await spendForBudgets(database, [...budgets], now);
+  return read.map(({ budget, period, spend, recentSpend }) => {
+    const forecast = forecastSpend({ period, now, spend, recentSpend });
+    return { budget, spend, percent: percentOf(spend, budget.amount), forecast, state: budgetState(budget, spend, forecast) };
+  });
+}

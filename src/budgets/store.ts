@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { asc, eq } from "drizzle-orm";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { budgets } from "../db/schema.ts";
 import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";
 import { budgetJson } from "./budget-json.ts";
+import type { Failure } from "../errors.ts";
 
 export type BudgetRow = typeof budgets.$inferSelect;
 
@@ -37,7 +38,7 @@ const columns = (input: BudgetInput) => ({
 
 export type Deleted = { id: string; deleted: true };
 
-export type BudgetChange = { ok: true; budget: Budget } | { ok: false; kind: "not_found" | "conflict"; message: string };
+export type BudgetChange = { ok: true; budget: Budget } | Failure<"not_found" | "conflict">;
 
 /**
  * Budgets in Postgres, every change audited in the same transaction. Listeners hear each change

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { type BudgetFields, BudgetsFile, type Plan, type PlannedChange, parseBudgetsSource } from "../budgets/apply.ts";
 import { BudgetInput, describeScope } from "../budgets/budget.ts";
 import type { BudgetJson } from "../budgets/budget-json.ts";
-import { pathOf } from "../problem.ts";
+import { pathOf } from "../errors.ts";
 import { CliError } from "./admin-client.ts";
 import type { Command, CommandContext } from "./commands.ts";
 import { withClient } from "./connect.ts";

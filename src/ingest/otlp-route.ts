@@ -1,6 +1,6 @@
 import { type Request, type Response, Router } from "express";
 import { whyUnstorable } from "../ledger/recorder.ts";
-import { sendProblem } from "../problem.ts";
+import { sendProblem } from "../http/problem.ts";
 import { spansToEvents } from "./otlp.ts";
 import { bindToSender } from "./usage-item.ts";
 import { type IngestDeps, authenticateSender, rawUsageBody } from "./usage-route.ts";
@@ -11,18 +11,18 @@ export function otlpRouter(deps: IngestDeps): Router {
   router.post("/v1/traces", rawUsageBody, async (req: Request, res: Response) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const sender = await authenticateSender(req, body, deps);
-    if ("error" in sender) return sendProblem(res, 401, "Unauthorized", sender.error);
+    if ("error" in sender) return sendProblem(res, "unauthorized", sender.error);
     const type = (req.get("content-type") ?? "").split(";")[0]!.trim();
     if (type !== "application/json")
-      return sendProblem(res, 415, "Unsupported Media Type", "send OTLP/HTTP JSON (application/json); the protobuf encoding is not accepted");
+      return sendProblem(res, "unsupported_media_type", "send OTLP/HTTP JSON (application/json); the protobuf encoding is not accepted");
     let parsed: unknown;
     try {
       parsed = JSON.parse(body.toString("utf8"));
     } catch (err) {
-      return sendProblem(res, 400, "Bad Request", `body is not JSON: ${(err as Error).message}`);
+      return sendProblem(res, "invalid", `body is not JSON: ${(err as Error).message}`);
     }
     const mapped = spansToEvents(parsed, { source: sender.source, now: new Date() });
-    if (mapped.errorMessage && mapped.rejectedSpans === 0 && mapped.events.length === 0) return sendProblem(res, 400, "Bad Request", mapped.errorMessage);
+    if (mapped.errorMessage && mapped.rejectedSpans === 0 && mapped.events.length === 0) return sendProblem(res, "invalid", mapped.errorMessage);
     // A span the ledger cannot store is rejected like any bad span, not retried by the exporter forever.
     const bound = mapped.events.map((e) => bindToSender(e, sender));
     const unstorable = bound.flatMap((e) => {
@@ -36,7 +36,7 @@ export function otlpRouter(deps: IngestDeps): Router {
       if (events.length > 0) await deps.recorder.record(events);
     } catch {
       res.set("retry-after", "5");
-      return sendProblem(res, 503, "Storage unavailable", "the ledger could not be written; retry the export");
+      return sendProblem(res, "storage_unavailable", "the ledger could not be written; retry the export");
     }
     res.json(rejectedSpans > 0 ? { partialSuccess: { rejectedSpans: String(rejectedSpans), errorMessage } } : {});
   });

@@ -1,4 +1,4 @@
-import type { FieldError } from "../problem.ts";
+import type { Failure, FieldError } from "../errors.ts";
 
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
 export const MAX_EVENTS = 10_000;
@@ -6,7 +6,7 @@ export const MAX_EVENTS = 10_000;
 /** One item of a usage post, before validation: its raw value, or why it could not be read. */
 export type RawItem = { index: number; value: unknown; error?: undefined } | { index: number; value?: undefined; error: FieldError };
 
-export type BodyError = { kind: "unreadable" | "too_large" | "unsupported"; status: 400 | 413 | 415; message: string };
+export type BodyError = Omit<Failure<"invalid" | "too_large">, "ok">;
 
 export type BodyFormat = "json" | "ndjson" | "cloudevent" | "cloudevents-batch";
 
@@ -54,15 +54,15 @@ export function splitBody(format: BodyFormat, body: string): { ok: true; items: 
       });
   } else {
     const parsed = parseJson(body);
-    if (!parsed.ok) return { ok: false, error: { kind: "unreadable", status: 400, message: `body is not JSON: ${parsed.message}` } };
+    if (!parsed.ok) return { ok: false, error: { kind: "invalid", message: `body is not JSON: ${parsed.message}` } };
     const batch = format === "json" ? Array.isArray(parsed.value) : format === "cloudevents-batch";
     if (batch && !Array.isArray(parsed.value))
-      return { ok: false, error: { kind: "unreadable", status: 400, message: "a CloudEvents batch must be a JSON array" } };
+      return { ok: false, error: { kind: "invalid", message: "a CloudEvents batch must be a JSON array" } };
     const values = batch ? (parsed.value as unknown[]) : [parsed.value];
     items = values.map((value, index) => ({ index, value }));
   }
   if (items.length > MAX_EVENTS)
-    return { ok: false, error: { kind: "too_large", status: 413, message: `at most ${MAX_EVENTS} events per request, got ${items.length}` } };
-  if (items.length === 0) return { ok: false, error: { kind: "unreadable", status: 400, message: "the body holds no events" } };
+    return { ok: false, error: { kind: "too_large", message: `at most ${MAX_EVENTS} events per request, got ${items.length}` } };
+  if (items.length === 0) return { ok: false, error: { kind: "invalid", message: "the body holds no events" } };
   return { ok: true, items };
 }

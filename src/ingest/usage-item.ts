@@ -3,7 +3,7 @@ import { CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "..
 import { extractUsage } from "../ledger/providers/index.ts";
 import { whyUnstorable } from "../ledger/recorder.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
-import { type FieldError, fieldErrors } from "../problem.ts";
+import { type FieldError, fieldErrors } from "../errors.ts";
 
 /** Events dated further ahead than this are a sender's clock or bug, not usage. */
 export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;

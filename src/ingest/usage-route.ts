@@ -4,8 +4,9 @@ import type { IngestSources } from "../keys/ingest-sources.ts";
 import type { UsageEvent } from "../ledger/event.ts";
 import type { Recorder } from "../ledger/recorder.ts";
 import { usageEventsTotal } from "../metrics.ts";
-import { type FieldError, sendProblem } from "../problem.ts";
-import { verify } from "./standard-webhooks.ts";
+import type { FieldError } from "../errors.ts";
+import { sendProblem } from "../http/problem.ts";
+import { verify } from "../signing/standard-webhooks.ts";
 import { MAX_BODY_BYTES, formatOf, splitBody } from "./usage-body.ts";
 import { type SenderContext, fromCloudEvent, toUsageEvent } from "./usage-item.ts";
 
@@ -37,7 +38,7 @@ export async function authenticateSender(req: Request, body: Buffer, deps: Inges
       body,
       await deps.sources.activeSecrets(),
     );
-    if (!checked.ok) return { error: checked.error.message };
+    if (!checked.ok) return { error: checked.message };
     return { source: `ingest:${checked.signer.sourceName}`, now };
   }
   return { error: "send an ingest key as `Authorization: Bearer tlg_...` or sign the request (Standard Webhooks)" };
@@ -57,7 +58,7 @@ export async function recordAndAnswer(res: Response, recorder: Recorder, events:
     outcomes = events.length > 0 ? await recorder.record(events) : [];
   } catch {
     res.set("retry-after", "5");
-    sendProblem(res, 503, "Storage unavailable", "the ledger could not be written; nothing from this request was recorded, send it again");
+    sendProblem(res, "storage_unavailable", "the ledger could not be written; nothing from this request was recorded, send it again");
     return;
   }
   const accepted = outcomes.filter(Boolean).length;
@@ -69,9 +70,9 @@ export async function handleUsagePost(req: Request, res: Response, recorder: Rec
   const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   const format = formatOf(req.get("content-type"));
   if (!format)
-    return sendProblem(res, 415, "Unsupported Media Type", "send application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json");
+    return sendProblem(res, "unsupported_media_type", "send application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json");
   const split = splitBody(format, body.toString("utf8"));
-  if (!split.ok) return sendProblem(res, split.error.status, split.error.status === 413 ? "Payload Too Large" : "Bad Request", split.error.message);
+  if (!split.ok) return sendProblem(res, split.error.kind, split.error.message);
   const toEvent = format === "cloudevent" || format === "cloudevents-batch" ? fromCloudEvent : toUsageEvent;
   const events: UsageEvent[] = [];
   const rejected: Rejection[] = [];
@@ -94,7 +95,7 @@ export function usageRouter(deps: IngestDeps): Router {
   const router = Router();
   router.post("/v1/usage", rawUsageBody, async (req: Request, res: Response) => {
     const sender = await authenticateSender(req, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), deps);
-    if ("error" in sender) return sendProblem(res, 401, "Unauthorized", sender.error);
+    if ("error" in sender) return sendProblem(res, "unauthorized", sender.error);
     await handleUsagePost(req, res, deps.recorder, sender);
   });
   return router;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { apiKeys } from "../db/schema.ts";
 import { modelFamily } from "../ledger/model-family.ts";

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq, inArray, isNull } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { ingestSources, ingestSourceSecrets } from "../db/schema.ts";
-import { newWebhookSecret } from "../ingest/standard-webhooks.ts";
+import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { labelText } from "./api-keys.ts";
 import type { SecretBox } from "./secret-box.ts";
 

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { z } from "zod";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { providerKeys } from "../db/schema.ts";
 import type { SecretBox } from "./secret-box.ts";

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { channels, ingestSourceSecrets, providerKeys } from "../db/schema.ts";
 import type { SecretBox } from "./secret-box.ts";

@@ -4,7 +4,7 @@
  * user-day rollups say the user was active, reading each day through the time index.
  */
 import { sql } from "drizzle-orm";
-import { audit } from "../admin/audit.ts";
+import { audit } from "../audit/log.ts";
 import { type Database, rowsOf } from "../db/connection.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import { ROLLUP_SOURCE_COLUMNS, rollupDelta } from "./rollup-delta.ts";
