@@ -2,8 +2,11 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The real `tollgate` binary as a user runs it, in a child process. */
-export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "tollgate.js");
+/**
+ * The `tollgate` entry point in a child process, from its TypeScript through tsx: the tests check
+ * the sources as they are, not a dist/ compiled before the last edit (CI's smoke run covers dist/).
+ */
+export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "main.ts");
 
 /** The parent's environment without anything that would point the CLI elsewhere, plus `extra`. */
 export function cliEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -24,7 +27,7 @@ export interface Run {
 /** Runs `tollgate ARGS` in `dataDir` and collects what it printed and how it exited. */
 export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, ["--import", "tsx", BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
