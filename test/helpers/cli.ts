@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
  * the sources as they are, not a dist/ compiled before the last edit (CI's smoke run covers dist/).
  */
 export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "main.ts");
+/** `node` arguments that run BIN: tsx by its full address, as the child's working directory is anywhere. */
+export const BIN_ARGS = ["--import", import.meta.resolve("tsx"), BIN];
 
 /** The parent's environment without anything that would point the CLI elsewhere, plus `extra`. */
 export function cliEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -27,7 +29,7 @@ export interface Run {
 /** Runs `tollgate ARGS` in `dataDir` and collects what it printed and how it exited. */
 export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ["--import", "tsx", BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [...BIN_ARGS, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
