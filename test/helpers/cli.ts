@@ -26,10 +26,13 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs `tollgate ARGS` in `dataDir` and collects what it printed and how it exited. */
-export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
+/**
+ * Runs `tollgate ARGS` in `dataDir` (or `cwd`) and collects what it printed and how it exited;
+ * `TOLLGATE_DATA_DIR: ""` in `extra` leaves the CLI to find its data folder.
+ */
+export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = "", cwd = dataDir): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [...BIN_ARGS, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [...BIN_ARGS, ...args], { cwd, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
