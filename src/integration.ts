@@ -5,6 +5,7 @@ import type { Alert } from "./alerts/alert.ts";
 import type { Config } from "./config.ts";
 import type { Database } from "./db/connection.ts";
 import type { Logger } from "./logger.ts";
+import type { CommandHelp } from "./cli/help.ts";
 
 /** What an outbox row carries: platform-neutral content each deliverer renders its own way. */
 export interface MessagePayload {
@@ -123,6 +124,8 @@ export interface IntegrationSource {
   configured(config: Config): boolean;
   /** The names of its `cli` commands, so a command can be found before its platform is loaded. */
   commands?: readonly string[];
+  /** What `tollgate help` and `tollgate NAME --help` say about each of them, readable without loading the platform. */
+  help?: Readonly<Record<string, CommandHelp>>;
   load(): Promise<Integration>;
 }
 

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import type { Alert } from "../src/alerts/alert.ts";
@@ -9,6 +7,7 @@ import { BudgetInput } from "../src/budgets/budget.ts";
 import { channels } from "../src/db/schema.ts";
 import type { FakeUpstream } from "./fakes/fake-upstream.ts";
 import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
+import { BIN_ARGS } from "./helpers/cli.ts";
 import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -373,11 +372,10 @@ describe("a raise lifts a hard block", () => {
 });
 
 describe("CLI", () => {
-  const BIN = join(fileURLToPath(new URL("..", import.meta.url)), "bin", "tollgate.js");
   const cli = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const env = { PATH: process.env.PATH, HOME: process.env.HOME, TOLLGATE_URL: gw.base, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: "silent" };
-      execFile(process.execPath, [BIN, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) =>
+      execFile(process.execPath, [...BIN_ARGS, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) =>
         resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
       );
     });

@@ -1,45 +1,21 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { countingLines, progressLine } from "../src/cli/commands.ts";
+import { claimServerFile, readServerFile, removeServerFile, writeServerFile } from "../src/cli/server-file.ts";
+import { BIN_ARGS, CLI_TIMEOUT_MS, type Run, cliEnv, runCli } from "./helpers/cli.ts";
 
 /**
  * The real `tollgate` binary as a user runs it, in child processes. Every group has a data folder
  * of its own and always uses embedded PGlite, whatever database the rest of the suite runs on.
  */
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(ROOT, "bin", "tollgate.js");
-
-/** The parent's environment without anything that would point the CLI elsewhere. */
-function cliEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith("TOLLGATE_") || k.startsWith("NODE_TEST") || ["DATABASE_URL", "TEST_DATABASE_URL", "PORT", "HOST", "LOG_LEVEL", "NODE_OPTIONS"].includes(k)) continue;
-    env[k] = v;
-  }
-  return { ...env, TOLLGATE_DATA_DIR: dataDir, LOG_LEVEL: "silent", ...extra };
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== "number") return reject(err);
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-    child.stdin!.end(input);
-  });
-}
+const run = runCli;
 
 /** An exact decimal USD string → pico-USD. */
 function pico(usd: string): bigint {
@@ -141,6 +117,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
     let dir: string;
     let server: ChildProcess;
     let serverOut = "";
+    let serverErr = "";
     let exited: Promise<[number | null, NodeJS.Signals | null]>;
     const file = () => join(dir, "usage.ndjson");
     const now = new Date().toISOString();
@@ -163,12 +140,11 @@ describe("tollgate CLI", { concurrency: true }, () => {
           "",
         ].join("\n"),
       );
-      server = spawn(process.execPath, [BIN, "serve"], { cwd: dir, env: cliEnv(dir, { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" }), stdio: ["ignore", "pipe", "pipe"] });
-      let serverErr = "";
+      server = spawn(process.execPath, [...BIN_ARGS, "serve"], { cwd: dir, env: cliEnv(dir, { PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" }), stdio: ["ignore", "pipe", "pipe"] });
       server.stdout!.on("data", (chunk: Buffer) => (serverOut += chunk.toString()));
       server.stderr!.on("data", (chunk: Buffer) => (serverErr += chunk.toString()));
       exited = once(server, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
-      const deadline = Date.now() + 45_000;
+      const deadline = Date.now() + CLI_TIMEOUT_MS;
       for (;;) {
         assert.equal(server.exitCode, null, `the server exited early: ${serverErr}`);
         assert.ok(Date.now() < deadline, `the server did not start: ${serverErr}`);
@@ -223,6 +199,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^AI spend today\n\$0\.08 over 3 requests; new against the same time last period \(\$0\.00\)\.$/m);
       assert.match(r.stdout, /^By team$/m);
+      assert.doesNotMatch(r.stdout, /Actions:/, "chat's buttons are not printed in a terminal");
       const alpha = r.stdout.split("\n").find((l) => l.startsWith("alpha "));
       const beta = r.stdout.split("\n").find((l) => l.startsWith("beta "));
       assert.ok(alpha && beta, r.stdout);
@@ -308,6 +285,71 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.equal(r.stdout, "");
     });
 
+    test("the server says where it listens in one line on stderr; stdout stays JSON lines", () => {
+      const { url } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string };
+      const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      assert.match(serverErr, new RegExp(`^tollgate: listening at ${escaped(url)} · data folder ${escaped(dir)} \\(embedded PGlite\\) · admin token in ${escaped(join(dir, "admin.token"))}$`, "m"));
+      for (const line of serverOut.split("\n").filter(Boolean)) assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line: ${line}`);
+    });
+
+    test("a second serve on the data folder is refused in one line, exit 1; the first keeps its server.json", async () => {
+      const before = readFileSync(join(dir, "server.json"), "utf8");
+      const { url, pid } = JSON.parse(before) as { url: string; pid: number };
+      const r = await run(dir, ["serve"], { PORT: "0", HOST: "127.0.0.1" });
+      assertOneLineError(r, 1, new RegExp(`^tollgate: already running at ${url.replace(/\./g, "\\.")} \\(pid ${pid}\\)`));
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.equal(readFileSync(join(dir, "server.json"), "utf8"), before);
+    });
+
+    test("serve on a port in use says so in one line, exit 1, and leaves its own folder unclaimed", async () => {
+      const other = dataDir();
+      const { url } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string };
+      const port = new URL(url).port;
+      const r = await run(other, ["serve"], { PORT: port, HOST: "127.0.0.1" });
+      assertOneLineError(r, 1, new RegExp(`^tollgate: port ${port} is in use on 127\\.0\\.0\\.1`));
+      assert.equal(existsSync(join(other, "server.json")), false);
+    });
+
+    test("spend --json reads the chat grammar: `by teams` as without --json", async () => {
+      const r = await run(dir, ["spend", "today", "by", "teams", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as SpendJson;
+      assert.deepEqual(report.groups.map((g) => [g.key, g.cost_usd]), [["alpha", "0.05"], ["beta", "0.025"]]);
+      assertOneLineError(await run(dir, ["spend", "today", "by", "tema", "--json"]), 2, /"tema" is not a dimension; did you mean `team`\?/);
+    });
+
+    test("budget list and show give spend, percent and state", async () => {
+      const list = await run(dir, ["budget", "list"]);
+      assert.equal(list.code, 0, list.stderr);
+      const [header, ...rows] = list.stdout.trim().split("\n");
+      assert.match(header!, /^name\s+scope\s+period\s+mode\s+spend_usd\s+amount_usd\s+used\s+state\s+forecast_usd$/);
+      const alpha = rows.find((l) => l.startsWith("team-alpha-monthly "));
+      assert.ok(alpha, list.stdout);
+      // $0.05 of $5: 1 %; the month's forecast may or may not exist yet, so the row is read up to the state.
+      assert.match(alpha, /^team-alpha-monthly\s+team:alpha\s+month\s+soft\s+0\.05\s+5\s+1 %\s+(ok|warning)\b/);
+
+      const show = await run(dir, ["budget", "show", "team-alpha-monthly"]);
+      assert.equal(show.code, 0, show.stderr);
+      assert.match(show.stdout, /^state\s+(ok|warning)$/m);
+      assert.match(show.stdout, /^spend_usd\s+0\.05$/m);
+      assert.match(show.stdout, /^used\s+1 %$/m);
+      assert.match(show.stdout, /^remaining_usd\s+4\.95$/m);
+      assert.match(show.stdout, /^top\s+project:p \$0\.05$/m, "its largest contributor within the scope");
+      assertOneLineError(await run(dir, ["budget", "show", "no-such-budget"]), 2, /404: no budget no-such-budget/);
+    });
+
+    test("a command run in a subfolder finds the data folder above it, as git finds .git", async () => {
+      const project = dataDir();
+      symlinkSync(dir, join(project, ".tollgate"));
+      const deep = join(project, "services", "search");
+      mkdirSync(deep, { recursive: true });
+      const r = await run(dir, ["spend", "today", "--json"], { TOLLGATE_DATA_DIR: "" }, "", deep);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as SpendJson).total.cost_usd, "0.075");
+      assert.doesNotMatch(r.stderr, /created a new data folder/);
+      assert.deepEqual(readdirSync(deep), [], "nothing made where the command ran");
+    });
+
     test("SIGTERM stops the server cleanly and removes server.json", async () => {
       server.kill("SIGTERM");
       const [code, signal] = await exited;
@@ -339,10 +381,130 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.deepEqual(readdirSync(dir), []);
     });
 
-    test("help prints the usage", async () => {
-      const r = await run(dataDir(), ["help"]);
-      assert.equal(r.code, 0);
-      assert.match(r.stdout, /tollgate spend \[period\]/);
+    test("help lists every command; COMMAND --help and help COMMAND give its forms and examples", async () => {
+      const dir = dataDir();
+      const [overview, spendHelp, helpBudget, budgetHelp, telegram] = await Promise.all([
+        run(dir, ["help"]),
+        run(dir, ["spend", "--help"]),
+        run(dir, ["help", "budget"]),
+        run(dir, ["budget", "-h"]),
+        run(dir, ["telegram", "--help"]),
+      ]);
+      assert.equal(overview.code, 0, overview.stderr);
+      for (const name of ["serve", "spend", "ingest", "budget", "apply", "channels", "telegram", "teams-package"]) assert.match(overview.stdout, new RegExp(`^  tollgate ${name} +\\S`, "m"));
+      assert.equal(spendHelp.code, 0, spendHelp.stderr);
+      assert.match(spendHelp.stdout, /^tollgate spend: /);
+      assert.match(spendHelp.stdout, /^Usage:\n {2}tollgate spend \[PERIOD\] \[by DIM\]/m);
+      assert.match(spendHelp.stdout, /^Examples:\n(?: {2}tollgate spend.*\n)+/m);
+      assert.notEqual(spendHelp.stdout, overview.stdout);
+      assert.equal(helpBudget.code, 0, helpBudget.stderr);
+      assert.equal(helpBudget.stdout, budgetHelp.stdout);
+      assert.match(helpBudget.stdout, /^ {2}tollgate budget set NAME --amount USD/m);
+      // A platform's command has its help too, read without loading the platform.
+      assert.match(telegram.stdout, /^ {2}tollgate telegram link --scope/m);
+      assert.deepEqual(readdirSync(dir), [], "help opens no data folder");
     });
+
+    test("a mistyped command name gets the nearest command", async () => {
+      const dir = dataDir();
+      const [typo, helpTypo, far] = await Promise.all([run(dir, ["budgte", "list"]), run(dir, ["help", "ingets"]), run(dir, ["xyzzy"])]);
+      assertOneLineError(typo, 2, /unknown command "budgte"; did you mean `tollgate budget`\?/);
+      assertOneLineError(helpTypo, 2, /unknown command "ingets"; did you mean `tollgate ingest`\?/);
+      assertOneLineError(far, 2, /unknown command "xyzzy" \(tollgate help lists them all\)/);
+    });
+
+    test("help loads neither the database, nor express, nor a chat SDK; a command that needs them does", async () => {
+      const dir = dataDir();
+      const log = join(dir, "loaded.txt");
+      // A module hook that writes down every package resolved (hooks run on their own thread, hence a file).
+      writeFileSync(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";
+        let file;
+        export function initialize(data) { file = data.file; }
+        export async function resolve(specifier, context, next) {
+          const resolved = await next(specifier, context);
+          if (resolved.url.includes("/node_modules/")) appendFileSync(file, resolved.url + "\\n");
+          return resolved;
+        }`);
+      writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module";
+        register(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)}, { data: { file: ${JSON.stringify(log)} } });`);
+      const heavy = /\/node_modules\/(express|@electric-sql\/pglite|postgres|drizzle-orm|telegraf|botbuilder|@slack\/bolt|pino)\//;
+      const loadedBy = async (args: string[], data: string) => {
+        rmSync(log, { force: true });
+        const r = await new Promise<Run>((resolve) =>
+          execFile(process.execPath, ["--import", pathToFileURL(join(dir, "register.mjs")).href, ...BIN_ARGS, ...args], { cwd: dir, env: cliEnv(data), timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) =>
+            resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+          ),
+        );
+        assert.equal(r.code, 0, r.stderr);
+        return existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((url) => heavy.test(url)) : [];
+      };
+      for (const args of [["help"], ["serve", "--help"], ["telegram", "--help"]]) assert.deepEqual(await loadedBy(args, join(dir, "unused")), [], `tollgate ${args.join(" ")}`);
+      const migrating = await loadedBy(["migrate"], join(dir, "data"));
+      assert.ok(migrating.some((url) => url.includes("/@electric-sql/pglite/")), "the hook sees what migrate loads");
+    });
+
+    test("without TOLLGATE_DATA_DIR and no .tollgate here or above, a command says it made a new one", async () => {
+      const project = dataDir();
+      const r = await run(project, ["migrate"], { TOLLGATE_DATA_DIR: "" });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^applied 0000_ledger/);
+      assert.equal(r.stderr, `tollgate: created a new data folder, ${join(project, ".tollgate")} (no .tollgate here or in a folder above; TOLLGATE_DATA_DIR names another)\n`);
+      const again = await run(project, ["migrate"], { TOLLGATE_DATA_DIR: "" });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.stdout, "the database is up to date\n");
+      assert.equal(again.stderr, "");
+    });
+  });
+});
+
+describe("serve's claim on its data folder", () => {
+  /** The pid of a process that has exited. */
+  async function deadPid(): Promise<number> {
+    const child = spawn(process.execPath, ["-e", "0"]);
+    await once(child, "exit");
+    return child.pid!;
+  }
+
+  test("a server.json whose process is gone is taken over; a live holder is answered, its file untouched", async () => {
+    const dir = dataDir();
+    writeFileSync(join(dir, "server.json"), JSON.stringify({ url: "http://127.0.0.1:9", pid: await deadPid() }));
+    assert.deepEqual(claimServerFile(dir, process.pid), { ok: true });
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, "server.json"), "utf8")), { pid: process.pid });
+    writeServerFile(dir, { url: "http://127.0.0.1:8787", pid: process.pid });
+
+    const other = await deadPid();
+    assert.deepEqual(claimServerFile(dir, other), { ok: false, holder: { url: "http://127.0.0.1:8787", pid: process.pid } });
+    removeServerFile(dir, other);
+    assert.deepEqual(readServerFile(dir), { url: "http://127.0.0.1:8787", pid: process.pid }, "a refused server removes nothing");
+    assert.deepEqual(readdirSync(dir), ["server.json"], "no file left aside");
+  });
+
+  test("of two claims on a free folder, one wins", () => {
+    const dir = dataDir();
+    assert.deepEqual(claimServerFile(dir, process.pid), { ok: true });
+    assert.equal(claimServerFile(dir, process.ppid).ok, false);
+  });
+});
+
+describe("ingest progress", () => {
+  test("counts the bytes of the lines read, CRLF and multi-byte characters included", async () => {
+    const dir = dataDir();
+    const file = join(dir, "usage.ndjson");
+    const lines = ['{"id":"1","team":"ßearch"}', "", '{"id":"2","team":"ads"}'];
+    writeFileSync(file, `${lines.join("\r\n")}\r\n`);
+    const input = countingLines(file);
+    const seen: [string, number][] = [];
+    for await (const line of input.lines) seen.push([line, input.bytesRead()]);
+    assert.deepEqual(
+      seen.map(([line]) => line),
+      lines,
+    );
+    assert.equal(seen[0]![1], Buffer.byteLength(lines[0]!) + 1);
+    assert.equal(input.bytesRead(), statSync(file).size, "all of the file once read");
+  });
+
+  test("the line shows the share of bytes sent, not of an assumed line count", () => {
+    assert.equal(progressLine(0.5, 12_000), `[${"#".repeat(15)}${" ".repeat(15)}] 50 % · 12,000 events`);
+    assert.equal(progressLine(1.2, 3), `[${"#".repeat(30)}] 100 % · 3 events`);
   });
 });

@@ -36,7 +36,13 @@ export class AdminClient {
   }
 }
 
-/** A failure the CLI reports as one line to the user, without a stack trace. */
+/** A failure the CLI reports as one line to the user, without a stack trace: 2 for a usage error, 1 for work that could not be done. */
 export class CliError extends Error {
   readonly kind = "cli";
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2 = 2,
+  ) {
+    super(message);
+  }
 }

@@ -2,8 +2,9 @@ import { readFile } from "node:fs/promises";
 import { type BudgetFields, BudgetsFile, type Plan, type PlannedChange, parseBudgetsSource } from "../budgets/apply.ts";
 import { BudgetInput, describeScope } from "../budgets/budget.ts";
 import type { BudgetJson } from "../budgets/budget-json.ts";
+import type { BudgetStatus } from "../budgets/status.ts";
 import { pathOf } from "../errors.ts";
-import { CliError } from "./admin-client.ts";
+import { type AdminClient, CliError } from "./admin-client.ts";
 import type { Command, CommandContext } from "./commands.ts";
 import { withClient } from "./connect.ts";
 import { renderTable } from "./render.ts";
@@ -86,8 +87,28 @@ function budgetOfOptions(name: string, ctx: CommandContext): Record<string, unkn
   return entry;
 }
 
-const BUDGET_COLUMNS = ["name", "scope", "amount_usd", "period", "timezone", "thresholds", "mode", "paused"];
-const row = (b: BudgetJson) => ({ ...b, scope: describeScope(b.scope), thresholds: b.thresholds.join(",") });
+/** A budget with where it stands now: its settings from GET /api/budgets, its spend and state from .../status. */
+type BudgetRow = BudgetJson & { status: BudgetStatus };
+
+const LIST_COLUMNS = ["name", "scope", "period", "mode", "spend_usd", "amount_usd", "used", "state", "forecast_usd"];
+const row = ({ status, ...b }: BudgetRow) => ({
+  ...b,
+  scope: describeScope(b.scope),
+  thresholds: b.thresholds.map((t) => `${t} %`).join(", "),
+  spend_usd: status.spend_usd,
+  remaining_usd: status.remaining_usd,
+  used: `${status.percent} %`,
+  state: status.state,
+  forecast_usd: status.forecast_usd ?? "",
+  current_period: `${status.period.label} (${status.period.start} to ${status.period.end})`,
+  top: status.top.map((t) => `${t.dimension}:${t.key} $${t.spend_usd}`).join(", "),
+});
+const SHOW_FIELDS = ["id", "name", "scope", "state", "spend_usd", "amount_usd", "used", "remaining_usd", "forecast_usd", "current_period", "top", "period", "timezone", "thresholds", "mode", "paused", "created_at", "updated_at"];
+
+/** The budgets' settings and, for each, its status (the figures chat and digests show). */
+async function withStatus(c: AdminClient, budgets: BudgetJson[]): Promise<BudgetRow[]> {
+  return Promise.all(budgets.map(async (b) => ({ ...b, status: await c.get<BudgetStatus>(`${at(b.id)}/status`) })));
+}
 
 /** Reads and checks a budgets file; its problems come back as `FILE:LINE: path: what was expected`. */
 async function readBudgetsFile(file: string): Promise<{ budgets: unknown }> {
@@ -112,14 +133,14 @@ export const budgetCommands: Record<string, Command> = {
   async budget(ctx) {
     const [action, name, ...extra] = ctx.args;
     if (action === "list" && !name) {
-      const { budgets } = await withClient(ctx, (c) => c.get<{ budgets: BudgetJson[] }>("/api/budgets"));
-      out(budgets.length > 0 ? renderTable(budgets.map(row), BUDGET_COLUMNS) : "no budgets yet; add one with tollgate budget set NAME --amount 500 --period month");
+      const budgets = await withClient(ctx, async (c) => withStatus(c, (await c.get<{ budgets: BudgetJson[] }>("/api/budgets")).budgets));
+      out(budgets.length > 0 ? renderTable(budgets.map(row), LIST_COLUMNS) : "no budgets yet; add one with tollgate budget set NAME --amount 500 --period month");
       return 0;
     }
     if (action === "show" && name && extra.length === 0) {
-      const budget = await withClient(ctx, (c) => c.get<BudgetJson>(at(name)));
-      const shown = row(budget) as Record<string, unknown>;
-      out(["id", ...BUDGET_COLUMNS, "created_at", "updated_at"].map((k) => `${k.padEnd(11)} ${String(shown[k])}`).join("\n"));
+      const [budget] = await withClient(ctx, async (c) => withStatus(c, [await c.get<BudgetJson>(at(name))]));
+      const shown = row(budget!) as Record<string, unknown>;
+      out(SHOW_FIELDS.map((k) => `${k.padEnd(14)} ${String(shown[k] ?? "")}`).join("\n"));
       return 0;
     }
     if (action === "set" && name && extra.length === 0) {

@@ -1,12 +1,12 @@
+import { renderText } from "../../commands/render-text.ts";
 import type { Reply } from "../../commands/reply.ts";
 import { CliError } from "./admin-client.ts";
 import type { Command, CommandContext } from "./commands.ts";
 import { withClient } from "./connect.ts";
 
-/** What POST /api/commands answers. */
+/** What POST /api/commands answers (and its `text`, which this renders itself). */
 interface CommandAnswer {
   reply: Reply;
-  text: string;
 }
 
 /**
@@ -19,7 +19,8 @@ export async function answerChat(ctx: CommandContext, text: string): Promise<num
   const by = typeof ctx.options.by === "string" ? ctx.options.by : undefined;
   const answer = await withClient(ctx, (c) => c.postJson<CommandAnswer>("/api/commands", { text, ...(tz ? { timezone: tz } : {}), ...(by ? { caller: by } : {}) }));
   if (answer.reply.error) throw new CliError(answer.reply.summary ?? answer.reply.title);
-  process.stdout.write(`${answer.text}\n`);
+  // Buttons are chat's ("Actions: By team"): a terminal has none to press, so they are left out.
+  process.stdout.write(`${renderText({ ...answer.reply, actions: [] })}\n`);
   return 0;
 }
 

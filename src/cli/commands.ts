@@ -2,20 +2,14 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import type { Config } from "../config.ts";
-import { openDatabase } from "../db/connection.ts";
-import { migrate } from "../db/migrate.ts";
 import type { Integration } from "../integration.ts";
-import { DIMENSIONS } from "../ledger/event.ts";
+import { parseCommand } from "../../commands/parse.ts";
 import type { Logger } from "../logger.ts";
 import { type AdminClient, CliError } from "./admin-client.ts";
-import { approvalsCommands } from "./approvals-commands.ts";
-import { budgetCommands } from "./budget-commands.ts";
-import { channelsCommands } from "./channels-commands.ts";
-import { answerChat, chatCommands } from "./chat-commands.ts";
+import { answerChat } from "./chat-commands.ts";
 import { withClient } from "./connect.ts";
 import { demoEvents } from "./demo.ts";
 import { type SpendJson, renderTable } from "./render.ts";
-import { serve } from "./serve.ts";
 
 export interface CommandContext {
   config: Config;
@@ -24,29 +18,25 @@ export interface CommandContext {
   options: Record<string, string | boolean | undefined>;
   /** Platforms composed in by the entry point, for `serve`. */
   integrations: readonly Integration[];
+  /** Says once, on standard error, that the data folder was just made (if it was); `serve` calls it as it starts. */
+  noteDataDir(): void;
 }
 
 export type Command = (ctx: CommandContext) => Promise<number>;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
-/** `[period] [by DIM] [DIM:VALUE ...]` → the query string of GET /api/spend. */
+/**
+ * `[period] [by DIM] [DIM:VALUE ...]` → the query string of GET /api/spend, read by the chat
+ * grammar itself, so `spend ... --json` takes exactly what `spend ...` and chat's /spend take.
+ */
 export function spendQuery(args: string[], tz: string | undefined): URLSearchParams {
-  const query = new URLSearchParams();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg.toLowerCase() === "by") {
-      const by = args[++i]?.toLowerCase();
-      if (!by || !(DIMENSIONS as readonly string[]).includes(by)) throw new CliError(`after "by" give one of ${DIMENSIONS.join(", ")}`);
-      query.set("by", by);
-    } else if (arg.includes(":")) {
-      const [dim, ...value] = arg.split(":");
-      if (!(DIMENSIONS as readonly string[]).includes(dim!.toLowerCase()) || value.join(":") === "")
-        throw new CliError(`"${arg}" is not a filter; write DIM:VALUE with DIM one of ${DIMENSIONS.join(", ")}`);
-      query.set(dim!.toLowerCase(), value.join(":"));
-    } else if (!query.has("period")) query.set("period", arg);
-    else throw new CliError(`unexpected "${arg}"; the period is already "${query.get("period")}"`);
-  }
+  const parsed = parseCommand(["spend", ...args].join(" "));
+  if (!parsed.ok) throw new CliError(parsed.error.message);
+  const spend = parsed.command;
+  if (spend.verb !== "spend") throw new Error(`"spend" parsed as ${spend.verb}`);
+  if (spend.share) throw new CliError("share posts a chat's answer to its channel; --json has no channel to share to");
+  const query = new URLSearchParams({ period: spend.period, ...(spend.by ? { by: spend.by } : {}), ...spend.filters });
   if (tz) query.set("tz", tz);
   return query;
 }
@@ -88,13 +78,36 @@ async function importLines(
   return totals;
 }
 
-function progressBar(total: number | undefined): (done: number) => void {
+/** `[######        ] 40 % · 12,000 events`: `share` is how much of the input has been sent, from 0 to 1. */
+export function progressLine(share: number, events: number): string {
+  const bounded = Math.min(1, Math.max(0, share));
+  const filled = Math.round(bounded * 30);
+  return `[${"#".repeat(filled)}${" ".repeat(30 - filled)}] ${Math.floor(bounded * 100)} % · ${events.toLocaleString("en-US")} events`;
+}
+
+/** Redraws the progress line on a terminal; `share` is asked after each batch. */
+function progressBar(share: (events: number) => number): (events: number) => void {
   if (!process.stderr.isTTY) return () => {};
-  return (done) => {
-    const share = total ? Math.min(1, done / total) : 0;
-    const filled = Math.round(share * 30);
-    process.stderr.write(`\r[${"#".repeat(filled)}${" ".repeat(30 - filled)}] ${done.toLocaleString("en-US")} events`);
-  };
+  return (events) => process.stderr.write(`\r${progressLine(share(events), events)}`);
+}
+
+/**
+ * The file's lines with a count of the bytes they came from, for progress: lines vary from
+ * 100 bytes to many kilobytes, so a count of lines says little about how much is left.
+ */
+export function countingLines(file: string): { lines: AsyncIterable<string>; bytesRead(): number } {
+  const input = createReadStream(file);
+  const reader = createInterface({ input, crlfDelay: Infinity });
+  let bytes = 0;
+  async function* lines() {
+    for await (const line of reader) {
+      // The line's bytes and its newline; a CRLF file's \r is counted at the end, when the stream is done.
+      bytes += Buffer.byteLength(line, "utf8") + 1;
+      yield line;
+    }
+    bytes = input.bytesRead;
+  }
+  return { lines: lines(), bytesRead: () => bytes };
 }
 
 function reportImport(totals: Awaited<ReturnType<typeof importLines>>): number {
@@ -140,24 +153,8 @@ async function readSecret(prompt: string): Promise<string> {
   }
 }
 
+/** The commands with no module of their own; src/cli/catalog.ts lists every command and loads it. */
 export const commands: Record<string, Command> = {
-  ...approvalsCommands,
-  ...budgetCommands,
-  ...channelsCommands,
-  ...chatCommands,
-  serve: (ctx) => serve(ctx.config, ctx.logger, ctx.integrations),
-
-  async migrate(ctx) {
-    const database = await openDatabase({ url: ctx.config.DATABASE_URL, dataDir: ctx.config.TOLLGATE_DATA_DIR });
-    try {
-      const applied = await migrate(database);
-      out(applied.length > 0 ? `applied ${applied.join(", ")}` : "the database is up to date");
-    } finally {
-      await database.close();
-    }
-    return 0;
-  },
-
   /** The chat's answer in plain text; `--json` is the report of GET /api/spend, for scripts. */
   async spend(ctx) {
     if (!ctx.options.json) return answerChat(ctx, ["spend", ...ctx.args].join(" "));
@@ -179,9 +176,9 @@ export const commands: Record<string, Command> = {
     if (!file) throw new CliError("give the NDJSON file to import: tollgate ingest FILE");
     const size = (await stat(file).catch(() => null))?.size;
     if (size === undefined) throw new CliError(`cannot read ${file}`);
-    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-    const averageLine = 400;
-    const totals = await withClient(ctx, (c) => importLines(c, str(ctx.options.source) ?? "import", lines, progressBar(Math.ceil(size / averageLine))));
+    const input = countingLines(file);
+    const share = () => (size === 0 ? 1 : input.bytesRead() / size);
+    const totals = await withClient(ctx, (c) => importLines(c, str(ctx.options.source) ?? "import", input.lines, progressBar(share)));
     return reportImport(totals);
   },
 
@@ -189,7 +186,7 @@ export const commands: Record<string, Command> = {
     const days = Number(str(ctx.options.days) ?? "60");
     if (!Number.isInteger(days) || days < 1 || days > 366) throw new CliError("--days must be a whole number from 1 to 366");
     const events = [...demoEvents(new Date(), days)].map((e) => JSON.stringify(e));
-    const totals = await withClient(ctx, (c) => importLines(c, "demo", events, progressBar(events.length)));
+    const totals = await withClient(ctx, (c) => importLines(c, "demo", events, progressBar((sent) => sent / events.length)));
     const code = reportImport(totals);
     out("Try: tollgate spend this-month by team");
     return code;

@@ -2,7 +2,6 @@ import { once } from "node:events";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { createGateway, resolveAdminToken } from "../app.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
@@ -21,9 +20,11 @@ export interface Connection {
  * a gateway started inside this process on a loopback port, so every command has one code path.
  */
 export async function connect(config: Config, logger: Logger, integrations: readonly Integration[] = []): Promise<Connection> {
-  if (config.TOLLGATE_URL) return { client: new AdminClient(config.TOLLGATE_URL, remoteToken(config)), via: config.TOLLGATE_URL, close: async () => {} };
+  if (config.TOLLGATE_URL) return { client: new AdminClient(config.TOLLGATE_URL, remoteToken(config, config.TOLLGATE_URL)), via: config.TOLLGATE_URL, close: async () => {} };
   const local = readServerFile(config.TOLLGATE_DATA_DIR)?.url;
-  if (local) return { client: new AdminClient(local, resolveAdminToken(config)), via: local, close: async () => {} };
+  if (local) return { client: new AdminClient(local, remoteToken(config, local)), via: local, close: async () => {} };
+  // Loaded only here: a command answered by a running server needs neither express nor the database.
+  const { createGateway } = await import("../app.ts");
   // A one-off command neither delivers nor runs schedules: the outbox and the jobs wait for `serve`.
   const gateway = await createGateway({ ...config, TOLLGATE_JOBS: "off" }, logger, undefined, integrations);
   const server = gateway.app.listen(0, "127.0.0.1");
@@ -40,13 +41,14 @@ export async function connect(config: Config, logger: Logger, integrations: read
 }
 
 /**
- * The admin token for the gateway at TOLLGATE_URL: the configured one, or the one this data folder
- * already holds. Never a new one: a token made here would be unknown there, and every call a 401.
+ * The admin token for the gateway at `url`: the configured one, or the one this data folder
+ * already holds (a server running on it made it). Never a new one: a token made here would be
+ * unknown there, and every call a 401.
  */
-function remoteToken(config: Config): string {
+function remoteToken(config: Config, url: string): string {
   const file = join(config.TOLLGATE_DATA_DIR, "admin.token");
   const token = config.TOLLGATE_ADMIN_TOKEN ?? (existsSync(file) ? readFileSync(file, "utf8").trim() : undefined);
-  if (!token) throw new CliError(`TOLLGATE_URL is ${config.TOLLGATE_URL}: set TOLLGATE_ADMIN_TOKEN to that gateway's admin token`);
+  if (!token) throw new CliError(`${url === config.TOLLGATE_URL ? "TOLLGATE_URL" : "the server on this data folder"} is ${url}: set TOLLGATE_ADMIN_TOKEN to that gateway's admin token`);
   return token;
 }
 

@@ -2,8 +2,13 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The real `tollgate` binary as a user runs it, in a child process. */
-export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "tollgate.js");
+/**
+ * The `tollgate` entry point in a child process, from its TypeScript through tsx: the tests check
+ * the sources as they are, not a dist/ compiled before the last edit (CI's smoke run covers dist/).
+ */
+export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "main.ts");
+/** `node` arguments that run BIN: tsx by its full address, as the child's working directory is anywhere. */
+export const BIN_ARGS = ["--import", import.meta.resolve("tsx"), BIN];
 
 /** The parent's environment without anything that would point the CLI elsewhere, plus `extra`. */
 export function cliEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -15,16 +20,25 @@ export function cliEnv(dataDir: string, extra: Record<string, string> = {}): Nod
   return { ...env, TOLLGATE_DATA_DIR: dataDir, LOG_LEVEL: "silent", ...extra };
 }
 
+/**
+ * How long a CLI run may take before it is taken for hung: far beyond what it needs, as a loaded
+ * 2-core machine can take a minute to start tsx and migrate a new PGlite folder.
+ */
+export const CLI_TIMEOUT_MS = 300_000;
+
 export interface Run {
   code: number;
   stdout: string;
   stderr: string;
 }
 
-/** Runs `tollgate ARGS` in `dataDir` and collects what it printed and how it exited. */
-export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
+/**
+ * Runs `tollgate ARGS` in `dataDir` (or `cwd`) and collects what it printed and how it exited;
+ * `TOLLGATE_DATA_DIR: ""` in `extra` leaves the CLI to find its data folder.
+ */
+export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = "", cwd = dataDir): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [...BIN_ARGS, ...args], { cwd, env: cliEnv(dataDir, extra), timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
