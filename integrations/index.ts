@@ -1,7 +1,7 @@
 import type { IntegrationSource } from "../src/integration.ts";
-import { slackConfigured } from "./slack/configured.ts";
-import { teamsConfigured } from "./teams/configured.ts";
-import { telegramConfigured } from "./telegram/configured.ts";
+import { slackConfigured } from "./slack/settings.ts";
+import { teamsConfigured } from "./teams/settings.ts";
+import { telegramConfigured } from "./telegram/settings.ts";
 
 /** Every platform this build delivers to, loaded only when configured (or its command runs); the entry point hands them to the gateway. */
 export const integrations: IntegrationSource[] = [
