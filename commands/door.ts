@@ -1,4 +1,5 @@
 import type { AlertAction } from "../src/alerts/alert.ts";
+import { actorText } from "../src/approvals/members.ts";
 import type { Logger } from "../src/logger.ts";
 import type { Services } from "../src/services.ts";
 import type { z } from "zod";
@@ -125,7 +126,7 @@ export function chatDoor({ platform, registry, services, logger, timezone }: Doo
       services,
       now: new Date(),
     }),
-    actor: (person) => `${platform}:${person.userId}`,
+    actor: (person) => actorText({ kind: "member", platform, userId: person.userId }),
     typed: (text, ctx) => answerText(registry, text, ctx),
     async pressed(action, ctx) {
       const invocation = await actionCommand(action, services, ctx.now);

@@ -1,9 +1,9 @@
 import type { IntegrationSource } from "../src/integration.ts";
-import { slackConfigured } from "./slack/configured.ts";
+import { slackConfigured } from "./slack/settings.ts";
 import { teamsHelp } from "./teams/cli-help.ts";
-import { teamsConfigured } from "./teams/configured.ts";
+import { teamsConfigured } from "./teams/settings.ts";
 import { telegramHelp } from "./telegram/cli-help.ts";
-import { telegramConfigured } from "./telegram/configured.ts";
+import { telegramConfigured } from "./telegram/settings.ts";
 
 /** Every platform this build delivers to, loaded only when configured (or its command runs); the entry point hands them to the gateway. */
 export const integrations: IntegrationSource[] = [

@@ -3,7 +3,8 @@ import { z } from "zod";
 import { isTimeZone } from "./ledger/period.ts";
 import { decimalUsdToPico } from "./pricing/money.ts";
 
-const optional = z
+/** An optional setting: an empty value is unset. */
+export const optional = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v));
@@ -14,11 +15,12 @@ function wholeNumber(min: number, max: number, fallback: number) {
   return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(fallback);
 }
 
-function upstreamUrl(fallback: string) {
+/** An upstream's base URL; tests point it at a fake. */
+export function upstreamUrl(fallback: string) {
   return z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).default(fallback);
 }
 
-function httpsUrl(fallback: string) {
+export function httpsUrl(fallback: string) {
   return z.url({ protocol: /^https$/, error: "an https:// URL" }).default(fallback);
 }
 
@@ -128,73 +130,27 @@ export const ConfigSchema = z.object({
   TOLLGATE_ANOMALY_MIN_USD: usd("5"),
   /** The hour, in each channel's time zone, daily digests (and on Mondays weekly ones) go out at. */
   TOLLGATE_DIGEST_HOUR: wholeNumber(0, 23, 9),
-  /** Slack is on when its bot token is set (Slack app → OAuth & Permissions). */
-  SLACK_BOT_TOKEN: optional.pipe(z.string().regex(/^xoxb-\S+$/, "a bot token, starting with xoxb-").optional()),
-  /** Required with the bot token: Slack's requests are refused unless signed with it (Basic Information → App Credentials). */
-  SLACK_SIGNING_SECRET: optional.pipe(z.string().regex(/^\S{16,}$/, "the app's signing secret (at least 16 characters, no spaces)").optional()),
-  /** The Slack Web API's base URL: only tests change it. */
-  SLACK_API_URL: upstreamUrl("https://slack.com/api/"),
-  /** Telegram is on when its bot token is set (from @BotFather). */
-  TELEGRAM_BOT_TOKEN: optional.pipe(z.string().regex(/^\d{3,}:[A-Za-z0-9_-]{30,}$/, "a bot token from @BotFather, such as 123456789:AAE...").optional()),
-  /** `webhook` (Telegram posts to /telegram/webhook) or `polling` (this gateway asks Telegram, for a machine without a public URL). */
-  TELEGRAM_MODE: z.enum(["webhook", "polling"], { error: "webhook or polling" }).default("webhook"),
-  /** Required in webhook mode: Telegram sends it in X-Telegram-Bot-Api-Secret-Token, and requests without it are refused. */
-  TELEGRAM_WEBHOOK_SECRET: optional.pipe(z.string().regex(/^[A-Za-z0-9_-]{16,256}$/, "16 to 256 letters, digits, _ or - (what Telegram allows in a secret_token)").optional()),
-  /** The Bot API's base URL: only tests change it. */
-  TELEGRAM_API_ROOT: upstreamUrl("https://api.telegram.org"),
-  /** Teams is on when the bot's Microsoft app id is set (Azure Bot → Configuration), or with TEAMS_AUTH=off. */
-  MicrosoftAppId: optional.pipe(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "the bot's Microsoft app id, a GUID").optional()),
-  /** The app's client secret; not needed with UserAssignedMSI. */
-  MicrosoftAppPassword: optional,
-  /** SingleTenant (new bots), MultiTenant (bots made before it was retired) or UserAssignedMSI. */
-  MicrosoftAppType: z.enum(["SingleTenant", "MultiTenant", "UserAssignedMSI"], { error: "SingleTenant, MultiTenant or UserAssignedMSI" }).default("SingleTenant"),
-  /** The Entra tenant of a SingleTenant or UserAssignedMSI bot. */
-  MicrosoftAppTenantId: optional.pipe(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "the tenant id, a GUID").optional()),
-  // The Microsoft cloud the bot lives in; the defaults are the public cloud's (README: Connect Teams).
-  /** Where the bot gets its token for the connector: Entra's login host, the tenant is added. */
-  TEAMS_LOGIN_URL: httpsUrl("https://login.microsoftonline.com"),
-  /** The audience of the bot's token to the connector. */
-  TEAMS_OAUTH_SCOPE: httpsUrl("https://api.botframework.com"),
-  /** The issuer of the tokens the connector signs the activities it sends with. */
-  TEAMS_TOKEN_ISSUER: httpsUrl("https://api.botframework.com"),
-  /** The OpenID metadata naming the keys those tokens are signed with. */
-  TEAMS_OPENID_METADATA_URL: httpsUrl("https://login.botframework.com/v1/.well-known/openidconfiguration"),
-  /** `off` runs Teams without checking who calls /api/messages, for local development only (refused with NODE_ENV=production). */
-  TEAMS_AUTH: z.enum(["on", "off"], { error: "on or off" }).default("on"),
   NODE_ENV: optional,
 });
 export type Config = z.infer<typeof ConfigSchema> & {
   /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
   providerKeys: Record<string, string>;
+  /**
+   * The environment's set values, for the settings a part brings itself (each chat platform's,
+   * in integrations/<platform>/settings.ts): read with readSettings.
+   */
+  env: Readonly<Record<string, string>>;
 };
 
 export class ConfigError extends Error {
   readonly kind = "config";
 }
 
-/** Teams settings that only make sense together; no authentication is never allowed in production. */
-function teamsChecks(c: z.infer<typeof ConfigSchema>): void {
-  const fail = (line: string) => {
-    throw new ConfigError(`Invalid configuration:\n  ${line}`);
-  };
-  if (c.TEAMS_AUTH === "off" && c.NODE_ENV === "production") fail("TEAMS_AUTH: expected on in production (NODE_ENV=production): set MicrosoftAppId and its credentials");
-  if (!c.MicrosoftAppId) return;
-  if (c.MicrosoftAppType !== "UserAssignedMSI" && !c.MicrosoftAppPassword) fail("MicrosoftAppPassword: expected the app's client secret, required when MicrosoftAppId is set");
-  if (c.MicrosoftAppType !== "MultiTenant" && !c.MicrosoftAppTenantId) fail(`MicrosoftAppTenantId: expected the tenant id, required for a ${c.MicrosoftAppType} bot`);
-}
-
 /** Reads the environment; a bad value names the variable and what was expected. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value (`PORT=` in a .env file or compose file) means unset, so the default applies.
-  const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
+  const set = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1].trim() !== ""));
   const parsed = ConfigSchema.safeParse(set);
-  if (parsed.success && parsed.data.SLACK_BOT_TOKEN && !parsed.data.SLACK_SIGNING_SECRET)
-    throw new ConfigError("Invalid configuration:\n  SLACK_SIGNING_SECRET: expected the app's signing secret, required when SLACK_BOT_TOKEN is set");
-  if (parsed.success && parsed.data.TELEGRAM_BOT_TOKEN && parsed.data.TELEGRAM_MODE === "webhook" && !parsed.data.TELEGRAM_WEBHOOK_SECRET)
-    throw new ConfigError(
-      "Invalid configuration:\n  TELEGRAM_WEBHOOK_SECRET: expected 16 to 256 letters, digits, _ or -, required when TELEGRAM_BOT_TOKEN is set in webhook mode (or set TELEGRAM_MODE=polling)",
-    );
-  if (parsed.success) teamsChecks(parsed.data);
   if (parsed.success) {
     const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
     const providerKeys = Object.fromEntries(
@@ -203,8 +159,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         return key ? [[name, key.trim()]] : [];
       }),
     );
-    return { ...parsed.data, providerKeys };
+    return { ...parsed.data, providerKeys, env: set };
   }
-  const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: expected ${i.message}`);
-  throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
+  throw invalid(parsed.error);
+}
+
+const invalid = (error: z.ZodError) => new ConfigError(`Invalid configuration:\n${error.issues.map((i) => `  ${i.path.join(".")}: expected ${i.message}`).join("\n")}`);
+
+const settingsRead = new WeakMap<Config, Map<z.ZodType, unknown>>();
+
+/**
+ * A part's own settings (a chat platform's), read from the environment `config` was loaded from;
+ * a bad value is a ConfigError worded as loadConfig words them. Read once per config.
+ */
+export function readSettings<T>(schema: z.ZodType<T>, config: Pick<Config, "env">): T {
+  const known = settingsRead.get(config as Config) ?? new Map<z.ZodType, unknown>();
+  settingsRead.set(config as Config, known);
+  if (known.has(schema)) return known.get(schema) as T;
+  const parsed = schema.safeParse(config.env);
+  if (!parsed.success) throw invalid(parsed.error);
+  known.set(schema, parsed.data);
+  return parsed.data;
 }

@@ -94,9 +94,10 @@ export interface IntegrationCommandContext {
 
 /**
  * A chat platform or webhook kind, composed in from `integrations/` by the entry point: `src` never
- * imports platform code. An integration is a receiver (`mount`), a renderer (inside it and its
- * deliverer), a deliverer, and its own settings. `mount` adds the platform's own routes (events, interactivity) before the
- * admin API and its JSON parser, so it can read raw bodies to check signatures.
+ * imports platform code. An integration is a receiver (`mount`, answering through its door), a
+ * renderer (of Replies and Alerts, used by both), a deliverer, and its own slice of the settings
+ * (integrations/<platform>/settings.ts). `mount` adds the platform's own routes (events,
+ * interactivity) before the admin API and its JSON parser, so it can read raw bodies to check signatures.
  */
 export interface Integration {
   platform: string;
@@ -115,7 +116,7 @@ export interface Integration {
 
 /**
  * A platform as the entry point offers it, unloaded: whether this config turns it on, the CLI
- * commands it brings, and how to load it. A platform's SDK (botbuilder, Bolt, telegraf) is loaded
+ * commands it brings, and how to load it. A platform's SDK is loaded
  * only when it is configured or one of its commands runs: a gateway or CLI without it starts
  * faster and smaller.
  */

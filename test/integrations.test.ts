@@ -30,4 +30,17 @@ describe("integration sources", () => {
     assert.deepEqual(await platforms({}, "teams-package"), ["webhook", "teams"]);
     assert.deepEqual(await platforms({}, "telegram"), ["webhook", "telegram"]);
   });
+
+  test("each platform reads its own settings: a bad value stops start-up naming the variable, and the gateway's config holds none of them", async () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ SLACK_BOT_TOKEN: "xoxp-user-token" }, /SLACK_BOT_TOKEN: expected a bot token, starting with xoxb-/],
+      [{ SLACK_BOT_TOKEN: "xoxb-1-2-abc" }, /SLACK_SIGNING_SECRET: expected the app's signing secret, required when SLACK_BOT_TOKEN is set/],
+      [{ TELEGRAM_MODE: "push" }, /TELEGRAM_MODE: expected webhook or polling/],
+      [{ TELEGRAM_BOT_TOKEN: "123456789:AAEabcdefghijklmnopqrstuvwxyz0123456" }, /TELEGRAM_WEBHOOK_SECRET: expected .*required when TELEGRAM_BOT_TOKEN is set in webhook mode/],
+      [{ MicrosoftAppId: "not-a-guid" }, /MicrosoftAppId: expected the bot's Microsoft app id, a GUID/],
+    ];
+    for (const [env, message] of bad) await assert.rejects(platforms(env), message, JSON.stringify(env));
+    const config = loadConfig({ SLACK_BOT_TOKEN: "xoxb-1-2-abc", SLACK_SIGNING_SECRET: "0123456789abcdef0123", TEAMS_AUTH: "off" });
+    assert.ok(!("SLACK_BOT_TOKEN" in config) && !("TEAMS_AUTH" in config));
+  });
 });

@@ -4,6 +4,7 @@ import { globalAgent } from "node:https";
 import { after, before, describe, test } from "node:test";
 import { createAdapter } from "../integrations/teams/bot.ts";
 import { teamsDeliverer } from "../integrations/teams/deliver.ts";
+import { teamsSettings } from "../integrations/teams/settings.ts";
 import { teamsIntegration } from "../integrations/teams/index.ts";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/logger.ts";
@@ -80,8 +81,8 @@ after(async () => {
 
 describe("Teams authentication", () => {
   test("the cloud's addresses must be https URLs", () => {
-    assert.throws(() => loadConfig({ TEAMS_LOGIN_URL: "http://login.example" }), /TEAMS_LOGIN_URL: .*an https:\/\/ URL/);
-    assert.throws(() => loadConfig({ TEAMS_OPENID_METADATA_URL: "login.botframework.com" }), /TEAMS_OPENID_METADATA_URL: .*an https:\/\/ URL/);
+    assert.throws(() => teamsSettings(loadConfig({ TEAMS_LOGIN_URL: "http://login.example" })), /TEAMS_LOGIN_URL: .*an https:\/\/ URL/);
+    assert.throws(() => teamsSettings(loadConfig({ TEAMS_OPENID_METADATA_URL: "login.botframework.com" })), /TEAMS_OPENID_METADATA_URL: .*an https:\/\/ URL/);
   });
 
   test("an activity without a valid Bot Framework token is refused with 401 and does nothing", async () => {
@@ -158,7 +159,7 @@ describe("Teams authentication", () => {
     const target = { id: "c-auth", platform: "teams", name: "x", address: { service_url: connector.serviceUrl, tenant_id: TENANT, conversation_id: CHANNEL }, secret: null, timezone: "UTC" };
     const alert = sampleAlert();
     const deliver = async (settings: Record<string, string>) => {
-      const config = loadConfig({ ...env(), ...settings, TOLLGATE_DATA_DIR: "/tmp" });
+      const config = teamsSettings(loadConfig({ ...env(), ...settings, TOLLGATE_DATA_DIR: "/tmp" }));
       const deliverer = teamsDeliverer(createAdapter(config, createLogger("silent")), config, createLogger("silent"));
       return deliverer.deliver(target, { id: 1, dedupeKey: "d", attempt: 1, payload: { alerts: [alert] }, createdAt: new Date() }, { now: new Date(), signal: AbortSignal.timeout(10_000), publicUrl: undefined });
     };

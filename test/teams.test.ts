@@ -4,11 +4,14 @@ import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { createAdapter } from "../integrations/teams/bot.ts";
 import { teamsDeliverer } from "../integrations/teams/deliver.ts";
+import { integrations } from "../integrations/index.ts";
 import { teamsIntegration } from "../integrations/teams/index.ts";
+import { teamsSettings } from "../integrations/teams/settings.ts";
 import { telegramIntegration } from "../integrations/telegram/index.ts";
 import { webhook } from "../integrations/webhook/index.ts";
 import type { ChannelInfo } from "../src/alerts/channels.ts";
 import { loadConfig } from "../src/config.ts";
+import { loadIntegrations } from "../src/integration.ts";
 import { createLogger } from "../src/logger.ts";
 import { type FakeConnector, startFakeConnector } from "./fakes/bot-connector.ts";
 import { cardProblems } from "./helpers/adaptive-card.ts";
@@ -120,9 +123,11 @@ after(async () => {
 });
 
 describe("Teams", () => {
-  test("TEAMS_AUTH=off is refused in production", () => {
-    assert.throws(() => loadConfig({ TEAMS_AUTH: "off", NODE_ENV: "production" }), /TEAMS_AUTH: expected on in production/);
-    assert.throws(() => loadConfig({ MicrosoftAppId: randomUUID(), MicrosoftAppPassword: "x" }), /MicrosoftAppTenantId/);
+  test("TEAMS_AUTH=off is refused in production", async () => {
+    assert.throws(() => teamsSettings(loadConfig({ TEAMS_AUTH: "off", NODE_ENV: "production" })), /TEAMS_AUTH: expected on in production/);
+    assert.throws(() => teamsSettings(loadConfig({ MicrosoftAppId: randomUUID(), MicrosoftAppPassword: "x" })), /MicrosoftAppTenantId/);
+    // What `serve` does first: the platforms this config turns on are found, and a bad Teams setting stops it there.
+    await assert.rejects(loadIntegrations(integrations, loadConfig({ TEAMS_AUTH: "off", NODE_ENV: "production" })), /TEAMS_AUTH: expected on in production/);
   });
 
   test("/api/messages is the bot's, not behind the admin token; commands in a channel (mention stripped) and in a personal chat", async () => {
@@ -251,7 +256,7 @@ describe("Teams", () => {
   });
 
   test("delivery: 429 is retried after the connector's Retry-After, 5xx retried, 403 means the bot was removed (gone)", async () => {
-    const config = loadConfig({ TEAMS_AUTH: "off", TOLLGATE_DATA_DIR: "/tmp" });
+    const config = teamsSettings(loadConfig({ TEAMS_AUTH: "off", TOLLGATE_DATA_DIR: "/tmp" }));
     const deliverer = teamsDeliverer(createAdapter(config, createLogger("silent")), config, createLogger("silent"));
     const target = { id: "c1", platform: "teams", name: "x", address: { service_url: connector.serviceUrl, tenant_id: TENANT, conversation_id: "19:other@thread.tacv2" }, secret: null, timezone: "UTC" };
     const alert = sampleAlert();

@@ -2,7 +2,7 @@ import { describeScope, type Scope, scopesOverlap } from "../../src/budgets/budg
 import { DIMENSIONS, type Dimension } from "../../src/ledger/event.ts";
 import { resolvePeriod } from "../../src/ledger/period.ts";
 import { changeText, formatUsd } from "../../src/pricing/money.ts";
-import { defineCommand } from "../command.ts";
+import { type Parsed, defineCommand } from "../command.ts";
 import { dimension, fail, filter, ok } from "../grammar.ts";
 import { reply } from "../reply.ts";
 
@@ -19,43 +19,49 @@ const count = (n: number) => n.toLocaleString("en-US");
 const day = (d: Date, timeZone: string) => d.toLocaleDateString("en-CA", { timeZone });
 const known = (period: string) => resolvePeriod(period, { now: new Date(), timeZone: "UTC" });
 
+/**
+ * The grammar of `spend`, for every door and for the CLI's `tollgate spend` (with or without
+ * `--json`): the period (default this-month), `by DIM`, `DIM:VALUE` filters and `share`.
+ */
+export function parseSpend(words: readonly string[]): Parsed<SpendValue> {
+  let period: string | undefined;
+  let by: Dimension | undefined;
+  const filters: Scope = {};
+  let share = false;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    const lower = word.toLowerCase();
+    if (lower === "by") {
+      const next = words[++i];
+      if (!next) return fail(`"by" needs a dimension`, `by ${DIMENSIONS.join("|")}`);
+      const dim = dimension(next);
+      if (!dim.ok) return dim;
+      by = dim.dim;
+    } else if (lower === "share") share = true;
+    else if (word.includes(":") && !/^\d{4}-/.test(word)) {
+      const f = filter(word);
+      if (!f.ok) return f;
+      filters[f.dim] = f.value;
+    } else if (period === undefined) {
+      // "last month" and "this week" are written as two words as often as one.
+      const pair = (lower === "last" || lower === "this") && words[i + 1] ? `${lower}-${words[i + 1]!.toLowerCase()}` : undefined;
+      const candidate = pair && known(pair).ok ? pair : word;
+      if (candidate === pair) i++;
+      const checked = known(candidate);
+      if (!checked.ok) return fail(checked.error.message, checked.error.expected, checked.error.suggestion);
+      period = candidate;
+    } else return fail(`unexpected "${word}"; the period is already "${period}"`, USAGE);
+  }
+  return ok({ verb: "spend", period: period ?? "this-month", ...(by ? { by } : {}), filters, share });
+}
+
 /** `spend last month by team team:search share`: spend over a period, by a dimension, within filters. */
 export const spend = defineCommand<SpendValue>({
   name: "spend",
   usage: USAGE,
   examples: ["spend this-week", "spend last-month by model team:search", "spend 7d by feature share"],
   role: () => "viewer",
-  parse(words) {
-    let period: string | undefined;
-    let by: Dimension | undefined;
-    const filters: Scope = {};
-    let share = false;
-    for (let i = 0; i < words.length; i++) {
-      const word = words[i]!;
-      const lower = word.toLowerCase();
-      if (lower === "by") {
-        const next = words[++i];
-        if (!next) return fail(`"by" needs a dimension`, `by ${DIMENSIONS.join("|")}`);
-        const dim = dimension(next);
-        if (!dim.ok) return dim;
-        by = dim.dim;
-      } else if (lower === "share") share = true;
-      else if (word.includes(":") && !/^\d{4}-/.test(word)) {
-        const f = filter(word);
-        if (!f.ok) return f;
-        filters[f.dim] = f.value;
-      } else if (period === undefined) {
-        // "last month" and "this week" are written as two words as often as one.
-        const pair = (lower === "last" || lower === "this") && words[i + 1] ? `${lower}-${words[i + 1]!.toLowerCase()}` : undefined;
-        const candidate = pair && known(pair).ok ? pair : word;
-        if (candidate === pair) i++;
-        const checked = known(candidate);
-        if (!checked.ok) return fail(checked.error.message, checked.error.expected, checked.error.suggestion);
-        period = candidate;
-      } else return fail(`unexpected "${word}"; the period is already "${period}"`, USAGE);
-    }
-    return ok({ verb: "spend", period: period ?? "this-month", ...(by ? { by } : {}), filters, share });
-  },
+  parse: parseSpend,
   async run(cmd, ctx) {
     const { timezone } = ctx.conversation;
     const resolved = resolvePeriod(cmd.period, { now: ctx.now, timeZone: timezone });

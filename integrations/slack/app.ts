@@ -8,6 +8,7 @@ import { AlertAction } from "../../src/alerts/alert.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import { slackSdkLogger } from "./log.ts";
+import { slackSettings } from "./settings.ts";
 import { ACTION_PREFIX, RAISE_MODAL, type SlackMessage, raiseModal, replyMessage } from "./blocks.ts";
 
 /*
@@ -66,9 +67,10 @@ function commandText(name: string, text: string): string {
 
 /** Mounts the Slack endpoints on `app`; requests not signed with the app's signing secret get 401. */
 export function mountSlack(app: Express, context: IntegrationContext, options: SlackOptions): void {
-  const { config, logger, door } = context;
-  const token = config.SLACK_BOT_TOKEN;
-  const signingSecret = config.SLACK_SIGNING_SECRET;
+  const { logger, door } = context;
+  const settings = slackSettings(context.config);
+  const token = settings.SLACK_BOT_TOKEN;
+  const signingSecret = settings.SLACK_SIGNING_SECRET;
   if (!token || !signingSecret) return;
   const slackLogger = slackSdkLogger(logger);
 
@@ -81,7 +83,7 @@ export function mountSlack(app: Express, context: IntegrationContext, options: S
     ignoreSelf: false,
     convoStore: false,
     logger: slackLogger,
-    clientOptions: { slackApiUrl: config.SLACK_API_URL, retryConfig: { retries: 1 }, rejectRateLimitedCalls: true, timeout: 5000, logger: slackLogger },
+    clientOptions: { slackApiUrl: settings.SLACK_API_URL, retryConfig: { retries: 1 }, rejectRateLimitedCalls: true, timeout: 5000, logger: slackLogger },
   });
 
   const contextOf = async (userId: string, teamId: string, channelId: string, channelName?: string): Promise<CommandContext> =>

@@ -1,5 +1,5 @@
 import { webApi } from "@slack/bolt";
-import type { Config } from "../../src/config.ts";
+import type { SlackSettings } from "./settings.ts";
 import type { Deliverer, DeliveryOutcome } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import { alertsMessage } from "./blocks.ts";
@@ -45,7 +45,7 @@ function outcomeOf(err: unknown): DeliveryOutcome {
  * chat.update instead, so a decided raise or a budget back under its amount does not add noise.
  * The outbox does the retrying: the client tries once and hands a 429's Retry-After back.
  */
-export function slackDeliverer(config: Pick<Config, "SLACK_BOT_TOKEN" | "SLACK_API_URL">, logger: Logger): Deliverer {
+export function slackDeliverer(config: Pick<SlackSettings, "SLACK_BOT_TOKEN" | "SLACK_API_URL">, logger: Logger): Deliverer {
   const client = new webApi.WebClient(config.SLACK_BOT_TOKEN, {
     slackApiUrl: config.SLACK_API_URL,
     retryConfig: { retries: 0 },

@@ -1,6 +1,6 @@
 import type { Integration } from "../../src/integration.ts";
 import { DEFAULT_SLACK_OPTIONS, type SlackOptions, mountSlack } from "./app.ts";
-import { slackConfigured } from "./configured.ts";
+import { slackConfigured, slackSettings } from "./settings.ts";
 import { slackDeliverer } from "./deliver.ts";
 
 /** Slack, on when SLACK_BOT_TOKEN is set: /slack/events for commands and buttons, chat.postMessage for alerts. */
@@ -8,7 +8,7 @@ export function slackIntegration(options: Partial<SlackOptions> = {}): Integrati
   const settings = { ...DEFAULT_SLACK_OPTIONS, ...options };
   return {
     platform: "slack",
-    connect: (config, logger) => (slackConfigured(config) ? slackDeliverer(config, logger) : undefined),
+    connect: (config, logger) => (slackConfigured(config) ? slackDeliverer(slackSettings(config), logger) : undefined),
     mount: (app, context) => mountSlack(app, context, settings),
   };
 }

@@ -1,7 +1,7 @@
 import { ConfidentialClientApplication } from "@azure/msal-node";
 import { CallerIdConstants, ConfigurationBotFrameworkAuthentication } from "botbuilder";
 import { AuthenticationConstants, MsalServiceClientCredentialsFactory } from "botframework-connector";
-import type { Config } from "../../src/config.ts";
+import type { TeamsSettings } from "./settings.ts";
 
 /*
  * Both directions of the Bot Framework's authentication, in the cloud the config names: the JWT
@@ -13,7 +13,7 @@ import type { Config } from "../../src/config.ts";
  */
 
 type TeamsAuthConfig = Pick<
-  Config,
+  TeamsSettings,
   | "MicrosoftAppId"
   | "MicrosoftAppPassword"
   | "MicrosoftAppType"

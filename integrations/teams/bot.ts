@@ -14,10 +14,10 @@ import type { CommandContext, Conversation } from "../../commands/context.ts";
 import { subscribeConversation, unsubscribeConversation } from "../../commands/binding.ts";
 import type { Door } from "../../commands/door.ts";
 import { type Reply, refused, reply } from "../../commands/reply.ts";
-import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
 import { type AdaptiveCard, CARD_CONTENT_TYPE, INPUTS, VERBS, type Verb, alertsCard, replyCard, summaryText } from "./cards.ts";
 import { botAuthentication } from "./auth.ts";
+import type { TeamsSettings } from "./settings.ts";
 
 /*
  * Teams' door in, on botbuilder (whose long-term support has ended; its successor, the Microsoft
@@ -71,8 +71,8 @@ export class TeamsAdapter extends CloudAdapter {
 }
 
 /** The adapter for this gateway's bot credentials (see auth.ts). */
-export function createAdapter(config: Config, logger: Logger): TeamsAdapter {
-  const adapter = new TeamsAdapter(botAuthentication(config));
+export function createAdapter(settings: TeamsSettings, logger: Logger): TeamsAdapter {
+  const adapter = new TeamsAdapter(botAuthentication(settings));
   adapter.onTurnError = async (_context, error) => {
     // Only the error's kind: bodies and tokens stay out of the log.
     logger.error({ component: "teams", error: (error as Error).name, status: (error as { statusCode?: number }).statusCode }, "teams turn failed");

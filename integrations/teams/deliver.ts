@@ -1,5 +1,5 @@
 import type { CloudAdapter } from "botbuilder";
-import type { Config } from "../../src/config.ts";
+import type { TeamsSettings } from "./settings.ts";
 import type { Deliverer, DeliveryOutcome } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import { type TeamsAddress, cardActivity, referenceOf } from "./bot.ts";
@@ -73,7 +73,7 @@ function withoutRetries(client: unknown): void {
  * channel's stored reference), keeping the activity id; a message that is the later state of an
  * earlier one (a decided raise) updates that card in place, so everyone sees the outcome on it.
  */
-export function teamsDeliverer(adapter: CloudAdapter, config: Pick<Config, "MicrosoftAppId">, logger: Logger, clock: () => number = Date.now): Deliverer {
+export function teamsDeliverer(adapter: CloudAdapter, config: Pick<TeamsSettings, "MicrosoftAppId">, logger: Logger, clock: () => number = Date.now): Deliverer {
   return {
     async deliver(target, message, context): Promise<DeliveryOutcome> {
       const address = addressOf(target.address);

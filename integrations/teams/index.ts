@@ -1,7 +1,7 @@
 import type { Config } from "../../src/config.ts";
 import type { Integration } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
-import { teamsConfigured } from "./configured.ts";
+import { teamsConfigured, teamsSettings } from "./settings.ts";
 import { INVOKE_ANSWER_MS, type TeamsAdapter, createAdapter } from "./bot.ts";
 import { teamsDeliverer } from "./deliver.ts";
 import { mountTeams } from "./mount.ts";
@@ -22,12 +22,12 @@ export function teamsIntegration(options: Partial<TeamsOptions> = {}): Integrati
   const adapters = new WeakMap<Config, TeamsAdapter>();
   const adapterFor = (config: Config, logger: Logger) => {
     let adapter = adapters.get(config);
-    if (!adapter) adapters.set(config, (adapter = createAdapter(config, logger)));
+    if (!adapter) adapters.set(config, (adapter = createAdapter(teamsSettings(config), logger)));
     return adapter;
   };
   return {
     platform: "teams",
-    connect: (config, logger) => (teamsConfigured(config) ? teamsDeliverer(adapterFor(config, logger), config, logger) : undefined),
+    connect: (config, logger) => (teamsConfigured(config) ? teamsDeliverer(adapterFor(config, logger), teamsSettings(config), logger) : undefined),
     mount: (app, context) => {
       if (teamsConfigured(context.config)) mountTeams(app, context, adapterFor(context.config, context.logger), options.invokeAnswerMs ?? INVOKE_ANSWER_MS);
     },

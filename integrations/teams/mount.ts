@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { IntegrationContext } from "../../src/integration.ts";
 import { fieldErrors } from "../../src/errors.ts";
 import { sendProblem } from "../../src/http/problem.ts";
+import { teamsSettings } from "./settings.ts";
 import { INVOKE_ANSWER_MS, type TeamsAdapter, TollgateBot } from "./bot.ts";
 
 /** Timestamps come as ISO text; botbuilder's turn expects Dates, and keeps the text beside them. */
@@ -34,8 +35,8 @@ const ActivityBody = z
  * no stack traces.
  */
 export function mountTeams(app: Express, context: IntegrationContext, adapter: TeamsAdapter, invokeAnswerMs = INVOKE_ANSWER_MS): void {
-  const { config, logger } = context;
-  if (!config.MicrosoftAppId)
+  const { logger } = context;
+  if (!teamsSettings(context.config).MicrosoftAppId)
     logger.warn(
       { component: "teams" },
       "TEAMS_AUTH=off: /api/messages accepts activities from ANYONE, without checking the Bot Framework's signature. For local development only; set MicrosoftAppId, MicrosoftAppPassword and MicrosoftAppTenantId for real use.",

@@ -7,7 +7,6 @@ import type { Door } from "../../commands/door.ts";
 import { type Reply, reply } from "../../commands/reply.ts";
 import { clip } from "../../commands/truncate.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
-import type { Config } from "../../src/config.ts";
 import type { Logger } from "../../src/logger.ts";
 import type { LinkCodes } from "./link-codes.ts";
 import type { ChatPacer } from "./pacer.ts";
@@ -44,7 +43,8 @@ const UNLINKED = reply({
 });
 
 export interface BotDeps {
-  config: Config;
+  /** The Bot API's base URL (TELEGRAM_API_ROOT). */
+  apiRoot: string;
   logger: Logger;
   door: Door;
   pacer: ChatPacer;
@@ -68,9 +68,9 @@ const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The bot with every handler; the caller decides how updates reach it (webhook or polling). */
 export function createBot(token: string, deps: BotDeps): Telegraf {
-  const { config, logger, door, pacer, links, prompts } = deps;
+  const { apiRoot, logger, door, pacer, links, prompts } = deps;
   const { services } = door;
-  const bot = new Telegraf(token, { telegram: { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false } });
+  const bot = new Telegraf(token, { telegram: { apiRoot, webhookReply: false } });
 
   /** Only the error's kind and the update's number reach the log: texts and tokens never do. */
   const logFailure = (what: string, err: unknown, updateId?: number) =>

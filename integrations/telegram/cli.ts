@@ -5,6 +5,7 @@ import { withClient } from "../../src/cli/connect.ts";
 import type { LinkAnswer } from "./admin-route.ts";
 import type { Integration, IntegrationCommandContext } from "../../src/integration.ts";
 import { ALLOWED_UPDATES } from "./bot.ts";
+import { telegramSettings } from "./settings.ts";
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const str = (v: string | boolean | undefined) => (typeof v === "string" ? v : undefined);
@@ -32,7 +33,7 @@ async function setWebhook(ctx: IntegrationCommandContext): Promise<number> {
   const url = str(ctx.options.url);
   if (!url || !URL.canParse(url) || new URL(url).protocol !== "https:")
     throw new CliError("give the public HTTPS address of the webhook: tollgate telegram set-webhook --url https://HOST/telegram/webhook (Telegram only posts to https)");
-  const { TELEGRAM_BOT_TOKEN: token, TELEGRAM_WEBHOOK_SECRET: secret, TELEGRAM_API_ROOT: apiRoot } = ctx.config;
+  const { TELEGRAM_BOT_TOKEN: token, TELEGRAM_WEBHOOK_SECRET: secret, TELEGRAM_API_ROOT: apiRoot } = telegramSettings(ctx.config);
   if (!token) throw new CliError("TELEGRAM_BOT_TOKEN is not set");
   if (!secret) throw new CliError("TELEGRAM_WEBHOOK_SECRET is not set: the webhook refuses requests without it");
   const telegram = new Telegram(token, { apiRoot, webhookReply: false });

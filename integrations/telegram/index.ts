@@ -2,7 +2,6 @@ import { Telegram } from "telegraf";
 import type { Config } from "../../src/config.ts";
 import type { Integration } from "../../src/integration.ts";
 import { telegramCommand } from "./cli.ts";
-import { telegramConfigured } from "./configured.ts";
 import { telegramDeliverer } from "./deliver.ts";
 import { telegramLinksRouter } from "./admin-route.ts";
 import { LinkCodes } from "./link-codes.ts";
@@ -10,6 +9,7 @@ import { telegramLinkCommand } from "./link-command.ts";
 import { linkMaker } from "./linker.ts";
 import { mountTelegram } from "./mount.ts";
 import { ChatPacer, PACE, type PaceLimits } from "./pacer.ts";
+import { telegramSettings } from "./settings.ts";
 
 export interface TelegramOptions {
   /** Telegram's send limits; tests shorten them. */
@@ -17,7 +17,10 @@ export interface TelegramOptions {
 }
 
 /** The Bot API client for the gateway's bot, when one is configured. */
-const botApi = (config: Config) => (telegramConfigured(config) ? new Telegram(config.TELEGRAM_BOT_TOKEN, { apiRoot: config.TELEGRAM_API_ROOT, webhookReply: false }) : undefined);
+function botApi(config: Config): Telegram | undefined {
+  const { TELEGRAM_BOT_TOKEN: token, TELEGRAM_API_ROOT: apiRoot } = telegramSettings(config);
+  return token ? new Telegram(token, { apiRoot, webhookReply: false }) : undefined;
+}
 
 /**
  * Telegram, on when TELEGRAM_BOT_TOKEN is set: commands and buttons through /telegram/webhook (or

@@ -8,6 +8,7 @@ import { sendProblem } from "../../src/http/problem.ts";
 import { ALLOWED_UPDATES, createBot } from "./bot.ts";
 import { LinkCodes } from "./link-codes.ts";
 import type { ChatPacer } from "./pacer.ts";
+import { telegramSettings } from "./settings.ts";
 import { RaisePrompts, UpdateInbox, pruneTelegram } from "./store.ts";
 
 /** The bot's user id: the part of the token before the colon, which is no secret. */
@@ -38,12 +39,13 @@ function secretCheck(secret: string): RequestHandler {
  */
 export function mountTelegram(app: Express, context: IntegrationContext, pacer: ChatPacer): void {
   const { config, logger, database, door } = context;
-  const token = config.TELEGRAM_BOT_TOKEN;
+  const settings = telegramSettings(config);
+  const token = settings.TELEGRAM_BOT_TOKEN;
   if (!token) return;
   const links = new LinkCodes(database);
   const inbox = new UpdateInbox(database, botIdOf(token));
-  const polling = config.TELEGRAM_MODE === "polling";
-  const bot = createBot(token, { config, logger, door, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
+  const polling = settings.TELEGRAM_MODE === "polling";
+  const bot = createBot(token, { apiRoot: settings.TELEGRAM_API_ROOT, logger, door, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
   const log = (what: string) => (err: unknown) => logger.error({ component: "telegram", error: (err as Error).name, code: (err as { code?: unknown }).code }, `telegram ${what} failed`);
 
   const startup = (async () => {
@@ -62,8 +64,8 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
 
   if (!polling) {
     // loadConfig already refuses this; an empty secret would let every request in.
-    if (!config.TELEGRAM_WEBHOOK_SECRET) throw new Error("TELEGRAM_WEBHOOK_SECRET is required in webhook mode");
-    app.post("/telegram/webhook", secretCheck(config.TELEGRAM_WEBHOOK_SECRET), express.json({ limit: "1mb" }), async (req, res) => {
+    if (!settings.TELEGRAM_WEBHOOK_SECRET) throw new Error("TELEGRAM_WEBHOOK_SECRET is required in webhook mode");
+    app.post("/telegram/webhook", secretCheck(settings.TELEGRAM_WEBHOOK_SECRET), express.json({ limit: "1mb" }), async (req, res) => {
       const update = req.body as Update | undefined;
       if (!update || !Number.isSafeInteger(update.update_id)) return sendProblem(res, "invalid", "the body is not a Telegram update (no update_id)");
       let fresh: boolean;

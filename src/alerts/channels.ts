@@ -6,12 +6,12 @@ import { BudgetInput, Scope } from "../budgets/budget.ts";
 import { lockKey } from "../db/advisory-lock.ts";
 import type { Database } from "../db/connection.ts";
 import { channels } from "../db/schema.ts";
-import { newWebhookSecret } from "../signing/standard-webhooks.ts";
+import type { Failure } from "../errors.ts";
 import type { DeliveryTarget } from "../integration.ts";
 import { labelText } from "../keys/api-keys.ts";
 import type { SecretBox } from "../keys/secret-box.ts";
+import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { SUBSCRIPTION_KINDS, type SubscriptionKind } from "./alert.ts";
-import type { Failure } from "../errors.ts";
 
 const Kinds = z
   .array(z.enum(SUBSCRIPTION_KINDS, { error: `one of ${SUBSCRIPTION_KINDS.join(", ")}` }))

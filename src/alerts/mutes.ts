@@ -2,9 +2,9 @@ import { and, asc, eq, gt, inArray, or } from "drizzle-orm";
 import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { budgets, channels, mutes } from "../db/schema.ts";
+import type { Failure } from "../errors.ts";
 import type { Writer } from "./notifier.ts";
 import { type ActiveMutes, muteKey } from "./routing.ts";
-import type { Failure } from "../errors.ts";
 
 export interface MuteInfo {
   channel_id: string;

@@ -3,13 +3,13 @@ import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
 import { channels, NOTIFICATION_STATUSES, notifications } from "../db/schema.ts";
+import type { Failure } from "../errors.ts";
 import type { DeliveryOutcome, MessagePayload, OutgoingMessage } from "../integration.ts";
 import { type Alert, readStoredAlert, type StoredAlert, storedAlert, type SubscriptionKind } from "./alert.ts";
 import { activeMutes } from "./mutes.ts";
 import type { Notifier, Writer } from "./notifier.ts";
 import { route } from "./routing.ts";
 import { earlierStates } from "./threads.ts";
-import type { Failure } from "../errors.ts";
 
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 

@@ -1,11 +1,11 @@
 import { LineCounter, Scalar, isScalar, parseDocument, visit } from "yaml";
 import { z } from "zod";
+import type { Failure } from "../errors.ts";
 import { DIMENSIONS } from "../ledger/event.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import { type Budget, BudgetInput } from "./budget.ts";
 import { type BudgetPatch, patchOf } from "./patch.ts";
 import { type BudgetStore, inputOf } from "./store.ts";
-import type { Failure } from "../errors.ts";
 
 /**
  * Budgets declared in a file (`tollgate apply budgets.yaml`) against the ones stored: a diff by

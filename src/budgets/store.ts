@@ -3,9 +3,9 @@ import { asc, eq } from "drizzle-orm";
 import { audit } from "../audit/log.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { budgets } from "../db/schema.ts";
-import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";
-import { budgetJson } from "./budget-json.ts";
 import type { Failure } from "../errors.ts";
+import { budgetJson } from "./budget-json.ts";
+import type { Budget, BudgetInput, BudgetPeriod, Scope } from "./budget.ts";
 
 export type BudgetRow = typeof budgets.$inferSelect;
 

@@ -194,7 +194,7 @@ export const channels = pgTable("channels", {
   id: text("id").primaryKey(),
   platform: text("platform").notNull(),
   name: text("name").notNull(),
-  /** Platform address: webhook URL, Slack channel, Teams conversation reference, Telegram chat id. */
+  /** Platform address, as the platform's deliverer reads it: a webhook URL, a chat's channel or conversation reference. */
   address: jsonb("address").$type<Record<string, unknown>>().notNull(),
   /** Secrets of the address (a webhook's signing secret), sealed with the master key. */
   secretEncrypted: text("secret_encrypted"),
@@ -241,7 +241,7 @@ export const notifications = pgTable(
     attempts: integer("attempts").notNull().default(0),
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
     lastError: text("last_error"),
-    /** What the platform calls the delivered message (Slack ts, Teams activity id), for later updates. */
+    /** What the platform calls the delivered message (its message id or timestamp), for later updates. */
     externalRef: jsonb("external_ref").$type<Record<string, unknown>>(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     deliveredAt: timestamp("delivered_at", { withTimezone: true }),
