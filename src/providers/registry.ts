@@ -1,5 +1,6 @@
 import { anthropic } from "./anthropic/index.ts";
 import { azure } from "./azure/index.ts";
+import { bedrock } from "./bedrock/index.ts";
 import { gemini } from "./gemini/index.ts";
 import { knownCompatible, openAICompatible, openai } from "./openai/index.ts";
 import type { Provider } from "./types.ts";
@@ -12,7 +13,7 @@ import type { ExtractResult, UsageExtractor } from "./usage.ts";
  */
 
 /** Providers with their own API: each mounted at `/<name>` whether or not a key is configured. */
-const BUILT_IN: readonly Provider[] = [openai, anthropic, gemini, azure];
+const BUILT_IN: readonly Provider[] = [openai, anthropic, gemini, azure, bedrock];
 
 export const builtInProviders = (): readonly Provider[] => BUILT_IN;
 

@@ -125,6 +125,11 @@ export interface Provider<S = unknown> {
   tap(path: string, injected: boolean): StreamTap;
   /** A body in this provider's own error shape. */
   error(status: number, code: string, message: string, details?: Record<string, unknown>): unknown;
+  /**
+   * The headers of such an error, given the gateway's own (`retry-after`, ...), where the provider's
+   * SDKs read more from headers than from the body (Bedrock names the exception in `x-amzn-errortype`).
+   */
+  errorHeaders?(status: number, headers: Readonly<Record<string, string>>): Record<string, string>;
 }
 
 /** How a provider's API is spoken on the wire: the part of a Provider its wire.ts fills in. */

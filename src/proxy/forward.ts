@@ -112,7 +112,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
-  const id = headers["x-request-id"] ?? headers["request-id"];
+  const id = headers["x-request-id"] ?? headers["request-id"] ?? headers["x-amzn-requestid"];
   return typeof id === "string" ? id.slice(0, 200) : undefined;
 };
 
@@ -292,7 +292,8 @@ export function sendProviderError(res: ServerResponse, call: Pick<Call, "provide
     return;
   }
   const body = JSON.stringify(call.provider.error(status, code, message, details));
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...headers });
+  const own = call.provider.errorHeaders?.(status, headers) ?? headers;
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...own });
   res.end(body);
 }
 

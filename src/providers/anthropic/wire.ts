@@ -68,7 +68,7 @@ function reconcileCacheSplit(usage: Counters): Counters {
 const MessageStart = z.looseObject({ message: z.looseObject({ model: someText, usage: lenient(z.looseObject({})) }) });
 const MessageDelta = z.looseObject({ usage: lenient(z.looseObject({})) });
 
-function messagesTap(): SseTap {
+export function messagesTap(): SseTap {
   let model: string | undefined;
   let usage: Counters | undefined;
   const merge = (more: Counters | undefined) => {

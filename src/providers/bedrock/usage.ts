@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "../../ledger/providers/types.ts";
+import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "../usage.ts";
 
 /*
  * Bedrock's TokenUsage, as Converse answers carry it (`usage`) and ConverseStream's `metadata`
@@ -40,7 +40,7 @@ function extract(raw: unknown): ExtractResult {
 }
 
 export const bedrockUsage: UsageExtractor = {
-  provider: "bedrock",
+  expects: "Bedrock TokenUsage (inputTokens, outputTokens)",
   // camelCase `inputTokens` is Bedrock's alone among the formats Tollgate reads.
   detect: (raw) => hasAnyKey(locate(raw, "usage").usage, ["inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"]),
   extract,
