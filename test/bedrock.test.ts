@@ -11,12 +11,14 @@ import {
 import { EventStreamCodec } from "@smithy/eventstream-codec";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
+import { ConfigError, loadConfig } from "../src/config.ts";
 import type { Database } from "../src/db/connection.ts";
 import type { Tokens } from "../src/ledger/event.ts";
 import { createCatalog, type PriceSet, type Rate } from "../src/pricing/index.ts";
 import { EventStreamReader } from "../src/providers/bedrock/event-stream.ts";
 import { bedrockModelId, modelCall } from "../src/providers/bedrock/operations.ts";
 import { bedrockUsage } from "../src/providers/bedrock/usage.ts";
+import { normaliseProvider } from "../src/providers/registry.ts";
 import {
   BEDROCK_ANTHROPIC_USAGE,
   BEDROCK_API_KEY,
@@ -80,6 +82,31 @@ describe("Bedrock model ids", () => {
     assert.equal(modelCall("/async-invoke"), undefined);
     // An unencoded ARN splits into segments: not a path the SDK sends.
     assert.equal(modelCall(`/model/${PROFILE_ARN}/converse`), undefined);
+  });
+});
+
+describe("Bedrock configuration", () => {
+  const bedrockSetup = (env: Record<string, string>) => loadConfig({ TOLLGATE_DATA_DIR: "/tmp/unused", ...env }).providers.bedrock;
+
+  test("the upstream follows the region; IAM credentials are read as a pair, with an optional session token", () => {
+    assert.deepEqual(bedrockSetup({}), { baseUrl: "https://bedrock-runtime.us-east-1.amazonaws.com", settings: { region: "us-east-1", iam: undefined } });
+    assert.equal(bedrockSetup({ AWS_DEFAULT_REGION: "eu-west-3" })?.baseUrl, "https://bedrock-runtime.eu-west-3.amazonaws.com");
+    assert.equal(bedrockSetup({ AWS_REGION: "ap-northeast-1", AWS_DEFAULT_REGION: "eu-west-3" })?.baseUrl, "https://bedrock-runtime.ap-northeast-1.amazonaws.com");
+    assert.deepEqual(bedrockSetup({ ...iamEnv(BEDROCK_TEMPORARY_CREDENTIALS), BEDROCK_BASE_URL: "http://127.0.0.1:9" }), {
+      baseUrl: "http://127.0.0.1:9",
+      settings: { region: BEDROCK_REGION, iam: { ...BEDROCK_TEMPORARY_CREDENTIALS, region: BEDROCK_REGION } },
+    });
+  });
+
+  test("half a key pair, a lone session token or a malformed region stops start-up, naming the variable", () => {
+    assert.throws(() => bedrockSetup({ AWS_ACCESS_KEY_ID: BEDROCK_CREDENTIALS.accessKeyId }), ConfigError);
+    assert.throws(() => bedrockSetup({ AWS_ACCESS_KEY_ID: "AKIA" }), /AWS_SECRET_ACCESS_KEY: expected AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together, or neither/);
+    assert.throws(() => bedrockSetup({ AWS_SESSION_TOKEN: "t" }), /AWS_SESSION_TOKEN: expected AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY beside a session token/);
+    assert.throws(() => bedrockSetup({ AWS_REGION: "Frankfurt" }), /AWS_REGION: expected an AWS region such as us-east-1/);
+  });
+
+  test("every door's spelling of Bedrock is one provider", () => {
+    for (const name of ["bedrock", "Bedrock", "aws.bedrock", "amazon-bedrock", "aws"]) assert.equal(normaliseProvider(name), "bedrock", name);
   });
 });
 

@@ -21,9 +21,9 @@ export const BedrockSettingsSchema = z
   .superRefine((s, ctx) => {
     // Half a key pair is a mistake to stop on, not a reason to send unsigned requests.
     if ((s.AWS_ACCESS_KEY_ID === undefined) !== (s.AWS_SECRET_ACCESS_KEY === undefined))
-      ctx.addIssue({ code: "custom", path: [s.AWS_ACCESS_KEY_ID === undefined ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY"], message: "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither" });
+      ctx.addIssue({ code: "custom", path: [s.AWS_ACCESS_KEY_ID === undefined ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY"], message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together, or neither" });
     if (s.AWS_SESSION_TOKEN !== undefined && s.AWS_ACCESS_KEY_ID === undefined)
-      ctx.addIssue({ code: "custom", path: ["AWS_SESSION_TOKEN"], message: "a session token needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY beside it" });
+      ctx.addIssue({ code: "custom", path: ["AWS_SESSION_TOKEN"], message: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY beside a session token" });
   })
   .transform((s): BedrockSettings => {
     const at = s.AWS_REGION ?? s.AWS_DEFAULT_REGION ?? DEFAULT_REGION;

@@ -1,5 +1,6 @@
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
+import type { UpstreamRequest } from "../types.ts";
 
 /*
  * Signing the gateway's own request to Bedrock with AWS Signature Version 4. The signature covers
@@ -13,15 +14,6 @@ export interface AwsCredentials {
   secretAccessKey: string;
   sessionToken?: string | undefined;
   region: string;
-}
-
-/** The request as it will go out: the upstream's origin, the path (with query) exactly as sent, every header but `host`. */
-export interface OutgoingRequest {
-  method: string;
-  origin: URL;
-  path: string;
-  headers: Record<string, string>;
-  body: Uint8Array | undefined;
 }
 
 const signers = new WeakMap<AwsCredentials, SignatureV4>();
@@ -48,23 +40,22 @@ function queryOf(params: URLSearchParams): Record<string, string | string[]> {
 /**
  * The headers that authenticate `request`: `authorization`, `x-amz-date`, `x-amz-content-sha256`
  * and, for temporary credentials, `x-amz-security-token`. Every other header it has is signed as
- * it is, with `host` taken from the origin (the HTTP client sends the same).
+ * it is, with `host` taken from the URL (the HTTP client sends the same), and the path as sent,
+ * percent-escapes kept (the signer escapes it once more, as SigV4 wants for every service but S3).
  */
-export async function sigV4Headers(credentials: AwsCredentials, request: OutgoingRequest, at = new Date()): Promise<Record<string, string>> {
-  const { origin } = request;
-  const q = request.path.indexOf("?");
+export async function sigV4Headers(credentials: AwsCredentials, request: UpstreamRequest): Promise<Record<string, string>> {
+  const { url } = request;
   const signed = await signerFor(credentials).sign(
     {
       method: request.method,
-      protocol: origin.protocol,
-      hostname: origin.hostname,
-      port: origin.port ? Number(origin.port) : undefined,
-      path: q === -1 ? request.path : request.path.slice(0, q),
-      query: queryOf(new URLSearchParams(q === -1 ? "" : request.path.slice(q + 1))),
-      headers: { ...request.headers, host: origin.host },
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined,
+      path: url.pathname,
+      query: queryOf(url.searchParams),
+      headers: { ...request.headers, host: url.host },
       body: request.body,
     },
-    { signingDate: at },
   );
   const out: Record<string, string> = {};
   for (const name of ["authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"]) {

@@ -18,14 +18,12 @@ import { bedrockUsage } from "./usage.ts";
 const EVENT_STREAM = "application/vnd.amazon.eventstream";
 
 /**
- * InvokeModel bodies are the model's own: Claude answers with Anthropic's Messages body, Amazon
- * Nova with Bedrock's TokenUsage. The shape decides, as it does for webhooks.
+ * InvokeModel bodies are the model's own. Claude's is Anthropic's Messages body, whose `usage` is
+ * read by Anthropic's extractor; other models' bodies (each its own format) are not read, and their
+ * calls are recorded without a price rather than guessed at.
  */
-const INVOKE_FORMATS = [bedrockUsage, anthropicUsage];
-
 function invokeUsage(body: unknown): CallUsage {
-  const format = INVOKE_FORMATS.find((f) => f.detect(body));
-  return withoutModel({ usage: format && usageFrom(format.extract(body)), model: undefined });
+  return withoutModel({ usage: anthropicUsage.detect(body) ? usageFrom(anthropicUsage.extract(body)) : undefined, model: undefined });
 }
 
 /** A stream whose format Tollgate does not read: forwarded untouched, its usage unknown. */
@@ -34,9 +32,7 @@ const unread = (): StreamTap => ({ push: (chunk) => chunk, end: () => undefined,
 async function authorize(request: UpstreamRequest, credential: string | undefined, settings: BedrockSettings): Promise<Authorization> {
   // A Bedrock API key (stored, BEDROCK_API_KEY, or the client's own when pass-through is allowed) wins over IAM credentials.
   if (credential !== undefined) return { authorization: `Bearer ${credential}` };
-  if (!settings.iam) return undefined;
-  const { url } = request;
-  return sigV4Headers(settings.iam, { method: request.method, origin: new URL(url.origin), path: url.pathname + url.search, headers: { ...request.headers }, body: request.body });
+  return settings.iam && sigV4Headers(settings.iam, request);
 }
 
 export const bedrockWire: ProviderWire<BedrockSettings> = {
