@@ -324,6 +324,9 @@ describe("Converse and ConverseStream through the gateway", () => {
     const row = await ledgerRow(ids);
     assertPriced(row, US_SONNET, CONVERSE_TOKENS, SONNET);
     assert.equal(row.team, "converse");
+    // Bedrock's own request id (x-amzn-requestid), as the SDK reports it, is the ledger's.
+    assert.ok(out.$metadata.requestId);
+    assert.equal(row.request_id, out.$metadata.requestId);
   });
 
   test("ConverseStream: every event reaches the SDK; the metadata event's usage is billed", async () => {
