@@ -25,7 +25,7 @@ function deploymentIn(path: string): string | undefined {
 
 /**
  * Whether the api-version accepts `stream_options` (Azure added it in 2024-09-01-preview; older
- * versions refuse unknown parameters). The v1 API's versions (`v1`, `preview`, `latest`) all do.
+ * versions refuse unknown parameters). The v1 API (`/openai/v1/...`, versions `v1`, `preview`, `latest`) always does.
  */
 export function takesStreamOptions(apiVersion: string | null): boolean {
   if (apiVersion === null) return false;
@@ -46,7 +46,7 @@ export const azureWire: ProviderWire = {
   credentialHeaders: ["api-key", "authorization"],
   authorize: keyInHeader("api-key"),
   inspect(path, body, query): RequestFacts {
-    const facts = inspectOpenAI(path, body, takesStreamOptions(query.get("api-version")));
+    const facts = inspectOpenAI(path, body, path.startsWith("/openai/v1/") || takesStreamOptions(query.get("api-version")));
     const deployment = deploymentIn(path) ?? facts.model;
     return deployment === undefined ? facts : { ...facts, tags: { deployment } };
   },

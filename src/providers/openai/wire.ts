@@ -69,6 +69,9 @@ function withStreamUsage(endpoint: Endpoint, body: unknown): Buffer | undefined 
   return Buffer.from(JSON.stringify({ ...body, stream_options: { ...options, include_usage: true } }));
 }
 
+/** A chunk that names a model (a non-empty `model`): only those are parsed for it. */
+const NAMES_MODEL = /"model"\s*:\s*"[^"]/;
+
 /** Non-null usage in a chunk; cheap enough to run on every event, so only usage chunks get parsed. */
 const CARRIES_USAGE = /"usage"\s*:\s*\{/;
 
@@ -84,18 +87,15 @@ type Chunk = z.infer<typeof Chunk>;
 /** Chat Completions and Completions streams: usage from the latest chunk that has any. */
 function chunkTap(injected: boolean): SseTap {
   let firstModel: string | undefined;
-  let lookedForModel = false;
   let usageChunk: Chunk | undefined;
   const read = (data: string): Chunk | undefined => Chunk.safeParse(parseJson(data)).data;
 
   return {
     onEvent(event: SseEvent) {
       if (event.data === "[DONE]") return "forward";
-      if (!lookedForModel) {
-        // Every chunk names the model; the first is enough when the usage chunk never comes (cut streams).
-        lookedForModel = true;
-        firstModel = read(event.data)?.model;
-      }
+      // The first chunk naming a model is enough when the usage chunk never comes (cut streams).
+      // Azure's first chunk carries only prompt filter results and `"model": ""`, so it is passed by.
+      if (firstModel === undefined && NAMES_MODEL.test(event.data)) firstModel = read(event.data)?.model;
       if (!CARRIES_USAGE.test(event.data)) return "forward";
       const chunk = read(event.data);
       if (!chunk) return "forward";
