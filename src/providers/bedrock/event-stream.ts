@@ -62,11 +62,6 @@ export class EventStreamReader {
     return events;
   }
 
-  /** Whether the stream ended on a message boundary with every message readable. */
-  get whole(): boolean {
-    return !this.broken && this.pending.length === 0;
-  }
-
   private fail(events: StreamEvent[]): StreamEvent[] {
     this.broken = true;
     this.pending = Buffer.alloc(0);

@@ -48,7 +48,8 @@ export const bedrockWire: ProviderWire<BedrockSettings> = {
   },
   usageOf(path, body) {
     const call = modelCall(path);
-    if (call?.operation === "converse") return withoutModel({ usage: isRecord(body) && isRecord(body.usage) ? usageFrom(bedrockUsage.extract(body)) : undefined, model: undefined });
+    // A Converse answer names no model: the path's is recorded.
+    if (call?.operation === "converse") return { usage: isRecord(body) && isRecord(body.usage) ? usageFrom(bedrockUsage.extract(body)) : undefined, model: undefined };
     if (call?.operation === "invoke") return invokeUsage(body);
     return { usage: undefined, model: undefined };
   },
