@@ -231,7 +231,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       await recorder.close();
       await evaluator.idle();
       await enforcer.close();
-      await Promise.all([...routes.values()].map((r) => r.dispatcher.close()));
+      await Promise.all([...routes.values()].map((r) => r.upstream?.dispatcher.close()));
       if (!given) await database.close();
     },
   };

@@ -2,6 +2,7 @@ import cron from "node-cron";
 import { z } from "zod";
 import { isTimeZone } from "./ledger/period.ts";
 import { decimalUsdToPico } from "./pricing/money.ts";
+import { builtInProviders, normaliseProvider, providerNamed } from "./providers/registry.ts";
 
 /** An optional setting: an empty value is unset. */
 export const optional = z
@@ -15,9 +16,11 @@ function wholeNumber(min: number, max: number, fallback: number) {
   return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error }).default(fallback);
 }
 
+const httpUrl = z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" });
+
 /** An upstream's base URL; tests point it at a fake. */
 export function upstreamUrl(fallback: string) {
-  return z.url({ protocol: /^https?$/, error: "an http:// or https:// URL" }).default(fallback);
+  return httpUrl.default(fallback);
 }
 
 export function httpsUrl(fallback: string) {
@@ -81,17 +84,18 @@ export const ConfigSchema = z.object({
     .default("info"),
   TOLLGATE_BATCH_SIZE: wholeNumber(1, 10_000, 1000),
   TOLLGATE_BATCH_WAIT_MS: wholeNumber(0, 10_000, 20),
-  OPENAI_BASE_URL: upstreamUrl("https://api.openai.com"),
-  ANTHROPIC_BASE_URL: upstreamUrl("https://api.anthropic.com"),
-  GEMINI_BASE_URL: upstreamUrl("https://generativelanguage.googleapis.com"),
+  /** OpenAI-compatible upstreams by name (`xai=https://api.x.ai,my-vllm=http://10.0.0.5:8000`); each base URL of a built-in provider has its own variable. */
   TOLLGATE_PROVIDERS: z
     .string()
     .default("")
     .transform((text, ctx) => {
       const named: Record<string, string> = {};
+      const builtIn = new Set(builtInProviders().map((p) => p.name));
       for (const pair of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-        const [name, url] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
-        if (!/^[a-z][a-z0-9-]{0,30}$/.test(name) || !URL.canParse(url) || ["openai", "anthropic", "gemini", "v1", "api"].includes(name)) {
+        const [written, url] = [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)];
+        // `x-ai` configures xai: the same provider whichever door names it.
+        const name = normaliseProvider(written);
+        if (!/^[a-z][a-z0-9-]{0,30}$/.test(written) || !URL.canParse(url) || builtIn.has(name) || ["v1", "api"].includes(name)) {
           ctx.addIssue({ code: "custom", message: "a comma-separated list of name=https://base-url (names in lower case, not a built-in provider)" });
           return z.NEVER;
         }
@@ -132,8 +136,18 @@ export const ConfigSchema = z.object({
   TOLLGATE_DIGEST_HOUR: wholeNumber(0, 23, 9),
   NODE_ENV: optional,
 });
+/** One proxied provider as configured: where its upstream is, and its own further settings. */
+export interface ProviderSetup {
+  /** undefined when the provider has no default and its variable is unset: its route then says so. */
+  baseUrl: string | undefined;
+  /** What its `config.settings` schema read from the environment. */
+  settings: unknown;
+}
+
 export type Config = z.infer<typeof ConfigSchema> & {
-  /** Upstream API keys by provider name: `<NAME>_API_KEY` for the built-in and configured providers. */
+  /** Every proxied provider by name: the built-in ones and those named in TOLLGATE_PROVIDERS. */
+  providers: Record<string, ProviderSetup>;
+  /** Upstream API keys by provider name, from each provider's key variable (OPENAI_API_KEY, ...). */
   providerKeys: Record<string, string>;
   /**
    * The environment's set values, for the settings a part brings itself (each chat platform's,
@@ -151,20 +165,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value (`PORT=` in a .env file or compose file) means unset, so the default applies.
   const set = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1].trim() !== ""));
   const parsed = ConfigSchema.safeParse(set);
-  if (parsed.success) {
-    const names = ["openai", "anthropic", "gemini", ...Object.keys(parsed.data.TOLLGATE_PROVIDERS)];
-    const providerKeys = Object.fromEntries(
-      names.flatMap((name) => {
-        const key = set[`${name.toUpperCase().replace(/-/g, "_")}_API_KEY`];
-        return key ? [[name, key.trim()]] : [];
-      }),
-    );
-    return { ...parsed.data, providerKeys, env: set };
-  }
-  throw invalid(parsed.error);
+  const providers = providerSetups(set, parsed.data?.TOLLGATE_PROVIDERS ?? {});
+  const issues = [...(parsed.error?.issues ?? []), ...providers.issues];
+  if (parsed.success && issues.length === 0) return { ...parsed.data, providers: providers.setups, providerKeys: providers.keys, env: set };
+  throw invalid(issues);
 }
 
-const invalid = (error: z.ZodError) => new ConfigError(`Invalid configuration:\n${error.issues.map((i) => `  ${i.path.join(".")}: expected ${i.message}`).join("\n")}`);
+const invalid = (issues: readonly { path: PropertyKey[]; message: string }[]) =>
+  new ConfigError(`Invalid configuration:\n${issues.map((i) => `  ${i.path.map(String).join(".")}: expected ${i.message}`).join("\n")}`);
 
 const settingsRead = new WeakMap<Config, Map<z.ZodType, unknown>>();
 
@@ -177,7 +185,32 @@ export function readSettings<T>(schema: z.ZodType<T>, config: Pick<Config, "env"
   settingsRead.set(config as Config, known);
   if (known.has(schema)) return known.get(schema) as T;
   const parsed = schema.safeParse(config.env);
-  if (!parsed.success) throw invalid(parsed.error);
+  if (!parsed.success) throw invalid(parsed.error.issues);
   known.set(schema, parsed.data);
   return parsed.data;
+}
+
+/**
+ * Each provider's slice of the environment, read by what its folder declares (src/providers/<name>/
+ * index.ts `config`): its base URL variable, its key variable and any further settings.
+ */
+function providerSetups(set: Readonly<Record<string, string | undefined>>, named: Readonly<Record<string, string>>) {
+  const setups: Record<string, ProviderSetup> = {};
+  const keys: Record<string, string> = {};
+  const issues: { path: PropertyKey[]; message: string }[] = [];
+  const entries = [...builtInProviders().map((p) => [p, set[p.config.baseUrlVariable]] as const), ...Object.entries(named).map(([name, url]) => [providerNamed(name), url] as const)];
+  for (const [provider, url] of entries) {
+    const { config } = provider;
+    const settings = config.settings.safeParse(set);
+    if (!settings.success) {
+      issues.push(...settings.error.issues);
+      continue;
+    }
+    const base = url === undefined ? undefined : httpUrl.safeParse(url);
+    if (base && !base.success) issues.push({ path: [config.baseUrlVariable], message: "an http:// or https:// URL" });
+    setups[provider.name] = { baseUrl: base?.data ?? config.defaultBaseUrl(settings.data), settings: settings.data };
+    const key = set[config.apiKeyVariable]?.trim();
+    if (key) keys[provider.name] = key;
+  }
+  return { setups, keys, issues };
 }

@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import {
-  anthropic,
-  decimalString,
-  extractUsage,
-  gemini,
-  normaliseProvider,
-  openai,
-  type ExtractResult,
-  type NormalisedUsage,
-} from "../src/ledger/providers/index.ts";
+import { anthropicUsage as anthropic } from "../src/providers/anthropic/usage.ts";
+import { geminiUsage as gemini } from "../src/providers/gemini/usage.ts";
+import { decimalString, openAIUsage as openai } from "../src/providers/openai/usage.ts";
+import { extractUsage, normaliseProvider } from "../src/providers/registry.ts";
+import type { ExtractResult, NormalisedUsage } from "../src/providers/usage.ts";
 import { tokens } from "./helpers/tokens.ts";
 
 function usageOf(result: ExtractResult): NormalisedUsage {
@@ -294,7 +289,6 @@ test("provider names from SDKs and instrumentations are normalised", () => {
     ["google.generative-ai", "gemini"],
     ["x_ai", "xai"],
     ["mistral_ai", "mistral"],
-    ["aws.bedrock", "bedrock"],
     ["azure.ai.openai", "azure"],
     ["groq", "groq"],
   ];

@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import type { NormalisedUsage } from "../src/ledger/providers/index.ts";
-import { mergeCumulative } from "../src/proxy/providers/anthropic.ts";
-import { anthropic, builtInProviders, gemini, openAICompatible, providerFor } from "../src/proxy/providers/index.ts";
-import type { ProxyProvider, StreamTap } from "../src/proxy/providers/types.ts";
-import { SseReader } from "../src/proxy/sse.ts";
+import { anthropic } from "../src/providers/anthropic/index.ts";
+import { mergeCumulative } from "../src/providers/anthropic/wire.ts";
+import { gemini } from "../src/providers/gemini/index.ts";
+import { openAICompatible } from "../src/providers/openai/index.ts";
+import { builtInProviders, providerNamed } from "../src/providers/registry.ts";
+import { SseReader } from "../src/providers/sse.ts";
+import type { Provider, StreamTap, UpstreamRequest } from "../src/providers/types.ts";
+import type { NormalisedUsage } from "../src/providers/usage.ts";
 import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
 import { answerText } from "./fakes/fake-upstream.ts";
 import { GEMINI_KEY, startFakeGemini } from "./fakes/gemini.ts";
@@ -20,20 +23,22 @@ const OPENAI_TOKENS = tokens({ input: 1200, cached_input: 1024, output: 300, rea
 const ANTHROPIC_TOKENS = tokens({ input: 15_050, cached_input: 12_000, cache_write: 3000, cache_write_1h: 2000, output: 420 });
 const GEMINI_TOKENS = tokens({ input: 2000, cached_input: 1500, output: 430, reasoning: 180 });
 
+const noQuery = new URLSearchParams();
+
 /** Chunk sizes that cut events, lines, `\r\n` pairs and multi-byte JSON at every kind of place. */
 const SPLITS = [1, 2, 3, 5, 7, 16, 61, Number.MAX_SAFE_INTEGER];
 
-/** Feeds `text` to a fresh tap in chunks of `size`, as the transport does; returns what the client gets. */
+/** Feeds `text` to a fresh tap in chunks of `size` bytes, as the transport does; returns what the client gets. */
 function feed(tap: StreamTap, text: string, size: number): string {
-  const reader = new SseReader();
-  let forwarded = "";
-  const offer = ({ event, raw }: { event: Parameters<StreamTap["onEvent"]>[0]; raw: string }) => {
-    if (tap.onEvent(event) === "forward") forwarded += raw;
-  };
-  for (let i = 0; i < text.length; i += size) reader.push(text.slice(i, i + size)).forEach(offer);
-  const rest = reader.rest();
-  if (rest) offer(rest);
-  return forwarded;
+  const bytes = Buffer.from(text);
+  const forwarded: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += size) {
+    const out = tap.push(bytes.subarray(i, i + size));
+    if (out) forwarded.push(out);
+  }
+  const tail = tap.end();
+  if (tail) forwarded.push(tail);
+  return Buffer.concat(forwarded).toString("utf8");
 }
 
 /** Runs a stream through a fresh tap at every split; the client's bytes and the usage must not depend on chunking. */
@@ -80,8 +85,8 @@ function chatStream(options: { usageChunk: boolean } = { usageChunk: true }) {
 
 describe("OpenAI-compatible: requests", () => {
   const chat = "/v1/chat/completions";
-  const rewritten = (p: ProxyProvider, path: string, body: unknown) => {
-    const out = p.inspect(path, body).rewritten;
+  const rewritten = (p: Provider, path: string, body: unknown) => {
+    const out = p.inspect(path, body, noQuery).rewritten;
     return out === undefined ? undefined : JSON.parse(out.toString("utf8"));
   };
 
@@ -112,11 +117,11 @@ describe("OpenAI-compatible: requests", () => {
   });
 
   test("facts: model, stream and the `user` field; a mistyped field does not hide the others", () => {
-    const facts = openai.inspect(chat, { model: "gpt-4o", stream: true, user: "u-42", stream_options: { include_usage: true } });
+    const facts = openai.inspect(chat, { model: "gpt-4o", stream: true, user: "u-42", stream_options: { include_usage: true } }, noQuery);
     assert.deepEqual(facts, { model: "gpt-4o", stream: true, user: "u-42", rewritten: undefined });
-    assert.deepEqual(openai.inspect(chat, { model: 5, stream: "yes", user: "u-1" }), { model: undefined, stream: false, user: "u-1", rewritten: undefined });
-    assert.deepEqual(openai.inspect(chat, ["not", "an", "object"]), { model: undefined, stream: false, user: undefined, rewritten: undefined });
-    assert.equal(openai.inspect("/v1/responses", { model: "o4-mini", user: "", safety_identifier: "s" }).user, undefined);
+    assert.deepEqual(openai.inspect(chat, { model: 5, stream: "yes", user: "u-1" }, noQuery), { model: undefined, stream: false, user: "u-1", rewritten: undefined });
+    assert.deepEqual(openai.inspect(chat, ["not", "an", "object"], noQuery), { model: undefined, stream: false, user: undefined, rewritten: undefined });
+    assert.equal(openai.inspect("/v1/responses", { model: "o4-mini", user: "", safety_identifier: "s" }, noQuery).user, undefined);
   });
 });
 
@@ -313,13 +318,13 @@ describe("Anthropic", () => {
   });
 
   test("facts: model, stream, user from metadata.user_id", () => {
-    assert.deepEqual(anthropic.inspect("/v1/messages", { model: "claude-haiku-4-5", stream: true, metadata: { user_id: "u-7" }, max_tokens: 10 }), {
+    assert.deepEqual(anthropic.inspect("/v1/messages", { model: "claude-haiku-4-5", stream: true, metadata: { user_id: "u-7" }, max_tokens: 10 }, noQuery), {
       model: "claude-haiku-4-5",
       stream: true,
       user: "u-7",
       rewritten: undefined,
     });
-    assert.equal(anthropic.inspect("/v1/messages", { model: "m", metadata: null }).user, undefined);
+    assert.equal(anthropic.inspect("/v1/messages", { model: "m", metadata: null }, noQuery).user, undefined);
   });
 
   test("error shape: {type: error, error: {type, message}}", () => {
@@ -365,12 +370,12 @@ describe("Gemini", () => {
   });
 
   test("facts come from the path: model (decoded, tuned models too) and whether it streams", () => {
-    assert.deepEqual(gemini.inspect(streamPath, { contents: [] }), { model: "gemini-2.5-pro", stream: true, user: undefined, rewritten: undefined });
-    assert.deepEqual(gemini.inspect("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", {}).stream, true);
-    assert.deepEqual(gemini.inspect("/v1beta/models/gemini-2.0-flash:generateContent", {}), { model: "gemini-2.0-flash", stream: false, user: undefined, rewritten: undefined });
-    assert.equal(gemini.inspect("/v1beta/models/gemini%2D2.5-pro:countTokens", {}).model, "gemini-2.5-pro");
-    assert.equal(gemini.inspect("/v1beta/tunedModels/my-model-123:generateContent", {}).model, "my-model-123");
-    assert.deepEqual(gemini.inspect("/v1beta/models", undefined), { model: undefined, stream: false, user: undefined, rewritten: undefined });
+    assert.deepEqual(gemini.inspect(streamPath, { contents: [] }, noQuery), { model: "gemini-2.5-pro", stream: true, user: undefined, rewritten: undefined });
+    assert.deepEqual(gemini.inspect("/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", {}, noQuery).stream, true);
+    assert.deepEqual(gemini.inspect("/v1beta/models/gemini-2.0-flash:generateContent", {}, noQuery), { model: "gemini-2.0-flash", stream: false, user: undefined, rewritten: undefined });
+    assert.equal(gemini.inspect("/v1beta/models/gemini%2D2.5-pro:countTokens", {}, noQuery).model, "gemini-2.5-pro");
+    assert.equal(gemini.inspect("/v1beta/tunedModels/my-model-123:generateContent", {}, noQuery).model, "my-model-123");
+    assert.deepEqual(gemini.inspect("/v1beta/models", undefined, noQuery), { model: undefined, stream: false, user: undefined, rewritten: undefined });
   });
 
   test("error shape: {error: {code, message, status}} with the code as an ErrorInfo reason", () => {
@@ -392,6 +397,7 @@ describe("Gemini", () => {
 
 describe("credentials", () => {
   const none = new URLSearchParams();
+  const upstreamRequest: UpstreamRequest = { method: "POST", url: new URL("https://upstream.test/v1/x"), headers: {}, body: undefined };
 
   test("OpenAI: Authorization: Bearer (scheme in any case), nothing else", () => {
     assert.equal(openai.clientKey({ authorization: "Bearer tlg_abc" }, none), "tlg_abc");
@@ -399,7 +405,8 @@ describe("credentials", () => {
     assert.equal(openai.clientKey({ authorization: "Basic dXNlcjpwYXNz" }, none), undefined);
     assert.equal(openai.clientKey({ "x-api-key": "tlg_abc" }, none), undefined);
     assert.deepEqual(openai.credentialHeaders, ["authorization"]);
-    assert.deepEqual(openai.upstreamAuth("sk-real"), { authorization: "Bearer sk-real" });
+    assert.deepEqual(openai.authorize(upstreamRequest, "sk-real", {}), { authorization: "Bearer sk-real" });
+    assert.equal(openai.authorize(upstreamRequest, undefined, {}), undefined, "no key, no authorisation");
   });
 
   test("Anthropic: x-api-key first, Authorization: Bearer as its SDK also sends", () => {
@@ -408,7 +415,7 @@ describe("credentials", () => {
     assert.equal(anthropic.clientKey({ "x-api-key": "tlg_a", authorization: "Bearer tlg_b" }, none), "tlg_a");
     assert.equal(anthropic.clientKey({ "x-api-key": "" }, none), undefined);
     assert.deepEqual([...anthropic.credentialHeaders].sort(), ["authorization", "x-api-key"]);
-    assert.deepEqual(anthropic.upstreamAuth("sk-ant-real"), { "x-api-key": "sk-ant-real" });
+    assert.deepEqual(anthropic.authorize(upstreamRequest, "sk-ant-real", {}), { "x-api-key": "sk-ant-real" });
   });
 
   test("Gemini: x-goog-api-key, or ?key= (both removed before forwarding)", () => {
@@ -418,15 +425,17 @@ describe("credentials", () => {
     assert.equal(gemini.clientKey({ authorization: "Bearer tlg_x" }, none), undefined);
     assert.deepEqual(gemini.credentialHeaders, ["x-goog-api-key"]);
     assert.deepEqual(gemini.credentialQuery, ["key"]);
-    assert.deepEqual(gemini.upstreamAuth("AIza-real"), { "x-goog-api-key": "AIza-real" });
+    assert.deepEqual(gemini.authorize(upstreamRequest, "AIza-real", {}), { "x-goog-api-key": "AIza-real" });
   });
 
-  test("registry: the three built-ins, and any other name speaks OpenAI's API under its own name", () => {
-    assert.deepEqual(builtInProviders().map((p) => p.name), ["openai", "anthropic", "gemini"]);
-    assert.equal(providerFor("anthropic"), anthropic);
-    assert.equal(providerFor("xai").name, "xai");
-    assert.equal(providerFor("xai"), providerFor("xai"));
-    assert.equal(providerFor("openai").name, "openai");
+  test("registry: the built-ins, and any other name speaks OpenAI's API under its own name", () => {
+    assert.deepEqual(builtInProviders().map((p) => p.name).slice(0, 3), ["openai", "anthropic", "gemini"]);
+    assert.equal(providerNamed("anthropic"), anthropic);
+    assert.equal(providerNamed("xai").name, "xai");
+    assert.equal(providerNamed("x-ai"), providerNamed("xai"));
+    assert.equal(providerNamed("Google"), gemini);
+    assert.equal(providerNamed("my-vllm"), providerNamed("my-vllm"));
+    assert.equal(providerNamed("openai").name, "openai");
   });
 });
 

@@ -36,15 +36,16 @@ const largest = (...values: unknown[]): number | undefined =>
 
 /**
  * The output cap a request sets (OpenAI `max_completion_tokens`, `max_tokens`, Responses
- * `max_output_tokens`; Anthropic `max_tokens`; Gemini `generationConfig.maxOutputTokens`), and how
- * many answers it asks for (`n`, `best_of`, `candidateCount`), each billed in full. Reasoning and
- * thinking tokens count within these caps on all three APIs.
+ * `max_output_tokens`; Anthropic `max_tokens`; Gemini `generationConfig.maxOutputTokens`; Bedrock
+ * Converse `inferenceConfig.maxTokens`), and how many answers it asks for (`n`, `best_of`,
+ * `candidateCount`), each billed in full. Reasoning and thinking tokens count within these caps on all these APIs.
  */
 export function requestedOutput(body: unknown): { tokens: number | undefined; answers: number } {
   const b = record(body) ?? {};
   const gen = record(b.generationConfig) ?? record(b.generation_config) ?? {};
+  const inference = record(b.inferenceConfig) ?? {};
   return {
-    tokens: largest(b.max_completion_tokens, b.max_tokens, b.max_output_tokens, gen.maxOutputTokens, gen.max_output_tokens),
+    tokens: largest(b.max_completion_tokens, b.max_tokens, b.max_output_tokens, gen.maxOutputTokens, gen.max_output_tokens, inference.maxTokens),
     answers: largest(b.n, b.best_of, gen.candidateCount, gen.candidate_count) ?? 1,
   };
 }

@@ -1,9 +1,9 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { parseSpend } from "../../commands/builtin/spend.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
-import { parseCommand } from "../../commands/parse.ts";
 import type { Logger } from "../logger.ts";
 import { type AdminClient, CliError } from "./admin-client.ts";
 import { answerChat } from "./chat-commands.ts";
@@ -31,10 +31,9 @@ const out = (text: string) => process.stdout.write(`${text}\n`);
  * grammar itself, so `spend ... --json` takes exactly what `spend ...` and chat's /spend take.
  */
 export function spendQuery(args: string[], tz: string | undefined): URLSearchParams {
-  const parsed = parseCommand(["spend", ...args].join(" "));
+  const parsed = parseSpend(args.flatMap((arg) => arg.split(/\s+/)).filter(Boolean));
   if (!parsed.ok) throw new CliError(parsed.error.message);
-  const spend = parsed.command;
-  if (spend.verb !== "spend") throw new Error(`"spend" parsed as ${spend.verb}`);
+  const spend = parsed.value;
   if (spend.share) throw new CliError("share posts a chat's answer to its channel; --json has no channel to share to");
   const query = new URLSearchParams({ period: spend.period, ...(spend.by ? { by: spend.by } : {}), ...spend.filters });
   if (tz) query.set("tz", tz);

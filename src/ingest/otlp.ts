@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { MAX_TOKENS, type Tokens, UsageEvent } from "../ledger/event.ts";
-import { normaliseProvider, openAIServiceTier } from "../ledger/providers/index.ts";
+import { normaliseProvider, providerNamed } from "../providers/registry.ts";
+import type { OtlpQuirks } from "../providers/types.ts";
 import { MAX_FUTURE_MS } from "./usage-item.ts";
 
 /*
@@ -78,7 +79,6 @@ const stringIn = (attrs: Attributes, keys: readonly string[]): string | undefine
 const MODEL_KEYS = ["gen_ai.response.model", "gen_ai.request.model", "ai.response.model", "ai.model.id"];
 const PROVIDER_KEYS = ["gen_ai.provider.name", "gen_ai.system", "ai.model.provider"];
 const RESPONSE_ID_KEYS = ["gen_ai.response.id", "ai.response.id"];
-const SERVICE_TIER_KEYS = ["openai.response.service_tier", "gen_ai.openai.response.service_tier"];
 
 /**
  * Token counts, current GenAI convention names first, then the older names, OpenLLMetry's and the
@@ -153,15 +153,16 @@ const isPreV6AiSdk = (attrs: Attributes): boolean =>
  * recognised where the numbers prove it (a part larger than its whole) or the SDK version does.
  * No attribute splits cache writes by lifetime, so all are taken as 5-minute writes.
  */
-function tokensOf(c: Counts, provider: string, attrs: Attributes): Tokens {
+function tokensOf(c: Counts, quirks: OtlpQuirks | undefined, attrs: Attributes): Tokens {
   const input = c.input ?? 0;
   const output = c.output ?? 0;
   const cached = c.cacheRead ?? 0;
   const written = c.cacheWrite ?? 0;
   const reasoning = c.reasoning ?? 0;
   const legacy = isPreV6AiSdk(attrs);
-  const inputExcludesCache = input < cached + written || (legacy && provider === "anthropic");
-  const outputExcludesReasoning = output < reasoning || (legacy && provider === "gemini");
+  const native = legacy ? quirks?.nativeCounts : undefined;
+  const inputExcludesCache = input < cached + written || native?.inputExcludesCache === true;
+  const outputExcludesReasoning = output < reasoning || native?.outputExcludesReasoning === true;
   return {
     input: inputExcludesCache ? input + cached + written : input,
     cached_input: cached,
@@ -287,14 +288,16 @@ function spanOutcome(raw: unknown, resource: Attributes, source: string, now: Da
   // The same bound as the usage webhook's: a clock that far ahead would put spend in a period not yet begun.
   if (timing.ts.getTime() - now.getTime() > MAX_FUTURE_MS) return rejected(id, "ends more than 24 hours in the future");
   const provider = normaliseProvider(stringIn(attrs, PROVIDER_KEYS) ?? "");
+  const quirks = provider ? providerNamed(provider).otlp : undefined;
+  const tierText = quirks?.serviceTier && stringIn(attrs, quirks.serviceTier.keys);
   const event = UsageEvent.safeParse({
     source,
     id,
     ...timing,
     provider,
     model,
-    tokens: tokensOf(usage.counts, provider, attrs),
-    service_tier: openAIServiceTier(stringIn(attrs, SERVICE_TIER_KEYS)) ?? "standard",
+    tokens: tokensOf(usage.counts, quirks, attrs),
+    service_tier: (tierText && quirks?.serviceTier?.read(tierText)) || "standard",
     status: isError(span) ? "error" : "ok",
     ...attributionOf(attrs, resource),
     tags: tagsOf(attrs, resource),

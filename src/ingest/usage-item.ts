@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
-import { extractUsage } from "../ledger/providers/index.ts";
+import { extractUsage } from "../providers/registry.ts";
 import { whyUnstorable } from "../ledger/recorder.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { type FieldError, fieldErrors } from "../errors.ts";

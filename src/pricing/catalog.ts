@@ -5,6 +5,7 @@ import { type ConditionalPrice, findProvider, type ModelInfo, type ModelPrice } 
 import { z } from "zod";
 import type { ServiceTier } from "../ledger/event.ts";
 import { COMPACT_DATE } from "../ledger/model-family.ts";
+import { catalogIdOf } from "../providers/registry.ts";
 import { compileMatch, type ModelMatcher, normaliseModelId } from "./match.ts";
 import { parseOverrides, type PriceOverride } from "./overrides.ts";
 import { PriceError, type PriceSet, toPriceSet } from "./rates.ts";
@@ -28,30 +29,6 @@ const BUNDLED_PROVIDER_IDS = [
 
 /** When an event names no known provider, these are searched first: they serve most traffic. */
 const PREFERRED_PROVIDERS = ["openai", "anthropic", "google"];
-
-/**
- * Provider names as Tollgate's doors report them (proxy routes, SDKs, OTel `gen_ai.provider.name`,
- * LiteLLM) mapped to genai-prices ids. Names equal to an id, or caught by a provider's own
- * `provider_match` in the data, need no entry.
- */
-const PROVIDER_ALIASES: Readonly<Record<string, string>> = {
-  gemini: "google",
-  vertex_ai: "google",
-  "google-vertex": "google",
-  "gcp.gemini": "google",
-  "gcp.vertex_ai": "google",
-  "gcp.gen_ai": "google",
-  xai: "x-ai",
-  x_ai: "x-ai",
-  grok: "x-ai",
-  bedrock: "aws",
-  "aws.bedrock": "aws",
-  azure_openai: "azure",
-  "azure.ai.openai": "azure",
-  "azure.ai.inference": "azure",
-  mistral_ai: "mistral",
-  mistralai: "mistral",
-};
 
 /** Operator rates for a non-standard service tier; where present they replace the tier's multiplier. */
 export type TierPrices = Readonly<Partial<Record<Exclude<ServiceTier, "standard">, PriceSet>>>;
@@ -270,7 +247,8 @@ export function createCatalog(overrides: readonly PriceOverride[] = [], override
   const providerKey = (name: string): string => {
     const key = name.trim().toLowerCase();
     if (!key || data.byId.has(key)) return key;
-    return PROVIDER_ALIASES[key] ?? data.searchOrder.find((p) => p.providerMatch?.(key))?.id ?? key;
+    // A provider's own folder names its catalog id; other names may still be claimed by the data's `provider_match`.
+    return catalogIdOf(key) ?? data.searchOrder.find((p) => p.providerMatch?.(key))?.id ?? key;
   };
 
   const overridesByProvider = new Map<string, CompiledOverride[]>();

@@ -1,4 +1,5 @@
 import type { KeyInfo } from "../keys/api-keys.ts";
+import type { RequestFacts } from "../providers/types.ts";
 
 /** Who a proxied call is charged to. */
 export interface Attribution {
@@ -36,20 +37,23 @@ export const ATTRIBUTION_HEADERS = ["x-tollgate-team", "x-tollgate-project", "x-
 
 /**
  * The key's own attribution first; headers fill only what the key leaves open, and the end user
- * named in the request body (OpenAI `user`, Anthropic `metadata.user_id`) comes last.
+ * named in the request body (OpenAI `user`, Anthropic `metadata.user_id`) comes last. Tags the
+ * request itself implies (Azure's deployment) are facts, and win over a header's tag of that name.
  */
 export function attribute(
   key: Pick<KeyInfo, "id" | "team" | "project" | "feature" | "user"> | null,
   headers: Record<string, string | string[] | undefined>,
-  bodyUser: string | undefined,
+  facts: Pick<RequestFacts, "user" | "tags">,
 ): Attribution {
+  const bodyUser = facts.user;
+  const tags = parseTags(header(headers, "x-tollgate-tags"));
   return {
     team: key?.team ?? header(headers, "x-tollgate-team"),
     project: key?.project ?? header(headers, "x-tollgate-project"),
     feature: key?.feature ?? header(headers, "x-tollgate-feature"),
     user: key?.user ?? header(headers, "x-tollgate-user") ?? (bodyUser && LABEL.test(bodyUser) ? bodyUser : null),
     session: header(headers, "x-tollgate-session"),
-    tags: parseTags(header(headers, "x-tollgate-tags")),
+    tags: facts.tags ? { ...tags, ...facts.tags } : tags,
     apiKeyId: key?.id ?? null,
   };
 }

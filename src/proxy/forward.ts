@@ -1,15 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { type Readable, pipeline } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import type { Dispatcher } from "undici";
 import { type UsageEvent, ZERO_TOKENS } from "../ledger/event.ts";
 import type { PriceFn } from "../ledger/recorder.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
+import type { CallUsage, Provider, RequestFacts } from "../providers/types.ts";
 import { type Attribution, ATTRIBUTION_HEADERS } from "./attribution.ts";
-import type { CallUsage, ProxyProvider, RequestFacts } from "./providers/types.ts";
-import { SseReader } from "./sse.ts";
+import type { Upstream } from "./router.ts";
 
 /** Headers that describe one connection, not the message: never passed through (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
@@ -19,7 +18,7 @@ const HOLD_LIMIT = 8 * 1024 * 1024;
 /** One call on its way through: everything known before the upstream answers. */
 export interface Call {
   id: string;
-  provider: ProxyProvider;
+  provider: Provider;
   path: string;
   facts: RequestFacts;
   attribution: Attribution;
@@ -28,10 +27,11 @@ export interface Call {
 }
 
 export interface ForwardOptions {
-  dispatcher: Dispatcher;
-  /** Upstream base path ("" or e.g. "/openai" for an upstream mounted below its host). */
-  basePath: string;
-  providerKey: string | undefined;
+  upstream: Upstream;
+  /** The provider key to authorise with (stored, from the environment, or the client's own); undefined when none is configured. */
+  credential: string | undefined;
+  /** The provider's own settings, for its `authorize`. */
+  settings: unknown;
   price: PriceFn;
   record: (event: UsageEvent) => void;
   onDisconnect: "drain" | "cancel";
@@ -41,15 +41,14 @@ export interface ForwardOptions {
   upstreamTimeoutMs: number;
 }
 
-/** Headers for the upstream: the client's, minus hop-by-hop, its credentials and our own. */
-export function upstreamHeaders(headers: IncomingHttpHeaders, provider: ProxyProvider, providerKey: string | undefined, body: Buffer | undefined): Record<string, string> {
+/** Headers for the upstream, before the provider authorises them: the client's, minus hop-by-hop, its credentials and our own. */
+export function upstreamHeaders(headers: IncomingHttpHeaders, provider: Provider, body: Buffer | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   const drop = new Set([...provider.credentialHeaders, ...ATTRIBUTION_HEADERS]);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
-  if (providerKey !== undefined) Object.assign(out, provider.upstreamAuth(providerKey));
   if (body) out["content-length"] = String(body.length);
   return out;
 }
@@ -113,19 +112,25 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
-  const id = headers["x-request-id"] ?? headers["request-id"];
+  const id = headers["x-request-id"] ?? headers["request-id"] ?? headers["x-amzn-requestid"];
   return typeof id === "string" ? id.slice(0, 200) : undefined;
 };
 
 /** Sends a call upstream and its answer back, recording it once the answer is over. */
 export async function forward(call: Call, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, query: string, opts: ForwardOptions): Promise<void> {
   const sent = call.facts.rewritten ?? body;
+  const path = opts.upstream.basePath + call.path + query;
+  const method = req.method ?? "GET";
+  const headers = upstreamHeaders(req.headers, call.provider, sent);
+  const authorization = await call.provider.authorize({ method, url: new URL(path, opts.upstream.origin), headers, body: sent }, opts.credential, opts.settings);
+  if (authorization === undefined)
+    return sendProviderError(res, call, 503, "provider_not_configured", `no ${call.provider.name} API key is configured on the gateway`);
   let answer: Dispatcher.ResponseData;
   try {
-    answer = await opts.dispatcher.request({
-      path: opts.basePath + call.path + query,
-      method: req.method as Dispatcher.HttpMethod,
-      headers: upstreamHeaders(req.headers, call.provider, opts.providerKey, sent),
+    answer = await opts.upstream.dispatcher.request({
+      path,
+      method: method as Dispatcher.HttpMethod,
+      headers: { ...headers, ...authorization },
       body: sent,
       headersTimeout: opts.upstreamTimeoutMs,
       bodyTimeout: opts.upstreamTimeoutMs,
@@ -139,7 +144,7 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   }
   const requestId = upstreamRequestId(answer.headers);
   const contentType = String(answer.headers["content-type"] ?? "");
-  if (contentType.includes("text/event-stream")) return relayStream(call, res, answer, requestId, opts);
+  if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
   const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
@@ -205,9 +210,9 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
 }
 
 /**
- * A stream: bytes go to the client as they arrive while a side reader parses events for usage.
- * When the gateway itself asked for usage, events are forwarded one by one so the usage-only
- * event can be left out. Compressed streams are decompressed: SSE is never compressed by us.
+ * A stream: bytes go to the client as they arrive while the provider's tap reads them for usage
+ * (and, when the gateway itself asked for usage, leaves out what the client did not ask for).
+ * Compressed streams are decompressed: the tap reads plain bytes, and streams are never compressed by us.
  */
 async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
   const encoding = answer.headers["content-encoding"] as string | undefined;
@@ -217,31 +222,9 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const source: Readable = inflate ? pipeline(answer.body, inflate, () => {}) : answer.body;
   const injected = call.facts.rewritten !== undefined && call.facts.stream;
   const tap = call.provider.tap(call.path, injected);
-  const reader = new SseReader();
-  const decoder = new StringDecoder("utf8");
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
   res.flushHeaders();
-  const delivery = await pump(
-    source,
-    res,
-    (chunk) => {
-      const events = reader.push(decoder.write(chunk));
-      if (!injected) {
-        for (const { event } of events) tap.onEvent(event);
-        return chunk;
-      }
-      const kept = events.filter(({ event }) => tap.onEvent(event) === "forward").map(({ raw }) => raw);
-      return kept.length > 0 ? Buffer.from(kept.join("")) : undefined;
-    },
-    opts,
-    () => {
-      const last = reader.rest();
-      if (!last) return undefined;
-      const keep = tap.onEvent(last.event) === "forward";
-      // Without injection the raw bytes already went out; only re-sent events need writing here.
-      return injected && keep ? Buffer.from(last.raw) : undefined;
-    },
-  );
+  const delivery = await pump(source, res, (chunk) => tap.push(chunk), opts, () => tap.end());
   opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
 }
 
@@ -309,7 +292,8 @@ export function sendProviderError(res: ServerResponse, call: Pick<Call, "provide
     return;
   }
   const body = JSON.stringify(call.provider.error(status, code, message, details));
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...headers });
+  const own = call.provider.errorHeaders?.(status, headers) ?? headers;
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...own });
   res.end(body);
 }
 

@@ -7,14 +7,25 @@ import type { Logger } from "../logger.ts";
 import { attribute } from "./attribution.ts";
 import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
 import { type Call, type ForwardOptions, forward, newCallId, sendProviderError } from "./forward.ts";
-import type { ProxyProvider } from "./providers/types.ts";
+import { normaliseProvider } from "../providers/registry.ts";
+import type { Provider } from "../providers/types.ts";
 
-/** One provider mounted at `/<name>`: how it is spoken and where its upstream is. */
-export interface ProxyRoute {
-  provider: ProxyProvider;
+/** Where a route's upstream is. */
+export interface Upstream {
+  /** Scheme, host and port of the upstream base URL. */
+  origin: string;
   dispatcher: Dispatcher;
   /** Path of the upstream base URL, prefixed to every forwarded path ("" for a host root). */
   basePath: string;
+}
+
+/** One provider mounted at `/<name>`: how it is spoken and where its upstream is. */
+export interface ProxyRoute {
+  provider: Provider;
+  /** The provider's own settings from the configuration, handed back to it when it authorises a request. */
+  settings: unknown;
+  /** undefined when its base URL is not configured (a provider without a default). */
+  upstream: Upstream | undefined;
 }
 
 /** Where the gateway finds the real provider key for a route. */
@@ -96,7 +107,9 @@ export function proxyMiddleware(deps: ProxyDeps) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
     const url = req.url ?? "/";
     const slash = url.indexOf("/", 1);
-    const route = slash > 1 ? deps.routes.get(url.slice(1, slash)) : undefined;
+    const prefix = slash > 1 ? url.slice(1, slash) : undefined;
+    // A provider is reached by any of its names (`/google/...` is Gemini's route): looked up only on a miss.
+    const route = prefix === undefined ? undefined : (deps.routes.get(prefix) ?? deps.routes.get(normaliseProvider(prefix)));
     if (!route) return next();
     handle(route, url.slice(slash), req, res, deps, drains).catch((err: unknown) => {
       deps.logger.error({ err, provider: route.provider.name }, "proxy failure");
@@ -137,26 +150,26 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
     body = read;
   }
   const json = parseJson(body, req.headers["content-type"]);
-  const facts = provider.inspect(path, json);
+  const facts = provider.inspect(path, json, params);
   if (key && !modelAllowed(key.allowed_models, facts.model))
     return sendProviderError(res, { provider, id }, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
-  const attribution = attribute(key, req.headers, facts.user);
+  const attribution = attribute(key, req.headers, facts);
 
   const checked = deps.gate.check({ ...attribution, id, provider: provider.name, model: facts.model, body: json, bodyBytes: body?.length ?? 0 });
   const verdict = checked instanceof Promise ? await checked : checked;
   if (!verdict.admitted) return refuse(res, { provider, id }, verdict.block);
   const { hold } = verdict;
   try {
-    const providerKey = passThrough ? presented : await deps.providerKeys.get(provider.name);
-    if (providerKey === undefined)
-      return sendProviderError(res, { provider, id }, 503, "provider_not_configured", `no ${provider.name} API key is configured on the gateway`);
+    if (!route.upstream)
+      return sendProviderError(res, { provider, id }, 503, "provider_not_configured", `the gateway has no ${provider.name} upstream: set ${provider.config.baseUrlVariable}`);
+    const credential = passThrough ? presented : await deps.providerKeys.get(provider.name);
     for (const name of provider.credentialQuery) params.delete(name);
     const query = params.size > 0 ? `?${params}` : "";
     const call: Call = { id, provider, path, facts, attribution, started, startedAt };
     await forward(call, req, res, body, query, {
-      dispatcher: route.dispatcher,
-      basePath: route.basePath,
-      providerKey,
+      upstream: route.upstream,
+      credential,
+      settings: route.settings,
       price: deps.price,
       // The hold is settled with the call's own event, before the event goes to the ledger.
       record:

@@ -19,6 +19,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** Parsed JSON body; the raw text when it is not JSON; undefined when empty. */
   body: unknown;
+  /** The body's bytes exactly as received (what a signature covers). */
+  raw: Buffer;
   /** How the fake's answer to this request went, updated while it is being sent. */
   reply: ReplyProgress;
 }
@@ -82,14 +84,16 @@ export interface FakeUpstream {
 /** An answer a provider contract produces. */
 export type Reply =
   | { kind: "json"; status: number; body: unknown; headers?: Record<string, string> }
-  /** Frames written one by one: SSE events, or the pieces of a JSON-array stream. */
-  | { kind: "stream"; contentType: string; frames: Iterable<string>; headers?: Record<string, string> };
+  /** Frames written one by one: SSE events, the pieces of a JSON-array stream, or binary event-stream messages. */
+  | { kind: "stream"; contentType: string; frames: Iterable<string | Uint8Array>; headers?: Record<string, string> };
 
 export interface ProviderContract {
-  /** The reply for a missing or wrong credential; undefined lets the request through. */
-  authorise(request: RecordedRequest, url: URL, key: string): Reply | undefined;
+  /** The reply for a missing or wrong credential; undefined lets the request through (a promise where checking takes work, as a signature does). */
+  authorise(request: RecordedRequest, url: URL, key: string): Reply | undefined | Promise<Reply | undefined>;
   /** The provider's error body for a status a test asked for. */
   errorBody(status: number, message: string | undefined): unknown;
+  /** Headers that go with that error body, where the provider names its errors in a header. */
+  errorHeaders?(status: number): Record<string, string>;
   answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply;
   /** Headers on every answer (request ids and the like). */
   commonHeaders(): Record<string, string>;
@@ -148,7 +152,8 @@ async function record(req: IncomingMessage, res: ServerResponse): Promise<Record
   const reply = progressOf(res);
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  return { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: parseBody(Buffer.concat(chunks).toString("utf8")), reply };
+  const raw = Buffer.concat(chunks);
+  return { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: parseBody(raw.toString("utf8")), raw, reply };
 }
 
 /** Resolves when `stream` can take more, or when the client has gone (so a dead client never stalls the fake). */
@@ -219,11 +224,12 @@ export async function startFake(contract: ProviderContract, key: string): Promis
     if (behaviour.hang) return;
     const url = new URL(request.path, "http://fake");
     const headers = contract.commonHeaders();
-    const denied = contract.authorise(request, url, key);
+    const denied = await contract.authorise(request, url, key);
     if (denied) return send(res, denied, {}, headers, request.reply);
     if (behaviour.status !== undefined) {
       const retry: Record<string, string> = behaviour.retryAfter === undefined ? {} : { "retry-after": String(behaviour.retryAfter) };
-      return send(res, json(behaviour.status, contract.errorBody(behaviour.status, behaviour.message), retry), behaviour, headers, request.reply);
+      const named = contract.errorHeaders?.(behaviour.status) ?? {};
+      return send(res, json(behaviour.status, contract.errorBody(behaviour.status, behaviour.message), { ...named, ...retry }), behaviour, headers, request.reply);
     }
     return send(res, contract.answer(request, url, behaviour), behaviour, headers, request.reply);
   }

@@ -49,7 +49,7 @@ const FINGERPRINT = "fp_f5bdcc3276";
 
 type Body = Record<string, unknown>;
 
-function openAIError(status: number, message: string | undefined) {
+export function openAIError(status: number, message: string | undefined) {
   const known: Record<number, [type: string, code: string | null, message: string]> = {
     400: ["invalid_request_error", null, "Invalid request."],
     401: ["invalid_request_error", "invalid_api_key", "Incorrect API key provided."],
@@ -227,11 +227,12 @@ function embeddings(body: Body, model: string, b: Behaviour): Reply {
 
 const modelObject = (id: string) => ({ id, object: "model", created: 1715367049, owned_by: "system" });
 
-const ROUTES: Record<string, (body: Body, model: string, b: Behaviour) => Reply> = {
-  "/v1/chat/completions": chat,
-  "/v1/completions": completions,
-  "/v1/responses": responses,
-  "/v1/embeddings": embeddings,
+/** The operations by path below `/v1`; the fake Azure OpenAI answers with the same ones under its own paths. */
+export const OPENAI_OPERATIONS: Readonly<Record<string, (body: Body, model: string, b: Behaviour) => Reply>> = {
+  "/chat/completions": chat,
+  "/completions": completions,
+  "/responses": responses,
+  "/embeddings": embeddings,
 };
 
 function answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply {
@@ -242,7 +243,7 @@ function answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply
     const id = decodeURIComponent(one[1] ?? "");
     return OPENAI_MODELS.includes(id) ? json(200, modelObject(id)) : json(404, openAIError(404, `The model '${id}' does not exist`));
   }
-  const route = ROUTES[path];
+  const route = path.startsWith("/v1/") ? OPENAI_OPERATIONS[path.slice(3)] : undefined;
   if (request.method !== "POST" || !route)
     return json(404, { error: { message: `Invalid URL (${request.method} ${path})`, type: "invalid_request_error", param: null, code: null } });
   const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Body;

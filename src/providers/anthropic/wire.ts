@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { anthropic as anthropicUsage } from "../../ledger/providers/index.ts";
-import type { SseEvent } from "../sse.ts";
+import { isEventStream, type SseEvent, type SseTap, sseStreamTap } from "../sse.ts";
+import type { CallUsage, ProviderWire } from "../types.ts";
 import {
   bearerToken,
   envelopeUsage,
@@ -14,8 +14,9 @@ import {
   someFlag,
   someText,
   usageFrom,
-} from "./shared.ts";
-import type { CallUsage, ProxyProvider, StreamTap } from "./types.ts";
+  keyInHeader,
+} from "../wire.ts";
+import { anthropicUsage } from "./usage.ts";
 
 /*
  * Anthropic's Messages API. Streams are named events (`event:` + `data:`): `message_start` carries
@@ -67,7 +68,7 @@ function reconcileCacheSplit(usage: Counters): Counters {
 const MessageStart = z.looseObject({ message: z.looseObject({ model: someText, usage: lenient(z.looseObject({})) }) });
 const MessageDelta = z.looseObject({ usage: lenient(z.looseObject({})) });
 
-function messagesTap(): StreamTap {
+export function messagesTap(): SseTap {
   let model: string | undefined;
   let usage: Counters | undefined;
   const merge = (more: Counters | undefined) => {
@@ -110,19 +111,19 @@ function anthropicError(status: number, code: string, message: string, details: 
   return { type: "error", error: { type, message, ...details } };
 }
 
-export const anthropic: ProxyProvider = {
-  name: "anthropic",
+export const anthropicWire: ProviderWire = {
   // The SDK sends `x-api-key`; with an auth token instead it sends `Authorization: Bearer`.
   clientKey: (headers) => headerValue(headers, "x-api-key") ?? bearerToken(headers),
   credentialHeaders: ["x-api-key", "authorization"],
   credentialQuery: [],
-  upstreamAuth: (providerKey) => ({ "x-api-key": providerKey }),
+  authorize: keyInHeader("x-api-key"),
   inspect(_path, body) {
     const request = readBody(AnthropicRequest, body);
     return requestFacts({ model: request.model, stream: request.stream === true, user: request.metadata?.user_id ?? undefined });
   },
   // A Message carries `usage` beside `model`; count_tokens answers (`input_tokens` alone) are free and carry none.
   usageOf: (_path, body) => envelopeUsage(anthropicUsage, body, "usage", "model"),
-  tap: () => messagesTap(),
+  isStream: isEventStream,
+  tap: () => sseStreamTap(messagesTap(), false),
   error: anthropicError,
 };

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { isRecord, type ExtractResult, type NormalisedUsage, type UsageExtractor } from "../../ledger/providers/types.ts";
-import type { CallUsage, RequestFacts, StreamTap } from "./types.ts";
+import type { Authorization, CallUsage, HeaderBag, RequestFacts, UpstreamRequest } from "./types.ts";
+import { isRecord, type ExtractResult, type NormalisedUsage, type UsageExtractor } from "./usage.ts";
 
 /*
  * What every provider module shares: reading credentials out of headers, tolerant request-body
@@ -9,8 +9,6 @@ import type { CallUsage, RequestFacts, StreamTap } from "./types.ts";
  */
 
 export { isRecord };
-
-export type HeaderBag = Record<string, string | string[] | undefined>;
 
 /** A header's trimmed value; a repeated header counts as its first value, an empty one as absent. */
 export function headerValue(headers: HeaderBag, name: string): string | undefined {
@@ -24,6 +22,12 @@ export function bearerToken(headers: HeaderBag): string | undefined {
   const match = /^Bearer[ \t]+(\S+)$/i.exec(headerValue(headers, "authorization") ?? "");
   return match?.[1];
 }
+
+/** Authorisation by the provider key in one header (`prefix` before it, as in `Bearer `); nothing without a key. */
+export const keyInHeader =
+  (header: string, prefix = "") =>
+  (_request: UpstreamRequest, key: string | undefined): Authorization =>
+    key === undefined ? undefined : { [header]: prefix + key };
 
 /** The path without its query string: routes hand over paths with or without one. */
 export const pathOnly = (path: string): string => path.split("?", 1)[0] ?? "";
@@ -42,7 +46,8 @@ export function readBody<T extends z.ZodType>(schema: T, body: unknown): Partial
 }
 
 export function requestFacts(facts: Partial<RequestFacts>): RequestFacts {
-  return { model: facts.model, stream: facts.stream ?? false, user: facts.user, rewritten: facts.rewritten };
+  const known = { model: facts.model, stream: facts.stream ?? false, user: facts.user, rewritten: facts.rewritten };
+  return facts.tags ? { ...known, tags: facts.tags } : known;
 }
 
 /** JSON text to a value, or undefined: a stream event that is not JSON is forwarded, not judged. */
@@ -67,11 +72,6 @@ export function envelopeUsage(extractor: UsageExtractor, envelope: unknown, usag
   if (!isRecord(envelope)) return { usage: undefined, model: undefined };
   const usage = isRecord(envelope[usageKey]) ? usageFrom(extractor.extract(envelope)) : undefined;
   return { usage, model: textOf(envelope[modelKey]) };
-}
-
-/** A tap for streams whose format carries no usage we know how to read: everything goes through. */
-export function passThroughTap(): StreamTap {
-  return { onEvent: () => "forward", result: () => ({ usage: undefined, model: undefined }) };
 }
 
 /** The event's name, or for streams that send only `data:` lines, the `type` its JSON opens with. */

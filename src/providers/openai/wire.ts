@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { normaliseProvider, openai } from "../../ledger/providers/index.ts";
-import type { SseEvent } from "../sse.ts";
+import { isEventStream, type SseEvent, type SseTap, sseStreamTap } from "../sse.ts";
+import type { CallUsage, ProviderWire, RequestFacts } from "../types.ts";
 import {
   bearerToken,
   envelopeUsage,
@@ -14,8 +14,9 @@ import {
   someFlag,
   someText,
   usageFrom,
-} from "./shared.ts";
-import type { CallUsage, ProxyProvider, RequestFacts, StreamTap } from "./types.ts";
+  keyInHeader,
+} from "../wire.ts";
+import { openAIUsage as openai } from "./usage.ts";
 
 /*
  * OpenAI's API, and the upstreams that copy it (xAI, Mistral, Groq, DeepSeek, OpenRouter). Three
@@ -68,6 +69,9 @@ function withStreamUsage(endpoint: Endpoint, body: unknown): Buffer | undefined 
   return Buffer.from(JSON.stringify({ ...body, stream_options: { ...options, include_usage: true } }));
 }
 
+/** A chunk that names a model (a non-empty `model`): only those are parsed for it. */
+const NAMES_MODEL = /"model"\s*:\s*"[^"]/;
+
 /** Non-null usage in a chunk; cheap enough to run on every event, so only usage chunks get parsed. */
 const CARRIES_USAGE = /"usage"\s*:\s*\{/;
 
@@ -81,20 +85,17 @@ const Chunk = z.looseObject({
 type Chunk = z.infer<typeof Chunk>;
 
 /** Chat Completions and Completions streams: usage from the latest chunk that has any. */
-function chunkTap(injected: boolean): StreamTap {
+function chunkTap(injected: boolean): SseTap {
   let firstModel: string | undefined;
-  let lookedForModel = false;
   let usageChunk: Chunk | undefined;
   const read = (data: string): Chunk | undefined => Chunk.safeParse(parseJson(data)).data;
 
   return {
     onEvent(event: SseEvent) {
       if (event.data === "[DONE]") return "forward";
-      if (!lookedForModel) {
-        // Every chunk names the model; the first is enough when the usage chunk never comes (cut streams).
-        lookedForModel = true;
-        firstModel = read(event.data)?.model;
-      }
+      // The first chunk naming a model is enough when the usage chunk never comes (cut streams).
+      // Azure's first chunk carries only prompt filter results and `"model": ""`, so it is passed by.
+      if (firstModel === undefined && NAMES_MODEL.test(event.data)) firstModel = read(event.data)?.model;
       if (!CARRIES_USAGE.test(event.data)) return "forward";
       const chunk = read(event.data);
       if (!chunk) return "forward";
@@ -116,7 +117,7 @@ const TERMINAL = new Set(["response.completed", "response.incomplete", "response
 const ResponseEvent = z.looseObject({ response: z.looseObject({ model: someText }) });
 
 /** Responses API streams: the model from `response.created`, usage from the terminal event. */
-function responsesTap(): StreamTap {
+function responsesTap(): SseTap {
   let created: CallUsage = { usage: undefined, model: undefined };
   let final: CallUsage | undefined;
   return {
@@ -140,27 +141,30 @@ function openAIError(status: number, code: string, message: string, details: Rec
   return { error: { message, type, param: null, code, ...details } };
 }
 
-/** A provider speaking OpenAI's API under `name` (the route prefix and the ledger's provider name). */
-export function openAICompatible(name: string): ProxyProvider {
-  const injects = !REPORTS_STREAM_USAGE_UNASKED.has(normaliseProvider(name));
+/** Facts about an OpenAI-style request; `injects` when the upstream takes `stream_options` and reports usage only when asked. */
+export function inspectOpenAI(path: string, body: unknown, injects: boolean): RequestFacts {
+  const request = readBody(OpenAIRequest, body);
+  return requestFacts({
+    model: request.model,
+    stream: request.stream === true,
+    user: request.user,
+    rewritten: injects ? withStreamUsage(endpointOf(path), body) : undefined,
+  });
+}
+
+/** OpenAI's API as the upstream named `name` speaks it (its route prefix and the ledger's provider name). */
+export function openAIWire(name: string): ProviderWire {
+  const injects = !REPORTS_STREAM_USAGE_UNASKED.has(name);
   return {
-    name,
     clientKey: (headers) => bearerToken(headers),
     credentialHeaders: ["authorization"],
     credentialQuery: [],
-    upstreamAuth: (providerKey) => ({ authorization: `Bearer ${providerKey}` }),
-    inspect(path, body): RequestFacts {
-      const request = readBody(OpenAIRequest, body);
-      return requestFacts({
-        model: request.model,
-        stream: request.stream === true,
-        user: request.user,
-        rewritten: injects ? withStreamUsage(endpointOf(path), body) : undefined,
-      });
-    },
+    authorize: keyInHeader("authorization", "Bearer "),
+    inspect: (path, body) => inspectOpenAI(path, body, injects),
     // Chat, Completions, Responses and Embeddings answers all carry `usage` beside `model`.
     usageOf: (_path, body) => envelopeUsage(openai, body, "usage", "model"),
-    tap: (path, injected) => (endpointOf(path) === "responses" ? responsesTap() : chunkTap(injected)),
+    isStream: isEventStream,
+    tap: (path, injected) => (endpointOf(path) === "responses" ? sseStreamTap(responsesTap(), false) : sseStreamTap(chunkTap(injected), injected)),
     error: openAIError,
   };
 }

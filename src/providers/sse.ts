@@ -1,3 +1,6 @@
+import { StringDecoder } from "node:string_decoder";
+import type { CallUsage, StreamTap } from "./types.ts";
+
 /** One server-sent event: its `event:` name (if any) and its data lines joined by "\n". */
 export interface SseEvent {
   event: string | undefined;
@@ -52,4 +55,42 @@ function parseEvent(block: string): SseEvent | undefined {
   }
   if (name === undefined && data.length === 0) return undefined;
   return { event: name, data: data.join("\n") };
+}
+
+/** Whether a content type is a server-sent-events stream. */
+export const isEventStream = (contentType: string): boolean => contentType.includes("text/event-stream");
+
+/** A stream tap that sees whole server-sent events: each once, in order, and says whether the client gets it. */
+export interface SseTap {
+  onEvent(event: SseEvent): "forward" | "drop";
+  result(): CallUsage;
+}
+
+/**
+ * A byte-level StreamTap over an event-level one. Unless `filtering`, every chunk goes on exactly as
+ * it came and the events are only read; when filtering, events are forwarded one by one so the
+ * ones the tap drops can be left out.
+ */
+export function sseStreamTap(tap: SseTap, filtering: boolean): StreamTap {
+  const reader = new SseReader();
+  const decoder = new StringDecoder("utf8");
+  return {
+    push(chunk) {
+      const events = reader.push(decoder.write(chunk));
+      if (!filtering) {
+        for (const { event } of events) tap.onEvent(event);
+        return chunk;
+      }
+      const kept = events.filter(({ event }) => tap.onEvent(event) === "forward").map(({ raw }) => raw);
+      return kept.length > 0 ? Buffer.from(kept.join("")) : undefined;
+    },
+    end() {
+      const last = reader.rest();
+      if (!last) return undefined;
+      const keep = tap.onEvent(last.event) === "forward";
+      // Without filtering the raw bytes already went out; only re-sent events need writing here.
+      return filtering && keep ? Buffer.from(last.raw) : undefined;
+    },
+    result: () => tap.result(),
+  };
 }

@@ -1,7 +1,7 @@
-import { gemini as geminiUsage } from "../../ledger/providers/index.ts";
-import type { SseEvent } from "../sse.ts";
-import { envelopeUsage, headerValue, isRecord, parseJson, pathOnly, requestFacts, textOf } from "./shared.ts";
-import type { CallUsage, ProxyProvider, StreamTap } from "./types.ts";
+import { isEventStream, type SseEvent, type SseTap, sseStreamTap } from "../sse.ts";
+import type { CallUsage, ProviderWire } from "../types.ts";
+import { envelopeUsage, headerValue, isRecord, keyInHeader, parseJson, pathOnly, requestFacts, textOf } from "../wire.ts";
+import { geminiUsage } from "./usage.ts";
 
 /*
  * Google's Gemini API (generativelanguage). The model and the action are in the path
@@ -30,7 +30,7 @@ const USAGE = '"usageMetadata"';
  * Keeps only the raw text of the latest event with usage: events are not parsed as they pass,
  * one parse at the end reads the usage and the model that answered.
  */
-function sseTap(): StreamTap {
+function sseTap(): SseTap {
   let lastWithUsage: string | undefined;
   let first: string | undefined;
   return {
@@ -84,18 +84,18 @@ function geminiError(status: number, code: string, message: string, details: Rec
   return { error: { code: status, message, status: RPC_STATUS[status] ?? "UNKNOWN", details: [info] } };
 }
 
-export const gemini: ProxyProvider = {
-  name: "gemini",
+export const geminiWire: ProviderWire = {
   // Google's SDKs send `x-goog-api-key`; REST examples and older clients put the key in `?key=`.
   clientKey: (headers, query) => headerValue(headers, "x-goog-api-key") ?? (query.get("key")?.trim() || undefined),
   credentialHeaders: ["x-goog-api-key"],
   credentialQuery: ["key"],
-  upstreamAuth: (providerKey) => ({ "x-goog-api-key": providerKey }),
+  authorize: keyInHeader("x-goog-api-key"),
   inspect(path) {
     const { model, action } = modelAction(path);
     return requestFacts({ model, stream: action === "streamGenerateContent" });
   },
   usageOf,
-  tap: () => sseTap(),
+  isStream: isEventStream,
+  tap: () => sseStreamTap(sseTap(), false),
   error: geminiError,
 };

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_TOKENS, ServiceTier, Tokens } from "../event.ts";
+import { MAX_TOKENS, ServiceTier, Tokens } from "../ledger/event.ts";
 
 /** A token count as a provider reports it. */
 export const tokenCount = z.number().int().min(0).max(MAX_TOKENS);
@@ -24,7 +24,8 @@ export type ExtractResult = { ok: true; usage: NormalisedUsage } | { ok: false; 
 
 /** One provider's usage format. Pure: the proxy, webhooks and tests all call the same code. */
 export interface UsageExtractor {
-  provider: string;
+  /** What this format's usage object looks like, for the error when no format fits. */
+  expects: string;
   /** Whether `raw` looks like this provider's usage object (or a response carrying one). */
   detect(raw: unknown): boolean;
   extract(raw: unknown): ExtractResult;

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import type { ServiceTier } from "../event.ts";
-import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "./types.ts";
+import type { ServiceTier } from "../../ledger/event.ts";
+import type { OtlpQuirks } from "../types.ts";
+import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "../usage.ts";
 
 /*
  * OpenAI's usage, and that of the providers copying its API (xAI, Mistral, Groq, DeepSeek, OpenRouter,
@@ -126,11 +127,16 @@ function extract(raw: unknown): ExtractResult {
   });
 }
 
-export const openai: UsageExtractor = {
-  provider: "openai",
+export const openAIUsage: UsageExtractor = {
+  expects: "OpenAI (prompt_tokens, or input_tokens with total_tokens)",
   detect: (raw) => {
     const { usage } = locate(raw, "usage");
     return hasAnyKey(usage, OPENAI_ONLY_KEYS) && hasAnyKey(usage, ["prompt_tokens", "input_tokens"]);
   },
   extract,
+};
+
+/** OpenAI's service tier as OTel instrumentations record it on a span. */
+export const openAIOtlp: OtlpQuirks = {
+  serviceTier: { keys: ["openai.response.service_tier", "gen_ai.openai.response.service_tier"], read: openAIServiceTier },
 };

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { ServiceTier } from "../event.ts";
-import { OPENAI_ONLY_KEYS } from "./openai.ts";
-import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, isRecord, locate, parseAt, tokenCount } from "./types.ts";
+import { ServiceTier } from "../../ledger/event.ts";
+import { OPENAI_ONLY_KEYS } from "../openai/usage.ts";
+import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, isRecord, locate, parseAt, tokenCount } from "../usage.ts";
 
 /*
  * Anthropic's `input_tokens` counts only what was neither read from nor written to the cache: the
@@ -65,8 +65,8 @@ function extract(raw: unknown): ExtractResult {
   });
 }
 
-export const anthropic: UsageExtractor = {
-  provider: "anthropic",
+export const anthropicUsage: UsageExtractor = {
+  expects: "Anthropic (input_tokens, output_tokens)",
   detect: (raw) => {
     const { usage } = locate(raw, "usage");
     return isRecord(usage) && "input_tokens" in usage && !hasAnyKey(usage, OPENAI_ONLY_KEYS);

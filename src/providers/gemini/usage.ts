@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "./types.ts";
+import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "../usage.ts";
 
 /*
  * Gemini's `usageMetadata`. `promptTokenCount` includes cached content (`cachedContentTokenCount` is
@@ -36,8 +36,8 @@ function extract(raw: unknown): ExtractResult {
   });
 }
 
-export const gemini: UsageExtractor = {
-  provider: "gemini",
+export const geminiUsage: UsageExtractor = {
+  expects: "Gemini usageMetadata (promptTokenCount)",
   detect: (raw) => hasAnyKey(locate(raw, "usageMetadata").usage, ["promptTokenCount", "candidatesTokenCount", "totalTokenCount"]),
   extract,
 };

@@ -1,0 +1,70 @@
+import { EventStreamCodec, type Message } from "@smithy/eventstream-codec";
+import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
+
+/*
+ * AWS event streams (`application/vnd.amazon.eventstream`): binary messages, each a prelude
+ * (total length, headers length, CRC32), headers, a payload and a CRC32 of the whole. Bedrock's
+ * streams name each event in the `:event-type` header and put its JSON in the payload. The gateway
+ * forwards the bytes exactly as they come; this reader only looks at them on the side.
+ */
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+
+/** Prelude and trailing CRC: the smallest message there is. */
+const OVERHEAD = 16;
+/** The event-stream specification's limit on one message. */
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** One event: its type (`:event-type`, or `:exception-type` for an error) and its payload as text. */
+export interface StreamEvent {
+  /** `event`, `exception` or `error`, from `:message-type`. */
+  kind: string;
+  type: string | undefined;
+  payload: string;
+}
+
+const header = (message: Message, name: string): string | undefined => {
+  const value = message.headers[name];
+  return value?.type === "string" ? value.value : undefined;
+};
+
+function toEvent(message: Message): StreamEvent {
+  const kind = header(message, ":message-type") ?? "event";
+  const type = kind === "exception" ? header(message, ":exception-type") : kind === "error" ? header(message, ":error-code") : header(message, ":event-type");
+  return { kind, type, payload: toUtf8(message.body) };
+}
+
+/**
+ * Splits a byte stream into whole messages whatever the chunking, checking each message's CRCs.
+ * A stream that breaks the framing (a bad checksum, an impossible length) stops being read: its
+ * bytes still reach the client, whose SDK reports the damage; the call's usage stays unknown.
+ */
+export class EventStreamReader {
+  private pending: Buffer = Buffer.alloc(0);
+  private broken = false;
+
+  /** The events this chunk completes, in order. */
+  push(chunk: Uint8Array): StreamEvent[] {
+    if (this.broken) return [];
+    this.pending = this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
+    const events: StreamEvent[] = [];
+    while (this.pending.length >= 4) {
+      const length = this.pending.readUInt32BE(0);
+      if (length < OVERHEAD || length > MAX_MESSAGE_BYTES) return this.fail(events);
+      if (this.pending.length < length) break;
+      try {
+        events.push(toEvent(codec.decode(this.pending.subarray(0, length))));
+      } catch {
+        return this.fail(events);
+      }
+      this.pending = this.pending.subarray(length);
+    }
+    return events;
+  }
+
+  private fail(events: StreamEvent[]): StreamEvent[] {
+    this.broken = true;
+    this.pending = Buffer.alloc(0);
+    return events;
+  }
+}
