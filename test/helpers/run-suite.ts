@@ -1,0 +1,33 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { TEMPLATE_DB_ENV, createTemplateDatabase, dropDatabase, migratedPgliteTemplate } from "./template.ts";
+
+/*
+ * `npm test`: builds the migrated templates once, before any file needs them, then runs the test
+ * files in parallel (each in a process of its own, over copies of the templates) with node:test,
+ * and drops the run's template database at the end, however the run ends. Arguments go to
+ * `node --test` as they are: files, --test-name-pattern, or a --test-concurrency of your own.
+ */
+
+/** Files at once: most of a file's time is PGlite and child processes working, so a third keeps two cores busy. */
+const CONCURRENCY = 3;
+
+const args = process.argv.slice(2);
+const url = process.env.TEST_DATABASE_URL;
+
+await migratedPgliteTemplate(); // the CLI's data folders are PGlite even when the tests' databases are not
+const templateDb = url ? await createTemplateDatabase(url) : undefined;
+try {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "--test", ...(args.some((a) => a.startsWith("--test-concurrency")) ? [] : [`--test-concurrency=${CONCURRENCY}`]), ...args],
+    { stdio: "inherit", env: templateDb ? { ...process.env, [TEMPLATE_DB_ENV]: templateDb } : process.env },
+  );
+  // Ctrl-C reaches node --test from the terminal itself; the runner outlives it to clean up.
+  process.on("SIGINT", () => {});
+  process.on("SIGTERM", () => child.kill("SIGTERM"));
+  const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
+  process.exitCode = code ?? (signal ? 1 : 0);
+} finally {
+  if (url && templateDb) await dropDatabase(url, templateDb);
+}
