@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 /**
  * The real `tollgate` binary as a user runs it, in child processes. Every group has a data folder
@@ -33,7 +34,7 @@ interface Run {
 
 function run(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: HANG_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
@@ -168,17 +169,13 @@ describe("tollgate CLI", { concurrency: true }, () => {
       server.stdout!.on("data", (chunk: Buffer) => (serverOut += chunk.toString()));
       server.stderr!.on("data", (chunk: Buffer) => (serverErr += chunk.toString()));
       exited = once(server, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
-      const deadline = Date.now() + 45_000;
-      for (;;) {
+      await waitFor("the server to be ready", async () => {
         assert.equal(server.exitCode, null, `the server exited early: ${serverErr}`);
-        assert.ok(Date.now() < deadline, `the server did not start: ${serverErr}`);
-        if (existsSync(join(dir, "server.json"))) {
-          const { url } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string };
-          const res = await fetch(`${url}/readyz`).catch(() => null);
-          if (res?.status === 200) break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+        if (!existsSync(join(dir, "server.json"))) return false;
+        const { url } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string };
+        const res = await fetch(`${url}/readyz`).catch(() => null);
+        return res?.status === 200;
+      });
     });
     after(() => {
       if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
@@ -213,9 +210,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.equal(Number(report.total.requests), 3);
       // The server's own request log shows the CLI's query: it did not open the data folder itself.
       const logged = /"method":"GET","path":"(\/api)?\/spend","status":200/;
-      const deadline = Date.now() + 5_000;
-      while (!logged.test(serverOut) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
-      assert.match(serverOut, logged);
+      await waitFor(`the server to log ${logged}`, () => logged.test(serverOut));
     });
 
     test("spend today by team: the chat's answer in plain text, with exact costs and bars", async () => {

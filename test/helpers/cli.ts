@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { HANG_MS } from "./wait.ts";
 
 /** The real `tollgate` binary as a user runs it, in a child process. */
 export const BIN = join(fileURLToPath(new URL("../..", import.meta.url)), "bin", "tollgate.js");
@@ -24,7 +25,7 @@ export interface Run {
 /** Runs `tollgate ARGS` in `dataDir` and collects what it printed and how it exited. */
 export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = ""): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: dataDir, env: cliEnv(dataDir, extra), timeout: HANG_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });
