@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 /**
@@ -152,6 +153,8 @@ describe("tollgate CLI", { concurrency: true }, () => {
 
     before(async () => {
       dir = dataDir();
+      // A server starting on a folder that holds a ledger, as in production; the first run's initdb is the other group's.
+      await seedDataDir(dir);
       writeFileSync(
         file(),
         [

@@ -11,6 +11,7 @@ import { type PricedEvent, UsageEvent, type UsageEventInput } from "../src/ledge
 import { type PriceFn, Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
+import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 let database: Database;
@@ -294,6 +295,7 @@ describe("Recorder", () => {
     // PGlite: a data folder closed under the recorder, then opened again.
     const dir = mkdtempSync(join(tmpdir(), "tollgate-recorder-"));
     try {
+      await seedDataDir(dir); // a migrated folder without initdb's cost
       const first = await openDatabase({ dataDir: dir });
       await migrate(first);
       const recorder = recorderOn(first);

@@ -19,6 +19,7 @@ import { createLogger } from "../src/logger.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
+import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 let database: Database;
@@ -276,6 +277,7 @@ describe("SpoolingSink", () => {
       } else {
         // PGlite has no network to cut: its data folder is closed under the sink (a real failure of
         // the real driver), then the gateway restarts on the same folder and replays the spool.
+        await seedDataDir(dataDir); // a migrated folder without initdb's cost
         const first = await openDatabase({ dataDir });
         await migrate(first);
         const sink = await SpoolingSink.open({ recorder: new Recorder(first, price, { batchSize: 50, maxWaitMs: 2 }), database: first, dataDir, logger: silent, ...FAST });

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { TEMPLATE_DB_ENV, createTemplateDatabase, dropDatabase, migratedPgliteTemplate } from "./template.ts";
+import { TEMPLATE_DB_ENV, createTemplateDatabase, dropDatabase, pgliteTemplate } from "./template.ts";
 
 /*
  * `npm test`: builds the migrated templates once, before any file needs them, then runs the test
@@ -15,7 +15,9 @@ const CONCURRENCY = 3;
 const args = process.argv.slice(2);
 const url = process.env.TEST_DATABASE_URL;
 
-await migratedPgliteTemplate(); // the CLI's data folders are PGlite even when the tests' databases are not
+// Both PGlite templates even on Postgres: the CLI's data folders are PGlite whatever the tests' databases are.
+await pgliteTemplate("migrated");
+await pgliteTemplate("empty");
 const templateDb = url ? await createTemplateDatabase(url) : undefined;
 try {
   const child = spawn(

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { accessSync, constants, cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { accessSync, constants, cpSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,12 +24,16 @@ const TEMPLATES = join(SCRATCH, "tollgate-test-templates");
 /** Templates untouched this long belong to migrations nobody runs any more. */
 const STALE_MS = 7 * 24 * 3600_000;
 
-/** Names the schema a template holds: the migrations, the code that applies them and the PGlite that stores them. */
-export function templateKey(): string {
+/** What a template holds: the schema the migrations make, or nothing yet (as initdb leaves a database). */
+export type TemplateSchema = "migrated" | "empty";
+
+/** Names a template by what shaped it: the PGlite that stores it, and the migrations and the code that applied them. */
+function templateKey(schema: TemplateSchema): string {
   const hash = createHash("sha256");
-  const files = [...listFiles(join(ROOT, "migrations")), join(ROOT, "src/db/migrate.ts"), join(ROOT, "node_modules/@electric-sql/pglite/package.json")];
-  for (const file of files) hash.update(`${relative(ROOT, file)}\0`).update(readFileSync(file)).update("\0");
-  return hash.digest("hex").slice(0, 16);
+  const shapedBy = [join(ROOT, "node_modules/@electric-sql/pglite/package.json")];
+  if (schema === "migrated") shapedBy.push(...listFiles(join(ROOT, "migrations")), join(ROOT, "src/db/migrate.ts"));
+  for (const file of shapedBy) hash.update(`${relative(ROOT, file)}\0`).update(readFileSync(file)).update("\0");
+  return `${schema}-${hash.digest("hex").slice(0, 16)}`;
 }
 
 function canWrite(dir: string): boolean {
@@ -49,18 +53,22 @@ function listFiles(dir: string): string[] {
 }
 
 /**
- * The path of a migrated PGlite data folder to copy from, built on first use. Builders race safely:
- * each builds under a name of its own and renames it into place; the rename of a later one fails
- * and it removes its copy.
+ * The path of a PGlite data folder to copy from, built on first use (the migrated one from a copy
+ * of the empty one: one initdb in all). Builders race safely: each builds under a name of its own
+ * and renames it into place; the rename of a later one fails and it removes its copy.
  */
-export async function migratedPgliteTemplate(): Promise<string> {
-  const key = templateKey();
+export async function pgliteTemplate(schema: TemplateSchema = "migrated"): Promise<string> {
+  const key = templateKey(schema);
   const done = join(TEMPLATES, key);
-  if (!existsSync(done)) {
+  if (existsSync(done)) {
+    const now = new Date();
+    utimesSync(done, now, now); // in use: not stale
+  } else {
     const building = join(TEMPLATES, `${key}.building-${process.pid}-${randomBytes(4).toString("hex")}`);
     try {
+      if (schema === "migrated") await seedDataDir(building, "empty");
       const database = await openDatabase({ dataDir: building });
-      await migrate(database);
+      if (schema === "migrated") await migrate(database);
       await database.close();
       renameSync(building, done);
     } catch (err) {
@@ -68,25 +76,25 @@ export async function migratedPgliteTemplate(): Promise<string> {
     } finally {
       rmSync(building, { recursive: true, force: true });
     }
-    removeStaleTemplates(key);
+    removeStaleTemplates();
   }
   return join(done, "pgdata");
 }
 
-function removeStaleTemplates(keep: string): void {
+function removeStaleTemplates(): void {
   for (const name of readdirSync(TEMPLATES)) {
     const path = join(TEMPLATES, name);
-    if (!name.startsWith(keep) && Date.now() - statSync(path).mtimeMs > STALE_MS) rmSync(path, { recursive: true, force: true });
+    if (Date.now() - statSync(path).mtimeMs > STALE_MS) rmSync(path, { recursive: true, force: true });
   }
 }
 
 /**
- * Gives `dataDir` a migrated PGlite database (in `dataDir/pgdata`, where openDatabase and the CLI
- * look), copied from the template: opening it starts Postgres without running initdb.
+ * Gives `dataDir` a PGlite database (in `dataDir/pgdata`, where openDatabase and the CLI look),
+ * migrated unless asked for an empty one, copied from a template: opening it runs no initdb.
  */
-export async function seedDataDir(dataDir: string): Promise<void> {
+export async function seedDataDir(dataDir: string, schema: TemplateSchema = "migrated"): Promise<void> {
   // A copy-on-write clone where the file system offers one, a plain copy elsewhere.
-  cpSync(await migratedPgliteTemplate(), join(dataDir, "pgdata"), { recursive: true, mode: constants.COPYFILE_FICLONE });
+  cpSync(await pgliteTemplate(schema), join(dataDir, "pgdata"), { recursive: true, mode: constants.COPYFILE_FICLONE });
 }
 
 /** Set by the suite runner to the Postgres template database of its run. */
@@ -98,7 +106,7 @@ export const TEMPLATE_DB_ENV = "TOLLGATE_TEST_TEMPLATE_DB";
  * Postgres refuses to copy a template while anyone is connected to it, so nobody else may use it.
  */
 export async function createTemplateDatabase(url: string): Promise<string> {
-  const name = `tollgate_tmpl_${templateKey().slice(0, 8)}_${randomBytes(4).toString("hex")}`;
+  const name = `tollgate_tmpl_${randomBytes(6).toString("hex")}`;
   await asAdmin(url, (admin) => admin.unsafe(`create database ${name}`));
   const database = await openDatabase({ url: databaseUrl(url, name), dataDir: "" });
   try {
