@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type { Server } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
@@ -8,8 +9,17 @@ import { setTimeout as sleep } from "node:timers/promises";
  */
 export const HANG_MS = 300_000;
 
-/** How long waitFor waits for a condition by default: generous, since the machine may be loaded. */
-export const WAIT_MS = 60_000;
+/** How long waitFor waits for a condition by default: as long as a hang takes, since under load a server may take a minute to start. */
+export const WAIT_MS = HANG_MS;
+
+/**
+ * Keeps idle keep-alive connections to a test server open until the test closes it. With Node's
+ * default 5 s, a client reusing a connection as the server closes it gets ECONNRESET ("Connection
+ * error." in the SDKs): a race whose window a loaded machine widens to seconds.
+ */
+export function keepConnections(server: Server): void {
+  server.keepAliveTimeout = HANG_MS;
+}
 
 /** Polls `check` every 10 ms until it holds; fails naming `what` after `timeoutMs`. */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
