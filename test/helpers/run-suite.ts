@@ -25,11 +25,10 @@ try {
     ["--import", "tsx", "--test", ...(args.some((a) => a.startsWith("--test-concurrency")) ? [] : [`--test-concurrency=${CONCURRENCY}`]), ...args],
     { stdio: "inherit", env: templateDb ? { ...process.env, [TEMPLATE_DB_ENV]: templateDb } : process.env },
   );
-  // Ctrl-C reaches node --test from the terminal itself; the runner outlives it to clean up.
-  process.on("SIGINT", () => {});
-  process.on("SIGTERM", () => child.kill("SIGTERM"));
-  const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
-  process.exitCode = code ?? (signal ? 1 : 0);
+  // Stopped, the runner passes the signal on and outlives node --test to clean up.
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => child.kill(signal));
+  const [code] = (await once(child, "exit")) as [number | null];
+  process.exitCode = code ?? 1;
 } finally {
   if (url && templateDb) await dropDatabase(url, templateDb);
 }
