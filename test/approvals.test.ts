@@ -9,7 +9,7 @@ import type { FakeUpstream } from "./fakes/fake-upstream.ts";
 import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
 import { BIN_ARGS } from "./helpers/cli.ts";
 import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gateway.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 let gw: TestGateway;
 let openaiFake: FakeUpstream;
@@ -375,7 +375,7 @@ describe("CLI", () => {
   const cli = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const env = { PATH: process.env.PATH, HOME: process.env.HOME, TOLLGATE_URL: gw.base, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: "silent" };
-      execFile(process.execPath, [...BIN_ARGS, ...args], { env, timeout: 30_000 }, (err, stdout, stderr) =>
+      execFile(process.execPath, [...BIN_ARGS, ...args], { env, timeout: HANG_MS }, (err, stdout, stderr) =>
         resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
       );
     });

@@ -8,7 +8,9 @@ import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { countingLines, progressLine } from "../src/cli/commands.ts";
 import { claimServerFile, readServerFile, removeServerFile, writeServerFile } from "../src/cli/server-file.ts";
-import { BIN_ARGS, CLI_TIMEOUT_MS, type Run, cliEnv, runCli } from "./helpers/cli.ts";
+import { BIN_ARGS, type Run, cliEnv, runCli } from "./helpers/cli.ts";
+import { seedDataDir } from "./helpers/template.ts";
+import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 /**
  * The real `tollgate` binary as a user runs it, in child processes. Every group has a data folder
@@ -128,6 +130,8 @@ describe("tollgate CLI", { concurrency: true }, () => {
 
     before(async () => {
       dir = dataDir();
+      // A server starting on a folder that holds a ledger, as in production; the first run's initdb is the other group's.
+      await seedDataDir(dir);
       writeFileSync(
         file(),
         [
@@ -144,17 +148,13 @@ describe("tollgate CLI", { concurrency: true }, () => {
       server.stdout!.on("data", (chunk: Buffer) => (serverOut += chunk.toString()));
       server.stderr!.on("data", (chunk: Buffer) => (serverErr += chunk.toString()));
       exited = once(server, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
-      const deadline = Date.now() + CLI_TIMEOUT_MS;
-      for (;;) {
+      await waitFor("the server to be ready", async () => {
         assert.equal(server.exitCode, null, `the server exited early: ${serverErr}`);
-        assert.ok(Date.now() < deadline, `the server did not start: ${serverErr}`);
-        if (existsSync(join(dir, "server.json"))) {
-          const { url } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string };
-          const res = await fetch(`${url}/readyz`).catch(() => null);
-          if (res?.status === 200) break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+        if (!existsSync(join(dir, "server.json"))) return false;
+        const { url } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string };
+        const res = await fetch(`${url}/readyz`).catch(() => null);
+        return res?.status === 200;
+      });
     });
     after(() => {
       if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
@@ -189,9 +189,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
       assert.equal(Number(report.total.requests), 3);
       // The server's own request log shows the CLI's query: it did not open the data folder itself.
       const logged = /"method":"GET","path":"(\/api)?\/spend","status":200/;
-      const deadline = Date.now() + 5_000;
-      while (!logged.test(serverOut) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
-      assert.match(serverOut, logged);
+      await waitFor(`the server to log ${logged}`, () => logged.test(serverOut));
     });
 
     test("spend today by team: the chat's answer in plain text, with exact costs and bars", async () => {
@@ -431,7 +429,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
       const loadedBy = async (args: string[], data: string) => {
         rmSync(log, { force: true });
         const r = await new Promise<Run>((resolve) =>
-          execFile(process.execPath, ["--import", pathToFileURL(join(dir, "register.mjs")).href, ...BIN_ARGS, ...args], { cwd: dir, env: cliEnv(data), timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) =>
+          execFile(process.execPath, ["--import", pathToFileURL(join(dir, "register.mjs")).href, ...BIN_ARGS, ...args], { cwd: dir, env: cliEnv(data), timeout: HANG_MS }, (err, stdout, stderr) =>
             resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
           ),
         );

@@ -104,7 +104,7 @@ describe("scheduler", () => {
     a.start();
     b.start();
     try {
-      await waitFor("three ticks", () => ticks.length >= 3, 15_000);
+      await waitFor("three ticks", () => ticks.length >= 3);
     } finally {
       await a.stop();
       await b.stop();

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { getTableName, is, sql } from "drizzle-orm";
 import { PgTable } from "drizzle-orm/pg-core";
@@ -8,19 +10,28 @@ import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
 import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
+import { SCRATCH, seedDataDir } from "./helpers/template.ts";
 
 /** Every table the schemas declare (the gateway's and its integrations'), and the runner's own: what the migrations must create. */
 const TABLES = [...[schema, telegramSchema].flatMap((s) => Object.values(s)).flatMap((t) => (is(t, PgTable) ? [getTableName(t)] : [])), "tollgate_migrations"].sort();
 
 /**
- * A database nothing has migrated: in-memory PGlite (one handle, as PGlite allows one process), or
+ * A database nothing has migrated: PGlite copied from the empty template (one handle, as PGlite allows one process), or
  * with TEST_DATABASE_URL a new database on that server, which any number of pools can open.
  */
 async function freshDatabase(): Promise<{ open(): Promise<Database>; drop(): Promise<void> }> {
   const url = process.env.TEST_DATABASE_URL;
   if (!url) {
-    const database = await openDatabase({ dataDir: "memory://" });
-    return { open: async () => database, drop: () => database.close() };
+    const dataDir = mkdtempSync(join(SCRATCH, "tollgate-m-"));
+    await seedDataDir(dataDir, "empty");
+    const database = await openDatabase({ dataDir });
+    return {
+      open: async () => database,
+      drop: async () => {
+        await database.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
   }
   const name = `tollgate_m_${randomBytes(6).toString("hex")}`;
   const admin = postgres(url, { max: 1, onnotice: () => {} });

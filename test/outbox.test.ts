@@ -108,7 +108,7 @@ describe("webhook delivery", () => {
 
       receiver.script.push({ status: 500, body: "boom" }, { status: 500 }, { status: 429, headers: { "retry-after": "1" } });
       await receiver.up();
-      await waitFor("every message delivered", async () => (await outbox(gw, "?status=delivered")).length === alerts.length, 15_000);
+      await waitFor("every message delivered", async () => (await outbox(gw, "?status=delivered")).length === alerts.length);
 
       assert.deepEqual(receiver.accepted.map(alertIds), alerts.map((a) => [a.id]), "each alert once, in the order raised");
       assert.ok(receiver.received.every((r) => r.verified), "every request carries a valid signature");
@@ -295,7 +295,7 @@ describe("two gateway processes on one database", () => {
       for (const [i, alert] of raised.entries()) await enqueue((i % 2 ? a : b).gateway, [alert]);
 
       const expected = raised.length * channelIds.length;
-      await waitFor("every message delivered", () => receiver.accepted.length >= expected, 15_000);
+      await waitFor("every message delivered", () => receiver.accepted.length >= expected);
       await waitFor("both outboxes settled", async () => (await outbox(a, "?status=delivered&limit=500")).length === expected);
       assert.equal(receiver.received.length, expected, "no message was sent twice");
       assert.equal(new Set(receiver.received.map((r) => r.id)).size, expected);

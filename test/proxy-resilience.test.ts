@@ -13,7 +13,7 @@ import { openTestDatabase } from "./helpers/db.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { proxyRow, proxyRows, tokenColumns } from "./helpers/proxy-ledger.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { HANG_MS, WAIT_MS, waitFor } from "./helpers/wait.ts";
 
 /*
  * What the proxy does when something other than the happy path happens: clients that leave or read
@@ -64,7 +64,7 @@ after(async () => {
 const openai = (t: TestGateway, key: string) => new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: key, maxRetries: 0 });
 
 /** Waits for the fake to be done with an answer (finished or hung up on), failing instead of hanging. */
-async function settled(reply: ReplyProgress, what: string, timeoutMs = 5_000): Promise<void> {
+async function settled(reply: ReplyProgress, what: string, timeoutMs = WAIT_MS): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new assert.AssertionError({ message: `the upstream's connection was still open ${timeoutMs} ms later: ${what}` })), timeoutMs);
@@ -77,7 +77,7 @@ async function settled(reply: ReplyProgress, what: string, timeoutMs = 5_000): P
 }
 
 describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
-  test("OpenAI stream: the upstream request is cut off at once; recorded as aborted and unpriced with what was known (the model, no usage yet)", { timeout: 15_000 }, async () => {
+  test("OpenAI stream: the upstream request is cut off at once; recorded as aborted and unpriced with what was known (the model, no usage yet)", { timeout: HANG_MS }, async () => {
     const deltas = 100;
     openaiFake.setNext({ deltas, delayMs: 25 });
     const abort = new AbortController();
@@ -106,7 +106,7 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
     assert.match(row.request_id ?? "", /^req_/);
   });
 
-  test("Anthropic stream: cut off too; the input-side usage message_start gave is kept", { timeout: 15_000 }, async () => {
+  test("Anthropic stream: cut off too; the input-side usage message_start gave is kept", { timeout: HANG_MS }, async () => {
     anthropicFake.setNext({ deltas: 100, delayMs: 25 });
     const client = new Anthropic({ baseURL: `${cancelling.base}/anthropic`, apiKey: cancellingKey, maxRetries: 0 });
     const abort = new AbortController();
@@ -131,7 +131,7 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
     assert.notEqual(row.cost, "0", "the prompt it was charged for is priced");
   });
 
-  test("a gzip-compressed stream is cut off upstream as well", { timeout: 15_000 }, async () => {
+  test("a gzip-compressed stream is cut off upstream as well", { timeout: HANG_MS }, async () => {
     openaiFake.setNext({ deltas: 100, delayMs: 25, gzip: true });
     const abort = new AbortController();
     const res = await fetch(`${cancelling.base}/openai/v1/chat/completions`, {
@@ -152,7 +152,7 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
 });
 
 describe("upstream failures", () => {
-  test("an upstream that never answers: a 504 in each provider's shape after TOLLGATE_UPSTREAM_TIMEOUT_MS, recorded as an error, upstream hung up on", { timeout: 15_000 }, async () => {
+  test("an upstream that never answers: a 504 in each provider's shape after TOLLGATE_UPSTREAM_TIMEOUT_MS, recorded as an error, upstream hung up on", { timeout: HANG_MS }, async () => {
     openaiFake.setNext({ hang: true });
     anthropicFake.setNext({ hang: true });
     const started = performance.now();
@@ -183,7 +183,7 @@ describe("upstream failures", () => {
   });
 
   for (const gzip of [false, true]) {
-    test(`a stream that stalls mid-way${gzip ? " (gzip)" : ""}: the client's stream fails instead of hanging or ending as if whole, recorded as an error`, { timeout: 15_000 }, async () => {
+    test(`a stream that stalls mid-way${gzip ? " (gzip)" : ""}: the client's stream fails instead of hanging or ending as if whole, recorded as an error`, { timeout: HANG_MS }, async () => {
       openaiFake.setNext({ deltas: 3, delayMs: UPSTREAM_TIMEOUT_MS * 3, gzip });
       const { data: stream, response } = await openai(impatient, impatientKey)
         .chat.completions.create({ ...chat, stream: true }, { signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS * 6) })
@@ -244,7 +244,7 @@ describe("upstream failures", () => {
 });
 
 describe("a slow client on a large stream", () => {
-  test("backpressure: the gateway queues next to nothing for a client that does not read, the upstream is held, and the whole stream arrives in the end", { timeout: 30_000 }, async () => {
+  test("backpressure: the gateway queues next to nothing for a client that does not read, the upstream is held, and the whole stream arrives in the end", { timeout: HANG_MS }, async () => {
     const deltas = 10_000;
     const deltaBytes = 4096;
     openaiFake.setNext({ deltas, deltaBytes });
@@ -335,7 +335,7 @@ describe("a slow client on a large stream", () => {
 describe("the ledger database goes away under proxy traffic", () => {
   test(
     "calls keep being answered, /readyz says degraded, and once it is back every call is in the ledger exactly once",
-    { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: 60_000 },
+    { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: HANG_MS },
     async () => {
       const cuttable = await throughCutter(database);
       const t = await startTestGateway({ OPENAI_BASE_URL: openaiFake.url, OPENAI_API_KEY: OPENAI_KEY }, { database: cuttable.database });
@@ -387,7 +387,7 @@ describe("the ledger database goes away under proxy traffic", () => {
 
         await cuttable.cutter.restore();
         await calls(3);
-        await waitFor("every call recorded", async () => (await stored(ids)) === ids.length, 30_000);
+        await waitFor("every call recorded", async () => (await stored(ids)) === ids.length);
         await waitFor("the spool emptied", () => t.gateway.usage.status().spooled_events === 0);
         assert.equal((await readyz()).status, "ok");
 

@@ -11,6 +11,8 @@ import { type PricedEvent, UsageEvent, type UsageEventInput } from "../src/ledge
 import { type PriceFn, Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
+import { seedDataDir } from "./helpers/template.ts";
+import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 let database: Database;
 before(async () => {
@@ -152,7 +154,7 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
-  test("a call larger than batchSize is split into batches and every event is answered", { timeout: 20_000 }, async () => {
+  test("a call larger than batchSize is split into batches and every event is answered", { timeout: HANG_MS }, async () => {
     // The wait is far longer than the test may run: only full batches can be written on their own.
     const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 600_000, maxConcurrentFlushes: 2 });
     const sizes: number[] = [];
@@ -212,7 +214,7 @@ describe("Recorder", () => {
     assert.equal((await storedIds("listen")).length, 10);
   });
 
-  test("close() writes what is queued; record() afterwards, or while closing, rejects", { timeout: 20_000 }, async () => {
+  test("close() writes what is queued; record() afterwards, or while closing, rejects", { timeout: HANG_MS }, async () => {
     const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 600_000 });
     const queued = recorder.record([makeEvent("closing", "q-1", 1)]);
     const closing = recorder.close();
@@ -246,7 +248,7 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
-  test("a database that goes away: record() rejects; the retry on a working database stores once", { timeout: 60_000 }, async () => {
+  test("a database that goes away: record() rejects; the retry on a working database stores once", { timeout: HANG_MS }, async () => {
     const events = Array.from({ length: 5 }, (_, i) => makeEvent("gone", `g-${i}`, i));
     if (database.driver === "postgres") {
       // A connection killed while its write waits on a lock: the write fails, nothing is kept.
@@ -265,13 +267,12 @@ describe("Recorder", () => {
       await isLocked;
       const write = recorder.record(events);
       write.catch(() => {});
-      for (let i = 0; i < 200; i++) {
+      await waitFor("the write to wait on the lock", async () => {
         const [w] = await database.rows<{ waiting: boolean }>(
           sql`select wait_event_type = 'Lock' as waiting from pg_stat_activity where pid = ${pid}`,
         );
-        if (w?.waiting) break;
-        await sleep(10);
-      }
+        return w?.waiting === true;
+      });
       await database.rows(sql`select pg_terminate_backend(${pid})`);
       await assert.rejects(write);
       release();
@@ -294,6 +295,7 @@ describe("Recorder", () => {
     // PGlite: a data folder closed under the recorder, then opened again.
     const dir = mkdtempSync(join(tmpdir(), "tollgate-recorder-"));
     try {
+      await seedDataDir(dir); // a migrated folder without initdb's cost
       const first = await openDatabase({ dataDir: dir });
       await migrate(first);
       const recorder = recorderOn(first);

@@ -19,6 +19,8 @@ import { createLogger } from "../src/logger.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
+import { seedDataDir } from "./helpers/template.ts";
+import { HANG_MS, waitFor } from "./helpers/wait.ts";
 
 let database: Database;
 before(async () => {
@@ -69,14 +71,6 @@ const spoolDir = (dataDir: string) => join(dataDir, "spool");
 const spoolFiles = (dataDir: string) => readdirSync(spoolDir(dataDir)).sort();
 const linesIn = (dataDir: string) =>
   spoolFiles(dataDir).flatMap((f) => readFileSync(join(spoolDir(dataDir), f), "utf8").split("\n").filter(Boolean));
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 async function storedIds(db: Database, source: string): Promise<string[]> {
   const rows = await db.rows<{ id: string }>(sql`select id from usage_events where source = ${source} order by id`);
@@ -237,7 +231,7 @@ describe("SpoolingSink", () => {
     await assertRollupsMatchEvents(database);
   });
 
-  test("outage: spooled while the database is down, replayed once when it is back, spool emptied", { timeout: 60_000 }, async () => {
+  test("outage: spooled while the database is down, replayed once when it is back, spool emptied", { timeout: HANG_MS }, async () => {
     const dataDir = tempDir();
     const before = eventsFor("outage", 0, 30);
     const during = eventsFor("outage", 30, 30);
@@ -283,6 +277,7 @@ describe("SpoolingSink", () => {
       } else {
         // PGlite has no network to cut: its data folder is closed under the sink (a real failure of
         // the real driver), then the gateway restarts on the same folder and replays the spool.
+        await seedDataDir(dataDir); // a migrated folder without initdb's cost
         const first = await openDatabase({ dataDir });
         await migrate(first);
         const sink = await SpoolingSink.open({ recorder: new Recorder(first, price, { batchSize: 50, maxWaitMs: 2 }), database: first, dataDir, logger: silent, ...FAST });
@@ -387,7 +382,7 @@ describe("SpoolingSink", () => {
     assert.ok(!lines.join("").includes("secret-team"), "logs carry ids, never event contents");
   });
 
-  test("two sinks on one spool folder: each file is claimed and replayed by one of them only", { timeout: 30_000 }, async () => {
+  test("two sinks on one spool folder: each file is claimed and replayed by one of them only", { timeout: HANG_MS }, async () => {
     const dataDir = tempDir();
     const events = eventsFor("shared", 0, 60);
     // Small files, so there are many to share out.
@@ -420,7 +415,7 @@ describe("SpoolingSink", () => {
     assert.deepEqual(await storedIds(database, "shared"), events.map((e) => e.id));
   });
 
-  test("claims and open files of a gone owner are taken over; a live owner's claim is left alone", { timeout: 30_000 }, async () => {
+  test("claims and open files of a gone owner are taken over; a live owner's claim is left alone", { timeout: HANG_MS }, async () => {
     const dataDir = tempDir();
     const events = eventsFor("stale", 0, 40);
     await leaveSpooled(dataDir, events, { maxFileBytes: 1500 });

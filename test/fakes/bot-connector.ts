@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { type IncomingHttpHeaders, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { keepConnections } from "../helpers/wait.ts";
 
 /*
  * The Bot Framework connector a Teams bot talks to, from its REST contract
@@ -100,6 +101,7 @@ export async function startFakeConnector(): Promise<FakeConnector> {
     }
     send(405, { error: { code: "BadArgument", message: "method not allowed" } });
   });
+  keepConnections(server);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   return {

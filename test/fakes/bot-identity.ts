@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { keepConnections } from "../helpers/wait.ts";
 
 /*
  * The two identity services a Teams bot deals with, from Microsoft's documented contracts
@@ -129,6 +130,7 @@ export async function startFakeIdentity(): Promise<FakeIdentity> {
     }
     send(404, { error: "not_found", error_description: `no route ${req.method} ${url.pathname}` });
   });
+  keepConnections(server);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;

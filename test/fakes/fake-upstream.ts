@@ -4,6 +4,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, cr
 import type { AddressInfo } from "node:net";
 import type { Writable } from "node:stream";
 import { createGzip, gzipSync } from "node:zlib";
+import { keepConnections } from "../helpers/wait.ts";
 
 /*
  * The machinery every fake provider shares: a loopback node:http server that records each request,
@@ -240,6 +241,7 @@ export async function startFake(contract: ProviderContract, key: string): Promis
       res.end(`fake upstream failed: ${String(err)}`);
     });
   });
+  keepConnections(server);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomId } from "./fake-upstream.ts";
+import { keepConnections } from "../helpers/wait.ts";
 
 /*
  * Slack, both ways, from its documented contract:
@@ -194,6 +195,7 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
       res.end(`fake slack failed: ${String(err)}`);
     });
   });
+  keepConnections(server);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

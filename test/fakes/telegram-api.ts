@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomId } from "./fake-upstream.ts";
+import { keepConnections } from "../helpers/wait.ts";
 
 /*
  * Telegram, both ways, from the Bot API's documented contract (https://core.telegram.org/bots/api):
@@ -335,6 +336,7 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
       })
       .catch((err: Error) => send(500, fail(500, `Internal Server Error: ${err.message}`)));
   });
+  keepConnections(server);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const apiRoot = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { keepConnections } from "../helpers/wait.ts";
 
 /*
  * A webhook consumer on loopback that checks Standard Webhooks signatures the way the spec tells a
@@ -96,6 +97,7 @@ export class WebhookReceiver {
       this.received.push({ id: header("webhook-id"), timestamp: Number(header("webhook-timestamp")), verified, body: JSON.parse(text) as Record<string, unknown>, status: answer.status, at });
       res.writeHead(answer.status, answer.headers).end(answer.body);
     });
+    keepConnections(server);
     server.listen(this.port, "127.0.0.1");
     await once(server, "listening");
     this.server = server;

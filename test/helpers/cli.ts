@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { HANG_MS } from "./wait.ts";
 
 /**
  * The `tollgate` entry point in a child process, from its TypeScript through tsx: the tests check
@@ -20,11 +21,6 @@ export function cliEnv(dataDir: string, extra: Record<string, string> = {}): Nod
   return { ...env, TOLLGATE_DATA_DIR: dataDir, LOG_LEVEL: "silent", ...extra };
 }
 
-/**
- * How long a CLI run may take before it is taken for hung: far beyond what it needs, as a loaded
- * 2-core machine can take a minute to start tsx and migrate a new PGlite folder.
- */
-export const CLI_TIMEOUT_MS = 300_000;
 
 export interface Run {
   code: number;
@@ -38,7 +34,7 @@ export interface Run {
  */
 export function runCli(dataDir: string, args: string[], extra: Record<string, string> = {}, input = "", cwd = dataDir): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [...BIN_ARGS, ...args], { cwd, env: cliEnv(dataDir, extra), timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [...BIN_ARGS, ...args], { cwd, env: cliEnv(dataDir, extra), timeout: HANG_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== "number") return reject(err);
       resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
     });

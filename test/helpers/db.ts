@@ -1,43 +1,42 @@
 import { randomBytes } from "node:crypto";
-import postgres from "postgres";
+import { mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { type Database, openDatabase } from "../../src/db/connection.ts";
 import { migrate } from "../../src/db/migrate.ts";
+import { SCRATCH, TEMPLATE_DB_ENV, asAdmin, databaseUrl, dropDatabase, seedDataDir } from "./template.ts";
 
 /**
- * A migrated database of its own for one test file: in-memory PGlite by default, or, with
- * TEST_DATABASE_URL, a throwaway database on that server, dropped again on close.
+ * A migrated database of its own for one test file: PGlite in a temporary data folder copied from
+ * the migrated template by default, or, with TEST_DATABASE_URL, a throwaway database on that server
+ * (copied from the suite runner's template database when there is one), dropped again on close.
+ * migrate() still runs on it: on a copy of the template it finds everything applied, as it should.
  */
 export async function openTestDatabase(): Promise<Database> {
   const url = process.env.TEST_DATABASE_URL;
   if (!url) {
-    const database = await openDatabase({ dataDir: "memory://" });
+    const dataDir = mkdtempSync(join(SCRATCH, "tollgate-db-"));
+    await seedDataDir(dataDir);
+    const database = await openDatabase({ dataDir });
     await migrate(database);
-    return database;
+    return {
+      ...database,
+      close: async () => {
+        await database.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
   }
   const name = `tollgate_t_${randomBytes(6).toString("hex")}`;
-  await asAdmin(url, (admin) => admin.unsafe(`create database ${name}`));
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  const database = await openDatabase({ url: target.toString(), dataDir: "" });
+  const template = process.env[TEMPLATE_DB_ENV];
+  await asAdmin(url, (admin) => admin.unsafe(`create database ${name}${template ? ` template ${template}` : ""}`));
+  const database = await openDatabase({ url: databaseUrl(url, name), dataDir: "" });
   await migrate(database);
   return {
     ...database,
     close: async () => {
       await database.close();
-      await asAdmin(url, async (admin) => {
-        // A connection a test forgot to close would otherwise make the drop fail.
-        await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
-        await admin.unsafe(`drop database if exists ${name}`);
-      });
+      // A connection a test forgot to close would otherwise make the drop fail.
+      await dropDatabase(url, name);
     },
   };
-}
-
-async function asAdmin(url: string, work: (admin: postgres.Sql) => Promise<unknown>): Promise<void> {
-  const admin = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    await work(admin);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
 }

@@ -11,6 +11,7 @@ import type { Database } from "../../src/db/connection.ts";
 import type { Integration } from "../../src/integration.ts";
 import { createLogger } from "../../src/logger.ts";
 import { openTestDatabase } from "./db.ts";
+import { keepConnections } from "./wait.ts";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 
@@ -43,6 +44,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
   const database = options.database ?? (await openTestDatabase());
   const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? (await Promise.all(integrations.map((s) => s.load()))));
   const server = gateway.app.listen(0, "127.0.0.1");
+  keepConnections(server);
   await once(server, "listening");
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const admin = (path: string, init: RequestInit = {}) =>
