@@ -6,6 +6,7 @@ import { type ExportedEvent, eraseUserUsage, userEventPages } from "../src/ledge
 import { picoToDecimalString } from "../src/pricing/money.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let gw: TestGateway;
 
@@ -98,6 +99,8 @@ describe("export", () => {
     assert.equal(line.cost_usd, picoToDecimalString(BigInt(stored!.cost)));
     assert.equal(lines.find((l) => l.id === "a-4")!.priced, false, "unknown models are exported as unpriced, never as a silent 0");
 
+    // Audited once the stream has ended, so after the client read it all: on Postgres, a moment later.
+    await waitFor("the export audited", async () => (await auditOf("alice")).length > 0);
     assert.deepEqual((await auditOf("alice")).map((a) => [a.action, a.after]), [["export", { events: 30 }]]);
   });
 
