@@ -5,6 +5,7 @@ import { BudgetStore } from "../src/budgets/store.ts";
 import { loadConfig } from "../src/config.ts";
 import { openDatabase } from "../src/db/connection.ts";
 import { migrate } from "../src/db/migrate.ts";
+import { type EventBuilder, eventBuilder } from "../src/ledger/build-event.ts";
 import { type UsageEvent, ZERO_TOKENS } from "../src/ledger/event.ts";
 import { createLogger } from "../src/logger.ts";
 import { loadCatalog, priceEvent } from "../src/pricing/index.ts";
@@ -40,7 +41,7 @@ const body = { model: "gpt-4o", max_tokens: 500, messages: [{ role: "user", cont
 const bodyBytes = Buffer.byteLength(JSON.stringify(body));
 
 function call(id: string): GateCall {
-  return { id, provider: "openai", model: "gpt-4o", body, bodyBytes, team: "search", project: "web", feature: "summarize", user: "u-1", session: null, tags: {}, apiKeyId: "key-1" };
+  return { id, provider: "openai", model: "gpt-4o", body, bodyBytes, team: "search", project: "web", feature: "summarize", user: "u-1", session: null, tags: {}, api_key_id: "key-1" };
 }
 
 function event(id: string): UsageEvent {
@@ -66,7 +67,7 @@ function event(id: string): UsageEvent {
   };
 }
 
-async function timeGate(gate: BudgetGate, calls: number): Promise<{ us: number[]; waited: number }> {
+async function timeGate(gate: BudgetGate, builder: EventBuilder, calls: number): Promise<{ us: number[]; waited: number }> {
   const us: number[] = [];
   let waited = 0;
   for (let i = 0; i < calls; i++) {
@@ -79,7 +80,9 @@ async function timeGate(gate: BudgetGate, calls: number): Promise<{ us: number[]
       verdict = await verdict;
     }
     if (!verdict.admitted) throw new Error(`benchmark call refused by ${verdict.block.budget}`);
-    verdict.hold.settle(done);
+    // The proxy builds (and so prices) the call's event once, then settles with it: both are timed.
+    const built = builder.build(done);
+    verdict.hold.settle(built.ok ? built.event : undefined);
     us.push(Number(process.hrtime.bigint() - started) / 1000);
     if (i % 256 === 255) await yieldToLoop();
   }
@@ -97,9 +100,9 @@ const row = (budgets: number, timed: { us: number[]; waited: number }): GateBenc
 export async function benchBudgetGate(options: { calls?: number; sizes?: number[] } = {}): Promise<{ open: GateBenchRow; enforced: GateBenchRow[] }> {
   const calls = options.calls ?? 50_000;
   const catalog = loadCatalog();
-  const price = (e: UsageEvent) => priceEvent(catalog, e);
+  const builder = eventBuilder((e) => priceEvent(catalog, e));
   const logger = createLogger("silent");
-  const open = row(0, await timeGate(OPEN_GATE, calls));
+  const open = row(0, await timeGate(OPEN_GATE, builder, calls));
   const enforced: GateBenchRow[] = [];
   for (const size of options.sizes ?? [1, 10, 1000]) {
     const database = await openDatabase({ dataDir: "memory://" });
@@ -111,15 +114,14 @@ export async function benchBudgetGate(options: { calls?: number; sizes?: number[
     const gate = new Enforcer({
       database,
       catalog,
-      price,
       budgets,
       logger,
       // Leases large enough that no timed call waits for one: the check alone is measured.
       options: { ...enforcerOptions(loadConfig({})), leaseCap: 1_000_000n * USD },
     });
     await gate.start();
-    await timeGate(gate, 1000); // warm: the first call takes the lease, the JIT settles
-    enforced.push(row(size, await timeGate(gate, calls)));
+    await timeGate(gate, builder, 1000); // warm: the first call takes the lease, the JIT settles
+    enforced.push(row(size, await timeGate(gate, builder, calls)));
     await gate.close();
     await database.close();
   }

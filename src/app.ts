@@ -29,6 +29,7 @@ import { decodeMasterKey, persistedSecret, resolveMasterKey, secretBox } from ".
 import { Recorder } from "./ledger/recorder.ts";
 import { deleteExpiredEvents } from "./ledger/retention.ts";
 import { SpoolingSink } from "./ledger/usage-sink.ts";
+import { eventBuilder } from "./ledger/build-event.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./http/problem.ts";
@@ -91,7 +92,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const catalog = await loadCatalog({ overrideFile: config.TOLLGATE_PRICES });
   const box = secretBox(resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR), config.TOLLGATE_PREVIOUS_MASTER_KEYS.map(decodeMasterKey));
   const adminToken = resolveAdminToken(config);
-  const recorder = new Recorder(database, (e) => priceEvent(catalog, e), {
+  // The one builder of ledger events: every door's events are normalised, checked and priced by it, once.
+  const builder = eventBuilder((e) => priceEvent(catalog, e));
+  const recorder = new Recorder(database, builder, {
     batchSize: config.TOLLGATE_BATCH_SIZE,
     maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
   });
@@ -102,7 +105,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const providers = [...routes.keys()];
   const providerKeys = new ProviderKeys(database, box, config.providerKeys);
   const budgets = new BudgetStore(database);
-  const enforcer = new Enforcer({ database, catalog, price: (e) => priceEvent(catalog, e), budgets, logger, options: enforcerOptions(config) });
+  const enforcer = new Enforcer({ database, catalog, budgets, logger, options: enforcerOptions(config) });
   await enforcer.start();
   const notifier = new OutboxNotifier(database, {
     maxAttempts: config.TOLLGATE_OUTBOX_MAX_ATTEMPTS,
@@ -152,8 +155,8 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       keys,
       providerKeys,
       gate: enforcer,
-      price: (e) => priceEvent(catalog, e),
-      record: (event) => usage.submit([event]),
+      builder,
+      record: (built) => usage.submit([built]),
       logger,
       onDisconnect: config.TOLLGATE_ON_DISCONNECT,
       drainTimeoutMs: 60_000,

@@ -93,6 +93,10 @@ describe("loadConfig", () => {
       [{ TOLLGATE_URL: "localhost:8787" }, "TOLLGATE_URL", /http:\/\/ or https:\/\/ URL/],
       [{ TOLLGATE_BATCH_SIZE: "0" }, "TOLLGATE_BATCH_SIZE", /whole number from 1 to 10000/],
       [{ TOLLGATE_BATCH_WAIT_MS: "soon" }, "TOLLGATE_BATCH_WAIT_MS", /whole number from 0 to 10000/],
+      // Each provider's variables are named by its folder and checked with the rest.
+      [{ OPENAI_BASE_URL: "api.openai.com" }, "OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],
+      [{ AZURE_OPENAI_BASE_URL: "ftp://myres.openai.azure.com" }, "AZURE_OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],
+      [{ TOLLGATE_PROVIDERS: "google=https://example.test" }, "TOLLGATE_PROVIDERS", /not a built-in provider/],
     ];
     for (const [env, name, expected] of cases) {
       test(`${name}=${Object.values(env)[0]}`, () => {
@@ -103,6 +107,24 @@ describe("loadConfig", () => {
         assert.match(line, new RegExp(`^\\s*${name}: expected `));
       });
     }
+  });
+
+  test("providers: built-in ones with their defaults and keys, named ones by their normalised name", () => {
+    const config = loadConfig({ TOLLGATE_PROVIDERS: "x-ai=https://api.x.ai,my-vllm=http://10.0.0.5:8000", XAI_API_KEY: "xai-key-123", MY_VLLM_API_KEY: "vllm-key", AZURE_OPENAI_API_KEY: "az-key-123" });
+    const names = ["openai", "anthropic", "gemini", "azure", "xai", "my-vllm"];
+    assert.deepEqual(
+      Object.fromEntries(names.map((name) => [name, config.providers[name]?.baseUrl])),
+      {
+        openai: "https://api.openai.com",
+        anthropic: "https://api.anthropic.com",
+        gemini: "https://generativelanguage.googleapis.com",
+        // An Azure resource has no default endpoint: its route says AZURE_OPENAI_BASE_URL is unset.
+        azure: undefined,
+        xai: "https://api.x.ai",
+        "my-vllm": "http://10.0.0.5:8000",
+      },
+    );
+    assert.deepEqual(config.providerKeys, { azure: "az-key-123", xai: "xai-key-123", "my-vllm": "vllm-key" });
   });
 
   test("every bad value is listed at once", () => {

@@ -11,11 +11,13 @@ import { BudgetEvaluator } from "../src/budgets/evaluator.ts";
 import { groupByScope, scopeKey, spendForBudgets } from "../src/budgets/spend-batch.ts";
 import type { Database } from "../src/db/connection.ts";
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
+import { eventBuilder } from "../src/ledger/build-event.ts";
 import { Recorder } from "../src/ledger/recorder.ts";
 import { querySpend } from "../src/ledger/spend.ts";
 import { createLogger } from "../src/logger.ts";
 import { PICO_PER_USD } from "../src/pricing/money.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { ledgerEvent } from "./helpers/ledger-event.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { sampleBudget } from "./helpers/sample-budget.ts";
 
@@ -37,13 +39,14 @@ describe("spend of many budgets", () => {
   let recorder: Recorder;
   let seq = 0;
   // $1 a call, $7 for model "seven": sums are easy to read and exact.
-  const price = (e: UsageEvent) => ({ cost: e.model === "seven" ? usd(7) : usd(1), priced: true });
-  const event = (ts: string, fields: Partial<UsageEventInput> = {}) => UsageEvent.parse({ source: "t", id: `e${seq++}`, ts: at(ts), tokens: {}, model: "one", ...fields });
+  const builder = eventBuilder((e) => ({ cost: e.model === "seven" ? usd(7) : usd(1), priced: true }));
+  const event = (ts: string, fields: Partial<UsageEventInput> = {}) =>
+    ledgerEvent(builder, UsageEvent.parse({ source: "t", id: `e${seq++}`, ts: at(ts), tokens: {}, model: "one", ...fields }));
 
   // Years ahead of the gateway tests below, which record at the real time on the same database.
   before(() => {
     database = t.gateway.database;
-    recorder = new Recorder(database, price, { batchSize: 1000, maxWaitMs: 1 });
+    recorder = new Recorder(database, builder, { batchSize: 1000, maxWaitMs: 1 });
   });
   after(() => recorder.close());
 
@@ -290,8 +293,9 @@ describe("evaluation in the gateway", () => {
     await createBudget({ name: "race", scope: { team: "race" }, amount_usd: "1", mode: "hard" });
     await settled();
     // Written past the gateway's own recorder, so only the two evaluators below look at it.
-    const writer = new Recorder(t.gateway.database, () => ({ cost: usd(2), priced: true }), { batchSize: 10, maxWaitMs: 1 });
-    await writer.record([UsageEvent.parse({ source: "race", id: "r1", ts: new Date(), tokens: {}, team: "race" })]);
+    const builder = eventBuilder(() => ({ cost: usd(2), priced: true }));
+    const writer = new Recorder(t.gateway.database, builder, { batchSize: 10, maxWaitMs: 1 });
+    await writer.record([ledgerEvent(builder, UsageEvent.parse({ source: "race", id: "r1", ts: new Date(), tokens: {}, team: "race" }))]);
     await writer.close();
     const evaluator = () => new BudgetEvaluator(t.gateway.database, new OutboxNotifier(t.gateway.database, { maxAttempts: 3, baseMs: 10, capMs: 10 }), { anomalyMinSpend: usd(5), logger: createLogger("silent") });
     const now = new Date();

@@ -215,6 +215,16 @@ describe("Vercel AI SDK", () => {
     assert.deepEqual(fromV6?.tokens, tokens({ input: 7_000, cached_input: 3_000, output: 50 }));
   });
 
+  test("a provider's name arrives as every door spells it: x-ai, google and Azure are xai, gemini and azure", () => {
+    const names = ["x-ai", "google", "Azure", "xai", "gemini", "azure"].map((name) =>
+      only(spansToEvents(body([span({ "gen_ai.provider.name": name, "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 1 })]), { source: "otlp" })).provider,
+    );
+    assert.deepEqual(names, ["xai", "gemini", "azure", "xai", "gemini", "azure"]);
+    // Azure speaks OpenAI's API, so OpenAI's service tier attribute is read for it too.
+    const flex = span({ "gen_ai.provider.name": "Azure", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1, "openai.response.service_tier": "flex" });
+    assert.equal(only(spansToEvents(body([flex]), { source: "otlp" })).service_tier, "flex");
+  });
+
   test("before v6, Gemini output excluded thoughts", () => {
     const s = span({
       "ai.operationId": "ai.streamText.doStream",

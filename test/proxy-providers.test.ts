@@ -3,6 +3,7 @@ import { request as httpRequest } from "node:http";
 import { describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { anthropic } from "../src/providers/anthropic/index.ts";
+import { azure } from "../src/providers/azure/index.ts";
 import { mergeCumulative } from "../src/providers/anthropic/wire.ts";
 import { gemini } from "../src/providers/gemini/index.ts";
 import { openAICompatible } from "../src/providers/openai/index.ts";
@@ -436,6 +437,41 @@ describe("credentials", () => {
     assert.equal(providerNamed("Google"), gemini);
     assert.equal(providerNamed("my-vllm"), providerNamed("my-vllm"));
     assert.equal(providerNamed("openai").name, "openai");
+  });
+});
+
+describe("Azure OpenAI", () => {
+  const chatPath = "/openai/deployments/gpt-4o-prod/chat/completions";
+  const version = (v: string) => new URLSearchParams({ "api-version": v });
+  const streamed = { messages: [], stream: true };
+
+  test("keys: api-key, or an Entra token as a bearer; the resource's key goes upstream in api-key", () => {
+    assert.equal(azure.clientKey({ "api-key": "tlg_a" }, noQuery), "tlg_a");
+    assert.equal(azure.clientKey({ authorization: "Bearer tlg_b" }, noQuery), "tlg_b");
+    assert.deepEqual([...azure.credentialHeaders].sort(), ["api-key", "authorization"]);
+    const request: UpstreamRequest = { method: "POST", url: new URL(`https://res.openai.azure.com${chatPath}`), headers: {}, body: undefined };
+    assert.deepEqual(azure.authorize(request, "az-key", {}), { "api-key": "az-key" });
+  });
+
+  test("the deployment is a tag, from the path or else the body's model", () => {
+    assert.deepEqual(azure.inspect(chatPath, { messages: [] }, version("2024-10-21")).tags, { deployment: "gpt-4o-prod" });
+    assert.deepEqual(azure.inspect("/openai/deployments/my%20dep/embeddings", { input: "x" }, version("2024-10-21")).tags, { deployment: "my dep" });
+    assert.deepEqual(azure.inspect("/openai/v1/chat/completions", { model: "mini-dev" }, noQuery).tags, { deployment: "mini-dev" });
+    assert.equal(azure.inspect("/openai/models", undefined, version("2024-10-21")).tags, undefined);
+  });
+
+  test("usage is asked for in streams only where the api-version takes stream_options", () => {
+    const asks = (path: string, query: URLSearchParams) => azure.inspect(path, streamed, query).rewritten !== undefined;
+    assert.equal(asks(chatPath, version("2024-10-21")), true);
+    assert.equal(asks(chatPath, version("2024-09-01-preview")), true);
+    assert.equal(asks(chatPath, version("2024-08-01-preview")), false);
+    assert.equal(asks(chatPath, version("2024-06-01")), false);
+    assert.equal(asks(chatPath, noQuery), false);
+    assert.equal(asks("/openai/v1/chat/completions", noQuery), true, "the v1 API always takes it");
+  });
+
+  test("error shape: {error: {code, message}} with the details beside them", () => {
+    assert.deepEqual(azure.error(429, "budget_exceeded", "no", { budget: "b" }), { error: { code: "budget_exceeded", message: "no", budget: "b" } });
   });
 });
 

@@ -141,3 +141,25 @@ describe("Anthropic SDK through the proxy", () => {
     assert.equal(anthropicFake.requests.at(-1)!.headers["x-api-key"], ANTHROPIC_KEY);
   });
 });
+
+describe("a provider's name at the proxy door", () => {
+  test("configured as x-ai it is xai; /x-ai, /xai and /XAI reach it; the ledger says xai every time", async () => {
+    const g = await startTestGateway({ TOLLGATE_PROVIDERS: `x-ai=${openaiFake.url}`, XAI_API_KEY: OPENAI_KEY });
+    try {
+      const res = await g.admin("/api/keys", { method: "POST", body: JSON.stringify({ kind: "virtual", name: "names", team: "names" }) });
+      const key = ((await res.json()) as { key: string }).key;
+      const ids: string[] = [];
+      for (const prefix of ["x-ai", "xai", "XAI"]) {
+        const xai = new OpenAI({ baseURL: `${g.base}/${prefix}/v1`, apiKey: key, maxRetries: 0 });
+        const { response } = await xai.chat.completions.create({ model: "grok-4", messages: [{ role: "user", content: "hi" }] }).withResponse();
+        ids.push(response.headers.get("x-tollgate-request-id")!);
+      }
+      const rows = await Promise.all(ids.map((id) => proxyRow(g.gateway.database, id)));
+      assert.deepEqual(rows.map((r) => r.provider), ["xai", "xai", "xai"]);
+      // grok-4 at xAI's prices: 176 uncached input × $3/M + 1,024 cached × $0.75/M + 300 output × $15/M.
+      assert.deepEqual(rows.map((r) => r.cost), Array(3).fill("5796000000"));
+    } finally {
+      await g.close();
+    }
+  });
+});

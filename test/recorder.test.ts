@@ -7,12 +7,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate } from "../src/db/migrate.ts";
-import { type PricedEvent, UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
-import { type PriceFn, Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
+import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build-event.ts";
+import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
+import { Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
+import { ledgerEvent } from "./helpers/ledger-event.ts";
 
 let database: Database;
 before(async () => {
@@ -25,7 +27,7 @@ const RATES: Record<string, { input: bigint; output: bigint }> = {
   "m-a": { input: 2_500_000n, output: 10_000_000n },
   "m-b": { input: 150_000n, output: 600_000n },
 };
-const price: PriceFn = (e) => {
+const price: Pricer = (e) => {
   const rate = RATES[e.model];
   if (!rate) return { cost: 0n, priced: false };
   return { cost: BigInt(e.tokens.input) * rate.input + BigInt(e.tokens.output) * rate.output, priced: true };
@@ -34,8 +36,13 @@ const price: PriceFn = (e) => {
 const BASE = Date.UTC(2025, 0, 10);
 const HOUR = 3_600_000;
 
+const builder = eventBuilder(price);
+
+/** Built, as every door hands events to the recorder. */
+const makeEvent = (source: string, id: string, i: number, extra: Partial<UsageEventInput> = {}): LedgerEvent => ledgerEvent(builder, seenEvent(source, id, i, extra));
+
 /** A deterministic, varied event: three days of hours, three models, optional attribution. */
-function makeEvent(source: string, id: string, i: number, extra: Partial<UsageEventInput> = {}): UsageEvent {
+function seenEvent(source: string, id: string, i: number, extra: Partial<UsageEventInput> = {}): UsageEvent {
   return UsageEvent.parse({
     source,
     id,
@@ -54,7 +61,7 @@ function makeEvent(source: string, id: string, i: number, extra: Partial<UsageEv
 }
 
 const recorderOn = (db: Database, opts: Partial<RecorderOptions> = {}) =>
-  new Recorder(db, price, { batchSize: 50, maxWaitMs: 2, ...opts });
+  new Recorder(db, builder, { batchSize: 50, maxWaitMs: 2, ...opts });
 
 /** A second connection pool to the same test database (Postgres only). */
 async function secondHandle(maxConnections?: number): Promise<Database | undefined> {
@@ -184,7 +191,7 @@ describe("Recorder", () => {
     await warmup.close();
 
     const recorder = recorderOn(database, { batchSize: 4, maxWaitMs: 1 });
-    const seen: PricedEvent[] = [];
+    const seen: LedgerEvent[] = [];
     let calls = 0;
     recorder.onFlush(() => {
       calls++;
@@ -319,17 +326,30 @@ describe("Recorder", () => {
     }
   });
 
-  test("one caller's unstorable event does not fail other callers sharing its batch", async () => {
+  test("an event Postgres could never store is refused when built, so it never shares a batch with others", async () => {
+    const refused = [
+      seenEvent("poison", "bad\u0000id", 2),
+      seenEvent("poison", "bad-tag", 3, { tags: { env: "a\u0000b" } }),
+      seenEvent("poison", "bad-year", 4, { ts: new Date("0000-06-01T00:00:00Z") }),
+    ].map((seen) => builder.build(seen));
+    assert.deepEqual(
+      refused.map((b) => (b.ok ? "built" : b.reason)),
+      ["its text must not contain NUL characters", "its text must not contain NUL characters", "its time must be within the years 1 to 9999"],
+    );
     const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 20 });
-    const good = recorder.record([makeEvent("poison", "ok-1", 1)]);
-    const nul = recorder.record([makeEvent("poison", "bad\u0000id", 2)]);
-    const nulTag = recorder.record([makeEvent("poison", "bad-tag", 3, { tags: { env: "a\u0000b" } })]);
-    const yearZero = recorder.record([makeEvent("poison", "bad-year", 4, { ts: new Date("0000-06-01T00:00:00Z") })]);
-    const [g, ...bad] = await Promise.allSettled([good, nul, nulTag, yearZero]);
-    assert.deepEqual(g, { status: "fulfilled", value: [true] });
-    assert.deepEqual(bad.map((b) => b.status), ["rejected", "rejected", "rejected"]);
+    assert.deepEqual(await recorder.record([makeEvent("poison", "ok-1", 1)]), [true]);
     assert.deepEqual(await storedIds("poison"), ["ok-1"]);
     await recorder.close();
+  });
+
+  test("the builder names the provider as every door does, and prices the event once", () => {
+    const built = builder.build(seenEvent("names", "n-1", 0, { provider: " X-AI ", model: "m-a" }));
+    assert.ok(built.ok);
+    assert.equal(built.event.provider, "xai");
+    assert.deepEqual({ cost: built.event.cost, priced: built.event.priced }, price(built.event));
+    const kept = builder.restore(seenEvent("names", "n-2", 0, { provider: "Google" }), { cost: 7n, priced: true });
+    assert.ok(kept.ok);
+    assert.deepEqual([kept.event.provider, kept.event.cost], ["gemini", 7n], "a restored event keeps the price it was built with");
   });
 
   test("timestamps at hour and day boundaries land in their UTC buckets whatever the session time zone", async () => {

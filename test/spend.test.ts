@@ -3,9 +3,11 @@ import { after, before, test } from "node:test";
 import type { Database } from "../src/db/connection.ts";
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { type Period, resolvePeriod } from "../src/ledger/period.ts";
+import { eventBuilder } from "../src/ledger/build-event.ts";
 import { Recorder } from "../src/ledger/recorder.ts";
 import { coverRange, querySpend, SpendReportJson, toJson } from "../src/ledger/spend.ts";
 import { openTestDatabase } from "./helpers/db.ts";
+import { ledgerEvent } from "./helpers/ledger-event.ts";
 
 // Prices far beyond 2^53 pico-USD: any float on the way would lose the last digits.
 const PRICES: Record<string, bigint> = {
@@ -20,14 +22,11 @@ const PRICES: Record<string, bigint> = {
 
 let database: Database;
 let recorder: Recorder;
+const builder = eventBuilder((e) => (e.model in PRICES ? { cost: PRICES[e.model]!, priced: true } : { cost: 0n, priced: false }));
 
 before(async () => {
   database = await openTestDatabase();
-  recorder = new Recorder(
-    database,
-    (e) => (e.model in PRICES ? { cost: PRICES[e.model]!, priced: true } : { cost: 0n, priced: false }),
-    { batchSize: 500, maxWaitMs: 1 },
-  );
+  recorder = new Recorder(database, builder, { batchSize: 500, maxWaitMs: 1 });
 });
 
 after(async () => {
@@ -41,7 +40,7 @@ function event(ts: string, fields: Partial<UsageEventInput> = {}): UsageEvent {
 }
 
 async function record(...events: UsageEvent[]): Promise<void> {
-  const fresh = await recorder.record(events);
+  const fresh = await recorder.record(events.map((e) => ledgerEvent(builder, e)));
   assert.ok(fresh.every(Boolean), "every test event is new");
 }
 

@@ -154,6 +154,28 @@ describe("POST /v1/usage", () => {
     assert.deepEqual(await storedCost("raw-usage"), { cost: "36000000000", requests: "1" });
   });
 
+  test("a provider's name arrives as every door spells it: x-ai and xai, google and gemini, Azure and azure are one provider", async () => {
+    const team = "provider-names";
+    const item = (provider: string, model: string) => ({ id: uid(), timestamp: now(), provider, model, input_tokens: 100_000, team });
+    const res = await post([
+      item("x-ai", "grok-4"),
+      item("xai", "grok-4"),
+      item("google", "gemini-2.5-pro"),
+      item("gemini", "gemini-2.5-pro"),
+      item("Azure", "gpt-4o"),
+      item("azure", "gpt-4o"),
+    ]);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const rows = await t.gateway.database.rows<{ provider: string; requests: string; cost: string }>(sql`
+      select provider, count(*)::text as requests, sum(cost)::text as cost from usage_events where team = ${team} group by provider order by provider`);
+    // One row per provider, each priced at its own list price: $2.50, $1.25 and $3 per million input tokens.
+    assert.deepEqual(rows, [
+      { provider: "azure", requests: "2", cost: "500000000000" },
+      { provider: "gemini", requests: "2", cost: "250000000000" },
+      { provider: "xai", requests: "2", cost: "600000000000" },
+    ]);
+  });
+
   test("the sender's own cost is kept beside ours, not instead of it", async () => {
     const id = uid();
     await post(gpt4o(id, { cost_usd: "0.03", team: "reported" }));

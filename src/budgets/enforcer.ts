@@ -3,8 +3,8 @@ import { eq } from "drizzle-orm";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/connection.ts";
 import { budgets } from "../db/schema.ts";
-import type { UsageEvent } from "../ledger/event.ts";
-import type { PriceFn } from "../ledger/recorder.ts";
+import type { LedgerEvent } from "../ledger/build-event.ts";
+import type { Attribution } from "../ledger/event.ts";
 import type { Logger } from "../logger.ts";
 import type { PriceCatalog } from "../pricing/index.ts";
 import { ADMITTED, type BudgetGate, type GateCall, type GateVerdict, type Hold } from "../proxy/budget-gate.ts";
@@ -37,7 +37,6 @@ export function enforcerOptions(config: Config): EnforcerOptions {
 export interface EnforcerDeps {
   database: Database;
   catalog: PriceCatalog;
-  price: PriceFn;
   budgets: BudgetStore;
   logger: Logger;
   options: EnforcerOptions;
@@ -48,24 +47,15 @@ const MAX_SYNC_ROUNDS = 3;
 /** How often a budget's lease is synced while calls wait for the ledger or other processes share it. */
 const REBALANCE_REFRESHES = 5;
 
-const attributesOf = (call: GateCall): Attributes => ({
+/** What a budget's scope is matched against, for a call before it is forwarded and for its event after. */
+const attributesOf = (call: Attribution & { model: string | undefined; provider: string }): Attributes => ({
   team: call.team,
   project: call.project,
   feature: call.feature,
   user: call.user,
   model: call.model ?? null,
   provider: call.provider,
-  key: call.apiKeyId,
-});
-
-const eventAttributes = (e: UsageEvent): Attributes => ({
-  team: e.team,
-  project: e.project,
-  feature: e.feature,
-  user: e.user,
-  model: e.model,
-  provider: e.provider,
-  key: e.api_key_id,
+  key: call.api_key_id,
 });
 
 const isEnforced = (b: Budget) => b.mode === "hard" && !b.paused;
@@ -154,9 +144,9 @@ export class Enforcer implements BudgetGate {
   }
 
   /** The call is over: each budget counts its real cost where the ledger will (the answering model decides). */
-  private settle(id: string, held: { budget: HardBudget; generation: number }[], reserve: bigint, event: UsageEvent | undefined): void {
-    const cost = event ? this.deps.price(event).cost : 0n;
-    const attributes = event && cost > 0n ? eventAttributes(event) : undefined;
+  private settle(id: string, held: { budget: HardBudget; generation: number }[], reserve: bigint, event: LedgerEvent | undefined): void {
+    const cost = event?.cost ?? 0n;
+    const attributes = event && cost > 0n ? attributesOf(event) : undefined;
     for (const { budget, generation } of held)
       if (budget.generation === generation) budget.finish(id, reserve, attributes && scopeMatches(budget.scope, attributes) ? cost : undefined);
   }

@@ -1,5 +1,4 @@
 import { type Request, type Response, Router } from "express";
-import { whyUnstorable } from "../ledger/recorder.ts";
 import { sendProblem } from "../http/problem.ts";
 import { spansToEvents } from "./otlp.ts";
 import { bindToSender } from "./usage-item.ts";
@@ -24,12 +23,9 @@ export function otlpRouter(deps: IngestDeps): Router {
     const mapped = spansToEvents(parsed, { source: sender.source, now: new Date() });
     if (mapped.errorMessage && mapped.rejectedSpans === 0 && mapped.events.length === 0) return sendProblem(res, "invalid", mapped.errorMessage);
     // A span the ledger cannot store is rejected like any bad span, not retried by the exporter forever.
-    const bound = mapped.events.map((e) => bindToSender(e, sender));
-    const unstorable = bound.flatMap((e) => {
-      const why = whyUnstorable(e);
-      return why ? [`span ${JSON.stringify(e.id)}: ${why}`] : [];
-    });
-    const events = bound.filter((e) => whyUnstorable(e) === undefined);
+    const built = mapped.events.map((e) => deps.recorder.builder.build(bindToSender(e, sender)));
+    const unstorable = built.flatMap((b) => (b.ok ? [] : [`span ${JSON.stringify(b.seen.id)}: ${b.reason}`]));
+    const events = built.flatMap((b) => (b.ok ? [b.event] : []));
     const rejectedSpans = mapped.rejectedSpans + unstorable.length;
     const errorMessage = [mapped.errorMessage, ...unstorable].filter(Boolean).join("; ");
     try {

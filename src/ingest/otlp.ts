@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_TOKENS, type Tokens, UsageEvent } from "../ledger/event.ts";
+import { type Attribution, MAX_TOKENS, type Tokens, UsageEvent } from "../ledger/event.ts";
 import { normaliseProvider, providerNamed } from "../providers/registry.ts";
 import type { OtlpQuirks } from "../providers/types.ts";
 import { MAX_FUTURE_MS } from "./usage-item.ts";
@@ -221,9 +221,9 @@ function dimensionIn(attrs: Attributes, dimension: Dimension): string | undefine
 }
 
 /** A span says more about its call than its resource does about the whole process. */
-function attributionOf(span: Attributes, resource: Attributes): Record<Dimension, string | null> {
+function attributionOf(span: Attributes, resource: Attributes): Pick<Attribution, Dimension> {
   const entries = DIMENSIONS.map((d) => [d, dimensionIn(span, d) ?? dimensionIn(resource, d) ?? null] as const);
-  return Object.fromEntries(entries) as Record<Dimension, string | null>;
+  return Object.fromEntries(entries) as Pick<Attribution, Dimension>;
 }
 
 /**

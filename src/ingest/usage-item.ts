@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
+import { type Attribution, CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
+import type { EventBuilder, LedgerEvent } from "../ledger/build-event.ts";
 import { extractUsage } from "../providers/registry.ts";
-import { whyUnstorable } from "../ledger/recorder.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { type FieldError, fieldErrors } from "../errors.ts";
 
@@ -55,17 +55,12 @@ export const UsageCloudEvent = z.object({
 });
 
 /** Attribution the authenticated sender is bound to; it wins over what an item says. */
-export interface SenderContext {
+export interface SenderContext extends Partial<Pick<Attribution, "team" | "project" | "feature" | "user" | "api_key_id">> {
   source: string;
   now: Date;
-  team?: string | null;
-  project?: string | null;
-  feature?: string | null;
-  user?: string | null;
-  apiKeyId?: string | null;
 }
 
-type Result = { ok: true; event: UsageEvent } | { ok: false; id: string | null; errors: FieldError[] };
+type Result = { ok: true; event: LedgerEvent } | { ok: false; id: string | null; errors: FieldError[] };
 
 /** Our token field names as senders spell them, for error paths. */
 const TOKEN_FIELD: Record<string, string> = {
@@ -101,8 +96,8 @@ function tokensOf(item: UsageItem): { ok: true; tokens: Tokens; tier?: z.infer<t
   return { ok: true, tokens: parsed.data };
 }
 
-/** Validates one posted item and turns it into the ledger's event. */
-export function toUsageEvent(value: unknown, ctx: SenderContext): Result {
+/** Validates one posted item and builds the ledger's event from it, bound to its sender. */
+export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventBuilder): Result {
   const parsed = UsageItem.safeParse(value);
   if (!parsed.success) return { ok: false, id: idOf(value), errors: fieldErrors(parsed.error.issues) };
   const item = parsed.data;
@@ -116,11 +111,11 @@ export function toUsageEvent(value: unknown, ctx: SenderContext): Result {
   if (reportedCost !== null && typeof reportedCost !== "bigint")
     return { ok: false, id: item.id, errors: [{ path: "cost_usd", message: reportedCost.message }] };
   // Every part was validated above; the event is assembled, not parsed a second time.
-  const event: UsageEvent = {
+  const seen: UsageEvent = {
     source: ctx.source,
     id: item.id,
     ts,
-    provider: (item.provider ?? "").toLowerCase(),
+    provider: item.provider ?? "",
     model: item.model,
     tokens: tokens.tokens,
     service_tier: item.service_tier ?? tokens.tier ?? "standard",
@@ -136,9 +131,9 @@ export function toUsageEvent(value: unknown, ctx: SenderContext): Result {
     tags: item.tags ?? {},
     request_id: item.request_id ?? null,
   };
-  const unstorable = whyUnstorable(event);
-  if (unstorable) return { ok: false, id: item.id, errors: [{ path: /time/.test(unstorable) ? "timestamp" : "", message: unstorable }] };
-  return { ok: true, event: bindToSender(event, ctx) };
+  const built = builder.build(bindToSender(seen, ctx));
+  if (!built.ok) return { ok: false, id: item.id, errors: [{ path: /time/.test(built.reason) ? "timestamp" : "", message: built.reason }] };
+  return built;
 }
 
 /** A key's own attribution cannot be overridden by what the sender puts in an event. */
@@ -149,17 +144,17 @@ export function bindToSender(event: UsageEvent, ctx: SenderContext): UsageEvent 
     project: ctx.project ?? event.project,
     feature: ctx.feature ?? event.feature,
     user: ctx.user ?? event.user,
-    api_key_id: ctx.apiKeyId ?? event.api_key_id,
+    api_key_id: ctx.api_key_id ?? event.api_key_id,
   };
 }
 
 /** Unwraps a CloudEvent: its id and source become the event's identity for dedupe. */
-export function fromCloudEvent(value: unknown, ctx: SenderContext): Result {
+export function fromCloudEvent(value: unknown, ctx: SenderContext, builder: EventBuilder): Result {
   const envelope = UsageCloudEvent.safeParse(value);
   if (!envelope.success) return { ok: false, id: idOf(value), errors: fieldErrors(envelope.error.issues) };
   const ce = envelope.data;
   const item = { timestamp: ce.time, ...ce.data, id: ce.id };
-  const result = toUsageEvent(item, { ...ctx, source: `ce:${ce.source}` });
+  const result = toUsageEvent(item, { ...ctx, source: `ce:${ce.source}` }, builder);
   if (result.ok) return result;
   return { ...result, errors: result.errors.map((e) => ({ ...e, path: e.path ? `data.${e.path}` : "data" })) };
 }

@@ -1,7 +1,7 @@
 import express, { type Request, type Response, Router } from "express";
 import type { ApiKeys } from "../keys/api-keys.ts";
 import type { IngestSources } from "../keys/ingest-sources.ts";
-import type { UsageEvent } from "../ledger/event.ts";
+import type { LedgerEvent } from "../ledger/build-event.ts";
 import type { Recorder } from "../ledger/recorder.ts";
 import { usageEventsTotal } from "../metrics.ts";
 import type { FieldError } from "../errors.ts";
@@ -30,7 +30,7 @@ export async function authenticateSender(req: Request, body: Buffer, deps: Inges
   if (token) {
     const key = await deps.keys.authenticate(token, "ingest");
     if (!key) return { error: "the bearer token is not an active ingest key" };
-    return { source: `ingest:${key.name}`, now, team: key.team, project: key.project, feature: key.feature, user: key.user, apiKeyId: key.id };
+    return { source: `ingest:${key.name}`, now, team: key.team, project: key.project, feature: key.feature, user: key.user, api_key_id: key.id };
   }
   if (req.get("webhook-signature")) {
     const checked = verify(
@@ -51,7 +51,7 @@ function answer(res: Response, accepted: number, duplicates: number, rejected: R
 }
 
 /** Records the events and answers only after they are committed. */
-export async function recordAndAnswer(res: Response, recorder: Recorder, events: UsageEvent[], rejected: Rejection[]): Promise<void> {
+export async function recordAndAnswer(res: Response, recorder: Recorder, events: LedgerEvent[], rejected: Rejection[]): Promise<void> {
   usageEventsTotal.inc({ outcome: "rejected" }, rejected.length);
   let outcomes: boolean[];
   try {
@@ -74,14 +74,14 @@ export async function handleUsagePost(req: Request, res: Response, recorder: Rec
   const split = splitBody(format, body.toString("utf8"));
   if (!split.ok) return sendProblem(res, split.error.kind, split.error.message);
   const toEvent = format === "cloudevent" || format === "cloudevents-batch" ? fromCloudEvent : toUsageEvent;
-  const events: UsageEvent[] = [];
+  const events: LedgerEvent[] = [];
   const rejected: Rejection[] = [];
   for (const item of split.items) {
     if (item.error) {
       rejected.push({ index: item.index, id: null, errors: [item.error] });
       continue;
     }
-    const result = toEvent(item.value, sender);
+    const result = toEvent(item.value, sender, recorder.builder);
     if (result.ok) events.push(result.event);
     else rejected.push({ index: item.index, id: result.id, errors: result.errors });
   }

@@ -72,6 +72,9 @@ export const UsageEvent = z.object({
   usage_unknown: z.boolean().optional(),
 });
 export type UsageEvent = z.infer<typeof UsageEvent>;
+
+/** Who a call is charged to: the one attribution shape every door fills in and every part reads. */
+export type Attribution = Pick<UsageEvent, "team" | "project" | "feature" | "user" | "session" | "api_key_id" | "tags">;
 export type UsageEventInput = z.input<typeof UsageEvent>;
 
 /** An event with its price: cost in pico-USD (1e-12 USD); `priced` is false for unknown models and unread usage. */

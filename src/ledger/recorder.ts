@@ -1,12 +1,12 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
-import type { PricedEvent, UsageEvent } from "./event.ts";
+import type { EventBuilder, LedgerEvent } from "./build-event.ts";
+import type { PricedEvent } from "./event.ts";
 import { ROLLUP_SOURCE_COLUMNS, rollupDelta } from "./rollup-delta.ts";
 
-export type PriceFn = (event: UsageEvent) => { cost: bigint; priced: boolean };
 /** Called after each committed flush with the events that were new (budgets hook in here). */
-export type FlushListener = (inserted: PricedEvent[]) => void | Promise<void>;
+export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
 
 export interface RecorderOptions {
   batchSize: number;
@@ -16,7 +16,7 @@ export interface RecorderOptions {
 }
 
 interface Pending {
-  event: PricedEvent;
+  event: LedgerEvent;
   settle: (inserted: boolean) => void;
   fail: (err: unknown) => void;
 }
@@ -25,8 +25,10 @@ const keyOf = (e: { source: string; id: string }) => `${e.source}\u0000${e.id}`;
 const RETRYABLE = new Set(["40P01", "40001"]); // deadlock, serialization failure
 
 /**
- * The one write path for usage. Callers hand in events and are answered once their batch is
- * committed: true for each newly recorded event, false for a duplicate of one already recorded.
+ * The one write path for usage. Callers hand in built events (build-event.ts: normalised, storable,
+ * priced) and are answered once their batch is committed: true for each newly recorded event,
+ * false for a duplicate of one already recorded. The builder is kept here for the doors that write
+ * through the recorder (the usage webhook, OTLP), so they build with the same one.
  */
 export class Recorder {
   private queue: Pending[] = [];
@@ -38,7 +40,7 @@ export class Recorder {
 
   constructor(
     private readonly database: Database,
-    private readonly price: PriceFn,
+    readonly builder: EventBuilder,
     private readonly opts: RecorderOptions,
   ) {}
 
@@ -46,15 +48,12 @@ export class Recorder {
     this.listeners.push(listener);
   }
 
-  record(events: UsageEvent[]): Promise<boolean[]> {
+  record(events: readonly LedgerEvent[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
-    // Refused here, alone, rather than failing the whole batch it would share with other callers.
-    const unstorable = events.find((e) => whyUnstorable(e) !== undefined);
-    if (unstorable) return Promise.reject(new Error(`event ${JSON.stringify(unstorable.id)} cannot be stored: ${whyUnstorable(unstorable)}`));
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
-          this.queue.push({ event: { ...event, ...this.price(event) }, settle, fail });
+          this.queue.push({ event, settle, fail });
         }),
     );
     while (this.queue.length >= this.opts.batchSize) this.startFlush(this.queue.splice(0, this.opts.batchSize));
@@ -98,10 +97,10 @@ export class Recorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    // The same event twice in one batch: only its first appearance can be the one that is new.
-    const first = new Map<string, PricedEvent>();
-    for (const p of batch) if (!first.has(keyOf(p.event))) first.set(keyOf(p.event), p.event);
-    const unique = [...first.values()];
+    // The same event twice in one batch (even the same object): only its first appearance can be the one that is new.
+    const first = new Map<string, Pending>();
+    for (const p of batch) if (!first.has(keyOf(p.event))) first.set(keyOf(p.event), p);
+    const unique = [...first.values()].map((p) => p.event);
     const started = performance.now();
     let inserted: Set<string>;
     try {
@@ -112,9 +111,9 @@ export class Recorder {
     }
     recorderWriteSeconds.observe((performance.now() - started) / 1000);
     recorderBatchSize.observe(unique.length);
-    const fresh: PricedEvent[] = [];
+    const fresh: LedgerEvent[] = [];
     for (const p of batch) {
-      const isNew = first.get(keyOf(p.event)) === p.event && inserted.has(keyOf(p.event));
+      const isNew = first.get(keyOf(p.event)) === p && inserted.has(keyOf(p.event));
       if (isNew) fresh.push(p.event);
       p.settle(isNew);
     }
@@ -145,19 +144,6 @@ export class Recorder {
 function sqlState(err: unknown): string | undefined {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++)
     if (typeof e.code === "string") return e.code;
-  return undefined;
-}
-
-/**
- * Why Postgres would refuse this event (and with it every event sharing its batch), or undefined:
- * text cannot hold NUL, and timestamptz reads only the years 1 to 9999 in ISO form.
- */
-export function whyUnstorable(e: UsageEvent): string | undefined {
-  const year = e.ts.getUTCFullYear();
-  if (!(year >= 1 && year <= 9999)) return "its time must be within the years 1 to 9999";
-  const texts = [e.source, e.id, e.provider, e.model, e.team, e.project, e.feature, e.user, e.session, e.api_key_id, e.request_id];
-  for (const [k, v] of Object.entries(e.tags)) texts.push(k, v);
-  if (texts.some((t) => t?.includes("\u0000"))) return "its text must not contain NUL characters";
   return undefined;
 }
 

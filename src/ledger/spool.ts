@@ -3,6 +3,8 @@ import { type FileHandle, mkdir, open, readFile, readdir, rename, stat, unlink, 
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../logger.ts";
+import type { PriceResult } from "../pricing/cost.ts";
+import type { LedgerEvent } from "./build-event.ts";
 import { UsageEvent } from "./event.ts";
 
 /*
@@ -18,13 +20,22 @@ import { UsageEvent } from "./event.ts";
  * <owner> is `<pid>.<instance>@<host>`.
  */
 
-/** One event as one NDJSON line: the date as ISO 8601 text and bigints as decimal text, so both come back exact. */
+/**
+ * One event as one NDJSON line: the date as ISO 8601 text and bigints as decimal text, so both come
+ * back exact. A built event's line carries its price (`cost`, `priced`) too.
+ */
 export function encodeEvent(event: UsageEvent): string {
   return JSON.stringify(event, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value));
 }
 
+/** An event read back, with the price it was built with (lines spooled before prices were kept have none). */
+export interface Decoded {
+  event: UsageEvent;
+  price: PriceResult | undefined;
+}
+
 /** The event on one spool line, or why the line holds none: not JSON at all, or not a valid event. */
-export function decodeEvent(line: string): UsageEvent | "unreadable" | "invalid" {
+export function decodeEvent(line: string): Decoded | "unreadable" | "invalid" {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
@@ -34,7 +45,11 @@ export function decodeEvent(line: string): UsageEvent | "unreadable" | "invalid"
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return "unreadable";
   const fields = raw as Record<string, unknown>;
   const parsed = UsageEvent.safeParse({ ...fields, ts: reviveDate(fields.ts), reported_cost: reviveBigint(fields.reported_cost) });
-  return parsed.success ? parsed.data : "invalid";
+  if (!parsed.success) return "invalid";
+  const cost = reviveBigint(fields.cost);
+  if (cost === undefined && fields.priced === undefined) return { event: parsed.data, price: undefined };
+  if (typeof cost !== "bigint" || cost < 0n || typeof fields.priced !== "boolean") return "invalid";
+  return { event: parsed.data, price: { cost, priced: fields.priced } };
 }
 
 const reviveDate = (value: unknown) => (typeof value === "string" ? new Date(value) : value);
@@ -73,7 +88,7 @@ export interface SpoolClaim {
 }
 
 export interface SpoolContents {
-  events: UsageEvent[];
+  events: Decoded[];
   /** Lines that are not JSON: a torn last line from a crash mid-append, or corruption. */
   unreadable: number;
   /** Lines that are JSON but not a valid event; kept aside rather than dropped. */
@@ -138,7 +153,7 @@ export class Spool {
   }
 
   /** Resolves once the events are on disk: appends within one window share one write and one fsync. */
-  append(events: UsageEvent[]): Promise<void> {
+  append(events: readonly LedgerEvent[]): Promise<void> {
     if (this.closed) return Promise.reject(new Error("spool is closed"));
     return new Promise((resolve, reject) => {
       this.group.push(...events.map(encodeEvent));

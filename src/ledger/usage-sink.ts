@@ -4,14 +4,18 @@ import { Counter, Gauge } from "prom-client";
 import type { Database } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
 import { registry } from "../metrics.ts";
+import type { Built, LedgerEvent } from "./build-event.ts";
 import type { UsageEvent } from "./event.ts";
-import { type Recorder, whyUnstorable } from "./recorder.ts";
+import type { Recorder } from "./recorder.ts";
 import { type SpoolClaim, type SpoolTuning, Spool, encodeEvent, errorText } from "./spool.ts";
 
 /** Where callers that must not wait on the database, nor fail with it, hand their usage: the proxy. */
 export interface UsageSink {
-  /** Never throws and never waits: the events are recorded, or spooled and recorded later. */
-  submit(events: UsageEvent[]): void;
+  /**
+   * Never throws and never waits: the built events are recorded, or spooled and recorded later;
+   * events that could not be built (unstorable) are kept aside with why.
+   */
+  submit(events: readonly Built[]): void;
   status(): SinkStatus;
   /** Waits for writes under way and leaves whatever is not committed in the spool, fsync'd. */
   close(): Promise<void>;
@@ -53,7 +57,8 @@ export const DEFAULT_SINK_TUNING: SinkTuning = {
 };
 
 export interface SpoolingSinkOptions extends Partial<SinkTuning> {
-  recorder: Pick<Recorder, "record">;
+  /** Writes the events; its builder restores spooled ones. */
+  recorder: Pick<Recorder, "record" | "builder">;
   /** Asked whether it answers at all, to tell an outage from a batch it refuses. */
   database: Pick<Database, "rows">;
   /** TOLLGATE_DATA_DIR: the spool lives in <dataDir>/spool, events that can never be stored in <dataDir>/spool-rejected.ndjson. */
@@ -138,16 +143,16 @@ export class SpoolingSink implements UsageSink {
     return sink;
   }
 
-  submit(events: UsageEvent[]): void {
+  submit(events: readonly Built[]): void {
     if (events.length === 0) return;
     if (this.closing) {
       eventsLost.inc({ reason: "closed" }, events.length);
-      this.opts.logger.error({ ids: idsOf(events) }, "usage events submitted after the sink closed were not recorded");
+      this.opts.logger.error({ ids: idsOf(events.map((b) => (b.ok ? b.event : b.seen))) }, "usage events submitted after the sink closed were not recorded");
       return;
     }
     // A rejection here would be unhandled and end the process: recording must never take the proxy down.
     const delivery = this.deliver(events).catch((err: unknown) =>
-      this.opts.logger.error({ ids: idsOf(events), error: errorText(err) }, "unexpected failure while recording usage"),
+      this.opts.logger.error({ ids: idsOf(events.map((b) => (b.ok ? b.event : b.seen))), error: errorText(err) }, "unexpected failure while recording usage"),
     );
     this.inFlight.add(delivery);
     void delivery.finally(() => this.inFlight.delete(delivery));
@@ -172,7 +177,7 @@ export class SpoolingSink implements UsageSink {
     this.publish();
   }
 
-  private async deliver(events: UsageEvent[]): Promise<void> {
+  private async deliver(events: readonly Built[]): Promise<void> {
     const storable = await this.setAsideUnstorable(events);
     if (storable.length === 0) return;
     // While the database is known to be down, asking it again would only hold events in memory;
@@ -181,22 +186,18 @@ export class SpoolingSink implements UsageSink {
     if (outcome === "outage") await this.toSpool(storable);
   }
 
-  /** The events Postgres could take; the others are kept aside rather than failing the rest with them. */
-  private async setAsideUnstorable(events: UsageEvent[]): Promise<UsageEvent[]> {
-    const refused = events.flatMap((e) => {
-      const reason = whyUnstorable(e);
-      return reason ? [{ event: e, reason }] : [];
-    });
-    if (refused.length === 0) return events;
-    const ids = new Set(refused.map((r) => r.event));
-    await this.keepAside(
-      refused.map((r) => encodeEvent(r.event)),
-      { refused: refused.map((r) => ({ id: `${r.event.source}/${r.event.id}`, reason: r.reason })) },
-    );
-    return events.filter((e) => !ids.has(e));
+  /** The built events; the ones Postgres could never take are kept aside rather than failing the rest with them. */
+  private async setAsideUnstorable(events: readonly Built[]): Promise<LedgerEvent[]> {
+    const refused = events.flatMap((b) => (b.ok ? [] : [b]));
+    if (refused.length > 0)
+      await this.keepAside(
+        refused.map((r) => encodeEvent(r.seen)),
+        { refused: refused.map((r) => ({ id: `${r.seen.source}/${r.seen.id}`, reason: r.reason })) },
+      );
+    return events.flatMap((b) => (b.ok ? [b.event] : []));
   }
 
-  private async toSpool(events: UsageEvent[]): Promise<void> {
+  private async toSpool(events: LedgerEvent[]): Promise<void> {
     try {
       await this.spool.append(events);
     } catch (err) {
@@ -209,13 +210,13 @@ export class SpoolingSink implements UsageSink {
     this.wake();
   }
 
-  private async storeWithin(events: UsageEvent[]): Promise<Outcome> {
+  private async storeWithin(events: LedgerEvent[]): Promise<Outcome> {
     const outcome = await within(this.store(events), this.tuning.writeTimeoutMs);
     return outcome ?? this.outage(new Error(`no answer from the database within ${this.tuning.writeTimeoutMs} ms`));
   }
 
   /** Records events; "outage" when the database cannot be reached. */
-  private async store(events: UsageEvent[]): Promise<Outcome> {
+  private async store(events: LedgerEvent[]): Promise<Outcome> {
     const failure = await this.attempt(events);
     if (!failure) return "done";
     if (!(await this.refusedWhileUp(failure))) return this.outage(failure);
@@ -227,11 +228,11 @@ export class SpoolingSink implements UsageSink {
   }
 
   /**
-   * Halves a batch the database refuses while answering (beyond what whyUnstorable foresees, e.g.
+   * Halves a batch the database refuses while answering (beyond what the builder foresees, e.g.
    * a constraint) until the refused events are found, and keeps those aside so they cannot block
    * the replay. A lone event is tried once more first, so a blip is not taken for a bad event.
    */
-  private async isolate(events: UsageEvent[]): Promise<Outcome> {
+  private async isolate(events: LedgerEvent[]): Promise<Outcome> {
     const failure = await this.attempt(events);
     if (!failure) return "done";
     if (!(await this.refusedWhileUp(failure))) return this.outage(failure);
@@ -245,7 +246,7 @@ export class SpoolingSink implements UsageSink {
   }
 
   /** The recorder's failure as a value; success also tells that the database is back. */
-  private attempt(events: UsageEvent[]): Promise<Error | undefined> {
+  private attempt(events: LedgerEvent[]): Promise<Error | undefined> {
     return this.opts.recorder.record(events).then(
       () => {
         this.markUp();
@@ -359,7 +360,9 @@ export class SpoolingSink implements UsageSink {
     const { events: read, unreadable, invalid } = await this.spool.read(claim);
     eventsLost.inc({ reason: "unreadable_line" }, unreadable);
     if (invalid.length > 0) await this.keepAside(invalid, { file: claim.id, lines: invalid.length });
-    const events = await this.setAsideUnstorable(read);
+    // Spooled events were built before: they come back with their price; older lines without one are priced now.
+    const { builder } = this.opts.recorder;
+    const events = await this.setAsideUnstorable(read.map(({ event, price }) => (price ? builder.restore(event, price) : builder.build(event))));
     for (let i = 0; i < events.length; i += this.tuning.replayBatchSize) {
       const batch = events.slice(i, i + this.tuning.replayBatchSize);
       // Closing mid-file: the whole file is replayed again later, and the ledger drops the repeats.
@@ -422,7 +425,7 @@ function causeOf(err: unknown): { code: string } | { code?: string; message: str
   return { ...(typeof code === "string" && { code }), message: errorText(last) };
 }
 
-const idsOf = (events: UsageEvent[]) => events.map((e) => `${e.source}/${e.id}`);
+const idsOf = (events: readonly UsageEvent[]) => events.map((e) => `${e.source}/${e.id}`);
 
 /** The tuning options given, defaults for the rest. */
 function tuningFrom(opts: Partial<SinkTuning>): SinkTuning {

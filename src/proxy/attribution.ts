@@ -1,16 +1,6 @@
 import type { KeyInfo } from "../keys/api-keys.ts";
+import type { Attribution } from "../ledger/event.ts";
 import type { RequestFacts } from "../providers/types.ts";
-
-/** Who a proxied call is charged to. */
-export interface Attribution {
-  team: string | null;
-  project: string | null;
-  feature: string | null;
-  user: string | null;
-  session: string | null;
-  tags: Record<string, string>;
-  apiKeyId: string | null;
-}
 
 const LABEL = /^[^\u0000-\u001f]{1,200}$/;
 const header = (headers: Record<string, string | string[] | undefined>, name: string): string | null => {
@@ -54,6 +44,6 @@ export function attribute(
     user: key?.user ?? header(headers, "x-tollgate-user") ?? (bodyUser && LABEL.test(bodyUser) ? bodyUser : null),
     session: header(headers, "x-tollgate-session"),
     tags: facts.tags ? { ...tags, ...facts.tags } : tags,
-    apiKeyId: key?.id ?? null,
+    api_key_id: key?.id ?? null,
   };
 }

@@ -1,5 +1,5 @@
-import type { UsageEvent } from "../ledger/event.ts";
-import type { Attribution } from "./attribution.ts";
+import type { LedgerEvent } from "../ledger/build-event.ts";
+import type { Attribution } from "../ledger/event.ts";
 
 /**
  * Why a hard budget stops a call: enough for the client to know what and until when.
@@ -35,7 +35,7 @@ export interface GateCall extends Attribution {
  * ledger event (or nothing, when the call was never recorded); only its first call counts.
  */
 export interface Hold {
-  settle(event: UsageEvent | undefined): void;
+  settle(event: LedgerEvent | undefined): void;
 }
 
 export type GateVerdict = { admitted: true; hold: Hold } | { admitted: false; block: BudgetBlock };

@@ -3,11 +3,11 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:
 import { type Readable, pipeline } from "node:stream";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import type { Dispatcher } from "undici";
-import { type UsageEvent, ZERO_TOKENS } from "../ledger/event.ts";
-import type { PriceFn } from "../ledger/recorder.ts";
+import type { Built, EventBuilder } from "../ledger/build-event.ts";
+import { type Attribution, type UsageEvent, ZERO_TOKENS } from "../ledger/event.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { CallUsage, Provider, RequestFacts } from "../providers/types.ts";
-import { type Attribution, ATTRIBUTION_HEADERS } from "./attribution.ts";
+import { ATTRIBUTION_HEADERS } from "./attribution.ts";
 import type { Upstream } from "./router.ts";
 
 /** Headers that describe one connection, not the message: never passed through (RFC 9110 §7.6.1). */
@@ -32,8 +32,9 @@ export interface ForwardOptions {
   credential: string | undefined;
   /** The provider's own settings, for its `authorize`. */
   settings: unknown;
-  price: PriceFn;
-  record: (event: UsageEvent) => void;
+  builder: EventBuilder;
+  /** Takes the call's built event (or why it could not be built): settles its hold and hands it to the ledger. */
+  record: (built: Built) => void;
   onDisconnect: "drain" | "cancel";
   drainTimeoutMs: number;
   /** Shared count of answers still being read after their client left, bounded by maxDrains. */
@@ -84,8 +85,10 @@ function parseJson(bytes: Buffer): unknown {
   }
 }
 
-/** The ledger's record of a call, whatever became of it. */
-/** `answerCode` is the upstream's HTTP status, when it answered: a success whose usage was not read may still be billed. */
+/**
+ * What the proxy saw of a call, whatever became of it, for the ledger's builder. `answerCode` is the
+ * upstream's HTTP status, when it answered: a success whose usage was not read may still be billed.
+ */
 export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["status"], upstreamRequestId: string | undefined, answerCode?: number): UsageEvent {
   const usage = outcome.usage;
   return {
@@ -99,16 +102,18 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
     reported_cost: null,
     latency_ms: Math.round(performance.now() - call.started),
     status,
-    team: call.attribution.team,
-    project: call.attribution.project,
-    feature: call.attribution.feature,
-    user: call.attribution.user,
-    session: call.attribution.session,
-    api_key_id: call.attribution.apiKeyId,
-    tags: call.attribution.tags,
+    ...call.attribution,
     request_id: upstreamRequestId ?? null,
     ...(!usage && answerCode !== undefined && answerCode < 400 ? { usage_unknown: true } : {}),
   };
+}
+
+/** What an answer without readable usage reports. */
+const NO_USAGE: CallUsage = { usage: undefined, model: undefined };
+
+/** Builds the call's event, once, and hands it on. */
+function recordCall(opts: ForwardOptions, ...seen: Parameters<typeof callEvent>): void {
+  opts.record(opts.builder.build(callEvent(...seen)));
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
@@ -139,7 +144,7 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
     const timedOut = (err as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
     const status = timedOut ? 504 : 502;
     sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
-    opts.record(callEvent(call, { usage: undefined, model: undefined }, "error", undefined));
+    recordCall(opts, call, NO_USAGE, "error", undefined);
     return;
   }
   const requestId = upstreamRequestId(answer.headers);
@@ -148,7 +153,7 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
   const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-  opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
+  recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
 /** How a relayed answer ended: sent whole, cut short by the client leaving, or broken off by the upstream. */
@@ -174,7 +179,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     }
   } catch {
     sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
-    opts.record(callEvent(call, { usage: undefined, model: undefined }, "error", requestId, answer.statusCode));
+    recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
     return;
   }
   const headers: Record<string, string | string[]> = { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id };
@@ -183,12 +188,12 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     res.writeHead(answer.statusCode, headers);
     for (const chunk of chunks) res.write(chunk);
     const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-    opts.record(callEvent(call, { usage: undefined, model: undefined }, statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
+    recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
     return;
   }
   const bytes = Buffer.concat(chunks);
   const encoding = answer.headers["content-encoding"] as string | undefined;
-  let outcome: CallUsage = { usage: undefined, model: undefined };
+  let outcome = NO_USAGE;
   if (answer.statusCode < 400) {
     let parsed: unknown;
     try {
@@ -200,13 +205,12 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   }
   // A client that left before its answer came is still charged the provider's usage, as `aborted`.
   const status = res.destroyed ? "aborted" : answer.statusCode < 400 ? "ok" : "error";
-  const event = callEvent(call, outcome, status, requestId, answer.statusCode);
-  const priced = opts.price(event);
-  if (answer.statusCode < 400 && priced.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(priced.cost);
+  const built = opts.builder.build(callEvent(call, outcome, status, requestId, answer.statusCode));
+  if (answer.statusCode < 400 && built.ok && built.event.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(built.event.cost);
   headers["content-length"] = String(bytes.length);
   res.writeHead(answer.statusCode, headers);
   res.end(bytes);
-  opts.record(event);
+  opts.record(built);
 }
 
 /**
@@ -225,7 +229,7 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
   res.flushHeaders();
   const delivery = await pump(source, res, (chunk) => tap.push(chunk), opts, () => tap.end());
-  opts.record(callEvent(call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode));
+  recordCall(opts, call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
 /**

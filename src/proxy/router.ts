@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
 import { type ApiKeys, type KeyInfo, modelAllowed } from "../keys/api-keys.ts";
-import type { UsageEvent } from "../ledger/event.ts";
-import type { PriceFn } from "../ledger/recorder.ts";
+import type { Built, EventBuilder } from "../ledger/build-event.ts";
 import type { Logger } from "../logger.ts";
 import { attribute } from "./attribution.ts";
 import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
@@ -38,8 +37,8 @@ export interface ProxyDeps {
   keys: ApiKeys;
   providerKeys: ProviderKeySource;
   gate: BudgetGate;
-  price: PriceFn;
-  record: (event: UsageEvent) => void;
+  builder: EventBuilder;
+  record: (built: Built) => void;
   logger: Logger;
   onDisconnect: "drain" | "cancel";
   drainTimeoutMs: number;
@@ -170,14 +169,14 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
       upstream: route.upstream,
       credential,
       settings: route.settings,
-      price: deps.price,
+      builder: deps.builder,
       // The hold is settled with the call's own event, before the event goes to the ledger.
       record:
         verdict === ADMITTED
           ? deps.record
-          : (event) => {
-              hold.settle(event);
-              deps.record(event);
+          : (built) => {
+              hold.settle(built.ok ? built.event : undefined);
+              deps.record(built);
             },
       onDisconnect: deps.onDisconnect,
       drainTimeoutMs: deps.drainTimeoutMs,
