@@ -111,7 +111,7 @@ describe("provider keys", () => {
 
   test("bad input names the field and what was expected, and stores nothing", async () => {
     const cases: [unknown, string, RegExp][] = [
-      [{ name: "nope", api_key: STORED_KEY }, "name", /one of the proxy's providers: openai, anthropic, gemini, azure, stored/],
+      [{ name: "nope", api_key: STORED_KEY }, "name", /one of the proxy's providers: openai, anthropic, gemini, azure, bedrock, stored/],
       [{ name: "anthropic", api_key: "short" }, "api_key", /at least 8 characters/],
       [{ name: "anthropic", api_key: "sk has spaces in it" }, "api_key", /without spaces/],
       [{ name: "anthropic" }, "api_key", /./],
@@ -233,7 +233,7 @@ describe("virtual keys limited to providers and models", () => {
     const unknown = await call("POST", "/api/keys", { kind: "virtual", name: "x", allowed_providers: ["openai", "mistral"] });
     assert.equal(unknown.status, 400);
     assert.equal(unknown.body.errors[0].path, "allowed_providers[1]");
-    assert.match(unknown.body.errors[0].message, /openai, anthropic, gemini, azure, stored/);
+    assert.match(unknown.body.errors[0].message, /openai, anthropic, gemini, azure, bedrock, stored/);
     const pattern = await call("POST", "/api/keys", { kind: "virtual", name: "x", allowed_models: ["gpt-*-mini"] });
     assert.equal(pattern.status, 400);
     assert.equal(pattern.body.errors[0].path, "allowed_models[0]");
