@@ -9,7 +9,7 @@ export const ERROR_KINDS = {
   forbidden: { status: 403, title: "Forbidden", code: "forbidden" },
   not_found: { status: 404, title: "Not Found", code: "not_found" },
   conflict: { status: 409, title: "Conflict", code: "conflict" },
-  /** Asked of a part this gateway was not set up with (Telegram without a bot token). */
+  /** Asked of a part this gateway was not set up with (a chat platform without its credentials). */
   not_configured: { status: 409, title: "Conflict", code: "not_configured" },
   too_large: { status: 413, title: "Payload Too Large", code: "payload_too_large" },
   unsupported_media_type: { status: 415, title: "Unsupported Media Type", code: "unsupported_media_type" },

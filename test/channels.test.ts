@@ -109,7 +109,7 @@ describe("channels API", () => {
   test("bad input is refused with the field and what was expected, and nothing is written", async () => {
     const [channelsBefore, auditBefore] = [await count("channels"), await count("audit_log")];
     const cases: [unknown, string, string | RegExp][] = [
-      [{ ...webhook, platform: "slack" }, "platform", "webhook (Slack, Teams and Telegram channels are added from the chat)"],
+      [{ ...webhook, platform: "slack" }, "platform", "webhook (chat channels are added from the chat itself)"],
       [{ ...webhook, url: "ftp://example.com" }, "url", "an http:// or https:// URL"],
       [{ platform: "webhook", name: "ops" }, "url", "an http:// or https:// URL"],
       [{ ...webhook, name: "" }, "name", "Too small: expected string to have >=1 characters"],

@@ -41,7 +41,7 @@ export interface AdminParts {
   outbox: OutboxNotifier;
   /** The chat commands, for `POST /api/commands`. */
   registry: Registry;
-  /** Routes the integrations composed in add (Telegram's link codes). */
+  /** Routes the integrations composed in add (a platform's own admin endpoints). */
   extensions: readonly Router[];
 }
 

@@ -36,7 +36,7 @@ const TimezoneChange = z.string().refine((tz) => Timezone.safeParse(tz).success,
 
 /** `POST /api/channels`: chat channels are added from the chat itself, so the API adds webhooks. */
 export const CreateChannelRequest = z.strictObject({
-  platform: z.literal("webhook", { error: "webhook (Slack, Teams and Telegram channels are added from the chat)" }),
+  platform: z.literal("webhook", { error: "webhook (chat channels are added from the chat itself)" }),
   name: labelText,
   url: WebhookUrl,
   secret: WebhookSecret.optional(),
@@ -64,7 +64,7 @@ export interface ChannelSpec {
   platform: string;
   name: string;
   address: Record<string, unknown>;
-  /** The part of the address that names the conversation, when the rest may change (a Teams service URL): the stored address follows it. */
+  /** The part of the address that names the conversation, when the rest may change (a service URL the platform may move): the stored address follows it. */
   key?: Record<string, unknown>;
   secret: string | null;
   scopes: Scope[];
@@ -215,7 +215,7 @@ export class ChannelStore {
     });
   }
 
-  /** A conversation now reached at another address (Teams moved it to another service URL): its channel follows, audited. */
+  /** A conversation now reached at another address (the platform moved it to another service URL): its channel follows, audited. */
   async readdress(id: string, address: Record<string, unknown>, actor: string): Promise<void> {
     await this.database.db.transaction(async (tx) => {
       const [row] = await tx.select().from(channels).where(eq(channels.id, id)).for("update");

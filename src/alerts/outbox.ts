@@ -36,7 +36,7 @@ const MAX_RETRY_AFTER_MS = 86_400_000;
 
 /**
  * A receiver's requested wait: `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3), or a
- * JSON `retry_after` in seconds (Slack, Telegram, Discord). Undefined when absent or unreadable.
+ * JSON `retry_after` in seconds (as several chat APIs send it). Undefined when absent or unreadable.
  */
 export function parseRetryAfter(value: string | number | null | undefined, now: Date): number | undefined {
   if (value === null || value === undefined) return undefined;

@@ -9,7 +9,7 @@ export const AUDIT_ENTITIES = ["budget", "key", "provider_key", "ingest_source",
 export type AuditEntity = (typeof AUDIT_ENTITIES)[number];
 
 export interface AuditEntry {
-  /** Who: `admin` for the admin token, `slack:U123`, `cli`, `system` for jobs. */
+  /** Who: `admin` for the admin token, `PLATFORM:USER_ID`, `cli`, `system` for jobs. */
   actor: string;
   /** What happened: `create`, `update`, `delete`, `revoke`, `approve`, ... */
   action: string;
