@@ -42,7 +42,14 @@ export async function startTestGateway(env: Record<string, string> = {}, options
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-test-"));
   const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", ...env });
   const database = options.database ?? (await openTestDatabase());
-  const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? (await Promise.all(integrations.map((s) => s.load()))));
+  // A platform's settings are read as the gateway is built: a bad one must not leave our database open.
+  const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? (await Promise.all(integrations.map((s) => s.load())))).catch(
+    async (err: unknown) => {
+      if (!options.database) await database.close();
+      rmSync(dataDir, { recursive: true, force: true });
+      throw err;
+    },
+  );
   const server = gateway.app.listen(0, "127.0.0.1");
   keepConnections(server);
   await once(server, "listening");
