@@ -131,7 +131,8 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   recorder.onFlush((events) => evaluator.evaluateMatching(events));
   budgets.onChange((change) => evaluator.budgetChanged(change.id));
   const digests = digestJobs({ database, notifier, hour: config.TOLLGATE_DIGEST_HOUR });
-  const members = new Members(database);
+  // People act from the chat platforms this gateway receives (those that mount a receiver) or from the CLI.
+  const members = new Members(database, integrations.filter((i) => i.mount).map((i) => i.platform));
   const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL });
   /** Scheduled work, each run under its advisory lock; evaluation, digests, approval expiry and retention belong here. */
   const jobs: Job[] = [

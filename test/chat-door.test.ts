@@ -28,7 +28,8 @@ const logged: Record<string, unknown>[] = [];
 before(async () => {
   database = await openTestDatabase();
   const budgets = new BudgetStore(database);
-  const members = new Members(database);
+  // The door here is the CLI's, the one platform every gateway has.
+  const members = new Members(database, []);
   const notifier = new OutboxNotifier(database, { maxAttempts: 3, baseMs: 10, capMs: 100 });
   const services = createServices({
     database,

@@ -60,7 +60,7 @@ export function adminApi(p: AdminParts): Router {
     budgetsRouter(p.services.budgets, p.database),
     auditRouter(p.database),
     membersRouter(p.services.members),
-    approvalsRouter(p.services.approvals),
+    approvalsRouter(p.services.approvals, p.services.members),
     channelsRouter({ channels: p.services.channels, mutes: p.services.mutes }),
     outboxRouter({ outbox: p.outbox, database: p.database }),
     commandsRouter(p.registry, p.services, p.config),

@@ -1,7 +1,7 @@
 import { type Request, type Response, Router } from "express";
 import { sendProblem } from "../http/problem.ts";
 import { actorOf, parseBody } from "../http/request.ts";
-import { type Member, MemberInput, type Members } from "./members.ts";
+import type { Member, Members } from "./members.ts";
 
 const memberJson = (m: Member) => ({ platform: m.platform, user_id: m.user_id, role: m.role, name: m.name, updated_at: m.updated_at });
 
@@ -11,7 +11,7 @@ export function membersRouter(members: Members): Router {
 
   // PUT and POST both set a member: the platform and user id name it, so setting twice is harmless.
   const set = async (req: Request, res: Response) => {
-    const body = parseBody(MemberInput, req, res);
+    const body = parseBody(members.schemas.MemberInput, req, res);
     if (!body) return;
     const { member, created } = await members.set(body, actorOf(req));
     res.status(created ? 201 : 200).json(memberJson(member));

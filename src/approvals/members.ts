@@ -6,22 +6,11 @@ import { ROLES, members } from "../db/schema.ts";
 import { labelText } from "../keys/api-keys.ts";
 import { unknownFieldError } from "../errors.ts";
 
-/** Where members act from; `cli` names people who use the command line with their own user name. */
-export const MEMBER_PLATFORMS = ["slack", "teams", "telegram", "cli"] as const;
-export type MemberPlatform = (typeof MEMBER_PLATFORMS)[number];
 export type Role = (typeof ROLES)[number];
 
 /** Whether `role` may do what `needed` may: each role can do everything of the ones before it. */
 export const hasRole = (role: Role, needed: Role) => ROLES.indexOf(role) >= ROLES.indexOf(needed);
 
-const memberFields = {
-  platform: z.enum(MEMBER_PLATFORMS, { error: `one of ${MEMBER_PLATFORMS.join(", ")}` }),
-  user_id: labelText,
-  role: z.enum(ROLES, { error: `one of ${ROLES.join(", ")}` }),
-  name: labelText.optional(),
-};
-export const MemberInput = z.strictObject(memberFields, { error: unknownFieldError("a member", Object.keys(memberFields)) });
-export type MemberInput = z.infer<typeof MemberInput>;
 
 export interface Member {
   platform: string;
@@ -33,25 +22,47 @@ export interface Member {
 
 /**
  * Who acts on an approval: a person on a platform, whose role is looked up, or the bearer of the
- * admin token, who is an admin. Written `slack:U123` (the user id is everything after the first
- * colon: Teams ids contain colons) or `admin`.
+ * admin token, who is an admin. Written `PLATFORM:USER_ID` (the user id is everything after the
+ * first colon, as some platforms' ids contain colons) or `admin`.
  */
 export type Actor =
   /** `name` is what the platform calls them, shown when the member has no name of their own. */
   | { kind: "member"; platform: string; userId: string; name?: string }
   | { kind: "admin"; label: string };
 
-export const ACTOR_FORMAT = `"admin" or PLATFORM:USER_ID with PLATFORM one of ${MEMBER_PLATFORMS.join(", ")}, such as slack:U0123ABCD`;
-
-/** Reads `slack:U123` or `admin`; `admin` stands for `adminLabel`, the admin API's own actor name. */
-export function parseActor(text: string, adminLabel: string): Actor | undefined {
-  if (text === "admin") return { kind: "admin", label: adminLabel };
-  const colon = text.indexOf(":");
-  const platform = text.slice(0, colon);
-  const userId = text.slice(colon + 1);
-  if (colon < 1 || !(MEMBER_PLATFORMS as readonly string[]).includes(platform) || !labelText.safeParse(userId).success) return undefined;
-  return { kind: "member", platform, userId };
+/**
+ * How members and actors are written on one gateway. People act from its chat platforms, which
+ * are composed in from integrations/ (src names none), or from `cli` with their own user name; so
+ * the schemas that check a platform are made per gateway, from the platforms it was given.
+ */
+export function memberSchemas(chatPlatforms: readonly string[]) {
+  const platforms = [...new Set([...chatPlatforms, "cli"])];
+  const oneOf = `one of ${platforms.join(", ")}`;
+  /** Reads `PLATFORM:USER_ID` or `admin`; `admin` stands for `adminLabel`, the admin API's own actor name. */
+  const parseActor = (text: string, adminLabel: string): Actor | undefined => {
+    if (text === "admin") return { kind: "admin", label: adminLabel };
+    const colon = text.indexOf(":");
+    const platform = text.slice(0, colon);
+    const userId = text.slice(colon + 1);
+    if (colon < 1 || !platforms.includes(platform) || !labelText.safeParse(userId).success) return undefined;
+    return { kind: "member", platform, userId };
+  };
+  const memberFields = {
+    platform: z.string({ error: oneOf }).refine((p) => platforms.includes(p), oneOf),
+    user_id: labelText,
+    role: z.enum(ROLES, { error: `one of ${ROLES.join(", ")}` }),
+    name: labelText.optional(),
+  };
+  return {
+    platforms,
+    parseActor,
+    /** A field naming an actor, checked as parseActor reads it. */
+    actorRef: z.string().refine((text) => parseActor(text, "admin") !== undefined, `"admin" or PLATFORM:USER_ID with PLATFORM ${oneOf}`),
+    MemberInput: z.strictObject(memberFields, { error: unknownFieldError("a member", Object.keys(memberFields)) }),
+  };
 }
+export type MemberSchemas = ReturnType<typeof memberSchemas>;
+export type MemberInput = z.infer<MemberSchemas["MemberInput"]>;
 
 export const actorText = (actor: Actor) => (actor.kind === "admin" ? actor.label : `${actor.platform}:${actor.userId}`);
 
@@ -67,7 +78,15 @@ const memberOf = (row: typeof members.$inferSelect): Member => ({
 
 /** Platform users and their roles, every change audited in the same transaction. */
 export class Members {
-  constructor(private readonly database: Pick<Database, "db">) {}
+  readonly schemas: MemberSchemas;
+
+  /** `chatPlatforms`: the chat integrations this gateway was composed with. */
+  constructor(
+    private readonly database: Pick<Database, "db">,
+    chatPlatforms: readonly string[],
+  ) {
+    this.schemas = memberSchemas(chatPlatforms);
+  }
 
   async list(): Promise<Member[]> {
     return (await this.database.db.select().from(members).orderBy(asc(members.platform), asc(members.userId))).map(memberOf);

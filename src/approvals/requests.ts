@@ -15,12 +15,10 @@ import type { Period } from "../ledger/period.ts";
 import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import { type Failure, type FieldError, unknownFieldError } from "../errors.ts";
-import { ACTOR_FORMAT, type Actor, type Members, actorText, hasRole, parseActor } from "./members.ts";
+import { type Actor, type MemberSchemas, type Members, actorText, hasRole } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
 export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
-
-const actorRef = z.string().refine((text) => parseActor(text, "admin") !== undefined, ACTOR_FORMAT);
 
 /** Where the requester asked, so the outcome can be told there too. */
 const viaFields = {
@@ -32,25 +30,30 @@ const viaFields = {
 export const RequestedVia = z.strictObject(viaFields, { error: unknownFieldError("requested_via", Object.keys(viaFields)) });
 export type RequestedVia = z.infer<typeof RequestedVia>;
 
-const requestFields = {
-  /** The budget's name or id. */
-  budget: labelText,
-  /** The amount asked for, above the budget's current amount. */
-  amount_usd: UsdAmount,
-  reason: z.string().trim().min(1, "say why the raise is needed").max(1000),
-  requested_by: actorRef,
-  requested_via: RequestedVia.optional(),
-};
-export const RaiseRequestInput = z.strictObject(requestFields, { error: unknownFieldError("a raise request", Object.keys(requestFields)) });
-export type RaiseRequestInput = z.infer<typeof RaiseRequestInput>;
-
-const decisionFields = {
-  decision: z.enum(["approve", "reject"], { error: "approve or reject" }),
-  by: actorRef,
-  reason: z.string().trim().min(1, "leave reason out rather than empty").max(1000).optional(),
-};
-export const DecisionInput = z.strictObject(decisionFields, { error: unknownFieldError("a decision", Object.keys(decisionFields)) });
-export type DecisionInput = z.infer<typeof DecisionInput>;
+/** A raise request and a decision as the admin API takes them; who asks and decides is checked by `actorRef`, the gateway's own. */
+function approvalSchemas(actorRef: MemberSchemas["actorRef"]) {
+  const requestFields = {
+    /** The budget's name or id. */
+    budget: labelText,
+    /** The amount asked for, above the budget's current amount. */
+    amount_usd: UsdAmount,
+    reason: z.string().trim().min(1, "say why the raise is needed").max(1000),
+    requested_by: actorRef,
+    requested_via: RequestedVia.optional(),
+  };
+  const decisionFields = {
+    decision: z.enum(["approve", "reject"], { error: "approve or reject" }),
+    by: actorRef,
+    reason: z.string().trim().min(1, "leave reason out rather than empty").max(1000).optional(),
+  };
+  return {
+    RaiseRequestInput: z.strictObject(requestFields, { error: unknownFieldError("a raise request", Object.keys(requestFields)) }),
+    DecisionInput: z.strictObject(decisionFields, { error: unknownFieldError("a decision", Object.keys(decisionFields)) }),
+  };
+}
+type ApprovalSchemas = ReturnType<typeof approvalSchemas>;
+export type RaiseRequestInput = z.infer<ApprovalSchemas["RaiseRequestInput"]>;
+export type DecisionInput = z.infer<ApprovalSchemas["DecisionInput"]>;
 
 export interface Approval {
   id: string;
@@ -198,13 +201,17 @@ export interface ApprovalsOptions {
  * transaction, guarded by `status = 'pending'`, so a second click changes nothing.
  */
 export class Approvals {
+  readonly schemas: ApprovalSchemas;
+
   constructor(
     private readonly database: Database,
     private readonly budgets: BudgetStore,
     private readonly members: Members,
     private readonly notifier: Notifier,
     private readonly options: ApprovalsOptions,
-  ) {}
+  ) {
+    this.schemas = approvalSchemas(members.schemas.actorRef);
+  }
 
   async list(filter: { status?: ApprovalStatus; limit?: number } = {}): Promise<Approval[]> {
     const rows = await this.database.db
@@ -252,7 +259,7 @@ export class Approvals {
    * the same budget is already waiting (approving an older, smaller one after it would undo it).
    */
   async request(input: RaiseRequestInput, adminLabel: string, now: Date, platformName?: string): Promise<ApprovalResult<Approval>> {
-    const parsed = parseActor(input.requested_by, adminLabel)!;
+    const parsed = this.members.schemas.parseActor(input.requested_by, adminLabel)!;
     const requester = parsed.kind === "member" && platformName ? { ...parsed, name: platformName } : parsed;
     const role = await this.members.roleOfActor(requester);
     if (!hasRole(role, "requester"))

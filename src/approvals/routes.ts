@@ -4,8 +4,8 @@ import { unknownFieldError } from "../errors.ts";
 import { sendProblem } from "../http/problem.ts";
 import { actorOf, parseBody, parseQuery } from "../http/request.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
-import { parseActor } from "./members.ts";
-import { APPROVAL_STATUSES, type Approval, type ApprovalFailure, type Approvals, DecisionInput, RaiseRequestInput } from "./requests.ts";
+import type { Members } from "./members.ts";
+import { APPROVAL_STATUSES, type Approval, type ApprovalFailure, type Approvals } from "./requests.ts";
 
 const listFields = {
   status: z.enum(APPROVAL_STATUSES, { error: `one of ${APPROVAL_STATUSES.join(", ")}` }).optional(),
@@ -46,11 +46,11 @@ function sendFailure(res: Response, failure: ApprovalFailure): void {
 }
 
 /** `/api/approvals`: budget-raise requests and their decisions. The admin API acts as `admin`. */
-export function approvalsRouter(approvals: Approvals): Router {
+export function approvalsRouter(approvals: Approvals, members: Members): Router {
   const router = Router();
 
   router.post("/approvals", async (req, res) => {
-    const body = parseBody(RaiseRequestInput, req, res);
+    const body = parseBody(approvals.schemas.RaiseRequestInput, req, res);
     if (!body) return;
     const result = await approvals.request(body, actorOf(req), new Date());
     if (!result.ok) return sendFailure(res, result);
@@ -69,9 +69,9 @@ export function approvalsRouter(approvals: Approvals): Router {
   });
 
   router.post("/approvals/:id/decision", async (req, res) => {
-    const body = parseBody(DecisionInput, req, res);
+    const body = parseBody(approvals.schemas.DecisionInput, req, res);
     if (!body) return;
-    const by = parseActor(body.by, actorOf(req))!;
+    const by = members.schemas.parseActor(body.by, actorOf(req))!;
     const result = await approvals.decide(req.params.id, { decision: body.decision, by, reason: body.reason }, new Date());
     if (!result.ok) return sendFailure(res, result);
     res.json({ ...approvalJson(result.value.approval), budget_amount_usd: picoToDecimalString(result.value.budget.amount) });
