@@ -212,7 +212,7 @@ describe("tollgate CLI", { concurrency: true }, () => {
       const help = await run(dir, ["chat", "help", "budget"]);
       assert.equal(help.code, 0, help.stderr);
       assert.match(help.stdout, /^How to use budget$/m);
-      const viewer = await run(dir, ["chat", "budget", "set", "team:alpha", "$5", "monthly", "--by", "slack:U0NOBODY"]);
+      const viewer = await run(dir, ["chat", "budget", "set", "team:alpha", "$5", "monthly", "--by", "cli:nobody"]);
       assertOneLineError(viewer, 2, /budget set needs the admin role; you are a viewer/);
       const set = await run(dir, ["chat", "budget", "set", "team:alpha", "$5", "monthly"]);
       assert.equal(set.code, 0, set.stderr);
