@@ -184,7 +184,8 @@ describe("the AzureOpenAI client through /azure", () => {
     assert.equal(body.amount_usd, "0.5");
     assert.match(String(body.spend_usd), /^0\.6\d*$/);
     assert.match(String(body.message), /budget az-budget is exhausted/);
-    assert.ok(Number(err.headers?.get("retry-after")) > 0);
+    assert.equal(err.headers?.get("x-should-retry"), "false");
+    assert.equal(err.headers?.get("retry-after"), null);
     assert.equal(fake.requests.length, before, "nothing reached Azure");
     // The seeded spend, recorded through the usage webhook as `Azure`, counts as the proxy's `azure`.
     const [row] = await t.gateway.database.rows<{ provider: string; cost: string }>(sql`select provider, cost::text as cost from usage_events where id = ${`seed-${team}`}`);

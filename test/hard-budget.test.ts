@@ -82,7 +82,7 @@ async function teamSpend(team: string): Promise<{ cost: bigint; proxied: number 
 
 const openai = (t: TestGateway, key: string) => new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: key, maxRetries: 0 });
 
-type Outcome = { ok: true } | { ok: false; status: number | undefined; error: Record<string, unknown>; retryAfter: string | null };
+type Outcome = { ok: true } | { ok: false; status: number | undefined; error: Record<string, unknown>; retryAfter: string | null; shouldRetry: string | null };
 
 async function chat(client: OpenAI): Promise<Outcome> {
   try {
@@ -90,7 +90,7 @@ async function chat(client: OpenAI): Promise<Outcome> {
     return { ok: true };
   } catch (err) {
     if (!(err instanceof OpenAI.APIError)) throw err;
-    return { ok: false, status: err.status, error: err.error as Record<string, unknown>, retryAfter: err.headers?.get("retry-after") ?? null };
+    return { ok: false, status: err.status, error: err.error as Record<string, unknown>, retryAfter: err.headers?.get("retry-after") ?? null, shouldRetry: err.headers?.get("x-should-retry") ?? null };
   }
 }
 
@@ -112,8 +112,9 @@ function assertBudgetRefusal(outcome: Outcome, budget: string): void {
   const resets = new Date(String(outcome.error.resets_at));
   const nextMonth = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1));
   assert.equal(resets.toISOString(), nextMonth.toISOString());
-  const retryAfter = Number(outcome.retryAfter);
-  assert.ok(Math.abs(retryAfter - (resets.getTime() - Date.now()) / 1000) < 60, `retry-after ${outcome.retryAfter} points at the reset`);
+  // Retrying cannot help before the reset, weeks away: the SDKs are told not to, and given no wait to sleep through.
+  assert.equal(outcome.shouldRetry, "false");
+  assert.equal(outcome.retryAfter, null);
 }
 
 /** Waits until every admitted call is in the ledger, then checks the amount was never passed. */
@@ -188,6 +189,26 @@ describe("what a refusal looks like and what lifts it", () => {
     assert.match(String(body.error.message), /could cost up to \$1\.28/);
   });
 
+  test("the official SDKs at their default retries give up at once: one request each, no sleeping until the reset", async () => {
+    await createBudget({ name: "sdk-defaults", scope: { team: "sdk-defaults" }, amount_usd: "0.5", mode: "hard" });
+    await seedSpend("sdk-defaults", 0.6);
+    const key = await virtualKey(a, "sdk-defaults");
+    let sent = 0;
+    // The real SDKs' own retry logic, left at its defaults (2 retries); only the requests that leave are counted.
+    const counting: typeof fetch = (input, init) => {
+      sent++;
+      return fetch(input, init);
+    };
+    const gpt = new OpenAI({ baseURL: `${a.base}/openai/v1`, apiKey: key, fetch: counting });
+    const gptErr = await gpt.chat.completions.create(ask).catch((e: unknown) => e);
+    assert.ok(gptErr instanceof OpenAI.RateLimitError);
+    assert.equal(sent, 1, "openai sent the refused call once");
+    const claude = new Anthropic({ baseURL: `${a.base}/anthropic`, apiKey: key, fetch: counting });
+    const claudeErr = await claude.messages.create({ model: "claude-sonnet-4-5", max_tokens: 100, messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e);
+    assert.ok(claudeErr instanceof Anthropic.RateLimitError);
+    assert.equal(sent, 2, "Anthropic's SDK sent the refused call once");
+  });
+
   test("Anthropic and Gemini clients get their own error shapes", async () => {
     await createBudget({ name: "shapes", scope: { team: "shapes" }, amount_usd: "0.5", mode: "hard" });
     await seedSpend("shapes", 0.6);
@@ -202,7 +223,8 @@ describe("what a refusal looks like and what lifts it", () => {
     assert.equal(body.error.budget, "shapes");
     assert.equal(body.error.spend_usd, "0.6");
     assert.equal(body.error.amount_usd, "0.5");
-    assert.ok(Number(err.headers?.get("retry-after")) > 0);
+    assert.equal(err.headers?.get("x-should-retry"), "false");
+    assert.equal(err.headers?.get("retry-after"), null);
 
     const gemini = await fetch(`${a.base}/gemini/v1beta/models/gemini-2.5-flash:generateContent`, {
       method: "POST",

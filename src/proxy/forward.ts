@@ -296,7 +296,9 @@ export function sendProviderError(res: ServerResponse, call: Pick<Call, "provide
     return;
   }
   const body = JSON.stringify(call.provider.error(status, code, message, details));
-  const own = call.provider.errorHeaders?.(status, headers) ?? headers;
+  // The gateway's own 4xx (a bad key, a limit, a body too large) is not fixed by sending it again.
+  const all = status >= 400 && status < 500 ? { "x-should-retry": "false", ...headers } : headers;
+  const own = call.provider.errorHeaders?.(status, all) ?? all;
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...own });
   res.end(body);
 }

@@ -72,11 +72,22 @@ function parseJson(body: Buffer | undefined, contentType: string | undefined): u
   }
 }
 
-/** Seconds from now until `at`, at least one, as `retry-after` wants them. */
-const secondsUntil = (at: Date): string => String(Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000)));
-
-/** How long a client waits before asking again about a budget that could not be checked. */
+/** How long a client waits before asking again about a budget or key that could not be checked. */
 const UNCHECKED_RETRY_SECONDS = "5";
+
+/** The longest `retry-after` a budget refusal names: beyond it, waiting will not help soon. */
+const RETRY_AFTER_MAX_SECONDS = 60;
+
+/**
+ * A budget refusal is not fixed by retrying: `x-should-retry: false`, which the official SDKs
+ * honour before anything else. `retry-after` only when the budget resets within a minute: the SDKs
+ * obey it literally (openai for any length, Anthropic's up to 24 days), so naming a reset hours away
+ * would put a caller to sleep until then. The reset time is always in the error body.
+ */
+function budgetRetryHeaders(resetsAt: Date): Record<string, string> {
+  const seconds = Math.max(1, Math.ceil((resetsAt.getTime() - Date.now()) / 1000));
+  return { "x-should-retry": "false", ...(seconds <= RETRY_AFTER_MAX_SECONDS ? { "retry-after": String(seconds) } : {}) };
+}
 
 /** A hard budget's refusal, in the provider's own error shape. */
 function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id">, block: BudgetBlock): void {
@@ -88,12 +99,12 @@ function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id">, block:
     resets_at: block.resets_at.toISOString(),
   };
   if (block.kind === "unchecked")
-    return sendProviderError(res, call, 503, "budget_unavailable", `budget ${block.budget} cannot be checked right now; try again shortly`, { budget: block.budget }, { "retry-after": UNCHECKED_RETRY_SECONDS });
+    return sendProviderError(res, call, 503, "budget_unavailable", `budget ${block.budget} cannot be checked right now; try again shortly`, { budget: block.budget }, { "x-should-retry": "false", "retry-after": UNCHECKED_RETRY_SECONDS });
   const message =
     block.kind === "exhausted"
       ? `budget ${block.budget} is exhausted ($${block.spend_usd} of $${block.amount_usd}); it resets at ${details.resets_at}`
       : `budget ${block.budget} has $${block.remaining_usd} of $${block.amount_usd} left and this request could cost up to $${block.reserve_usd}; set a lower max_tokens, or wait until it resets at ${details.resets_at}`;
-  sendProviderError(res, call, 429, "budget_exceeded", message, { ...details, reserve_usd: block.reserve_usd }, { "retry-after": secondsUntil(block.resets_at) });
+  sendProviderError(res, call, 429, "budget_exceeded", message, { ...details, reserve_usd: block.reserve_usd }, budgetRetryHeaders(block.resets_at));
 }
 
 /**
