@@ -15,6 +15,9 @@ export async function openTestDatabase(): Promise<Database> {
   const url = process.env.TEST_DATABASE_URL;
   if (!url) {
     const dataDir = mkdtempSync(join(SCRATCH, "tollgate-db-"));
+    // The copy lives in memory (/dev/shm): a file that fails before closing its database must not leave it there.
+    const discard = () => rmSync(dataDir, { recursive: true, force: true });
+    process.once("exit", discard);
     await seedDataDir(dataDir);
     const database = await openDatabase({ dataDir });
     await migrate(database);
@@ -22,7 +25,8 @@ export async function openTestDatabase(): Promise<Database> {
       ...database,
       close: async () => {
         await database.close();
-        rmSync(dataDir, { recursive: true, force: true });
+        process.off("exit", discard);
+        discard();
       },
     };
   }
