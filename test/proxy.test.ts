@@ -111,6 +111,11 @@ describe("OpenAI SDK through the proxy", () => {
     const before = openaiFake.requests.length;
     const bad = new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: "tlg_not-a-real-key", maxRetries: 0 });
     await assert.rejects(bad.models.list(), (err: unknown) => err instanceof OpenAI.AuthenticationError);
+    // A live ingest key is told what it is and which key the proxy takes, not that it is invalid.
+    const ingest = new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: await t.ingestKey(), maxRetries: 0 });
+    const err = await ingest.models.list().then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof OpenAI.AuthenticationError);
+    assert.match(err.message, /this is a Tollgate ingest key, for reporting usage to \/v1\/usage; calls through the proxy take a virtual key/);
     assert.equal(openaiFake.requests.length, before);
   });
 

@@ -241,7 +241,10 @@ describe("POST /v1/usage", () => {
     assert.equal((await post(event, { authorization: "" })).status, 401);
     assert.equal((await post(event, { authorization: "Bearer tlg_not-a-key" })).status, 401);
     const virtual = (await (await t.admin("/api/keys", { method: "POST", body: JSON.stringify({ kind: "virtual", name: "v" }) })).json()) as any;
-    assert.equal((await post(event, { authorization: `Bearer ${virtual.key}` })).status, 401);
+    const wrongKind = await post(event, { authorization: `Bearer ${virtual.key}` });
+    assert.equal(wrongKind.status, 401);
+    // A live key of the other kind is told what it is, not that it is invalid.
+    assert.match(wrongKind.body.detail, /is a Tollgate virtual key, for calls through the proxy; reporting usage takes an ingest key/);
     const doomed = (await (await t.admin("/api/keys", { method: "POST", body: JSON.stringify({ kind: "ingest", name: "doomed" }) })).json()) as any;
     assert.equal((await t.admin(`/api/keys/${doomed.id}`, { method: "DELETE" })).status, 200);
     assert.equal((await post(event, { authorization: `Bearer ${doomed.key}` })).status, 401);

@@ -28,7 +28,8 @@ export async function authenticateSender(req: Request, body: Buffer, deps: Inges
   const now = new Date();
   const token = bearer(req);
   if (token) {
-    const key = await deps.keys.authenticate(token, "ingest");
+    const key = await deps.keys.find(token);
+    if (key?.kind === "virtual") return { error: "the bearer token is a Tollgate virtual key, for calls through the proxy; reporting usage takes an ingest key (tollgate keys create --kind ingest)" };
     if (!key) return { error: "the bearer token is not an active ingest key" };
     return { source: `ingest:${key.name}`, now, team: key.team, project: key.project, feature: key.feature, user: key.user, api_key_id: key.id };
   }

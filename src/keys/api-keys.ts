@@ -149,12 +149,13 @@ export class ApiKeys {
   }
 
   /**
-   * The live key of this kind that `presented` is, or null. A key seen before is answered from
-   * memory and re-read in the background once it is older than CACHE_MS, so calls never wait on
-   * the database for a known key and keep working through a database outage with what was last
-   * known; only a key never seen before waits for (and fails with) the database.
+   * The live key `presented` is, of either kind, or null; a door told the other kind says so. A key
+   * seen before is answered from memory and re-read in the background once it is older than
+   * CACHE_MS, so calls never wait on the database for a known key and keep working through a
+   * database outage with what was last known; only a key never seen before waits for (and fails
+   * with) the database.
    */
-  async authenticate(presented: string, kind: KeyInfo["kind"]): Promise<KeyInfo | null> {
+  async find(presented: string): Promise<KeyInfo | null> {
     if (!presented.startsWith(KEY_PREFIX)) return null;
     const hash = hashKey(presented);
     let hit = this.cache.get(hash);
@@ -174,7 +175,7 @@ export class ApiKeys {
         entry.refreshing = undefined;
       });
     }
-    return hit.key?.kind === kind ? hit.key : null;
+    return hit.key;
   }
 
   private async lookup(hash: string): Promise<KeyInfo | null> {

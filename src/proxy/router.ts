@@ -89,6 +89,12 @@ function budgetRetryHeaders(resetsAt: Date): Record<string, string> {
   return { "x-should-retry": "false", ...(seconds <= RETRY_AFTER_MAX_SECONDS ? { "retry-after": String(seconds) } : {}) };
 }
 
+/** Why a call's key was refused, saying so when it is a live key of the other kind. */
+function refusedKeyMessage(presented: string | undefined, found: KeyInfo | null): string {
+  if (found?.kind === "ingest") return "this is a Tollgate ingest key, for reporting usage to /v1/usage; calls through the proxy take a virtual key (tollgate keys create --kind virtual)";
+  return presented ? "the Tollgate key is not valid or has been revoked" : "send a Tollgate virtual key (tlg_...) where your SDK sends its API key";
+}
+
 /** A hard budget's refusal, in the provider's own error shape. */
 function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id">, block: BudgetBlock): void {
   const details = {
@@ -137,19 +143,17 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
   const path = q === -1 ? rest : rest.slice(0, q);
   const params = new URLSearchParams(q === -1 ? "" : rest.slice(q + 1));
   const presented = provider.clientKey(req.headers, params);
-  let key: KeyInfo | null = null;
+  let found: KeyInfo | null = null;
   try {
-    key = presented ? await deps.keys.authenticate(presented, "virtual") : null;
+    found = presented ? await deps.keys.find(presented) : null;
   } catch (err) {
     // Only a key this process has never seen waits on the database; known keys are answered from memory.
     deps.logger.warn({ provider: provider.name, error: (err as Error).name }, "a virtual key could not be checked: the database did not answer");
     return sendProviderError(res, { provider, id }, 503, "key_check_unavailable", "the gateway cannot check this Tollgate key right now; try again shortly", {}, { "retry-after": UNCHECKED_RETRY_SECONDS });
   }
+  const key = found?.kind === "virtual" ? found : null;
   const passThrough = !key && deps.allowProviderKeys && presented !== undefined && !presented.startsWith("tlg_");
-  if (!key && !passThrough) {
-    const message = presented ? "the Tollgate key is not valid or has been revoked" : "send a Tollgate virtual key (tlg_...) where your SDK sends its API key";
-    return sendProviderError(res, { provider, id }, 401, "invalid_api_key", message);
-  }
+  if (!key && !passThrough) return sendProviderError(res, { provider, id }, 401, "invalid_api_key", refusedKeyMessage(presented, found));
   if (key?.allowed_providers && !key.allowed_providers.includes(provider.name))
     return sendProviderError(res, { provider, id }, 403, "provider_not_allowed", `this Tollgate key may not call ${provider.name}; it may call ${key.allowed_providers.join(", ")}`);
 
