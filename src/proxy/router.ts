@@ -75,11 +75,14 @@ const RETRY_AFTER_MAX_SECONDS = 60;
  * A budget refusal is not fixed by retrying: `x-should-retry: false`, which the official SDKs
  * honour before anything else. `retry-after` only when the budget resets within a minute: the SDKs
  * obey it literally (openai for any length, Anthropic's up to 24 days), so naming a reset hours away
- * would put a caller to sleep until then. The reset time is always in the error body.
+ * would put a caller to sleep until then. The reset time is always in the error body. The Vercel
+ * AI SDK retries every 429 twice whatever the headers say, sleeping 2 s then 4 s unless
+ * `retry-after-ms` names a shorter wait: `0` there turns its retries (each refused from memory)
+ * into an immediate failure rather than six seconds asleep.
  */
 function budgetRetryHeaders(resetsAt: Date): Record<string, string> {
   const seconds = Math.max(1, Math.ceil((resetsAt.getTime() - Date.now()) / 1000));
-  return { "x-should-retry": "false", ...(seconds <= RETRY_AFTER_MAX_SECONDS ? { "retry-after": String(seconds) } : {}) };
+  return { "x-should-retry": "false", ...(seconds <= RETRY_AFTER_MAX_SECONDS ? { "retry-after": String(seconds) } : { "retry-after-ms": "0" }) };
 }
 
 /** Why a call's key was refused, saying so when it is a live key of the other kind. */
