@@ -7,6 +7,7 @@ import OpenAI from "openai";
 import { HardBudget } from "../src/budgets/hard-budget.ts";
 import type { Database } from "../src/db/connection.ts";
 import { PICO_PER_USD } from "../src/pricing/money.ts";
+import { tokenizerReady } from "../src/proxy/estimate.ts";
 import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
 import type { FakeUpstream } from "./fakes/fake-upstream.ts";
 import { GEMINI_KEY, startFakeGemini } from "./fakes/gemini.ts";
@@ -49,6 +50,8 @@ before(async () => {
     { database },
   );
   cancelling = await startTestGateway({ ...keys, OPENAI_BASE_URL: openaiFake.url, TOLLGATE_ON_DISCONNECT: "cancel" }, { database });
+  // Estimates count with gpt-tokenizer once it has loaded (bytes/4 before): loaded here, as a running gateway has after its first estimate.
+  await tokenizerReady();
 });
 after(async () => {
   await t?.close();

@@ -11,9 +11,10 @@ import { isRecord } from "../providers/usage.ts";
  *
  * Text is counted with gpt-tokenizer (OpenAI's o200k_base encoding): exact for current OpenAI
  * models, an approximation for Claude and Gemini, whose tokenizers are not published for Node.
- * Bytes/4 is used instead where the tokenizer is not: text beyond TOKENIZED_CHARS, text the
- * tokenizer refuses, and streams that are not server-sent events (Bedrock's binary event stream,
- * counted by its bytes, which over-counts its framing).
+ * Bytes/4 is used instead where the tokenizer is not: until it has loaded (it loads in the
+ * background at a process's first estimate, so no record waits for it), text beyond
+ * TOKENIZED_CHARS, text the tokenizer refuses, and streams that are not server-sent events
+ * (Bedrock's binary event stream, counted by its bytes, which over-counts its framing).
  */
 
 /** Characters handed to the tokenizer per estimate; the rest is counted at 4 characters a token. */
@@ -28,20 +29,33 @@ const GENERATED = new Set(["content", "text", "delta", "partial_json", "thinking
 /** Stream events that repeat text already sent as deltas (Responses API `*.done`, terminal events). */
 const REPEATS = /(\.done|^response\.(created|in_progress|completed|incomplete|failed)|^message_start)$/;
 
-let tokenizer: Promise<(text: string) => number> | undefined;
-const loadTokenizer = () => (tokenizer ??= import("gpt-tokenizer").then((m) => m.countTokens));
+// Loaded at the first estimate, not at start-up: its tables take about 70 MB and seconds to load on a
+// busy machine, which a gateway whose streams all finish never needs.
+let tokenizer: ((text: string) => number) | undefined;
+let loading: Promise<void> | undefined;
+const loadTokenizer = () =>
+  (loading ??= import("gpt-tokenizer").then(
+    (m) => void (tokenizer = m.countTokens),
+    () => undefined,
+  ));
 
-/** Tokens in `text`: the tokenizer's count, or bytes/4 beyond its share or where it refuses. */
-async function count(text: string): Promise<number> {
+/** Tokens in `text`: the tokenizer's count, or bytes/4 beyond its share, where it refuses, or before it has loaded. */
+function count(text: string): number {
   if (text === "") return 0;
-  const head = text.slice(0, TOKENIZED_CHARS);
-  const tail = Math.ceil(Buffer.byteLength(text.slice(TOKENIZED_CHARS)) / 4);
+  const quarter = (t: string) => Math.ceil(Buffer.byteLength(t) / 4);
+  if (!tokenizer) {
+    void loadTokenizer();
+    return quarter(text);
+  }
   try {
-    return (await loadTokenizer())(head) + tail;
+    return tokenizer(text.slice(0, TOKENIZED_CHARS)) + quarter(text.slice(TOKENIZED_CHARS));
   } catch {
-    return Math.ceil(Buffer.byteLength(text) / 4);
+    return quarter(text);
   }
 }
+
+/** Loads the tokenizer now (tests, and a caller that wants the next estimate tokenized). */
+export const tokenizerReady = (): Promise<void> => loadTokenizer();
 
 /** String leaves of a JSON value, those under `skip` keys left out; data URLs (images) are not text. */
 function strings(value: unknown, keep: (key: string) => boolean, out: string[], key = ""): void {
@@ -52,7 +66,7 @@ function strings(value: unknown, keep: (key: string) => boolean, out: string[], 
 }
 
 /** Input tokens of a request body (its text fields), or bytes/4 of a body that is not JSON. */
-export async function estimateInput(body: Buffer | undefined): Promise<number> {
+export function estimateInput(body: Buffer | undefined): number {
   if (!body || body.length === 0) return 0;
   let json: unknown;
   try {
@@ -71,10 +85,7 @@ export class StreamMeter {
   private heldBytes = 0;
   private total = 0;
 
-  constructor(private readonly sse: boolean) {
-    // Loaded with the first stream (it takes a second or two), so a cut stream's record does not wait for it.
-    void loadTokenizer();
-  }
+  constructor(private readonly sse: boolean) {}
 
   push(chunk: Buffer): void {
     this.total += chunk.length;
@@ -84,7 +95,7 @@ export class StreamMeter {
   }
 
   /** Output tokens in what was relayed: the generated text of the events seen, scaled to every byte read. */
-  async outputTokens(): Promise<number> {
+  outputTokens(): number {
     if (this.total === 0) return 0;
     if (!this.sse) return Math.ceil(this.total / 4);
     const reader = new SseReader();
@@ -100,7 +111,7 @@ export class StreamMeter {
       const type = event.event ?? (isRecord(json) && typeof json.type === "string" ? json.type : "");
       if (!REPEATS.test(type)) strings(json, (key) => GENERATED.has(key), texts);
     }
-    const tokens = await count(texts.join(""));
+    const tokens = count(texts.join(""));
     return this.total > this.heldBytes ? Math.ceil((tokens * this.total) / this.heldBytes) : tokens;
   }
 }
@@ -111,11 +122,11 @@ export class StreamMeter {
  * does at the start, exactly), output from what was relayed where that is more than was reported
  * (Anthropic reports output only at the end; OpenAI chat reports nothing until then).
  */
-export async function streamUsage(seen: CallUsage, cut: boolean, request: Buffer | undefined, meter: StreamMeter): Promise<CallUsage> {
+export function streamUsage(seen: CallUsage, cut: boolean, request: Buffer | undefined, meter: StreamMeter): CallUsage {
   if (seen.usage && !cut) return seen;
   const reported = seen.usage?.tokens;
-  const input = reported ? reported.input : await estimateInput(request);
-  const output = Math.max(reported?.output ?? 0, await meter.outputTokens());
+  const input = reported ? reported.input : estimateInput(request);
+  const output = Math.max(reported?.output ?? 0, meter.outputTokens());
   if (reported && output === reported.output) return seen;
   const tokens = { ...(reported ?? ZERO_TOKENS), input, output };
   return { ...seen, usage: { ...seen.usage, tokens }, estimated: true };

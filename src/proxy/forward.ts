@@ -160,11 +160,15 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
-/** How a relayed answer ended: sent whole, cut short by the client leaving, or broken off by the upstream. */
-type Delivery = "whole" | "client_gone" | "upstream_broke";
+/**
+ * How a relayed answer ended: sent whole; the client left but the answer was read to its end
+ * (drained); the client left and the gateway stopped reading (`cancel`, no drain slot, the drain
+ * timed out); or broken off by the upstream.
+ */
+type Delivery = "whole" | "client_gone" | "cut" | "upstream_broke";
 
 function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
-  if (delivery === "client_gone") return "aborted";
+  if (delivery === "client_gone" || delivery === "cut") return "aborted";
   return code < 400 && delivery === "whole" ? "ok" : "error";
 }
 
@@ -246,8 +250,8 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   );
   // A stream cut short, or a server-sent-events stream that never reported usage, is settled at an
   // estimate, never $0 (a whole stream in a format Tollgate does not read stays unpriced).
-  const cut = delivery !== "whole";
-  const seen = answer.statusCode < 400 && (cut || sse) ? await streamUsage(tap.result(), cut, request, meter) : tap.result();
+  const cut = delivery === "cut" || delivery === "upstream_broke";
+  const seen = answer.statusCode < 400 && (cut || sse) ? streamUsage(tap.result(), cut, request, meter) : tap.result();
   recordCall(opts, call, seen, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
@@ -266,6 +270,7 @@ async function pump(
 ): Promise<Delivery> {
   let clientGone = false;
   let upstreamBroke = false;
+  let cut = false;
   let draining = false;
   let drainTimer: NodeJS.Timeout | undefined;
   const onClose = () => {
@@ -296,7 +301,8 @@ async function pump(
     if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
   } catch {
     // The upstream broke off or was cut: the client's answer ends here, the call is still recorded.
-    if (!clientGone) {
+    if (clientGone) cut = true;
+    else {
       upstreamBroke = true;
       res.destroy();
     }
@@ -305,7 +311,7 @@ async function pump(
     clearTimeout(drainTimer);
     if (draining) opts.drains.active--;
   }
-  return clientGone ? "client_gone" : upstreamBroke ? "upstream_broke" : "whole";
+  return clientGone ? (cut ? "cut" : "client_gone") : upstreamBroke ? "upstream_broke" : "whole";
 }
 
 /** An error the gateway itself answers, in the provider's own shape. */
