@@ -89,7 +89,8 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
       text += chunk.choices[0]?.delta.content ?? "";
       if (text) abort.abort();
     }
-    assert.equal(text, "Hello");
+    // The SDK may have a chunk or two in hand when it stops (a busy machine): what matters is that it stopped.
+    assert.match(text, /^Hello/);
 
     const reply = openaiFake.requests.at(-1)!.reply;
     await settled(reply, "cancel mode must close it when the client leaves");
