@@ -7,9 +7,10 @@ import { type Html, type HtmlValue, html, trusted } from "./html.ts";
  */
 const STYLE = trusted(`
 :root{color-scheme:light dark;--bg:#fff;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--accent:#0b5cad;--panel:#f6f8fa;--warn:#8a4b00;--bad:#b42318;--ok:#1a7f37;
---c1:#0b5cad;--c2:#b35900;--c3:#1a7f37;--c4:#8250df;--c5:#6e7781}
+--tollgate-chart-text:#1b1f24;--tollgate-chart-muted:#57606a;--tollgate-chart-grid:#d0d7de}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9da7b3;--line:#30363d;--accent:#58a6ff;--panel:#161b22;--warn:#f0b000;--bad:#ff7b72;--ok:#3fb950;
---c1:#58a6ff;--c2:#f0883e;--c3:#3fb950;--c4:#bc8cff;--c5:#8b949e}}
+--tollgate-chart-text:#e6edf3;--tollgate-chart-muted:#9da7b3;--tollgate-chart-grid:#30363d;
+--tollgate-chart-1:#7aa6d6;--tollgate-chart-2:#ffa94d;--tollgate-chart-3:#7fcf73;--tollgate-chart-4:#ff7b7d;--tollgate-chart-5:#8fd8d2}}
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
 a{color:var(--accent)}a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
 .skip{position:absolute;left:-999px}.skip:focus{left:8px;top:8px;background:var(--bg);padding:4px 8px;z-index:1}

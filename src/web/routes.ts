@@ -235,7 +235,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
       if (!resolved.ok) return void send(res, 400, page(shell(viewer, "Explore spend", "/explore"), [...body, html`<p class="error" role="alert">${resolved.error.message}; expected ${resolved.error.expected}.</p>`]));
       const report = await p.services.spend.report({ period: resolved.period, by: by || undefined, filters: { ...filters, ...scope }, top: 50 });
       const chart = by
-        ? chartFigure({ id: "explore", title: `Spend in ${report.period.label} by ${by}`, labels: report.groups.map((g) => g.key), series: [{ name: "spend", values: report.groups.map((g) => g.cost) }] })
+        ? chartFigure({ id: "explore", kind: "bar", title: `Spend in ${report.period.label} by ${by}`, labels: report.groups.map((g) => g.key), series: [{ name: "spend", values: report.groups.map((g) => g.cost) }] })
         : html``;
       const csv = may(viewer, "requester") ? `/explore.csv?${new URLSearchParams({ period: formValues.period })}` : undefined;
       send(res, 200, page(shell(viewer, "Explore spend", "/explore"), [...body, exploreResult(report, by, csv, chart)]));
