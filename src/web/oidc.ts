@@ -72,8 +72,10 @@ export class OidcSignIn {
       expectedNonce: transaction.nonce,
       idTokenExpected: true,
     });
-    const claims = tokens.claims();
-    if (!claims) throw new Error("the provider answered without an ID token");
+    const idToken = tokens.claims();
+    if (!idToken) throw new Error("the provider answered without an ID token");
+    // Many providers put only `sub` in the ID token and the rest behind the userinfo endpoint.
+    const claims = typeof idToken.email === "string" ? idToken : { ...(await client.fetchUserInfo(config, tokens.access_token, idToken.sub)), sub: idToken.sub };
     const email = typeof claims.email === "string" && claims.email_verified === true ? claims.email.toLowerCase() : undefined;
     const name = typeof claims.name === "string" && claims.name.trim() ? claims.name.trim() : (email ?? claims.sub);
     return { ids: email ? [email, claims.sub] : [claims.sub], name };
