@@ -13,7 +13,7 @@ import { type Html, type HtmlValue, html } from "./html.ts";
 import { count, csrfForm, money, stateText, table, when } from "./layout.ts";
 import type { Overview } from "./reads.ts";
 
-const share = (part: bigint, whole: bigint) => (whole > 0n ? `${Number((part * 1000n) / whole) / 10} %` : "–");
+const share = (part: bigint, whole: bigint) => (whole > 0n ? `${Number((part * 1000n) / whole) / 10}\u00a0%` : "–");
 
 function groupsTable(caption: string, dim: Dimension, report: SpendReport, link?: (key: string) => string): Html {
   return table<SpendReport["groups"][number]>(
