@@ -32,6 +32,7 @@ async function ingest(lines: Record<string, unknown>[]): Promise<void> {
 before(async () => {
   gw = await startTestGateway({ TOLLGATE_JOBS: "off" });
   const now = Date.now();
+  await ingest([{ id: "unpriced-1", timestamp: new Date(now - 60_000).toISOString(), model: "house-model-9", provider: "openai", input_tokens: 4321, output_tokens: 99, team: "search" }]);
   await ingest(
     Array.from({ length: 24 }, (_, i) => ({
       id: `u${i}`,
@@ -176,6 +177,14 @@ describe("dashboard pages", () => {
     }
     const after = (await (await gw.admin(`/api/approvals/${id}`)).json()) as { status: string };
     assert.equal(after.status, "pending");
+  });
+
+  test("unpriced usage lists the models without a price, with their calls", async () => {
+    const page = await get("/unpriced?period=this-month");
+    assert.equal(page.status, 200);
+    const row = /<tr><td>house-model-9<\/td><td class="num">1<\/td><td class="num">1<\/td><td class="num">4,321<\/td>/.exec(page.text);
+    assert.ok(row, "house-model-9 with its one unpriced call and its tokens");
+    assert.doesNotMatch(page.text, /<td>gpt-4o<\/td>/, "priced models are not listed");
   });
 
   test("the finance CSV of the explorer is the admin API's", async () => {

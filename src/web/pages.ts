@@ -125,15 +125,22 @@ export interface ExploreForm {
   filters: Partial<Record<Dimension, string>>;
 }
 
+/** A period of the command grammar, typed or picked from the named ones (a datalist: no script needed). */
+export function periodField(value: string): Html {
+  return html`<label>Period<input name="period" list="periods" value="${value}" required aria-describedby="period-help"></label>
+<datalist id="periods">${PERIOD_NAMES.map((p) => html`<option value="${p}">`)}</datalist>`;
+}
+
+export const periodHelp = html`<p id="period-help" class="muted">Periods: ${PERIOD_NAMES.join(", ")}, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD.</p>`;
+
 /** The explorer's form: any period of the command grammar, a grouping, a filter per dimension (the viewer's own scope fixed). */
 export function exploreForm(form: ExploreForm, fixed: Scope): Html {
   return html`<form class="filters" method="get" action="/explore" role="search" aria-label="Spend query">
-<label>Period<input name="period" list="periods" value="${form.period}" required aria-describedby="period-help"></label>
-<datalist id="periods">${PERIOD_NAMES.map((p) => html`<option value="${p}">`)}</datalist>
+${periodField(form.period)}
 <label>Group by<select name="by"><option value=""${form.by === "" ? html` selected` : ""}>nothing</option>${DIMENSIONS.map((d) => html`<option value="${d}"${form.by === d ? html` selected` : ""}>${d}</option>`)}</select></label>
 ${DIMENSIONS.filter((d) => fixed[d] === undefined).map((d) => html`<label>${d}<input name="${d}" value="${form.filters[d] ?? ""}" size="12"></label>`)}
 <button class="primary" type="submit">Show</button></form>
-<p id="period-help" class="muted">Periods: ${PERIOD_NAMES.join(", ")}, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD.</p>`;
+${periodHelp}`;
 }
 
 const TOKEN_COLUMNS: { head: string; field: keyof Totals }[] = [
@@ -191,4 +198,25 @@ function moneyText(usd: string): Html {
 
 export function problemPage(title: string, message: string): Html {
   return html`<h1>${title}</h1><p class="error" role="alert">${message}</p><p><a href="/">Back to the overview</a></p>`;
+}
+
+/** Models called without a known price: their calls are counted but not in the spend, until a price is added. */
+export function unpricedPage(report: SpendReport, form: Html): Html {
+  const models = report.groups.filter((g) => g.unpriced > 0);
+  return html`<h1>Unpriced usage</h1>${form}
+<p>Calls to a model Tollgate has no price for are recorded with their tokens and marked unpriced: they are never counted as $0, and
+they are not in any spend figure until the model has a price. Add one in the price file (<code>TOLLGATE_PRICES</code>, see the
+configuration docs' "Price file" section); events already recorded keep the price they were recorded with.</p>
+${table<SpendReport["groups"][number]>(
+  `Unpriced calls in ${report.period.label}`,
+  [
+    { head: "model", cell: (g) => g.key },
+    { head: "Unpriced calls", num: true, cell: (g) => count(g.unpriced) },
+    { head: "All calls", num: true, cell: (g) => count(g.requests) },
+    { head: "Input tokens", num: true, cell: (g) => count(g.input_tokens) },
+    { head: "Output tokens", num: true, cell: (g) => count(g.output_tokens) },
+  ],
+  models,
+  "every call had a price.",
+)}`;
 }

@@ -15,7 +15,7 @@ import { CookieSigner, cookieHeader, readCookies } from "./cookies.ts";
 import { type Html, type HtmlValue, html } from "./html.ts";
 import { type NavItem, money, page, table, when } from "./layout.ts";
 import type { OidcSignIn, OidcTransaction } from "./oidc.ts";
-import { type ExploreForm, approvalsTable, budgetPage, budgetsTable, exploreForm, exploreResult, overviewPage, problemPage, scopeNote } from "./pages.ts";
+import { type ExploreForm, approvalsTable, budgetPage, budgetsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
 import { readOverview, visibleBudgets } from "./reads.ts";
 import type { WebSessions } from "./sessions.ts";
 import { type Viewer, lookingThrough, may, viewerOf, withinScope } from "./viewer.ts";
@@ -58,6 +58,7 @@ const NAV: { item: NavItem; role: Role }[] = [
   { item: { href: "/", label: "Overview" }, role: "viewer" },
   { item: { href: "/explore", label: "Explore spend" }, role: "viewer" },
   { item: { href: "/budgets", label: "Budgets" }, role: "viewer" },
+  { item: { href: "/unpriced", label: "Unpriced usage" }, role: "viewer" },
   { item: { href: "/approvals", label: "Approvals" }, role: "requester" },
   { item: { href: "/audit", label: "Audit log" }, role: "admin" },
 ];
@@ -148,6 +149,8 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     return through?.scope;
   };
 
+  const notSetUp = (res: Response) => void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
+
   router.get("/sign-in", guard(async (req, res) => signInPage(req, res, 200)));
 
   router.post(
@@ -167,7 +170,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
   router.get(
     "/auth/oidc",
     guard(async (req, res) => {
-      if (!p.oidc) return void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
+      if (!p.oidc) return notSetUp(res);
       const { url, transaction } = await p.oidc.start(callbackUrl(req), localPath(req.query.next));
       const value = Buffer.from(JSON.stringify(transaction)).toString("base64url");
       res.append("set-cookie", cookieHeader(OIDC, oidcCookie.sign(value), { maxAge: 600, secure: secure(req), path: "/auth/oidc" }));
@@ -180,7 +183,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
   router.get(
     "/auth/oidc/callback",
     guard(async (req, res) => {
-      if (!p.oidc) return void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
+      if (!p.oidc) return notSetUp(res);
       res.append("set-cookie", cookieHeader(OIDC, "", { maxAge: 0, secure: secure(req), path: "/auth/oidc" }));
       const value = oidcCookie.verify(readCookies(req.get("cookie")).get(OIDC));
       if (!value) return signInPage(req, res, 400, "The sign-in took too long or was started elsewhere; please start again.");
@@ -249,6 +252,20 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
       const resolved = resolvePeriod(typeof req.query.period === "string" ? req.query.period : "last-month", { now: new Date(), timeZone });
       if (!resolved.ok) return void res.status(400).type("text/plain").send(`${resolved.error.message}; expected ${resolved.error.expected}`);
       res.type("text/csv").attachment(`tollgate-${resolved.period.label}.csv`).send(reportCsv(await financeReport(p.database, resolved.period)));
+    }),
+  );
+
+  router.get(
+    "/unpriced",
+    signedIn("viewer", async (req, res, viewer) => {
+      const scope = scopeOr(req, res, viewer, "Unpriced usage", "/unpriced");
+      if (!scope) return;
+      const text = typeof req.query.period === "string" && req.query.period.trim() ? req.query.period.trim().slice(0, 200) : "this-month";
+      const form = html`<form class="filters" method="get" action="/unpriced">${periodField(text)}<button class="primary" type="submit">Show</button></form>${periodHelp}`;
+      const resolved = resolvePeriod(text, { now: new Date(), timeZone });
+      if (!resolved.ok) return void send(res, 400, page(shell(viewer, "Unpriced usage", "/unpriced"), html`<h1>Unpriced usage</h1>${form}<p class="error" role="alert">${resolved.error.message}; expected ${resolved.error.expected}.</p>`));
+      const report = await p.services.spend.report({ period: resolved.period, by: "model", filters: scope, top: 1000 });
+      send(res, 200, page(shell(viewer, "Unpriced usage", "/unpriced"), [scopeNote(scope), unpricedPage(report, form)]));
     }),
   );
 
