@@ -35,6 +35,7 @@ import { eventBuilder } from "./ledger/build-event.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./http/problem.ts";
+import { refuseNulInUrl } from "./http/nul-guard.ts";
 import { operationsRouter } from "./operations-routes.ts";
 import { proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
@@ -152,6 +153,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const app = express();
   app.disable("x-powered-by");
   app.use(requestLog(logger));
+  app.use(refuseNulInUrl);
   app.use(
     proxyMiddleware({
       routes,
