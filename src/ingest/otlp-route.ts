@@ -3,7 +3,7 @@ import { ERROR_KINDS, type ErrorKind } from "../errors.ts";
 import { textOf } from "../http/charset.ts";
 import { spansToEvents } from "./otlp.ts";
 import { type PartialSuccess, decodeTraceRequest, encodeStatus, encodeTraceResponse } from "./otlp-protobuf.ts";
-import { authenticatedBody } from "./sender-auth.ts";
+import { authenticatedBody, setRefusalHeaders } from "./sender-auth.ts";
 import { bindToSender } from "./usage-item.ts";
 import type { IngestDeps } from "./usage-route.ts";
 
@@ -61,7 +61,7 @@ export function otlpRouter(deps: IngestDeps): Router {
     const auth = await authenticatedBody(req, deps);
     if (!auth.ok) {
       if (auth.kind === "aborted") return;
-      if (auth.kind === "unavailable") res.set({ "retry-after": "1", connection: "close" });
+      setRefusalHeaders(res, auth);
       return sendStatus(res, encoding, auth.kind, auth.message);
     }
     const parsed = parse(encoding, auth.body, contentType);

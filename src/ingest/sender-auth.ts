@@ -1,4 +1,4 @@
-import type { Request } from "express";
+import type { Request, Response } from "express";
 import type { ApiKeys } from "../keys/api-keys.ts";
 import type { IngestSources } from "../keys/ingest-sources.ts";
 import type { Failure } from "../errors.ts";
@@ -65,4 +65,9 @@ export async function authenticatedBody(req: Request, deps: SenderDeps): Promise
   } finally {
     read.release();
   }
+}
+
+/** A refusal for want of budget says when to come back, and closes the connection whose body was left unread. */
+export function setRefusalHeaders(res: Response, failure: Exclude<Authenticated, { ok: true }>): void {
+  if (failure.kind === "unavailable") res.set({ "retry-after": "1", connection: "close" });
 }

@@ -6,7 +6,7 @@ import { usageEventsTotal } from "../metrics.ts";
 import type { FieldError } from "../errors.ts";
 import { sendProblem } from "../http/problem.ts";
 import { formatOf, splitBody } from "./usage-body.ts";
-import { type Authenticated, type SenderDeps, authenticatedBody } from "./sender-auth.ts";
+import { type Authenticated, type SenderDeps, authenticatedBody, setRefusalHeaders } from "./sender-auth.ts";
 import { type SenderContext, fromCloudEvent, toUsageEvent } from "./usage-item.ts";
 
 export interface IngestDeps extends SenderDeps {
@@ -39,7 +39,7 @@ export async function recordAndAnswer(res: Response, recorder: Recorder, events:
 /** Answers a failure to authenticate or to read the body; a client gone away gets nothing. */
 export function refuse(res: Response, failure: Exclude<Authenticated, { ok: true }>): void {
   if (failure.kind === "aborted") return;
-  if (failure.kind === "unavailable") res.set({ "retry-after": "1", connection: "close" });
+  setRefusalHeaders(res, failure);
   sendProblem(res, failure.kind, failure.message);
 }
 
