@@ -21,6 +21,8 @@ import type { Integration } from "./integration.ts";
 import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
 import { otlpRouter } from "./ingest/otlp-route.ts";
+import { PRE_AUTH_BYTES } from "./ingest/sender-auth.ts";
+import { ByteBudget } from "./http/read-body.ts";
 import { usageRouter } from "./ingest/usage-route.ts";
 import { ApiKeys } from "./keys/api-keys.ts";
 import { IngestSources } from "./keys/ingest-sources.ts";
@@ -33,6 +35,7 @@ import { eventBuilder } from "./ledger/build-event.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./http/problem.ts";
+import { refuseNulInUrl } from "./http/nul-guard.ts";
 import { operationsRouter } from "./operations-routes.ts";
 import { proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
@@ -168,6 +171,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const app = express();
   app.disable("x-powered-by");
   app.use(requestLog(logger));
+  app.use(refuseNulInUrl);
   app.use(
     proxyMiddleware({
       routes,
@@ -186,8 +190,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     }),
   );
   app.use(operationsRouter(database, usage));
-  app.use(usageRouter({ keys, sources, recorder }));
-  app.use(otlpRouter({ keys, sources, recorder }));
+  const ingest = { keys, sources, recorder, preAuth: new ByteBudget(PRE_AUTH_BYTES) };
+  app.use(usageRouter(ingest));
+  app.use(otlpRouter(ingest));
   const services = createServices({ database, budgets, members, approvals, mutes, channels });
   const extensions = integrations.map((i) => i.extend?.({ config, logger, database }) ?? {});
   const registry = createRegistry(extensions.flatMap((e) => e.commands ?? []));

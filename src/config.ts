@@ -66,6 +66,9 @@ const masterKey = z
 export const ConfigSchema = z.object({
   PORT: wholeNumber(0, 65535, 8787),
   HOST: z.string().default("0.0.0.0"),
+  /** How long a client may take to send its request headers, and its whole request: a slowloris is closed then (408). */
+  TOLLGATE_HEADERS_TIMEOUT_MS: wholeNumber(100, 600_000, 20_000),
+  TOLLGATE_REQUEST_TIMEOUT_MS: wholeNumber(100, 3_600_000, 120_000),
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: "a postgres:// or postgresql:// URL" }).optional()),
   TOLLGATE_DATA_DIR: z.string().default("./.tollgate"),
   TOLLGATE_ADMIN_TOKEN: optional.pipe(z.string().min(16, "at least 16 characters").optional()),
