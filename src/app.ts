@@ -133,7 +133,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const digests = digestJobs({ database, notifier, hour: config.TOLLGATE_DIGEST_HOUR });
   // People act from the chat platforms this gateway receives (those that mount a receiver) or from the CLI.
   const members = new Members(database, integrations.filter((i) => i.mount).map((i) => i.platform));
-  const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL });
+  const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL, fourEyes: config.TOLLGATE_FOUR_EYES });
   /** Scheduled work, each run under its advisory lock; evaluation, digests, approval expiry and retention belong here. */
   const jobs: Job[] = [
     { name: "expire-approvals", cron: "* * * * *", run: async (now) => { await approvals.expireApprovals(now); } },

@@ -126,6 +126,8 @@ export const ConfigSchema = z.object({
   TOLLGATE_JOBS: z.enum(["on", "off"], { error: "on or off" }).default("on"),
   /** How long a budget-raise request waits for a decision before it expires. */
   TOLLGATE_APPROVAL_TTL: duration("72h"),
+  /** `off` lets the requester of a raise decide it (a team of one); `on` leaves that to someone else, or to an admin overriding with a reason. */
+  TOLLGATE_FOUR_EYES: z.enum(["on", "off"], { error: "on or off" }).default("on").transform((v) => v === "on"),
   /** Days raw usage events are kept; rollups stay. Unset keeps events forever. */
   TOLLGATE_RETENTION_DAYS: optional.pipe(z.coerce.number<string | undefined>({ error: "a whole number of days from 1 to 36500" }).int().min(1).max(36_500).optional()),
   /** When every budget is evaluated from the rollups; budgets the recorded events count against are also evaluated after each write. */

@@ -35,7 +35,7 @@ before(async () => {
     database,
     budgets,
     members,
-    approvals: new Approvals(database, budgets, members, notifier, { ttlMs: 3_600_000 }),
+    approvals: new Approvals(database, budgets, members, notifier, { ttlMs: 3_600_000, fourEyes: true }),
     channels: new ChannelStore(database, secretBox(Buffer.alloc(32, 7))),
     mutes: new MuteStore(database),
   });
