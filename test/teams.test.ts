@@ -310,4 +310,16 @@ describe("Teams", () => {
       await moved.close();
     }
   });
+  test("a conversation subscribed to team:ads reads only team:ads: the search budget and spend are not shown", async () => {
+    const sub = await say(ADA, "personal", "subscribe team:ads alerts");
+    assert.match(texts(sub), /It reads only spend, budgets and alerts within team:ads/);
+    const list = await say(ADA, "personal", "budget list");
+    assert.doesNotMatch(texts(list), new RegExp(BUDGET));
+    assert.match(texts(await say(ADA, "personal", `budget show ${BUDGET}`)), /outside what this conversation reads \(team:ads\)/);
+    assert.match(texts(await say(ADA, "personal", "spend this-week team:search")), /reads only team:ads; team:search is outside it/);
+    assert.match(texts(await say(ADA, "personal", "budget list")), /No budgets yet/);
+    const opened = await say(ADA, "personal", "subscribe all alerts");
+    assert.match(texts(opened), /It reads all spend, budgets and alerts/);
+    assert.match(texts(await say(ADA, "personal", "budget list")), new RegExp(BUDGET));
+  });
 });
