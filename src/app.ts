@@ -107,11 +107,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const budgets = new BudgetStore(database);
   const enforcer = new Enforcer({ database, catalog, budgets, logger, options: enforcerOptions(config) });
   await enforcer.start();
-  const notifier = new OutboxNotifier(database, {
-    maxAttempts: config.TOLLGATE_OUTBOX_MAX_ATTEMPTS,
-    baseMs: config.TOLLGATE_OUTBOX_BACKOFF_MS,
-    capMs: config.TOLLGATE_OUTBOX_BACKOFF_MAX_MS,
-  });
+  const notifier = new OutboxNotifier(database, { scheduleMs: config.TOLLGATE_OUTBOX_RETRY_SCHEDULE });
   const channels = new ChannelStore(database, box);
   const mutes = new MuteStore(database);
   const delivery = new DeliveryWorker({

@@ -30,7 +30,7 @@ before(async () => {
   const budgets = new BudgetStore(database);
   // The door here is the CLI's, the one platform every gateway has.
   const members = new Members(database, []);
-  const notifier = new OutboxNotifier(database, { maxAttempts: 3, baseMs: 10, capMs: 100 });
+  const notifier = new OutboxNotifier(database, { scheduleMs: [10, 100] });
   const services = createServices({
     database,
     budgets,

@@ -111,7 +111,7 @@ async function requestRaise(to: string, reason: string): Promise<string> {
 
 before(async () => {
   connector = await startFakeConnector();
-  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [webhook, teamsIntegration(), telegramIntegration()] });
+  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_RETRY_SCHEDULE: "5ms,10ms,20ms,20ms,20ms,20ms,20ms" }, { integrations: [webhook, teamsIntegration(), telegramIntegration()] });
   await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer"), member(ADA, "admin")]);
   const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search" }, amount_usd: "500", period: "month" }) });
   assert.equal(res.status, 201, await res.clone().text());
