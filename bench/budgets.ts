@@ -123,7 +123,7 @@ async function evaluationBench(url: string, count: number): Promise<Pick<Budgets
     for (let i = 0; i < rows.length; i += 1000) await database.db.insert(budgets).values(rows.slice(i, i + 1000));
     // A channel no deliverer serves: the outbox rows are written, and stay.
     await database.db.insert(channels).values({ id: "bench-sink", platform: "bench", name: "sink", address: {}, kinds: ["alerts"] });
-    const notifier = new OutboxNotifier(database, { maxAttempts: 3, baseMs: 1000, capMs: 1000 });
+    const notifier = new OutboxNotifier(database, { scheduleMs: [1000, 1000] });
     const evaluator = new BudgetEvaluator(database, notifier, { anomalyMinSpend: 5n * PICO_PER_USD, logger: createLogger("silent") });
     const evaluationLoadAverage = round(loadavg()[0] ?? 0);
     let t0 = performance.now();

@@ -8,10 +8,20 @@ import type { Conversation } from "./context.ts";
  * conversation (the subscribe command, an install, a link code) and lets it go.
  */
 
-export type Binding = { ok: true; channelId: string } | { ok: false; kind: "invalid" | "not_found"; message: string };
+export type Binding = { ok: true; channelId: string; scopes: Scope[] } | { ok: false; kind: "invalid" | "not_found"; message: string };
 
-/** Binds the conversation to a channel getting `kinds` for `scope` (widening the one it has), created on first use. */
-export async function subscribeConversation(channels: Services["channels"], conversation: Conversation, scope: Scope, kinds: SubscriptionKind[], by: string): Promise<Binding> {
+/**
+ * Binds the conversation to a channel getting `kinds` for `scope`, created on first use. A scope
+ * widens the ones it has; `"all"` (an admin's `--scope all`) opens it to everything; undefined
+ * keeps what it has. The channel's scopes are also what the conversation reads (read-scope.ts).
+ */
+export async function subscribeConversation(
+  channels: Services["channels"],
+  conversation: Conversation,
+  scope: Scope | "all" | undefined,
+  kinds: SubscriptionKind[],
+  by: string,
+): Promise<Binding> {
   if (Object.keys(conversation.address).length === 0)
     return { ok: false, kind: "invalid", message: "Only a chat conversation can subscribe: type it in the chat that should get the messages, or add a webhook with tollgate channels create." };
   const name = conversation.name ?? `${conversation.platform} ${Object.values(conversation.address).join("/")}`;
@@ -22,13 +32,14 @@ export async function subscribeConversation(channels: Services["channels"], conv
       address: conversation.address,
       ...(conversation.key ? { key: conversation.key } : {}),
       secret: null,
-      scopes: Object.keys(scope).length > 0 ? [scope] : [],
+      scopes: scope === undefined || scope === "all" || Object.keys(scope).length === 0 ? [] : [scope],
+      everything: scope === "all",
       kinds,
       timezone: conversation.timezone,
     },
     by,
   );
-  return { ok: true, channelId: channel.id };
+  return { ok: true, channelId: channel.id, scopes: channel.subscriptions.scopes };
 }
 
 /** Removes the conversation's channel: it gets nothing more. */
@@ -36,5 +47,5 @@ export async function unsubscribeConversation(channels: Services["channels"], co
   const found = conversation.channelId ?? (await channels.findByAddress(conversation.platform, conversation.key ?? conversation.address))?.id;
   if (!found) return { ok: false, kind: "not_found", message: "This conversation is not subscribed to anything." };
   const removed = await channels.remove(found, by);
-  return removed.ok ? { ok: true, channelId: found } : removed;
+  return removed.ok ? { ok: true, channelId: found, scopes: [] } : removed;
 }

@@ -1,4 +1,5 @@
 import type { Actor } from "../src/approvals/members.ts";
+import type { Scope } from "../src/budgets/budget.ts";
 import type { Services } from "../src/services.ts";
 
 /**
@@ -18,6 +19,11 @@ export interface Conversation {
   channelId?: string;
   /** What people call the conversation (`#search-alerts`), for the channel's name when it subscribes. */
   name?: string;
+  /**
+   * The scopes of the bound channel: the conversation reads only spend, budgets and alerts within
+   * one of them (commands/read-scope.ts). Absent or empty: it reads everything.
+   */
+  reads?: Scope[];
   /** Time zone periods are read in. */
   timezone: string;
   /**

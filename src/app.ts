@@ -124,11 +124,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const budgets = new BudgetStore(database);
   const enforcer = new Enforcer({ database, catalog, budgets, logger, options: enforcerOptions(config) });
   await enforcer.start();
-  const notifier = new OutboxNotifier(database, {
-    maxAttempts: config.TOLLGATE_OUTBOX_MAX_ATTEMPTS,
-    baseMs: config.TOLLGATE_OUTBOX_BACKOFF_MS,
-    capMs: config.TOLLGATE_OUTBOX_BACKOFF_MAX_MS,
-  });
+  const notifier = new OutboxNotifier(database, { scheduleMs: config.TOLLGATE_OUTBOX_RETRY_SCHEDULE });
   const channels = new ChannelStore(database, box);
   const mutes = new MuteStore(database);
   const delivery = new DeliveryWorker({
@@ -153,7 +149,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const oidc = oidcSignIn(config);
   const members = new Members(database, [...integrations.filter((i) => i.mount).map((i) => i.platform), ...(oidc ? ["oidc"] : [])]);
   const webSessions = new WebSessions(database, WEB_SESSION_SECONDS * 1000);
-  const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL });
+  const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL, fourEyes: config.TOLLGATE_FOUR_EYES });
   /** Scheduled work, each run under its advisory lock; evaluation, digests, approval expiry and retention belong here. */
   const jobs: Job[] = [
     { name: "expire-approvals", cron: "* * * * *", run: async (now) => { await approvals.expireApprovals(now); } },

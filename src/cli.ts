@@ -40,6 +40,7 @@ async function main(argv: string[], sources: readonly IntegrationSource[]): Prom
       status: { type: "string" },
       by: { type: "string" },
       reason: { type: "string" },
+      override: { type: "string" },
       scope: { type: "string" },
       amount: { type: "string" },
       mode: { type: "string" },

@@ -1,6 +1,7 @@
 import cron from "node-cron";
 import { z } from "zod";
 import { isTimeZone } from "./ledger/period.ts";
+import { parseOutboundAllow } from "./outbound/policy.ts";
 import { decimalUsdToPico } from "./pricing/money.ts";
 import { builtInProviders, normaliseProvider, providerNamed } from "./providers/registry.ts";
 
@@ -44,6 +45,15 @@ function duration(fallback: string) {
       if (ms === undefined) ctx.addIssue({ code: "custom", message: "a duration such as 90m, 72h or 3d" });
       return ms ?? z.NEVER;
     });
+}
+
+const WAIT_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, ...DURATION_UNITS_MS };
+
+/** `250ms`, `5s`, `30m`, `10h`, `1d` → milliseconds, at most a day: one wait of a retry schedule. */
+function waitMs(text: string): number | undefined {
+  const m = /^(\d{1,8})(ms|s|m|h|d)$/.exec(text);
+  const ms = m ? Number(m[1]) * WAIT_UNITS_MS[m[2]!]! : undefined;
+  return ms !== undefined && ms <= 86_400_000 ? ms : undefined;
 }
 
 /** A decimal USD amount ("0.10") read exactly into pico-USD. */
@@ -119,16 +129,34 @@ export const ConfigSchema = z.object({
   TOLLGATE_BUDGET_UNKNOWN_MODEL_USD: usd("0.10"),
   /** Output tokens assumed for a call that sets no limit, to a model whose context window is unknown. */
   TOLLGATE_BUDGET_DEFAULT_OUTPUT_TOKENS: wholeNumber(1, 10_000_000, 65_536),
-  /** Tries of an outbox message before it is dead: with the default backoff, 16 span about 1.5 to 3 hours. */
-  TOLLGATE_OUTBOX_MAX_ATTEMPTS: wholeNumber(1, 100, 16),
-  /** Wait after an outbox message's first failed try, doubled after each further one... */
-  TOLLGATE_OUTBOX_BACKOFF_MS: wholeNumber(1, 3_600_000, 2000),
-  /** ...up to this. */
-  TOLLGATE_OUTBOX_BACKOFF_MAX_MS: wholeNumber(1, 86_400_000, 1_800_000),
+  /** The waits between tries of an outbox message, after which it is dead: Svix's, about 27 hours in all. */
+  TOLLGATE_OUTBOX_RETRY_SCHEDULE: z
+    .string()
+    // Svix's schedule: after the first try, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
+    .default("5s,5m,30m,2h,5h,10h,10h")
+    .transform((text, ctx) => {
+      const waits = text.split(",").map((w) => waitMs(w.trim()));
+      if (waits.length > 100 || waits.some((w) => w === undefined)) {
+        ctx.addIssue({ code: "custom", message: "up to 100 comma-separated waits such as 5s,5m,30m,2h (units ms, s, m, h, d; up to a day each)" });
+        return z.NEVER;
+      }
+      return waits as number[];
+    }),
+  /** Hosts and addresses (or CIDR ranges) webhook deliveries may reach although private, loopback or link-local: `127.0.0.1,10.0.0.0/8,hooks.internal`. */
+  TOLLGATE_OUTBOUND_ALLOW: z
+    .string()
+    .default("")
+    .transform((text, ctx) => {
+      const parsed = parseOutboundAllow(text);
+      if (!parsed.ok) ctx.addIssue({ code: "custom", message: `${parsed.message}; give a comma-separated list of hosts, addresses and CIDR ranges` });
+      return parsed.ok ? parsed.allow : z.NEVER;
+    }),
   /** `off`: this process neither delivers the outbox nor runs scheduled jobs (a proxy-only process, or tests driving them). */
   TOLLGATE_JOBS: z.enum(["on", "off"], { error: "on or off" }).default("on"),
   /** How long a budget-raise request waits for a decision before it expires. */
   TOLLGATE_APPROVAL_TTL: duration("72h"),
+  /** `off` lets the requester of a raise decide it (a team of one); `on` leaves that to someone else, or to an admin overriding with a reason. */
+  TOLLGATE_FOUR_EYES: z.enum(["on", "off"], { error: "on or off" }).default("on").transform((v) => v === "on"),
   /** Days raw usage events are kept; rollups stay. Unset keeps events forever. */
   TOLLGATE_RETENTION_DAYS: optional.pipe(z.coerce.number<string | undefined>({ error: "a whole number of days from 1 to 36500" }).int().min(1).max(36_500).optional()),
   /** When every budget is evaluated from the rollups; budgets the recorded events count against are also evaluated after each write. */

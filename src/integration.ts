@@ -48,12 +48,15 @@ export interface DeliveryContext {
 }
 
 /**
- * How one try went. `retry` may carry the receiver's own wait (Retry-After); `gone` means the
- * address will never work again (webhook 410, a removed conversation): the channel is disabled.
+ * How one try went. `retry` may carry the receiver's own wait (Retry-After); `refused` means this
+ * message will never be taken (a 4xx other than 408 and 429, a forbidden address): it is dead at
+ * once, with the reason; `gone` means the address will never work again (webhook 410, a removed
+ * conversation): the channel is disabled.
  */
 export type DeliveryOutcome =
   | { kind: "delivered"; externalRef?: Record<string, unknown> }
   | { kind: "retry"; message: string; retryAfterMs?: number }
+  | { kind: "refused"; message: string }
   | { kind: "gone"; message: string };
 
 export interface Deliverer {

@@ -312,6 +312,66 @@ describe("raise requests", () => {
   });
 });
 
+describe("four eyes", () => {
+  const raise = async (budget: string, by: string) => {
+    assert.ok((await gw.gateway.budgets.create(BudgetInput.parse({ name: budget, scope: { team: budget }, amount_usd: "100", period: "month" }), "test")).ok);
+    const asked = await call("POST", "/api/approvals", { budget, amount_usd: "5000", reason: "mine", requested_by: by });
+    assert.equal(asked.status, 201, JSON.stringify(asked.body));
+    return asked.body.id as string;
+  };
+  const decide = (id: string, body: Record<string, unknown>) => call("POST", `/api/approvals/${id}/decision`, body);
+
+  test("an approver cannot decide their own raise, even with a reason; another approver can", async () => {
+    const id = await raise("eyes-approver", "slack:UAPP2");
+    for (const decision of ["approve", "reject"]) {
+      const own = await decide(id, { decision, by: "slack:UAPP2", reason: "trust me" });
+      assert.equal(own.status, 403, JSON.stringify(own.body));
+      assert.equal(own.body.detail, "slack:UAPP2 asked for this raise; another approver or an admin decides it");
+    }
+    const override = await decide(id, { decision: "approve", by: "slack:UAPP2", override: "only an admin may" });
+    assert.equal(override.status, 403);
+    assert.equal(await amountOf("eyes-approver"), 100n * USD, "$100 stays $100");
+    assert.deepEqual((await auditOf("approval", id)).map((a) => a.action), ["request"]);
+    const other = await decide(id, { decision: "approve", by: "slack:UAPP" });
+    assert.equal(other.status, 200);
+    assert.equal(await amountOf("eyes-approver"), 5000n * USD);
+  });
+
+  test("an admin deciding their own raise must override with a reason, which is audited", async () => {
+    const id = await raise("eyes-admin", "teams:29:1a-b");
+    const bare = await decide(id, { decision: "approve", by: "teams:29:1a-b" });
+    assert.equal(bare.status, 403);
+    assert.equal(bare.body.detail, "teams:29:1a-b asked for this raise; another approver decides it, or an admin overrides with a reason");
+    assertFieldErrors(await decide(id, { decision: "approve", by: "teams:29:1a-b", override: " " }), ["override"]);
+    const overridden = await decide(id, { decision: "approve", by: "teams:29:1a-b", override: "the other approvers are on leave" });
+    assert.equal(overridden.status, 200, JSON.stringify(overridden.body));
+    assert.equal(await amountOf("eyes-admin"), 5000n * USD);
+    const [entry] = await gw.gateway.database.rows<{ actor: string; after: { four_eyes_override?: string } | string }>(
+      sql`select actor, after from audit_log where entity = 'approval' and entity_id = ${id} and action = 'approve'`,
+    );
+    const after = typeof entry!.after === "string" ? JSON.parse(entry!.after) : entry!.after;
+    assert.equal(entry!.actor, "teams:29:1a-b");
+    assert.equal(after.four_eyes_override, "the other approvers are on leave");
+  });
+
+  test("TOLLGATE_FOUR_EYES=off lets a team of one decide its own raise", async () => {
+    const alone = await startTestGateway({ TOLLGATE_JOBS: "off", TOLLGATE_FOUR_EYES: "off" });
+    try {
+      assert.ok((await alone.gateway.budgets.create(BudgetInput.parse({ name: "solo", scope: {}, amount_usd: "100", period: "month" }), "test")).ok);
+      const post = async (path: string, body: unknown) => {
+        const res = await alone.admin(path, { method: "POST", body: JSON.stringify(body) });
+        return { status: res.status, body: (await res.json()) as Record<string, any> };
+      };
+      const asked = await post("/api/approvals", { budget: "solo", amount_usd: "200", reason: "growth", requested_by: "admin" });
+      const decided = await post(`/api/approvals/${asked.body.id}/decision`, { decision: "approve", by: "admin" });
+      assert.equal(decided.status, 200, JSON.stringify(decided.body));
+      assert.equal(decided.body.budget_amount_usd, "200");
+    } finally {
+      await alone.close();
+    }
+  });
+});
+
 describe("expiry", () => {
   test("a pending request expires after the TTL (fixed clock), is announced once, and cannot be decided after", async () => {
     const asked = await call("POST", "/api/approvals", { budget: "ops-monthly", amount_usd: "700", reason: "migration", requested_by: "slack:UREQ" });

@@ -63,7 +63,7 @@ describe("channels API", () => {
   let gw: TestGateway;
   let receiver: WebhookReceiver;
   before(async () => {
-    gw = await startTestGateway({ TOLLGATE_OUTBOX_BACKOFF_MS: "20" });
+    gw = await startTestGateway({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: "20ms,40ms,80ms,80ms,80ms,80ms,80ms", TOLLGATE_OUTBOUND_ALLOW: "127.0.0.1" });
     receiver = await WebhookReceiver.start();
   });
   afterEach(() => gw.gateway.database.db.execute(sql`delete from channels`));

@@ -30,12 +30,12 @@ before(async () => {
   const budgets = new BudgetStore(database);
   // The door here is the CLI's, the one platform every gateway has.
   const members = new Members(database, []);
-  const notifier = new OutboxNotifier(database, { maxAttempts: 3, baseMs: 10, capMs: 100 });
+  const notifier = new OutboxNotifier(database, { scheduleMs: [10, 100] });
   const services = createServices({
     database,
     budgets,
     members,
-    approvals: new Approvals(database, budgets, members, notifier, { ttlMs: 3_600_000 }),
+    approvals: new Approvals(database, budgets, members, notifier, { ttlMs: 3_600_000, fourEyes: true }),
     channels: new ChannelStore(database, secretBox(Buffer.alloc(32, 7))),
     mutes: new MuteStore(database),
   });

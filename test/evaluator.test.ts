@@ -204,7 +204,7 @@ describe("evaluation in the gateway", () => {
     key = await t.ingestKey();
     const res = await t.admin("/api/channels", {
       method: "POST",
-      body: JSON.stringify({ platform: "webhook", name: "ops", url: "http://127.0.0.1:9/hook", subscriptions: { kinds: ["alerts", "daily"] } }),
+      body: JSON.stringify({ platform: "webhook", name: "ops", url: "https://hooks.example.com/ops", subscriptions: { kinds: ["alerts", "daily"] } }),
     });
     assert.equal(res.status, 201, await res.clone().text());
   });
@@ -297,7 +297,7 @@ describe("evaluation in the gateway", () => {
     const writer = new Recorder(t.gateway.database, builder, { batchSize: 10, maxWaitMs: 1 });
     await writer.record([ledgerEvent(builder, UsageEvent.parse({ source: "race", id: "r1", ts: new Date(), tokens: {}, team: "race" }))]);
     await writer.close();
-    const evaluator = () => new BudgetEvaluator(t.gateway.database, new OutboxNotifier(t.gateway.database, { maxAttempts: 3, baseMs: 10, capMs: 10 }), { anomalyMinSpend: usd(5), logger: createLogger("silent") });
+    const evaluator = () => new BudgetEvaluator(t.gateway.database, new OutboxNotifier(t.gateway.database, { scheduleMs: [10, 10] }), { anomalyMinSpend: usd(5), logger: createLogger("silent") });
     const now = new Date();
     const results = await Promise.all([evaluator().evaluateAll(now), evaluator().evaluateAll(now)]);
     const sent = results.flatMap((r) => r.alerts).filter((a) => a.budget?.name === "race");

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { ALERT_VERSION, readStoredAlert } from "../src/alerts/alert.ts";
-import { afterFailure, backoffMs, dedupeKey, parseRetryAfter } from "../src/alerts/outbox.ts";
+import { afterFailure, dedupeKey, parseRetryAfter, retryDelayMs } from "../src/alerts/outbox.ts";
+import { Webhook as StandardWebhook } from "standardwebhooks";
+import { Webhook as SvixWebhook } from "svix";
+import { loadConfig } from "../src/config.ts";
 import type { NotificationInfo } from "../src/alerts/outbox.ts";
 import type { Database } from "../src/db/connection.ts";
 import { notifications } from "../src/db/schema.ts";
@@ -14,7 +17,8 @@ import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { secondConnection } from "./helpers/second-connection.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-const FAST_RETRIES = { TOLLGATE_OUTBOX_BACKOFF_MS: "20", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "80" };
+/** The schedule's shape, in milliseconds: the tests drive retries without waiting out real ones. */
+const FAST_RETRIES = { TOLLGATE_OUTBOX_RETRY_SCHEDULE: "20ms,40ms,80ms,80ms,80ms,80ms,80ms" };
 
 // One database for the file, as gateways with different settings would share it; each test
 // starts from no channels (their outbox rows and mutes go with them).
@@ -29,8 +33,9 @@ after(async () => {
   await second.close();
   await database.close();
 });
+// The receivers listen on loopback, which webhooks may only reach when allowed.
 const start = (env: Record<string, string> = {}, db = database) =>
-  startTestGateway({ TOLLGATE_MASTER_KEY: Buffer.alloc(32, 7).toString("base64"), ...env }, { database: db });
+  startTestGateway({ TOLLGATE_MASTER_KEY: Buffer.alloc(32, 7).toString("base64"), TOLLGATE_OUTBOUND_ALLOW: "127.0.0.1", ...env }, { database: db });
 const BUDGET = { id: "b-search", name: "search-monthly", scope: { team: "search" } };
 
 async function createChannel(gw: TestGateway, url: string, extra: Record<string, unknown> = {}): Promise<{ id: string; secret: string }> {
@@ -48,21 +53,28 @@ async function outbox(gw: TestGateway, query = ""): Promise<NotificationInfo[]> 
 const alertIds = (r: { body: Record<string, unknown> }) => (r.body.alerts as { id: string }[]).map((a) => a.id);
 
 describe("retry timing", () => {
-  const policy = { maxAttempts: 16, baseMs: 2000, capMs: 1_800_000 };
+  const policy = { scheduleMs: loadConfig({}).TOLLGATE_OUTBOX_RETRY_SCHEDULE };
+  const MIN = 60_000;
+  const HOUR = 60 * MIN;
 
-  test("backoff doubles from the base, jittered between half and all of it, and stops at the cap", () => {
-    assert.equal(backoffMs(1, policy, () => 0), 1000);
-    assert.equal(backoffMs(1, policy, () => 1), 2000);
-    assert.equal(backoffMs(4, policy, () => 1), 16_000);
-    assert.equal(backoffMs(4, policy, () => 0), 8000);
-    assert.equal(backoffMs(30, policy, () => 1), 1_800_000);
-    assert.equal(backoffMs(30, policy, () => 0), 900_000);
+  test("the default schedule is Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first try, each within ±10 %", () => {
+    assert.deepEqual(policy.scheduleMs, [5000, 5 * MIN, 30 * MIN, 2 * HOUR, 5 * HOUR, 10 * HOUR, 10 * HOUR]);
+    assert.equal(retryDelayMs(1, policy, () => 0.5), 5000);
+    assert.equal(retryDelayMs(1, policy, () => 0), 4500);
+    assert.equal(retryDelayMs(1, policy, () => 1), 5500);
+    assert.equal(retryDelayMs(4, policy, () => 0.5), 2 * HOUR);
+    assert.equal(retryDelayMs(8, policy, () => 0.5), undefined, "eight tries, then dead");
   });
 
-  test("the defaults keep retrying for more than an hour (and at most about three)", () => {
-    const total = (random: () => number) => Array.from({ length: policy.maxAttempts - 1 }, (_, i) => backoffMs(i + 1, policy, random)).reduce((a, b) => a + b);
-    assert.ok(total(() => 0) > 3_600_000, `shortest span ${total(() => 0)} ms`);
-    assert.ok(total(() => 1) < 3.1 * 3_600_000, `longest span ${total(() => 1)} ms`);
+  test("the defaults keep retrying for about a day (over 24 h, under 31 h), not one to three hours", () => {
+    const total = (random: () => number) => Array.from({ length: 7 }, (_, i) => retryDelayMs(i + 1, policy, random)!).reduce((a, b) => a + b);
+    assert.ok(total(() => 0) > 24 * HOUR, `shortest span ${total(() => 0) / HOUR} h`);
+    assert.ok(total(() => 1) < 31 * HOUR, `longest span ${total(() => 1) / HOUR} h`);
+  });
+
+  test("a schedule that is not one is refused at start-up with what was expected", () => {
+    for (const bad of ["5s,soon", "5s,,5m", "2d", "-5s"])
+      assert.throws(() => loadConfig({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: bad }), /TOLLGATE_OUTBOX_RETRY_SCHEDULE.*up to 100 comma-separated waits such as 5s,5m,30m,2h/s);
   });
 
   test("Retry-After is read as seconds, as an HTTP date, or as a JSON retry_after", () => {
@@ -77,10 +89,10 @@ describe("retry timing", () => {
     assert.equal(parseRetryAfter(undefined, now), undefined);
   });
 
-  test("the receiver's wait wins over the backoff; the last attempt is the end", () => {
+  test("the receiver's wait wins over the schedule; the last attempt is the end", () => {
     assert.deepEqual(afterFailure(3, 45_000, policy), { dead: false, delayMs: 45_000 });
-    assert.deepEqual(afterFailure(3, undefined, policy, () => 1), { dead: false, delayMs: 8000 });
-    assert.deepEqual(afterFailure(16, 45_000, policy), { dead: true });
+    assert.deepEqual(afterFailure(3, undefined, policy, () => 0.5), { dead: false, delayMs: 30 * MIN });
+    assert.deepEqual(afterFailure(8, 45_000, policy), { dead: true });
   });
 
   test("dedupe keys are stable for a channel and a set of alerts, whatever their order", () => {
@@ -91,33 +103,37 @@ describe("retry timing", () => {
 });
 
 describe("webhook delivery", () => {
-  test("a receiver refusing connections, then failing with 500 and 429, gets every alert once and in order", async () => {
+  test("a receiver refusing connections, then failing with 500 and 429, gets every alert once; the first failing holds none back", async () => {
     const receiver = await WebhookReceiver.reserve();
-    const gw = await start({ ...FAST_RETRIES, TOLLGATE_OUTBOX_MAX_ATTEMPTS: "100", TOLLGATE_URL: "https://tollgate.example.com" });
+    const gw = await start({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: Array(99).fill("20ms").join(","), TOLLGATE_URL: "https://tollgate.example.com" });
     try {
       const channel = await createChannel(gw, receiver.url);
       receiver.secret = channel.secret;
       const alerts = [50, 80, 100, 120, 150].map((t) => thresholdAlert(BUDGET, t));
       for (const a of alerts) await enqueue(gw.gateway, [a]);
 
-      await waitFor("three refused tries of the first message", async () => ((await outbox(gw)).at(-1)?.attempts ?? 0) >= 3);
+      await waitFor("three refused tries of the first message, and a try of each", async () => {
+        const rows = await outbox(gw);
+        return (rows.at(-1)?.attempts ?? 0) >= 3 && rows.every((n) => n.attempts >= 1);
+      });
       const waiting = await outbox(gw);
       assert.deepEqual(waiting.map((n) => n.status), ["pending", "pending", "pending", "pending", "pending"]);
-      assert.deepEqual(waiting.slice(0, 4).map((n) => n.attempts), [0, 0, 0, 0], "later messages wait behind the first");
-      assert.match(waiting.at(-1)!.last_error ?? "", /ECONNREFUSED/);
+      assert.ok(waiting.every((n) => n.last_error === "connection refused"), JSON.stringify(waiting.map((n) => n.last_error)));
 
       receiver.script.push({ status: 500, body: "boom" }, { status: 500 }, { status: 429, headers: { "retry-after": "1" } });
       await receiver.up();
       await waitFor("every message delivered", async () => (await outbox(gw, "?status=delivered")).length === alerts.length);
 
-      assert.deepEqual(receiver.accepted.map(alertIds), alerts.map((a) => [a.id]), "each alert once, in the order raised");
+      assert.deepEqual(receiver.accepted.map(alertIds).sort(), alerts.map((a) => [a.id]).sort(), "each alert once");
+      assert.equal(receiver.accepted.length, alerts.length);
       assert.ok(receiver.received.every((r) => r.verified), "every request carries a valid signature");
-      const first = receiver.received.filter((r) => r.id === receiver.accepted[0]!.id);
-      assert.deepEqual(first.map((r) => r.status), [500, 500, 429, 204], "retries keep the webhook-id");
-      assert.ok(first[3]!.at - first[2]!.at >= 950, `Retry-After: 1 was honoured (${first[3]!.at - first[2]!.at} ms)`);
-      assert.equal(new Set(receiver.accepted.map((r) => r.id)).size, alerts.length);
+      assert.deepEqual(receiver.received.slice(0, 3).map((r) => r.status), [500, 500, 429]);
+      const limited = receiver.received[2]!;
+      const after = receiver.received.find((r) => r.id === limited.id && r.at > limited.at)!;
+      assert.equal(after.status, 204, "retries keep the webhook-id");
+      assert.ok(after.at - limited.at >= 950, `Retry-After: 1 was honoured (${after.at - limited.at} ms)`);
 
-      const body = receiver.accepted[1]!.body;
+      const body = receiver.accepted.find((r) => alertIds(r)[0] === alerts[1]!.id)!.body;
       assert.equal(body.type, "tollgate.alerts");
       assert.equal(body.kind, "threshold");
       assert.equal(body.budget, "search-monthly");
@@ -158,21 +174,22 @@ describe("webhook delivery", () => {
     }
   });
 
-  test("a message failing every try goes dead after the configured attempts, does not hold up the next, and can be resent", async () => {
+  test("a message failing every try goes dead after the schedule's tries, keeps the status but not the body, and can be resent", async () => {
     const receiver = await WebhookReceiver.start();
-    const gw = await start({ ...FAST_RETRIES, TOLLGATE_OUTBOX_MAX_ATTEMPTS: "3" });
+    const gw = await start({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: "20ms,40ms" });
     try {
       receiver.secret = (await createChannel(gw, receiver.url)).secret;
-      receiver.script.push({ status: 500 }, { status: 502 }, { status: 503, body: "maintenance" });
+      receiver.script.push({ status: 500 }, { status: 502 }, { status: 503, body: "maintenance of db-7.internal:5432" });
       const [doomed, next] = [thresholdAlert(BUDGET, 80), thresholdAlert(BUDGET, 100)];
       await enqueue(gw.gateway, [doomed!]);
+      await waitFor("the first message dead", async () => (await outbox(gw, "?status=dead")).length === 1);
       await enqueue(gw.gateway, [next!]);
       await waitFor("the second message delivered", () => receiver.accepted.length === 1);
 
       const dead = await outbox(gw, "?status=dead");
       assert.equal(dead.length, 1);
       assert.equal(dead[0]!.attempts, 3);
-      assert.equal(dead[0]!.last_error, "HTTP 503: maintenance");
+      assert.equal(dead[0]!.last_error, "HTTP 503 Service Unavailable", "the receiver's body is not kept");
       assert.deepEqual(dead[0]!.alerts.map((a) => a.id), [doomed!.id]);
       assert.equal(dead[0]!.next_attempt_at, null);
       assert.deepEqual(receiver.received.map((r) => r.status), [500, 502, 503, 204], "exactly the configured attempts");
@@ -217,6 +234,149 @@ describe("webhook delivery", () => {
       assert.equal(enabled.status, 200);
       await waitFor("the waiting message delivered", () => receiver.accepted.length === 1);
       assert.deepEqual(alertIds(receiver.accepted[0]!), [first.id]);
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+});
+
+describe("what a failure leads to", () => {
+  test("a 4xx other than 408 and 429 is dead at once with its status; 408 is tried again", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start(FAST_RETRIES);
+    try {
+      receiver.secret = (await createChannel(gw, receiver.url)).secret;
+      receiver.script.push({ status: 404, body: "no such hook at 10.0.0.7" });
+      await enqueue(gw.gateway, [thresholdAlert(BUDGET, 80)]);
+      await waitFor("the message dead", async () => (await outbox(gw, "?status=dead")).length === 1);
+      const [dead] = await outbox(gw, "?status=dead");
+      assert.equal(dead!.attempts, 1, "not tried again");
+      assert.equal(dead!.last_error, "HTTP 404 Not Found");
+
+      receiver.script.push({ status: 408 }, { status: 400 });
+      await enqueue(gw.gateway, [thresholdAlert(BUDGET, 100)]);
+      await waitFor("the second message dead", async () => (await outbox(gw, "?status=dead")).length === 2);
+      assert.deepEqual(receiver.received.map((r) => r.status), [404, 408, 400]);
+      assert.equal((await outbox(gw, "?status=dead"))[0]!.last_error, "HTTP 400 Bad Request");
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+
+  test("a waiting message holds back no newer one, except an update of it, which follows it", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: "400ms,400ms" });
+    try {
+      receiver.secret = (await createChannel(gw, receiver.url)).secret;
+      receiver.script.push({ status: 503 });
+      const breach = thresholdAlert(BUDGET, 100);
+      await enqueue(gw.gateway, [breach]);
+      await waitFor("the breach failed once", () => receiver.received.length === 1);
+      const recovered = thresholdAlert(BUDGET, 90, { kind: "recovered", threshold: null });
+      const other = thresholdAlert({ id: "b-ads", name: "ads-daily", scope: { team: "ads" } }, 80);
+      await enqueue(gw.gateway, [recovered]);
+      await enqueue(gw.gateway, [other]);
+      await waitFor("all three delivered", () => receiver.accepted.length === 3);
+      assert.deepEqual(receiver.accepted.map(alertIds), [[other.id], [breach.id], [recovered.id]], "the unrelated alert went first; the recovery after its breach");
+    } finally {
+      await receiver.down();
+      await gw.close();
+    }
+  });
+});
+
+describe("outgoing requests to private addresses", () => {
+  const body = (url: string) => JSON.stringify({ platform: "webhook", name: "ops", url });
+
+  test("a channel whose host is a forbidden address is refused when created or changed, with the reason", async () => {
+    const gw = await start({ TOLLGATE_JOBS: "off", TOLLGATE_OUTBOUND_ALLOW: "" });
+    try {
+      const cases: [string, string][] = [
+        ["http://169.254.169.254/latest/meta-data", "169.254.169.254 is a cloud metadata address"],
+        ["http://[fd00:ec2::254]/", "fd00:ec2::254 is a cloud metadata address"],
+        ["http://127.0.0.1:8080/hooks", "127.0.0.1 is a loopback address"],
+        ["http://[::1]/", "::1 is a loopback address"],
+        ["http://[::ffff:127.0.0.1]/", "::ffff:7f00:1 is an IPv4-mapped IPv6 address"],
+        ["http://10.1.2.3/", "10.1.2.3 is a private address"],
+        ["http://192.168.0.10/", "192.168.0.10 is a private address"],
+        ["http://[fe80::1]/", "fe80::1 is a link-local address"],
+        ["http://0.0.0.0:9/", "0.0.0.0 is a 'this network' address"],
+        ["http://localhost:3000/", "localhost is this host (a loopback address)"],
+      ];
+      for (const [url, why] of cases) {
+        const res = await gw.admin("/api/channels", { method: "POST", body: body(url) });
+        assert.equal(res.status, 400, url);
+        const problem = (await res.json()) as { errors: { path: string; message: string }[] };
+        assert.deepEqual(problem.errors, [{ path: "url", message: `${why}; TOLLGATE_OUTBOUND_ALLOW can allow it` }], url);
+      }
+      const ok = await createChannel(gw, "https://hooks.example.com/tollgate");
+      const patched = await gw.admin(`/api/channels/${ok.id}`, { method: "PATCH", body: JSON.stringify({ url: "http://169.254.169.254/" }) });
+      assert.equal(patched.status, 400);
+      assert.equal(((await (await gw.admin(`/api/channels/${ok.id}`)).json()) as { address: { url: string } }).address.url, "https://hooks.example.com/tollgate", "unchanged");
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test("TOLLGATE_OUTBOUND_ALLOW lets named addresses and ranges through, and nothing else; a bad entry stops start-up", async () => {
+    const gw = await start({ TOLLGATE_JOBS: "off", TOLLGATE_OUTBOUND_ALLOW: "127.0.0.1, 10.0.0.0/8,hooks.internal" });
+    try {
+      assert.equal((await gw.admin("/api/channels", { method: "POST", body: body("http://127.0.0.1:9/h") })).status, 201);
+      assert.equal((await gw.admin("/api/channels", { method: "POST", body: body("http://10.200.0.1/h") })).status, 201);
+      assert.equal((await gw.admin("/api/channels", { method: "POST", body: body("http://192.168.1.1/h") })).status, 400);
+      assert.equal((await gw.admin("/api/channels", { method: "POST", body: body("http://[::ffff:10.0.0.1]/h") })).status, 201, "a mapped address inside an allowed range");
+    } finally {
+      await gw.close();
+    }
+    assert.throws(() => loadConfig({ TOLLGATE_OUTBOUND_ALLOW: "10.0.0.0/33" }), /TOLLGATE_OUTBOUND_ALLOW: expected "10\.0\.0\.0\/33" is not an address or CIDR range/);
+    assert.throws(() => loadConfig({ TOLLGATE_OUTBOUND_ALLOW: "http://x" }), /neither a host name, an address nor a CIDR range/);
+  });
+
+  test("deliveries to loopback, by address or by a name resolving to it, are refused at connect time: dead with the reason, nothing sent", async () => {
+    const receiver = await WebhookReceiver.start();
+    // Channels saved while allowed (or before this check existed); the gateway delivering allows nothing.
+    const saving = await start({ TOLLGATE_JOBS: "off", TOLLGATE_OUTBOUND_ALLOW: "127.0.0.1,localhost" });
+    const gw = await start({ ...FAST_RETRIES, TOLLGATE_OUTBOUND_ALLOW: "" });
+    try {
+      const byAddress = await createChannel(saving, receiver.url);
+      const byName = await createChannel(saving, `http://localhost:${receiver.port}/hooks`);
+      await enqueue(gw.gateway, [thresholdAlert(BUDGET, 80)]);
+      await waitFor("both messages dead", async () => (await outbox(gw, "?status=dead")).length === 2);
+      const dead = await outbox(gw, "?status=dead");
+      const errorOf = (id: string) => dead.find((n) => n.channel.id === id)!.last_error;
+      assert.equal(errorOf(byAddress.id), "refused: 127.0.0.1 is a loopback address; TOLLGATE_OUTBOUND_ALLOW can allow it");
+      assert.match(errorOf(byName.id) ?? "", /^refused: localhost → (127\.0\.0\.1|::1) is a loopback address; TOLLGATE_OUTBOUND_ALLOW can allow it$/);
+      assert.ok(dead.every((n) => n.attempts === 1));
+      assert.equal(receiver.received.length, 0, "no request reached the receiver");
+    } finally {
+      await receiver.down();
+      await saving.close();
+      await gw.close();
+    }
+  });
+});
+
+describe("third-party verifiers", () => {
+  test("standardwebhooks and svix verify every delivery as sent, headers and body; a changed byte fails both", async () => {
+    const receiver = await WebhookReceiver.start();
+    const gw = await start(FAST_RETRIES);
+    try {
+      const channel = await createChannel(gw, receiver.url);
+      receiver.secret = channel.secret;
+      await enqueue(gw.gateway, [thresholdAlert(BUDGET, 80)]);
+      await enqueue(gw.gateway, [thresholdAlert(BUDGET, 100), thresholdAlert({ id: "b-ads", name: "ads-daily", scope: { team: "ads" } }, 120)]);
+      await waitFor("both messages", () => receiver.accepted.length === 2);
+      const standard = new StandardWebhook(channel.secret);
+      const svix = new SvixWebhook(channel.secret);
+      for (const r of receiver.accepted) {
+        assert.deepEqual(standard.verify(r.raw, r.headers), r.body);
+        assert.deepEqual(svix.verify(r.raw, r.headers), r.body);
+        const tampered = r.raw.replace('"tollgate.alerts"', '"tollgate.alertz"');
+        assert.throws(() => standard.verify(tampered, r.headers), /No matching signature found/);
+        assert.throws(() => svix.verify(tampered, r.headers), /No matching signature found/);
+      }
     } finally {
       await receiver.down();
       await gw.close();

@@ -220,6 +220,19 @@ describe("slash commands", () => {
     const slackChannels = ((await (await t.admin("/api/channels")).json()) as { channels: ChannelInfo[] }).channels.filter((c) => c.platform === "slack");
     assert.equal(slackChannels.length, 2, "subscribing twice binds one channel");
   });
+
+  test("a channel subscribed to team:search reads only team:search; the confirmation says so", async () => {
+    const sub = await ask("/tollgate", "subscribe team:search alerts", ADMIN, ALERTS_CHANNEL);
+    assert.match(texts(sub.blocks), /It reads only spend, budgets and alerts within team:search/);
+    const byTeam = await ask("/spend", "this-month by team", VIEWER, ALERTS_CHANNEL);
+    assert.match(texts(byTeam.blocks), /AI spend this-month for team:search/);
+    assert.match(texts(byTeam.blocks), /\$5\.00 over 2 requests/);
+    assert.doesNotMatch(texts(byTeam.blocks), /ads/);
+    const ads = await ask("/spend", "this-month team:ads by user", VIEWER, ALERTS_CHANNEL);
+    assert.match(texts(ads.blocks), /reads only team:search; team:ads is outside it/);
+    const unbound = await ask("/spend", "this-month by team", VIEWER, APPROVALS_CHANNEL);
+    assert.match(texts(unbound.blocks), /\$6\.00 over 3 requests/, "a channel subscribed with no scope reads everything");
+  });
 });
 
 describe("alerts, buttons and the raise form", () => {

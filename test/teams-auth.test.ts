@@ -70,7 +70,7 @@ before(async () => {
   identity.registerApp({ appId: APP_ID, secret: SECRET, tenant: TENANT });
   connector = await startFakeConnector();
   connector.requireTokens(identity.issued);
-  t = await startTestGateway({ ...env(), TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [teamsIntegration()] });
+  t = await startTestGateway({ ...env(), TOLLGATE_OUTBOX_RETRY_SCHEDULE: "5ms,10ms,20ms,20ms,20ms,20ms,20ms" }, { integrations: [teamsIntegration()] });
 });
 
 after(async () => {
@@ -146,7 +146,8 @@ describe("Teams authentication", () => {
       assert.equal(raise.status, 201, await raise.clone().text());
       if (to === "150") {
         const { id } = (await raise.json()) as { id: string };
-        await t.admin(`/api/approvals/${id}/decision`, { method: "POST", body: JSON.stringify({ decision: "reject", by: "admin" }) });
+        // The admin asked, so the admin decides only with a reason (four eyes).
+        await t.admin(`/api/approvals/${id}/decision`, { method: "POST", body: JSON.stringify({ decision: "reject", by: "admin", override: "making way for the next raise" }) });
       }
     }
     const proactive = () => connector.calls.filter((c) => c.conversationId === CHANNEL && c.method !== "GET" && !String(c.activityId ?? "").startsWith("auth-"));

@@ -111,7 +111,7 @@ async function requestRaise(to: string, reason: string): Promise<string> {
 
 before(async () => {
   connector = await startFakeConnector();
-  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_BACKOFF_MS: "5", TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "20" }, { integrations: [webhook, teamsIntegration(), telegramIntegration()] });
+  t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_RETRY_SCHEDULE: "5ms,10ms,20ms,20ms,20ms,20ms,20ms" }, { integrations: [webhook, teamsIntegration(), telegramIntegration()] });
   await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer"), member(ADA, "admin")]);
   const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search" }, amount_usd: "500", period: "month" }) });
   assert.equal(res.status, 201, await res.clone().text());
@@ -309,5 +309,17 @@ describe("Teams", () => {
     } finally {
       await moved.close();
     }
+  });
+  test("a conversation subscribed to team:ads reads only team:ads: the search budget and spend are not shown", async () => {
+    const sub = await say(ADA, "personal", "subscribe team:ads alerts");
+    assert.match(texts(sub), /It reads only spend, budgets and alerts within team:ads/);
+    const list = await say(ADA, "personal", "budget list");
+    assert.doesNotMatch(texts(list), new RegExp(BUDGET));
+    assert.match(texts(await say(ADA, "personal", `budget show ${BUDGET}`)), /outside what this conversation reads \(team:ads\)/);
+    assert.match(texts(await say(ADA, "personal", "spend this-week team:search")), /reads only team:ads; team:search is outside it/);
+    assert.match(texts(await say(ADA, "personal", "budget list")), /No budgets yet/);
+    const opened = await say(ADA, "personal", "subscribe all alerts");
+    assert.match(texts(opened), /It reads all spend, budgets and alerts/);
+    assert.match(texts(await say(ADA, "personal", "budget list")), new RegExp(BUDGET));
   });
 });

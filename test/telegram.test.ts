@@ -236,6 +236,34 @@ describe("linking", () => {
   });
 });
 
+describe("a linked chat reads only its scope", () => {
+  test("spend, by user, budgets and alerts stay within team:search; --scope all opens a chat to everything", async () => {
+    for (const [name, team] of [["scope-search", "search"], ["scope-ads", "ads"]] as const)
+      await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name, scope: { team }, amount_usd: "100", period: "month" }) });
+    const search = group("Search scoped");
+    const linked = await link(search);
+    assert.match(linked.text, /It reads only spend, budgets and alerts within team:search/);
+
+    const total = await command(search, VIEWER, "/spend this-month by team");
+    assert.match(total.text, /\$4\.00 over 2 requests/, total.text);
+    assert.doesNotMatch(total.text, /ads/);
+    const other = await command(search, VIEWER, "/spend this-month team:ads");
+    assert.match(other.text, /Not readable here[\s\S]*reads only team:search; team:ads is outside it/);
+    assert.doesNotMatch(other.text, /\$1\.00/);
+    assert.match((await command(search, VIEWER, "/spend this-month project:web")).text, /for team:search project:web/);
+    const budgets = await command(search, VIEWER, "/budget list");
+    assert.match(budgets.text, /scope-search/);
+    assert.doesNotMatch(budgets.text, /scope-ads/);
+    assert.match((await command(search, VIEWER, "/budget show scope-ads")).text, /scope-ads is outside what this conversation reads \(team:search\)/);
+
+    const everything = group("Finance");
+    const open = await link(everything, ADMIN, { scope: {}, kinds: ["alerts"] });
+    assert.match(open.text, /It reads all spend, budgets and alerts/);
+    assert.match((await command(everything, VIEWER, "/spend this-month")).text, /\$5\.00 over 3 requests/);
+    assert.match((await command(everything, VIEWER, "/budget list")).text, /scope-ads/);
+  });
+});
+
 describe("commands in linked chats", () => {
   let oncall: TelegramChat;
   before(async () => {
@@ -245,8 +273,8 @@ describe("commands in linked chats", () => {
 
   test("/spend@botname in a group answers with bars in <pre>; the feature named <b>bold</b> & co arrives escaped", async () => {
     const answer = await command(oncall, VIEWER, `/spend@${FAKE_BOT_USERNAME} this-month by feature`);
-    assert.match(answer.text, /^AI spend this-month/);
-    assert.match(answer.text, /\$5\.00 over 3 requests/);
+    assert.match(answer.text, /^AI spend this-month for team:search/);
+    assert.match(answer.text, /\$4\.00 over 2 requests/, "the chat is linked to team:search: ads' $1 is not its to read");
     assert.ok(answer.text.includes(`${FEATURE}  $1.00`), answer.text);
     assert.ok(answer.html.includes("&lt;b&gt;bold&lt;/b&gt; &amp; co"), answer.html);
     assert.ok(answer.entities.some((e) => e.type === "pre" && answer.text.slice(e.offset, e.offset + e.length).includes("█")));

@@ -7,6 +7,7 @@ import { formatUsd } from "../../src/pricing/money.ts";
 import { defineCommand } from "../command.ts";
 import type { CommandContext, Conversation } from "../context.ts";
 import { PERIOD_WORDS, didYouMean, extra, fail, ok, parseAmount, scope } from "../grammar.ts";
+import { budgetOutside, budgetReadable } from "../read-scope.ts";
 import { type Reply, refused, reply, utcMinute } from "../reply.ts";
 import type { Role } from "../roles.ts";
 
@@ -15,12 +16,12 @@ export type BudgetValue =
   | { verb: "budget.show"; name: string }
   | { verb: "budget.set"; scope: Scope; amount: bigint; period: BudgetPeriod; mode: "soft" | "hard" }
   | { verb: "budget.raise"; name: string; amount: bigint; reason: string }
-  | { verb: "budget.approve"; id: string }
-  | { verb: "budget.reject"; id: string; reason: string }
+  | { verb: "budget.approve"; id: string; override?: string }
+  | { verb: "budget.reject"; id: string; reason: string; override?: string }
   | { verb: "budget.pause"; name: string }
   | { verb: "budget.resume"; name: string };
 
-const USAGE = "budget list | show NAME | set SCOPE AMOUNT PERIOD [soft|hard] | raise NAME AMOUNT [reason...] | approve ID | reject ID [reason...] | pause NAME | resume NAME";
+const USAGE = "budget list | show NAME | set SCOPE AMOUNT PERIOD [soft|hard] | raise NAME AMOUNT [reason...] | approve ID [override REASON...] | reject ID [reason... | override REASON...] | pause NAME | resume NAME";
 const ACTIONS = ["list", "show", "set", "raise", "approve", "reject", "pause", "resume"] as const;
 
 /** Anyone can look, raising needs a requester, deciding an approver, changing an admin. */
@@ -84,17 +85,34 @@ function parse(words: string[]) {
       if (!amount.ok) return amount;
       return ok<BudgetValue>({ verb: "budget.raise", name: rest[0], amount: amount.amount, reason: rest.slice(1 + amount.used).join(" ") });
     }
-    case "approve":
-      if (!rest[0]) return fail("budget approve needs the request's id", "budget approve ID");
-      return extra(rest, 1, "budget approve ID") ?? ok<BudgetValue>({ verb: "budget.approve", id: rest[0] });
-    case "reject":
+    case "approve": {
+      const form = "budget approve ID [override REASON...]";
+      if (!rest[0]) return fail("budget approve needs the request's id", form);
+      const override = overrideOf(rest.slice(1), "approve");
+      if (override === undefined) return extra(rest, 1, form) ?? ok<BudgetValue>({ verb: "budget.approve", id: rest[0] });
+      return override.ok ? ok<BudgetValue>({ verb: "budget.approve", id: rest[0], override: override.reason }) : override;
+    }
+    case "reject": {
       if (!rest[0]) return fail("budget reject needs the request's id", "budget reject ID [reason...]");
-      return ok<BudgetValue>({ verb: "budget.reject", id: rest[0], reason: rest.slice(1).join(" ") });
+      const override = overrideOf(rest.slice(1), "reject");
+      if (override === undefined) return ok<BudgetValue>({ verb: "budget.reject", id: rest[0], reason: rest.slice(1).join(" ") });
+      return override.ok ? ok<BudgetValue>({ verb: "budget.reject", id: rest[0], reason: override.reason, override: override.reason }) : override;
+    }
     default: {
       const suggestion = nearest(action, new Map(ACTIONS.map((a) => [a, `budget ${a}`])));
       return fail(`unknown budget action "${first}"${didYouMean(suggestion)}`, USAGE, suggestion);
     }
   }
+}
+
+/**
+ * `override REASON...` after a request's id: an admin deciding their own request says why (four
+ * eyes). Undefined when the words do not start with `override`.
+ */
+function overrideOf(words: string[], verb: "approve" | "reject") {
+  if (words[0]?.toLowerCase() !== "override") return undefined;
+  const reason = words.slice(1).join(" ").trim();
+  return reason ? { ok: true as const, reason } : fail(`budget ${verb} ID override needs the reason you decide your own request`, `budget ${verb} ID override REASON...`);
 }
 
 /** An approval refusal as people read it: an invalid amount says what the amount must be. */
@@ -134,7 +152,7 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
   const actor = actorText(caller);
   switch (cmd.verb) {
     case "budget.list": {
-      const budgets = await services.budgets.list();
+      const budgets = (await services.budgets.list()).filter((b) => budgetReadable(ctx.conversation, b));
       if (budgets.length === 0) return reply({ title: "No budgets yet", summary: "An admin can add one: budget set team:search $500 monthly hard" });
       const rows = (await services.spend.standings(budgets, ctx.now)).map((s) => {
         const b = s.budget;
@@ -144,6 +162,7 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
     }
     case "budget.show": {
       const found = await services.budgets.find(cmd.name);
+      if (found && !budgetReadable(ctx.conversation, found)) return refused("Not readable here", budgetOutside(ctx.conversation, cmd.name));
       return found ? show(found, ctx) : refused("No such budget", `There is no budget called ${cmd.name}; budget list shows them all.`);
     }
     case "budget.set": {
@@ -163,6 +182,8 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
       return reply({ title: `Budget ${result.budget.name} ${paused ? "paused" : "resumed"}`, summary: paused ? "It sends no alerts and blocks nothing until resumed." : "It is evaluated and enforced again." });
     }
     case "budget.raise": {
+      const target = await services.budgets.find(cmd.name);
+      if (target && !budgetReadable(ctx.conversation, target)) return refused("The raise was not requested", budgetOutside(ctx.conversation, cmd.name));
       const admin = caller.kind === "admin";
       const result = await services.approvals.request(
         { budget: cmd.name, amount_usd: cmd.amount, reason: cmd.reason, requested_by: admin ? "admin" : actor, requested_via: requestedVia(caller, ctx.conversation) },
@@ -181,7 +202,8 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
     case "budget.approve":
     case "budget.reject": {
       const decision = cmd.verb === "budget.approve" ? "approve" : "reject";
-      const result = await services.approvals.decide(cmd.id, { decision, by: caller, ...(cmd.verb === "budget.reject" && cmd.reason ? { reason: cmd.reason } : {}) }, ctx.now);
+      const reason = cmd.verb === "budget.reject" && cmd.reason ? { reason: cmd.reason } : {};
+      const result = await services.approvals.decide(cmd.id, { decision, by: caller, ...reason, ...(cmd.override ? { override: cmd.override } : {}) }, ctx.now);
       if (!result.ok) return approvalRefusal("Nothing was decided", result);
       const { budget: name, from_amount, to_amount, status } = result.value.approval;
       return reply({ title: `Request ${cmd.id} ${status}`, summary: status === "approved" ? `${name}: ${formatUsd(from_amount)} → ${formatUsd(to_amount)}.` : `${name} stays at ${formatUsd(from_amount)}.` });

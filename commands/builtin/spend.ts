@@ -4,7 +4,8 @@ import { resolvePeriod } from "../../src/ledger/period.ts";
 import { changeText, formatUsd } from "../../src/pricing/money.ts";
 import { type Parsed, defineCommand } from "../command.ts";
 import { dimension, fail, filter, ok } from "../grammar.ts";
-import { reply } from "../reply.ts";
+import { budgetReadable, readableFilters } from "../read-scope.ts";
+import { refused, reply } from "../reply.ts";
 
 export interface SpendValue {
   verb: "spend";
@@ -68,11 +69,15 @@ export const spend = defineCommand<SpendValue>({
     if (!resolved.ok) return reply({ title: "That period is not one I know", summary: resolved.error.message, notes: [`Expected ${resolved.error.expected}.`], error: true });
     const period = resolved.period;
     const { services } = ctx;
-    const report = await services.spend.report({ period, by: cmd.by, filters: cmd.filters, top: 8, now: ctx.now });
-    const scopeText = Object.keys(cmd.filters).length > 0 ? ` for ${describeScope(cmd.filters)}` : "";
+    // Held within what the conversation reads (its channel's scope), by user included.
+    const readable = readableFilters(ctx.conversation, cmd.filters);
+    if (!readable.ok) return refused("Not readable here", readable.message);
+    const filters = readable.filters;
+    const report = await services.spend.report({ period, by: cmd.by, filters, top: 8, now: ctx.now });
+    const scopeText = Object.keys(filters).length > 0 ? ` for ${describeScope(filters)}` : "";
     const largest = report.groups.reduce((m, g) => (g.cost > m ? g.cost : m), 0n);
 
-    const budgets = (await services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, cmd.filters)).slice(0, 10);
+    const budgets = (await services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, filters) && budgetReadable(ctx.conversation, b)).slice(0, 10);
     const standings = (await services.spend.standings(budgets, ctx.now)).sort((a, b) => b.percent - a.percent);
 
     const notes: string[] = [];

@@ -1,15 +1,17 @@
 import { SUBSCRIPTION_KINDS, type SubscriptionKind } from "../../src/alerts/alert.ts";
 import { actorText } from "../../src/approvals/members.ts";
-import type { Scope } from "../../src/budgets/budget.ts";
+import { type Scope, describeScope } from "../../src/budgets/budget.ts";
 import { nearest } from "../../src/ledger/period.ts";
 import { subscribeConversation } from "../binding.ts";
 import { defineCommand } from "../command.ts";
 import { KIND_WORDS, didYouMean, fail, isEverything, ok, scope } from "../grammar.ts";
+import { readsText } from "../read-scope.ts";
 import { refused, reply } from "../reply.ts";
 
 export interface SubscribeValue {
   verb: "subscribe";
-  scope: Scope;
+  /** Undefined: the scopes the conversation has; `all`: every scope, read and alerted. */
+  scope?: Scope | "all";
   kinds: SubscriptionKind[];
 }
 
@@ -22,7 +24,7 @@ export const subscribe = defineCommand<SubscribeValue>({
   usage: USAGE,
   examples: ["subscribe team:search alerts", "subscribe approvals", "subscribe weekly"],
   parse(words) {
-    let s: Scope | undefined;
+    let s: Scope | "all" | undefined;
     const kinds = new Set<SubscriptionKind>();
     for (const word of words) {
       const kind = KIND_WORDS.get(word.toLowerCase());
@@ -31,19 +33,19 @@ export const subscribe = defineCommand<SubscribeValue>({
         if (s) return fail(`the scope is given twice ("${word}")`, USAGE);
         const parsed = scope(word);
         if (!parsed.ok) return parsed;
-        s = parsed.scope;
+        s = isEverything(word) ? "all" : parsed.scope;
       } else {
         const suggestion = nearest(word.toLowerCase(), KIND_WORDS);
         return fail(`"${word}" is neither a scope nor something to subscribe to${didYouMean(suggestion)}`, `a scope such as team:search, and any of ${SUBSCRIPTION_KINDS.join(", ")}`, suggestion);
       }
     }
-    return ok({ verb: "subscribe", scope: s ?? {}, kinds: kinds.size > 0 ? [...kinds] : ["alerts"] });
+    return ok<SubscribeValue>({ verb: "subscribe", ...(s ? { scope: s } : {}), kinds: kinds.size > 0 ? [...kinds] : ["alerts"] });
   },
   role: () => "admin",
   async run(cmd, ctx) {
     const result = await subscribeConversation(ctx.services.channels, ctx.conversation, cmd.scope, cmd.kinds, actorText(ctx.caller));
     if (!result.ok) return refused("Not subscribed", result.message);
-    const scopeText = Object.entries(cmd.scope).map(([d, v]) => `${d}:${v}`).join(" ") || "all spend";
-    return reply({ title: "Subscribed", summary: `This conversation now gets ${cmd.kinds.join(", ")} for ${scopeText}.`, visibility: "shared" });
+    const scopeText = result.scopes.length > 0 ? result.scopes.map(describeScope).join(" or ") : "all spend";
+    return reply({ title: "Subscribed", summary: `This conversation now gets ${cmd.kinds.join(", ")} for ${scopeText}. ${readsText(result.scopes)}`, visibility: "shared" });
   },
 });

@@ -189,7 +189,7 @@ export class TollgateBot extends TeamsActivityHandler {
     if (!address) return;
     const personal = activity.conversation?.conversationType === "personal";
     const kinds = personal ? (["alerts"] as const) : (["alerts", "approvals"] as const);
-    const result = await subscribeConversation(this.door.services.channels, await this.conversation(activity), {}, [...kinds], this.by(activity));
+    const result = await subscribeConversation(this.door.services.channels, await this.conversation(activity), undefined, [...kinds], this.by(activity));
     if (!result.ok) return;
     const welcome = reply({
       title: "Tollgate is connected here",

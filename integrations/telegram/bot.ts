@@ -1,6 +1,7 @@
 import { type Context, Telegraf, TelegramError } from "telegraf";
 import { message } from "telegraf/filters";
 import type { Chat, Message, User } from "telegraf/types";
+import { readsText } from "../../commands/read-scope.ts";
 import { subscribeConversation, unsubscribeConversation } from "../../commands/binding.ts";
 import type { CommandContext, Conversation } from "../../commands/context.ts";
 import type { Door } from "../../commands/door.ts";
@@ -147,7 +148,8 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     const conv = await conversation(chat);
     let result;
     try {
-      result = await subscribeConversation(services.channels, conv, used.scope, used.kinds, door.actor(person(from)));
+      // A code made with --scope all opens the chat to all spend; any other holds it to its scope.
+      result = await subscribeConversation(services.channels, conv, Object.keys(used.scope).length > 0 ? used.scope : "all", used.kinds, door.actor(person(from)));
     } catch (err) {
       await links.giveBack(code);
       throw err;
@@ -160,7 +162,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     await answerTo(
       chat.id,
       message_id,
-      reply({ title: "Linked to Tollgate", summary: `This chat now gets ${used.kinds.join(", ")} for ${scope}.`, notes: ["Try /spend this-week, /budget list or /help.", "A chat admin can undo it with /unlink."] }),
+      reply({ title: "Linked to Tollgate", summary: `This chat now gets ${used.kinds.join(", ")} for ${scope}. ${readsText(result.scopes)}`, notes: ["Try /spend this-week, /budget list or /help.", "A chat admin can undo it with /unlink."] }),
     );
   }
 

@@ -8,6 +8,7 @@ import { approvalsRouter } from "../approvals/routes.ts";
 import { auditRouter } from "../audit/routes.ts";
 import { budgetsRouter } from "../budgets/routes.ts";
 import type { Config } from "../config.ts";
+import { OutboundPolicy } from "../outbound/policy.ts";
 import type { Database } from "../db/connection.ts";
 import { importRouter } from "../ingest/import-route.ts";
 import type { ApiKeys } from "../keys/api-keys.ts";
@@ -63,7 +64,7 @@ export function adminApi(p: AdminParts): Router {
     auditRouter(p.database),
     membersRouter(p.services.members),
     approvalsRouter(p.services.approvals, p.services.members),
-    channelsRouter({ channels: p.services.channels, mutes: p.services.mutes }),
+    channelsRouter({ channels: p.services.channels, mutes: p.services.mutes, outbound: new OutboundPolicy(p.config.TOLLGATE_OUTBOUND_ALLOW) }),
     outboxRouter({ outbox: p.outbox, database: p.database }),
     commandsRouter(p.registry, p.services, p.config),
     ...p.extensions,

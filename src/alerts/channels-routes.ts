@@ -2,6 +2,7 @@ import { type Response, Router } from "express";
 import { z } from "zod";
 import { parseDuration } from "../../commands/grammar.ts";
 import { sendProblem } from "../http/problem.ts";
+import type { OutboundPolicy } from "../outbound/policy.ts";
 import { actorOf, parseBody } from "../http/request.ts";
 import { labelText } from "../keys/api-keys.ts";
 import { type ChannelChange, CreateChannelRequest, type ChannelStore, UpdateChannelRequest } from "./channels.ts";
@@ -45,13 +46,20 @@ function sendChange(res: Response, change: ChannelChange | MuteChange, status = 
 }
 
 /** `/api/channels` and their mutes. A channel's secret is shown once, in the answer that created it. */
-export function channelsRouter(deps: { channels: ChannelStore; mutes: MuteStore }): Router {
-  const { channels, mutes } = deps;
+export function channelsRouter(deps: { channels: ChannelStore; mutes: MuteStore; outbound: OutboundPolicy }): Router {
+  const { channels, mutes, outbound } = deps;
   const router = Router();
+
+  /** A URL whose host is written as a forbidden address is refused when saved, not only when delivered to. */
+  const refusedUrl = (res: Response, url: string | undefined): boolean => {
+    const why = url === undefined ? undefined : outbound.urlRefusal(url);
+    if (why) sendProblem(res, "invalid", `url: ${why}`, { errors: [{ path: "url", message: why }] });
+    return why !== undefined;
+  };
 
   router.post("/channels", async (req, res) => {
     const body = parseBody(CreateChannelRequest, req, res);
-    if (!body) return;
+    if (!body || refusedUrl(res, body.url)) return;
     const { channel, secret } = await channels.createWebhook(body, actorOf(req));
     res.status(201).json({ ...channel, secret });
   });
@@ -65,7 +73,7 @@ export function channelsRouter(deps: { channels: ChannelStore; mutes: MuteStore 
   });
   router.patch("/channels/:id", async (req, res) => {
     const body = parseBody(UpdateChannelRequest, req, res);
-    if (body) sendChange(res, await channels.update(req.params.id, body, actorOf(req)));
+    if (body && !refusedUrl(res, body.url)) sendChange(res, await channels.update(req.params.id, body, actorOf(req)));
   });
   router.delete("/channels/:id", async (req, res) => {
     sendChange(res, await channels.remove(req.params.id, actorOf(req)));

@@ -68,6 +68,8 @@ export interface ChannelSpec {
   key?: Record<string, unknown>;
   secret: string | null;
   scopes: Scope[];
+  /** On subscribing an existing channel: empty `scopes` open it to every scope rather than keep the ones it has. */
+  everything?: boolean;
   kinds: SubscriptionKind[];
   timezone: string;
 }
@@ -176,7 +178,8 @@ export class ChannelStore {
 
   /**
    * Subscribes a chat conversation, from the chat: its channel is created on the first subscribe and
-   * widened by later ones (kinds and scopes added; no scope keeps the ones it has), and enabled
+   * widened by later ones (kinds and scopes added; no scope keeps the ones it has, `everything`
+   * opens it to all scopes), and enabled
    * again if a platform had turned it away. Serialised per address, so a double click or a
    * platform's retry never makes two channels of one conversation.
    */
@@ -202,7 +205,7 @@ export class ChannelStore {
       }
       const before = channelInfo(row);
       const known = new Set(before.subscriptions.scopes.map((s) => JSON.stringify(s)));
-      const scopes = [...before.subscriptions.scopes, ...spec.scopes.filter((s) => !known.has(JSON.stringify(s)))];
+      const scopes = spec.everything ? [] : [...before.subscriptions.scopes, ...spec.scopes.filter((s) => !known.has(JSON.stringify(s)))];
       const kinds = [...new Set([...before.subscriptions.kinds, ...spec.kinds])];
       const [updated] = await tx
         .update(channels)

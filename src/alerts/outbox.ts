@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { and, asc, desc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { type SQL, and, asc, desc, eq, inArray, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { PgUpdateSetSource } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
 import { channels, NOTIFICATION_STATUSES, notifications } from "../db/schema.ts";
@@ -14,21 +14,17 @@ import { earlierStates } from "./threads.ts";
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
 
 export interface RetryPolicy {
-  /** Tries before a message is dead. */
-  maxAttempts: number;
-  /** Wait after the first failure; doubled after each further one. */
-  baseMs: number;
-  /** Longest wait between two tries. */
-  capMs: number;
+  /** The wait after each failed try, in order; a message is tried once more than there are waits, then dead. */
+  scheduleMs: readonly number[];
 }
 
 /**
- * Exponential backoff with "equal jitter": between half and all of `base × 2^(attempt-1)`, capped,
- * so retries of many messages after one outage spread out instead of arriving together.
+ * The wait after `attempt` failed tries: the schedule's, within ±10 % so retries of many messages
+ * after one outage spread out instead of arriving together; undefined once the schedule is spent.
  */
-export function backoffMs(attempt: number, policy: Pick<RetryPolicy, "baseMs" | "capMs">, random: () => number = Math.random): number {
-  const full = Math.min(policy.capMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(full / 2 + (random() * full) / 2);
+export function retryDelayMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number | undefined {
+  const wait = policy.scheduleMs[attempt - 1];
+  return wait === undefined ? undefined : Math.round(wait * (0.9 + 0.2 * random()));
 }
 
 /** Receivers may ask for more than a day; a longer wait is more likely a mistake than a plan. */
@@ -51,10 +47,11 @@ export function parseRetryAfter(value: string | number | null | undefined, now: 
   return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.round(ms)));
 }
 
-/** What one try leads to: the receiver's own wait when it asked for one, our backoff otherwise, or the end. */
+/** What one try leads to: the receiver's own wait when it asked for one, the schedule's otherwise, or the end. */
 export function afterFailure(attempt: number, retryAfterMs: number | undefined, policy: RetryPolicy, random?: () => number): { dead: true } | { dead: false; delayMs: number } {
-  if (attempt >= policy.maxAttempts) return { dead: true };
-  return { dead: false, delayMs: retryAfterMs ?? backoffMs(attempt, policy, random) };
+  const scheduled = retryDelayMs(attempt, policy, random);
+  if (scheduled === undefined) return { dead: true };
+  return { dead: false, delayMs: retryAfterMs ?? scheduled };
 }
 
 /** Stable per channel and set of alerts, so enqueueing the same alerts twice writes one row. */
@@ -64,9 +61,20 @@ export function dedupeKey(channelId: string, alerts: readonly Pick<Alert, "id">[
   return `${channelId}:${createHash("sha256").update([...ids].sort().join("\n")).digest("base64url").slice(0, 32)}`;
 }
 
-/** An outbox row's payload as stored: each alert tagged with its version. Read back with readPayload. */
+/**
+ * An outbox row's payload as stored: each alert tagged with its version. Read back with readPayload.
+ * `follows`: the earlier states its one alert is the later state of (src/alerts/threads.ts); the
+ * row is not sent while a pending row of its channel holds one of them, so an update never
+ * overtakes the message it updates.
+ */
 interface StoredPayload {
   alerts: StoredAlert[];
+  follows?: Record<string, unknown>[];
+}
+
+/** The earlier states a message of these alerts must not overtake: only a message of one alert updates another. */
+function follows(group: readonly Alert[]): Record<string, unknown>[] {
+  return group.length === 1 ? earlierStates(group[0]!) : [];
 }
 
 /** A row's payload with every alert brought to the current shape, or the first reason one cannot be. */
@@ -142,16 +150,19 @@ export class OutboxNotifier implements Notifier {
     const rows = [...routed].map(([channelId, group]) => ({
       channelId,
       dedupeKey: dedupeKey(channelId, group),
-      payload: { alerts: group.map(storedAlert) } satisfies StoredPayload,
+      payload: { alerts: group.map(storedAlert), follows: follows(group) } satisfies StoredPayload,
     }));
     await db.insert(notifications).values(rows).onConflictDoNothing({ target: notifications.dedupeKey });
     for (const l of this.listeners) l();
   }
 
   /**
-   * Takes up to `limit` due rows of channels on these platforms, at most one per channel and only
-   * a channel's oldest pending row, so its messages go out in order. A taken row counts an attempt
-   * and is hidden for `leaseMs`; a worker that dies holding it only delays it by that much.
+   * Takes up to `limit` due rows of channels on these platforms, at most one per channel. A row
+   * waits behind an earlier pending row of its channel that is due, on its first try, or a message
+   * it updates; a row that failed and waits for its retry holds nothing back (it lost its place),
+   * nor does a dead one. So a channel's healthy messages go out in order, one at a time, and one
+   * failing message does not stop the rest. A taken row counts an attempt and is hidden for
+   * `leaseMs`; a worker that dies holding it only delays it by that much.
    * A row this gateway cannot read (an alert version it does not know) goes dead at once with the
    * reason as its error, where operators see it and can resend it after an upgrade, and the
    * channel's next message is not held up behind it.
@@ -159,7 +170,14 @@ export class OutboxNotifier implements Notifier {
   async claim(platforms: readonly string[], limit: number, leaseMs: number): Promise<Claimed[]> {
     if (platforms.length === 0 || limit <= 0) return [];
     const { db } = this.database;
-    const head = sql`(select min(h.id) from ${notifications} h where h.channel_id = ${notifications.channelId} and h.status = 'pending')`;
+    // Raw SQL with aliases, as drizzle cannot alias the table here. `later` follows `earlier` when it
+    // is an update of it; `earlier` is next in line when due or on its first try and not itself
+    // waiting for a message it updates. Either holds `later` back.
+    const follows = (later: SQL, earlier: string) =>
+      sql`exists (select 1 from jsonb_array_elements(coalesce(${later}->'follows', '[]'::jsonb)) f where ${sql.raw(earlier)}.payload->'alerts' @> jsonb_build_array(f.value))`;
+    const updating = sql`exists (select 1 from ${notifications} u where u.channel_id = e.channel_id and u.status = 'pending' and u.id < e.id and ${follows(sql.raw("e.payload"), "u")})`;
+    const held = sql`exists (select 1 from ${notifications} e where e.channel_id = ${notifications.channelId} and e.status = 'pending' and e.id < ${notifications.id}
+      and (((e.last_error is null or e.next_attempt_at <= now()) and not ${updating}) or ${follows(sql`${notifications.payload}`, "e")}))`;
     const due = db
       .select({ id: notifications.id })
       .from(notifications)
@@ -168,7 +186,7 @@ export class OutboxNotifier implements Notifier {
         and(
           eq(notifications.status, "pending"),
           lte(notifications.nextAttemptAt, sql`now()`),
-          eq(notifications.id, head),
+          sql`not ${held}`,
           isNull(channels.disabledAt),
           inArray(channels.platform, [...platforms]),
         ),
@@ -214,6 +232,11 @@ export class OutboxNotifier implements Notifier {
       // Due again at once, for when the channel is enabled again.
       await update({ nextAttemptAt: sql`now()`, lastError: outcome.message });
       return "pending";
+    }
+    if (outcome.kind === "refused") {
+      // Trying again would be refused again: dead now, with why, to be resent once it is fixed.
+      await update({ status: "dead", lastError: outcome.message });
+      return "dead";
     }
     const next = afterFailure(claimed.attempt, outcome.retryAfterMs, this.policy, random);
     if (next.dead) {

@@ -15,6 +15,7 @@ import type { Period } from "../ledger/period.ts";
 import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import { type Failure, type FieldError, unknownFieldError } from "../errors.ts";
+import { fourEyes } from "./four-eyes.ts";
 import { type Actor, type MemberSchemas, type Members, actorText, hasRole } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
@@ -45,6 +46,8 @@ function approvalSchemas(actorRef: MemberSchemas["actorRef"]) {
     decision: z.enum(["approve", "reject"], { error: "approve or reject" }),
     by: actorRef,
     reason: z.string().trim().min(1, "leave reason out rather than empty").max(1000).optional(),
+    /** An admin deciding their own request says why; audited (four eyes, src/approvals/four-eyes.ts). */
+    override: z.string().trim().min(1, "say why you decide your own request").max(1000).optional(),
   };
   return {
     RaiseRequestInput: z.strictObject(requestFields, { error: unknownFieldError("a raise request", Object.keys(requestFields)) }),
@@ -193,6 +196,8 @@ export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
 export interface ApprovalsOptions {
   /** How long a request waits for a decision (TOLLGATE_APPROVAL_TTL). */
   ttlMs: number;
+  /** Whether the requester is kept from deciding their own raise (TOLLGATE_FOUR_EYES). */
+  fourEyes: boolean;
 }
 
 /**
@@ -317,12 +322,18 @@ export class Approvals {
    * transaction (never lowers it: another change may have lifted it further meanwhile), and
    * listeners of the budget store hear the new amount once it commits, which lifts a hard block.
    */
-  async decide(id: string, decision: { decision: "approve" | "reject"; by: Actor; reason?: string }, now: Date): Promise<ApprovalResult<{ approval: Approval; budget: Budget }>> {
+  async decide(
+    id: string,
+    decision: { decision: "approve" | "reject"; by: Actor; reason?: string; override?: string },
+    now: Date,
+  ): Promise<ApprovalResult<{ approval: Approval; budget: Budget }>> {
     const existing = await this.get(id);
     if (!existing) return { ok: false, kind: "not_found", message: `no approval request with id ${id}` };
     const role = await this.members.roleOfActor(decision.by);
     if (!hasRole(role, "approver"))
       return { ok: false, kind: "forbidden", message: `${actorText(decision.by)} is a ${role}; deciding a raise needs the approver or admin role` };
+    const eyes = fourEyes(existing.requested_by, decision.by, role, { required: this.options.fourEyes, override: decision.override });
+    if (!eyes.ok) return eyes;
     const decider = actorText(decision.by);
     const deciderName = await this.members.displayName(decision.by);
     const status: ApprovalStatus = decision.decision === "approve" ? "approved" : "rejected";
@@ -342,7 +353,8 @@ export class Approvals {
         if (!raised.ok) throw new Error(`raising budget ${budget.id} failed: ${raised.message}`);
         budget = raised.budget;
       }
-      await audit(tx, { actor: decider, action: decision.decision, entity: "approval", entityId: id, before: existing, after: approval });
+      const after = eyes.override === null ? approval : { ...approval, four_eyes_override: eyes.override };
+      await audit(tx, { actor: decider, action: decision.decision, entity: "approval", entityId: id, before: existing, after });
       await this.announce(tx, approval, budget, now);
       return { ok: true, value: { approval, budget } };
     });

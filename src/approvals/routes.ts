@@ -72,7 +72,7 @@ export function approvalsRouter(approvals: Approvals, members: Members): Router 
     const body = parseBody(approvals.schemas.DecisionInput, req, res);
     if (!body) return;
     const by = members.schemas.parseActor(body.by, actorOf(req))!;
-    const result = await approvals.decide(req.params.id, { decision: body.decision, by, reason: body.reason }, new Date());
+    const result = await approvals.decide(req.params.id, { decision: body.decision, by, reason: body.reason, override: body.override }, new Date());
     if (!result.ok) return sendFailure(res, result);
     res.json({ ...approvalJson(result.value.approval), budget_amount_usd: picoToDecimalString(result.value.budget.amount) });
   });

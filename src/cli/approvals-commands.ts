@@ -15,7 +15,13 @@ const APPROVAL_COLUMNS = ["id", "budget", "from_usd", "to_usd", "status", "reque
 const by = (ctx: CommandContext) => str(ctx.options.by) ?? "admin";
 
 async function decide(ctx: CommandContext, decision: "approve" | "reject", id: string): Promise<number> {
-  const body = { decision, by: by(ctx), ...(str(ctx.options.reason) ? { reason: str(ctx.options.reason) } : {}) };
+  const body = {
+    decision,
+    by: by(ctx),
+    ...(str(ctx.options.reason) ? { reason: str(ctx.options.reason) } : {}),
+    // An admin deciding their own request says why (four eyes).
+    ...(str(ctx.options.override) ? { override: str(ctx.options.override) } : {}),
+  };
   const decided = await withClient(ctx, (c) => c.postJson<Record<string, unknown>>(`/api/approvals/${path(id)}/decision`, body));
   out(renderTable([decided], APPROVAL_COLUMNS));
   if (decision === "approve") out(`\n${decided.budget} is now $${decided.budget_amount_usd}`);
@@ -63,7 +69,7 @@ export const approvalsCommands: Record<string, (ctx: CommandContext) => Promise<
     }
     if ((action === "approve" || action === "reject") && rest.length === 1) return decide(ctx, action, rest[0]!);
     throw new CliError(
-      "use: tollgate approvals list [--status pending|approved|rejected|expired] | approvals request BUDGET AMOUNT REASON... [--by PLATFORM:USER_ID] | approvals approve|reject ID [--by PLATFORM:USER_ID] [--reason TEXT]",
+      "use: tollgate approvals list [--status pending|approved|rejected|expired] | approvals request BUDGET AMOUNT REASON... [--by PLATFORM:USER_ID] | approvals approve|reject ID [--by PLATFORM:USER_ID] [--reason TEXT] [--override REASON]",
     );
   },
 };

@@ -138,8 +138,9 @@ export const catalog: Record<string, CatalogEntry> = {
     usage: [
       "approvals list [--status pending|approved|rejected|expired]",
       "approvals request BUDGET AMOUNT REASON... [--by PLATFORM:USER_ID]",
-      "approvals approve|reject ID [--by PLATFORM:USER_ID] [--reason TEXT]",
+      "approvals approve|reject ID [--by PLATFORM:USER_ID] [--reason TEXT] [--override REASON]",
     ],
+    notes: ["The requester of a raise cannot decide it; an admin deciding their own gives --override with why (audited)."],
     examples: ["approvals list --status pending", "approvals request search-monthly 800 launch week --by slack:U0123ABCD", "approvals approve apr_0123456789ab --by slack:U0APPROVER"],
     load: async () => (await approvals()).approvals!,
   },

@@ -24,6 +24,9 @@ export interface Received {
   /** Whether the signature matched the channel's secret and the timestamp was within 5 minutes. */
   verified: boolean;
   body: Record<string, unknown>;
+  /** The body and headers exactly as they arrived, for third-party verifiers. */
+  raw: string;
+  headers: Record<string, string>;
   /** What the receiver answered. */
   status: number;
   /** Arrival, in ms since the epoch. */
@@ -94,7 +97,8 @@ export class WebhookReceiver {
       // A consumer refuses what it cannot verify, before looking at its script.
       const answer = verified ? (this.script.shift() ?? { status: 204 }) : { status: 401, body: "signature does not verify" };
       if (this.delayMs > 0) await sleep(this.delayMs);
-      this.received.push({ id: header("webhook-id"), timestamp: Number(header("webhook-timestamp")), verified, body: JSON.parse(text) as Record<string, unknown>, status: answer.status, at });
+      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+      this.received.push({ id: header("webhook-id"), timestamp: Number(header("webhook-timestamp")), verified, body: JSON.parse(text) as Record<string, unknown>, raw: text, headers, status: answer.status, at });
       res.writeHead(answer.status, answer.headers).end(answer.body);
     });
     keepConnections(server);
