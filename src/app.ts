@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import { join } from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import { adminApi } from "./admin/api.ts";
@@ -34,13 +35,18 @@ import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./http/problem.ts";
 import { operationsRouter } from "./operations-routes.ts";
-import { proxyMiddleware } from "./proxy/router.ts";
+import { proxyHandler, proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
 
 /** Every part of a running gateway, wired together; the one place that knows them all. */
 export interface Gateway {
+  /** Everything but the proxy: the admin API, ingest, chat platforms, operations. */
   app: Express;
+  /** The whole gateway as one request handler: proxy routes answered before express is involved, the rest by `app`. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** An HTTP server for `handle`, listening on `port` and `host`. */
+  listen(port: number, host: string): Server;
   config: Config;
   database: Database;
   recorder: Recorder;
@@ -147,26 +153,27 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const scheduler = new Scheduler(database, jobs, logger);
   await providerKeys.refresh();
 
+  const proxy = proxyHandler({
+    routes,
+    keys,
+    providerKeys,
+    gate: enforcer,
+    builder,
+    // The one place a proxied call's built event is handed to the ledger.
+    record: (built) => usage.submit([built]),
+    logger,
+    onDisconnect: config.TOLLGATE_ON_DISCONNECT,
+    drainTimeoutMs: 60_000,
+    maxDrains: 64,
+    upstreamTimeoutMs: config.TOLLGATE_UPSTREAM_TIMEOUT_MS,
+    allowProviderKeys: config.TOLLGATE_ALLOW_PROVIDER_KEYS,
+    maxRequestBytes: config.TOLLGATE_MAX_REQUEST_BYTES,
+  });
   const app = express();
   app.disable("x-powered-by");
+  // Proxy routes reach express only when the app is served on its own (app.listen); `handle` answers them first.
+  app.use(proxyMiddleware(proxy));
   app.use(requestLog(logger));
-  app.use(
-    proxyMiddleware({
-      routes,
-      keys,
-      providerKeys,
-      gate: enforcer,
-      builder,
-      record: (built) => usage.submit([built]),
-      logger,
-      onDisconnect: config.TOLLGATE_ON_DISCONNECT,
-      drainTimeoutMs: 60_000,
-      maxDrains: 64,
-      upstreamTimeoutMs: config.TOLLGATE_UPSTREAM_TIMEOUT_MS,
-      allowProviderKeys: config.TOLLGATE_ALLOW_PROVIDER_KEYS,
-      maxRequestBytes: 32 * 1024 * 1024,
-    }),
-  );
   app.use(operationsRouter(database, usage));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
@@ -206,8 +213,13 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     scheduler.start();
   }
 
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (!proxy(req, res)) app(req, res);
+  };
   return {
     app,
+    handle,
+    listen: (port, host) => createServer({ noDelay: true }, handle).listen(port, host),
     config,
     database,
     recorder,

@@ -2,9 +2,8 @@ import { once } from "node:events";
 import { mkdirSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Express } from "express";
 import { join } from "node:path";
-import { createGateway } from "../app.ts";
+import { type Gateway, createGateway } from "../app.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
@@ -31,8 +30,8 @@ export function startLine(config: Config, url: string): string {
 }
 
 /** Listens on PORT and HOST; a port in use (or not ours to take) is one line for people, not a stack trace. */
-async function listen(app: Express, config: Config): Promise<Server> {
-  const server = app.listen(config.PORT, config.HOST);
+async function listen(gateway: Gateway, config: Config): Promise<Server> {
+  const server = gateway.listen(config.PORT, config.HOST);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -67,7 +66,7 @@ export async function serve(config: Config, logger: Logger, integrations: readon
   let gateway: Awaited<ReturnType<typeof createGateway>> | undefined;
   try {
     gateway = await createGateway(config, logger, undefined, integrations);
-    const server = await listen(gateway.app, config);
+    const server = await listen(gateway, config);
     const { port } = server.address() as AddressInfo;
     const url = reachableUrl(config.HOST, port);
     writeServerFile(dataDir, { url, pid: process.pid });
