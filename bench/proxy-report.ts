@@ -9,8 +9,10 @@ const BAR_RATE = 1000;
 const TTFB_RATE = 500;
 
 const int = (n: number) => n.toLocaleString("en-US");
-const ms = (v: number) => (Number.isNaN(v) ? "–" : v.toFixed(2));
-const added = (v: number) => (Number.isNaN(v) ? "–" : `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`);
+/** Percentiles of a phase with no answer at all are NaN (null once they crossed IPC as JSON). */
+const none = (v: number | null) => v === null || Number.isNaN(v);
+const ms = (v: number) => (none(v) ? "–" : v.toFixed(2));
+const added = (v: number) => (none(v) ? "–" : `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`);
 const times = (v: number) => (Number.isFinite(v) ? `${v.toFixed(v >= 10 ? 0 : 2)}×` : "–");
 const met = (ok: boolean) => (ok ? "yes" : "**no**");
 const three = (s: Summary) => `${ms(s.p50)} / ${ms(s.p90)} / ${ms(s.p99)}`;

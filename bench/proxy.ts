@@ -328,7 +328,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
         if (interrupted.signal.aborted) throw new Error("interrupted");
         const watched = await watch({ server: serverOf[name], bench: benchOf(name), database: DATABASE }, () => {
           load.send(message);
-          return reply<T>(load);
+          return reply<T>(load).then(nullsToNaN);
         });
         return { ...watched, startedQuiet };
       },
@@ -442,6 +442,14 @@ export async function profileProxy(rate: number, seconds: number): Promise<Profi
     await stack.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A percentile of no answers is NaN, which crosses IPC as JSON null: back to NaN, so sums with it stay NaN. */
+function nullsToNaN<T>(value: T): T {
+  if (value === null) return NaN as T;
+  if (typeof value !== "object") return value;
+  for (const key of Object.keys(value as object)) (value as Record<string, unknown>)[key] = nullsToNaN((value as Record<string, unknown>)[key]);
+  return value;
 }
 
 const round1 = (v: number) => Math.round(v * 10) / 10;
