@@ -302,12 +302,11 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const headers = clientHeaders(call, answer.headers, "content-encoding");
   headers["cache-control"] = "no-cache";
   res.writeHead(answer.statusCode, headers);
-  // The head leaves with the first chunk when that is already here (one write, not two); an
-  // upstream still silent a turn later gets the head sent alone, so the client sees the answer begin.
-  const early = setImmediate(() => {
-    if (!res.destroyed) res.flushHeaders();
-  });
-  const delivery = await pump(source, res, (chunk) => tap.push(chunk), opts, () => tap.end(), early);
+  // The head goes at once, on its own: the client sees the answer begin before the first event,
+  // and each event after reaches it as the upstream sent it (a client that stops after one event
+  // gets just that one).
+  res.flushHeaders();
+  const delivery = await pump(source, res, (chunk) => tap.push(chunk), opts, () => tap.end());
   recordCall(opts, call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
@@ -315,8 +314,7 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
  * Copies upstream chunks to the client with backpressure both ways. If the client goes away, the
  * answer is either read on to its end for its usage (drain, bounded in time and in how many run at
  * once) or cut off (cancel). Says whether the client got the whole answer, left first, or the
- * upstream broke off (an error, a timeout) and the client's answer was cut short. `early` is a
- * pending head flush, dropped once the first bytes go out with the head.
+ * upstream broke off (an error, a timeout) and the client's answer was cut short.
  */
 function pump(
   source: Readable,
@@ -324,7 +322,6 @@ function pump(
   transform: (chunk: Buffer) => Buffer | undefined,
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
-  early?: NodeJS.Immediate,
 ): Promise<Delivery> {
   return new Promise((resolve) => {
     let clientGone = false;
@@ -340,7 +337,6 @@ function pump(
       source.off("close", onBroken);
       res.off("close", onClose);
       res.off("drain", onDrain);
-      if (early) clearImmediate(early);
       clearTimeout(drainTimer);
       if (draining) opts.drains.active--;
       resolve(delivery);
@@ -366,10 +362,6 @@ function pump(
         return;
       }
       if (clientGone || out === undefined || out.length === 0) return;
-      if (early) {
-        clearImmediate(early);
-        early = undefined;
-      }
       if (!res.write(out)) {
         source.pause();
         res.once("drain", onDrain);
