@@ -32,6 +32,15 @@ function lanesFor(origin: string, count: number): Client[] {
   return list;
 }
 
+/**
+ * After a phase gave up on requests (cancelled them), the origin's connections are closed and
+ * made anew: a cancelled request can leave a connection that answers nothing more.
+ */
+function renewLanes(origin: string): void {
+  for (const client of lanes.get(origin) ?? []) void client.destroy().catch(() => undefined);
+  lanes.delete(origin);
+}
+
 const requestBody = (stream: boolean) =>
   JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello in five words." }], max_tokens: 16, ...(stream ? { stream: true } : {}) });
 
@@ -126,6 +135,7 @@ async function openLoop(phase: Phase): Promise<PhaseResult> {
     if (unanswered > 0) {
       over = true;
       cancel.abort();
+      renewLanes(phase.target.origin);
       errors += unanswered;
       firstError ??= `${unanswered} requests unanswered ${SETTLE_MS} ms after the last send`;
     }
@@ -176,6 +186,7 @@ async function closedLoop(loop: ClosedLoop): Promise<ClosedResult> {
     ),
   );
   clearTimeout(timer);
+  if (cancel.signal.aborted) renewLanes(loop.target.origin);
   const seconds = (performance.now() - started) / 1000;
   return {
     completed: latencies.length,

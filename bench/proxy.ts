@@ -175,7 +175,8 @@ function gatewaySource(): string {
 }
 
 async function waitReady(child: ChildProcess, url: string, what: string): Promise<void> {
-  for (let i = 0; i < 150; i++) {
+  // Up to two minutes: start-up on a machine shared with others' builds and benches can be slow.
+  for (let i = 0; i < 600; i++) {
     if (await fetch(url).then((r) => r.status < 500, () => false)) return;
     if (child.exitCode !== null) break;
     await sleep(200);
