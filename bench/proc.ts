@@ -7,11 +7,15 @@ import { readFileSync, readdirSync } from "node:fs";
  * busy, and this machine has cpus × 100.
  */
 export interface Usage {
-  /** Peak and mean resident set size of the gateway, sampled every SAMPLE_MS. */
+  /** Peak and mean resident set size of the server measured (Tollgate, Portkey or the mock), sampled every SAMPLE_MS. */
   rssPeakMb: number;
   rssMeanMb: number;
-  gatewayCpu: number;
-  /** The load generator and the mock upstream. */
+  serverCpu: number;
+  /** Wall time watched, in seconds. */
+  seconds: number;
+  /** The server's CPU time over the stretch, in seconds (user + system). */
+  serverCpuSeconds: number;
+  /** The rest of the bench's processes: the load generator, and the mock when it is not the server measured. */
   benchCpu: number;
   /** Postgres serving the gateway's database: the ledger's writes. */
   postgresCpu: number;
@@ -20,7 +24,8 @@ export interface Usage {
 }
 
 export interface Watched {
-  gateway: number;
+  /** The server whose cost is measured. */
+  server: number;
   bench: number[];
   /** The gateway's database: only its backends count as the bench's Postgres. */
   database: string;
@@ -98,12 +103,12 @@ function machineBusyTicks(): number {
 
 const percent = (ticks: number, seconds: number) => Math.round((ticks / TICKS_PER_SECOND / seconds) * 100);
 
-/** Watches the gateway and the bench's processes while `work` runs. */
+/** Watches the server and the bench's processes while `work` runs. */
 export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{ result: T; usage: Usage }> {
-  const samples: number[] = [rssMb(pids.gateway)];
-  const timer = setInterval(() => samples.push(rssMb(pids.gateway)), SAMPLE_MS);
+  const samples: number[] = [rssMb(pids.server)];
+  const timer = setInterval(() => samples.push(rssMb(pids.server)), SAMPLE_MS);
   const benchTicks = () => pids.bench.reduce((sum, pid) => sum + processTicks(pid), 0);
-  const gateway0 = processTicks(pids.gateway);
+  const server0 = processTicks(pids.server);
   const bench0 = benchTicks();
   const postgres0 = postgresTicks(pids.database);
   const machine0 = machineBusyTicks();
@@ -111,11 +116,11 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
   try {
     const result = await work();
     const seconds = (performance.now() - t0) / 1000;
-    const gateway = processTicks(pids.gateway) - gateway0;
+    const server = processTicks(pids.server) - server0;
     const bench = benchTicks() - bench0;
     const postgres = postgresTicksSince(pids.database, postgres0);
     const machine = machineBusyTicks() - machine0;
-    samples.push(rssMb(pids.gateway));
+    samples.push(rssMb(pids.server));
     const rss = samples.filter((v) => !Number.isNaN(v));
     const round = (v: number) => Math.round(v * 10) / 10;
     return {
@@ -123,10 +128,12 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
       usage: {
         rssPeakMb: round(Math.max(...rss)),
         rssMeanMb: round(rss.reduce((a, b) => a + b, 0) / rss.length),
-        gatewayCpu: percent(gateway, seconds),
+        seconds,
+        serverCpu: percent(server, seconds),
+        serverCpuSeconds: server / TICKS_PER_SECOND,
         benchCpu: percent(bench, seconds),
         postgresCpu: percent(postgres, seconds),
-        foreignCpu: Math.max(0, percent(machine - gateway - bench - postgres, seconds)),
+        foreignCpu: Math.max(0, percent(machine - server - bench - postgres, seconds)),
       },
     };
   } finally {

@@ -1,28 +1,45 @@
-import { Pool } from "undici";
+import { Client } from "undici";
 import { percentile } from "./postgres.ts";
-import type { Phase, PhaseResult, Summary } from "./proxy-shared.ts";
+import type { ClosedLoop, ClosedResult, Phase, PhaseResult, Summary, Target } from "./proxy-shared.ts";
 
 /**
- * The proxy bench's load generator, in a process of its own: open loop at a fixed rate, so each
- * request leaves on its schedule whether or not earlier ones have been answered (a slow answer
- * cannot hold back the requests behind it and hide its own latency). Latency runs from the moment
- * a request is handed to undici; how late that moment was against the schedule is reported
- * beside it, so a generator that falls behind shows rather than flattering the figures.
+ * The proxy bench's load generator, in a process of its own.
  *
- * Forked by bench/proxy.ts: receives a Phase, answers with its PhaseResult.
+ * Open loop (a Phase): a fixed schedule per connection. LANES connections each send every
+ * LANES / rate seconds, lane i offset by i / rate, so together they send evenly at the rate and
+ * no two lanes fire in lockstep (a generator whose workers all wake together turns a rate into
+ * bursts and measures the burst). A request leaves on its schedule whether or not earlier ones
+ * were answered; on a lane still busy it waits in that lane's queue, and the wait counts in its
+ * latency. Latency runs from the moment a request is handed to undici; how late that moment was
+ * against the schedule is reported beside it, so a generator that falls behind shows.
+ *
+ * Closed loop (a ClosedLoop): `connections` lanes each send the next request as soon as the last
+ * is answered, for a fixed time: the most the target answers.
+ *
+ * Forked by bench/proxy.ts: receives a Phase or ClosedLoop, answers with its result.
  */
 
-const CONNECTIONS = 256;
+const LANES = 64;
 /** Past the last send, how long answers are waited for before the rest count as errors. */
-const SETTLE_MS = 15_000;
+const SETTLE_MS = 10_000;
 
-const pools = new Map<string, Pool>();
+const lanes = new Map<string, Client[]>();
 // Kept across phases, so every phase after the warm-up starts on warm keep-alive connections.
-const poolFor = (origin: string): Pool => {
-  let pool = pools.get(origin);
-  if (!pool) pools.set(origin, (pool = new Pool(origin, { connections: CONNECTIONS, keepAliveTimeout: 120_000 })));
-  return pool;
-};
+function lanesFor(origin: string, count: number): Client[] {
+  let list = lanes.get(origin);
+  if (!list) lanes.set(origin, (list = []));
+  while (list.length < count) list.push(new Client(origin, { pipelining: 1, keepAliveTimeout: 120_000 }));
+  return list;
+}
+
+/**
+ * After a phase gave up on requests (cancelled them), the origin's connections are closed and
+ * made anew: a cancelled request can leave a connection that answers nothing more.
+ */
+function renewLanes(origin: string): void {
+  for (const client of lanes.get(origin) ?? []) void client.destroy().catch(() => undefined);
+  lanes.delete(origin);
+}
 
 const requestBody = (stream: boolean) =>
   JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello in five words." }], max_tokens: 16, ...(stream ? { stream: true } : {}) });
@@ -40,10 +57,31 @@ function summarise(values: Float64Array): Summary {
   };
 }
 
-async function run(phase: Phase): Promise<PhaseResult> {
-  const pool = poolFor(phase.origin);
+/** One request; calls back with the time to its first body chunk and a problem (undefined when it was answered whole). */
+function send(client: Client, target: Target, stream: boolean, body: string, signal: AbortSignal, done: (firstByte: number, problem: string | undefined) => void): void {
+  const sent = performance.now();
+  let firstByte = NaN;
+  client.request({ path: target.path, method: "POST", headers: target.headers, body, signal, headersTimeout: SETTLE_MS, bodyTimeout: SETTLE_MS }).then(
+    (res) => {
+      let tail = "";
+      res.body.on("data", (chunk: Buffer) => {
+        if (Number.isNaN(firstByte)) firstByte = performance.now() - sent;
+        tail = (tail + chunk.toString("latin1")).slice(-64);
+      });
+      res.body.on("end", () => {
+        if (res.statusCode !== 200) done(firstByte, `status ${res.statusCode}: ${tail}`);
+        else if (stream && !tail.endsWith("data: [DONE]\n\n")) done(firstByte, "stream did not end with [DONE]");
+        else done(firstByte, undefined);
+      });
+      res.body.on("error", (err: Error) => done(firstByte, err.message));
+    },
+    (err: Error) => done(firstByte, err.message),
+  );
+}
+
+async function openLoop(phase: Phase): Promise<PhaseResult> {
+  const clients = lanesFor(phase.target.origin, LANES);
   const body = requestBody(phase.stream);
-  const headers = { authorization: phase.authorization, "content-type": "application/json" };
   const total = Math.round(phase.rate * phase.seconds);
   const interval = 1000 / phase.rate;
   const latency = new Float64Array(total).fill(NaN);
@@ -54,38 +92,28 @@ async function run(phase: Phase): Promise<PhaseResult> {
   let outstanding = 0;
   let lastAnswer = 0;
   let settled: () => void = () => {};
+  // Requests still queued or unanswered when the phase gives up on them are cancelled, so they
+  // cannot hold the next phase's lanes.
+  const cancel = new AbortController();
+  let over = false;
 
-  const finish = (i: number, sent: number, problem: string | undefined) => {
-    lastAnswer = performance.now();
-    if (problem === undefined) latency[i] = lastAnswer - sent;
-    else {
-      ttfb[i] = NaN;
-      errors++;
-      firstError ??= problem;
-    }
-    if (--outstanding === 0) settled();
-  };
-
-  const fire = (i: number, scheduled: number) => {
+  // Request n is lane n mod LANES's (n div LANES)-th: each lane keeps its own fixed period.
+  const fire = (n: number, scheduled: number) => {
     const sent = performance.now();
-    lag[i] = sent - scheduled;
+    lag[n] = sent - scheduled;
     outstanding++;
-    pool.request({ path: phase.path, method: "POST", headers, body, headersTimeout: SETTLE_MS, bodyTimeout: SETTLE_MS }).then(
-      (res) => {
-        let tail = "";
-        res.body.on("data", (chunk: Buffer) => {
-          if (Number.isNaN(ttfb[i]!)) ttfb[i] = performance.now() - sent;
-          tail = (tail + chunk.toString("latin1")).slice(-64);
-        });
-        res.body.on("end", () => {
-          if (res.statusCode !== 200) finish(i, sent, `status ${res.statusCode}: ${tail}`);
-          else if (phase.stream && !tail.endsWith("data: [DONE]\n\n")) finish(i, sent, "stream did not end with [DONE]");
-          else finish(i, sent, undefined);
-        });
-        res.body.on("error", (err: Error) => finish(i, sent, err.message));
-      },
-      (err: Error) => finish(i, sent, err.message),
-    );
+    send(clients[n % LANES]!, phase.target, phase.stream, body, cancel.signal, (firstByte, problem) => {
+      if (over) return;
+      lastAnswer = performance.now();
+      if (problem === undefined) {
+        latency[n] = lastAnswer - sent;
+        ttfb[n] = firstByte;
+      } else {
+        errors++;
+        firstError ??= problem;
+      }
+      if (--outstanding === 0) settled();
+    });
   };
 
   const start = performance.now() + 5;
@@ -105,6 +133,9 @@ async function run(phase: Phase): Promise<PhaseResult> {
       new Promise<number>((resolve) => setTimeout(() => resolve(outstanding), SETTLE_MS)),
     ]);
     if (unanswered > 0) {
+      over = true;
+      cancel.abort();
+      renewLanes(phase.target.origin);
       errors += unanswered;
       firstError ??= `${unanswered} requests unanswered ${SETTLE_MS} ms after the last send`;
     }
@@ -123,8 +154,53 @@ async function run(phase: Phase): Promise<PhaseResult> {
   };
 }
 
-process.on("message", (phase: Phase) => {
-  run(phase).then(
+async function closedLoop(loop: ClosedLoop): Promise<ClosedResult> {
+  const clients = lanesFor(loop.target.origin, loop.connections);
+  const body = requestBody(false);
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const started = performance.now();
+  const until = started + loop.seconds * 1000;
+  // An answer still awaited SETTLE_MS after the end is cancelled and counted as an error.
+  const cancel = new AbortController();
+  const timer = setTimeout(() => cancel.abort(), loop.seconds * 1000 + SETTLE_MS);
+  await Promise.all(
+    clients.slice(0, loop.connections).map(
+      (client) =>
+        new Promise<void>((laneDone) => {
+          const again = () => {
+            if (performance.now() >= until) return laneDone();
+            const sent = performance.now();
+            send(client, loop.target, false, body, cancel.signal, (_firstByte, problem) => {
+              if (problem === undefined) latencies.push(performance.now() - sent);
+              else {
+                errors++;
+                firstError ??= problem;
+              }
+              again();
+            });
+          };
+          again();
+        }),
+    ),
+  );
+  clearTimeout(timer);
+  if (cancel.signal.aborted) renewLanes(loop.target.origin);
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    completed: latencies.length,
+    errors,
+    firstError,
+    seconds: Math.round(seconds * 100) / 100,
+    perSecond: Math.round(latencies.length / seconds),
+    latency: summarise(Float64Array.from(latencies)),
+  };
+}
+
+process.on("message", (message: Phase | ClosedLoop) => {
+  const work = "connections" in message ? closedLoop(message) : openLoop(message);
+  work.then(
     (result) => process.send?.(result),
     (err: unknown) => process.send?.({ failed: String(err) }),
   );

@@ -1,141 +1,209 @@
-import { ATTEMPTS, type Comparison, FOREIGN_CPU, type Measured, P99_LIMIT_MS, type ProxyResult, QUIET_CPU, QUIET_WAIT_MS } from "./proxy.ts";
+import { type ClosedMeasured, type Measured, type ProfileResult, type ProxyResult, QUIET_CPU, QUIET_WAIT_MS, type RateRow, type TargetName } from "./proxy.ts";
 import type { Summary } from "./proxy-shared.ts";
 
 /** The proxy bench's section of bench/RESULTS.md. */
 
-const QUIET_WAIT_S = QUIET_WAIT_MS / 1000;
-const TARGETS = { addedP50: 0.5, addedP99: 2, addedTtfb: 1, rssMb: 200 };
+const TARGETS = { addedP50: 0.5, addedP99: 2, addedTtfbP99: 1, vsPortkey: 8, vsMock: 0.25, rssLoadMb: 150, rssIdleMb: 100 };
+/** The rate the latency bars are judged at, and the streamed one for time to first byte. */
+const BAR_RATE = 1000;
+const TTFB_RATE = 500;
 
 const int = (n: number) => n.toLocaleString("en-US");
-const ms = (v: number) => `${v.toFixed(2)} ms`;
-const added = (v: number) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)} ms`;
-const ratio = (proxy: number, direct: number) => `${(proxy / direct).toFixed(1)}×`;
+/** Percentiles of a phase with no answer at all are NaN (null once they crossed IPC as JSON). */
+const none = (v: number | null) => v === null || Number.isNaN(v);
+const ms = (v: number) => (none(v) ? "–" : v.toFixed(2));
+const added = (v: number) => (none(v) ? "–" : `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`);
+const times = (v: number) => (Number.isFinite(v) ? `${v.toFixed(v >= 10 ? 0 : 2)}×` : "–");
 const met = (ok: boolean) => (ok ? "yes" : "**no**");
-/** Other work's CPU, marked when the phase started on a busy machine or ran beside too much of it. */
-const other = (m: Measured) => `${m.usage.foreignCpu} %${m.startedQuiet ? "" : " †"}${m.usage.foreignCpu > FOREIGN_CPU ? " ‡" : ""}`;
-const both = (c: Comparison, f: (m: Measured) => string) => `${f(c.direct)} / ${f(c.proxy)}`;
+const three = (s: Summary) => `${ms(s.p50)} / ${ms(s.p90)} / ${ms(s.p99)}`;
+const addedThree = (p: Summary, d: Summary) => `**${added(p.p50 - d.p50)}** / ${added(p.p90 - d.p90)} / **${added(p.p99 - d.p99)}**`;
+/** Server CPU time per answered call, in µs. */
+const cpuPerCall = (m: { usage: Measured["usage"]; result: { completed: number } } | undefined) =>
+  m && m.result.completed > 0 ? Math.round((m.usage.serverCpuSeconds / m.result.completed) * 1e6) : NaN;
+const postgresPerCall = (m: Measured | undefined) => (m && m.result.completed > 0 ? Math.round(((m.usage.postgresCpu / 100) * m.usage.seconds * 1e6) / m.result.completed) : NaN);
+const us = (v: number) => (Number.isNaN(v) ? "–" : `${int(v)}`);
+/** Other work's CPU, marked when the phase started on a busy machine. */
+const other = (m: { usage: Measured["usage"]; startedQuiet: boolean } | undefined) => (m ? `${m.usage.foreignCpu} %${m.startedQuiet ? "" : " †"}` : "–");
+const each = (row: RateRow, names: readonly TargetName[], f: (m: Measured) => string) => names.map((n) => (row.runs[n] ? f(row.runs[n]!) : "–")).join(" / ");
 
-function latencyRow(c: Comparison): string {
-  const d = c.direct.result.latency;
-  const p = c.proxy.result.latency;
+function plainRow(row: RateRow): string {
+  const d = row.runs.direct!.result.latency;
+  const t = row.runs.tollgate!.result.latency;
+  const p = row.runs.portkey?.result.latency;
+  const tAdded = { p50: t.p50 - d.p50, p99: t.p99 - d.p99 };
+  const pAdded = p ? { p50: p.p50 - d.p50, p99: p.p99 - d.p99 } : undefined;
   return [
-    int(c.rate),
-    int(c.proxy.result.scheduled),
-    both(c, (m) => int(m.result.errors)),
-    ms(d.p50),
-    ms(d.p99),
-    ms(p.p50),
-    ms(p.p99),
-    `**${added(p.p50 - d.p50)}**`,
-    `**${added(p.p99 - d.p99)}**`,
-    `${ratio(p.p50, d.p50)} / ${ratio(p.p99, d.p99)}`,
-    both(c, (m) => ms(m.result.lag.p99)),
-    `${c.proxy.usage.gatewayCpu} %`,
-    both(c, (m) => `${m.usage.postgresCpu} %`),
-    both(c, (m) => `${m.usage.benchCpu} %`),
-    both(c, other),
-    `${c.proxy.usage.rssPeakMb} MB`,
+    int(row.rate),
+    three(d),
+    three(t),
+    addedThree(t, d),
+    p ? three(p) : "–",
+    p ? addedThree(p, d) : "–",
+    pAdded ? `${times(tAdded.p50 / pAdded.p50)} / ${times(tAdded.p99 / pAdded.p99)}` : "–",
+    each(row, ["direct", "tollgate", "portkey"], (m) => int(m.result.errors)),
+    each(row, ["direct", "tollgate", "portkey"], (m) => ms(m.result.lag.p99)),
+    each(row, ["direct", "tollgate", "portkey"], (m) => us(cpuPerCall(m))),
+    us(postgresPerCall(row.runs.tollgate)),
+    each(row, ["tollgate", "portkey"], (m) => `${m.usage.rssPeakMb}`),
+    each(row, ["direct", "tollgate", "portkey"], (m) => other(m)),
   ].join(" | ");
 }
 
-const LATENCY_HEAD = `| req/s | requests, each | errors direct / proxy | direct p50 | direct p99 | proxy p50 | proxy p99 | added p50 | added p99 | ratio p50 / p99 | send lag p99 | gateway CPU | Postgres CPU | generator + mock CPU | other work CPU | gateway RSS peak |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`;
-
-function ttfbRow(c: Comparison): string {
-  const d = c.direct.result.ttfb as Summary;
-  const p = c.proxy.result.ttfb as Summary;
-  return [int(c.rate), ms(d.p50), ms(d.p99), ms(p.p50), ms(p.p99), `**${added(p.p50 - d.p50)}**`, `**${added(p.p99 - d.p99)}**`, `${ratio(p.p50, d.p50)} / ${ratio(p.p99, d.p99)}`].join(" | ");
+function streamRow(row: RateRow): string {
+  const d = row.runs.direct!.result;
+  const t = row.runs.tollgate!.result;
+  const dt = d.ttfb!;
+  const tt = t.ttfb!;
+  return [
+    int(row.rate),
+    three(d.latency),
+    three(t.latency),
+    addedThree(t.latency, d.latency),
+    `${ms(dt.p50)} / ${ms(dt.p99)}`,
+    `${ms(tt.p50)} / ${ms(tt.p99)}`,
+    `**${added(tt.p50 - dt.p50)}** / **${added(tt.p99 - dt.p99)}**`,
+    each(row, ["direct", "tollgate"], (m) => int(m.result.errors)),
+    each(row, ["direct", "tollgate"], (m) => ms(m.result.lag.p99)),
+    each(row, ["direct", "tollgate"], (m) => us(cpuPerCall(m))),
+    `${row.runs.tollgate!.usage.rssPeakMb}`,
+    each(row, ["direct", "tollgate"], (m) => other(m)),
+  ].join(" | ");
 }
 
-function searchRows(r: ProxyResult): string {
-  const row = (rate: number, label: string, m: Measured, verdict: string) => {
-    const l = m.result.latency;
-    return `| ${int(rate)} | ${label} | ${int(m.result.scheduled)} | ${int(m.result.errors)} | ${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.max)} | ${ms(m.result.lag.p99)} | ${m.usage.gatewayCpu} % | ${m.usage.postgresCpu} % | ${m.usage.benchCpu} % | ${other(m)} | ${m.usage.rssPeakMb} MB | ${verdict} |`;
-  };
-  return r.search
-    .flatMap((s) => [
-      row(s.rate, "proxy", s.proxy, s.failed ? `**no**: ${s.failed}` : "yes"),
-      ...(s.direct ? [row(s.rate, "direct", s.direct, "(for comparison)")] : []),
-    ])
-    .join("\n");
+function closedRow(name: TargetName, m: ClosedMeasured, r: ProxyResult): string {
+  const label = { direct: "mock upstream, direct", tollgate: "Tollgate", portkey: "Portkey's gateway" }[name];
+  const peer = r.closed.portkey!.result.perSecond;
+  const mock = r.closed.direct!.result.perSecond;
+  return [
+    label,
+    int(m.result.perSecond),
+    int(m.result.completed),
+    int(m.result.errors),
+    `${ms(m.result.latency.p50)} / ${ms(m.result.latency.p99)}`,
+    `${m.usage.serverCpu} %`,
+    us(cpuPerCall(m)),
+    `${m.usage.postgresCpu} %`,
+    name === "direct" ? "–" : `${m.usage.rssPeakMb}`,
+    times(m.result.perSecond / peer),
+    times(m.result.perSecond / mock),
+    other(m),
+  ].join(" | ");
 }
 
 export function proxySection(r: ProxyResult): string {
   const o = r.options;
-  const plain = r.comparisons.filter((c) => !c.stream);
-  const streamed = r.comparisons.filter((c) => c.stream);
+  const plain = r.rows.filter((row) => !row.stream);
+  const streamed = r.rows.filter((row) => row.stream);
   const recordedTotal = Object.values(r.recorded).reduce((a, b) => a + b, 0);
   const byStatus = Object.entries(r.recorded).map(([status, n]) => `${status} ${int(n)}`).join(", ");
-  const verdicts = r.comparisons.flatMap((c) => {
-    const d = c.direct.result;
-    const p = c.proxy.result;
-    const kind = c.stream ? "streamed" : "non-streamed";
-    const rows = [
-      `| added p50, ${kind}, ${int(c.rate)} req/s | ≤ ${TARGETS.addedP50} ms | ${added(p.latency.p50 - d.latency.p50)} | ${met(p.latency.p50 - d.latency.p50 <= TARGETS.addedP50)} |`,
-      `| added p99, ${kind}, ${int(c.rate)} req/s | ≤ ${TARGETS.addedP99} ms | ${added(p.latency.p99 - d.latency.p99)} | ${met(p.latency.p99 - d.latency.p99 <= TARGETS.addedP99)} |`,
-    ];
-    if (c.stream && d.ttfb && p.ttfb) {
-      rows.push(`| added TTFB p50, ${int(c.rate)} req/s | ≤ ${TARGETS.addedTtfb} ms | ${added(p.ttfb.p50 - d.ttfb.p50)} | ${met(p.ttfb.p50 - d.ttfb.p50 <= TARGETS.addedTtfb)} |`);
-      rows.push(`| added TTFB p99, ${int(c.rate)} req/s | ≤ ${TARGETS.addedTtfb} ms | ${added(p.ttfb.p99 - d.ttfb.p99)} | ${met(p.ttfb.p99 - d.ttfb.p99 <= TARGETS.addedTtfb)} |`);
-    }
-    return rows;
-  });
-  verdicts.push(`| gateway RSS, whole run | ≤ ${TARGETS.rssMb} MB | ${r.gatewayRssPeakMb} MB peak (${r.gatewayIdleRssMb} MB before any load) | ${met(r.gatewayRssPeakMb <= TARGETS.rssMb)} |`);
+  const load = (l: number[]) => l.map((v) => v.toFixed(1)).join(" / ");
 
-  return `## Proxy overhead: direct to a mock upstream vs through \`tollgate serve\`, recording on (targets: added p50 ≤ ${TARGETS.addedP50} ms, p99 ≤ ${TARGETS.addedP99} ms, stream TTFB ≤ ${TARGETS.addedTtfb} ms added, RSS ≤ ${TARGETS.rssMb} MB)
+  const bars: string[] = [];
+  const atBar = plain.find((row) => row.rate === BAR_RATE);
+  if (atBar) {
+    const d = atBar.runs.direct!.result.latency;
+    const t = atBar.runs.tollgate!.result.latency;
+    bars.push(`| added p50, non-streamed, ${int(BAR_RATE)} req/s | ≤ ${TARGETS.addedP50} ms | ${added(t.p50 - d.p50)} ms | ${met(t.p50 - d.p50 <= TARGETS.addedP50)} |`);
+    bars.push(`| added p99, non-streamed, ${int(BAR_RATE)} req/s | ≤ ${TARGETS.addedP99} ms | ${added(t.p99 - d.p99)} ms | ${met(t.p99 - d.p99 <= TARGETS.addedP99)} |`);
+  }
+  const ttfbRow = streamed.find((row) => row.rate === TTFB_RATE);
+  if (ttfbRow) {
+    const gap = ttfbRow.runs.tollgate!.result.ttfb!.p99 - ttfbRow.runs.direct!.result.ttfb!.p99;
+    bars.push(`| added time to first byte p99, streamed, ${int(TTFB_RATE)} req/s | ≤ ${TARGETS.addedTtfbP99} ms | ${added(gap)} ms | ${met(gap <= TARGETS.addedTtfbP99)} |`);
+  }
+  const closedT = r.closed.tollgate!.result.perSecond;
+  const vsPeer = closedT / r.closed.portkey!.result.perSecond;
+  const vsMock = closedT / r.closed.direct!.result.perSecond;
+  bars.push(`| closed-loop throughput ÷ Portkey's | ≥ ${TARGETS.vsPortkey}× | ${times(vsPeer)} (${int(closedT)} vs ${int(r.closed.portkey!.result.perSecond)} req/s) | ${met(vsPeer >= TARGETS.vsPortkey)} |`);
+  bars.push(`| closed-loop throughput ÷ the mock's | ≥ ${TARGETS.vsMock}× | ${times(vsMock)} (${int(closedT)} vs ${int(r.closed.direct!.result.perSecond)} req/s) | ${met(vsMock >= TARGETS.vsMock)} |`);
+  bars.push(`| RSS under the open-loop load (peak) | ≤ ${TARGETS.rssLoadMb} MB | ${r.rssPeakMb.tollgate} MB | ${met(r.rssPeakMb.tollgate <= TARGETS.rssLoadMb)} |`);
+  bars.push(`| RSS idle (after start-up; after the run) | ≤ ${TARGETS.rssIdleMb} MB | ${r.idleRssMb.tollgate} MB; ${r.idleRssMb.tollgateAfter} MB | ${met(r.idleRssMb.tollgate <= TARGETS.rssIdleMb)} |`);
 
-Run at ${r.startedAt.toISOString()} with \`npm run bench:proxy\` (bench/proxy.ts), gateway at ${r.source}. Each phase sends OpenAI chat
-completions for ${o.seconds} s at a fixed rate, open loop, from one load generator (undici, keep-alive pool);
-the direct and the proxy phase of each row ran back to back, same generator, same mock upstream on
-loopback, after ${o.warmupSeconds} s of warm-up per kind. Latency is send to last body byte; TTFB is send
-to first body chunk; "added" is the proxy percentile minus the direct one. Send lag is how late the
-generator sent against its schedule (its own share of the machine). CPU columns are CPU time over
-wall time, 100 % = one core, 200 % = this whole machine; "other work" is what ran beside the bench
-(builds and test runs share this machine). Each phase waited (up to ${QUIET_WAIT_S} s) for a second
-with the machine under ${QUIET_CPU} % before starting († marks one that started without it); a pair
-during which other work took over ${FOREIGN_CPU} % was run again, up to ${ATTEMPTS} times in all (‡ marks
-a phase kept with more than that).
+  return `## Proxy overhead: direct vs Tollgate vs Portkey's gateway, one interleaved run (targets: added p50 ≤ ${TARGETS.addedP50} ms and p99 ≤ ${TARGETS.addedP99} ms at ${int(BAR_RATE)} req/s, closed loop ≥ ${TARGETS.vsPortkey}× Portkey and ≥ ${TARGETS.vsMock}× the mock, RSS ≤ ${TARGETS.rssLoadMb} MB under load)
+
+Run at ${r.startedAt.toISOString()} with \`npm run bench:proxy\` (bench/proxy.ts), ${r.seconds} s in all; Tollgate at ${r.source}
+(compiled \`dist/\`, PostgreSQL, recording on, one hard budget matching every call), Portkey's gateway
+${r.portkeyVersion} (\`--headless\`). Load average (1 / 5 / 15 min): ${load(r.loadBefore)} as the run began, ${load(r.loadAfter)} as it ended.
+
+How: one load generator (undici) sends OpenAI chat completions to the mock upstream on loopback:
+straight to it (direct), through Tollgate, and through Portkey (routed to the same mock by
+\`x-portkey-provider: openai\` and \`x-portkey-custom-host\`). Open loop: ${o.seconds} s per phase at a fixed rate
+on 64 connections, each with its own fixed schedule (offset so no two fire together); a rate's phases
+run back to back, direct first, after a warm-up of ${o.warmupSeconds} s per target. Latency is send to last body
+byte, TTFB send to first body chunk, in ms; "added" is the target's percentile minus direct's at the
+same rate; "Tollgate ÷ Portkey" divides Tollgate's added latency by Portkey's. Closed loop: ${o.closedConnections}
+connections each sending again as soon as answered, ${o.closedSeconds} s per target. CPU per call is the
+server's CPU time (the mock's for direct, Tollgate's, Portkey's) over its answered calls, in µs; Postgres
+per call is the ledger's writes. Each phase waited up to ${QUIET_WAIT_MS / 1000} s for a second with the machine under
+${QUIET_CPU} % (100 % = one core; † marks one that started without it); "other work" is CPU used beside the
+bench by unrelated processes (eight engineers share this 2-core machine). Portkey 1.15.2 answers
+streamed calls with 500 as installed, so streams compare Tollgate with direct only.
 
 | bar | target | measured | met |
 |---|---|---:|---|
-${verdicts.join("\n")}
+${bars.join("\n")}
 
-### Non-streamed
+### Open loop, non-streamed (ms: p50 / p90 / p99)
 
-${LATENCY_HEAD}
-${plain.map((c) => `| ${latencyRow(c)} |`).join("\n")}
+| req/s | direct | Tollgate | Tollgate added | Portkey | Portkey added | Tollgate ÷ Portkey, added p50 / p99 | errors d / T / P | send lag p99 d / T / P | CPU per call, µs: mock / Tollgate / Portkey | Postgres per call, µs | RSS peak MB T / P | other work CPU d / T / P |
+|---:|---|---|---|---|---|---|---|---|---|---:|---|---|
+${plain.map((row) => `| ${plainRow(row)} |`).join("\n")}
 
-### Streamed (latency to the last byte)
+### Open loop, streamed (ms: latency to the last byte p50 / p90 / p99; time to first byte p50 / p99)
 
-${LATENCY_HEAD}
-${streamed.map((c) => `| ${latencyRow(c)} |`).join("\n")}
+| req/s | direct | Tollgate | Tollgate added | TTFB direct | TTFB Tollgate | TTFB added | errors d / T | send lag p99 d / T | CPU per call, µs: mock / Tollgate | RSS peak MB | other work CPU d / T |
+|---:|---|---|---|---|---|---|---|---|---|---:|---|
+${streamed.map((row) => `| ${streamRow(row)} |`).join("\n")}
 
-### Streamed: time to first byte
+### Closed loop, non-streamed, ${o.closedConnections} connections
 
-| req/s | direct p50 | direct p99 | proxy p50 | proxy p99 | added p50 | added p99 | ratio p50 / p99 |
-|---:|---:|---:|---:|---:|---:|---:|---:|
-${streamed.map((c) => `| ${ttfbRow(c)} |`).join("\n")}
+| target | req/s | answered | errors | p50 / p99 ms | server CPU | CPU per call, µs | Postgres CPU | RSS peak MB | ÷ Portkey | ÷ mock | other work CPU |
+|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|
+${(["direct", "tollgate", "portkey"] as const).map((n) => `| ${closedRow(n, r.closed[n]!, r)} |`).join("\n")}
 
-### Highest rate through the proxy with p99 ≤ ${P99_LIMIT_MS} ms (non-streamed)
+### Memory
 
-**${r.maxSustainedRate === undefined ? "none of the rates tried" : `${int(r.maxSustainedRate)} req/s`}**: steps of ${o.stepSeconds} s (shorter than the phases above), rates ${o.searchRates.map(int).join(", ")} until
-one failed (p99 over ${P99_LIMIT_MS} ms, any error, or the generator sending late); the failed rate was
-then sent directly too, to tell the gateway's limit from the generator's and the mock's.
-
-| req/s | to | requests | errors | p50 | p90 | p99 | max | send lag p99 | gateway CPU | Postgres CPU | generator + mock CPU | other work CPU | gateway RSS peak | sustained |
-|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
-${searchRows(r)}
+| | Tollgate | Portkey |
+|---|---:|---:|
+| RSS idle, after start-up and one call of each kind | ${r.idleRssMb.tollgate} MB | ${r.idleRssMb.portkey} MB |
+| RSS peak over the open-loop phases | ${r.rssPeakMb.tollgate} MB | ${r.rssPeakMb.portkey} MB |
+| RSS peak in the closed loop | ${r.rssPeakMb.tollgateClosed} MB | ${r.rssPeakMb.portkeyClosed} MB |
+| RSS 5 s after the last load | ${r.idleRssMb.tollgateAfter} MB | |
 
 ### Recording
 
-${int(r.proxyRequests)} requests were sent through the gateway in the run (2 sanity checks, warm-up, phases
-and search); after it shut down \`usage_events\` held **${int(recordedTotal)}** rows (${byStatus || "none"})${recordedTotal === r.proxyRequests ? ", one per request" : `, ${int(r.proxyRequests - recordedTotal)} short of one per request`}.
-${r.spooledBytes > 0 ? `The spool still held ${int(r.spooledBytes)} bytes of events the gateway could not write to Postgres.` : "Nothing was left in the spool."}
+${int(r.proxyRequests)} requests were sent through Tollgate in the run (2 sanity checks, warm-up, phases and the
+closed loop); after it shut down \`usage_events\` held **${int(recordedTotal)}** rows (${byStatus || "none"})${recordedTotal === r.proxyRequests ? ", one per request" : `, ${int(r.proxyRequests - recordedTotal)} short of one per request`}.
+${r.spooledBytes > 0 ? `The spool still held ${int(r.spooledBytes)} bytes of events the gateway could not write to Postgres.` : "Nothing was left in the spool."} Tollgate ran with \`LOG_LEVEL=warn\` (no per-request
+access log line). The mock answers from bytes built at start-up; a stream's first chunk is written with
+the headers and the rest one event-loop turn later. Streaming clients do not ask for usage, so Tollgate
+adds \`stream_options.include_usage\` and drops the usage chunk on its way back.`;
+}
 
-The load generator, the gateway, the mock upstream and Postgres all share this machine's 2 cores:
-every figure here, direct ones included, carries the others' contention. The gateway ran with
-\`LOG_LEVEL=warn\` (no per-request access log line) and the open budget gate (no hard budget
-is defined, so none is checked; bench:budgets measures the check itself). The mock answers from bytes built at start-up; a stream's first chunk is
-written with the headers and the rest one event-loop turn later. Streaming clients do not ask for
-usage, so the gateway adds \`stream_options.include_usage\` and drops the usage chunk on its way back.`;
+/** The CPU profile's section of bench/RESULTS.md. */
+export function profileSection(r: ProfileResult): string {
+  const busy = r.profile.totalMs - r.profile.idleMs;
+  const share = (v: number) => `${((v / busy) * 100).toFixed(1)} %`;
+  const l = r.phase.result.latency;
+  const perCall = Math.round((r.phase.usage.serverCpuSeconds / r.phase.result.completed) * 1e6);
+  return `## Proxy CPU profile: Tollgate at ${int(r.rate)} req/s (where the CPU goes)
+
+Run at ${r.startedAt.toISOString()} with \`npm run bench:proxy-profile\`, Tollgate at ${r.source} (compiled \`dist/\`,
+\`node --cpu-prof\`, sampling every 0.5 ms), PostgreSQL, recording on, one hard budget matching every call, non-streamed
+calls for ${r.seconds} s after a 4 s warm-up at 500 req/s. Load average as it began: ${r.loadBefore.map((v) => v.toFixed(1)).join(" / ")};
+other work took ${r.phase.usage.foreignCpu} % of the machine (100 % = one core) during the phase.
+In that phase: p50 / p90 / p99 ${ms(l.p50)} / ${ms(l.p90)} / ${ms(l.p99)} ms, ${int(r.phase.result.errors)} errors, Tollgate CPU ${r.phase.usage.serverCpu} %
+(${int(perCall)} µs per call with the profiler on). The profile covers the whole process life (start-up and
+warm-up included): ${int(Math.round(busy))} ms busy of ${int(Math.round(r.profile.totalMs))} ms sampled. Shares below are of busy time.
+
+| part | self | inclusive |
+|---|---:|---:|
+${r.profile.parts
+  .slice(0, 22)
+  .map((p) => `| ${p.part} | ${share(p.selfMs)} | ${share(p.inclusiveMs)} |`)
+  .join("\n")}
+
+| function (self time) | part | self |
+|---|---|---:|
+${r.profile.functions.map((f) => `| \`${f.name}\` | ${f.part} | ${share(f.selfMs)} |`).join("\n")}`;
 }

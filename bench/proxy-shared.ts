@@ -4,14 +4,26 @@ export const MOCK_KEY = "sk-bench-upstream-0123456789abcdef";
 /** The snapshot the mock answers with, as OpenAI does; it is in the price catalog, so every call is priced. */
 export const MOCK_MODEL = "gpt-4o-mini-2024-07-18";
 
-/** One fixed-rate run of the load generator against one origin. */
-export interface Phase {
+/** Where the load goes: the mock itself, Tollgate or Portkey in front of it. */
+export interface Target {
   origin: string;
   path: string;
-  /** The whole Authorization header: the provider key direct, a Tollgate virtual key through the proxy. */
-  authorization: string;
+  /** Every request header: the key (the provider key direct, a Tollgate virtual key, Portkey's routing headers). */
+  headers: Record<string, string>;
+}
+
+/** One fixed-rate, open-loop run of the load generator against one target. */
+export interface Phase {
+  target: Target;
   stream: boolean;
   rate: number;
+  seconds: number;
+}
+
+/** One closed-loop run: each connection sends again as soon as it is answered. Non-streamed. */
+export interface ClosedLoop {
+  target: Target;
+  connections: number;
   seconds: number;
 }
 
@@ -40,4 +52,14 @@ export interface PhaseResult {
   ttfb: Summary | undefined;
   /** How late each request left against its schedule: the generator's own lag. */
   lag: Summary;
+}
+
+export interface ClosedResult {
+  completed: number;
+  errors: number;
+  firstError: string | undefined;
+  seconds: number;
+  /** Completed requests per second. */
+  perSecond: number;
+  latency: Summary;
 }

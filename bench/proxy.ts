@@ -2,31 +2,36 @@ import { type ChildProcess, execSync, fork, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { request } from "undici";
 import { SERVER_URL, freshDatabase } from "./postgres.ts";
 import { type Usage, quiet, rssMb, watch } from "./proc.ts";
-import { MOCK_KEY, type Phase, type PhaseResult } from "./proxy-shared.ts";
+import { type ProfileSummary, summariseProfile } from "./cpu-profile.ts";
+import { type ClosedLoop, type ClosedResult, MOCK_KEY, type Phase, type PhaseResult, type Target } from "./proxy-shared.ts";
 
 /**
- * Proxy overhead (DESIGN.md §6): the same open-loop load generator, in the same run, sends OpenAI
- * chat completions to a mock upstream on loopback, once directly and once through `tollgate
- * serve` with recording on, non-streamed and streamed, at each rate; then steps the rate up
- * through the proxy to find the highest it sustains with p99 ≤ 10 ms. Generator, mock and gateway
- * are three processes, and share the machine's cores with Postgres.
+ * Proxy overhead against a peer (DESIGN.md §6, issue 13): one load generator sends OpenAI chat
+ * completions to a mock upstream on loopback, straight to it ("direct"), through `tollgate serve`
+ * (compiled dist/, real Postgres, recording on, one hard budget matching every call) and through
+ * Portkey's open-source gateway (headless, routed to the same mock by its `x-portkey-provider` and
+ * `x-portkey-custom-host` headers), each rate's phases back to back, then each at its closed-loop
+ * maximum. Portkey 1.15.2 answers streamed calls with 500 as installed, so streams are compared
+ * against direct only. Generator, mock, the gateways and Postgres share the machine's cores.
  */
 
+export type TargetName = "direct" | "tollgate" | "portkey";
+
 export interface ProxyBenchOptions {
-  /** Length of each measured direct or proxy phase. */
+  /** Length of each open-loop phase. */
   seconds: number;
   warmupSeconds: number;
-  /** Length of each step of the max-rate search. */
-  stepSeconds: number;
+  /** Length of each closed-loop run, and its connections. */
+  closedSeconds: number;
+  closedConnections: number;
   rates: number[];
-  searchRates: number[];
 }
 
 export interface Measured {
@@ -36,23 +41,17 @@ export interface Measured {
   startedQuiet: boolean;
 }
 
-export interface Comparison {
+/** One rate, one kind: the targets' phases, run back to back. */
+export interface RateRow {
   stream: boolean;
   rate: number;
-  direct: Measured;
-  proxy: Measured;
-  /** Runs of the pair it took to get one undisturbed by other work (at most ATTEMPTS). */
-  attempts: number;
+  runs: Partial<Record<TargetName, Measured>>;
 }
 
-export interface SearchStep {
-  rate: number;
-  proxy: Measured;
-  attempts: number;
-  /** Why the step does not count as sustained; undefined when it does. */
-  failed: string | undefined;
-  /** The same rate sent directly, run after a failed step to show whether the generator and mock could take it. */
-  direct: Measured | undefined;
+export interface ClosedMeasured {
+  result: ClosedResult;
+  usage: Usage;
+  startedQuiet: boolean;
 }
 
 export interface ProxyResult {
@@ -60,48 +59,37 @@ export interface ProxyResult {
   startedAt: Date;
   /** The commit the gateway ran from, and whether src/ differed from it. */
   source: string;
-  comparisons: Comparison[];
-  search: SearchStep[];
-  maxSustainedRate: number | undefined;
-  /** Every request sent through the gateway in the run: sanity checks, warm-up, phases and search. */
+  portkeyVersion: string;
+  /** 1-, 5- and 15-minute load averages as the run began and as it ended. */
+  loadBefore: number[];
+  loadAfter: number[];
+  rows: RateRow[];
+  closed: Partial<Record<TargetName, ClosedMeasured>>;
+  /** Every request sent through Tollgate in the run: sanity checks, warm-up, phases, closed loop. */
   proxyRequests: number;
   /** usage_events rows after the gateway shut down, by status. */
   recorded: Record<string, number>;
   /** Bytes left in the gateway's spool after shutdown (events it could not write to Postgres). */
   spooledBytes: number;
-  /** After start-up and the sanity checks, before any load. */
-  gatewayIdleRssMb: number;
-  /** Over the whole run, warm-up included. */
-  gatewayRssPeakMb: number;
+  /** After start-up and the sanity checks, before any load; and again after all of it, once idle. */
+  idleRssMb: { tollgate: number; portkey: number; tollgateAfter: number };
+  /** Peak over the measured open-loop phases (warm-up and closed loop excluded) and over the closed loop. */
+  rssPeakMb: { tollgate: number; portkey: number; tollgateClosed: number; portkeyClosed: number };
+  seconds: number;
 }
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ADMIN = "bench-admin-token-0123456789";
 const DATABASE = "tollgate_bench_proxy";
-export const P99_LIMIT_MS = 10;
+const PORTKEY = fileURLToPath(new URL("../node_modules/@portkey-ai/gateway/build/start-server.js", import.meta.url));
 /**
  * Before each phase, up to QUIET_WAIT_MS for a second with the machine under QUIET_CPU (100 = one
- * core busy): the previous phase's recording has landed, and other work on the machine (a test run
- * next door) is not measured with the proxy. A phase that starts without it says so.
+ * core busy): the previous phase's recording has landed, and other work on the machine is not
+ * measured with the proxy. Short, so a busy shared machine cannot stretch the run past ten minutes:
+ * a phase that starts without it is marked, and other work's CPU is reported beside every phase.
  */
-export const QUIET_CPU = 25;
-export const QUIET_WAIT_MS = 60_000;
-/**
- * Builds and test runs may share this machine. A phase during which work other than the bench's
- * own processes and Postgres took more than FOREIGN_CPU (100 = one core) measured that work too:
- * its pair is run again, up to ATTEMPTS times in all, and the last run is kept either way.
- */
-export const FOREIGN_CPU = 15;
-export const ATTEMPTS = 2;
-
-async function undisturbed<T extends Measured[]>(measure: () => Promise<T>): Promise<{ measured: T; attempts: number }> {
-  for (let attempts = 1; ; attempts++) {
-    const measured = await measure();
-    if (attempts === ATTEMPTS || measured.every((m) => m.usage.foreignCpu <= FOREIGN_CPU)) return { measured, attempts };
-    console.log(`other work on the machine during the run (attempt ${attempts}); running it again`);
-  }
-}
-
+export const QUIET_CPU = 40;
+export const QUIET_WAIT_MS = 4_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function freePort(): Promise<number> {
@@ -140,17 +128,6 @@ function reply<T>(child: ChildProcess): Promise<T> {
   });
 }
 
-async function startGateway(env: Record<string, string>, base: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/tollgate.js", "serve"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
-  for (let i = 0; i < 150; i++) {
-    if (await fetch(`${base}/readyz`).then((r) => r.ok, () => false)) return child;
-    if (child.exitCode !== null) break;
-    await sleep(200);
-  }
-  child.kill();
-  throw new Error("the gateway did not become ready");
-}
-
 async function stop(child: ChildProcess | undefined, timeoutMs: number): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, "exit");
@@ -158,37 +135,6 @@ async function stop(child: ChildProcess | undefined, timeoutMs: number): Promise
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   await exited;
   clearTimeout(timer);
-}
-
-async function createVirtualKey(base: string): Promise<string> {
-  const res = await fetch(`${base}/api/keys`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    body: JSON.stringify({ kind: "virtual", name: "bench", team: "bench" }),
-  });
-  if (!res.ok) throw new Error(`creating the virtual key answered ${res.status}: ${await res.text()}`);
-  return ((await res.json()) as { key: string }).key;
-}
-
-/**
- * One call of each kind through the gateway, checked before any load: the answer is whole and
- * priced, and the usage chunk the gateway asked for on the client's behalf is not passed on.
- */
-async function sanityCheck(base: string, key: string): Promise<void> {
-  const ask = (stream: boolean) =>
-    request(`${base}/openai/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], ...(stream ? { stream: true } : {}) }),
-    });
-  const plain = await ask(false);
-  const text = await plain.body.text();
-  if (plain.statusCode !== 200 || plain.headers["x-tollgate-cost-usd"] === undefined)
-    throw new Error(`sanity: a non-streamed call answered ${plain.statusCode} with cost ${String(plain.headers["x-tollgate-cost-usd"])}: ${text}`);
-  const streamed = await ask(true);
-  const events = await streamed.body.text();
-  if (streamed.statusCode !== 200 || !events.endsWith("data: [DONE]\n\n") || events.includes('"choices":[]'))
-    throw new Error(`sanity: the streamed call answered ${streamed.statusCode}: ${events}`);
 }
 
 async function countRecorded(databaseUrl: string): Promise<Record<string, number>> {
@@ -228,36 +174,112 @@ function gatewaySource(): string {
   }
 }
 
-/** Why a search step is not sustained, or undefined when it is. */
-function shortfall(result: PhaseResult): string | undefined {
-  if (result.errors > 0) return `${result.errors} errors (${result.firstError})`;
-  if (result.latency.p99 > P99_LIMIT_MS) return `p99 ${result.latency.p99} ms`;
-  // Requests that left late were queued in the generator: the gateway never saw the rate asked for.
-  if (result.lag.p99 > P99_LIMIT_MS) return `the generator fell behind (send lag p99 ${result.lag.p99} ms)`;
-  return undefined;
+async function waitReady(child: ChildProcess, url: string, what: string): Promise<void> {
+  // Up to two minutes: start-up on a machine shared with others' builds and benches can be slow.
+  for (let i = 0; i < 600; i++) {
+    if (await fetch(url).then((r) => r.status < 500, () => false)) return;
+    if (child.exitCode !== null) break;
+    await sleep(200);
+  }
+  child.kill();
+  throw new Error(`${what} did not become ready`);
 }
 
-export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResult> {
-  const startedAt = new Date();
+async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
+  await waitReady(child, `${base}/readyz`, "the gateway");
+  return child;
+}
+
+/** Portkey's gateway, headless (no console UI), as its own `npx @portkey-ai/gateway --headless` starts it. */
+async function startPortkey(port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [PORTKEY, "--headless", `--port=${port}`], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  await waitReady(child, `http://127.0.0.1:${port}/`, "Portkey's gateway");
+  return child;
+}
+
+async function admin(base: string, path: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`POST ${path} answered ${res.status}: ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * One call of each kind through the gateway, checked before any load: the answer is whole and
+ * priced (the budget's hold settled with it), and the usage chunk the gateway asked for on the
+ * client's behalf is not passed on. Portkey's non-streamed answer is checked too.
+ */
+async function sanityCheck(tollgate: Target, portkey: Target | undefined): Promise<void> {
+  const ask = (target: Target, stream: boolean) =>
+    request(`${target.origin}${target.path}`, {
+      method: "POST",
+      headers: target.headers,
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], ...(stream ? { stream: true } : {}) }),
+    });
+  const plain = await ask(tollgate, false);
+  const text = await plain.body.text();
+  if (plain.statusCode !== 200 || plain.headers["x-tollgate-cost-usd"] === undefined)
+    throw new Error(`sanity: a non-streamed call answered ${plain.statusCode} with cost ${String(plain.headers["x-tollgate-cost-usd"])}: ${text}`);
+  const streamed = await ask(tollgate, true);
+  const events = await streamed.body.text();
+  if (streamed.statusCode !== 200 || !events.endsWith("data: [DONE]\n\n") || events.includes('"choices":[]'))
+    throw new Error(`sanity: the streamed call answered ${streamed.statusCode}: ${events}`);
+  if (!portkey) return;
+  const peer = await ask(portkey, false);
+  const peerText = await peer.body.text();
+  if (peer.statusCode !== 200 || !peerText.includes('"usage"')) throw new Error(`sanity: Portkey answered ${peer.statusCode}: ${peerText}`);
+}
+
+/** The bench's processes, started and wired: the mock, Tollgate (and Portkey), the load generator. */
+interface Stack {
+  databaseUrl: string;
+  dataDir: string;
+  gateway: ChildProcess;
+  peer: ChildProcess | undefined;
+  serverOf: Record<TargetName, number>;
+  targets: Record<TargetName, Target>;
+  /** Requests sent through Tollgate so far. */
+  proxyRequests: number;
+  measure<T>(name: TargetName, message: Phase | ClosedLoop): Promise<{ result: T; usage: Usage; startedQuiet: boolean }>;
+  run(name: TargetName, stream: boolean, rate: number, seconds: number): Promise<Measured>;
+  /** Stops every process (Tollgate with SIGTERM, so it flushes), drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the mock, Tollgate (node run with `gatewayArgs`) and, with `peer`, Portkey; makes the
+ * virtual key and the hard budget; checks one call of each kind. Ctrl-C or a kill stops the
+ * children, which fails the phase under way, so the caller's close() still runs.
+ */
+async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-proxy-"));
-  let mock: ChildProcess | undefined;
-  let load: ChildProcess | undefined;
-  let gateway: ChildProcess | undefined;
-  // Ctrl-C or a kill stops the children, which fails the phase under way, so the finally below
-  // still shuts the gateway down and drops the database.
+  const children: ChildProcess[] = [];
   const interrupted = new AbortController();
   const interrupt = () => {
     interrupted.abort();
-    for (const child of [load, mock, gateway]) child?.kill("SIGTERM");
+    for (const child of children) child.kill("SIGTERM");
+    gateway?.kill("SIGTERM");
   };
   process.once("SIGINT", interrupt).once("SIGTERM", interrupt);
+  let gateway: ChildProcess | undefined;
+  const close = async () => {
+    process.off("SIGINT", interrupt).off("SIGTERM", interrupt);
+    await stop(gateway, 60_000);
+    for (const child of children) await stop(child, 10_000);
+    await dropDatabase(DATABASE);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
     const databaseUrl = await freshDatabase(DATABASE);
-    mock = forkBench("./proxy-mock.ts");
+    const mock = forkBench("./proxy-mock.ts");
+    children.push(mock);
     const { port: mockPort } = await reply<{ port: number }>(mock);
-    const mockPid = mock.pid!;
     const upstream = `http://127.0.0.1:${mockPort}`;
-    const port = await freePort();
+    const [port, peerPort] = [await freePort(), await freePort()];
     const base = `http://127.0.0.1:${port}`;
     gateway = await startGateway(
       {
@@ -272,81 +294,171 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
         LOG_LEVEL: "warn",
       },
       base,
+      gatewayArgs,
     );
-    const gatewayPid = gateway.pid!;
-    const key = await createVirtualKey(base);
-    await sanityCheck(base, key);
-    const gatewayIdleRssMb = Math.round(rssMb(gatewayPid) * 10) / 10;
-    let proxyRequests = 2;
-    let rssPeakMb = gatewayIdleRssMb;
-    load = forkBench("./proxy-load.ts");
-    const loader = load;
-
-    const targets = {
-      direct: { origin: upstream, path: "/v1/chat/completions", authorization: `Bearer ${MOCK_KEY}` },
-      proxy: { origin: base, path: "/openai/v1/chat/completions", authorization: `Bearer ${key}` },
+    const portkey = peer ? await startPortkey(peerPort) : undefined;
+    if (portkey) children.push(portkey);
+    const { key } = (await admin(base, "/api/keys", { kind: "virtual", name: "bench", team: "bench" })) as { key: string };
+    // A hard budget every call matches: each call is checked against it and settled with its cost.
+    await admin(base, "/api/budgets", { name: "bench-hard", scope: { team: "bench" }, amount_usd: "1000000", period: "month", timezone: "UTC", thresholds: [100], mode: "hard" });
+    const json = { "content-type": "application/json" };
+    const targets: Record<TargetName, Target> = {
+      direct: { origin: upstream, path: "/v1/chat/completions", headers: { ...json, authorization: `Bearer ${MOCK_KEY}` } },
+      tollgate: { origin: base, path: "/openai/v1/chat/completions", headers: { ...json, authorization: `Bearer ${key}` } },
+      portkey: {
+        origin: `http://127.0.0.1:${peerPort}`,
+        path: "/v1/chat/completions",
+        headers: { ...json, authorization: `Bearer ${MOCK_KEY}`, "x-portkey-provider": "openai", "x-portkey-custom-host": `${upstream}/v1` },
+      },
     };
-    const run = async (target: keyof typeof targets, stream: boolean, rate: number, seconds: number): Promise<Measured> => {
-      const phase: Phase = { ...targets[target], stream, rate, seconds };
-      const startedQuiet = await quiet(QUIET_CPU, QUIET_WAIT_MS, interrupted.signal);
-      if (interrupted.signal.aborted) throw new Error("interrupted");
-      const watched = await watch({ gateway: gatewayPid, bench: [process.pid, loader.pid!, mockPid], database: DATABASE }, () => {
-        loader.send(phase);
-        return reply<PhaseResult>(loader);
-      });
-      const measured = { ...watched, startedQuiet };
-      rssPeakMb = Math.max(rssPeakMb, measured.usage.rssPeakMb);
-      if (target === "proxy") proxyRequests += measured.result.scheduled;
-      console.log(`${target} ${stream ? "streamed" : "non-streamed"} ${rate}/s:`, JSON.stringify(measured));
-      return measured;
+    await sanityCheck(targets.tollgate, portkey ? targets.portkey : undefined);
+    const load = forkBench("./proxy-load.ts");
+    children.push(load);
+    const serverOf: Record<TargetName, number> = { direct: mock.pid!, tollgate: gateway.pid!, portkey: portkey?.pid ?? NaN };
+    const benchOf = (name: TargetName) => [process.pid, load.pid!, ...(name === "direct" ? [] : [mock.pid!])];
+    const stack: Stack = {
+      databaseUrl,
+      dataDir,
+      gateway,
+      peer: portkey,
+      serverOf,
+      targets,
+      proxyRequests: 2,
+      async measure<T>(name: TargetName, message: Phase | ClosedLoop) {
+        const startedQuiet = await quiet(QUIET_CPU, QUIET_WAIT_MS, interrupted.signal);
+        if (interrupted.signal.aborted) throw new Error("interrupted");
+        const watched = await watch({ server: serverOf[name], bench: benchOf(name), database: DATABASE }, () => {
+          load.send(message);
+          return reply<T>(load).then(nullsToNaN);
+        });
+        return { ...watched, startedQuiet };
+      },
+      async run(name, stream, rate, seconds) {
+        const measured = await stack.measure<PhaseResult>(name, { target: targets[name], stream, rate, seconds });
+        if (name === "tollgate") stack.proxyRequests += measured.result.scheduled;
+        console.log(`${name} ${stream ? "streamed" : "non-streamed"} ${rate}/s:`, JSON.stringify(measured));
+        return measured;
+      },
+      close,
     };
+    return stack;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
 
-    for (const stream of [false, true]) {
-      await run("direct", stream, 500, options.warmupSeconds);
-      await run("proxy", stream, 500, options.warmupSeconds);
-    }
+export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResult> {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const stack = await startStack([], true);
+  try {
+    const { serverOf } = stack;
+    // Let the budget's lease and the first writes settle before reading idle memory.
+    await sleep(2000);
+    const idleRssMb = { tollgate: round1(rssMb(serverOf.tollgate)), portkey: round1(rssMb(serverOf.portkey)), tollgateAfter: NaN };
 
-    const comparisons: Comparison[] = [];
+    // Warm-up: JIT, connection pools, the budget's lease.
+    for (const name of ["direct", "tollgate", "portkey"] as const) await stack.run(name, false, 500, options.warmupSeconds);
+    for (const name of ["direct", "tollgate"] as const) await stack.run(name, true, 500, options.warmupSeconds);
+
+    const rows: RateRow[] = [];
+    const rssPeakMb = { tollgate: 0, portkey: 0, tollgateClosed: 0, portkeyClosed: 0 };
     for (const stream of [false, true]) {
       for (const rate of options.rates) {
-        const { measured, attempts } = await undisturbed(async () => [await run("direct", stream, rate, options.seconds), await run("proxy", stream, rate, options.seconds)]);
-        comparisons.push({ stream, rate, direct: measured[0]!, proxy: measured[1]!, attempts });
+        const row: RateRow = { stream, rate, runs: {} };
+        for (const name of stream ? (["direct", "tollgate"] as const) : (["direct", "tollgate", "portkey"] as const)) {
+          const measured = await stack.run(name, stream, rate, options.seconds);
+          row.runs[name] = measured;
+          if (name !== "direct") rssPeakMb[name] = Math.max(rssPeakMb[name], measured.usage.rssPeakMb);
+        }
+        rows.push(row);
       }
     }
 
-    const search: SearchStep[] = [];
-    for (const rate of options.searchRates) {
-      const { measured, attempts } = await undisturbed(async () => [await run("proxy", false, rate, options.stepSeconds)]);
-      const proxy = measured[0]!;
-      const failed = shortfall(proxy.result);
-      const direct = failed ? await run("direct", false, rate, options.stepSeconds) : undefined;
-      search.push({ rate, proxy, attempts, failed, direct });
-      if (failed) break;
+    const closed: ProxyResult["closed"] = {};
+    for (const name of ["direct", "tollgate", "portkey"] as const) {
+      const measured = await stack.measure<ClosedResult>(name, { target: stack.targets[name], connections: options.closedConnections, seconds: options.closedSeconds });
+      if (name === "tollgate") stack.proxyRequests += measured.result.completed + measured.result.errors;
+      console.log(`${name} closed loop:`, JSON.stringify(measured));
+      closed[name] = measured;
     }
-    const sustained = search.filter((s) => s.failed === undefined);
+    rssPeakMb.tollgateClosed = closed.tollgate!.usage.rssPeakMb;
+    rssPeakMb.portkeyClosed = closed.portkey!.usage.rssPeakMb;
+    await sleep(5000);
+    idleRssMb.tollgateAfter = round1(rssMb(serverOf.tollgate));
 
     // Shut down first: the gateway flushes its recorder on SIGTERM, so every row it will ever write is in.
-    await stop(gateway, 60_000);
-    const recorded = await countRecorded(databaseUrl);
+    await stop(stack.gateway, 60_000);
+    const recorded = await countRecorded(stack.databaseUrl);
     return {
       options,
       startedAt,
       source: gatewaySource(),
-      comparisons,
-      search,
-      maxSustainedRate: sustained.length > 0 ? sustained[sustained.length - 1]!.rate : undefined,
-      proxyRequests,
+      portkeyVersion: portkeyVersion(),
+      loadBefore,
+      loadAfter: loadavg(),
+      rows,
+      closed,
+      proxyRequests: stack.proxyRequests,
       recorded,
-      spooledBytes: bytesUnder(join(dataDir, "spool")),
-      gatewayIdleRssMb,
-      gatewayRssPeakMb: rssPeakMb,
+      spooledBytes: bytesUnder(join(stack.dataDir, "spool")),
+      idleRssMb,
+      rssPeakMb,
+      seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     };
   } finally {
-    process.off("SIGINT", interrupt).off("SIGTERM", interrupt);
-    if (load?.connected) load.disconnect();
-    if (mock?.connected) mock.disconnect();
-    await stop(gateway, 60_000);
-    await dropDatabase(DATABASE);
-    rmSync(dataDir, { recursive: true, force: true });
+    await stack.close();
+  }
+}
+
+export interface ProfileResult {
+  startedAt: Date;
+  source: string;
+  rate: number;
+  seconds: number;
+  loadBefore: number[];
+  phase: Measured;
+  profile: ProfileSummary;
+}
+
+/**
+ * A CPU profile of Tollgate (`node --cpu-prof`, compiled dist/) under the open-loop load at
+ * `rate`, non-streamed, after a warm-up: where its CPU time goes.
+ */
+export async function profileProxy(rate: number, seconds: number): Promise<ProfileResult> {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-profile-"));
+  const stack = await startStack(["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=500"], false);
+  try {
+    await stack.run("tollgate", false, 500, 4);
+    const phase = await stack.run("tollgate", false, rate, seconds);
+    // The profile is written as the gateway exits.
+    await stop(stack.gateway, 60_000);
+    const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
+    if (!file) throw new Error("the gateway wrote no CPU profile");
+    return { startedAt, source: gatewaySource(), rate, seconds, loadBefore, phase, profile: summariseProfile(join(dir, file)) };
+  } finally {
+    await stack.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A percentile of no answers is NaN, which crosses IPC as JSON null: back to NaN, so sums with it stay NaN. */
+function nullsToNaN<T>(value: T): T {
+  if (value === null) return NaN as T;
+  if (typeof value !== "object") return value;
+  for (const key of Object.keys(value as object)) (value as Record<string, unknown>)[key] = nullsToNaN((value as Record<string, unknown>)[key]);
+  return value;
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+function portkeyVersion(): string {
+  try {
+    return (JSON.parse(execSync("npm ls @portkey-ai/gateway --json", { cwd: ROOT }).toString()) as { dependencies: Record<string, { version: string }> }).dependencies["@portkey-ai/gateway"]!.version;
+  } catch {
+    return "unknown";
   }
 }

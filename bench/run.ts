@@ -5,8 +5,8 @@ import { benchBudgetGate } from "./budget-gate.ts";
 import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
 import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
-import { benchProxy } from "./proxy.ts";
-import { proxySection } from "./proxy-report.ts";
+import { benchProxy, profileProxy } from "./proxy.ts";
+import { profileSection, proxySection } from "./proxy-report.ts";
 import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
@@ -15,7 +15,7 @@ import { benchSpend } from "./spend.ts";
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
- * an earlier run; BENCH_PROXY_SECONDS shortens the proxy phases; BENCH_BUDGET_EVENTS,
+ * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases; BENCH_BUDGET_EVENTS,
  * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
 const events = Number(process.env.BENCH_EVENTS ?? 10_000_000);
@@ -108,13 +108,17 @@ month so far (the daily chart) besides its totals, tops, budgets, alerts and rai
 }
 if (which === "all" || which === "proxy") {
   const r = await benchProxy({
-    seconds: Number(process.env.BENCH_PROXY_SECONDS ?? 30),
-    warmupSeconds: Number(process.env.BENCH_PROXY_WARMUP_SECONDS ?? 5),
-    stepSeconds: Number(process.env.BENCH_PROXY_STEP_SECONDS ?? 10),
-    rates: [500, 1000],
-    searchRates: [250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
+    seconds: Number(process.env.BENCH_PROXY_SECONDS ?? 8),
+    warmupSeconds: Number(process.env.BENCH_PROXY_WARMUP_SECONDS ?? 4),
+    closedSeconds: Number(process.env.BENCH_PROXY_CLOSED_SECONDS ?? 10),
+    closedConnections: 32,
+    rates: (process.env.BENCH_PROXY_RATES ?? "200,500,1000,2000").split(",").map(Number),
   });
   put("## Proxy overhead:", proxySection(r));
+}
+if (which === "proxy-profile") {
+  const r = await profileProxy(Number(process.env.BENCH_PROFILE_RATE ?? 1000), Number(process.env.BENCH_PROFILE_SECONDS ?? 15));
+  put("## Proxy CPU profile:", profileSection(r));
 }
 if (which === "all" || which === "budgets") {
   const r = await benchBudgets({

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { join } from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import { adminApi } from "./admin/api.ts";
@@ -36,8 +37,9 @@ import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./http/problem.ts";
 import { refuseNulInUrl } from "./http/nul-guard.ts";
+import { createHttpServer } from "./http/server.ts";
 import { operationsRouter } from "./operations-routes.ts";
-import { proxyMiddleware } from "./proxy/router.ts";
+import { proxyHandler, proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
 import { OidcSignIn } from "./web/oidc.ts";
@@ -56,7 +58,12 @@ function oidcSignIn(config: Config): OidcSignIn | undefined {
 
 /** Every part of a running gateway, wired together; the one place that knows them all. */
 export interface Gateway {
+  /** Everything but the proxy: the admin API, ingest, chat platforms, operations. */
   app: Express;
+  /** The whole gateway as one request handler: proxy routes answered before express is involved, the rest by `app`. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** An HTTP server for `handle`, listening on `port` and `host`. */
+  listen(port: number, host: string): Server;
   config: Config;
   database: Database;
   recorder: Recorder;
@@ -164,27 +171,28 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const scheduler = new Scheduler(database, jobs, logger);
   await providerKeys.refresh();
 
+  const proxy = proxyHandler({
+    routes,
+    keys,
+    providerKeys,
+    gate: enforcer,
+    builder,
+    // The one place a proxied call's built event is handed to the ledger.
+    record: (built) => usage.submit([built]),
+    logger,
+    onDisconnect: config.TOLLGATE_ON_DISCONNECT,
+    drainTimeoutMs: 60_000,
+    maxDrains: 64,
+    upstreamTimeoutMs: config.TOLLGATE_UPSTREAM_TIMEOUT_MS,
+    allowProviderKeys: config.TOLLGATE_ALLOW_PROVIDER_KEYS,
+    maxRequestBytes: config.TOLLGATE_MAX_REQUEST_BYTES,
+  });
   const app = express();
   app.disable("x-powered-by");
+  // Proxy routes reach express only when the app is served on its own (app.listen); `handle` answers them first.
+  app.use(proxyMiddleware(proxy));
   app.use(requestLog(logger));
   app.use(refuseNulInUrl);
-  app.use(
-    proxyMiddleware({
-      routes,
-      keys,
-      providerKeys,
-      gate: enforcer,
-      builder,
-      record: (built) => usage.submit([built]),
-      logger,
-      onDisconnect: config.TOLLGATE_ON_DISCONNECT,
-      drainTimeoutMs: 60_000,
-      maxDrains: 64,
-      upstreamTimeoutMs: config.TOLLGATE_UPSTREAM_TIMEOUT_MS,
-      allowProviderKeys: config.TOLLGATE_ALLOW_PROVIDER_KEYS,
-      maxRequestBytes: 32 * 1024 * 1024,
-    }),
-  );
   app.use(operationsRouter(database, usage));
   const ingest = { keys, sources, recorder, preAuth: new ByteBudget(PRE_AUTH_BYTES) };
   app.use(usageRouter(ingest));
@@ -226,8 +234,13 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     scheduler.start();
   }
 
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (!proxy(req, res)) app(req, res);
+  };
   return {
     app,
+    handle,
+    listen: (port, host) => createHttpServer(handle, config).listen(port, host),
     config,
     database,
     recorder,

@@ -119,6 +119,8 @@ export const ConfigSchema = z.object({
   TOLLGATE_ON_DISCONNECT: z.enum(["drain", "cancel"], { error: "drain or cancel" }).default("drain"),
   TOLLGATE_ALLOW_PROVIDER_KEYS: z.enum(["true", "false"], { error: "true or false" }).default("false").transform((v) => v === "true"),
   TOLLGATE_UPSTREAM_TIMEOUT_MS: wholeNumber(1000, 3_600_000, 600_000),
+  /** The largest request body the proxy takes; a larger one is refused with 413 (unread when its content-length says so). */
+  TOLLGATE_MAX_REQUEST_BYTES: wholeNumber(1024, 1024 * 1024 * 1024, 32 * 1024 * 1024),
   /** Hard budgets: how often each process re-reads budgets and renews its leases of them. */
   TOLLGATE_BUDGET_REFRESH_MS: wholeNumber(10, 60_000, 1000),
   /** How long a process's lease of a hard budget outlives its last renewal (a process gone or cut off). */

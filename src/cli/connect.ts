@@ -27,7 +27,7 @@ export async function connect(config: Config, logger: Logger, integrations: read
   const { createGateway } = await import("../app.ts");
   // A one-off command neither delivers nor runs schedules: the outbox and the jobs wait for `serve`.
   const gateway = await createGateway({ ...config, TOLLGATE_JOBS: "off" }, logger, undefined, integrations);
-  const server = gateway.app.listen(0, "127.0.0.1");
+  const server = gateway.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   return {

@@ -1,10 +1,9 @@
 import { once } from "node:events";
 import { mkdirSync } from "node:fs";
-import { type Server, createServer } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Express } from "express";
 import { join } from "node:path";
-import { createGateway } from "../app.ts";
+import { type Gateway, createGateway } from "../app.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
@@ -30,20 +29,9 @@ export function startLine(config: Config, url: string): string {
   return `tollgate: listening at ${url} · data folder ${config.TOLLGATE_DATA_DIR} (${database}) · admin token in ${token}`;
 }
 
-/**
- * The HTTP server, with limits on how slowly a client may send: headers and the whole request are
- * timed (408, then closed), and idle keep-alive sockets go after a few seconds, so a slowloris
- * costs a socket for a bounded time. Node checks these timers every `connectionsCheckingInterval`.
- */
-export function createHttpServer(app: Express, config: Pick<Config, "TOLLGATE_HEADERS_TIMEOUT_MS" | "TOLLGATE_REQUEST_TIMEOUT_MS">): Server {
-  const headersTimeout = config.TOLLGATE_HEADERS_TIMEOUT_MS;
-  const requestTimeout = Math.max(config.TOLLGATE_REQUEST_TIMEOUT_MS, headersTimeout);
-  return createServer({ headersTimeout, requestTimeout, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.min(headersTimeout, 5_000) }, app);
-}
-
 /** Listens on PORT and HOST; a port in use (or not ours to take) is one line for people, not a stack trace. */
-async function listen(app: Express, config: Config): Promise<Server> {
-  const server = createHttpServer(app, config).listen(config.PORT, config.HOST);
+async function listen(gateway: Gateway, config: Config): Promise<Server> {
+  const server = gateway.listen(config.PORT, config.HOST);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -78,7 +66,7 @@ export async function serve(config: Config, logger: Logger, integrations: readon
   let gateway: Awaited<ReturnType<typeof createGateway>> | undefined;
   try {
     gateway = await createGateway(config, logger, undefined, integrations);
-    const server = await listen(gateway.app, config);
+    const server = await listen(gateway, config);
     const { port } = server.address() as AddressInfo;
     const url = reachableUrl(config.HOST, port);
     writeServerFile(dataDir, { url, pid: process.pid });

@@ -78,6 +78,14 @@ function info(row: typeof apiKeys.$inferSelect): KeyInfo {
 /** How long a looked-up key is trusted before it is read again: the delay a revocation can take. */
 const CACHE_MS = 5_000;
 
+/** Lookups of keys never seen before that may wait on the database at once. */
+const MAX_FIRST_LOOKUPS = 256;
+
+/** Too many unknown keys are being looked up at once: answered like a database that does not answer. */
+export class KeyLookupsBusy extends Error {
+  override name = "KeyLookupsBusy";
+}
+
 interface CachedKey {
   key: KeyInfo | null;
   until: number;
@@ -86,6 +94,7 @@ interface CachedKey {
 
 export class ApiKeys {
   private cache = new Map<string, CachedKey>();
+  private firstLookups = 0;
 
   constructor(private readonly database: Database) {}
 
@@ -155,15 +164,12 @@ export class ApiKeys {
    * database outage with what was last known; only a key never seen before waits for (and fails
    * with) the database.
    */
-  async find(presented: string): Promise<KeyInfo | null> {
+  find(presented: string): KeyInfo | null | Promise<KeyInfo | null> {
     if (!presented.startsWith(KEY_PREFIX)) return null;
     const hash = hashKey(presented);
-    let hit = this.cache.get(hash);
-    if (!hit) {
-      hit = { key: await this.lookup(hash), until: Date.now() + CACHE_MS };
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(hash, hit);
-    } else if (hit.until < Date.now() && !hit.refreshing) {
+    const hit = this.cache.get(hash);
+    if (!hit) return this.firstLookup(hash);
+    if (hit.until < Date.now() && !hit.refreshing) {
       const entry = hit;
       entry.refreshing = this.lookup(hash).then(
         (key) => {
@@ -175,7 +181,26 @@ export class ApiKeys {
         entry.refreshing = undefined;
       });
     }
+    // A plain value, not a promise: a known key costs the proxy's hot path no await.
     return hit.key;
+  }
+
+  /**
+   * A key never seen before, read from the database. Unknown keys are anyone's to send: at most
+   * MAX_FIRST_LOOKUPS wait at once, and the rest are refused as if the database were away, so
+   * they cannot pile up requests (or queries) in memory.
+   */
+  private async firstLookup(hash: string): Promise<KeyInfo | null> {
+    if (this.firstLookups >= MAX_FIRST_LOOKUPS) throw new KeyLookupsBusy();
+    this.firstLookups++;
+    try {
+      const hit = { key: await this.lookup(hash), until: Date.now() + CACHE_MS };
+      if (this.cache.size > 10_000) this.cache.clear();
+      this.cache.set(hash, hit);
+      return hit.key;
+    } finally {
+      this.firstLookups--;
+    }
   }
 
   private async lookup(hash: string): Promise<KeyInfo | null> {

@@ -6,7 +6,7 @@ import type { Dispatcher } from "undici";
 import type { Built, EventBuilder } from "../ledger/build-event.ts";
 import { type Attribution, type UsageEvent, ZERO_TOKENS } from "../ledger/event.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
-import type { CallUsage, Provider, RequestFacts } from "../providers/types.ts";
+import type { CallUsage, Provider, RequestFacts, UpstreamRequest } from "../providers/types.ts";
 import { ATTRIBUTION_HEADERS } from "./attribution.ts";
 import type { Upstream } from "./router.ts";
 import { upstreamPath } from "./upstream-path.ts";
@@ -27,17 +27,17 @@ export interface Call {
   attribution: Attribution;
   started: number;
   startedAt: Date;
-}
-
-export interface ForwardOptions {
-  upstream: Upstream;
+  /** The `x-request-id` an answer carries when the upstream sends none: the client's own (when sane), else the call's id. */
+  replyId: string;
   /** The provider key to authorise with (stored, from the environment, or the client's own); undefined when none is configured. */
   credential: string | undefined;
-  /** The provider's own settings, for its `authorize`. */
-  settings: unknown;
-  builder: EventBuilder;
   /** Takes the call's built event (or why it could not be built): settles its hold and hands it to the ledger. */
   record: (built: Built) => void;
+}
+
+/** What every call through one gateway shares: made once, not per request. */
+export interface ForwardOptions {
+  builder: EventBuilder;
   onDisconnect: "drain" | "cancel";
   drainTimeoutMs: number;
   /** Shared count of answers still being read after their client left, bounded by maxDrains. */
@@ -45,24 +45,43 @@ export interface ForwardOptions {
   upstreamTimeoutMs: number;
 }
 
+/** Where a call goes: its route's upstream and the provider's settings, for its `authorize`. */
+export interface Target {
+  upstream: Upstream;
+  settings: unknown;
+}
+
+/** Per provider, the request headers never sent upstream: hop-by-hop, its credentials, and Tollgate's own. */
+const droppedHeaders = new WeakMap<Provider, ReadonlySet<string>>();
+function dropped(provider: Provider): ReadonlySet<string> {
+  let names = droppedHeaders.get(provider);
+  if (!names) droppedHeaders.set(provider, (names = new Set([...HOP_BY_HOP, ...provider.credentialHeaders, ...ATTRIBUTION_HEADERS])));
+  return names;
+}
+
 /** Headers for the upstream, before the provider authorises them: the client's, minus hop-by-hop, its credentials and our own. */
 export function upstreamHeaders(headers: IncomingHttpHeaders, provider: Provider, body: Buffer | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  const drop = new Set([...provider.credentialHeaders, ...ATTRIBUTION_HEADERS]);
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name)) continue;
+  const drop = dropped(provider);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || drop.has(name)) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   if (body) out["content-length"] = String(body.length);
   return out;
 }
 
-function clientHeaders(headers: Dispatcher.ResponseData["headers"], without: readonly string[]): Record<string, string | string[]> {
+/** The upstream's answer headers for the client, minus hop-by-hop ones and `without`, plus the call's ids. */
+function clientHeaders(call: Call, headers: Dispatcher.ResponseData["headers"], without?: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || without.includes(name)) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || name === without) continue;
     out[name] = value;
   }
+  out["x-request-id"] ??= call.replyId;
+  out["x-tollgate-request-id"] = call.id;
   return out;
 }
 
@@ -117,7 +136,7 @@ const NO_USAGE: CallUsage = { usage: undefined, model: undefined };
 
 /** Builds the call's event, once, and hands it on. */
 function recordCall(opts: ForwardOptions, ...seen: Parameters<typeof callEvent>): void {
-  opts.record(opts.builder.build(callEvent(...seen)));
+  seen[0].record(opts.builder.build(callEvent(...seen)));
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
@@ -125,21 +144,38 @@ const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
   return typeof id === "string" ? id.slice(0, 200) : undefined;
 };
 
+/** The request as the provider authorises it; the whole URL is built only if it asks (SigV4 signs it). */
+function upstreamRequest(method: string, origin: string, path: string, headers: Record<string, string>, body: Buffer | undefined): UpstreamRequest {
+  let url: URL | undefined;
+  return {
+    method,
+    get url() {
+      return (url ??= new URL(path, origin));
+    },
+    headers,
+    body,
+  };
+}
+
 /** Sends a call upstream and its answer back, recording it once the answer is over. */
-export async function forward(call: Call, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, query: string, opts: ForwardOptions): Promise<void> {
+export async function forward(call: Call, target: Target, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, query: string, opts: ForwardOptions): Promise<void> {
   const sent = call.facts.rewritten ?? body;
-  const path = upstreamPath(opts.upstream.basePath, call.path) + query;
+  const { upstream } = target;
+  const path = upstreamPath(upstream.basePath, call.path) + query;
   const method = req.method ?? "GET";
   const headers = upstreamHeaders(req.headers, call.provider, sent);
-  const authorization = await call.provider.authorize({ method, url: new URL(path, opts.upstream.origin), headers, body: sent }, opts.credential, opts.settings);
+  const authorizing = call.provider.authorize(upstreamRequest(method, upstream.origin, path, headers, sent), call.credential, target.settings);
+  const authorization = authorizing instanceof Promise ? await authorizing : authorizing;
   if (authorization === undefined)
     return sendProviderError(res, call, 503, "provider_not_configured", `no ${call.provider.name} API key is configured on the gateway`);
+  // The provider has seen (and, for SigV4, signed) these headers: its own are added, none changed.
+  for (const name in authorization) headers[name] = authorization[name]!;
   let answer: Dispatcher.ResponseData;
   try {
-    answer = await opts.upstream.dispatcher.request({
+    answer = await upstream.dispatcher.request({
       path,
       method: method as Dispatcher.HttpMethod,
-      headers: { ...headers, ...authorization },
+      headers,
       body: sent,
       headersTimeout: opts.upstreamTimeoutMs,
       bodyTimeout: opts.upstreamTimeoutMs,
@@ -155,10 +191,13 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   const contentType = String(answer.headers["content-type"] ?? "");
   if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts, sent);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
-  res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
-  const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
+  res.writeHead(answer.statusCode, clientHeaders(call, answer.headers));
+  const delivery = await pump(answer.body, res, identity, opts, nothing);
   recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
+
+const identity = (chunk: Buffer): Buffer => chunk;
+const nothing = (): undefined => undefined;
 
 /**
  * How a relayed answer ended: sent whole; the client left but the answer was read to its end
@@ -172,34 +211,67 @@ function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
   return code < 400 && delivery === "whole" ? "ok" : "error";
 }
 
-/** A whole JSON answer: held (up to a limit) so its cost can ride in a header, then sent as it came. */
+/** An answer's first bytes, up to just past `limit`; `whole` when that was all of it. */
+interface Held {
+  chunks: Buffer[];
+  size: number;
+  whole: boolean;
+}
+
+/** Reads an answer up to its end or just past `limit`, whichever comes first; rejects if it breaks off. */
+function hold(body: Readable, limit: number): Promise<Held> {
+  return new Promise((resolve, reject) => {
+    const held: Held = { chunks: [], size: 0, whole: false };
+    const off = () => {
+      body.off("data", onData);
+      body.off("end", onEnd);
+      body.off("error", onBroken);
+      body.off("close", onBroken);
+    };
+    const onData = (chunk: Buffer) => {
+      held.chunks.push(chunk);
+      held.size += chunk.length;
+      if (held.size <= limit) return;
+      body.pause();
+      off();
+      resolve(held);
+    };
+    const onEnd = () => {
+      off();
+      held.whole = true;
+      resolve(held);
+    };
+    const onBroken = (err?: Error) => {
+      off();
+      reject(err ?? new Error("the answer closed before its end"));
+    };
+    body.on("data", onData);
+    body.once("end", onEnd);
+    body.once("error", onBroken);
+    body.once("close", onBroken);
+  });
+}
+
+/** A whole JSON answer: held (up to a limit) so its cost can ride in a header, then sent as it came, in one write. */
 async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const iterator = answer.body[Symbol.asyncIterator]();
+  let held: Held;
   try {
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done) break;
-      chunks.push(next.value as Buffer);
-      size += (next.value as Buffer).length;
-      if (size > HOLD_LIMIT) break;
-    }
+    held = await hold(answer.body, HOLD_LIMIT);
   } catch {
     sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
     recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
     return;
   }
-  const headers: Record<string, string | string[]> = { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id };
-  if (size > HOLD_LIMIT) {
+  const headers = clientHeaders(call, answer.headers);
+  if (!held.whole) {
     // Too big to hold: stream it on, without a cost header and without usage.
     res.writeHead(answer.statusCode, headers);
-    for (const chunk of chunks) res.write(chunk);
-    const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
+    for (const chunk of held.chunks) res.write(chunk);
+    const delivery = await pump(answer.body, res, identity, opts, nothing);
     recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
     return;
   }
-  const bytes = Buffer.concat(chunks);
+  const bytes = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks, held.size);
   const encoding = answer.headers["content-encoding"] as string | undefined;
   let outcome = NO_USAGE;
   if (answer.statusCode < 400) {
@@ -216,9 +288,10 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   const built = opts.builder.build(callEvent(call, outcome, status, requestId, answer.statusCode));
   if (answer.statusCode < 400 && built.ok && built.event.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(built.event.cost);
   headers["content-length"] = String(bytes.length);
+  // Head and body leave together: end() corks the socket around both.
   res.writeHead(answer.statusCode, headers);
   res.end(bytes);
-  opts.record(built);
+  call.record(built);
 }
 
 /**
@@ -234,7 +307,12 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const source: Readable = inflate ? pipeline(answer.body, inflate, () => {}) : answer.body;
   const injected = call.facts.rewritten !== undefined && call.facts.stream;
   const tap = call.provider.tap(call.path, injected);
-  res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
+  const headers = clientHeaders(call, answer.headers, "content-encoding");
+  headers["cache-control"] = "no-cache";
+  res.writeHead(answer.statusCode, headers);
+  // The head goes at once, on its own: the client sees the answer begin before the first event,
+  // and each event after reaches it as the upstream sent it (a client that stops after one event
+  // gets just that one).
   res.flushHeaders();
   const sse = isEventStream(String(answer.headers["content-type"] ?? ""));
   const meter = new StreamMeter(sse);
@@ -261,61 +339,93 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
  * once) or cut off (cancel). Says whether the client got the whole answer, left first, or the
  * upstream broke off (an error, a timeout) and the client's answer was cut short.
  */
-async function pump(
+function pump(
   source: Readable,
   res: ServerResponse,
   transform: (chunk: Buffer) => Buffer | undefined,
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
 ): Promise<Delivery> {
-  let clientGone = false;
-  let upstreamBroke = false;
-  let cut = false;
-  let draining = false;
-  let drainTimer: NodeJS.Timeout | undefined;
-  const onClose = () => {
-    if (res.writableFinished) return;
-    clientGone = true;
-    if (opts.onDisconnect === "drain" && opts.drains.active < opts.drains.max) {
-      draining = true;
-      opts.drains.active++;
-      drainTimer = setTimeout(() => source.destroy(), opts.drainTimeoutMs);
-    } else source.destroy();
-  };
-  res.on("close", onClose);
-  try {
-    for await (const chunk of source) {
-      const out = transform(chunk as Buffer);
-      if (clientGone || out === undefined || out.length === 0) continue;
-      if (!res.write(out)) await new Promise<void>((resolve) => {
-        const done = () => {
-          res.off("drain", done);
-          res.off("close", done);
-          resolve();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-      });
-    }
-    const tail = atEnd();
-    if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
-  } catch {
-    // The upstream broke off or was cut: the client's answer ends here, the call is still recorded.
-    if (clientGone) cut = true;
-    else {
-      upstreamBroke = true;
+  return new Promise((resolve) => {
+    let clientGone = false;
+    let draining = false;
+    let settled = false;
+    let drainTimer: NodeJS.Timeout | undefined;
+    const settle = (delivery: Delivery) => {
+      if (settled) return;
+      settled = true;
+      source.off("data", onData);
+      source.off("end", onEnd);
+      source.off("error", onBroken);
+      source.off("close", onBroken);
+      res.off("close", onClose);
+      res.off("drain", onDrain);
+      clearTimeout(drainTimer);
+      if (draining) opts.drains.active--;
+      resolve(delivery);
+    };
+    const onClose = () => {
+      if (res.writableFinished) return;
+      clientGone = true;
+      res.off("drain", onDrain);
+      if (opts.onDisconnect === "drain" && opts.drains.active < opts.drains.max) {
+        draining = true;
+        opts.drains.active++;
+        drainTimer = setTimeout(() => source.destroy(), opts.drainTimeoutMs);
+        source.resume();
+      } else source.destroy();
+    };
+    const onDrain = () => source.resume();
+    const onData = (chunk: Buffer) => {
+      let out: Buffer | undefined;
+      try {
+        out = transform(chunk);
+      } catch (err) {
+        source.destroy(err as Error);
+        return;
+      }
+      if (clientGone || out === undefined || out.length === 0) return;
+      if (!res.write(out)) {
+        source.pause();
+        res.once("drain", onDrain);
+      }
+    };
+    const onEnd = () => {
+      let tail: Buffer | undefined;
+      try {
+        tail = atEnd();
+      } catch {
+        tail = undefined;
+      }
+      if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
+      settle(clientGone ? "client_gone" : "whole");
+    };
+    // The upstream broke off, or the gateway stopped reading after the client left (or it closed without
+    // ending): the client's answer ends here, the call is still recorded.
+    const onBroken = () => {
+      if (clientGone) return settle("cut");
       res.destroy();
-    }
-  } finally {
-    res.off("close", onClose);
-    clearTimeout(drainTimer);
-    if (draining) opts.drains.active--;
-  }
-  return clientGone ? (cut ? "cut" : "client_gone") : upstreamBroke ? "upstream_broke" : "whole";
+      settle("upstream_broke");
+    };
+    source.on("data", onData);
+    source.once("end", onEnd);
+    source.once("error", onBroken);
+    source.once("close", onBroken);
+    res.on("close", onClose);
+    source.resume();
+  });
 }
 
 /** An error the gateway itself answers, in the provider's own shape. */
-export function sendProviderError(res: ServerResponse, call: Pick<Call, "provider" | "id">, status: number, code: string, message: string, details?: Record<string, unknown>, headers: Record<string, string> = {}): void {
+export function sendProviderError(
+  res: ServerResponse,
+  call: Pick<Call, "provider" | "id"> & Partial<Pick<Call, "replyId">>,
+  status: number,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -324,7 +434,13 @@ export function sendProviderError(res: ServerResponse, call: Pick<Call, "provide
   // The gateway's own 4xx (a bad key, a limit, a body too large) is not fixed by sending it again.
   const all = status >= 400 && status < 500 ? { "x-should-retry": "false", ...headers } : headers;
   const own = call.provider.errorHeaders?.(status, all) ?? all;
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-tollgate-request-id": call.id, ...own });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...(call.replyId ? { "x-request-id": call.replyId } : {}),
+    "x-tollgate-request-id": call.id,
+    ...own,
+  });
   res.end(body);
 }
 

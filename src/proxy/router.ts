@@ -52,17 +52,55 @@ export interface ProxyDeps {
 }
 
 const BODYLESS = new Set(["GET", "HEAD", "OPTIONS", "DELETE"]);
+const EMPTY = Buffer.alloc(0);
+/** The query of a call that has none: shared, as nothing adds to it (credentials are only deleted). */
+const NO_QUERY = new URLSearchParams();
 
-/** The request body, or null when it is over the limit. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return null;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+/**
+ * The request body, or null when it grows over the limit (a body that declares too much is
+ * refused before this, unread). Reading stops at the limit: nothing over it is held.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    let first: Buffer | undefined;
+    let more: Buffer[] | undefined;
+    let size = 0;
+    const off = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onBroken);
+      req.off("close", onBroken);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        off();
+        req.pause();
+        return resolve(null);
+      }
+      if (first === undefined) first = chunk;
+      else (more ??= [first]).push(chunk);
+    };
+    const onEnd = () => {
+      off();
+      resolve(more ? Buffer.concat(more, size) : (first ?? EMPTY));
+    };
+    const onBroken = (err?: Error) => {
+      off();
+      reject(err ?? new Error("the request closed before its body ended"));
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onBroken);
+    req.once("close", onBroken);
+  });
+}
+
+/** A client's own `x-request-id`, echoed when sane (as every other route does). */
+const SANE_REQUEST_ID = /^[\w.:-]{1,100}$/;
+function replyIdOf(req: IncomingMessage, id: string): string {
+  const given = req.headers["x-request-id"];
+  return typeof given === "string" && SANE_REQUEST_ID.test(given) ? given : id;
 }
 
 /** How long a client waits before asking again about a budget or key that could not be checked. */
@@ -92,7 +130,7 @@ function refusedKeyMessage(presented: string | undefined, found: KeyInfo | null)
 }
 
 /** A hard budget's refusal, in the provider's own error shape. */
-function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id">, block: BudgetBlock): void {
+function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id" | "replyId">, block: BudgetBlock): void {
   const details = {
     budget: block.budget,
     spend_usd: block.spend_usd,
@@ -110,94 +148,142 @@ function refuse(res: ServerResponse, call: Pick<Call, "provider" | "id">, block:
 }
 
 /**
- * The proxy in front of express's routing: `/<provider>/...` requests are forwarded, everything
- * else falls through. Authentication, attribution and the budget check happen here; the bytes are
- * moved by forward.ts.
+ * The proxy, in front of express on the raw HTTP server: `/<provider>/...` requests are taken
+ * (true) and answered here; anything else is left (false) for express. Authentication,
+ * attribution and the budget check happen here, from memory for known keys and leased budgets;
+ * the bytes are moved by forward.ts.
  */
-export function proxyMiddleware(deps: ProxyDeps) {
-  const drains = { active: 0, max: deps.maxDrains };
-  return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+export function proxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const opts: ForwardOptions = {
+    builder: deps.builder,
+    onDisconnect: deps.onDisconnect,
+    drainTimeoutMs: deps.drainTimeoutMs,
+    drains: { active: 0, max: deps.maxDrains },
+    upstreamTimeoutMs: deps.upstreamTimeoutMs,
+  };
+  return (req, res) => {
     const url = req.url ?? "/";
     const slash = url.indexOf("/", 1);
-    const prefix = slash > 1 ? url.slice(1, slash) : undefined;
+    if (slash <= 1) return false;
+    const prefix = url.slice(1, slash);
     // A provider is reached by any of its names (`/google/...` is Gemini's route): looked up only on a miss.
-    const route = prefix === undefined ? undefined : (deps.routes.get(prefix) ?? deps.routes.get(normaliseProvider(prefix)));
-    if (!route) return next();
-    handle(route, url.slice(slash), req, res, deps, drains).catch((err: unknown) => {
+    const route = deps.routes.get(prefix) ?? deps.routes.get(normaliseProvider(prefix));
+    if (!route) return false;
+    handle(route, url.slice(slash), req, res, deps, opts).catch((err: unknown) => {
       deps.logger.error({ err, provider: route.provider.name }, "proxy failure");
       sendProviderError(res, { provider: route.provider, id: "" }, 500, "gateway_error", "the gateway failed to handle this request");
     });
+    return true;
   };
 }
 
-async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res: ServerResponse, deps: ProxyDeps, drains: ForwardOptions["drains"]): Promise<void> {
+/** The same handler as express middleware, for an app served without the raw front (its other routes fall through). */
+export function proxyMiddleware(take: ReturnType<typeof proxyHandler>) {
+  return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    if (!take(req, res)) next();
+  };
+}
+
+/** One line per proxied call, as express's routes get from the request log; built only when info is logged. */
+function logWhenDone(logger: Logger, req: IncomingMessage, res: ServerResponse, id: string, path: string, started: number): void {
+  res.once("finish", () => {
+    // The path only: query strings and bodies can carry things that must not reach logs.
+    logger.info({ reqId: id, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) }, "request");
+  });
+}
+
+async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res: ServerResponse, deps: ProxyDeps, opts: ForwardOptions): Promise<void> {
   const { provider } = route;
   const id = newCallId();
   const started = performance.now();
   const startedAt = new Date();
+  const replyId = replyIdOf(req, id);
   const q = rest.indexOf("?");
   const path = q === -1 ? rest : rest.slice(0, q);
-  const params = new URLSearchParams(q === -1 ? "" : rest.slice(q + 1));
+  if (deps.logger.isLevelEnabled("info")) logWhenDone(deps.logger, req, res, replyId, `/${provider.name}${path}`, started);
+  const own = { provider, id, replyId };
+  const method = req.method ?? "GET";
+  const bodyless = BODYLESS.has(method);
+  // Refused unread: a body that says it is over the limit is never taken in (and its connection not kept).
+  if (!bodyless && Number(req.headers["content-length"]) > deps.maxRequestBytes) return tooLarge(res, own, deps.maxRequestBytes);
+  const params = q === -1 ? NO_QUERY : new URLSearchParams(rest.slice(q + 1));
   const presented = provider.clientKey(req.headers, params);
   let found: KeyInfo | null = null;
-  try {
-    found = presented ? await deps.keys.find(presented) : null;
-  } catch (err) {
-    // Only a key this process has never seen waits on the database; known keys are answered from memory.
-    deps.logger.warn({ provider: provider.name, error: (err as Error).name }, "a virtual key could not be checked: the database did not answer");
-    return sendProviderError(res, { provider, id }, 503, "key_check_unavailable", "the gateway cannot check this Tollgate key right now; try again shortly", {}, { "retry-after": UNCHECKED_RETRY_SECONDS });
+  if (presented) {
+    try {
+      // Known keys are answered from memory; only a key this process has never seen waits on the
+      // database, its body unread meanwhile (only the socket's own buffer holds any of it).
+      const lookup = deps.keys.find(presented);
+      found = lookup instanceof Promise ? await lookup : lookup;
+    } catch (err) {
+      deps.logger.warn({ provider: provider.name, error: (err as Error).name }, "a virtual key could not be checked: the database did not answer");
+      return sendProviderError(res, own, 503, "key_check_unavailable", "the gateway cannot check this Tollgate key right now; try again shortly", {}, { "retry-after": UNCHECKED_RETRY_SECONDS });
+    }
   }
   const key = found?.kind === "virtual" ? found : null;
   const passThrough = !key && deps.allowProviderKeys && presented !== undefined && !presented.startsWith("tlg_");
-  if (!key && !passThrough) return sendProviderError(res, { provider, id }, 401, "invalid_api_key", refusedKeyMessage(presented, found));
+  if (!key && !passThrough) return sendProviderError(res, own, 401, "invalid_api_key", refusedKeyMessage(presented, found));
   if (key?.allowed_providers && !key.allowed_providers.includes(provider.name))
-    return sendProviderError(res, { provider, id }, 403, "provider_not_allowed", `this Tollgate key may not call ${provider.name}; it may call ${key.allowed_providers.join(", ")}`);
+    return sendProviderError(res, own, 403, "provider_not_allowed", `this Tollgate key may not call ${provider.name}; it may call ${key.allowed_providers.join(", ")}`);
 
   let body: Buffer | undefined;
-  if (!BODYLESS.has(req.method ?? "GET")) {
+  if (!bodyless) {
     const read = await readBody(req, deps.maxRequestBytes);
-    if (read === null) return sendProviderError(res, { provider, id }, 413, "request_too_large", `request bodies are limited to ${deps.maxRequestBytes} bytes`);
+    if (read === null) return tooLarge(res, own, deps.maxRequestBytes);
     body = read;
   }
   const operation = provider.operation(req.method ?? "GET", path);
   const parsed = await requestBody(body, req.headers["content-type"], operation.kind === "inference");
-  if (!parsed.ok) return sendProviderError(res, { provider, id }, 415, "unsupported_body", parsed.reason);
+  if (!parsed.ok) return sendProviderError(res, own, 415, "unsupported_body", parsed.reason);
   const json = parsed.json;
   const facts = provider.inspect(path, json, params);
   if (key && !modelAllowed(key.allowed_models, facts.model))
-    return sendProviderError(res, { provider, id }, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
+    return sendProviderError(res, own, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
   const attribution = attribute(key, req.headers, facts);
 
   const checked = deps.gate.check({ ...attribution, id, provider: provider.name, model: facts.model, body: json, bodyBytes: body?.length ?? 0 });
   const verdict = checked instanceof Promise ? await checked : checked;
-  if (!verdict.admitted) return refuse(res, { provider, id }, verdict.block);
+  if (!verdict.admitted) return refuse(res, own, verdict.block);
   const { hold } = verdict;
   try {
     if (!route.upstream)
-      return sendProviderError(res, { provider, id }, 503, "provider_not_configured", `the gateway has no ${provider.name} upstream: set ${provider.config.baseUrlVariable}`);
-    const credential = passThrough ? presented : await deps.providerKeys.get(provider.name);
+      return sendProviderError(res, own, 503, "provider_not_configured", `the gateway has no ${provider.name} upstream: set ${provider.config.baseUrlVariable}`);
+    let credential: string | undefined;
+    if (passThrough) credential = presented;
+    else {
+      const stored = deps.providerKeys.get(provider.name);
+      credential = stored instanceof Promise ? await stored : stored;
+    }
     for (const name of provider.credentialQuery) params.delete(name);
     const query = params.size > 0 ? `?${params}` : "";
-    const call: Call = { id, provider, path, facts, attribution, started, startedAt };
     const billed = ledgerFilter(provider.name, operation, id);
-    await forward(call, req, res, body, query, {
-      upstream: route.upstream,
+    const call: Call = {
+      id,
+      provider,
+      path,
+      facts,
+      attribution,
+      started,
+      startedAt,
+      replyId,
       credential,
-      settings: route.settings,
-      builder: deps.builder,
-      // The hold is settled with the call's own event, before the event goes to the ledger.
+      // The hold is settled with the event the call records (a batch read's is the batch's), before
+      // the event goes to the ledger; a call that records nothing settles it in the finally below.
       record: (seen) => {
         const built = billed(seen);
         if (verdict !== ADMITTED) hold.settle(built?.ok ? built.event : undefined);
         if (built) deps.record(built);
       },
-      onDisconnect: deps.onDisconnect,
-      drainTimeoutMs: deps.drainTimeoutMs,
-      drains,
-      upstreamTimeoutMs: deps.upstreamTimeoutMs,
-    });
+    };
+    await forward(call, { upstream: route.upstream, settings: route.settings }, req, res, body, query, opts);
   } finally {
     // A call that never reached the ledger (no provider key, a failure) gives back what it held.
     hold.settle(undefined);
   }
+}
+
+/** 413, and the connection closed after it: the rest of the body is not read. */
+function tooLarge(res: ServerResponse, call: Pick<Call, "provider" | "id" | "replyId">, limit: number): void {
+  res.shouldKeepAlive = false;
+  sendProviderError(res, call, 413, "request_too_large", `request bodies are limited to ${limit} bytes`, {}, { connection: "close" });
 }

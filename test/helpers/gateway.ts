@@ -50,7 +50,7 @@ export async function startTestGateway(env: Record<string, string> = {}, options
       throw err;
     },
   );
-  const server = gateway.app.listen(0, "127.0.0.1");
+  const server = gateway.listen(0, "127.0.0.1");
   keepConnections(server);
   await once(server, "listening");
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
