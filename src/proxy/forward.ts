@@ -143,8 +143,8 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   } catch (err) {
     const timedOut = (err as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
     const status = timedOut ? 504 : 502;
-    sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
     recordCall(opts, call, NO_USAGE, "error", undefined);
+    sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
     return;
   }
   const requestId = upstreamRequestId(answer.headers);
@@ -152,8 +152,7 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
-  const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-  recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+  await relayAndRecord(call, res, answer.body, (chunk) => chunk, () => undefined, () => NO_USAGE, requestId, answer.statusCode, opts);
 }
 
 /** How a relayed answer ended: sent whole, cut short by the client leaving, or broken off by the upstream. */
@@ -178,8 +177,8 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
       if (size > HOLD_LIMIT) break;
     }
   } catch {
-    sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
     recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
+    sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
     return;
   }
   const headers: Record<string, string | string[]> = { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id };
@@ -187,8 +186,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     // Too big to hold: stream it on, without a cost header and without usage.
     res.writeHead(answer.statusCode, headers);
     for (const chunk of chunks) res.write(chunk);
-    const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
-    recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+    await relayAndRecord(call, res, answer.body, (chunk) => chunk, () => undefined, () => NO_USAGE, requestId, answer.statusCode, opts);
     return;
   }
   const bytes = Buffer.concat(chunks);
@@ -209,8 +207,9 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   if (answer.statusCode < 400 && built.ok && built.event.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(built.event.cost);
   headers["content-length"] = String(bytes.length);
   res.writeHead(answer.statusCode, headers);
-  res.end(bytes);
+  // Journaled before the answer leaves: a client that got its answer has its call recorded.
   opts.record(built);
+  res.end(bytes);
 }
 
 /**
@@ -228,8 +227,31 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const tap = call.provider.tap(call.path, injected);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
   res.flushHeaders();
-  const delivery = await pump(source, res, (chunk) => tap.push(chunk), opts, () => tap.end());
-  recordCall(opts, call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+  await relayAndRecord(call, res, source, (chunk) => tap.push(chunk), () => tap.end(), () => tap.result(), requestId, answer.statusCode, opts);
+}
+
+/**
+ * Relays the rest of an answer and records the call once: a whole answer before its last bytes
+ * leave (so a client that got all of it has its call journaled), a cut one when it is over.
+ */
+async function relayAndRecord(
+  call: Call,
+  res: ServerResponse,
+  source: Readable,
+  transform: (chunk: Buffer) => Buffer | undefined,
+  atEnd: () => Buffer | undefined,
+  usage: () => CallUsage,
+  requestId: string | undefined,
+  code: number,
+  opts: ForwardOptions,
+): Promise<void> {
+  let recorded = false;
+  const record = (delivery: Delivery) => {
+    if (recorded) return;
+    recorded = true;
+    recordCall(opts, call, usage(), statusOf(code, delivery), requestId, code);
+  };
+  record(await pump(source, res, transform, opts, atEnd, () => record("whole")));
 }
 
 /**
@@ -244,6 +266,7 @@ async function pump(
   transform: (chunk: Buffer) => Buffer | undefined,
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
+  beforeLastByte: () => void,
 ): Promise<Delivery> {
   let clientGone = false;
   let upstreamBroke = false;
@@ -274,7 +297,10 @@ async function pump(
       });
     }
     const tail = atEnd();
-    if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
+    if (!clientGone) {
+      beforeLastByte();
+      res.end(tail && tail.length > 0 ? tail : undefined);
+    }
   } catch {
     // The upstream broke off or was cut: the client's answer ends here, the call is still recorded.
     if (!clientGone) {
