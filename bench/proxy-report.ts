@@ -130,7 +130,7 @@ ${searchRows(r)}
 
 ${int(r.proxyRequests)} requests were sent through the gateway in the run (2 sanity checks, warm-up, phases
 and search); after it shut down \`usage_events\` held **${int(recordedTotal)}** rows (${byStatus || "none"})${recordedTotal === r.proxyRequests ? ", one per request" : `, ${int(r.proxyRequests - recordedTotal)} short of one per request`}.
-${r.spooledBytes > 0 ? `The spool still held ${int(r.spooledBytes)} bytes of events the gateway could not write to Postgres.` : "Nothing was left in the spool."}
+${r.journalBytes > 0 ? `The journal still held ${int(r.journalBytes)} bytes of events the gateway could not write to Postgres.` : "Nothing was left in the journal."}
 
 The load generator, the gateway, the mock upstream and Postgres all share this machine's 2 cores:
 every figure here, direct ones included, carries the others' contention. The gateway ran with

@@ -67,8 +67,8 @@ export interface ProxyResult {
   proxyRequests: number;
   /** usage_events rows after the gateway shut down, by status. */
   recorded: Record<string, number>;
-  /** Bytes left in the gateway's spool after shutdown (events it could not write to Postgres). */
-  spooledBytes: number;
+  /** Bytes left in the gateway's journal after shutdown (events it could not write to Postgres). */
+  journalBytes: number;
   /** After start-up and the sanity checks, before any load. */
   gatewayIdleRssMb: number;
   /** Over the whole run, warm-up included. */
@@ -337,7 +337,7 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
       maxSustainedRate: sustained.length > 0 ? sustained[sustained.length - 1]!.rate : undefined,
       proxyRequests,
       recorded,
-      spooledBytes: bytesUnder(join(dataDir, "spool")),
+      journalBytes: bytesUnder(join(dataDir, "journal")),
       gatewayIdleRssMb,
       gatewayRssPeakMb: rssPeakMb,
     };

@@ -101,10 +101,12 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const adminToken = resolveAdminToken(config);
   // The one builder of ledger events: every door's events are normalised, checked and priced by it, once.
   const builder = eventBuilder((e) => priceEvent(catalog, e));
+  // PGlite runs in this process: it cannot hang, and a write abandoned at a deadline would finish anyway.
+  const dbTimeoutMs = database.driver === "postgres" ? config.TOLLGATE_DB_TIMEOUT_MS : undefined;
   const recorder = new Recorder(database, builder, {
     batchSize: config.TOLLGATE_BATCH_SIZE,
     maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
-    writeTimeoutMs: config.TOLLGATE_DB_TIMEOUT_MS,
+    writeTimeoutMs: dbTimeoutMs,
   });
   const keys = new ApiKeys(database);
   const sources = new IngestSources(database, box);
@@ -176,7 +178,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       maxRequestBytes: 32 * 1024 * 1024,
     }),
   );
-  app.use(operationsRouter(database, usage, config.TOLLGATE_DB_TIMEOUT_MS));
+  app.use(operationsRouter(database, usage, dbTimeoutMs));
   app.use(usageRouter({ keys, sources, recorder }));
   app.use(otlpRouter({ keys, sources, recorder }));
   const services = createServices({ database, budgets, members, approvals, mutes, channels });

@@ -11,7 +11,7 @@ import { registry } from "./metrics.ts";
  * Readiness asks the database within `timeoutMs`: a database that does not answer is as unreachable
  * as one that refuses, and the probe must answer either way.
  */
-export function operationsRouter(database: Database, usage: Pick<UsageSink, "status">, timeoutMs: number): Router {
+export function operationsRouter(database: Database, usage: Pick<UsageSink, "status">, timeoutMs: number | undefined): Router {
   const router = Router();
   router.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });

@@ -17,7 +17,7 @@ export interface RecorderOptions {
   /**
    * A batch unanswered this long fails with DatabaseTimeout (it may still commit later: the ledger
    * dedupes a resend). Until the database answers again, record() fails at once rather than queue
-   * behind a database that does not answer.
+   * behind a database that does not answer. Unset: no deadline (PGlite, in this process, cannot hang).
    */
   writeTimeoutMs?: number;
 }
@@ -30,7 +30,6 @@ export class DatabaseTimeout extends Error {
   }
 }
 
-const DEFAULT_WRITE_TIMEOUT_MS = 10_000;
 
 interface Pending {
   event: LedgerEvent;
@@ -72,7 +71,7 @@ export class Recorder {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
     if (this.stalled) {
       void this.probe();
-      return Promise.reject(new DatabaseTimeout(this.timeoutMs));
+      return Promise.reject(new DatabaseTimeout(this.timeoutMs ?? 0));
     }
     const answers = events.map(
       (event) =>
@@ -110,8 +109,8 @@ export class Recorder {
     return this.stalled;
   }
 
-  private get timeoutMs(): number {
-    return this.opts.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+  private get timeoutMs(): number | undefined {
+    return this.opts.writeTimeoutMs;
   }
 
   /** Writes everything queued and waits for every write under way. */
@@ -165,7 +164,7 @@ export class Recorder {
         () => void (this.stalled = false),
         () => {},
       );
-      const timeout = new DatabaseTimeout(this.timeoutMs);
+      const timeout = new DatabaseTimeout(this.timeoutMs ?? 0);
       for (const p of batch) p.fail(timeout);
       return;
     }
