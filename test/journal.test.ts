@@ -194,6 +194,20 @@ describe("journal files", () => {
     assert.deepEqual(journalFiles(dataDir), []);
   });
 
+  test("a segment an append fills is not decided before that event is accounted for: a failed write leaves every event on disk", async () => {
+    const dataDir = tempDir();
+    const { recorder, dead } = await deadRecorder();
+    // Every append fills its segment; the database fails every write.
+    const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST, maxSegmentBytes: 1 });
+    const events = eventsFor("full", 0, 5);
+    submitAll(drain, events);
+    await waitFor("the outage noticed", () => drain.status().database === "degraded");
+    await drain.close();
+    await dead.close();
+    assert.deepEqual(linesIn(dataDir).map((l) => eventOn(l).id).sort(), events.map((e) => e.id));
+    assert.equal(journalFiles(dataDir).length, 5);
+  });
+
   test("segments stay bounded under steady traffic: each is deleted once recorded", async () => {
     const dataDir = tempDir();
     const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });

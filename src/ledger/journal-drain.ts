@@ -165,12 +165,17 @@ export class JournalDrain implements UsageSink {
     }
     if (this.degraded || this.inFlightEvents >= this.tuning.maxInFlightEvents) {
       // The database is away or far behind: the event waits in the file rather than in memory.
-      if (segment) segment.needsReplay = true;
-      else eventsLost.inc({ reason: "journal_write_failed" });
+      if (segment) {
+        segment.needsReplay = true;
+        this.journal.settle(segment);
+      } else eventsLost.inc({ reason: "journal_write_failed" });
       this.wake();
       return;
     }
-    if (segment) segment.inFlight++;
+    if (segment) {
+      segment.inFlight++;
+      this.journal.settle(segment);
+    }
     this.inFlightEvents++;
     this.queued.push(event);
     this.queuedIn.push(segment);

@@ -185,7 +185,8 @@ export class Journal {
 
   /**
    * Writes one event to the current segment, synchronously: once this returns the line is in the
-   * OS, and only a power cut within the sync window can lose it. Throws if the write fails.
+   * OS, and only a power cut within the sync window can lose it. Throws if the write fails. The
+   * caller notes what becomes of the event on the segment, then calls settle(segment).
    */
   append(event: LedgerEvent): Segment {
     if (this.closed) throw new Error("the journal is closed");
@@ -207,7 +208,12 @@ export class Journal {
       throw new Error(`the journal took ${written} of ${Buffer.byteLength(line)} bytes (disk full?)`);
     }
     segment.appended++;
-    if (segment.bytes >= this.opts.maxSegmentBytes) this.retire(segment);
+    if (segment.bytes >= this.opts.maxSegmentBytes) {
+      // Retired, but its fate waits for the caller's settle(): the event just written is not yet
+      // counted in flight, and deciding now could delete the file under it.
+      this.current = undefined;
+      segment.retired = true;
+    }
     return segment;
   }
 
