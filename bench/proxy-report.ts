@@ -174,7 +174,7 @@ ${(["direct", "tollgate", "portkey"] as const).map((n) => `| ${closedRow(n, r.cl
 
 ${int(r.proxyRequests)} requests were sent through Tollgate in the run (2 sanity checks, warm-up, phases and the
 closed loop); after it shut down \`usage_events\` held **${int(recordedTotal)}** rows (${byStatus || "none"})${recordedTotal === r.proxyRequests ? ", one per request" : `, ${int(r.proxyRequests - recordedTotal)} short of one per request`}.
-${r.spooledBytes > 0 ? `The spool still held ${int(r.spooledBytes)} bytes of events the gateway could not write to Postgres.` : "Nothing was left in the spool."} Tollgate ran with \`LOG_LEVEL=warn\` (no per-request
+${r.journalBytes > 0 ? `The journal still held ${int(r.journalBytes)} bytes of events the gateway could not write to Postgres.` : "Nothing was left in the journal."} Tollgate ran with \`LOG_LEVEL=warn\` (no per-request
 access log line). The mock answers from bytes built at start-up; a stream's first chunk is written with
 the headers and the rest one event-loop turn later. Streaming clients do not ask for usage, so Tollgate
 adds \`stream_options.include_usage\` and drops the usage chunk on its way back.`;

@@ -69,8 +69,8 @@ export interface ProxyResult {
   proxyRequests: number;
   /** usage_events rows after the gateway shut down, by status. */
   recorded: Record<string, number>;
-  /** Bytes left in the gateway's spool after shutdown (events it could not write to Postgres). */
-  spooledBytes: number;
+  /** Bytes left in the gateway's journal after shutdown (events it could not write to Postgres). */
+  journalBytes: number;
   /** After start-up and the sanity checks, before any load; and again after all of it, once idle. */
   idleRssMb: { tollgate: number; portkey: number; tollgateAfter: number };
   /** Peak over the measured open-loop phases (warm-up and closed loop excluded) and over the closed loop. */
@@ -402,7 +402,7 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
       closed,
       proxyRequests: stack.proxyRequests,
       recorded,
-      spooledBytes: bytesUnder(join(stack.dataDir, "spool")),
+      journalBytes: bytesUnder(join(stack.dataDir, "journal")),
       idleRssMb,
       rssPeakMb,
       seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),

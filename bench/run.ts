@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { benchBudgetGate } from "./budget-gate.ts";
 import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
+import { benchCrash, crashSection } from "./crash.ts";
 import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy, profileProxy } from "./proxy.ts";
@@ -11,7 +12,7 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|budgets|slack]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|dashboard|proxy|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
@@ -137,5 +138,11 @@ if (which === "all" || which === "slack") {
   const r = await benchSlack({ runs: Number(process.env.BENCH_SLACK_RUNS ?? 100), days: 60 });
   console.log("slack", JSON.stringify(r, null, 2));
   put("## Slack:", slackSection(r, ranAt()));
+}
+if (which === "all" || which === "crash") {
+  const r = await benchCrash({ rounds: Number(process.env.BENCH_CRASH_ROUNDS ?? 3), clients: 16, loadSeconds: Number(process.env.BENCH_CRASH_SECONDS ?? 5) });
+  console.log("crash", JSON.stringify(r, null, 2));
+  // A run of another checkout (BENCH_CRASH_ROOT) is for comparing, not for the results file.
+  if (!process.env.BENCH_CRASH_ROOT) put("## Crash:", crashSection(r, ranAt()));
 }
 console.log(readFileSync(RESULTS, "utf8"));

@@ -31,7 +31,7 @@ import { ProviderKeys } from "./keys/provider-keys.ts";
 import { decodeMasterKey, persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
 import { Recorder } from "./ledger/recorder.ts";
 import { deleteExpiredEvents } from "./ledger/retention.ts";
-import { SpoolingSink } from "./ledger/usage-sink.ts";
+import { JournalDrain } from "./ledger/journal-drain.ts";
 import { eventBuilder } from "./ledger/build-event.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
@@ -67,8 +67,8 @@ export interface Gateway {
   config: Config;
   database: Database;
   recorder: Recorder;
-  /** Where the proxy hands its calls: the recorder, or the spool while the database is away. */
-  usage: SpoolingSink;
+  /** Where the proxy hands its calls: the journal, drained into the recorder. */
+  usage: JournalDrain;
   keys: ApiKeys;
   sources: IngestSources;
   providerKeys: ProviderKeys;
@@ -109,7 +109,14 @@ function errorHandler(logger: Logger) {
 
 /** `integrations` come from the entry point (integrations/index.ts): src never imports platform code. */
 export async function createGateway(config: Config, logger: Logger, given?: Database, integrations: readonly Integration[] = []): Promise<Gateway> {
-  const database = given ?? (await openDatabase({ url: config.DATABASE_URL, dataDir: config.TOLLGATE_DATA_DIR }));
+  const database =
+    given ??
+    (await openDatabase({
+      url: config.DATABASE_URL,
+      dataDir: config.TOLLGATE_DATA_DIR,
+      connectTimeoutMs: config.TOLLGATE_DB_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: config.TOLLGATE_DB_STATEMENT_TIMEOUT_MS,
+    }));
   const applied = await migrate(database);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const catalog = await loadCatalog({ overrideFile: config.TOLLGATE_PRICES });
@@ -118,13 +125,16 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const adminToken = resolveAdminToken(config);
   // The one builder of ledger events: every door's events are normalised, checked and priced by it, once.
   const builder = eventBuilder((e) => priceEvent(catalog, e));
+  // PGlite runs in this process: it cannot hang, and a write abandoned at a deadline would finish anyway.
+  const dbTimeoutMs = database.driver === "postgres" ? config.TOLLGATE_DB_TIMEOUT_MS : undefined;
   const recorder = new Recorder(database, builder, {
     batchSize: config.TOLLGATE_BATCH_SIZE,
     maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
+    writeTimeoutMs: dbTimeoutMs,
   });
   const keys = new ApiKeys(database);
   const sources = new IngestSources(database, box);
-  const usage = await SpoolingSink.open({ recorder, database, dataDir: config.TOLLGATE_DATA_DIR, logger });
+  const usage = await JournalDrain.open({ recorder, dataDir: config.TOLLGATE_DATA_DIR, logger, syncIntervalMs: config.TOLLGATE_JOURNAL_SYNC_MS });
   const routes = proxyRoutes(config);
   const providers = [...routes.keys()];
   const providerKeys = new ProviderKeys(database, box, config.providerKeys);
@@ -177,8 +187,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     providerKeys,
     gate: enforcer,
     builder,
-    // The one place a proxied call's built event is handed to the ledger.
-    record: (built) => usage.submit([built]),
+    // The one place a proxied call's built event is handed to the ledger: journaled (a write to
+    // the OS) before the answer's last byte is sent.
+    record: (built) => usage.submit(built),
     logger,
     onDisconnect: config.TOLLGATE_ON_DISCONNECT,
     drainTimeoutMs: 60_000,
@@ -193,7 +204,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   app.use(proxyMiddleware(proxy));
   app.use(requestLog(logger));
   app.use(refuseNulInUrl);
-  app.use(operationsRouter(database, usage));
+  app.use(operationsRouter(database, usage, dbTimeoutMs));
   const ingest = { keys, sources, recorder, preAuth: new ByteBudget(PRE_AUTH_BYTES) };
   app.use(usageRouter(ingest));
   app.use(otlpRouter(ingest));

@@ -97,6 +97,16 @@ export const ConfigSchema = z.object({
     .default("info"),
   TOLLGATE_BATCH_SIZE: wholeNumber(1, 10_000, 1000),
   TOLLGATE_BATCH_WAIT_MS: wholeNumber(0, 10_000, 20),
+  /** How often the journal is fdatasync'd in the background: the most a power cut can lose. */
+  TOLLGATE_JOURNAL_SYNC_MS: wholeNumber(1, 10_000, 100),
+  /** A usage write or readiness probe unanswered this long counts as a hung database (ingest answers 503, the proxy's events wait in the journal). */
+  TOLLGATE_DB_TIMEOUT_MS: wholeNumber(100, 600_000, 5000),
+  /** Opening a connection to Postgres gives up after this long. */
+  TOLLGATE_DB_CONNECT_TIMEOUT_MS: wholeNumber(1000, 600_000, 10_000),
+  /** Postgres cancels a statement running longer than this (its statement_timeout); 0 turns it off. */
+  TOLLGATE_DB_STATEMENT_TIMEOUT_MS: wholeNumber(0, 86_400_000, 60_000),
+  /** On SIGTERM/SIGINT the process exits after at most this long, whatever it waits on; the journal keeps what was not written. */
+  TOLLGATE_SHUTDOWN_TIMEOUT_MS: wholeNumber(100, 600_000, 10_000),
   /** OpenAI-compatible upstreams by name (`xai=https://api.x.ai,my-vllm=http://10.0.0.5:8000`); each base URL of a built-in provider has its own variable. */
   TOLLGATE_PROVIDERS: z
     .string()

@@ -45,7 +45,7 @@ describe("health", () => {
   test("/readyz answers 200 when the database is reachable and migrated", async () => {
     const res = await fetch(`${t.base}/readyz`);
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { status: "ok", database: "reachable", migrations: "applied", spool: { database: "ok", spooled_events: 0 } });
+    assert.deepEqual(await res.json(), { status: "ok", database: "reachable", migrations: "applied", journal: { database: "ok", unrecorded_events: 0 } });
   });
 
   test("/readyz answers 503 while a migration is missing", async () => {
@@ -56,7 +56,7 @@ describe("health", () => {
     try {
       const res = await fetch(`${t.base}/readyz`);
       assert.equal(res.status, 503);
-      assert.deepEqual(await res.json(), { status: "starting", database: "reachable", migrations: "pending", spool: { database: "ok", spooled_events: 0 } });
+      assert.deepEqual(await res.json(), { status: "starting", database: "reachable", migrations: "pending", journal: { database: "ok", unrecorded_events: 0 } });
     } finally {
       await t.gateway.database.rows(sql`insert into tollgate_migrations (tag, hash) values (${removed.tag}, ${removed.hash})`);
     }

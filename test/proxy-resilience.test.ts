@@ -368,14 +368,14 @@ describe("the ledger database goes away under proxy traffic", () => {
         const calls = async (n: number) => {
           for (let i = 0; i < n; i++) await pair();
         };
-        const readyz = async () => (await (await fetch(`${t.base}/readyz`)).json()) as { status: string; database: string; spool: { spooled_events: number } };
+        const readyz = async () => (await (await fetch(`${t.base}/readyz`)).json()) as { status: string; database: string; journal: { unrecorded_events: number } };
         const stored = async (some: string[]) => (await proxyRows(database, some)).length;
 
         await calls(3);
         await waitFor("the first calls recorded", async () => (await stored(ids)) === 6);
 
         // A burst of concurrent calls with the network cut under it: some usage is being written at
-        // that moment (committed or not, the gateway cannot always know), the rest goes to the spool.
+        // that moment (committed or not, the gateway cannot always know), the rest waits in the journal.
         const burst = Array.from({ length: 8 }, pair);
         await waitFor("the burst under way", () => ids.length >= 10);
         cuttable.cutter.cut();
@@ -392,13 +392,13 @@ describe("the ledger database goes away under proxy traffic", () => {
         assert.equal(refused.status, 503);
         assert.equal(refused.headers.get("retry-after"), "5");
         assert.equal(((await refused.json()) as { error: { code: string } }).error.code, "key_check_unavailable");
-        await waitFor("the calls made during the outage spooled", () => t.gateway.usage.status().spooled_events >= during.length);
+        await waitFor("the calls made during the outage left in the journal", () => t.gateway.usage.status().unrecorded_events >= during.length);
         assert.equal(await stored(during), 0, "none of them reached the database");
 
         await cuttable.cutter.restore();
         await calls(3);
         await waitFor("every call recorded", async () => (await stored(ids)) === ids.length);
-        await waitFor("the spool emptied", () => t.gateway.usage.status().spooled_events === 0);
+        await waitFor("the journal emptied", () => t.gateway.usage.status().unrecorded_events === 0);
         assert.equal((await readyz()).status, "ok");
 
         const counts = await database.rows<{ id: string; n: string }>(sql`
@@ -409,7 +409,7 @@ describe("the ledger database goes away under proxy traffic", () => {
         assert.equal(counts.length, 38);
         assert.ok(counts.every((c) => c.n === "1"), "no call recorded twice");
         const rows = await proxyRows(database, during);
-        assert.ok(rows.every((r) => r.status === "ok" && r.team === "search" && tokenColumns(r).join() === OPENAI_TOKENS.join()), "spooled calls kept their usage and attribution");
+        assert.ok(rows.every((r) => r.status === "ok" && r.team === "search" && tokenColumns(r).join() === OPENAI_TOKENS.join()), "journaled calls kept their usage and attribution");
         await assertRollupsMatchEvents(database);
       } finally {
         await t.close();

@@ -4,6 +4,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { type Gateway, createGateway } from "../app.ts";
+import { within } from "../deadline.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
 import type { Logger } from "../logger.ts";
@@ -51,7 +52,8 @@ async function listen(gateway: Gateway, config: Config): Promise<Server> {
 }
 
 /**
- * Runs the gateway until SIGINT/SIGTERM, then stops taking requests and flushes the recorder.
+ * Runs the gateway until SIGINT/SIGTERM, then stops taking requests and flushes the recorder,
+ * within TOLLGATE_SHUTDOWN_TIMEOUT_MS whatever it waits on.
  * The data folder is claimed first: a second server on it is refused before it opens the database.
  */
 export async function serve(config: Config, logger: Logger, integrations: readonly Integration[], noteDataDir: () => void = () => {}): Promise<number> {
@@ -75,11 +77,24 @@ export async function serve(config: Config, logger: Logger, integrations: readon
     const signal = await Promise.race([once(process, "SIGINT"), once(process, "SIGTERM")]);
     logger.info({ signal: signal[0] }, "shutting down");
     removeServerFile(dataDir, process.pid);
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
-    await gateway.close();
+    const open = gateway;
+    const stopped = await within(
+      (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await open.close();
+        return true;
+      })(),
+      config.TOLLGATE_SHUTDOWN_TIMEOUT_MS,
+    );
+    if (!stopped) {
+      // Something does not answer (a hung database, a call that will not end). Every answered
+      // call is in the journal already; the next start replays what was not written.
+      logger.error({ afterMs: config.TOLLGATE_SHUTDOWN_TIMEOUT_MS }, "shutdown deadline passed; exiting, the journal keeps what was not written");
+      process.exit(1);
+    }
     logger.info("stopped");
     return 0;
   } catch (err) {

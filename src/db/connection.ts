@@ -23,6 +23,10 @@ export interface DatabaseOptions {
   /** PGlite data folder; "memory://" keeps it in memory. */
   dataDir: string;
   maxConnections?: number;
+  /** Opening a connection gives up after this long (postgres.js takes whole seconds, rounded up). */
+  connectTimeoutMs?: number;
+  /** Postgres's own statement_timeout for every connection; 0 or unset leaves the server's. */
+  statementTimeoutMs?: number;
 }
 
 export function rowsOf<T>(result: unknown): T[] {
@@ -41,7 +45,14 @@ function wrap(db: Db, driver: Database["driver"], close: () => Promise<void>): D
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.url) {
-    const client = postgres(opts.url, { max: opts.maxConnections ?? 10, onnotice: () => {} });
+    const client = postgres(opts.url, {
+      max: opts.maxConnections ?? 10,
+      onnotice: () => {},
+      connect_timeout: Math.ceil((opts.connectTimeoutMs ?? 10_000) / 1000),
+      // Slow statements are cancelled by the server; a server that does not answer at all is caught
+      // by the callers' own deadlines (recorder writes, /readyz, shutdown).
+      ...(opts.statementTimeoutMs ? { connection: { statement_timeout: opts.statementTimeoutMs } } : {}),
+    });
     const db = drizzlePostgres({ client, schema }) as unknown as Db;
     return wrap(db, "postgres", () => client.end({ timeout: 5 }));
   }

@@ -44,6 +44,9 @@ export class MigrationChangedError extends Error {
  */
 export async function migrate(database: Database, migrations = pendingMigrationFiles()): Promise<string[]> {
   return database.db.transaction(async (tx) => {
+    // A migration over a large ledger may run long, and waiting for another process's lock too: the
+    // gateway's statement_timeout (TOLLGATE_DB_STATEMENT_TIMEOUT_MS) is for serving, not for this.
+    await tx.execute(sql`set local statement_timeout = 0`);
     await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
     await tx.execute(sql`create table if not exists tollgate_migrations (
       tag text primary key, hash text not null, applied_at timestamptz not null default now())`);

@@ -1,7 +1,7 @@
 import { type Request, type Response, Router } from "express";
 import { textOf } from "../http/charset.ts";
 import type { LedgerEvent } from "../ledger/build-event.ts";
-import type { Recorder } from "../ledger/recorder.ts";
+import { DatabaseTimeout, type Recorder } from "../ledger/recorder.ts";
 import { usageEventsTotal } from "../metrics.ts";
 import type { FieldError } from "../errors.ts";
 import { sendProblem } from "../http/problem.ts";
@@ -27,9 +27,11 @@ export async function recordAndAnswer(res: Response, recorder: Recorder, events:
   let outcomes: boolean[];
   try {
     outcomes = events.length > 0 ? await recorder.record(events) : [];
-  } catch {
+  } catch (err) {
     res.set("retry-after", "5");
-    sendProblem(res, "storage_unavailable", "the ledger could not be written; nothing from this request was recorded, send it again");
+    if (err instanceof DatabaseTimeout)
+      sendProblem(res, "storage_unavailable", `the ledger database did not answer within ${err.afterMs} ms; send the request again (events already recorded are not counted twice)`);
+    else sendProblem(res, "storage_unavailable", "the ledger could not be written; nothing from this request was recorded, send it again");
     return;
   }
   const accepted = outcomes.filter(Boolean).length;

@@ -6,7 +6,7 @@ import type { PricedEvent, UsageEvent } from "./event.ts";
  * The one constructor of the ledger's events. Every door (a proxied call, a usage webhook item, an
  * OTLP span) hands it what it saw as a UsageEvent; it comes back with the provider's name
  * normalised, checked storable and priced, and from then on that value is passed along: the budget
- * gate settles with its cost, the proxy puts its cost in a header, the spool keeps it, the
+ * gate settles with its cost, the proxy puts its cost in a header, the journal keeps it, the
  * recorder writes it. Nothing prices or checks it again.
  */
 
@@ -22,7 +22,7 @@ export type Pricer = (event: PricingInput) => PriceResult;
 
 export interface EventBuilder {
   build(seen: UsageEvent): Built;
-  /** An event this ledger built and kept (the spool), read back with the price it was built with: checked, not priced again. */
+  /** An event this ledger built and kept (the journal), read back with the price it was built with: checked, not priced again. */
   restore(kept: UsageEvent, price: PriceResult): Built;
 }
 

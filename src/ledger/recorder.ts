@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
+import { within } from "../deadline.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
@@ -13,7 +14,22 @@ export interface RecorderOptions {
   /** How long the first queued event waits for company before its batch is written. */
   maxWaitMs: number;
   maxConcurrentFlushes?: number;
+  /**
+   * A batch unanswered this long fails with DatabaseTimeout (it may still commit later: the ledger
+   * dedupes a resend). Until the database answers again, record() fails at once rather than queue
+   * behind a database that does not answer. Unset: no deadline (PGlite, in this process, cannot hang).
+   */
+  writeTimeoutMs?: number;
 }
+
+/** The database did not answer in time: not a refusal, so the same events can be sent again. */
+export class DatabaseTimeout extends Error {
+  constructor(readonly afterMs: number) {
+    super(`the database did not answer within ${afterMs} ms`);
+    this.name = "DatabaseTimeout";
+  }
+}
+
 
 interface Pending {
   event: LedgerEvent;
@@ -37,6 +53,9 @@ export class Recorder {
   private waiting: (() => void)[] = [];
   private readonly listeners: FlushListener[] = [];
   private closed = false;
+  /** A write timed out and nothing has answered since. */
+  private stalled = false;
+  private probing: Promise<boolean> | undefined;
 
   constructor(
     private readonly database: Database,
@@ -50,6 +69,10 @@ export class Recorder {
 
   record(events: readonly LedgerEvent[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
+    if (this.stalled) {
+      void this.probe();
+      return Promise.reject(new DatabaseTimeout(this.timeoutMs ?? 0));
+    }
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
@@ -64,6 +87,30 @@ export class Recorder {
       }, this.opts.maxWaitMs);
     }
     return Promise.all(answers);
+  }
+
+  /** Whether the database answers a trivial query within the write timeout; an answer clears a stall. */
+  probe(): Promise<boolean> {
+    this.probing ??= within(this.database.rows(sql`select 1`), this.timeoutMs)
+      .then(
+        (rows) => rows !== undefined,
+        () => false,
+      )
+      .then((up) => {
+        this.probing = undefined;
+        if (up) this.stalled = false;
+        return up;
+      });
+    return this.probing;
+  }
+
+  /** True while a write has gone unanswered past the timeout and nothing has answered since. */
+  get isStalled(): boolean {
+    return this.stalled;
+  }
+
+  private get timeoutMs(): number | undefined {
+    return this.opts.writeTimeoutMs;
   }
 
   /** Writes everything queued and waits for every write under way. */
@@ -102,13 +149,26 @@ export class Recorder {
     for (const p of batch) if (!first.has(keyOf(p.event))) first.set(keyOf(p.event), p);
     const unique = [...first.values()].map((p) => p.event);
     const started = performance.now();
-    let inserted: Set<string>;
+    let inserted: Set<string> | undefined;
+    const insert = this.insertWithRetry(unique);
     try {
-      inserted = await this.insertWithRetry(unique);
+      inserted = await within(insert, this.timeoutMs);
     } catch (err) {
       for (const p of batch) p.fail(err);
       return;
     }
+    if (!inserted) {
+      // The slot is freed for the next batch; the write itself may still land (or fail) later.
+      this.stalled = true;
+      void insert.then(
+        () => void (this.stalled = false),
+        () => {},
+      );
+      const timeout = new DatabaseTimeout(this.timeoutMs ?? 0);
+      for (const p of batch) p.fail(timeout);
+      return;
+    }
+    this.stalled = false;
     recorderWriteSeconds.observe((performance.now() - started) / 1000);
     recorderBatchSize.observe(unique.length);
     const fresh: LedgerEvent[] = [];

@@ -183,8 +183,8 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
   } catch (err) {
     const timedOut = (err as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
     const status = timedOut ? 504 : 502;
-    sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
     recordCall(opts, call, NO_USAGE, "error", undefined);
+    sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
     return;
   }
   const requestId = upstreamRequestId(answer.headers);
@@ -192,12 +192,12 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
   if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts, sent);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, clientHeaders(call, answer.headers));
-  const delivery = await pump(answer.body, res, identity, opts, nothing);
-  recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+  await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
 }
 
 const identity = (chunk: Buffer): Buffer => chunk;
 const nothing = (): undefined => undefined;
+const noUsage = (): CallUsage => NO_USAGE;
 
 /**
  * How a relayed answer ended: sent whole; the client left but the answer was read to its end
@@ -258,8 +258,8 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   try {
     held = await hold(answer.body, HOLD_LIMIT);
   } catch {
-    sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
     recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
+    sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
     return;
   }
   const headers = clientHeaders(call, answer.headers);
@@ -267,8 +267,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     // Too big to hold: stream it on, without a cost header and without usage.
     res.writeHead(answer.statusCode, headers);
     for (const chunk of held.chunks) res.write(chunk);
-    const delivery = await pump(answer.body, res, identity, opts, nothing);
-    recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+    await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
     return;
   }
   const bytes = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks, held.size);
@@ -290,8 +289,9 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   headers["content-length"] = String(bytes.length);
   // Head and body leave together: end() corks the socket around both.
   res.writeHead(answer.statusCode, headers);
-  res.end(bytes);
+  // Journaled before the answer leaves: a client that got its answer has its call recorded.
   call.record(built);
+  res.end(bytes);
 }
 
 /**
@@ -316,21 +316,41 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   res.flushHeaders();
   const sse = isEventStream(String(answer.headers["content-type"] ?? ""));
   const meter = new StreamMeter(sse);
-  const delivery = await pump(
-    source,
-    res,
-    (chunk) => {
-      meter.push(chunk);
-      return tap.push(chunk);
-    },
-    opts,
-    () => tap.end(),
-  );
+  const push = (chunk: Buffer) => {
+    meter.push(chunk);
+    return tap.push(chunk);
+  };
   // A stream cut short, or a server-sent-events stream that never reported usage, is settled at an
   // estimate, never $0 (a whole stream in a format Tollgate does not read stays unpriced).
-  const cut = delivery === "cut" || delivery === "upstream_broke";
-  const seen = answer.statusCode < 400 && (cut || sse) ? streamUsage(tap.result(), cut, request, meter) : tap.result();
-  recordCall(opts, call, seen, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+  const usage = (delivery: Delivery) => {
+    const cut = delivery === "cut" || delivery === "upstream_broke";
+    return answer.statusCode < 400 && (cut || sse) ? streamUsage(tap.result(), cut, request, meter) : tap.result();
+  };
+  await relayAndRecord(call, res, source, push, () => tap.end(), usage, requestId, answer.statusCode, opts);
+}
+
+/**
+ * Relays the rest of an answer and records the call once: a whole answer before its last bytes
+ * leave (so a client that got all of it has its call journaled), a cut one when it is over.
+ */
+async function relayAndRecord(
+  call: Call,
+  res: ServerResponse,
+  source: Readable,
+  transform: (chunk: Buffer) => Buffer | undefined,
+  atEnd: () => Buffer | undefined,
+  usage: (delivery: Delivery) => CallUsage,
+  requestId: string | undefined,
+  code: number,
+  opts: ForwardOptions,
+): Promise<void> {
+  let recorded = false;
+  const record = (delivery: Delivery) => {
+    if (recorded) return;
+    recorded = true;
+    recordCall(opts, call, usage(delivery), statusOf(code, delivery), requestId, code);
+  };
+  record(await pump(source, res, transform, opts, atEnd, () => record("whole")));
 }
 
 /**
@@ -345,6 +365,7 @@ function pump(
   transform: (chunk: Buffer) => Buffer | undefined,
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
+  beforeLastByte: () => void,
 ): Promise<Delivery> {
   return new Promise((resolve) => {
     let clientGone = false;
@@ -397,7 +418,10 @@ function pump(
       } catch {
         tail = undefined;
       }
-      if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
+      if (!clientGone) {
+        beforeLastByte();
+        res.end(tail && tail.length > 0 ? tail : undefined);
+      }
       settle(clientGone ? "client_gone" : "whole");
     };
     // The upstream broke off, or the gateway stopped reading after the client left (or it closed without

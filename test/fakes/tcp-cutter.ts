@@ -4,10 +4,14 @@ import { type AddressInfo, type Server, type Socket, connect, createServer } fro
 /**
  * A TCP forwarder to put in front of a real server (Postgres) so a test can take the network away:
  * cut() destroys every connection and stops listening, so new ones are refused as by a server that
- * is down; restore() listens again on the same port.
+ * is down; restore() listens again on the same port. hang() is the other failure: connections are
+ * accepted and kept, but no byte passes either way (a stopped server, a partition without resets)
+ * until resume().
  */
 export class TcpCutter {
   private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<[client: Socket, upstream: Socket]>();
+  private hung = false;
 
   private constructor(
     private readonly server: Server,
@@ -41,6 +45,23 @@ export class TcpCutter {
     await once(this.server, "listening");
   }
 
+  /** From now on nothing passes, on open connections and on new ones, and nothing is refused either. */
+  hang(): void {
+    this.hung = true;
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  /** Bytes held while hung pass on, as when a stopped server is continued. */
+  resume(): void {
+    this.hung = false;
+    for (const [client, upstream] of this.pairs) this.join(client, upstream);
+  }
+
   async close(): Promise<void> {
     const closed = this.server.listening ? once(this.server, "close") : undefined;
     this.cut();
@@ -57,9 +78,17 @@ export class TcpCutter {
       socket.on("error", () => other.destroy());
       socket.on("close", () => {
         this.sockets.delete(socket);
+        this.pairs.delete(pair);
         other.destroy();
       });
     }
-    client.pipe(upstream).pipe(client);
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    if (!this.hung) this.join(client, upstream);
+  }
+
+  private join(client: Socket, upstream: Socket): void {
+    client.pipe(upstream);
+    upstream.pipe(client);
   }
 }
