@@ -233,22 +233,28 @@ describe("Recorder", () => {
     assert.deepEqual(await storedIds("closing"), ["q-1"]);
   });
 
-  test("a write that fails part-way leaves nothing behind; the retry stores each event once", async () => {
-    // The rollup insert fails for this team after the events insert ran, inside the same statement.
+  test("a write that fails part-way leaves nothing behind; another sender's events in its batch still land; the retry stores each event once", async () => {
+    // The rollup upsert fails for this team after the events insert ran, inside the same transaction.
     await database.rows(sql`alter table usage_rollups add constraint test_no_boom check (team <> 'boom')`);
     const events = [makeEvent("partial", "pw-1", 1, { team: "fine" }), makeEvent("partial", "pw-2", 2, { team: "boom" })];
     const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 5 });
     try {
-      const [a, b] = await Promise.allSettled([recorder.record([events[0]!]), recorder.record([events[1]!])]);
-      assert.equal(a.status, "rejected");
-      assert.equal(b.status, "rejected");
+      // One sender's events are all or nothing.
+      await assert.rejects(recorder.record(events));
       assert.deepEqual(await storedIds("partial"), []);
-      const [rollups] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team in ('fine', 'boom')`);
+      const [none] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team in ('fine', 'boom')`);
+      assert.equal(none!.n, 0);
+      // Two senders sharing one batch: the refused event fails its own sender only.
+      const [a, b] = await Promise.allSettled([recorder.record([events[0]!]), recorder.record([events[1]!])]);
+      assert.deepEqual(a, { status: "fulfilled", value: [true] });
+      assert.equal(b.status, "rejected");
+      assert.deepEqual(await storedIds("partial"), ["pw-1"]);
+      const [rollups] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team = 'boom'`);
       assert.equal(rollups!.n, 0);
     } finally {
       await database.rows(sql`alter table usage_rollups drop constraint test_no_boom`);
     }
-    assert.deepEqual(await recorder.record(events), [true, true]);
+    assert.deepEqual(await recorder.record(events), [false, true]);
     assert.deepEqual(await recorder.record(events), [false, false]);
     assert.deepEqual(await storedIds("partial"), ["pw-1", "pw-2"]);
     await recorder.close();

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type Attribution, CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
+import { type Attribution, CallStatus, MAX_EVENT_COST_PICO, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
 import type { EventBuilder, LedgerEvent } from "../ledger/build-event.ts";
 import { extractUsage } from "../providers/registry.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
@@ -9,6 +9,7 @@ import { type FieldError, fieldErrors } from "../errors.ts";
 export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
 
 const count = z.number().int().min(0).max(MAX_TOKENS);
+const MAX_COST_USD = Number(MAX_EVENT_COST_PICO / 1_000_000_000_000n);
 const label = z.string().trim().min(1).max(200);
 
 /** One usage event as senders post it (snake_case, tokens as the sender counts them). */
@@ -26,7 +27,7 @@ export const UsageItem = z
     reasoning_tokens: count.optional(),
     usage: z.record(z.string(), z.unknown()).optional(),
     service_tier: ServiceTier.optional(),
-    cost_usd: z.union([z.number().min(0), z.string().regex(/^\d+(\.\d+)?$/, "a decimal number of USD")]).optional(),
+    cost_usd: z.union([z.number().min(0).max(MAX_COST_USD), z.string().regex(/^\d+(\.\d+)?$/, "a decimal number of USD")]).optional(),
     latency_ms: z.number().int().min(0).max(86_400_000).optional(),
     status: CallStatus.exclude(["aborted"]).optional(),
     team: label.optional(),
@@ -71,6 +72,13 @@ const TOKEN_FIELD: Record<string, string> = {
   output: "output_tokens",
   reasoning: "reasoning_tokens",
 };
+
+/** A UsageEvent field as senders name it, for an error's path ('' where the sender gave no such field). */
+function senderField(field: string): string {
+  if (field.startsWith("tokens.")) return TOKEN_FIELD[field.slice("tokens.".length)] ?? "";
+  const named: Record<string, string> = { ts: "timestamp", reported_cost: "cost_usd", source: "", api_key_id: "", cost: "" };
+  return named[field] ?? field;
+}
 
 const idOf = (value: unknown): string | null => {
   const id = (value as { id?: unknown } | null)?.id;
@@ -132,7 +140,7 @@ export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventB
     request_id: item.request_id ?? null,
   };
   const built = builder.build(bindToSender(seen, ctx));
-  if (!built.ok) return { ok: false, id: item.id, errors: [{ path: /time/.test(built.reason) ? "timestamp" : "", message: built.reason }] };
+  if (!built.ok) return { ok: false, id: item.id, errors: [{ path: senderField(built.field), message: built.reason }] };
   return built;
 }
 

@@ -1,9 +1,11 @@
 import { sql } from "drizzle-orm";
-import type { Database } from "../db/connection.ts";
+import { type Database, rowsOf } from "../db/connection.ts";
+import type { Logger } from "../logger.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
-import { ROLLUP_SOURCE_COLUMNS, rollupDelta } from "./rollup-delta.ts";
+import { type Cell, arrayColumn } from "../db/arrays.ts";
+import { rollupRows, upsertRollups } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
 export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
@@ -13,9 +15,13 @@ export interface RecorderOptions {
   /** How long the first queued event waits for company before its batch is written. */
   maxWaitMs: number;
   maxConcurrentFlushes?: number;
+  /** Where a batch the database refuses is reported (its SQLSTATE and class, never its contents). */
+  logger?: Pick<Logger, "error">;
 }
 
 interface Pending {
+  /** The record() call it came with: a batch the database refuses is retried call by call. */
+  call: object;
   event: LedgerEvent;
   settle: (inserted: boolean) => void;
   fail: (err: unknown) => void;
@@ -50,10 +56,11 @@ export class Recorder {
 
   record(events: readonly LedgerEvent[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
+    const call = {};
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
-          this.queue.push({ event, settle, fail });
+          this.queue.push({ call, event, settle, fail });
         }),
     );
     while (this.queue.length >= this.opts.batchSize) this.startFlush(this.queue.splice(0, this.opts.batchSize));
@@ -106,7 +113,7 @@ export class Recorder {
     try {
       inserted = await this.insertWithRetry(unique);
     } catch (err) {
-      for (const p of batch) p.fail(err);
+      await this.refused(batch, err);
       return;
     }
     recorderWriteSeconds.observe((performance.now() - started) / 1000);
@@ -128,16 +135,51 @@ export class Recorder {
     }
   }
 
+  /**
+   * A batch failed. Batches mix record() calls (senders): when the database answered with an
+   * error about the data, each call is written on its own, so only the call holding what the
+   * database refuses fails with it. The error is logged by its SQLSTATE and class only: the
+   * database's message and drizzle's can quote event contents.
+   */
+  private async refused(batch: Pending[], err: unknown): Promise<void> {
+    const code = sqlState(err);
+    const calls = new Map<object, Pending[]>();
+    for (const p of batch) calls.set(p.call, [...(calls.get(p.call) ?? []), p]);
+    this.opts.logger?.error(
+      { code: code ?? null, kind: code ? sqlStateClass(code) : errorName(err), events: batch.length, calls: calls.size },
+      calls.size > 1 && code ? "the ledger refused a batch; writing its senders' events apart" : "the ledger refused a batch",
+    );
+    if (calls.size > 1 && code && !code.startsWith("08") && !code.startsWith("57")) {
+      for (const own of calls.values()) await this.write(own);
+      return;
+    }
+    for (const p of batch) p.fail(err);
+  }
+
   private async insertWithRetry(events: PricedEvent[], attempt = 1): Promise<Set<string>> {
     try {
-      const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
-      return new Set(rows.map(keyOf));
+      return await this.insert(events);
     } catch (err) {
       // drizzle wraps the driver's error; the SQLSTATE is on its cause.
       const code = sqlState(err);
       if (attempt < 4 && code && RETRYABLE.has(code)) return this.insertWithRetry(events, attempt + 1);
       throw err;
     }
+  }
+
+  /**
+   * One transaction: insert the events, skipping known ones, then add exactly the inserted ones
+   * to the rollups, summed here per rollup row (one upsert for all grains).
+   */
+  private async insert(events: PricedEvent[]): Promise<Set<string>> {
+    return this.database.db.transaction(async (tx) => {
+      const rows = rowsOf<{ source: string; id: string }>(await tx.execute(insertStatement(events)));
+      const inserted = new Set(rows.map(keyOf));
+      const fresh = rows.length === events.length ? events : events.filter((e) => inserted.has(keyOf(e)));
+      const upsert = upsertRollups(rollupRows(fresh.map(rollupSource), 1));
+      if (upsert) await tx.execute(upsert);
+      return inserted;
+    });
   }
 }
 
@@ -147,7 +189,47 @@ function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
-type Cell = string | number | boolean | null;
+const errorName = (err: unknown) => (err instanceof Error ? err.name : typeof err);
+
+/** The class of a SQLSTATE (its first two characters), as PostgreSQL's appendix A names them. */
+export function sqlStateClass(code: string): string {
+  return SQLSTATE_CLASSES[code.slice(0, 2)] ?? `class ${code.slice(0, 2)}`;
+}
+const SQLSTATE_CLASSES: Record<string, string> = {
+  "08": "connection_exception",
+  "22": "data_exception",
+  "23": "integrity_constraint_violation",
+  "25": "invalid_transaction_state",
+  "40": "transaction_rollback",
+  "42": "syntax_error_or_access_rule_violation",
+  "53": "insufficient_resources",
+  "54": "program_limit_exceeded",
+  "55": "object_not_in_prerequisite_state",
+  "57": "operator_intervention",
+  "58": "system_error",
+  XX: "internal_error",
+};
+
+/** What the rollups need of an event. */
+const rollupSource = (e: PricedEvent) => ({
+  ts: e.ts,
+  provider: e.provider,
+  model: e.model,
+  input_tokens: e.tokens.input,
+  cached_input_tokens: e.tokens.cached_input,
+  cache_write_tokens: e.tokens.cache_write,
+  output_tokens: e.tokens.output,
+  reasoning_tokens: e.tokens.reasoning,
+  cost: e.cost,
+  priced: e.priced,
+  status: e.status,
+  team: e.team,
+  project: e.project,
+  feature: e.feature,
+  user: e.user,
+  api_key_id: e.api_key_id,
+});
+
 
 /** Every column written, its Postgres type, and how to read it off an event. */
 const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent) => Cell][] = [
@@ -178,35 +260,16 @@ const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent
   ["request_id", "text", (e) => e.request_id],
 ];
 
-/** A Postgres array literal: strings quoted and escaped, NULL bare. */
-export function arrayLiteral(values: readonly Cell[]): string {
-  const cells = values.map((v) =>
-    v === null ? "NULL" : typeof v === "string" ? `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"` : String(v),
-  );
-  return `{${cells.join(",")}}`;
-}
-
 const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "));
 
-/**
- * One statement: insert the new events, skip known ones, and add exactly the inserted rows to the
- * rollups at every grain. The batch travels as one array per column, which Postgres reads far
- * faster than JSON records.
- */
+/** Inserts the new events, skipping known ones; answers the keys inserted. */
 function insertStatement(events: PricedEvent[]) {
-  const arrays = EVENT_COLUMNS.map(([, type, read]) => sql`${arrayLiteral(events.map(read))}::text::${sql.raw(type)}[]`);
+  const arrays = EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type));
   return sql`
-    with input as (
-      select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST})
-    ),
-    ins as (
-      insert into usage_events (${COLUMN_LIST})
-      select ${COLUMN_LIST} from input
-      -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
-      order by source, id
-      on conflict (source, id) do nothing
-      returning source, id, ${ROLLUP_SOURCE_COLUMNS}
-    ),
-    ${rollupDelta("ins", 1)}
-    select source, id from ins`;
+    insert into usage_events (${COLUMN_LIST})
+    select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST})
+    -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
+    order by source, id
+    on conflict (source, id) do nothing
+    returning source, id`;
 }
