@@ -146,9 +146,9 @@ function cover(range: Range, grains: readonly { grain: RollupGrain; ms: number }
 }
 
 /**
- * One statement answers total, previous and groups. The previous period is keyed '' so it
- * collapses to one row before grouping sets split the current one into its total and its top N
- * groups plus the rest; at most N + 3 rows come back whatever the number of groups.
+ * One statement answers total, previous and groups: grouping sets split the current period into
+ * its total and its top N groups plus the rest, and give the previous one its total; at most
+ * N + 3 rows come back whatever the number of groups.
  */
 export async function querySpend(database: Database, query: SpendQuery): Promise<SpendReport> {
   const { period, by, filters, top = 10, now = new Date() } = query;
@@ -172,18 +172,15 @@ export async function querySpend(database: Database, query: SpendQuery): Promise
     ...coverOf(current, by, cutoff === now.getTime()).map((piece) => slice(piece, true, by, filters)),
     ...coverOf(previous, undefined, false).map((piece) => slice(piece, false, undefined, filters)),
   ];
+  // The top N are ranked on cost alone, so the per-group step keeps one sum per group (thousands
+  // of users with every sum would spill to disk); the sums are then taken once over the rows.
   const rows = await database.rows<SpendRow>(sql`
     with src as (${parts.length > 0 ? sql.join(parts, sql` union all `) : emptySlice()}),
-    g as (
-      select cur, k, ${sums()} from src group by cur, k
-    ),
-    ranked as (
-      select g.*, case when cur and row_number() over (partition by cur order by cost desc, k) <= ${top}::int
-        then k end as gk
-      from g
+    named as (
+      select k from src where cur group by k order by sum(cost) desc, k limit ${top}::int
     )
     select cur, gk as key, grouping(gk) = 1 as is_total, ${sumsAsText()}
-    from ranked
+    from (select src.*, case when cur and k in (select k from named) then k end as gk from src) as s
     group by grouping sets ((cur), (cur, gk))`);
   return report(period, by, rows);
 }
@@ -248,13 +245,6 @@ function count(text: string, field: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n)) throw new RangeError(`${field} sum ${text} is beyond exact number range`);
   return n;
-}
-
-function sums(): SQL {
-  return sql.join(
-    SUM_FIELDS.map((f) => sql`sum(${sql.identifier(f)}) as ${sql.identifier(f)}`),
-    sql`, `,
-  );
 }
 
 /** Cast to text: numeric must reach JS as digits, never through a float. */
