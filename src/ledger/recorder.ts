@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
-import { type Database, rowsOf } from "../db/connection.ts";
+import type { Database } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
-import { rollupRows, upsertRollups } from "./rollup-delta.ts";
+import { ROW_INDEX_NAMES, rollupPlan, rollupsOfInserted, rowIndexColumns } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
 export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
@@ -167,19 +167,9 @@ export class Recorder {
     }
   }
 
-  /**
-   * One transaction: insert the events, skipping known ones, then add exactly the inserted ones
-   * to the rollups, summed here per rollup row (one upsert for all grains).
-   */
   private async insert(events: PricedEvent[]): Promise<Set<string>> {
-    return this.database.db.transaction(async (tx) => {
-      const rows = rowsOf<{ source: string; id: string }>(await tx.execute(insertStatement(events)));
-      const inserted = new Set(rows.map(keyOf));
-      const fresh = rows.length === events.length ? events : events.filter((e) => inserted.has(keyOf(e)));
-      const upsert = upsertRollups(rollupRows(fresh.map(rollupSource), 1));
-      if (upsert) await tx.execute(upsert);
-      return inserted;
-    });
+    const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
+    return new Set(rows.map(keyOf));
   }
 }
 
@@ -262,14 +252,26 @@ const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent
 
 const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "));
 
-/** Inserts the new events, skipping known ones; answers the keys inserted. */
+/**
+ * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
+ * the rollups, summed here in the process per rollup row (one upsert for all grains); answers the
+ * keys inserted. Each column travels as one array parameter.
+ */
 function insertStatement(events: PricedEvent[]) {
-  const arrays = EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type));
+  const plan = rollupPlan(events.map(rollupSource), 1);
+  const arrays = [...EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type)), ...rowIndexColumns(plan)];
   return sql`
-    insert into usage_events (${COLUMN_LIST})
-    select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST})
-    -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
-    order by source, id
-    on conflict (source, id) do nothing
-    returning source, id`;
+    with input as (
+      select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST}, ${ROW_INDEX_NAMES})
+    ),
+    ins as (
+      insert into usage_events (${COLUMN_LIST})
+      select ${COLUMN_LIST} from input
+      -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
+      order by source, id
+      on conflict (source, id) do nothing
+      returning source, id
+    ),
+    ${rollupsOfInserted(plan, events.length)}
+    select source, id from ins`;
 }

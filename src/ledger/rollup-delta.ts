@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
+import type { Totals } from "./spend.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
@@ -13,16 +14,10 @@ import type { RollupGrain } from "../db/schema.ts";
  */
 
 /** The usage_events columns a delta is made from, as the recorder and erasure read them back. */
-export interface RollupSource {
+export type RollupSource = Pick<Totals, "input_tokens" | "cached_input_tokens" | "cache_write_tokens" | "output_tokens" | "reasoning_tokens" | "cost"> & {
   ts: Date;
   provider: string;
   model: string;
-  input_tokens: number;
-  cached_input_tokens: number;
-  cache_write_tokens: number;
-  output_tokens: number;
-  reasoning_tokens: number;
-  cost: bigint;
   priced: boolean;
   status: string;
   team: string | null;
@@ -30,10 +25,10 @@ export interface RollupSource {
   feature: string | null;
   user: string | null;
   api_key_id: string | null;
-}
+};
 
-/** One rollup row's change. Token sums of a batch stay far below 2^53 (MAX_TOKENS × batch size); cost is exact. */
-export interface RollupRow {
+/** One rollup row's change: its key and its sums. Token sums of a batch stay far below 2^53 (MAX_TOKENS × batch size); cost is exact. */
+export type RollupRow = Totals & {
   grain: RollupGrain;
   bucket: number;
   team: string;
@@ -43,16 +38,8 @@ export interface RollupRow {
   provider: string;
   model: string;
   api_key_id: string;
-  requests: number;
-  errors: number;
-  unpriced: number;
-  input_tokens: number;
-  cached_input_tokens: number;
-  cache_write_tokens: number;
-  output_tokens: number;
-  reasoning_tokens: number;
-  cost: bigint;
-}
+};
+type RollupKey = Omit<RollupRow, keyof Totals>;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -63,7 +50,7 @@ const monthOf = (ms: number) => {
 };
 
 /** The rollup row keys one event falls in, one per grain; absent attribution is ''. */
-function keysOf(e: RollupSource): Omit<RollupRow, "requests" | "errors" | "unpriced" | "input_tokens" | "cached_input_tokens" | "cache_write_tokens" | "output_tokens" | "reasoning_tokens" | "cost">[] {
+function keysOf(e: RollupSource): RollupKey[] {
   const ms = e.ts.getTime();
   const day = floorTo(ms, DAY_MS);
   const attribution = { team: e.team ?? "", project: e.project ?? "", feature: e.feature ?? "", provider: e.provider, model: e.model, api_key_id: e.api_key_id ?? "" };
@@ -78,69 +65,113 @@ function keysOf(e: RollupSource): Omit<RollupRow, "requests" | "errors" | "unpri
 
 /** Sums the rows' contributions per rollup row (negated for sign -1). */
 export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1): RollupRow[] {
-  const byKey = new Map<string, RollupRow>();
+  return rollupPlan(rows, sign).rows;
+}
+
+/**
+ * The rollup rows of `rows`, and for each grain (hour, day, user-day, user-month) the 1-based
+ * index of the row each source row falls in, so a statement can sum a subset of them (the events
+ * an insert actually took) into the same rows.
+ */
+export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows: RollupRow[]; rowOf: number[][] } {
+  const byKey = new Map<string, number>();
+  const out: RollupRow[] = [];
+  const rowOf: number[][] = [[], [], [], []];
   const s = BigInt(sign);
   for (const e of rows) {
     const failed = e.status !== "ok" ? sign : 0;
     const unpriced = e.priced ? 0 : sign;
-    for (const k of keysOf(e)) {
+    keysOf(e).forEach((k, g) => {
       // NUL never occurs in stored text (build-event.ts refuses it), so it cannot blur two keys.
       const id = `${k.grain}\0${k.bucket}\0${k.team}\0${k.project}\0${k.feature}\0${k.user}\0${k.provider}\0${k.model}\0${k.api_key_id}`;
-      const row = byKey.get(id);
-      if (row) {
-        row.requests += sign;
-        row.errors += failed;
-        row.unpriced += unpriced;
-        row.input_tokens += sign * e.input_tokens;
-        row.cached_input_tokens += sign * e.cached_input_tokens;
-        row.cache_write_tokens += sign * e.cache_write_tokens;
-        row.output_tokens += sign * e.output_tokens;
-        row.reasoning_tokens += sign * e.reasoning_tokens;
-        row.cost += s * e.cost;
-      } else {
-        byKey.set(id, {
-          ...k,
-          requests: sign,
-          errors: failed,
-          unpriced,
-          input_tokens: sign * e.input_tokens,
-          cached_input_tokens: sign * e.cached_input_tokens,
-          cache_write_tokens: sign * e.cache_write_tokens,
-          output_tokens: sign * e.output_tokens,
-          reasoning_tokens: sign * e.reasoning_tokens,
-          cost: s * e.cost,
-        });
+      let at = byKey.get(id);
+      if (at === undefined) {
+        at = out.push({ ...k, requests: 0, errors: 0, unpriced: 0, input_tokens: 0, cached_input_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0, cost: 0n }) - 1;
+        byKey.set(id, at);
       }
-    }
+      rowOf[g]!.push(at + 1);
+      const row = out[at]!;
+      row.requests += sign;
+      row.errors += failed;
+      row.unpriced += unpriced;
+      row.input_tokens += sign * e.input_tokens;
+      row.cached_input_tokens += sign * e.cached_input_tokens;
+      row.cache_write_tokens += sign * e.cache_write_tokens;
+      row.output_tokens += sign * e.output_tokens;
+      row.reasoning_tokens += sign * e.reasoning_tokens;
+      row.cost += s * e.cost;
+    });
   }
-  return [...byKey.values()];
+  return { rows: out, rowOf };
 }
 
 const KEY = `grain, bucket, team, project, feature, "user", provider, model, api_key_id`;
 const SUMS = ["requests", "errors", "unpriced", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost"] as const;
 
-/**
- * One upsert for every grain's rows (each key once), or undefined when there are none. Rows are
- * touched in key order, grain first, the same order for every writer, so concurrent statements
- * wait for each other rather than deadlock.
- */
-export function upsertRollups(rows: readonly RollupRow[]): SQL | undefined {
-  if (rows.length === 0) return undefined;
+/** The rows as a relation of KEY and SUMS columns (and `idx`, 1-based, in their order). */
+function rowsRelation(rows: readonly RollupRow[]): SQL {
   const col = <K extends keyof RollupRow>(k: K, type: string, map: (v: RollupRow[K]) => Cell = (v) => v) => arrayColumn(rows.map((r) => map(r[k])), type);
-  return sql`
-    insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
-    select * from unnest(
+  return sql`unnest(
       ${col("grain", "text")}, ${col("bucket", "timestamptz", (ms) => new Date(ms).toISOString())},
       ${col("team", "text")}, ${col("project", "text")}, ${col("feature", "text")}, ${col("user", "text")},
       ${col("provider", "text")}, ${col("model", "text")}, ${col("api_key_id", "text")},
       ${col("requests", "bigint")}, ${col("errors", "bigint")}, ${col("unpriced", "bigint")},
       ${col("input_tokens", "numeric")}, ${col("cached_input_tokens", "numeric")}, ${col("cache_write_tokens", "numeric")},
       ${col("output_tokens", "numeric")}, ${col("reasoning_tokens", "numeric")}, ${col("cost", "numeric")}
-    ) as x(${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
+    ) with ordinality as x(${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))}, idx)`;
+}
+
+/**
+ * Adds the relation `deltas` (KEY and SUMS columns, each key once) to the rollups. Rows are
+ * touched in key order, grain first, the same order for every writer, so concurrent statements
+ * wait for each other rather than deadlock.
+ */
+function upsertFrom(deltas: SQL): SQL {
+  return sql`insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
+    select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from ${deltas} as d
     order by ${sql.raw(KEY)}
     on conflict (${sql.raw(KEY)}) do update set
       ${sql.raw(SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(",\n      "))}`;
 }
+
+/** One upsert for every grain's rows (each key once), or undefined when there are none. */
+export function upsertRollups(rows: readonly RollupRow[]): SQL | undefined {
+  if (rows.length === 0) return undefined;
+  return upsertFrom(sql`(select * from ${rowsRelation(rows)})`);
+}
+
+/**
+ * CTEs `planned` and `rolled` adding to the rollups what the CTE `ins` (RETURNING source, id)
+ * took of the CTE `input`, whose rows carry their rollup rows' indices (r_hour, r_day,
+ * r_user_day, r_user_month, from rollupPlan). When the insert took all `total` events (the usual
+ * case) the sums made in the process are written as they are; when some were already known, the
+ * sums of the ones taken are made again in the statement, over those rows only.
+ */
+export function rollupsOfInserted(plan: { rows: readonly RollupRow[] }, total: number): SQL {
+  const all = sql`(select count(*) from ins) = ${total}::int`;
+  return sql`planned as (select * from ${rowsRelation(plan.rows)}),
+    retaken as (
+      select r as idx, count(*) as requests, count(*) filter (where i.status <> 'ok') as errors,
+        count(*) filter (where not i.priced) as unpriced, sum(i.input_tokens) as input_tokens,
+        sum(i.cached_input_tokens) as cached_input_tokens, sum(i.cache_write_tokens) as cache_write_tokens,
+        sum(i.output_tokens) as output_tokens, sum(i.reasoning_tokens) as reasoning_tokens, sum(i.cost) as cost
+      from input i join ins using (source, id)
+        cross join lateral unnest(array[i.r_hour, i.r_day, i.r_user_day, i.r_user_month]) as r
+      where not ${all}
+      group by r
+    ),
+    rolled as (${upsertFrom(sql`(
+      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from planned where ${all}
+      union all
+      select ${sql.raw(KEY.split(", ").map((c) => `p.${c}`).join(", "))}, ${sql.raw(SUMS.map((c) => `t.${c}`).join(", "))}
+      from retaken t join planned p on p.idx = t.idx)`)})`;
+}
+
+/** The per-event rollup row indices as four int[] columns, in rollupPlan's grain order. */
+export function rowIndexColumns(plan: { rowOf: number[][] }): SQL[] {
+  return plan.rowOf.map((indices) => arrayColumn(indices, "int"));
+}
+export const ROW_INDEX_NAMES = sql.raw("r_hour, r_day, r_user_day, r_user_month");
 
 /**
  * The usage_events columns a RollupSource is read back from (the RETURNING of a delete), as text
