@@ -163,8 +163,9 @@ describe("spool serialisation", () => {
     }
     assert.equal(bare.reported_cost, null);
     assert.equal(eventOn(encodeEvent(full)).reported_cost, 123_456_789_012_345_678_901_234_567_890n);
-    // A built event comes back with the price it was built with, to be restored rather than priced again.
-    const priced = builder.build(full);
+    // A built event comes back with the price it was built with, to be restored rather than priced again
+    // (with a reported cost a call can have: the builder refuses more than 1,000,000 USD).
+    const priced = builder.build({ ...full, reported_cost: 987_654_321_987_654_321n });
     assert.ok(priced.ok);
     const { cost, priced: known, ...fields } = priced.event;
     assert.deepEqual(decodeEvent(encodeEvent(priced.event)), { event: fields, price: { cost, priced: known } });
