@@ -11,8 +11,8 @@ import { TEMPLATE_DB_ENV, createTemplateDatabase, dropDatabase, pgliteTemplate }
 
 /** Files at once: most of a file's time is PGlite and child processes working, so a third keeps two cores busy. */
 const CONCURRENCY = 3;
-/** A test that hangs fails after this long instead of holding the whole run until CI's limit. */
-const TEST_TIMEOUT_MS = 180_000;
+/** A test that hangs fails after this long (a whole file counts as one test) instead of holding the run until CI's limit. */
+const TEST_TIMEOUT_MS = 600_000;
 
 const args = process.argv.slice(2);
 const url = process.env.TEST_DATABASE_URL;
