@@ -24,3 +24,10 @@ export const recorderWriteSeconds = new Histogram({
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers: [registry],
 });
+
+export const proxyRequestsTotal = new Counter({
+  name: "tollgate_proxy_requests_total",
+  help: "Proxied requests by provider and operation: `inference` is billed; the rest (files.list, batches.retrieve, models.countTokens, ...) are forwarded and never recorded as usage",
+  labelNames: ["provider", "operation"] as const,
+  registers: [registry],
+});

@@ -41,6 +41,7 @@ type Row = {
   model: string;
   cost: string;
   priced: boolean;
+  estimated: boolean;
   tags: Record<string, string>;
   status: string;
   input_tokens: string;
@@ -51,7 +52,7 @@ type Row = {
 async function ledger(team: string, count: number): Promise<Row[]> {
   const read = () =>
     t.gateway.database.rows<Row>(sql`
-      select provider, model, cost::text as cost, priced, tags, status, input_tokens::text as input_tokens, output_tokens::text as output_tokens
+      select provider, model, cost::text as cost, priced, estimated, tags, status, input_tokens::text as input_tokens, output_tokens::text as output_tokens
       from usage_events where team = ${team} and source = 'proxy' order by ts, received_at`);
   await waitFor(`${count} proxied calls of ${team} in the ledger`, async () => (await read()).length >= count);
   return read();
@@ -108,7 +109,7 @@ describe("the AzureOpenAI client through /azure", () => {
     for await (const chunk of asked) usage = chunk.usage ?? usage;
     assert.equal((usage as { prompt_tokens: number }).prompt_tokens, 1200);
 
-    // 2024-06-01 refuses stream_options: the gateway leaves the body alone, and the call's usage is unknown.
+    // 2024-06-01 refuses stream_options: the gateway leaves the body alone, and the call is priced at its estimate.
     const before = fake.requests.length;
     const old = await azure(key, "2024-06-01").chat.completions.create({ model: "gpt-4o-prod", messages, stream: true });
     let text = "";
@@ -118,7 +119,8 @@ describe("the AzureOpenAI client through /azure", () => {
 
     const [first, second] = await ledger(team, 2);
     assert.equal(first!.cost, String(CALL_COST));
-    assert.deepEqual({ priced: second!.priced, cost: second!.cost, model: second!.model }, { priced: false, cost: "0", model: "gpt-4o-2024-08-06" });
+    assert.deepEqual({ priced: second!.priced, estimated: second!.estimated, model: second!.model }, { priced: true, estimated: true, model: "gpt-4o-2024-08-06" });
+    assert.ok(BigInt(second!.cost) > 0n, "never $0 for usage the stream did not report");
   });
 
   test("the Responses API (no deployment in the path) and the v1 API with the plain OpenAI client: the body's model is the deployment", async () => {

@@ -77,7 +77,7 @@ async function settled(reply: ReplyProgress, what: string, timeoutMs = WAIT_MS):
 }
 
 describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
-  test("OpenAI stream: the upstream request is cut off at once; recorded as aborted and unpriced with what was known (the model, no usage yet)", { timeout: HANG_MS }, async () => {
+  test("OpenAI stream: the upstream request is cut off at once; recorded as aborted at an estimate (the model, no usage yet)", { timeout: HANG_MS }, async () => {
     const deltas = 100;
     openaiFake.setNext({ deltas, delayMs: 25 });
     const abort = new AbortController();
@@ -89,7 +89,8 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
       text += chunk.choices[0]?.delta.content ?? "";
       if (text) abort.abort();
     }
-    assert.equal(text, "Hello");
+    // The SDK may have a chunk or two in hand when it stops (a busy machine): what matters is that it stopped.
+    assert.match(text, /^Hello/);
 
     const reply = openaiFake.requests.at(-1)!.reply;
     await settled(reply, "cancel mode must close it when the client leaves");
@@ -100,9 +101,13 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
     assert.equal(row.status, "aborted");
     assert.equal(row.model, "gpt-4o", "the model named by the first chunk");
     // Chat streams report usage only in their last chunk, which a cancelled call never gets:
-    // OpenAI still bills the prompt, so the call is recorded unpriced, never as a $0 call.
-    assert.deepEqual(tokenColumns(row), ZERO);
-    assert.equal(row.priced, false);
+    // OpenAI still bills the prompt and what it generated, so the call is priced at the gateway's
+    // estimate ("hi" is one token; "Hello" and what else was read before the cut), marked so.
+    assert.equal(row.estimated, true);
+    assert.equal(row.priced, true);
+    assert.equal(row.input_tokens, "1");
+    assert.ok(Number(row.output_tokens) >= 1, `output estimated from what was relayed (${row.output_tokens})`);
+    assert.notEqual(row.cost, "0");
     assert.match(row.request_id ?? "", /^req_/);
   });
 
@@ -126,8 +131,13 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
 
     const row = await proxyRow(database, id);
     assert.equal(row.status, "aborted");
-    // 50 uncached + 12,000 cache reads + 3,000 cache writes (2,000 for an hour); output as far as message_start counted it.
-    assert.deepEqual(tokenColumns(row), ["15050", "12000", "3000", "2000", "1", "0"]);
+    // 50 uncached + 12,000 cache reads + 3,000 cache writes (2,000 for an hour), exactly as message_start
+    // reported them; output as far as message_start counted it (1), or, where the gateway had read
+    // more (the thinking block) before the cut, its estimate of that, marked as one.
+    const [input, cached, writes, writes1h, output] = tokenColumns(row);
+    assert.deepEqual([input, cached, writes, writes1h], ["15050", "12000", "3000", "2000"]);
+    assert.ok(Number(output) >= 1);
+    assert.equal(row.estimated, Number(output) > 1, `output ${output}`);
     assert.notEqual(row.cost, "0", "the prompt it was charged for is priced");
   });
 

@@ -148,7 +148,9 @@ export class Enforcer implements BudgetGate {
     const cost = event?.cost ?? 0n;
     const attributes = event && cost > 0n ? attributesOf(event) : undefined;
     for (const { budget, generation } of held)
-      if (budget.generation === generation) budget.finish(id, reserve, attributes && scopeMatches(budget.scope, attributes) ? cost : undefined);
+      // Under the event's own id, which the lease sync looks for in the ledger: a batch's usage is
+      // recorded under the batch's id, not the id of the poll that found it finished.
+      if (budget.generation === generation) budget.finish(event?.id ?? id, reserve, attributes && scopeMatches(budget.scope, attributes) ? cost : undefined);
   }
 
   /**

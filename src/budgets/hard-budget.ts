@@ -148,13 +148,22 @@ export class HardBudget {
     return estimate < bound ? estimate : bound;
   }
 
+  /**
+   * A refusal, in the budget's own terms: its spend and what is left of its amount, whichever
+   * process holds the rest. This process may have used its share (`ceiling`) while others hold
+   * leases for calls of their own: the budget is then not exhausted, and a refusal that said so
+   * ("$0.995 of $1, remaining 0") would misstate what is unspent.
+   */
   block(kind: BudgetBlock["kind"], reserve: bigint): BudgetBlock {
+    const spend = this.reportedSpend();
+    // Leases (this process's or others') and calls in flight are not spend: what is left is the amount less the spend.
+    const remaining = this.budget.amount - spend;
     return {
-      kind,
+      kind: kind === "exhausted" && remaining > 0n ? "insufficient" : kind,
       budget: this.budget.name,
-      spend_usd: usd(this.reportedSpend()),
+      spend_usd: usd(spend),
       amount_usd: usd(this.budget.amount),
-      remaining_usd: usd(this.ceiling - this.used()),
+      remaining_usd: usd(remaining),
       reserve_usd: usd(reserve),
       resets_at: this.period.end,
     };

@@ -34,6 +34,8 @@ export const usageEvents = pgTable(
     /** pico-USD (1e-12 USD): every published per-token price is a whole number of them. */
     cost: bigint("cost", { mode: "bigint" }).notNull(),
     priced: boolean("priced").notNull(),
+    /** The token counts are the gateway's estimate, not the provider's report (a stream cut before its usage). */
+    estimated: boolean("estimated").notNull().default(false),
     reportedCost: bigint("reported_cost", { mode: "bigint" }),
     latencyMs: integer("latency_ms"),
     status: text("status").notNull().default("ok"),

@@ -77,6 +77,11 @@ export const UsageEvent = z.object({
    * rather than as a silent $0.
    */
   usage_unknown: z.boolean().optional(),
+  /**
+   * The token counts are the gateway's estimate, not the provider's report: a stream the gateway
+   * stopped reading (or that ended) before its usage came is priced at the estimate, never at $0.
+   */
+  estimated: z.boolean().optional(),
 });
 export type UsageEvent = z.infer<typeof UsageEvent>;
 

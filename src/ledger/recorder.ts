@@ -237,6 +237,7 @@ const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent
   ["service_tier", "text", (e) => e.service_tier],
   ["cost", "bigint", (e) => e.cost.toString()],
   ["priced", "boolean", (e) => e.priced],
+  ["estimated", "boolean", (e) => e.estimated === true],
   ["reported_cost", "bigint", (e) => e.reported_cost?.toString() ?? null],
   ["latency_ms", "integer", (e) => e.latency_ms],
   ["status", "text", (e) => e.status],

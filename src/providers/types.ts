@@ -32,7 +32,22 @@ export interface CallUsage {
   usage: NormalisedUsage | undefined;
   /** The model that answered, when the answer says so. */
   model: string | undefined;
+  /**
+   * The ledger id the usage belongs to when it is not the call's own: a finished batch read back
+   * (`batch:<id>`), so that every later poll finds it recorded already.
+   */
+  key?: string;
+  /** The counts are the gateway's estimate (src/proxy/estimate.ts), not the provider's report. */
+  estimated?: boolean;
 }
+
+/**
+ * What a request does, for the ledger (src/providers/operations.ts): `inference` is billed from its
+ * answer; a `batch` read is billed once, when its answer first shows the batch finished with usage;
+ * anything else (listing, retrieval, files, token counting) is forwarded and counted by `name`, never
+ * recorded as usage. Names are a provider's own fixed words, so they can label a metric.
+ */
+export type Operation = { kind: "inference" } | { kind: "batch" | "other"; name: string };
 
 /**
  * Reads usage from a streamed answer while it is forwarded. It sees the upstream's bytes (already
@@ -117,6 +132,8 @@ export interface Provider<S = unknown> {
    * sent it: percent-escapes kept); `body` is its JSON, if any; `query` its query parameters.
    */
   inspect(path: string, body: unknown, query: URLSearchParams): RequestFacts;
+  /** What a request with this method to `path` (as for `inspect`) does. */
+  operation(method: string, path: string): Operation;
   /** Usage of a whole (non-streamed) JSON answer. */
   usageOf(path: string, body: unknown): CallUsage;
   /** Whether an answer with this content type is a stream to read through `tap`. */

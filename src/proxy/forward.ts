@@ -9,6 +9,9 @@ import { picoToDecimalString } from "../pricing/money.ts";
 import type { CallUsage, Provider, RequestFacts } from "../providers/types.ts";
 import { ATTRIBUTION_HEADERS } from "./attribution.ts";
 import type { Upstream } from "./router.ts";
+import { upstreamPath } from "./upstream-path.ts";
+import { StreamMeter, streamUsage } from "./estimate.ts";
+import { isEventStream } from "../providers/sse.ts";
 
 /** Headers that describe one connection, not the message: never passed through (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
@@ -93,7 +96,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
   const usage = outcome.usage;
   return {
     source: "proxy",
-    id: call.id,
+    id: outcome.key ?? call.id,
     ts: call.startedAt,
     provider: call.provider.name,
     model: outcome.model ?? usage?.model ?? call.facts.model ?? "",
@@ -105,6 +108,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
     ...call.attribution,
     request_id: upstreamRequestId ?? usage?.request_id ?? null,
     ...(!usage && answerCode !== undefined && answerCode < 400 ? { usage_unknown: true } : {}),
+    ...(outcome.estimated ? { estimated: true } : {}),
   };
 }
 
@@ -124,7 +128,7 @@ const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
 /** Sends a call upstream and its answer back, recording it once the answer is over. */
 export async function forward(call: Call, req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, query: string, opts: ForwardOptions): Promise<void> {
   const sent = call.facts.rewritten ?? body;
-  const path = opts.upstream.basePath + call.path + query;
+  const path = upstreamPath(opts.upstream.basePath, call.path) + query;
   const method = req.method ?? "GET";
   const headers = upstreamHeaders(req.headers, call.provider, sent);
   const authorization = await call.provider.authorize({ method, url: new URL(path, opts.upstream.origin), headers, body: sent }, opts.credential, opts.settings);
@@ -149,18 +153,22 @@ export async function forward(call: Call, req: IncomingMessage, res: ServerRespo
   }
   const requestId = upstreamRequestId(answer.headers);
   const contentType = String(answer.headers["content-type"] ?? "");
-  if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts);
+  if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts, sent);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, []), "x-tollgate-request-id": call.id });
   const delivery = await pump(answer.body, res, (chunk) => chunk, opts, () => undefined);
   recordCall(opts, call, NO_USAGE, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
-/** How a relayed answer ended: sent whole, cut short by the client leaving, or broken off by the upstream. */
-type Delivery = "whole" | "client_gone" | "upstream_broke";
+/**
+ * How a relayed answer ended: sent whole; the client left but the answer was read to its end
+ * (drained); the client left and the gateway stopped reading (`cancel`, no drain slot, the drain
+ * timed out); or broken off by the upstream.
+ */
+type Delivery = "whole" | "client_gone" | "cut" | "upstream_broke";
 
 function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
-  if (delivery === "client_gone") return "aborted";
+  if (delivery === "client_gone" || delivery === "cut") return "aborted";
   return code < 400 && delivery === "whole" ? "ok" : "error";
 }
 
@@ -218,7 +226,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
  * (and, when the gateway itself asked for usage, leaves out what the client did not ask for).
  * Compressed streams are decompressed: the tap reads plain bytes, and streams are never compressed by us.
  */
-async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
+async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions, request: Buffer | undefined): Promise<void> {
   const encoding = answer.headers["content-encoding"] as string | undefined;
   const inflate = decompressor(encoding);
   // pipeline, not pipe: an upstream that breaks off must fail the decompressor too, and a cancelled
@@ -228,8 +236,23 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const tap = call.provider.tap(call.path, injected);
   res.writeHead(answer.statusCode, { ...clientHeaders(answer.headers, ["content-encoding"]), "x-tollgate-request-id": call.id, "cache-control": "no-cache" });
   res.flushHeaders();
-  const delivery = await pump(source, res, (chunk) => tap.push(chunk), opts, () => tap.end());
-  recordCall(opts, call, tap.result(), statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
+  const sse = isEventStream(String(answer.headers["content-type"] ?? ""));
+  const meter = new StreamMeter(sse);
+  const delivery = await pump(
+    source,
+    res,
+    (chunk) => {
+      meter.push(chunk);
+      return tap.push(chunk);
+    },
+    opts,
+    () => tap.end(),
+  );
+  // A stream cut short, or a server-sent-events stream that never reported usage, is settled at an
+  // estimate, never $0 (a whole stream in a format Tollgate does not read stays unpriced).
+  const cut = delivery === "cut" || delivery === "upstream_broke";
+  const seen = answer.statusCode < 400 && (cut || sse) ? streamUsage(tap.result(), cut, request, meter) : tap.result();
+  recordCall(opts, call, seen, statusOf(answer.statusCode, delivery), requestId, answer.statusCode);
 }
 
 /**
@@ -247,6 +270,7 @@ async function pump(
 ): Promise<Delivery> {
   let clientGone = false;
   let upstreamBroke = false;
+  let cut = false;
   let draining = false;
   let drainTimer: NodeJS.Timeout | undefined;
   const onClose = () => {
@@ -277,7 +301,8 @@ async function pump(
     if (!clientGone) res.end(tail && tail.length > 0 ? tail : undefined);
   } catch {
     // The upstream broke off or was cut: the client's answer ends here, the call is still recorded.
-    if (!clientGone) {
+    if (clientGone) cut = true;
+    else {
       upstreamBroke = true;
       res.destroy();
     }
@@ -286,7 +311,7 @@ async function pump(
     clearTimeout(drainTimer);
     if (draining) opts.drains.active--;
   }
-  return clientGone ? "client_gone" : upstreamBroke ? "upstream_broke" : "whole";
+  return clientGone ? (cut ? "cut" : "client_gone") : upstreamBroke ? "upstream_broke" : "whole";
 }
 
 /** An error the gateway itself answers, in the provider's own shape. */

@@ -4,10 +4,12 @@ import { type ApiKeys, type KeyInfo, modelAllowed } from "../keys/api-keys.ts";
 import type { Built, EventBuilder } from "../ledger/build-event.ts";
 import type { Logger } from "../logger.ts";
 import { attribute } from "./attribution.ts";
+import { ledgerFilter } from "./billing.ts";
 import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
 import { type Call, type ForwardOptions, forward, newCallId, sendProviderError } from "./forward.ts";
 import { normaliseProvider } from "../providers/registry.ts";
 import type { Provider } from "../providers/types.ts";
+import { requestBody } from "./request-body.ts";
 
 /** Where a route's upstream is. */
 export interface Upstream {
@@ -63,15 +65,6 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | n
   return Buffer.concat(chunks);
 }
 
-function parseJson(body: Buffer | undefined, contentType: string | undefined): unknown {
-  if (!body || body.length === 0 || !contentType?.includes("json")) return undefined;
-  try {
-    return JSON.parse(body.toString("utf8"));
-  } catch {
-    return undefined;
-  }
-}
-
 /** How long a client waits before asking again about a budget or key that could not be checked. */
 const UNCHECKED_RETRY_SECONDS = "5";
 
@@ -82,11 +75,14 @@ const RETRY_AFTER_MAX_SECONDS = 60;
  * A budget refusal is not fixed by retrying: `x-should-retry: false`, which the official SDKs
  * honour before anything else. `retry-after` only when the budget resets within a minute: the SDKs
  * obey it literally (openai for any length, Anthropic's up to 24 days), so naming a reset hours away
- * would put a caller to sleep until then. The reset time is always in the error body.
+ * would put a caller to sleep until then. The reset time is always in the error body. The Vercel
+ * AI SDK retries every 429 twice whatever the headers say, sleeping 2 s then 4 s unless
+ * `retry-after-ms` names a shorter wait: `0` there turns its retries (each refused from memory)
+ * into an immediate failure rather than six seconds asleep.
  */
 function budgetRetryHeaders(resetsAt: Date): Record<string, string> {
   const seconds = Math.max(1, Math.ceil((resetsAt.getTime() - Date.now()) / 1000));
-  return { "x-should-retry": "false", ...(seconds <= RETRY_AFTER_MAX_SECONDS ? { "retry-after": String(seconds) } : {}) };
+  return { "x-should-retry": "false", ...(seconds <= RETRY_AFTER_MAX_SECONDS ? { "retry-after": String(seconds) } : { "retry-after-ms": "0" }) };
 }
 
 /** Why a call's key was refused, saying so when it is a live key of the other kind. */
@@ -163,7 +159,10 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
     if (read === null) return sendProviderError(res, { provider, id }, 413, "request_too_large", `request bodies are limited to ${deps.maxRequestBytes} bytes`);
     body = read;
   }
-  const json = parseJson(body, req.headers["content-type"]);
+  const operation = provider.operation(req.method ?? "GET", path);
+  const parsed = await requestBody(body, req.headers["content-type"], operation.kind === "inference");
+  if (!parsed.ok) return sendProviderError(res, { provider, id }, 415, "unsupported_body", parsed.reason);
+  const json = parsed.json;
   const facts = provider.inspect(path, json, params);
   if (key && !modelAllowed(key.allowed_models, facts.model))
     return sendProviderError(res, { provider, id }, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
@@ -180,19 +179,18 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
     for (const name of provider.credentialQuery) params.delete(name);
     const query = params.size > 0 ? `?${params}` : "";
     const call: Call = { id, provider, path, facts, attribution, started, startedAt };
+    const billed = ledgerFilter(provider.name, operation, id);
     await forward(call, req, res, body, query, {
       upstream: route.upstream,
       credential,
       settings: route.settings,
       builder: deps.builder,
       // The hold is settled with the call's own event, before the event goes to the ledger.
-      record:
-        verdict === ADMITTED
-          ? deps.record
-          : (built) => {
-              hold.settle(built.ok ? built.event : undefined);
-              deps.record(built);
-            },
+      record: (seen) => {
+        const built = billed(seen);
+        if (verdict !== ADMITTED) hold.settle(built?.ok ? built.event : undefined);
+        if (built) deps.record(built);
+      },
       onDisconnect: deps.onDisconnect,
       drainTimeoutMs: deps.drainTimeoutMs,
       drains,

@@ -235,8 +235,93 @@ export const OPENAI_OPERATIONS: Readonly<Record<string, (body: Body, model: stri
   "/embeddings": embeddings,
 };
 
+/** A finished batch's usage, as the Batch object reports it (Responses-API form). */
+export const OPENAI_BATCH_USAGE = OPENAI_RESPONSES_USAGE;
+
+/**
+ * Batches (`POST /v1/batches`, `GET /v1/batches/{id}`, `GET /v1/batches`) on their documented
+ * lifecycle: created `validating`; each retrieve moves one state on (`in_progress`, then
+ * `completed` with `usage` and the `model` it ran, as the Batch object reports them).
+ */
+const batches = new Map<string, { created: number; endpoint: string; input_file_id: string; polls: number }>();
+const BATCH_MODEL = "gpt-4o-mini-2024-07-18";
+
+function batchObject(id: string) {
+  const b = batches.get(id)!;
+  const status = b.polls === 0 ? "validating" : b.polls === 1 ? "in_progress" : "completed";
+  const done = status === "completed";
+  return {
+    id,
+    object: "batch",
+    endpoint: b.endpoint,
+    model: BATCH_MODEL,
+    errors: null,
+    input_file_id: b.input_file_id,
+    completion_window: "24h",
+    status,
+    output_file_id: done ? `file-${id.slice(6)}out` : null,
+    error_file_id: null,
+    created_at: b.created,
+    in_progress_at: b.polls >= 1 ? b.created + 1 : null,
+    expires_at: b.created + 86_400,
+    finalizing_at: done ? b.created + 2 : null,
+    completed_at: done ? b.created + 3 : null,
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    request_counts: { total: 2, completed: done ? 2 : 0, failed: 0 },
+    // Reported once the batch has run; zeros while it has not.
+    usage: done ? OPENAI_BATCH_USAGE : { input_tokens: 0, input_tokens_details: { cached_tokens: 0 }, output_tokens: 0, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 0 },
+    metadata: null,
+  };
+}
+
+/** Reads of stored answers (`store: true`), and listings: what the SDKs' retrieve and list methods call. */
+function readBack(request: RecordedRequest, path: string): Reply | undefined {
+  if (request.method === "POST" && path === "/v1/batches") {
+    const body = (request.body ?? {}) as Body;
+    const id = `batch_${randomId("", 32)}`;
+    batches.set(id, { created: unixSeconds(), endpoint: String(body.endpoint), input_file_id: String(body.input_file_id), polls: 0 });
+    return json(200, batchObject(id));
+  }
+  if (request.method !== "GET") return undefined;
+  const batch = /^\/v1\/batches\/([^/]+)$/.exec(path)?.[1];
+  if (batch !== undefined) {
+    const known = batches.get(batch);
+    if (!known) return json(404, openAIError(404, `No batch found with id '${batch}'.`));
+    known.polls++;
+    return json(200, batchObject(batch));
+  }
+  if (path === "/v1/batches") {
+    const data = [...batches.keys()].map(batchObject);
+    return json(200, { object: "list", data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: false });
+  }
+  if (path === "/v1/files") return json(200, { object: "list", data: [], has_more: false, first_id: null, last_id: null });
+  const response = /^\/v1\/responses\/([^/]+)$/.exec(path)?.[1];
+  if (response !== undefined) {
+    const done = message(`msg_${randomId("", 48)}`, "completed", [outputText(answerText())]);
+    return json(200, responseObject(response, "gpt-4o-2024-08-06", {}, "completed", [done], OPENAI_RESPONSES_USAGE));
+  }
+  const completion = /^\/v1\/chat\/completions\/([^/]+)$/.exec(path)?.[1];
+  if (completion !== undefined)
+    return json(200, {
+      id: completion,
+      object: "chat.completion",
+      created: unixSeconds(),
+      model: "gpt-4o-2024-08-06",
+      choices: [{ index: 0, message: { role: "assistant", content: answerText(), refusal: null, annotations: [] }, logprobs: null, finish_reason: "stop" }],
+      usage: OPENAI_CHAT_USAGE,
+      service_tier: "default",
+      system_fingerprint: FINGERPRINT,
+    });
+  return undefined;
+}
+
 function answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply {
   const path = url.pathname;
+  const read = readBack(request, path);
+  if (read) return read;
   if (request.method === "GET" && path === "/v1/models") return json(200, { object: "list", data: OPENAI_MODELS.map(modelObject) });
   const one = /^\/v1\/models\/([^/]+)$/.exec(path);
   if (request.method === "GET" && one) {

@@ -23,6 +23,8 @@ export interface ProxyRow {
   api_key_id: string | null;
   request_id: string | null;
   priced: boolean;
+  /** The token counts are the gateway's estimate (a stream cut before its usage). */
+  estimated: boolean;
   cost: string;
 }
 
@@ -32,7 +34,7 @@ export async function proxyRows(database: Database, ids: readonly string[]): Pro
   const rows = await database.rows<Omit<ProxyRow, "tags"> & { tags: string }>(sql`
     select id, provider, model, input_tokens::text, cached_input_tokens::text, cache_write_tokens::text,
       cache_write_1h_tokens::text, output_tokens::text, reasoning_tokens::text, status, team, project, feature,
-      "user", session, tags::text as tags, api_key_id, request_id, priced, cost::text
+      "user", session, tags::text as tags, api_key_id, request_id, priced, estimated, cost::text
     from usage_events where source = 'proxy' and id in (${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`);
   return rows.map((row) => ({ ...row, tags: JSON.parse(row.tags) as Record<string, string> }));
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { inferenceAt, operations } from "../operations.ts";
 import { isEventStream, type SseEvent, type SseTap, sseStreamTap } from "../sse.ts";
 import type { CallUsage, ProviderWire } from "../types.ts";
 import {
@@ -111,6 +112,13 @@ function anthropicError(status: number, code: string, message: string, details: 
   return { type: "error", error: { type, message, ...details } };
 }
 
+/**
+ * Billable requests: Messages (and the legacy Text Completions). Counting tokens, models, files and
+ * Message Batches are forwarded and counted; a batch's object reports no usage (only its results
+ * file does), so batch spend is not recorded by the proxy.
+ */
+const anthropicOperation = operations([inferenceAt("messages", "complete")], ["messages/count_tokens", "messages/batches", "models", "files", "skills"]);
+
 export const anthropicWire: ProviderWire = {
   // The SDK sends `x-api-key`; with an auth token instead it sends `Authorization: Bearer`.
   clientKey: (headers) => headerValue(headers, "x-api-key") ?? bearerToken(headers),
@@ -121,6 +129,7 @@ export const anthropicWire: ProviderWire = {
     const request = readBody(AnthropicRequest, body);
     return requestFacts({ model: request.model, stream: request.stream === true, user: request.metadata?.user_id ?? undefined });
   },
+  operation: anthropicOperation,
   // A Message carries `usage` beside `model`; count_tokens answers (`input_tokens` alone) are free and carry none.
   usageOf: (_path, body) => envelopeUsage(anthropicUsage, body, "usage", "model"),
   isStream: isEventStream,

@@ -1,5 +1,6 @@
 import { anthropicUsage } from "../anthropic/usage.ts";
-import type { Authorization, CallUsage, ProviderWire, StreamTap, UpstreamRequest } from "../types.ts";
+import { INFERENCE, operations } from "../operations.ts";
+import type { Authorization, CallUsage, Operation, ProviderWire, StreamTap, UpstreamRequest } from "../types.ts";
 import { bearerToken, isRecord, requestFacts, usageFrom } from "../wire.ts";
 import { bedrockErrorBody, bedrockErrorHeaders } from "./errors.ts";
 import { modelCall } from "./operations.ts";
@@ -35,6 +36,15 @@ async function authorize(request: UpstreamRequest, credential: string | undefine
   return settings.iam && sigV4Headers(settings.iam, request);
 }
 
+const resourceOperation = operations([], ["async-invoke", "guardrail"]);
+
+/** Billable requests: the model calls (CountTokens is free); anything else (async invocations, guardrails) is counted. */
+function bedrockOperation(method: string, path: string): Operation {
+  const call = modelCall(path);
+  if (call === undefined || method.toUpperCase() !== "POST") return resourceOperation(method, path);
+  return call.operation === "count-tokens" ? { kind: "other", name: "count-tokens" } : INFERENCE;
+}
+
 export const bedrockWire: ProviderWire<BedrockSettings> = {
   // The SDK sends a Bedrock API key (its `token`, or AWS_BEARER_TOKEN_BEDROCK) as `Authorization: Bearer`.
   clientKey: (headers) => bearerToken(headers),
@@ -46,6 +56,7 @@ export const bedrockWire: ProviderWire<BedrockSettings> = {
     const call = modelCall(path);
     return requestFacts({ model: call?.model, stream: call?.operation === "converse-stream" || call?.operation === "invoke-with-response-stream" });
   },
+  operation: bedrockOperation,
   usageOf(path, body) {
     const call = modelCall(path);
     // A Converse answer names no model: the path's is recorded.

@@ -1,5 +1,6 @@
 import { isEventStream, type SseEvent, type SseTap, sseStreamTap } from "../sse.ts";
-import type { CallUsage, ProviderWire } from "../types.ts";
+import { INFERENCE, operations } from "../operations.ts";
+import type { CallUsage, Operation, ProviderWire } from "../types.ts";
 import { envelopeUsage, headerValue, isRecord, keyInHeader, parseJson, pathOnly, requestFacts, textOf } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
 
@@ -84,6 +85,25 @@ function geminiError(status: number, code: string, message: string, details: Rec
   return { error: { code: status, message, status: RPC_STATUS[status] ?? "UNKNOWN", details: [info] } };
 }
 
+/** The model actions that generate, and so bill: everything else on a model (`countTokens`, `get`) is free. */
+const GENERATING = ["generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents", "predict", "predictLongRunning"];
+/** Free model actions named in the metric; any other action is `models.other`. */
+const FREE_ACTIONS = new Set(["countTokens", "batchGenerateContent", "asyncBatchEmbedContent"]);
+
+const resourceOperation = operations([], ["models", "tunedModels", "files", "cachedContents", "batches", "operations", "corpora", "fileSearchStores"]);
+
+/**
+ * Billable requests: the generating actions on a model. Listing and reading models, counting
+ * tokens, files, cached contents and batches are forwarded and counted (a batch's state reports no
+ * usage totals, only its responses do: batch spend is not recorded by the proxy).
+ */
+function geminiOperation(method: string, path: string): Operation {
+  const { action } = modelAction(path);
+  if (action === undefined) return resourceOperation(method, path);
+  if (method.toUpperCase() === "POST" && GENERATING.includes(action)) return INFERENCE;
+  return { kind: "other", name: `models.${FREE_ACTIONS.has(action) ? action : "other"}` };
+}
+
 export const geminiWire: ProviderWire = {
   // Google's SDKs send `x-goog-api-key`; REST examples and older clients put the key in `?key=`.
   clientKey: (headers, query) => headerValue(headers, "x-goog-api-key") ?? (query.get("key")?.trim() || undefined),
@@ -94,6 +114,7 @@ export const geminiWire: ProviderWire = {
     const { model, action } = modelAction(path);
     return requestFacts({ model, stream: action === "streamGenerateContent" });
   },
+  operation: geminiOperation,
   usageOf,
   isStream: isEventStream,
   tap: () => sseStreamTap(sseTap(), false),

@@ -16,6 +16,7 @@ import {
   usageFrom,
   keyInHeader,
 } from "../wire.ts";
+import { inferenceAt, operations } from "../operations.ts";
 import { openAIUsage as openai } from "./usage.ts";
 
 /*
@@ -135,6 +136,36 @@ function responsesTap(): SseTap {
   };
 }
 
+/** A batch read back: `GET batches/{id}`. */
+const BATCH = /(^|\/)batches\/[^/]+$/;
+
+/**
+ * Billable requests: the endpoints that generate (Chat, Completions, Responses, Embeddings,
+ * Moderations, Images, Audio). `GET responses/{id}` and `GET chat/completions/{id}` read a stored
+ * answer back, `POST responses/input_tokens` counts tokens: forwarded, not billed again.
+ */
+const openAIOperation = operations(
+  [
+    inferenceAt("chat/completions", "completions", "responses", "embeddings", "moderations", "images/generations", "images/edits", "images/variations", "audio/speech", "audio/transcriptions", "audio/translations"),
+    { method: "GET", path: BATCH, operation: { kind: "batch", name: "batches.retrieve" } },
+  ],
+  ["chat/completions", "responses/input_tokens", "responses", "batches", "files", "uploads", "models", "fine_tuning/jobs", "vector_stores", "assistants", "threads", "containers", "conversations", "evals", "videos", "realtime"],
+);
+
+/** Batch states whose usage is final: the requests that ran are billed, at the batch rate. */
+const FINISHED_BATCH = new Set(["completed", "cancelled", "expired"]);
+
+/**
+ * A batch object's usage, once the batch is over (OpenAI's Batch has `usage` in Responses-API
+ * form and the `model` it ran): recorded under the batch's id, at the batch tier.
+ */
+function batchUsage(body: unknown): CallUsage {
+  if (!isRecord(body) || body.object !== "batch" || typeof body.id !== "string" || !FINISHED_BATCH.has(String(body.status))) return { usage: undefined, model: undefined };
+  const seen = envelopeUsage(openai, body, "usage", "model");
+  if (!seen.usage) return seen;
+  return { usage: { ...seen.usage, service_tier: "batch" }, model: seen.model, key: `batch:${body.id.slice(0, 180)}` };
+}
+
 /** OpenAI's error shape; on 429 the type names what ran out, as OpenAI's own 429s do ("tokens", "insufficient_quota"). */
 function openAIError(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
   const type = status === 429 ? code : status >= 500 ? "server_error" : "invalid_request_error";
@@ -161,8 +192,9 @@ export function openAIWire(name: string): ProviderWire {
     credentialQuery: [],
     authorize: keyInHeader("authorization", "Bearer "),
     inspect: (path, body) => inspectOpenAI(path, body, injects),
+    operation: openAIOperation,
     // Chat, Completions, Responses and Embeddings answers all carry `usage` beside `model`.
-    usageOf: (_path, body) => envelopeUsage(openai, body, "usage", "model"),
+    usageOf: (path, body) => (BATCH.test(pathOnly(path).replace(/\/+$/, "")) ? batchUsage(body) : envelopeUsage(openai, body, "usage", "model")),
     isStream: isEventStream,
     tap: (path, injected) => (endpointOf(path) === "responses" ? sseStreamTap(responsesTap(), false) : sseStreamTap(chunkTap(injected), injected)),
     error: openAIError,
