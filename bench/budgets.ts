@@ -286,7 +286,7 @@ export async function benchBudgets(opts: { events: number; budgets: number; seco
   const url = await freshDatabase("tollgate_bench_budgets");
   const now = new Date();
   const started = performance.now();
-  await fill(url, opts.events, new Date(now.getTime() - 10 * DAY_MS), now);
+  await fill(url, opts.events, [[new Date(now.getTime() - 10 * DAY_MS), now]]);
   const fillSeconds = Math.round((performance.now() - started) / 1000);
   const evaluation = await evaluationBench(url, opts.budgets);
   const latency = await latencyBench(url, { seconds: opts.seconds, rate: opts.rate, port: 18788 });

@@ -27,7 +27,7 @@ export async function benchDashboard(opts: { events: number; runs: number; reuse
   const url = opts.reuse ? SERVER_URL.replace(/\/[^/]*$/, `/${name}`) : await freshDatabase(name);
   if (!opts.reuse) {
     const now = new Date();
-    await fill(url, opts.events, new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), now);
+    await fill(url, opts.events, [[new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), now]]);
   }
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-dashboard-"));
   const gateway = await createGateway(loadConfig({ DATABASE_URL: url, TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: TOKEN, TOLLGATE_JOBS: "off" }), createLogger("silent"));

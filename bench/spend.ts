@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { openDatabase } from "../src/db/connection.ts";
+import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate } from "../src/db/migrate.ts";
 import type { Dimension } from "../src/ledger/event.ts";
 import { resolvePeriod } from "../src/ledger/period.ts";
@@ -7,11 +7,13 @@ import { querySpend } from "../src/ledger/spend.ts";
 import { freshDatabase, percentile } from "./postgres.ts";
 
 /**
- * `spend this-month by team` over a ledger of EVENTS events, all in the current month (UTC), so
- * the query covers every one of them. The ledger is filled in SQL, rows and rollups alike, with
- * the same sums the recorder keeps: this measures the query, not the writes (the ingest bench
- * measures those). Attribution is nested as in a company: 96 features in 48 projects in 12 teams,
- * each feature on 2 of 6 models and one of 24 keys, 5,000 end users.
+ * Spend queries over a ledger of EVENTS events in the current month (UTC), so `this-month`
+ * covers every one of them, and as many again in the previous month's first part, as long as the
+ * current month has run: the previous period `this-month` compares with is as full as the
+ * current one. The ledger is filled in SQL, rows and rollups alike, with the same sums the
+ * recorder keeps: this measures the query, not the writes (the ingest bench measures those).
+ * Attribution is nested as in a company: 96 features in 48 projects in 12 teams, each feature on
+ * 2 of 6 models and one of 24 keys, 5,000 end users.
  */
 export interface SpendResult {
   events: number;
@@ -26,18 +28,47 @@ const PROVIDERS = ["openai", "openai", "anthropic", "anthropic", "google", "goog
 /** A literal array of our own constant names (never user input). */
 const textArray = (items: string[]) => sql.raw(`(array[${items.map((i) => `'${i}'`).join(", ")}])`);
 
-/** Fills (and migrates) the database at `url` with `events` events spread evenly over [start, end), rollups included. */
-export async function fill(url: string, events: number, start: Date, end: Date): Promise<void> {
+/** Fills (and migrates) the database at `url` with `events` events spread evenly over each [start, end), rollups included. */
+export async function fill(url: string, events: number, ranges: [start: Date, end: Date][]): Promise<void> {
   const database = await openDatabase({ url, dataDir: "" });
   try {
     await migrate(database);
+    for (const [r, [start, end]] of ranges.entries()) await fillRange(database, events, start, end, `r${r}-`);
+    await database.db.execute(sql`
+      insert into usage_rollups (grain, bucket, team, project, feature, "user", provider, model, api_key_id,
+        requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
+        reasoning_tokens, cost)
+      select grain, bucket, team, project, feature, who, provider, model, api_key_id, count(*), count(*) filter (where status <> 'ok'),
+        count(*) filter (where not priced), sum(input_tokens), sum(cached_input_tokens),
+        sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost)
+      from (
+        select 'hour', date_trunc('hour', ts, 'UTC'), '', ${ATTRIBUTION}, ${MEASURES} from usage_events
+        union all select 'day', date_trunc('day', ts, 'UTC'), '', ${ATTRIBUTION}, ${MEASURES} from usage_events
+        union all select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), ${ATTRIBUTION}, ${MEASURES} from usage_events
+        union all select 'user-month', date_trunc('month', ts, 'UTC'), coalesce("user", ''), '', '', '', '', '', '', ${MEASURES} from usage_events
+      ) grains (grain, bucket, who, team, project, feature, provider, model, api_key_id, status, priced, input_tokens,
+        cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
+      group by 1, 2, 3, 4, 5, 6, 7, 8, 9`);
+    await database.db.execute(sql`vacuum analyze usage_events`);
+    await database.db.execute(sql`vacuum analyze usage_rollups`);
+  } finally {
+    await database.close();
+  }
+}
+
+/** A rollup row's attribution, '' for none (the user-month grain has none but the user). */
+const ATTRIBUTION = sql.raw(`coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), provider, model, coalesce(api_key_id, '')`);
+const MEASURES = sql.raw(`status, priced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost`);
+
+async function fillRange(database: Database, events: number, start: Date, end: Date, prefix: string): Promise<void> {
+  {
     const chunk = 1_000_000;
     for (let from = 0; from < events; from += chunk) {
       const to = Math.min(events, from + chunk) - 1;
       await database.db.execute(sql`
         insert into usage_events (source, id, ts, provider, model, input_tokens, cached_input_tokens,
           output_tokens, cost, priced, status, team, project, feature, "user", api_key_id)
-        select 'bench', 'e' || g,
+        select 'bench', ${prefix}::text || g,
           ${start.toISOString()}::timestamptz + (g::float8 / ${events}) * (${end.toISOString()}::timestamptz - ${start.toISOString()}::timestamptz),
           ${textArray(PROVIDERS)}[1 + m], ${textArray(MODELS)}[1 + m],
           1000 + g % 5000, case when g % 3 = 0 then 500 else 0 end, 100 + g % 700,
@@ -48,34 +79,18 @@ export async function fill(url: string, events: number, start: Date, end: Date):
         from generate_series(${from}::bigint, ${to}::bigint) g,
           lateral (select ((g % 96) + ((g / 96) % 2) * 3) % 6 as m) pick`);
     }
-    await database.db.execute(sql`
-      insert into usage_rollups (grain, bucket, team, project, feature, "user", provider, model, api_key_id,
-        requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens,
-        reasoning_tokens, cost)
-      select grain, bucket, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), who, provider,
-        model, coalesce(api_key_id, ''), count(*), count(*) filter (where status <> 'ok'),
-        count(*) filter (where not priced), sum(input_tokens), sum(cached_input_tokens),
-        sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost)
-      from (
-        select 'hour' as grain, date_trunc('hour', ts, 'UTC') as bucket, '' as who, * from usage_events
-        union all select 'day', date_trunc('day', ts, 'UTC'), '', * from usage_events
-        union all select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), * from usage_events
-      ) grains
-      group by 1, 2, 3, 4, 5, 6, 7, 8, 9`);
-    await database.db.execute(sql`vacuum analyze usage_events`);
-    await database.db.execute(sql`vacuum analyze usage_rollups`);
-  } finally {
-    await database.close();
   }
 }
 
 export async function benchSpend(opts: { events: number; runs: number; reuse: boolean }): Promise<SpendResult> {
   const now = new Date();
   const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const previousStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+  const previousEnd = new Date(previousStart.getTime() + (now.getTime() - monthStart.getTime()));
   const name = `tollgate_bench_spend_${opts.events}`;
   const url = opts.reuse ? (await import("./postgres.ts")).SERVER_URL.replace(/\/[^/]*$/, `/${name}`) : await freshDatabase(name);
   const started = performance.now();
-  if (!opts.reuse) await fill(url, opts.events, monthStart, now);
+  if (!opts.reuse) await fill(url, opts.events, [[monthStart, now], [previousStart, previousEnd]]);
   const fillSeconds = (performance.now() - started) / 1000;
 
   const database = await openDatabase({ url, dataDir: "" });

@@ -131,6 +131,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     batchSize: config.TOLLGATE_BATCH_SIZE,
     maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
     writeTimeoutMs: dbTimeoutMs,
+    logger,
   });
   const keys = new ApiKeys(database);
   const sources = new IngestSources(database, box);

@@ -10,6 +10,7 @@ import { migrate } from "../src/db/migrate.ts";
 import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build-event.ts";
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
+import { capturingLogger } from "./helpers/capturing-logger.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
@@ -233,22 +234,33 @@ describe("Recorder", () => {
     assert.deepEqual(await storedIds("closing"), ["q-1"]);
   });
 
-  test("a write that fails part-way leaves nothing behind; the retry stores each event once", async () => {
-    // The rollup insert fails for this team after the events insert ran, inside the same statement.
+  test("a write that fails part-way leaves nothing behind; another sender's events in its batch still land; the retry stores each event once", async () => {
+    // The rollup upsert fails for this team after the events insert ran, inside the same transaction.
     await database.rows(sql`alter table usage_rollups add constraint test_no_boom check (team <> 'boom')`);
     const events = [makeEvent("partial", "pw-1", 1, { team: "fine" }), makeEvent("partial", "pw-2", 2, { team: "boom" })];
-    const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 5 });
+    const { logger, lines } = capturingLogger();
+    const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 5, logger });
     try {
-      const [a, b] = await Promise.allSettled([recorder.record([events[0]!]), recorder.record([events[1]!])]);
-      assert.equal(a.status, "rejected");
-      assert.equal(b.status, "rejected");
+      // One sender's events are all or nothing.
+      await assert.rejects(recorder.record(events));
       assert.deepEqual(await storedIds("partial"), []);
-      const [rollups] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team in ('fine', 'boom')`);
+      const [none] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team in ('fine', 'boom')`);
+      assert.equal(none!.n, 0);
+      // Two senders sharing one batch: the refused event fails its own sender only.
+      const [a, b] = await Promise.allSettled([recorder.record([events[0]!]), recorder.record([events[1]!])]);
+      assert.deepEqual(a, { status: "fulfilled", value: [true] });
+      assert.equal(b.status, "rejected");
+      assert.deepEqual(await storedIds("partial"), ["pw-1"]);
+      const [rollups] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team = 'boom'`);
       assert.equal(rollups!.n, 0);
+      // Logged with its kind, never with its contents.
+      const logged = lines.map((l) => JSON.parse(l) as { code?: string; kind?: string; msg: string });
+      assert.ok(logged.some((l) => l.code === "23514" && l.kind === "integrity_constraint_violation" && /senders' events apart/.test(l.msg)), lines.join("\n"));
+      assert.ok(!lines.join("").includes("boom"));
     } finally {
       await database.rows(sql`alter table usage_rollups drop constraint test_no_boom`);
     }
-    assert.deepEqual(await recorder.record(events), [true, true]);
+    assert.deepEqual(await recorder.record(events), [false, true]);
     assert.deepEqual(await recorder.record(events), [false, false]);
     assert.deepEqual(await storedIds("partial"), ["pw-1", "pw-2"]);
     await recorder.close();
@@ -326,15 +338,31 @@ describe("Recorder", () => {
     }
   });
 
-  test("an event Postgres could never store is refused when built, so it never shares a batch with others", async () => {
+  test("an event Postgres could never store, or beyond what one call can be, is refused when built, so it never shares a batch with others", async () => {
     const refused = [
       seenEvent("poison", "bad\u0000id", 2),
       seenEvent("poison", "bad-tag", 3, { tags: { env: "a\u0000b" } }),
       seenEvent("poison", "bad-year", 4, { ts: new Date("0000-06-01T00:00:00Z") }),
+      // 9.3 M USD overflows bigint pico-USD: it failed every sender's events in its batch.
+      seenEvent("poison", "bad-cost", 5, { reported_cost: 9_300_000n * 1_000_000_000_000n }),
+      seenEvent("poison", "negative-cost", 6, { reported_cost: -1n }),
+      // Doors other than the webhook build events without its schema: the builder bounds them all.
+      { ...seenEvent("poison", "bad-tokens", 7), tokens: { input: 1.5, cached_input: 0, cache_write: 0, cache_write_1h: 0, output: 0, reasoning: 0 } },
+      { ...seenEvent("poison", "long-team", 8), team: "t".repeat(201) },
+      { ...seenEvent("poison", "bad-latency", 9), latency_ms: 2 ** 31 },
     ].map((seen) => builder.build(seen));
     assert.deepEqual(
-      refused.map((b) => (b.ok ? "built" : b.reason)),
-      ["its text must not contain NUL characters", "its text must not contain NUL characters", "its time must be within the years 1 to 9999"],
+      refused.map((b) => (b.ok ? "built" : [b.field, b.reason])),
+      [
+        ["id", "its id must not contain NUL characters"],
+        ["tags", "its tags must not contain NUL characters"],
+        ["ts", "its time must be within the years 1 to 9999"],
+        ["reported_cost", "its reported cost must be from 0 to 1000000 USD"],
+        ["reported_cost", "its reported cost must be from 0 to 1000000 USD"],
+        ["tokens.input", "its input token count must be a whole number from 0 to 100000000"],
+        ["team", "its team must be at most 200 characters, got 201"],
+        ["latency_ms", "its latency must be a whole number of milliseconds from 0 to 86400000"],
+      ],
     );
     const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 20 });
     assert.deepEqual(await recorder.record([makeEvent("poison", "ok-1", 1)]), [true]);

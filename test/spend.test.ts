@@ -15,9 +15,9 @@ const PRICES: Record<string, bigint> = {
   mid: 123_456_789_123_456_789n,
   small: 25_000_000_000n,
   // A family, one of its snapshots, and a snapshot of another family sharing its prefix.
-  "gpt-4o": 1_000_000_000_000_000_001n,
-  "gpt-4o-2024-08-06": 2_000_000_000_000_000_020n,
-  "gpt-4o-mini-2024-07-18": 3_000_000_000_000_000_300n,
+  "gpt-4o": 100_000_000_000_000_001n,
+  "gpt-4o-2024-08-06": 200_000_000_000_000_020n,
+  "gpt-4o-mini-2024-07-18": 300_000_000_000_000_300n,
 };
 
 let database: Database;

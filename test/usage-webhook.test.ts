@@ -115,8 +115,26 @@ describe("POST /v1/usage", () => {
     ]);
     assert.equal(res.status, 207);
     assert.equal(res.body.accepted, 1);
-    assert.deepEqual(res.body.rejected.map((r: any) => [r.index, r.errors[0].path]), [[0, ""], [1, "timestamp"]]);
+    assert.deepEqual(res.body.rejected.map((r: any) => [r.index, r.errors[0].path]), [[0, "team"], [1, "timestamp"]]);
     assert.match(res.body.rejected[0].errors[0].message, /NUL/);
+  });
+
+  test("a cost beyond what one call can cost is that item's error; other senders' events in the same moment all land", async () => {
+    // 9.3 M USD overflows bigint pico-USD: it used to fail the shared batch, answering 503 to every sender in it.
+    const healthy = Array.from({ length: 20 }, (_, i) => post([gpt4o(uid(), { team: "bounded-ok" }), gpt4o(uid(), { team: "bounded-ok", request_id: `r${i}` })]));
+    const [huge, hugeNumber, ...rest] = await Promise.all([
+      post([gpt4o(uid(), { team: "bounded-bad", cost_usd: "9300000" }), gpt4o(uid(), { team: "bounded-bad-neighbour" })]),
+      post([gpt4o(uid(), { team: "bounded-bad", cost_usd: 9_300_000 })]),
+      ...healthy,
+    ]);
+    assert.deepEqual(rest.map((r) => r.status), Array(20).fill(200));
+    assert.equal((await storedCost("bounded-ok")).requests, "40");
+    assert.equal(huge!.status, 207);
+    assert.deepEqual(huge!.body.rejected.map((r: any) => [r.index, r.errors[0].path, r.errors[0].message]), [[0, "cost_usd", "its reported cost must be from 0 to 1000000 USD"]]);
+    assert.equal((await storedCost("bounded-bad-neighbour")).requests, "1");
+    assert.equal(hugeNumber!.status, 422);
+    assert.equal(hugeNumber!.body.rejected[0].errors[0].path, "cost_usd");
+    assert.equal((await storedCost("bounded-bad")).requests, "0");
   });
 
   test("all items rejected answers 422 and stores nothing", async () => {

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Database, rowsOf } from "../db/connection.ts";
 import type { Period } from "../ledger/period.ts";
-import { arrayLiteral } from "../ledger/recorder.ts";
+import { arrayLiteral } from "../db/arrays.ts";
 import type { Budget } from "./budget.ts";
 import { spendForBudgets } from "./spend-batch.ts";
 

@@ -53,13 +53,15 @@ export const usageEvents = pgTable(
 );
 
 /**
- * Sums of usage_events, kept in step with them in the same statement, at three grains:
+ * Sums of usage_events, kept in step with them in the same transaction, at four grains:
  * - `hour`: per UTC hour and attribution without the user;
  * - `day`: the same per UTC day, so a month is ~30 buckets rather than ~720;
- * - `user-day`: per UTC day including the user, whose many values would swell the other grains.
+ * - `user-day`: per UTC day including the user, whose many values would swell the other grains;
+ * - `user-month`: per UTC month and user only (every other attribution ''), so a user's month,
+ *   and a month by user, is one row per user.
  * Absent attribution is '' rather than NULL so the unique key groups it.
  */
-export const ROLLUP_GRAINS = ["hour", "day", "user-day"] as const;
+export const ROLLUP_GRAINS = ["hour", "day", "user-day", "user-month"] as const;
 export type RollupGrain = (typeof ROLLUP_GRAINS)[number];
 
 export const usageRollups = pgTable(

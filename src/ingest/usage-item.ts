@@ -1,9 +1,10 @@
 import { z } from "zod";
-import { type Attribution, CallStatus, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
+import { type Attribution, CallStatus, MAX_EVENT_COST_USD, MAX_TOKENS, ServiceTier, Tokens, type UsageEvent } from "../ledger/event.ts";
 import type { EventBuilder, LedgerEvent } from "../ledger/build-event.ts";
 import { extractUsage } from "../providers/registry.ts";
 import { decimalUsdToPico } from "../pricing/money.ts";
 import { type FieldError, fieldErrors } from "../errors.ts";
+import { fastTokens, fastUsageItem } from "./usage-item-fast.ts";
 
 /** Events dated further ahead than this are a sender's clock or bug, not usage. */
 export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
@@ -38,7 +39,7 @@ export const UsageItem = z
     reasoning_tokens: count.optional(),
     usage: z.record(z.string(), z.unknown()).optional(),
     service_tier: ServiceTier.optional(),
-    cost_usd: z.union([z.number().min(0), z.string().regex(/^\d+(\.\d+)?$/, "a decimal number of USD")]).optional(),
+    cost_usd: z.union([z.number().min(0).max(MAX_EVENT_COST_USD), z.string().regex(/^\d+(\.\d+)?$/, "a decimal number of USD")]).optional(),
     latency_ms: z.number().int().min(0).max(86_400_000).optional(),
     status: CallStatus.exclude(["aborted"]).optional(),
     team: label.optional(),
@@ -84,6 +85,13 @@ const TOKEN_FIELD: Record<string, string> = {
   reasoning: "reasoning_tokens",
 };
 
+/** A UsageEvent field as senders name it, for an error's path ('' where the sender gave no such field). */
+function senderField(field: string): string {
+  if (field.startsWith("tokens.")) return TOKEN_FIELD[field.slice("tokens.".length)] ?? "";
+  const named: Record<string, string> = { ts: "timestamp", reported_cost: "cost_usd", source: "", api_key_id: "", cost: "" };
+  return named[field] ?? field;
+}
+
 const idOf = (value: unknown): string | null => {
   const id = (value as { id?: unknown } | null)?.id;
   return typeof id === "string" ? id : null;
@@ -95,14 +103,17 @@ function tokensOf(item: UsageItem): { ok: true; tokens: Tokens; tier?: z.infer<t
     if (!extracted.ok) return { ok: false, errors: [{ path: extracted.error.path ? `usage.${extracted.error.path}` : "usage", message: extracted.error.message }] };
     return { ok: true, tokens: extracted.usage.tokens, tier: extracted.usage.service_tier, cost: extracted.usage.cost_usd };
   }
-  const parsed = Tokens.safeParse({
+  const counts = {
     input: item.input_tokens,
     cached_input: item.cached_input_tokens,
     cache_write: item.cache_write_tokens,
     cache_write_1h: item.cache_write_1h_tokens,
     output: item.output_tokens,
     reasoning: item.reasoning_tokens,
-  });
+  };
+  const fast = fastTokens(counts);
+  if (fast) return { ok: true, tokens: fast };
+  const parsed = Tokens.safeParse(counts);
   if (!parsed.success)
     return { ok: false, errors: parsed.error.issues.map((i) => ({ path: TOKEN_FIELD[String(i.path[0])] ?? String(i.path[0]), message: i.message })) };
   return { ok: true, tokens: parsed.data };
@@ -110,9 +121,12 @@ function tokensOf(item: UsageItem): { ok: true; tokens: Tokens; tier?: z.infer<t
 
 /** Validates one posted item and builds the ledger's event from it, bound to its sender. */
 export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventBuilder): Result {
-  const parsed = UsageItem.safeParse(value);
-  if (!parsed.success) return { ok: false, id: idOf(value), errors: fieldErrors(parsed.error.issues) };
-  const item = parsed.data;
+  let item = fastUsageItem(value);
+  if (!item) {
+    const parsed = UsageItem.safeParse(value);
+    if (!parsed.success) return { ok: false, id: idOf(value), errors: fieldErrors(parsed.error.issues) };
+    item = parsed.data;
+  }
   const ts = item.timestamp ? new Date(item.timestamp) : ctx.now;
   if (ts.getTime() - ctx.now.getTime() > MAX_FUTURE_MS)
     return { ok: false, id: item.id, errors: [{ path: "timestamp", message: "must not be more than 24 hours in the future" }] };
@@ -144,7 +158,7 @@ export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventB
     request_id: item.request_id ?? null,
   };
   const built = builder.build(bindToSender(seen, ctx));
-  if (!built.ok) return { ok: false, id: item.id, errors: [{ path: /time/.test(built.reason) ? "timestamp" : "", message: built.reason }] };
+  if (!built.ok) return { ok: false, id: item.id, errors: [{ path: senderField(built.field), message: built.reason }] };
   return built;
 }
 

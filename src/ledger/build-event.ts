@@ -1,6 +1,6 @@
 import type { PriceResult, PricingInput } from "../pricing/cost.ts";
 import { normaliseProvider } from "../providers/registry.ts";
-import type { PricedEvent, UsageEvent } from "./event.ts";
+import { MAX_EVENT_COST_PICO, MAX_TOKENS, type PricedEvent, type UsageEvent } from "./event.ts";
 
 /*
  * The one constructor of the ledger's events. Every door (a proxied call, a usage webhook item, an
@@ -15,8 +15,11 @@ declare const built: unique symbol;
 /** A call as the ledger stores it. Only an EventBuilder makes one (the brand is a type, never a value). */
 export type LedgerEvent = PricedEvent & { readonly [built]: true };
 
-/** The built event, or why Postgres could never store what the door saw (kept so it can be put aside). */
-export type Built = { ok: true; event: LedgerEvent } | { ok: false; reason: string; seen: UsageEvent };
+/**
+ * The built event, or why it cannot share a statement with others (kept so it can be put aside):
+ * `field` names the UsageEvent field at fault.
+ */
+export type Built = { ok: true; event: LedgerEvent } | { ok: false; reason: string; field: string; seen: UsageEvent };
 
 export type Pricer = (event: PricingInput) => PriceResult;
 
@@ -26,16 +29,53 @@ export interface EventBuilder {
   restore(kept: UsageEvent, price: PriceResult): Built;
 }
 
+/** Longest text per field, as the doors' schemas allow (event.ts): nothing longer reaches a statement. */
+const TEXT_LIMITS = [
+  ["source", 200],
+  ["id", 200],
+  ["provider", 100],
+  ["model", 200],
+  ["team", 200],
+  ["project", 200],
+  ["feature", 200],
+  ["user", 200],
+  ["session", 200],
+  ["api_key_id", 200],
+  ["request_id", 200],
+] as const satisfies readonly (readonly [keyof UsageEvent, number])[];
+const TAG_KEY_LIMIT = 100;
+const TAG_VALUE_LIMIT = 500;
+const MAX_LATENCY_MS = 86_400_000;
+
 /**
- * Why Postgres would refuse this event (and with it every event sharing its batch), or undefined:
- * text cannot hold NUL, and timestamptz reads only the years 1 to 9999 in ISO form.
+ * Why this event must not reach a statement shared with other senders' events, or undefined:
+ * every value Postgres would refuse (and with it the whole batch) or that is beyond what one call
+ * can be: text with NUL or longer than its field allows, a time outside the years 1 to 9999, a
+ * token count or latency that is not a whole number in range, a cost beyond MAX_EVENT_COST_PICO
+ * (bigint overflows at ~9.2 M USD).
  */
-export function whyUnstorable(e: UsageEvent): string | undefined {
+export function whyUnstorable(e: PricedEvent | UsageEvent): { field: string; reason: string } | undefined {
   const year = e.ts.getUTCFullYear();
-  if (!(year >= 1 && year <= 9999)) return "its time must be within the years 1 to 9999";
-  const texts = [e.source, e.id, e.provider, e.model, e.team, e.project, e.feature, e.user, e.session, e.api_key_id, e.request_id];
-  for (const [k, v] of Object.entries(e.tags)) texts.push(k, v);
-  if (texts.some((t) => t?.includes("\u0000"))) return "its text must not contain NUL characters";
+  if (!(year >= 1 && year <= 9999)) return { field: "ts", reason: "its time must be within the years 1 to 9999" };
+  for (const [field, max] of TEXT_LIMITS) {
+    const text = e[field];
+    if (text === null || text === undefined) continue;
+    if (text.includes("\u0000")) return { field, reason: `its ${field} must not contain NUL characters` };
+    if (text.length > max) return { field, reason: `its ${field} must be at most ${max} characters, got ${text.length}` };
+  }
+  for (const [k, v] of Object.entries(e.tags)) {
+    if (k.includes("\u0000") || v.includes("\u0000")) return { field: "tags", reason: "its tags must not contain NUL characters" };
+    if (k.length > TAG_KEY_LIMIT || v.length > TAG_VALUE_LIMIT)
+      return { field: "tags", reason: `its tag names must be at most ${TAG_KEY_LIMIT} characters and values at most ${TAG_VALUE_LIMIT}` };
+  }
+  for (const [name, n] of Object.entries(e.tokens))
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_TOKENS) return { field: `tokens.${name}`, reason: `its ${name} token count must be a whole number from 0 to ${MAX_TOKENS}` };
+  if (e.latency_ms !== null && (!Number.isSafeInteger(e.latency_ms) || e.latency_ms < 0 || e.latency_ms > MAX_LATENCY_MS))
+    return { field: "latency_ms", reason: `its latency must be a whole number of milliseconds from 0 to ${MAX_LATENCY_MS}` };
+  const costs = [["reported_cost", e.reported_cost], ["cost", "cost" in e ? e.cost : null]] as const;
+  for (const [field, cost] of costs)
+    if (cost !== null && (cost < 0n || cost > MAX_EVENT_COST_PICO))
+      return { field, reason: `its ${field === "cost" ? "computed cost" : "reported cost"} must be from 0 to ${MAX_EVENT_COST_PICO / 1_000_000_000_000n} USD` };
   return undefined;
 }
 
@@ -44,10 +84,14 @@ export function eventBuilder(price: Pricer): EventBuilder {
     // The same provider whichever door it came through and however it was spelled (`x-ai`, `Google`, `Azure`).
     const provider = normaliseProvider(seen.provider);
     const event = provider === seen.provider ? seen : { ...seen, provider };
-    const reason = whyUnstorable(event);
-    if (reason) return { ok: false, reason, seen: event };
+    const seenFault = whyUnstorable(event);
+    if (seenFault) return { ok: false, ...seenFault, seen: event };
     const { cost, priced } = priceOf(event);
-    return { ok: true, event: { ...event, cost, priced } as LedgerEvent };
+    const pricedEvent = { ...event, cost, priced };
+    // The price too: a catalogue price times a bounded token count can still be beyond what one call costs.
+    const pricedFault = whyUnstorable(pricedEvent);
+    if (pricedFault) return { ok: false, ...pricedFault, seen: event };
+    return { ok: true, event: pricedEvent as LedgerEvent };
   };
   return {
     build: (seen) => finish(seen, price),

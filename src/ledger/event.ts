@@ -6,6 +6,13 @@ export const MAX_TOKENS = 100_000_000;
 const count = z.number().int().min(0).max(MAX_TOKENS);
 
 /**
+ * Most one call can cost, in pico-USD (a million USD): anything above is a sender's bug, and a
+ * stored cost must stay far inside bigint (which overflows at ~9.2 M USD) for sums to be safe.
+ */
+export const MAX_EVENT_COST_USD = 1_000_000;
+export const MAX_EVENT_COST_PICO = BigInt(MAX_EVENT_COST_USD) * 1_000_000_000_000n;
+
+/**
  * Token classes of one call, normalised so every door means the same thing:
  * `input` is all input (cache reads and writes included), `cached_input` and `cache_write` are
  * parts of it, `cache_write_1h` is the part of `cache_write` kept for an hour; `output` includes

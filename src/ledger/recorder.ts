@@ -1,10 +1,12 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import { within } from "../deadline.ts";
+import type { Logger } from "../logger.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
-import { ROLLUP_SOURCE_COLUMNS, rollupDelta } from "./rollup-delta.ts";
+import { type Cell, arrayColumn } from "../db/arrays.ts";
+import { ROW_INDEX_NAMES, rollupPlan, rollupsOfInserted, rowIndexColumns } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
 export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
@@ -20,6 +22,8 @@ export interface RecorderOptions {
    * behind a database that does not answer. Unset: no deadline (PGlite, in this process, cannot hang).
    */
   writeTimeoutMs?: number;
+  /** Where a batch the database refuses is reported (its SQLSTATE and class, never its contents). */
+  logger?: Pick<Logger, "error">;
 }
 
 /** The database did not answer in time: not a refusal, so the same events can be sent again. */
@@ -30,8 +34,9 @@ export class DatabaseTimeout extends Error {
   }
 }
 
-
 interface Pending {
+  /** The record() call it came with: a batch the database refuses is retried call by call. */
+  call: object;
   event: LedgerEvent;
   settle: (inserted: boolean) => void;
   fail: (err: unknown) => void;
@@ -73,10 +78,11 @@ export class Recorder {
       void this.probe();
       return Promise.reject(new DatabaseTimeout(this.timeoutMs ?? 0));
     }
+    const call = {};
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
-          this.queue.push({ event, settle, fail });
+          this.queue.push({ call, event, settle, fail });
         }),
     );
     while (this.queue.length >= this.opts.batchSize) this.startFlush(this.queue.splice(0, this.opts.batchSize));
@@ -154,7 +160,7 @@ export class Recorder {
     try {
       inserted = await within(insert, this.timeoutMs);
     } catch (err) {
-      for (const p of batch) p.fail(err);
+      await this.refused(batch, err);
       return;
     }
     if (!inserted) {
@@ -188,16 +194,41 @@ export class Recorder {
     }
   }
 
+  /**
+   * A batch failed. Batches mix record() calls (senders): when the database answered with an
+   * error about the data, each call is written on its own, so only the call holding what the
+   * database refuses fails with it. The error is logged by its SQLSTATE and class only: the
+   * database's message and drizzle's can quote event contents.
+   */
+  private async refused(batch: Pending[], err: unknown): Promise<void> {
+    const code = sqlState(err);
+    const calls = new Map<object, Pending[]>();
+    for (const p of batch) calls.set(p.call, [...(calls.get(p.call) ?? []), p]);
+    this.opts.logger?.error(
+      { code: code ?? null, kind: code ? sqlStateClass(code) : errorName(err), events: batch.length, calls: calls.size },
+      calls.size > 1 && code ? "the ledger refused a batch; writing its senders' events apart" : "the ledger refused a batch",
+    );
+    if (calls.size > 1 && code && !code.startsWith("08") && !code.startsWith("57")) {
+      for (const own of calls.values()) await this.write(own);
+      return;
+    }
+    for (const p of batch) p.fail(err);
+  }
+
   private async insertWithRetry(events: PricedEvent[], attempt = 1): Promise<Set<string>> {
     try {
-      const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
-      return new Set(rows.map(keyOf));
+      return await this.insert(events);
     } catch (err) {
       // drizzle wraps the driver's error; the SQLSTATE is on its cause.
       const code = sqlState(err);
       if (attempt < 4 && code && RETRYABLE.has(code)) return this.insertWithRetry(events, attempt + 1);
       throw err;
     }
+  }
+
+  private async insert(events: PricedEvent[]): Promise<Set<string>> {
+    const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
+    return new Set(rows.map(keyOf));
   }
 }
 
@@ -207,7 +238,47 @@ function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
-type Cell = string | number | boolean | null;
+const errorName = (err: unknown) => (err instanceof Error ? err.name : typeof err);
+
+/** The class of a SQLSTATE (its first two characters), as PostgreSQL's appendix A names them. */
+export function sqlStateClass(code: string): string {
+  return SQLSTATE_CLASSES[code.slice(0, 2)] ?? `class ${code.slice(0, 2)}`;
+}
+const SQLSTATE_CLASSES: Record<string, string> = {
+  "08": "connection_exception",
+  "22": "data_exception",
+  "23": "integrity_constraint_violation",
+  "25": "invalid_transaction_state",
+  "40": "transaction_rollback",
+  "42": "syntax_error_or_access_rule_violation",
+  "53": "insufficient_resources",
+  "54": "program_limit_exceeded",
+  "55": "object_not_in_prerequisite_state",
+  "57": "operator_intervention",
+  "58": "system_error",
+  XX: "internal_error",
+};
+
+/** What the rollups need of an event. */
+const rollupSource = (e: PricedEvent) => ({
+  ts: e.ts,
+  provider: e.provider,
+  model: e.model,
+  input_tokens: e.tokens.input,
+  cached_input_tokens: e.tokens.cached_input,
+  cache_write_tokens: e.tokens.cache_write,
+  output_tokens: e.tokens.output,
+  reasoning_tokens: e.tokens.reasoning,
+  cost: e.cost,
+  priced: e.priced,
+  status: e.status,
+  team: e.team,
+  project: e.project,
+  feature: e.feature,
+  user: e.user,
+  api_key_id: e.api_key_id,
+});
+
 
 /** Every column written, its Postgres type, and how to read it off an event. */
 const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent) => Cell][] = [
@@ -239,26 +310,19 @@ const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent
   ["request_id", "text", (e) => e.request_id],
 ];
 
-/** A Postgres array literal: strings quoted and escaped, NULL bare. */
-export function arrayLiteral(values: readonly Cell[]): string {
-  const cells = values.map((v) =>
-    v === null ? "NULL" : typeof v === "string" ? `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"` : String(v),
-  );
-  return `{${cells.join(",")}}`;
-}
-
 const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "));
 
 /**
- * One statement: insert the new events, skip known ones, and add exactly the inserted rows to the
- * rollups at every grain. The batch travels as one array per column, which Postgres reads far
- * faster than JSON records.
+ * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
+ * the rollups, summed here in the process per rollup row (one upsert for all grains); answers the
+ * keys inserted. Each column travels as one array parameter.
  */
 function insertStatement(events: PricedEvent[]) {
-  const arrays = EVENT_COLUMNS.map(([, type, read]) => sql`${arrayLiteral(events.map(read))}::text::${sql.raw(type)}[]`);
+  const plan = rollupPlan(events.map(rollupSource), 1);
+  const arrays = [...EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type)), ...rowIndexColumns(plan)];
   return sql`
     with input as (
-      select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST})
+      select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST}, ${ROW_INDEX_NAMES})
     ),
     ins as (
       insert into usage_events (${COLUMN_LIST})
@@ -266,8 +330,8 @@ function insertStatement(events: PricedEvent[]) {
       -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
       order by source, id
       on conflict (source, id) do nothing
-      returning source, id, ${ROLLUP_SOURCE_COLUMNS}
+      returning source, id
     ),
-    ${rollupDelta("ins", 1)}
+    ${rollupsOfInserted(plan, events.length)}
     select source, id from ins`;
 }

@@ -1,50 +1,207 @@
 import { type SQL, sql } from "drizzle-orm";
+import { type Cell, arrayColumn } from "../db/arrays.ts";
+import type { RollupGrain } from "../db/schema.ts";
+import type { Totals } from "./spend.ts";
 
 /**
- * Two CTEs, `grains` and `rolled`, that add (sign 1) or take away (sign -1) the usage_events rows
- * of the CTE named `source` to or from the rollups at every grain: the recorder adds what it
- * inserts, erasure takes away what it deletes, so both keep rollups equal to the events' sums.
- * `source` needs the columns ts, provider, model, the token counts, cost, priced, status, team,
- * project, feature, "user" and api_key_id. Rollup rows are touched in key order, the same order
- * for every writer, so concurrent statements wait for each other rather than deadlock.
+ * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
+ * aggregated here in the process and written with one upsert per grain. The recorder adds what it
+ * inserted, erasure takes away what it deleted, so both keep rollups equal to the events' sums.
+ * Grains (schema.ts):
+ * - `hour`, `day`: per UTC hour / day and attribution without the user;
+ * - `user-day`: per UTC day and attribution with the user;
+ * - `user-month`: per UTC month and user only, so a user's month is one row.
  */
-export function rollupDelta(source: string, sign: 1 | -1): SQL {
-  const from = sql.raw(`"${source.replace(/"/g, '""')}"`);
-  const s = sql.raw(sign < 0 ? "-" : "");
-  return sql`
-    grains as (
-      select 'hour' as grain, date_trunc('hour', ts, 'UTC') as bucket, '' as who, * from ${from}
-      union all
-      select 'day', date_trunc('day', ts, 'UTC'), '', * from ${from}
-      union all
-      select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), * from ${from}
-    ),
-    rolled as (
-      insert into usage_rollups as r (grain, bucket, team, project, feature, "user", provider, model,
-        api_key_id, requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens,
-        output_tokens, reasoning_tokens, cost)
-      select grain, bucket, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), who,
-        provider, model, coalesce(api_key_id, ''),
-        ${s}count(*), ${s}count(*) filter (where status <> 'ok'), ${s}count(*) filter (where not priced),
-        ${s}sum(input_tokens), ${s}sum(cached_input_tokens), ${s}sum(cache_write_tokens), ${s}sum(output_tokens),
-        ${s}sum(reasoning_tokens), ${s}sum(cost)
-      from grains
-      group by 1, 2, 3, 4, 5, 6, 7, 8, 9
-      order by 1, 2, 3, 4, 5, 6, 7, 8, 9
-      on conflict (grain, bucket, team, project, feature, "user", provider, model, api_key_id) do update set
-        requests = r.requests + excluded.requests,
-        errors = r.errors + excluded.errors,
-        unpriced = r.unpriced + excluded.unpriced,
-        input_tokens = r.input_tokens + excluded.input_tokens,
-        cached_input_tokens = r.cached_input_tokens + excluded.cached_input_tokens,
-        cache_write_tokens = r.cache_write_tokens + excluded.cache_write_tokens,
-        output_tokens = r.output_tokens + excluded.output_tokens,
-        reasoning_tokens = r.reasoning_tokens + excluded.reasoning_tokens,
-        cost = r.cost + excluded.cost
-    )`;
+
+/** The usage_events columns a delta is made from, as the recorder and erasure read them back. */
+export type RollupSource = Pick<Totals, "input_tokens" | "cached_input_tokens" | "cache_write_tokens" | "output_tokens" | "reasoning_tokens" | "cost"> & {
+  ts: Date;
+  provider: string;
+  model: string;
+  priced: boolean;
+  status: string;
+  team: string | null;
+  project: string | null;
+  feature: string | null;
+  user: string | null;
+  api_key_id: string | null;
+};
+
+/** One rollup row's change: its key and its sums. Token sums of a batch stay far below 2^53 (MAX_TOKENS × batch size); cost is exact. */
+export type RollupRow = Totals & {
+  grain: RollupGrain;
+  bucket: number;
+  team: string;
+  project: string;
+  feature: string;
+  user: string;
+  provider: string;
+  model: string;
+  api_key_id: string;
+};
+type RollupKey = Omit<RollupRow, keyof Totals>;
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+const floorTo = (ms: number, step: number) => Math.floor(ms / step) * step;
+const monthOf = (ms: number) => {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+};
+
+/** The rollup row keys one event falls in, one per grain; absent attribution is ''. */
+function keysOf(e: RollupSource): RollupKey[] {
+  const ms = e.ts.getTime();
+  const day = floorTo(ms, DAY_MS);
+  const attribution = { team: e.team ?? "", project: e.project ?? "", feature: e.feature ?? "", provider: e.provider, model: e.model, api_key_id: e.api_key_id ?? "" };
+  const user = e.user ?? "";
+  return [
+    { grain: "hour", bucket: floorTo(ms, HOUR_MS), ...attribution, user: "" },
+    { grain: "day", bucket: day, ...attribution, user: "" },
+    { grain: "user-day", bucket: day, ...attribution, user },
+    { grain: "user-month", bucket: monthOf(ms), team: "", project: "", feature: "", provider: "", model: "", api_key_id: "", user },
+  ];
 }
 
-/** The usage_events columns `rollupDelta` reads, for the RETURNING of the statement feeding it. */
+/** Sums the rows' contributions per rollup row (negated for sign -1). */
+export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1): RollupRow[] {
+  return rollupPlan(rows, sign).rows;
+}
+
+/**
+ * The rollup rows of `rows`, and for each grain (hour, day, user-day, user-month) the 1-based
+ * index of the row each source row falls in, so a statement can sum a subset of them (the events
+ * an insert actually took) into the same rows.
+ */
+export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows: RollupRow[]; rowOf: number[][] } {
+  const byKey = new Map<string, number>();
+  const out: RollupRow[] = [];
+  const rowOf: number[][] = [[], [], [], []];
+  const s = BigInt(sign);
+  for (const e of rows) {
+    const failed = e.status !== "ok" ? sign : 0;
+    const unpriced = e.priced ? 0 : sign;
+    keysOf(e).forEach((k, g) => {
+      // NUL never occurs in stored text (build-event.ts refuses it), so it cannot blur two keys.
+      const id = `${k.grain}\0${k.bucket}\0${k.team}\0${k.project}\0${k.feature}\0${k.user}\0${k.provider}\0${k.model}\0${k.api_key_id}`;
+      let at = byKey.get(id);
+      if (at === undefined) {
+        at = out.push({ ...k, requests: 0, errors: 0, unpriced: 0, input_tokens: 0, cached_input_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0, cost: 0n }) - 1;
+        byKey.set(id, at);
+      }
+      rowOf[g]!.push(at + 1);
+      const row = out[at]!;
+      row.requests += sign;
+      row.errors += failed;
+      row.unpriced += unpriced;
+      row.input_tokens += sign * e.input_tokens;
+      row.cached_input_tokens += sign * e.cached_input_tokens;
+      row.cache_write_tokens += sign * e.cache_write_tokens;
+      row.output_tokens += sign * e.output_tokens;
+      row.reasoning_tokens += sign * e.reasoning_tokens;
+      row.cost += s * e.cost;
+    });
+  }
+  return { rows: out, rowOf };
+}
+
+const KEY = `grain, bucket, team, project, feature, "user", provider, model, api_key_id`;
+const SUMS = ["requests", "errors", "unpriced", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost"] as const;
+
+/** The rows as a relation of KEY and SUMS columns (and `idx`, 1-based, in their order). */
+function rowsRelation(rows: readonly RollupRow[]): SQL {
+  const col = <K extends keyof RollupRow>(k: K, type: string, map: (v: RollupRow[K]) => Cell = (v) => v) => arrayColumn(rows.map((r) => map(r[k])), type);
+  return sql`unnest(
+      ${col("grain", "text")}, ${col("bucket", "timestamptz", (ms) => new Date(ms).toISOString())},
+      ${col("team", "text")}, ${col("project", "text")}, ${col("feature", "text")}, ${col("user", "text")},
+      ${col("provider", "text")}, ${col("model", "text")}, ${col("api_key_id", "text")},
+      ${col("requests", "bigint")}, ${col("errors", "bigint")}, ${col("unpriced", "bigint")},
+      ${col("input_tokens", "numeric")}, ${col("cached_input_tokens", "numeric")}, ${col("cache_write_tokens", "numeric")},
+      ${col("output_tokens", "numeric")}, ${col("reasoning_tokens", "numeric")}, ${col("cost", "numeric")}
+    ) with ordinality as x(${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))}, idx)`;
+}
+
+/**
+ * Adds the relation `deltas` (KEY and SUMS columns, each key once) to the rollups. Rows are
+ * touched in key order, grain first, the same order for every writer, so concurrent statements
+ * wait for each other rather than deadlock.
+ */
+function upsertFrom(deltas: SQL): SQL {
+  return sql`insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
+    select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from ${deltas} as d
+    order by ${sql.raw(KEY)}
+    on conflict (${sql.raw(KEY)}) do update set
+      ${sql.raw(SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(",\n      "))}`;
+}
+
+/** One upsert for every grain's rows (each key once), or undefined when there are none. */
+export function upsertRollups(rows: readonly RollupRow[]): SQL | undefined {
+  if (rows.length === 0) return undefined;
+  return upsertFrom(sql`(select * from ${rowsRelation(rows)})`);
+}
+
+/**
+ * CTEs `planned` and `rolled` adding to the rollups what the CTE `ins` (RETURNING source, id)
+ * took of the CTE `input`, whose rows carry their rollup rows' indices (r_hour, r_day,
+ * r_user_day, r_user_month, from rollupPlan). When the insert took all `total` events (the usual
+ * case) the sums made in the process are written as they are; when some were already known, the
+ * sums of the ones taken are made again in the statement, over those rows only.
+ */
+export function rollupsOfInserted(plan: { rows: readonly RollupRow[] }, total: number): SQL {
+  const all = sql`(select count(*) from ins) = ${total}::int`;
+  return sql`planned as (select * from ${rowsRelation(plan.rows)}),
+    retaken as (
+      select r as idx, count(*) as requests, count(*) filter (where i.status <> 'ok') as errors,
+        count(*) filter (where not i.priced) as unpriced, sum(i.input_tokens) as input_tokens,
+        sum(i.cached_input_tokens) as cached_input_tokens, sum(i.cache_write_tokens) as cache_write_tokens,
+        sum(i.output_tokens) as output_tokens, sum(i.reasoning_tokens) as reasoning_tokens, sum(i.cost) as cost
+      from input i join ins using (source, id)
+        cross join lateral unnest(array[i.r_hour, i.r_day, i.r_user_day, i.r_user_month]) as r
+      where not ${all}
+      group by r
+    ),
+    rolled as (${upsertFrom(sql`(
+      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from planned where ${all}
+      union all
+      select ${sql.raw(KEY.split(", ").map((c) => `p.${c}`).join(", "))}, ${sql.raw(SUMS.map((c) => `t.${c}`).join(", "))}
+      from retaken t join planned p on p.idx = t.idx)`)})`;
+}
+
+/** The per-event rollup row indices as four int[] columns, in rollupPlan's grain order. */
+export function rowIndexColumns(plan: { rowOf: number[][] }): SQL[] {
+  return plan.rowOf.map((indices) => arrayColumn(indices, "int"));
+}
+export const ROW_INDEX_NAMES = sql.raw("r_hour, r_day, r_user_day, r_user_month");
+
+/**
+ * The usage_events columns a RollupSource is read back from (the RETURNING of a delete), as text
+ * so both drivers give the same values: the time as epoch milliseconds, the cost as digits.
+ */
 export const ROLLUP_SOURCE_COLUMNS = sql.raw(
-  `ts, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost, priced, status, team, project, feature, "user", api_key_id`,
+  `floor(extract(epoch from ts) * 1000)::bigint::text as ts_ms, provider, model, input_tokens::text, cached_input_tokens::text,
+  cache_write_tokens::text, output_tokens::text, reasoning_tokens::text, cost::text, priced, status, team, project, feature, "user", api_key_id`,
 );
+
+export type RollupSourceRow = Omit<RollupSource, "ts" | "cost" | `${string}_tokens`> & {
+  ts_ms: string;
+  cost: string;
+  input_tokens: string;
+  cached_input_tokens: string;
+  cache_write_tokens: string;
+  output_tokens: string;
+  reasoning_tokens: string;
+};
+
+/** A row read with ROLLUP_SOURCE_COLUMNS. */
+export function rollupSourceOf(row: RollupSourceRow): RollupSource {
+  return {
+    ...row,
+    ts: new Date(Number(row.ts_ms)),
+    cost: BigInt(row.cost),
+    input_tokens: Number(row.input_tokens),
+    cached_input_tokens: Number(row.cached_input_tokens),
+    cache_write_tokens: Number(row.cache_write_tokens),
+    output_tokens: Number(row.output_tokens),
+    reasoning_tokens: Number(row.reasoning_tokens),
+  };
+}

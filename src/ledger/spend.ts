@@ -78,7 +78,8 @@ export interface Range {
 
 /** Where a piece of a range is read from: a rollup grain, or the events themselves. */
 export type Source = RollupGrain | "events";
-export type Piece = Range & { source: Source };
+/** A piece is added, or (sign -1) taken away: the part of a month bucket past a running period's end. */
+export type Piece = Range & { source: Source; sign?: -1 };
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -103,6 +104,34 @@ export function coverRange(range: Range, withUser: boolean): Piece[] {
   return cover(range, withUser ? GRAINS.withUser : GRAINS.withoutUser);
 }
 
+/**
+ * Covers [start, end) for a query about users and nothing else (by user, or a user filter): each
+ * whole UTC month is one `user-month` row per user. The month a running period ends in is read
+ * whole too when the period began with it (`this-month` in UTC): what lies past the period's end
+ * (`openEnd`: its end is now) can only be events dated ahead, which are taken away again from
+ * usage_events through the time index, normally an empty read. Anything else is covered as
+ * coverRange covers it.
+ */
+export function coverUserMonths(range: Range, openEnd: boolean): Piece[] {
+  const pieces: Piece[] = [];
+  for (let t = range.start; t < range.end; ) {
+    const month = monthStart(t);
+    const next = monthStart(month + 32 * DAY_MS);
+    const end = Math.min(next, range.end);
+    if (t === month && (end === next || (openEnd && end === range.end))) {
+      pieces.push({ start: month, end: next, source: "user-month" });
+      if (end < next) pieces.push({ start: end, end: next, source: "events", sign: -1 });
+    } else pieces.push(...coverRange({ start: t, end }, true));
+    t = end;
+  }
+  return pieces;
+}
+
+const monthStart = (ms: number) => {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+};
+
 function cover(range: Range, grains: readonly { grain: RollupGrain; ms: number }[]): Piece[] {
   const [coarsest, ...finer] = grains;
   if (!coarsest) return range.start < range.end ? [{ ...range, source: "events" }] : [];
@@ -117,9 +146,9 @@ function cover(range: Range, grains: readonly { grain: RollupGrain; ms: number }
 }
 
 /**
- * One statement answers total, previous and groups. The previous period is keyed '' so it
- * collapses to one row before grouping sets split the current one into its total and its top N
- * groups plus the rest; at most N + 3 rows come back whatever the number of groups.
+ * One statement answers total, previous and groups: grouping sets split the current period into
+ * its total and its top N groups plus the rest, and give the previous one its total; at most
+ * N + 3 rows come back whatever the number of groups.
  */
 export async function querySpend(database: Database, query: SpendQuery): Promise<SpendReport> {
   const { period, by, filters, top = 10, now = new Date() } = query;
@@ -133,23 +162,25 @@ export async function querySpend(database: Database, query: SpendQuery): Promise
     end: Math.min(before.start.getTime() + (cutoff - current.start), before.end.getTime()),
   };
 
-  const withUser = by === "user" || filters.user !== undefined;
+  // The previous period is a total: it needs the user grains only when a user is asked about.
+  const coverOf = (range: Range, grouped: Dimension | undefined, open: boolean) => {
+    const withUser = grouped === "user" || filters.user !== undefined;
+    const onlyUser = (grouped === undefined || grouped === "user") && Object.entries(filters).every(([dim, v]) => v === undefined || dim === "user");
+    return withUser && onlyUser ? coverUserMonths(range, open) : coverRange(range, withUser);
+  };
   const parts = [
-    ...coverRange(current, withUser).map((piece) => slice(piece, true, by, filters)),
-    ...coverRange(previous, withUser).map((piece) => slice(piece, false, undefined, filters)),
+    ...coverOf(current, by, cutoff === now.getTime()).map((piece) => slice(piece, true, by, filters)),
+    ...coverOf(previous, undefined, false).map((piece) => slice(piece, false, undefined, filters)),
   ];
+  // The top N are ranked on cost alone, so the per-group step keeps one sum per group (thousands
+  // of users with every sum would spill to disk); the sums are then taken once over the rows.
   const rows = await database.rows<SpendRow>(sql`
     with src as (${parts.length > 0 ? sql.join(parts, sql` union all `) : emptySlice()}),
-    g as (
-      select cur, k, ${sums()} from src group by cur, k
-    ),
-    ranked as (
-      select g.*, case when cur and row_number() over (partition by cur order by cost desc, k) <= ${top}::int
-        then k end as gk
-      from g
+    named as (
+      select k from src where cur group by k order by sum(cost) desc, k limit ${top}::int
     )
     select cur, gk as key, grouping(gk) = 1 as is_total, ${sumsAsText()}
-    from ranked
+    from (select src.*, case when cur and k in (select k from named) then k end as gk from src) as s
     group by grouping sets ((cur), (cur, gk))`);
   return report(period, by, rows);
 }
@@ -216,13 +247,6 @@ function count(text: string, field: string): number {
   return n;
 }
 
-function sums(): SQL {
-  return sql.join(
-    SUM_FIELDS.map((f) => sql`sum(${sql.identifier(f)}) as ${sql.identifier(f)}`),
-    sql`, `,
-  );
-}
-
 /** Cast to text: numeric must reach JS as digits, never through a float. */
 function sumsAsText(): SQL {
   return sql.join(
@@ -235,7 +259,7 @@ function sumsAsText(): SQL {
 function slice(piece: Piece, cur: boolean, by: Dimension | undefined, filters: SpendQuery["filters"]): SQL {
   const flag = cur ? sql`true` : sql`false`;
   const key = by ? keyColumn(piece, by) : sql`''`;
-  return sql`select ${flag} as cur, ${key}::text as k, ${SUM_COLUMNS} ${pieceFrom(piece, filters)}`;
+  return sql`select ${flag} as cur, ${key}::text as k, ${piece.sign === -1 ? NEGATED_SUM_COLUMNS : SUM_COLUMNS} ${pieceFrom(piece, filters)}`;
 }
 
 /** Attribution of a piece's rows: rollups keep '' for none, events NULL, and both answer ''. */
@@ -246,6 +270,9 @@ export function keyColumn(piece: Piece, dim: Dimension): SQL {
 /** The summable columns, named alike whether a piece reads rollups or events. */
 export const SUM_COLUMNS = sql.raw(`requests, errors, unpriced, input_tokens, cached_input_tokens,
   cache_write_tokens, output_tokens, reasoning_tokens, cost`);
+
+/** SUM_COLUMNS, in its order, negated. */
+const NEGATED_SUM_COLUMNS = sql.raw([...COUNT_FIELDS, "cost"].map((c) => `-${c} as ${c}`).join(", "));
 
 /**
  * The FROM and WHERE of one piece: rollup rows of its grain, or single events shaped like rollup

@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { audit } from "../audit/log.ts";
 import { type Database, rowsOf } from "../db/connection.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
-import { ROLLUP_SOURCE_COLUMNS, rollupDelta } from "./rollup-delta.ts";
+import { ROLLUP_SOURCE_COLUMNS, type RollupSourceRow, rollupRows, rollupSourceOf, upsertRollups } from "./rollup-delta.ts";
 
 /** One exported event: the usage webhook's field names, money as exact decimal USD. */
 export interface ExportedEvent {
@@ -119,10 +119,10 @@ export interface Erasure {
 
 /**
  * Erases one user's usage events. Each batch deletes up to `batchSize` events and takes exactly
- * what they contributed off the rollups at every grain in the same statement, then drops rollup
+ * what they contributed off the rollups at every grain in the same transaction, then drops rollup
  * rows left empty, in a transaction of its own: locks stay short for the recorder, and an
  * interrupted erasure leaves every rollup equal to the remaining events; running it again
- * finishes it. The last transaction removes the user's user-day rows that no event backs any
+ * finishes it. The last transaction removes the user's user-day and user-month rows that no event backs any
  * more (retention deleted their events; the hour and day grains keep those amounts without a
  * user) and writes the audit entry: counts only, never the events' content.
  */
@@ -132,26 +132,26 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
   for (const day of await activeDays(database, user)) {
     for (;;) {
       const deleted = await database.db.transaction(async (tx) => {
-        const [row] = rowsOf<{ n: number; first: string | null; last: string | null }>(
+        const gone = rowsOf<RollupSourceRow>(
           await tx.execute(sql`
-            with gone as (
-              delete from usage_events where (source, id) in (
-                select source, id from usage_events
-                where "user" = ${user} and ts >= ${day}::timestamptz and ts < ${day}::timestamptz + ${DAY}
-                order by source, id
-                limit ${batchSize}
-              )
-              returning source, id, ${ROLLUP_SOURCE_COLUMNS}
-            ),
-            ${rollupDelta("gone", -1)}
-            select count(*)::int as n, min(ts)::text as first, max(ts)::text as last from gone`),
-        );
-        if (!row || row.n === 0) return 0;
+            delete from usage_events where (source, id) in (
+              select source, id from usage_events
+              where "user" = ${user} and ts >= ${day}::timestamptz and ts < ${day}::timestamptz + ${DAY}
+              order by source, id
+              limit ${batchSize}
+            )
+            returning ${ROLLUP_SOURCE_COLUMNS}`),
+        ).map(rollupSourceOf);
+        if (gone.length === 0) return 0;
+        const upsert = upsertRollups(rollupRows(gone, -1));
+        if (upsert) await tx.execute(upsert);
+        const times = gone.map((e) => e.ts.getTime());
+        const first = new Date(Math.min(...times));
         // Rows whose every event is gone. Rollups only ever count real events, so none is zero otherwise.
         await tx.execute(sql`
-          delete from usage_rollups where grain in ('hour', 'day', 'user-day') and requests = 0
-            and bucket >= date_trunc('day', ${row.first}::timestamptz, 'UTC') and bucket <= ${row.last}::timestamptz`);
-        return row.n;
+          delete from usage_rollups where grain in ('hour', 'day', 'user-day', 'user-month') and requests = 0
+            and bucket >= date_trunc('month', ${first.toISOString()}::timestamptz, 'UTC') and bucket <= ${new Date(Math.max(...times)).toISOString()}::timestamptz`);
+        return gone.length;
       });
       if (deleted === 0) break;
       events += deleted;
@@ -170,6 +170,11 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
               and coalesce(e.feature, '') = r.feature and e.provider = r.provider and e.model = r.model
               and coalesce(e.api_key_id, '') = r.api_key_id)
           returning 1
+        ),
+        removed_months as (
+          delete from usage_rollups r where grain = 'user-month' and "user" = ${user} and not exists (
+            select 1 from usage_events e
+            where e."user" = ${user} and e.ts >= r.bucket and e.ts < (r.bucket at time zone 'UTC' + interval '1 month') at time zone 'UTC')
         )
         select count(*)::int as n from removed`),
     )[0]!.n;

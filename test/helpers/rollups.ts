@@ -22,6 +22,9 @@ export async function assertRollupsMatchEvents(db: Database): Promise<void> {
       from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
     union all
     select 'user-day', to_char(ts at time zone 'UTC', 'YYYY-MM-DD') || ' 00:00:00', ${dims}, coalesce("user", ''), ${tail}, ${sums}
+      from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9
+    union all
+    select 'user-month', to_char(ts at time zone 'UTC', 'YYYY-MM') || '-01 00:00:00', '', '', '', coalesce("user", ''), '', '', '', ${sums}
       from usage_events group by 1, 2, 3, 4, 5, 6, 7, 8, 9`),
   );
   const actual = await db.rows<Record<string, string>>(sql`
