@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { benchBudgetGate } from "./budget-gate.ts";
 import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
+import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy } from "./proxy.ts";
 import { proxySection } from "./proxy-report.ts";
@@ -10,7 +11,7 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|proxy|budgets|slack]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|dashboard|proxy|budgets|slack]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
@@ -81,6 +82,28 @@ ${rows}
 
 Rollup rows: ${Object.entries(r.rollupRows).map(([g, n]) => `${g} ${n.toLocaleString("en-US")}`).join(", ")}. Ledger filled in ${r.fillSeconds} s
 (in SQL, see bench/spend.ts). Timed in-process around \`querySpend\` (one round trip to Postgres).`,
+  );
+}
+if (which === "all" || which === "dashboard") {
+  // After the spend bench, on its ledger; alone, BENCH_REUSE=1 takes the one an earlier run filled.
+  const r = await benchDashboard({ events, runs: Number(process.env.BENCH_RUNS ?? 50), reuse: which === "all" || process.env.BENCH_REUSE === "1" });
+  console.log("dashboard", JSON.stringify(r, null, 2));
+  const rows = Object.entries(r.pages)
+    .map(([path, q]) => `| \`${path}\` | ${q.runs} | ${q.p50} ms | **${q.p95} ms** | ${q.p99} ms | ${Math.round(q.bytes / 1024)} KiB |`)
+    .join("\n");
+  put(
+    "## Dashboard pages",
+    `## Dashboard pages over ${r.events.toLocaleString("en-US")} events this month (target: p95 ≤ 200 ms)
+
+${ranAt()}
+
+| page | runs | p50 | p95 | p99 | size |
+|---|---:|---:|---:|---:|---:|
+${rows}
+
+The gateway in-process on the spend bench's ledger, signed in with the admin token; each page
+fetched in turn and timed to its last byte. The overview makes one spend query per day of the
+month so far (the daily chart) besides its totals, tops, budgets, alerts and raises.`,
   );
 }
 if (which === "all" || which === "proxy") {

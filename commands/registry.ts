@@ -41,6 +41,8 @@ export function createRegistry(extra: readonly Command[] = []): Registry {
     commands,
     find,
     parse(text) {
+      // From every platform and the admin API alike: a NUL would reach a query and fail it (a 500).
+      if (text.includes("\u0000")) return fail("the command contains a NUL byte", "a command without control characters");
       const all = text.trim().split(/\s+/).filter(Boolean);
       const head = normalize(all.shift() ?? "help");
       // Two words for one hyphenated name, as the CLI spells some (`x link` for `x-link`).

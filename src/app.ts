@@ -21,6 +21,8 @@ import type { Integration } from "./integration.ts";
 import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
 import { otlpRouter } from "./ingest/otlp-route.ts";
+import { PRE_AUTH_BYTES } from "./ingest/sender-auth.ts";
+import { ByteBudget } from "./http/read-body.ts";
 import { usageRouter } from "./ingest/usage-route.ts";
 import { ApiKeys } from "./keys/api-keys.ts";
 import { IngestSources } from "./keys/ingest-sources.ts";
@@ -33,10 +35,24 @@ import { eventBuilder } from "./ledger/build-event.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
 import { sendProblem } from "./http/problem.ts";
+import { refuseNulInUrl } from "./http/nul-guard.ts";
 import { operationsRouter } from "./operations-routes.ts";
 import { proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
+import { OidcSignIn } from "./web/oidc.ts";
+import { webRouter } from "./web/routes.ts";
+import { WebSessions } from "./web/sessions.ts";
+
+/** How long a dashboard sign-in lasts: a working day. */
+const WEB_SESSION_SECONDS = 12 * 3600;
+
+/** Dashboard sign-in with OpenID Connect, when its three settings are given. */
+function oidcSignIn(config: Config): OidcSignIn | undefined {
+  const { TOLLGATE_OIDC_ISSUER: issuer, TOLLGATE_OIDC_CLIENT_ID: clientId, TOLLGATE_OIDC_CLIENT_SECRET: clientSecret } = config;
+  if (!issuer || !clientId || !clientSecret) return undefined;
+  return new OidcSignIn({ issuer, clientId, clientSecret, name: config.TOLLGATE_OIDC_NAME ?? new URL(issuer).hostname });
+}
 
 /** Every part of a running gateway, wired together; the one place that knows them all. */
 export interface Gateway {
@@ -90,7 +106,8 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const applied = await migrate(database);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const catalog = await loadCatalog({ overrideFile: config.TOLLGATE_PRICES });
-  const box = secretBox(resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR), config.TOLLGATE_PREVIOUS_MASTER_KEYS.map(decodeMasterKey));
+  const masterKey = resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR);
+  const box = secretBox(masterKey, config.TOLLGATE_PREVIOUS_MASTER_KEYS.map(decodeMasterKey));
   const adminToken = resolveAdminToken(config);
   // The one builder of ledger events: every door's events are normalised, checked and priced by it, once.
   const builder = eventBuilder((e) => priceEvent(catalog, e));
@@ -131,8 +148,11 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   recorder.onFlush((events) => evaluator.evaluateMatching(events));
   budgets.onChange((change) => evaluator.budgetChanged(change.id));
   const digests = digestJobs({ database, notifier, hour: config.TOLLGATE_DIGEST_HOUR });
-  // People act from the chat platforms this gateway receives (those that mount a receiver) or from the CLI.
-  const members = new Members(database, integrations.filter((i) => i.mount).map((i) => i.platform));
+  // People act from the chat platforms this gateway receives (those that mount a receiver), the
+  // dashboard when it signs people in with OpenID Connect, or the CLI.
+  const oidc = oidcSignIn(config);
+  const members = new Members(database, [...integrations.filter((i) => i.mount).map((i) => i.platform), ...(oidc ? ["oidc"] : [])]);
+  const webSessions = new WebSessions(database, WEB_SESSION_SECONDS * 1000);
   const approvals = new Approvals(database, budgets, members, notifier, { ttlMs: config.TOLLGATE_APPROVAL_TTL });
   /** Scheduled work, each run under its advisory lock; evaluation, digests, approval expiry and retention belong here. */
   const jobs: Job[] = [
@@ -143,6 +163,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     // Hourly: each channel gets its digest in the hour that is TOLLGATE_DIGEST_HOUR in its own zone.
     { name: "daily-digests", cron: "0 * * * *", run: async (now) => { await digests.runDailyDigests(now); } },
     { name: "weekly-digests", cron: "0 * * * *", run: async (now) => { await digests.runWeeklyDigests(now); } },
+    { name: "prune-web-sessions", cron: "41 * * * *", run: async (now) => { await webSessions.prune(now); } },
   ];
   const scheduler = new Scheduler(database, jobs, logger);
   await providerKeys.refresh();
@@ -150,6 +171,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const app = express();
   app.disable("x-powered-by");
   app.use(requestLog(logger));
+  app.use(refuseNulInUrl);
   app.use(
     proxyMiddleware({
       routes,
@@ -168,8 +190,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     }),
   );
   app.use(operationsRouter(database, usage));
-  app.use(usageRouter({ keys, sources, recorder }));
-  app.use(otlpRouter({ keys, sources, recorder }));
+  const ingest = { keys, sources, recorder, preAuth: new ByteBudget(PRE_AUTH_BYTES) };
+  app.use(usageRouter(ingest));
+  app.use(otlpRouter(ingest));
   const services = createServices({ database, budgets, members, approvals, mutes, channels });
   const extensions = integrations.map((i) => i.extend?.({ config, logger, database }) ?? {});
   const registry = createRegistry(extensions.flatMap((e) => e.commands ?? []));
@@ -199,6 +222,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       extensions: extensions.flatMap((e) => (e.adminRouter ? [e.adminRouter] : [])),
     }),
   );
+  app.use(webRouter({ config, logger, database, services, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS }));
   app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
   if (config.TOLLGATE_JOBS === "on") {

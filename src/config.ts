@@ -66,6 +66,9 @@ const masterKey = z
 export const ConfigSchema = z.object({
   PORT: wholeNumber(0, 65535, 8787),
   HOST: z.string().default("0.0.0.0"),
+  /** How long a client may take to send its request headers, and its whole request: a slowloris is closed then (408). */
+  TOLLGATE_HEADERS_TIMEOUT_MS: wholeNumber(100, 600_000, 20_000),
+  TOLLGATE_REQUEST_TIMEOUT_MS: wholeNumber(100, 3_600_000, 120_000),
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: "a postgres:// or postgresql:// URL" }).optional()),
   TOLLGATE_DATA_DIR: z.string().default("./.tollgate"),
   TOLLGATE_ADMIN_TOKEN: optional.pipe(z.string().min(16, "at least 16 characters").optional()),
@@ -134,7 +137,17 @@ export const ConfigSchema = z.object({
   TOLLGATE_ANOMALY_MIN_USD: usd("5"),
   /** The hour, in each channel's time zone, daily digests (and on Mondays weekly ones) go out at. */
   TOLLGATE_DIGEST_HOUR: wholeNumber(0, 23, 9),
+  /** Dashboard sign-in with OpenID Connect: the issuer, and this gateway as a client registered with it. All three or none. */
+  TOLLGATE_OIDC_ISSUER: optional.pipe(httpUrl.optional()),
+  TOLLGATE_OIDC_CLIENT_ID: optional,
+  TOLLGATE_OIDC_CLIENT_SECRET: optional,
+  /** What the sign-in button calls the provider ("Sign in with …"); the issuer's host name otherwise. */
+  TOLLGATE_OIDC_NAME: optional,
   NODE_ENV: optional,
+}).superRefine((c, ctx) => {
+  const set = [c.TOLLGATE_OIDC_ISSUER, c.TOLLGATE_OIDC_CLIENT_ID, c.TOLLGATE_OIDC_CLIENT_SECRET].filter((v) => v !== undefined).length;
+  if (set !== 0 && set !== 3)
+    ctx.addIssue({ code: "custom", path: ["TOLLGATE_OIDC_ISSUER"], message: "TOLLGATE_OIDC_ISSUER, TOLLGATE_OIDC_CLIENT_ID and TOLLGATE_OIDC_CLIENT_SECRET all set, or none of them" });
 });
 /** One proxied provider as configured: where its upstream is, and its own further settings. */
 export interface ProviderSetup {

@@ -90,11 +90,14 @@ describe("members", () => {
   test("set creates (201) then updates (200), list shows them, remove deletes; each change audited", async () => {
     const created = await call("PUT", "/api/members", { platform: "telegram", user_id: "4242", role: "requester", name: "Ana" });
     assert.equal(created.status, 201);
-    assert.deepEqual({ ...created.body, updated_at: undefined }, { platform: "telegram", user_id: "4242", role: "requester", name: "Ana", updated_at: undefined });
+    assert.deepEqual({ ...created.body, updated_at: undefined }, { platform: "telegram", user_id: "4242", role: "requester", name: "Ana", scopes: [], updated_at: undefined });
     const updated = await call("POST", "/api/members", { platform: "telegram", user_id: "4242", role: "approver" });
     assert.equal(updated.status, 200);
     assert.equal(updated.body.role, "approver");
     assert.equal(updated.body.name, "Ana", "a name left out is kept");
+    const scoped = await call("PUT", "/api/members", { platform: "telegram", user_id: "4242", role: "approver", scopes: [{ team: "search" }, { team: "ads", model: "gpt-4o" }] });
+    assert.deepEqual(scoped.body.scopes, [{ team: "search" }, { team: "ads", model: "gpt-4o" }]);
+    assert.deepEqual((await call("PUT", "/api/members", { platform: "telegram", user_id: "4242", role: "approver" })).body.scopes, scoped.body.scopes, "scopes left out are kept");
     const listed = await call("GET", "/api/members");
     assert.ok(listed.body.members.some((m: any) => m.platform === "telegram" && m.user_id === "4242" && m.role === "approver"));
     assert.ok(listed.body.members.some((m: any) => m.platform === "teams" && m.user_id === "29:1a-b"), "Teams ids keep their colon");
@@ -106,7 +109,7 @@ describe("members", () => {
     assert.equal(await gw.gateway.members.roleOf("telegram", "4242"), "viewer", "people without a role are viewers");
     assert.deepEqual(
       (await auditOf("member", "telegram:4242")).map((a) => `${a.actor} ${a.action}`),
-      ["admin create", "admin update", "admin delete"],
+      ["admin create", "admin update", "admin update", "admin update", "admin delete"],
     );
   });
 
@@ -114,6 +117,7 @@ describe("members", () => {
     const before = await counts();
     assertFieldErrors(await call("PUT", "/api/members", { platform: "myspace", user_id: "U1", role: "viewer" }), ["platform"]);
     assertFieldErrors(await call("PUT", "/api/members", { platform: "slack", user_id: "U1", role: "boss" }), ["role"]);
+    assertFieldErrors(await call("PUT", "/api/members", { platform: "slack", user_id: "U1", role: "viewer", scopes: [{ colour: "red" }] }), ["scopes[0].colour"]);
     assertFieldErrors(await call("PUT", "/api/members", { platform: "slack", role: "viewer" }), ["user_id"]);
     assertFieldErrors(await call("PUT", "/api/members", { platform: "slack", user_id: "  ", role: "viewer" }), ["user_id"]);
     assertUnknownField(await call("PUT", "/api/members", { platform: "slack", user_id: "U1", role: "viewer", team: "x" }), "team");

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { sql } from "drizzle-orm";
+import protobuf from "protobufjs";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 
 let t: TestGateway;
@@ -70,6 +71,12 @@ async function stored(id: string) {
     sql`select id, cost::text as cost, priced, team, api_key_id, model, cached_input_tokens::int as cached_input_tokens, source
         from usage_events where id = ${id}`,
   );
+}
+
+/** google.rpc.Status read by protobufjs from its field layout (code 1, message 2), independently of the gateway's reader. */
+function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
+  const Status = new protobuf.Type("Status").add(new protobuf.Field("code", 1, "int32")).add(new protobuf.Field("message", 2, "string"));
+  return Status.toObject(Status.decode(bytes)) as { code: number; message: string };
 }
 
 const idOf = (span: { traceId: string; spanId: string }) => `${span.traceId}:${span.spanId}`;
@@ -142,19 +149,56 @@ describe("POST /v1/traces", () => {
     assert.equal((await stored(idOf(good))).length, 1);
   });
 
-  test("a body that is not an OTLP export answers 400 problem+json", async () => {
+  test("a body that is not an OTLP export answers 400 with OTLP's google.rpc.Status in JSON", async () => {
     for (const body of ["[1, 2, 3]", '"spans"', JSON.stringify({ resourceSpans: "none" }), '{"resourceSpans": ['] ) {
       const res = await postTraces(body);
       assert.equal(res.status, 400, body);
-      assert.match(res.type, /application\/problem\+json/);
-      assert.equal(typeof res.body.detail, "string");
+      assert.match(res.type, /application\/json/);
+      assert.equal(res.body.code, 3); // INVALID_ARGUMENT
+      assert.equal(typeof res.body.message, "string");
     }
   });
 
-  test("the protobuf encoding answers 415", async () => {
-    const res = await postTraces("\x0a\x00", { contentType: "application/x-protobuf" });
+  test("a protobuf body that is not an export answers 400 with a protobuf google.rpc.Status", async () => {
+    const res = await fetch(`${t.base}/v1/traces`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/x-protobuf" },
+      body: new Uint8Array([0x0a, 0x05, 0x01]),
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.headers.get("content-type"), "application/x-protobuf");
+    const status = decodeStatus(new Uint8Array(await res.arrayBuffer()));
+    assert.equal(status.code, 3);
+    assert.match(status.message, /not a protobuf ExportTraceServiceRequest/);
+  });
+
+  test("a wrong key on a protobuf export answers 401 with a protobuf google.rpc.Status", async () => {
+    const res = await fetch(`${t.base}/v1/traces`, {
+      method: "POST",
+      headers: { authorization: "Bearer tlg_nope", "content-type": "application/x-protobuf" },
+      body: new Uint8Array(),
+    });
+    assert.equal(res.status, 401);
+    const status = decodeStatus(new Uint8Array(await res.arrayBuffer()));
+    assert.equal(status.code, 16); // UNAUTHENTICATED
+    assert.match(status.message, /not an active ingest key/);
+  });
+
+  test("another content type answers 415 naming both OTLP encodings", async () => {
+    const res = await postTraces("spans", { contentType: "text/plain" });
     assert.equal(res.status, 415);
-    assert.match(res.type, /application\/problem\+json/);
+    assert.match(res.body.message, /application\/x-protobuf.*application\/json/);
+  });
+
+  test("a UTF-16 JSON export is decoded by its charset", async () => {
+    const span = genAiSpan({ "tollgate.team": "otlp-utf16" });
+    const res = await fetch(`${t.base}/v1/traces`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json; charset=utf-16" },
+      body: Buffer.from(`\ufeff${JSON.stringify(exportOf([span]))}`, "utf16le"),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await stored(idOf(span)))[0]?.cost, "25000000000");
   });
 
   test("no key, an unknown key or a virtual key answers 401 and stores nothing", async () => {

@@ -180,10 +180,14 @@ describe("pass-through off (the default)", () => {
     const row = await proxyRow(database, streamed.headers.get("x-tollgate-request-id")!);
     assert.deepEqual([row.api_key_id, row.team, row.model, row.status], [id, "search", "gemini-2.5-flash", "ok"]);
     assert.deepEqual(tokenColumns(row), ["2000", "1500", "0", "0", "430", "180"]);
+    // Gemini sends no request-id header: the row keeps the answer's own responseId.
+    assert.equal(row.request_id, /"responseId":"([^"]+)"/.exec(text)?.[1]);
 
     // The same key in the header Google's SDKs use is swapped the same way.
     const inHeader = await fetch(`${base}:generateContent`, { method: "POST", headers: { "content-type": "application/json", "x-goog-api-key": key }, body });
     assert.equal(inHeader.status, 200);
+    const whole = (await inHeader.json()) as { responseId: string };
+    assert.equal((await proxyRow(database, inHeader.headers.get("x-tollgate-request-id")!)).request_id, whole.responseId);
     const second = geminiFake.requests.at(-1)!;
     assert.equal(second.headers["x-goog-api-key"], GEMINI_KEY);
     assert.ok(!everything(second).includes("tlg_"));

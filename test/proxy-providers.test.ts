@@ -356,14 +356,14 @@ describe("Gemini", () => {
     const text = chunk("Hel", usage(10, 180)) + chunk("lo ✓", usage(120, 180)) + chunk("!", usage(250, 180), "STOP");
     eachSplit(() => gemini.tap(streamPath, false), text, (forwarded, tap) => {
       assert.equal(forwarded, text);
-      assert.deepEqual(tap.result(), { usage: { tokens: GEMINI_TOKENS, model: "gemini-2.5-pro" }, model: "gemini-2.5-pro" });
+      assert.deepEqual(tap.result(), { usage: { tokens: GEMINI_TOKENS, model: "gemini-2.5-pro", request_id: "r1" }, model: "gemini-2.5-pro" });
     });
   });
 
   test("whole answers: generateContent, and the JSON array of a stream without alt=sse; countTokens has none", () => {
     const answer = (u: unknown) => ({ candidates: [], usageMetadata: u, modelVersion: "gemini-2.5-flash", responseId: "r" });
     assert.deepEqual(gemini.usageOf("/v1beta/models/gemini-2.5-flash:generateContent", answer(usage(250, 180))), {
-      usage: { tokens: GEMINI_TOKENS, model: "gemini-2.5-flash" },
+      usage: { tokens: GEMINI_TOKENS, model: "gemini-2.5-flash", request_id: "r" },
       model: "gemini-2.5-flash",
     });
     assert.deepEqual(gemini.usageOf(streamPath, [answer(usage(10, 180)), answer(usage(250, 180)), { candidates: [] }]).usage?.tokens, GEMINI_TOKENS);
@@ -643,7 +643,8 @@ describe("fake Gemini", () => {
       assert.match(text, /^data: \{.*\}\r\n\r\n/);
       const tap = gemini.tap("/v1beta/models/gemini-2.5-pro:streamGenerateContent", false);
       feed(tap, text, 3);
-      assert.deepEqual(tap.result(), { usage: { tokens: GEMINI_TOKENS, model: "gemini-2.5-pro" }, model: "gemini-2.5-pro" });
+      assert.deepEqual(tap.result().usage?.tokens, GEMINI_TOKENS);
+      assert.equal(tap.result().usage?.request_id, /"responseId":"([^"]+)"/.exec(text)?.[1]);
 
       const array = await (await post(`${base}:streamGenerateContent?key=${GEMINI_KEY}`, body, {})).json();
       assert.ok(Array.isArray(array));

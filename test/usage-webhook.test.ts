@@ -195,6 +195,31 @@ describe("POST /v1/usage", () => {
     assert.deepEqual(row, { team, tags });
   });
 
+  test("a __proto__ tag key is refused by name, not dropped in silence", async () => {
+    const res = await post(`[${JSON.stringify(gpt4o(uid(), { team: "proto-tag" })).replace(/}$/, ',"tags":{"__proto__":"x","env":"prod"}}')}]`);
+    assert.equal(res.status, 422);
+    assert.deepEqual(res.body.rejected[0].errors.map((e: any) => e.path), ["tags.__proto__"]);
+    assert.match(res.body.rejected[0].errors[0].message, /__proto__ cannot be a tag key/);
+  });
+
+  test("a body is read by its charset: UTF-16 is decoded, an unknown charset is 415, bytes wrong for theirs are 400", async () => {
+    const team = "charset-ü✓";
+    const body = JSON.stringify(gpt4o(uid(), { team }));
+    const other = JSON.stringify(gpt4o(uid(), { team }));
+    const send = (bytes: Buffer, type: string) =>
+      fetch(`${t.base}/v1/usage`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": type }, body: bytes });
+    assert.equal((await send(Buffer.from(`\ufeff${body}`, "utf16le"), "application/json; charset=utf-16")).status, 200);
+    const be = Buffer.from(other, "utf16le").swap16();
+    assert.equal((await send(be, "application/json; charset=UTF-16BE")).status, 200);
+    assert.equal((await storedCost(team)).requests, "2");
+    const unknown = await send(Buffer.from(body), "application/json; charset=x-klingon");
+    assert.equal(unknown.status, 415);
+    assert.match(((await unknown.json()) as any).detail, /charset "x-klingon"/);
+    const broken = await send(Buffer.from([0x7b, 0xff, 0x7d]), "application/json");
+    assert.equal(broken.status, 400);
+    assert.match(((await broken.json()) as any).detail, /not valid utf-8/);
+  });
+
   test("a key's own attribution wins over the event's", async () => {
     const teamKey = await t.ingestKey({ team: "bound-team" });
     const res = await post(gpt4o(uid(), { team: "someone-else" }), { authorization: `Bearer ${teamKey}` });

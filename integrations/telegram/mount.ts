@@ -48,10 +48,13 @@ export function mountTelegram(app: Express, context: IntegrationContext, pacer: 
   const bot = createBot(token, { apiRoot: settings.TELEGRAM_API_ROOT, logger, door, pacer, links, prompts: new RaisePrompts(database), ...(polling ? { inbox } : {}) });
   const log = (what: string) => (err: unknown) => logger.error({ component: "telegram", error: (err as Error).name, code: (err as { code?: unknown }).code }, `telegram ${what} failed`);
 
-  const startup = (async () => {
-    bot.botInfo ??= await bot.telegram.getMe();
-    await bot.telegram.setMyCommands(commandList);
-  })().catch(log("start-up (getMe, setMyCommands)"));
+  // Each step fails by its own name: an operator told "getMe, setMyCommands failed" would check the token for nothing.
+  const startup = Promise.all([
+    (async () => {
+      bot.botInfo ??= await bot.telegram.getMe();
+    })().catch(log("start-up getMe")),
+    bot.telegram.setMyCommands(commandList).catch(log("start-up setMyCommands")),
+  ]);
 
   const inFlight = new Set<Promise<void>>();
   const handle = (update: Update) => {

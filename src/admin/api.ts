@@ -21,6 +21,7 @@ import { spendRouter } from "../ledger/spend-routes.ts";
 import { userDataRouter } from "../ledger/user-data-routes.ts";
 import type { Logger } from "../logger.ts";
 import type { Services } from "../services.ts";
+import { refuseNulInBody } from "../http/nul-guard.ts";
 import { requireAdmin } from "./auth.ts";
 import { commandsRouter } from "./commands-route.ts";
 
@@ -54,6 +55,7 @@ export function adminApi(p: AdminParts): Router {
     requireAdmin(p.adminToken),
     importRouter(p.recorder),
     express.json({ limit: "1mb" }),
+    refuseNulInBody,
     keysRouter(p.keys, p.sources, p.providers),
     providersRouter({ database: p.database, box: p.box, providerKeys: p.providerKeys, providers: p.providers }),
     spendRouter(p.services.spend, p.database, p.config),

@@ -3,7 +3,7 @@ import { sendProblem } from "../http/problem.ts";
 import { actorOf, parseBody } from "../http/request.ts";
 import type { Member, Members } from "./members.ts";
 
-const memberJson = (m: Member) => ({ platform: m.platform, user_id: m.user_id, role: m.role, name: m.name, updated_at: m.updated_at });
+const memberJson = (m: Member) => ({ platform: m.platform, user_id: m.user_id, role: m.role, name: m.name, scopes: m.scopes, updated_at: m.updated_at });
 
 /** `/api/members`: platform users and their roles (viewer, requester, approver, admin). */
 export function membersRouter(members: Members): Router {

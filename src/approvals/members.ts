@@ -1,6 +1,7 @@
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { audit } from "../audit/log.ts";
+import { Scope } from "../budgets/budget.ts";
 import type { Database, Db } from "../db/connection.ts";
 import { ROLES, members } from "../db/schema.ts";
 import { labelText } from "../keys/api-keys.ts";
@@ -17,6 +18,8 @@ export interface Member {
   user_id: string;
   role: Role;
   name: string | null;
+  /** What a viewer may see on the dashboard, one scope at a time; other roles see all spend. */
+  scopes: Scope[];
   updated_at: Date;
 }
 
@@ -52,6 +55,8 @@ export function memberSchemas(chatPlatforms: readonly string[]) {
     user_id: labelText,
     role: z.enum(ROLES, { error: `one of ${ROLES.join(", ")}` }),
     name: labelText.optional(),
+    /** The scopes a viewer may see on the dashboard (team:search, ...); a viewer given none sees no spend. */
+    scopes: z.array(Scope).max(50).optional(),
   };
   return {
     platforms,
@@ -73,6 +78,7 @@ const memberOf = (row: typeof members.$inferSelect): Member => ({
   user_id: row.userId,
   role: row.role,
   name: row.name,
+  scopes: row.scopes,
   updated_at: row.updatedAt,
 });
 
@@ -121,11 +127,11 @@ export class Members {
         .where(and(eq(members.platform, input.platform), eq(members.userId, input.user_id)))
         .for("update");
       const before = locked ? memberOf(locked) : undefined;
-      const values = { platform: input.platform, userId: input.user_id, role: input.role, name: input.name ?? before?.name ?? null, updatedAt: new Date() };
+      const values = { platform: input.platform, userId: input.user_id, role: input.role, name: input.name ?? before?.name ?? null, scopes: input.scopes ?? before?.scopes ?? [], updatedAt: new Date() };
       const [row] = await tx
         .insert(members)
         .values(values)
-        .onConflictDoUpdate({ target: [members.platform, members.userId], set: { role: values.role, name: values.name, updatedAt: values.updatedAt } })
+        .onConflictDoUpdate({ target: [members.platform, members.userId], set: { role: values.role, name: values.name, scopes: values.scopes, updatedAt: values.updatedAt } })
         .returning();
       const member = memberOf(row!);
       await audit(tx, { actor, action: before ? "update" : "create", entity: "member", entityId: `${member.platform}:${member.user_id}`, before, after: member });

@@ -5,7 +5,7 @@ import { auditLog } from "../db/schema.ts";
 /** Anything a transaction or the database handle can run an insert on. */
 type Writer = Pick<Db, "insert">;
 
-export const AUDIT_ENTITIES = ["budget", "key", "provider_key", "ingest_source", "channel", "member", "approval", "mute", "usage"] as const;
+export const AUDIT_ENTITIES = ["budget", "key", "provider_key", "ingest_source", "channel", "member", "approval", "mute", "usage", "session"] as const;
 export type AuditEntity = (typeof AUDIT_ENTITIES)[number];
 
 export interface AuditEntry {

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { mkdirSync } from "node:fs";
-import type { Server } from "node:http";
+import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Express } from "express";
 import { join } from "node:path";
@@ -30,9 +30,20 @@ export function startLine(config: Config, url: string): string {
   return `tollgate: listening at ${url} · data folder ${config.TOLLGATE_DATA_DIR} (${database}) · admin token in ${token}`;
 }
 
+/**
+ * The HTTP server, with limits on how slowly a client may send: headers and the whole request are
+ * timed (408, then closed), and idle keep-alive sockets go after a few seconds, so a slowloris
+ * costs a socket for a bounded time. Node checks these timers every `connectionsCheckingInterval`.
+ */
+export function createHttpServer(app: Express, config: Pick<Config, "TOLLGATE_HEADERS_TIMEOUT_MS" | "TOLLGATE_REQUEST_TIMEOUT_MS">): Server {
+  const headersTimeout = config.TOLLGATE_HEADERS_TIMEOUT_MS;
+  const requestTimeout = Math.max(config.TOLLGATE_REQUEST_TIMEOUT_MS, headersTimeout);
+  return createServer({ headersTimeout, requestTimeout, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.min(headersTimeout, 5_000) }, app);
+}
+
 /** Listens on PORT and HOST; a port in use (or not ours to take) is one line for people, not a stack trace. */
 async function listen(app: Express, config: Config): Promise<Server> {
-  const server = app.listen(config.PORT, config.HOST);
+  const server = createHttpServer(app, config).listen(config.PORT, config.HOST);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -259,6 +259,8 @@ export const members = pgTable(
     userId: text("user_id").notNull(),
     role: text("role").$type<(typeof ROLES)[number]>().notNull(),
     name: text("name"),
+    /** The scopes a viewer may see on the dashboard; the other roles see all spend. */
+    scopes: jsonb("scopes").$type<ScopeColumn[]>().notNull().default([]),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.platform, t.userId] })],
@@ -336,3 +338,25 @@ export const jobTicks = pgTable("job_ticks", {
   job: text("job").primaryKey(),
   lastTick: timestamp("last_tick", { withTimezone: true }).notNull(),
 });
+
+/**
+ * Dashboard sign-ins, kept here so they can be revoked: the cookie carries a random id (signed),
+ * the table only its SHA-256, so a copy of the table opens no session.
+ */
+export const webSessions = pgTable(
+  "web_sessions",
+  {
+    idHash: text("id_hash").primaryKey(),
+    /** `admin` (signed in with the admin token) or `oidc`. */
+    kind: text("kind").$type<"admin" | "oidc">().notNull(),
+    /** The member's user id for `oidc` (the verified email or subject); the name given for `admin`. */
+    subject: text("subject").notNull(),
+    name: text("name").notNull(),
+    /** The CSRF token every form of this session carries. */
+    csrf: text("csrf").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("web_sessions_expires").on(t.expiresAt)],
+);

@@ -9,6 +9,18 @@ import { type FieldError, fieldErrors } from "../errors.ts";
 export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
 
 const count = z.number().int().min(0).max(MAX_TOKENS);
+/**
+ * A string map. zod drops a `__proto__` key without a word (it will not set an object's
+ * prototype), so such a tag is refused by name instead of vanishing from the event.
+ */
+const Tags = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__"))
+      ctx.addIssue({ code: "custom", path: ["__proto__"], message: "__proto__ cannot be a tag key; choose another name" });
+  })
+  .pipe(z.record(z.string().min(1).max(100), z.string().max(500)));
+
 const label = z.string().trim().min(1).max(200);
 
 /** One usage event as senders post it (snake_case, tokens as the sender counts them). */
@@ -34,7 +46,7 @@ export const UsageItem = z
     feature: label.optional(),
     user: label.optional(),
     session: label.optional(),
-    tags: z.record(z.string().min(1).max(100), z.string().max(500)).optional(),
+    tags: Tags.optional(),
     request_id: z.string().max(200).optional(),
   })
   .superRefine((item, ctx) => {

@@ -1,49 +1,19 @@
-import express, { type Request, type Response, Router } from "express";
-import type { ApiKeys } from "../keys/api-keys.ts";
-import type { IngestSources } from "../keys/ingest-sources.ts";
+import { type Request, type Response, Router } from "express";
+import { textOf } from "../http/charset.ts";
 import type { LedgerEvent } from "../ledger/build-event.ts";
 import type { Recorder } from "../ledger/recorder.ts";
 import { usageEventsTotal } from "../metrics.ts";
 import type { FieldError } from "../errors.ts";
 import { sendProblem } from "../http/problem.ts";
-import { verify } from "../signing/standard-webhooks.ts";
-import { MAX_BODY_BYTES, formatOf, splitBody } from "./usage-body.ts";
+import { formatOf, splitBody } from "./usage-body.ts";
+import { type Authenticated, type SenderDeps, authenticatedBody, setRefusalHeaders } from "./sender-auth.ts";
 import { type SenderContext, fromCloudEvent, toUsageEvent } from "./usage-item.ts";
 
-export interface IngestDeps {
-  keys: ApiKeys;
-  sources: IngestSources;
+export interface IngestDeps extends SenderDeps {
   recorder: Recorder;
 }
 
 type Rejection = { index: number; id: string | null; errors: FieldError[] };
-
-function bearer(req: Request): string | undefined {
-  const match = /^Bearer\s+(\S+)$/i.exec(req.get("authorization") ?? "");
-  return match?.[1];
-}
-
-/** Who is posting: an ingest key, or a sender whose Standard Webhooks signature checks out. */
-export async function authenticateSender(req: Request, body: Buffer, deps: IngestDeps): Promise<SenderContext | { error: string }> {
-  const now = new Date();
-  const token = bearer(req);
-  if (token) {
-    const key = await deps.keys.find(token);
-    if (key?.kind === "virtual") return { error: "the bearer token is a Tollgate virtual key, for calls through the proxy; reporting usage takes an ingest key (tollgate keys create --kind ingest)" };
-    if (!key) return { error: "the bearer token is not an active ingest key" };
-    return { source: `ingest:${key.name}`, now, team: key.team, project: key.project, feature: key.feature, user: key.user, api_key_id: key.id };
-  }
-  if (req.get("webhook-signature")) {
-    const checked = verify(
-      { id: req.get("webhook-id"), timestamp: req.get("webhook-timestamp"), signature: req.get("webhook-signature") },
-      body,
-      await deps.sources.activeSecrets(),
-    );
-    if (!checked.ok) return { error: checked.message };
-    return { source: `ingest:${checked.signer.sourceName}`, now };
-  }
-  return { error: "send an ingest key as `Authorization: Bearer tlg_...` or sign the request (Standard Webhooks)" };
-}
 
 /** Sends the committed outcome: 200 all taken, 207 some rejected, 422 none taken. */
 function answer(res: Response, accepted: number, duplicates: number, rejected: Rejection[]): void {
@@ -66,13 +36,21 @@ export async function recordAndAnswer(res: Response, recorder: Recorder, events:
   answer(res, accepted, outcomes.length - accepted, rejected);
 }
 
-/** Reads, validates and records a usage post from a sender already authenticated. */
-export async function handleUsagePost(req: Request, res: Response, recorder: Recorder, sender: SenderContext): Promise<void> {
-  const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+/** Answers a failure to authenticate or to read the body; a client gone away gets nothing. */
+export function refuse(res: Response, failure: Exclude<Authenticated, { ok: true }>): void {
+  if (failure.kind === "aborted") return;
+  setRefusalHeaders(res, failure);
+  sendProblem(res, failure.kind, failure.message);
+}
+
+/** Validates and records a usage post from a sender already authenticated. */
+export async function handleUsagePost(req: Request, res: Response, recorder: Recorder, sender: SenderContext, body: Buffer): Promise<void> {
   const format = formatOf(req.get("content-type"));
   if (!format)
     return sendProblem(res, "unsupported_media_type", "send application/json, application/x-ndjson, application/cloudevents+json or application/cloudevents-batch+json");
-  const split = splitBody(format, body.toString("utf8"));
+  const text = textOf(body, req.get("content-type"));
+  if (!text.ok) return sendProblem(res, text.kind, text.message);
+  const split = splitBody(format, text.text);
   if (!split.ok) return sendProblem(res, split.error.kind, split.error.message);
   const toEvent = format === "cloudevent" || format === "cloudevents-batch" ? fromCloudEvent : toUsageEvent;
   const events: LedgerEvent[] = [];
@@ -89,15 +67,12 @@ export async function handleUsagePost(req: Request, res: Response, recorder: Rec
   await recordAndAnswer(res, recorder, events, rejected);
 }
 
-/** Raw bytes: the signature covers them, and the content type decides how they are read. */
-export const rawUsageBody = express.raw({ type: () => true, limit: MAX_BODY_BYTES });
-
 export function usageRouter(deps: IngestDeps): Router {
   const router = Router();
-  router.post("/v1/usage", rawUsageBody, async (req: Request, res: Response) => {
-    const sender = await authenticateSender(req, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), deps);
-    if ("error" in sender) return sendProblem(res, "unauthorized", sender.error);
-    await handleUsagePost(req, res, deps.recorder, sender);
+  router.post("/v1/usage", async (req: Request, res: Response) => {
+    const auth = await authenticatedBody(req, deps);
+    if (!auth.ok) return refuse(res, auth);
+    await handleUsagePost(req, res, deps.recorder, auth.sender, auth.body);
   });
   return router;
 }

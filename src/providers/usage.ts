@@ -11,6 +11,8 @@ export const NormalisedUsage = z.object({
   model: z.string().min(1).max(200).optional(),
   /** The provider's own price in USD, as an exact decimal string. */
   cost_usd: z.string().regex(/^\d+(\.\d+)?$/).optional(),
+  /** The provider's id of the answer where it travels in the body rather than a header (Gemini's `responseId`). */
+  request_id: z.string().min(1).max(200).optional(),
 });
 export type NormalisedUsage = z.infer<typeof NormalisedUsage>;
 

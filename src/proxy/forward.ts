@@ -103,7 +103,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
     latency_ms: Math.round(performance.now() - call.started),
     status,
     ...call.attribution,
-    request_id: upstreamRequestId ?? null,
+    request_id: upstreamRequestId ?? usage?.request_id ?? null,
     ...(!usage && answerCode !== undefined && answerCode < 400 ? { usage_unknown: true } : {}),
   };
 }

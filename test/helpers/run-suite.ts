@@ -11,6 +11,8 @@ import { TEMPLATE_DB_ENV, createTemplateDatabase, dropDatabase, pgliteTemplate }
 
 /** Files at once: most of a file's time is PGlite and child processes working, so a third keeps two cores busy. */
 const CONCURRENCY = 3;
+/** A test that hangs fails after this long (a whole file counts as one test) instead of holding the run until CI's limit. */
+const TEST_TIMEOUT_MS = 600_000;
 
 const args = process.argv.slice(2);
 const url = process.env.TEST_DATABASE_URL;
@@ -20,9 +22,14 @@ await pgliteTemplate("migrated");
 await pgliteTemplate("empty");
 const templateDb = url ? await createTemplateDatabase(url) : undefined;
 try {
+  const given = (option: string) => args.some((a) => a.startsWith(option));
+  const defaults = [
+    ...(given("--test-concurrency") ? [] : [`--test-concurrency=${CONCURRENCY}`]),
+    ...(given("--test-timeout") ? [] : [`--test-timeout=${TEST_TIMEOUT_MS}`]),
+  ];
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "--test", ...(args.some((a) => a.startsWith("--test-concurrency")) ? [] : [`--test-concurrency=${CONCURRENCY}`]), ...args],
+    ["--import", "tsx", "--test", ...defaults, ...args],
     { stdio: "inherit", env: templateDb ? { ...process.env, [TEMPLATE_DB_ENV]: templateDb } : process.env },
   );
   // Stopped, the runner passes the signal on and outlives node --test to clean up.
