@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AlertAction } from "../src/alerts/alert.ts";
+import { Chart } from "../src/charts/chart.ts";
 
 /**
  * What a command answers, for every platform (DESIGN.md §1, "one shape out"). Values that came
@@ -20,6 +21,11 @@ export const Reply = z.object({
       rows: z.array(z.object({ label: z.string(), value: z.string(), /** 0–1000 per mille of the largest row. */ share: z.number().int().min(0).max(1000) })),
     })
     .optional(),
+  /**
+   * Charts of what the answer says (a breakdown, a trend), drawn natively where the platform can
+   * (Slack allows two a message); always alongside the bars or text that say the same.
+   */
+  charts: z.array(Chart).max(2).default([]),
   /** A plain table (budget list, recent alerts). */
   table: z.object({ columns: z.array(z.string()), rows: z.array(z.array(z.string())) }).optional(),
   notes: z.array(z.string()).default([]),

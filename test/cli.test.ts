@@ -201,8 +201,8 @@ describe("tollgate CLI", { concurrency: true }, () => {
       const alpha = r.stdout.split("\n").find((l) => l.startsWith("alpha "));
       const beta = r.stdout.split("\n").find((l) => l.startsWith("beta "));
       assert.ok(alpha && beta, r.stdout);
-      assert.match(alpha, /\$0\.05\s+█+$/);
-      assert.match(beta, /\$0\.03\s+█+$/);
+      assert.match(alpha, /\$0\.05 \(67 %\)\s+█+$/, "each with its share of the total");
+      assert.match(beta, /\$0\.03 \(33 %\)\s+█+$/);
       // Bars are shares of the largest row: all of the 24 characters, and half.
       assert.equal(alpha.match(/█/g)!.length, 24);
       assert.equal(beta.match(/█/g)!.length, 12);

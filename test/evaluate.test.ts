@@ -309,6 +309,7 @@ test("a digest alert compares the period with the one before and lists the budge
     percent,
     forecast_usd: null,
     forecast_method: null,
+    run_out: null,
     period: { start: "2026-03-01T00:00:00.000Z", end: "2026-04-01T00:00:00.000Z", label: "this-month" },
     top: [],
     as_of: NOW.toISOString(),

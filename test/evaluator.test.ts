@@ -92,7 +92,9 @@ describe("spend of many budgets", () => {
       assert.equal(byId.get(b.id), report.total.cost, b.id);
     }
 
-    // Top contributors of several scopes in one go, by the first dimension each scope leaves open.
+    // Top contributors of several scopes in one go, by the first dimension each scope leaves open
+    // under which its spend has names: search's has no project or feature set, so by model
+    // (never "Top projects: (none)").
     const periodOf = (id: string) => budgetPeriod(budgets.find((b) => b.id === id)!, now);
     const tops = await topContributors(database, [
       { scope: {}, period: periodOf("all-utc") },
@@ -105,7 +107,10 @@ describe("spend of many budgets", () => {
         { dimension: "team", key: "ml", spend_usd: "10" },
         { dimension: "team", key: "search", spend_usd: "8" },
       ],
-      [{ dimension: "project", key: "(none)", spend_usd: "8" }],
+      [
+        { dimension: "model", key: "seven", spend_usd: "7" },
+        { dimension: "model", key: "one", spend_usd: "1" },
+      ],
       [{ dimension: "team", key: "ml", spend_usd: "8" }],
       [],
     ]);

@@ -32,15 +32,24 @@ let seq = 0;
 
 const env = () => ({ SLACK_BOT_TOKEN: slack.botToken, SLACK_SIGNING_SECRET: SIGNING_SECRET, SLACK_API_URL: slack.apiUrl });
 
-async function command(name: string, text: string, who: Person, channel = "C0GENERAL", opts: { retryNum?: number } = {}, base = t.base) {
-  return sendAsSlack(`${base}/slack/events`, slashCommand(slack, name, text, who, channel), { signingSecret: SIGNING_SECRET, ...opts });
+async function command(name: string, text: string, who: Person, channel = "C0GENERAL", opts: { retryNum?: number } = {}, base = t.base, responseId?: string) {
+  return sendAsSlack(`${base}/slack/events`, slashCommand(slack, name, text, who, channel, responseId), { signingSecret: SIGNING_SECRET, ...opts });
 }
 
-/** The JSON a slash command was answered with in its acknowledgement (by the gateway at `base`, the shared one unless given). */
+type Answer = { response_type: string; text: string; blocks: Record<string, unknown>[] };
+
+/**
+ * What a slash command was answered with (by the gateway at `base`, the shared one unless given):
+ * its acknowledgement, or, when that was empty (an answer with charts always follows up), the
+ * last response posted to its response_url.
+ */
 async function ask(name: string, text: string, who: Person = VIEWER, channel?: string, base?: string) {
-  const res = await command(name, text, who, channel, {}, base);
+  const id = `ask-${seq++}`;
+  const res = await command(name, text, who, channel, {}, base, id);
   assert.equal(res.status, 200, res.body);
-  return res.json() as { response_type: string; text: string; blocks: Record<string, unknown>[] };
+  if (res.body !== "") return res.json() as Answer;
+  await waitFor(`the answer to ${name} ${text}`, () => slack.responses.some((r) => r.id === id));
+  return slack.responses.filter((r) => r.id === id).at(-1)!.body as Answer;
 }
 
 /** Every text of a message's blocks, in order. */
@@ -155,9 +164,12 @@ describe("slash commands", () => {
     const shared = await ask("/spend", "this-month by team share");
     assert.equal(shared.response_type, "in_channel");
     const text = texts(shared.blocks);
-    assert.match(text, /\*By team\*/);
-    assert.match(text, /█+.*\$5\.00 {2}search/);
-    assert.match(text, /\$1\.00 {2}ads/);
+    assert.match(text, /\*By team\*\nsearch: \$5\.00 \(83 %\)\nads: \$1\.00 \(17 %\)/);
+    // The bars are Slack's own chart, within its limits (the fake refuses any message beyond them).
+    const chart = shared.blocks.find((b) => b.type === "data_visualization") as { title: string; chart: { type: string; axis_config: { categories: string[] }; series: { data: { value: number }[] }[] } };
+    assert.equal(chart.chart.type, "bar");
+    assert.deepEqual(chart.chart.axis_config.categories, ["search", "ads"]);
+    assert.deepEqual(chart.chart.series[0]!.data.map((d) => d.value), [5, 1]);
     const sliced = await ask("/spend", "last month by model team:search");
     assert.match(texts(sliced.blocks), /AI spend last-month for team:search/);
     // Slack sends & < > as entities; the filter is what was typed, and the header shows it as typed.
@@ -169,6 +181,8 @@ describe("slash commands", () => {
     const answer = await ask("/spend", "this-month by feature");
     const raw = JSON.stringify(answer);
     assert.ok(!raw.includes("<!channel>"), raw);
+    // In the chart, whose labels are plain text, the feature is there with look-alike brackets.
+    assert.match(raw, /"label":"‹!channel› ‹https:\/…"/);
     assert.ok(!raw.includes("<https://evil"), raw);
     assert.match(texts(answer.blocks), /&lt;!channel&gt; &lt;https:\/\/evil\.example\|click&gt;/);
     for (const block of answer.blocks) if (block.type === "section" && block.text) assert.equal((block.text as { verbatim?: boolean }).verbatim, true);
@@ -232,6 +246,42 @@ describe("slash commands", () => {
     assert.match(texts(ads.blocks), /reads only team:search; team:ads is outside it/);
     const unbound = await ask("/spend", "this-month by team", VIEWER, APPROVALS_CHANNEL);
     assert.match(texts(unbound.blocks), /\$6\.00 over 3 requests/, "a channel subscribed with no scope reads everything");
+  });
+});
+
+describe("the default /spend answer", () => {
+  type Cell = { type: string; text: string };
+  const tableOf = (a: Answer) => (a.blocks.find((b) => b.type === "data_table") as { rows: Cell[][] } | undefined)?.rows.map((r) => r.map((c) => c.text));
+
+  test("names the top teams with their share and the budgets in scope, drawn with Slack's chart and table blocks", async () => {
+    await ask("/budget", "set team:ads $4 monthly", ADMIN);
+    const answer = await ask("/spend", "this-month");
+    assert.equal(answer.response_type, "ephemeral");
+    assert.match(answer.text, /AI spend this-month: \$6\.00 over 3 requests/, "the notification text says it without the blocks");
+    assert.match(texts(answer.blocks), /\*By team\*\nsearch: \$5\.00 \(83 %\)\nads: \$1\.00 \(17 %\)/);
+    const chart = answer.blocks.find((b) => b.type === "data_visualization") as { chart: { axis_config: { categories: string[] } } };
+    assert.deepEqual(chart.chart.axis_config.categories, ["search", "ads"]);
+    const rows = tableOf(answer);
+    assert.deepEqual(rows?.[0], ["Budget", "Spent", "Amount", "%", "State", "Runs out"]);
+    const ads = rows?.find((r) => r[0] === "team-ads-monthly");
+    assert.deepEqual(ads?.slice(0, 5), ["team-ads-monthly", "$1.00", "$4.00", "25 %", "ok"]);
+    assert.doesNotMatch(texts(answer.blocks), /without a known price/, "no unpriced warning without unpriced usage");
+    assert.equal(slack.refusedResponses.length, 0);
+  });
+
+  test("a Slack that refuses the chart blocks gets the same answer once more, with text bars and a text table", async () => {
+    slack.refuseNativeBlocks(true);
+    try {
+      const refusedBefore = slack.refusedResponses.length;
+      const answer = await ask("/spend", "this-month");
+      assert.equal(slack.refusedResponses.length - refusedBefore, 1, "refused once, then sent without the native blocks: never retried as it was");
+      assert.equal(answer.blocks.some((b) => b.type === "data_visualization" || b.type === "data_table"), false);
+      const text = texts(answer.blocks);
+      assert.match(text, /█+.*\$5\.00 \(83 %\) {2}search/);
+      assert.match(text, /team-ads-monthly\s+\$1\.00\s+\$4\.00\s+25 %\s+ok/);
+    } finally {
+      slack.refuseNativeBlocks(false);
+    }
   });
 });
 

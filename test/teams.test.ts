@@ -130,6 +130,31 @@ describe("Teams", () => {
     await assert.rejects(loadIntegrations(integrations, loadConfig({ TEAMS_AUTH: "off", NODE_ENV: "production" })), /TEAMS_AUTH: expected on in production/);
   });
 
+  test("spend draws its breakdown as Teams' own bar chart, with the text bars as its fallback, every label escaped", async () => {
+    const key = await t.ingestKey();
+    const injected = "**{{DATE(2026-01-01T00:00:00Z)}}** <b>x</b>";
+    for (const [team, dollars] of [["search", 3], [injected, 1]] as const) {
+      const res = await fetch(`${t.base}/v1/usage`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ id: `teams-chart-${team.length}`, timestamp: new Date().toISOString(), provider: "openai", model: "gpt-4o", input_tokens: dollars * 400_000, team }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    }
+    await t.gateway.recorder.flush();
+    const card = await say(VIC, "personal", "spend this-month");
+    assert.deepEqual(cardProblems(card), [], "valid for Teams (its chart's shape) and for clients without charts (its fallback)");
+    const chart = (card.body as { type: string; data?: { x: string; y: number }[]; fallback?: unknown }[]).find((e) => e.type === "Chart.HorizontalBar");
+    assert.ok(chart, JSON.stringify(card.body));
+    assert.deepEqual(chart.data!.map((d) => d.y), [3, 1]);
+    assert.equal(chart.data![0]!.x, "search");
+    assert.equal(chart.data![1]!.x, "**{\u200b{DATE(2026-01-01T00:00:00Z)}}** <b>x</b>", "no date function from a team's name");
+    const fallback = texts(chart.fallback);
+    assert.match(fallback, /\\\*\\\*\{\u200b\{DATE/, "the fallback's text escapes markdown");
+    assert.match(fallback, /\$3\.00 \(75 %\)/);
+    assert.match(texts(card), /team-search|search-monthly|Budget/, "the budgets in scope are listed");
+  });
+
   test("/api/messages is the bot's, not behind the admin token; commands in a channel (mention stripped) and in a personal chat", async () => {
     const spend = await say(VIC, "channel", "spend this-week");
     assert.deepEqual(cardProblems(spend), []);

@@ -45,7 +45,10 @@ const group = (title: string): TelegramChat => tg.addChat({ id: -1_000_000 - ++c
 const privateChat = (who: TelegramUser): TelegramChat => tg.addChat({ id: who.id, type: "private", first_name: who.first_name });
 
 /** The bot's answer to a message: the message it sent in reply to it. */
-const answerTo = (update: Update) => tg.messagesIn(update.message.chat.id).find((m) => m.reply_to === update.message.message_id);
+/** The bot's text answer to an update (a chart photo, which comes first, is not it). */
+const answerTo = (update: Update) => tg.messagesIn(update.message.chat.id).find((m) => m.reply_to === update.message.message_id && !m.photo);
+/** The chart photo sent with the answer to an update. */
+const photoTo = (update: Update) => tg.messagesIn(update.message.chat.id).find((m) => m.reply_to === update.message.message_id && m.photo);
 
 /** Posts an update and waits for the bot's answer to it. */
 async function ask(update: Update, base = t.base): Promise<SentMessage> {
@@ -279,6 +282,20 @@ describe("commands in linked chats", () => {
     assert.ok(answer.html.includes("&lt;b&gt;bold&lt;/b&gt; &amp; co"), answer.html);
     assert.ok(answer.entities.some((e) => e.type === "pre" && answer.text.slice(e.offset, e.offset + e.length).includes("█")));
     assert.ok(!answer.entities.some((e) => e.type === "bold" && answer.text.slice(e.offset, e.offset + e.length) === "bold"));
+  });
+
+  test("/spend sends its chart as a PNG photo (a multipart upload) captioned with its title, then the text with the top teams", async () => {
+    const update = tg.command(oncall, VIEWER, "/spend this-month");
+    const answer = await ask(update);
+    const photo = photoTo(update);
+    assert.ok(photo?.photo, `a photo came with the answer: ${JSON.stringify(tg.callsOf("sendPhoto").map((c) => Object.keys(c.params)))}`);
+    assert.match(photo.photo.filename, /\.png$/);
+    assert.deepEqual([...photo.photo.bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert.equal(photo.text, "Spend by team, this-month");
+    assert.ok(photo.message_id < answer.message_id, "the photo first, the text just after");
+    assert.match(answer.text, /By team\n/);
+    assert.match(answer.text, /search\s+\$4\.00 \(80 %\)/);
+    assert.match(answer.text, /ads\s+\$1\.00 \(20 %\)/);
   });
 
   test("a command addressed to another bot is left alone", async () => {

@@ -1,4 +1,4 @@
-import { App, type BlockAction, type ButtonAction, ExpressReceiver } from "@slack/bolt";
+import { App, type BlockAction, type ButtonAction, ErrorCode, ExpressReceiver, type RespondFn } from "@slack/bolt";
 import type { Express, RequestHandler } from "express";
 import { z } from "zod";
 import type { CommandContext } from "../../commands/context.ts";
@@ -9,7 +9,7 @@ import type { IntegrationContext } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import { slackSdkLogger } from "./log.ts";
 import { slackSettings } from "./settings.ts";
-import { ACTION_PREFIX, RAISE_MODAL, type SlackMessage, raiseModal, replyMessage } from "./blocks.ts";
+import { ACTION_PREFIX, RAISE_MODAL, type RenderOptions, type SlackMessage, raiseModal, replyMessage } from "./blocks.ts";
 
 /*
  * Slack's door in: slash commands, button presses and the raise form, received by Bolt's
@@ -51,7 +51,37 @@ function notFromTheFuture(logger: Logger): RequestHandler {
 type Response = SlackMessage & { response_type: "in_channel" | "ephemeral" };
 
 /** Shared only when asked (`share`) and never a refusal: a mistyped command is nobody else's business. */
-const response = (r: Reply): Response => ({ response_type: r.visibility === "shared" && !r.error ? "in_channel" : "ephemeral", ...replyMessage(r) });
+const response = (r: Reply, options: RenderOptions = {}): Response => ({ response_type: r.visibility === "shared" && !r.error ? "in_channel" : "ephemeral", ...replyMessage(r, options) });
+
+/**
+ * Whether response_url refused a message for its content: Slack answers a 200 with
+ * `{ok: false, error: "invalid_blocks"}`, or a 400, which Bolt's respond throws as a RespondError
+ * (without the body). Expired URLs (404) and rate limits (429) are not refusals of the blocks.
+ */
+async function refusedBlocks(outcome: { answer: unknown } | { error: unknown }): Promise<boolean> {
+  if ("error" in outcome) return (outcome.error as { code?: string; statusCode?: number }).code === ErrorCode.RespondError && (outcome.error as { statusCode?: number }).statusCode === 400;
+  const answer = outcome.answer as { clone?: () => { text(): Promise<string> } } | undefined;
+  const text = answer?.clone ? await answer.clone().text().catch(() => "") : "";
+  return /"error"\s*:\s*"invalid_blocks"/.test(text) || text.trim() === "invalid_blocks";
+}
+
+/**
+ * Sends a reply through response_url. A reply with charts goes with Slack's chart and table
+ * blocks first; if Slack refuses them (a client or workspace without them), the same reply goes
+ * once more with text bars instead: never retried as it was.
+ */
+async function respondWithFallback(respond: RespondFn, r: Reply, extra: { response_type?: "ephemeral"; replace_original: false }): Promise<void> {
+  const send = async (options: RenderOptions) => {
+    try {
+      return { refused: await refusedBlocks({ answer: await respond({ ...response(r, options), ...extra }) }) };
+    } catch (error) {
+      if (await refusedBlocks({ error })) return { refused: true };
+      throw error;
+    }
+  };
+  if (r.charts.length === 0) return void (await send({ native: false }));
+  if ((await send({ native: true })).refused) await send({ native: false });
+}
 
 /** What the raise form carries from the button to the submission. */
 const RaiseMetadata = z.object({ budget: z.string(), team_id: z.string(), channel_id: z.string(), channel_name: z.string().optional() });
@@ -94,15 +124,18 @@ export function mountSlack(app: Express, context: IntegrationContext, options: S
       door.typed(commandText(command.command, command.text), await contextOf(command.user_id, command.team_id, command.channel_id, command.channel_name)),
     );
     const quick = await door.promptly(work, options.answerWithinMs);
-    if (quick) return ack(response(quick));
+    // An answer with charts always follows up: only then can a refusal of its chart blocks be seen and sent again as text.
+    if (quick && quick.charts.length === 0) return ack(response(quick));
     await ack();
-    await respond({ ...response(await work), replace_original: false }).catch((err: unknown) => logger.warn({ component: "slack", error: (err as Error).name }, "slack follow-up failed"));
+    await respondWithFallback(respond, quick ?? (await work), { replace_original: false }).catch((err: unknown) =>
+      logger.warn({ component: "slack", error: (err as Error).name }, "slack follow-up failed"),
+    );
   });
 
   bolt.action<BlockAction<ButtonAction>>({ type: "block_actions", action_id: new RegExp(`^${ACTION_PREFIX}`) }, async ({ ack, body, action, client, respond }) => {
     await ack();
     const tell = (r: Reply) =>
-      respond({ ...response(r), response_type: "ephemeral", replace_original: false }).catch((err: unknown) =>
+      respondWithFallback(respond, r, { response_type: "ephemeral", replace_original: false }).catch((err: unknown) =>
         logger.warn({ component: "slack", error: (err as Error).name }, "slack action reply failed"),
       );
     const kind = AlertAction.shape.action.safeParse(action.action_id.slice(ACTION_PREFIX.length).split(":")[0]);

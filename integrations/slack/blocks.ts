@@ -4,6 +4,7 @@ import type { Reply } from "../../commands/reply.ts";
 import { andMore, clip, fitCount, fitLines } from "../../commands/truncate.ts";
 import type { Alert } from "../../src/alerts/alert.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
+import { type Chart, chartLines, chartNumber } from "../../src/charts/chart.ts";
 import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
 
 /*
@@ -14,7 +15,16 @@ import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
  * "…and N more" rather than having the whole message refused.
  */
 
-export type Block = types.KnownBlock;
+/** Slack's chart block (https://docs.slack.dev/reference/block-kit/blocks/data-visualization-block); @slack/types has no type for it yet. */
+export interface DataVisualizationBlock {
+  type: "data_visualization";
+  title: string;
+  chart:
+    | { type: "bar" | "line" | "area"; series: { name: string; data: { label: string; value: number }[] }[]; axis_config: { categories: string[]; x_label?: string; y_label?: string } }
+    | { type: "pie"; segments: { label: string; value: number }[] };
+}
+
+export type Block = types.KnownBlock | DataVisualizationBlock;
 type Button = types.Button;
 type MrkdwnElement = types.MrkdwnElement;
 
@@ -38,7 +48,20 @@ export const LIMITS = {
   contextElements: 10,
   /** The top-level text is allowed 40,000; a notification shows a line of it. */
   text: 3000,
+  /** data_visualization: a title, axis labels, categories and series names; categories and series per chart; charts per message. */
+  chartTitle: 50,
+  chartLabel: 20,
+  chartCategories: 20,
+  chartSeries: 6,
+  pieSegments: 6,
+  chartsPerMessage: 2,
+  /** data_table: rows after the header, and columns. */
+  tableRows: 100,
+  tableColumns: 20,
 } as const;
+
+/** The block types Slack's clients may not all draw yet: a message refused for them is sent again without them. */
+export const NATIVE_BLOCKS: ReadonlySet<string> = new Set(["data_visualization", "data_table"]);
 
 /** The prefix of every action_id and callback_id Tollgate puts in a message or modal. */
 export const ACTION_PREFIX = "tollgate:";
@@ -102,27 +125,91 @@ function actionsBlock(actions: readonly Reply["actions"][number][]): Block | und
   return { type: "actions", elements: buttons };
 }
 
+/**
+ * Plain text for the new blocks' strings (chart titles and labels, table cells), which are not
+ * mrkdwn: entities would show as typed, so `<` and `>`, which start every Slack control sequence
+ * (`<!channel>`, links), become look-alikes instead. No value can ping or link.
+ */
+export const inert = (text: string): string => text.replace(/</g, "‹").replace(/>/g, "›");
+
+/** Labels cut to Slack's 20 characters, kept distinct (a chart's series refer to categories by label). */
+function chartLabels(raw: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return raw.map(inert).map((label) => {
+    let cut = clip(label.trim() || "(blank)", LIMITS.chartLabel);
+    for (let n = 2; seen.has(cut); n++) cut = `${clip(label, LIMITS.chartLabel - String(n).length - 1)} ${n}`;
+    seen.add(cut);
+    return cut;
+  });
+}
+
+/**
+ * A Chart as Slack's data_visualization block, within its limits: the first 20 categories and 6
+ * series (pie: 6 segments, positive values only). Labels are plain text to Slack, never mrkdwn, so
+ * they are given as they are; values are numbers, as Slack draws them (the exact figures are in the
+ * text beside the chart).
+ */
+export function chartBlock(chart: Chart): DataVisualizationBlock {
+  const title = clip(inert(chart.title), LIMITS.chartTitle);
+  if (chart.kind === "pie" || chart.kind === "donut") {
+    const series = chart.series[0]!;
+    const slices = chart.categories.map((c, i) => ({ c, v: chartNumber(series.values[i]!) })).filter((x) => x.v > 0);
+    const labels = chartLabels(slices.map((x) => x.c));
+    return { type: "data_visualization", title, chart: { type: "pie", segments: slices.slice(0, LIMITS.pieSegments).map((x, i) => ({ label: labels[i]!, value: x.v })) } };
+  }
+  const categories = chartLabels(chart.categories.slice(0, LIMITS.chartCategories));
+  const names = chartLabels(chart.series.slice(0, LIMITS.chartSeries).map((s) => s.name));
+  return {
+    type: "data_visualization",
+    title,
+    chart: {
+      type: chart.kind,
+      series: chart.series.slice(0, LIMITS.chartSeries).map((s, i) => ({ name: names[i]!, data: categories.map((label, j) => ({ label, value: chartNumber(s.values[j]!) })) })),
+      axis_config: { categories, ...(chart.unit === "usd" ? { y_label: "USD" } : {}) },
+    },
+  };
+}
+
+/** A table as Slack's data_table block (raw_text cells: plain text, never parsed), its first 100 rows. */
+export function dataTableBlock(t: NonNullable<Reply["table"]>, caption: string): types.DataTableBlock {
+  const cell = (text: string) => ({ type: "raw_text" as const, text: inert(text) || " " });
+  const width = Math.min(t.columns.length, LIMITS.tableColumns);
+  const rows = t.rows.slice(0, LIMITS.tableRows).map((row) => Array.from({ length: width }, (_, i) => cell(row[i] ?? "")));
+  return { type: "data_table", caption: clip(inert(caption), LIMITS.sectionText), rows: [t.columns.slice(0, width).map(cell), ...rows], page_size: Math.min(10, Math.max(1, rows.length)) };
+}
+
+/** Whether to draw charts (and the table beside them) with Slack's own blocks, or as text: the fallback when Slack refuses them. */
+export interface RenderOptions {
+  native?: boolean;
+}
+
 const notification = (title: string, summary: string | undefined) => clip(escapeMrkdwn(summary ? `${title}: ${summary}` : title), LIMITS.text);
 
-/** A command's answer as Block Kit. */
-export function replyMessage(reply: Reply): SlackMessage {
+/** A command's answer as Block Kit: its charts and table as Slack's own blocks unless `native` is false. */
+export function replyMessage(reply: Reply, options: RenderOptions = {}): SlackMessage {
+  // The text is the notification, and what screen readers and clients without charts read.
+  const native = options.native ?? true;
+  const charts = native ? reply.charts.slice(0, LIMITS.chartsPerMessage) : [];
   const blocks: (Block | undefined)[] = [
     reply.error ? section(`:warning: *${escapeMrkdwn(reply.title)}*`) : { type: "header", text: plain(reply.title, LIMITS.headerText) },
     reply.summary ? section(escapeMrkdwn(reply.summary)) : undefined,
     fieldsSection(reply.facts.map((f) => field(f.label, f.value))),
   ];
   if (reply.bars && reply.bars.rows.length > 0) {
-    const lines = reply.bars.rows.map((r) => `\`${paddedBar(r.share)}\`  ${escapeMrkdwn(r.value)}  ${escapeMrkdwn(r.label)}`);
+    // Beside a chart the bars are figures only: the chart draws them.
+    const lines = charts.length > 0 ? reply.bars.rows.map((r) => `${escapeMrkdwn(r.label)}: ${escapeMrkdwn(r.value)}`) : reply.bars.rows.map((r) => `\`${paddedBar(r.share)}\`  ${escapeMrkdwn(r.value)}  ${escapeMrkdwn(r.label)}`);
     const heading = `*${escapeMrkdwn(reply.bars.heading)}*\n`;
+    if (charts.length > 0) blocks.push(...charts.map(chartBlock));
     blocks.push(section(heading + fitLines(lines, LIMITS.sectionText - heading.length)));
-  }
-  if (reply.table) blocks.push(codeBlock(columns([reply.table.columns, ...reply.table.rows])));
+  } else blocks.push(...charts.map(chartBlock));
+  // A table beside a chart (the budgets of a spend answer) is Slack's own too; others stay text.
+  if (reply.table) blocks.push(charts.length > 0 ? dataTableBlock(reply.table, reply.title) : codeBlock(columns([reply.table.columns, ...reply.table.rows])));
   if (reply.notes.length > 0) {
     const { shown, more } = fitCount(reply.notes, LIMITS.contextElements);
     blocks.push({ type: "context", elements: [...shown.map((n) => mrkdwn(clip(escapeMrkdwn(n), LIMITS.sectionText))), ...(more > 0 ? [mrkdwn(andMore(more))] : [])] });
   }
   blocks.push(actionsBlock(reply.actions));
-  // At most seven blocks: a reply never meets the 50-block limit.
+  // At most nine blocks: a reply never meets the 50-block limit.
   return { text: notification(reply.title, reply.summary), blocks: blocks.filter((b): b is Block => b !== undefined) };
 }
 

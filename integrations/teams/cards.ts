@@ -3,6 +3,7 @@ import { bar } from "../../commands/render-text.ts";
 import { andMore, clip, fitCount } from "../../commands/truncate.ts";
 import type { Alert } from "../../src/alerts/alert.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
+import { type Chart, chartNumber } from "../../src/charts/chart.ts";
 import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
 
 /*
@@ -159,6 +160,31 @@ function bars(b: NonNullable<Reply["bars"]>): Element[] {
   ]);
 }
 
+/**
+ * A Chart as Teams' own chart element (Chart.HorizontalBar for a breakdown, Chart.Line for a
+ * trend, Chart.Pie / Chart.Donut), with `fallback` the elements a client without charts shows
+ * instead. Labels are plain strings to Teams' chart renderer (no markdown), cut to the cell
+ * length; values are numbers as drawn, the exact amounts being in the fallback and the facts.
+ */
+export function chartElement(chart: Chart, fallback: Element): Element {
+  // Chart labels are not markdown, but `{{` is still broken so no value can become a date function.
+  const label = (text: string) => clip(text, LIMITS.cell).replace(/\{\{/g, "{\u200b{");
+  const categories = chart.categories.slice(0, LIMITS.bars);
+  const title = clip(chart.title, LIMITS.title);
+  const at = (values: readonly string[]) => categories.map((c, i) => ({ x: label(c), y: chartNumber(values[i]!) }));
+  switch (chart.kind) {
+    case "bar":
+      return chart.series.length === 1
+        ? { type: "Chart.HorizontalBar", title, data: at(chart.series[0]!.values), fallback }
+        : { type: "Chart.Line", title, data: chart.series.map((s) => ({ legend: label(s.name), values: at(s.values) })), fallback };
+    case "line":
+      return { type: "Chart.Line", title, data: chart.series.map((s) => ({ legend: label(s.name), values: at(s.values) })), fallback };
+    case "pie":
+    case "donut":
+      return { type: chart.kind === "pie" ? "Chart.Pie" : "Chart.Donut", title, data: categories.map((c, i) => ({ legend: label(c), value: chartNumber(chart.series[0]!.values[i]!) })), fallback };
+  }
+}
+
 /** A command's answer; `notice` is a line put above it (a refusal to press a button, say). */
 export function replyCard(r: Reply, notice?: string): AdaptiveCard {
   return card(
@@ -167,7 +193,8 @@ export function replyCard(r: Reply, notice?: string): AdaptiveCard {
       text(md(clip(r.title, LIMITS.title)), { size: "Medium", weight: "Bolder", ...(r.error ? { color: "Attention" } : {}) }),
       r.summary ? text(md(r.summary)) : undefined,
       facts(r.facts),
-      ...(r.bars ? bars(r.bars) : []),
+      // A chart where Teams draws one, the text bars where it does not.
+      ...(r.bars && r.charts[0] ? [chartElement(r.charts[0], { type: "Container", items: bars(r.bars) })] : r.bars ? bars(r.bars) : []),
       ...(r.table ? table(r.table) : []),
       ...r.notes.map((n) => text(md(n), { isSubtle: true })),
     ]),

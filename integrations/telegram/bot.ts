@@ -8,11 +8,13 @@ import type { Door } from "../../commands/door.ts";
 import { type Reply, reply } from "../../commands/reply.ts";
 import { clip } from "../../commands/truncate.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
+import type { Chart } from "../../src/charts/chart.ts";
+import { renderPng } from "../../src/charts/png.ts";
 import type { Logger } from "../../src/logger.ts";
 import type { LinkCodes } from "./link-codes.ts";
 import type { ChatPacer } from "./pacer.ts";
 import { sendOptions } from "./deliver.ts";
-import { LIMITS, type TelegramMessage, parseCallbackData, raiseQuestion, replyMessage } from "./render.ts";
+import { LIMITS, type TelegramMessage, escapeClipped, parseCallbackData, raiseQuestion, replyMessage } from "./render.ts";
 import type { RaisePrompts, UpdateInbox } from "./store.ts";
 
 /*
@@ -99,6 +101,29 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     }
   }
 
+  let fontMissingLogged = false;
+
+  /**
+   * A reply's chart as a photo (a PNG drawn from Tollgate's SVG, uploaded with sendPhoto), its
+   * title as the caption; the reply's text follows it. A chart that cannot be drawn (no font on
+   * the machine) or sent is left out, logged once: the text says everything the chart shows.
+   */
+  async function sendChart(chatId: number, chart: Chart, extra: Record<string, unknown>): Promise<void> {
+    const drawn = renderPng(chart);
+    if (!drawn.ok) {
+      if (!fontMissingLogged) logger.warn({ component: "telegram" }, `charts are sent as text only: ${drawn.reason}`);
+      fontMissingLogged = true;
+      return;
+    }
+    // An upload goes as multipart/form-data, where telegraf writes only some object fields as
+    // JSON (reply_parameters is not one of them): they are given as JSON text here.
+    const fields = Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, typeof v === "object" && v !== null ? JSON.stringify(v) : v]));
+    await wait(pacer.reserve(chatId, Date.now()));
+    await bot.telegram
+      .sendPhoto(chatId, { source: drawn.png, filename: "tollgate-chart.png" }, { caption: escapeClipped(chart.title, 1000), parse_mode: "HTML", ...fields })
+      .catch((err: unknown) => logFailure("chart photo", err));
+  }
+
   /**
    * Callback data names budgets by id (a name may not fit in 64 bytes); the targets of a reply's
    * buttons are budget names, or a period for a breakdown, looked up here.
@@ -111,7 +136,9 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
       if (budget) ids.set(a.target, budget.id);
     }
     const rendered = replyMessage(r, (a) => ids.get(a.target) ?? a.target);
-    await send(chatId, rendered, replyToMessage === undefined ? {} : { reply_parameters: { message_id: replyToMessage, allow_sending_without_reply: true } });
+    const replying = replyToMessage === undefined ? {} : { reply_parameters: { message_id: replyToMessage, allow_sending_without_reply: true } };
+    if (r.charts[0]) await sendChart(chatId, r.charts[0], replying);
+    await send(chatId, rendered, replying);
   }
 
   /** A chat is linked when it is bound to a Tollgate channel: only then does it read spend. */

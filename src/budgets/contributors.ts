@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
 import type { Dimension } from "../ledger/event.ts";
 import type { Period } from "../ledger/period.ts";
-import { NONE_KEY, OTHER_KEY, type SpendReport, coverRange, keyColumn } from "../ledger/spend.ts";
+import { OTHER_KEY, type SpendReport, coverRange, keyColumn } from "../ledger/spend.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Scope } from "./budget.ts";
 import { dimList, rowScope, scopeDims, valuesKey, wantedCte, wantedRows } from "./spend-batch.ts";
@@ -16,6 +16,9 @@ const TELLING: readonly Dimension[] = ["team", "project", "feature", "model", "p
 export function contributorDimension(scope: Scope): Dimension | undefined {
   return TELLING.find((d) => scope[d] === undefined);
 }
+
+/** Every dimension the scope does not fix, most telling first. */
+const openDimensions = (scope: Scope): Dimension[] => TELLING.filter((d) => scope[d] === undefined);
 
 export interface Contributor {
   dimension: Dimension;
@@ -36,14 +39,27 @@ export interface ContributorQuery {
 }
 
 /**
- * The largest spenders within each scope over its whole period, largest first, `top` of them:
- * one query per period, scope shape and dimension, however many alerts an evaluation raises.
+ * The largest spenders within each scope over its whole period, largest first, `top` of them, by
+ * the first dimension (in TELLING order) under which its spend has named values: spend with no
+ * value ("(none)", such as no project set) is never listed as a contributor, and a scope whose
+ * spend has no project tries features next. One query per period, scope shape and dimension tried.
  */
 export async function topContributors(database: Database, queries: readonly ContributorQuery[], top = 3): Promise<Contributor[][]> {
+  const answers: Contributor[][] = queries.map(() => []);
+  let open = queries.map((q, i) => ({ i, q, dims: openDimensions(q.scope) }));
+  while (open.length > 0) {
+    const found = await contributorsBy(database, open.map(({ q, dims }) => ({ ...q, by: dims[0]! })), top);
+    open.forEach(({ i }, j) => (answers[i] = found[j]!));
+    open = open.filter(({ i, dims }) => answers[i]!.length === 0 && dims.length > 1).map((o) => ({ ...o, dims: o.dims.slice(1) }));
+  }
+  return answers;
+}
+
+/** The named contributors of each query by its dimension `by`. */
+async function contributorsBy(database: Database, queries: readonly (ContributorQuery & { by: Dimension })[], top: number): Promise<Contributor[][]> {
   const groups = new Map<string, { by: Dimension; dims: Dimension[]; period: Period; keys: Set<string> }>();
   const placed = queries.map((q) => {
-    const by = contributorDimension(q.scope);
-    if (!by) return undefined;
+    const by = q.by;
     const dims = scopeDims(q.scope);
     const id = `${q.period.start.toISOString()} ${q.period.end.toISOString()} ${dims.join(",")} ${by}`;
     const group = groups.get(id) ?? { by, dims, period: q.period, keys: new Set<string>() };
@@ -58,7 +74,7 @@ export async function topContributors(database: Database, queries: readonly Cont
       answers.set(id, await groupContributors(database, group, top));
     }),
   );
-  return placed.map((p) => (p ? (answers.get(p.id)?.get(p.key) ?? []) : []));
+  return placed.map((p) => answers.get(p.id)?.get(p.key) ?? []);
 }
 
 async function groupContributors(database: Database, group: { by: Dimension; dims: Dimension[]; period: Period; keys: Set<string> }, top: number): Promise<Map<string, Contributor[]>> {
@@ -77,10 +93,11 @@ async function groupContributors(database: Database, group: { by: Dimension; dim
   const byScope = new Map<string, { key: string; cost: bigint }[]>();
   for (const r of rows) {
     const cost = BigInt(r.spend ?? "0");
-    if (cost <= 0n) continue;
+    // Spend with no value for the dimension names no contributor.
+    if (cost <= 0n || !r.contributor) continue;
     const scope = valuesKey(dims, rowScope(dims, r));
     const list = byScope.get(scope) ?? [];
-    list.push({ key: r.contributor || NONE_KEY, cost });
+    list.push({ key: r.contributor, cost });
     byScope.set(scope, list);
   }
   return new Map(

@@ -54,3 +54,20 @@ export function forecastSpend({ period, now, spend, recentSpend }: ForecastInput
   if (windowMs <= 0n) return null;
   return spend + (recentSpend * leftMs) / windowMs;
 }
+
+export interface RunOutInput extends ForecastInput {
+  /** pico-USD the budget allows. */
+  amount: bigint;
+}
+
+/**
+ * When the budget's amount is reached at the recent run rate (the forecast's), or null when it
+ * will not be within the period, is already reached, or it is too early to say.
+ */
+export function runOutAt({ period, now, spend, recentSpend, amount }: RunOutInput): Date | null {
+  if (!forecastReady(period, now) || spend >= amount || recentSpend <= 0n) return null;
+  const windowMs = BigInt(now.getTime() - recentWindowStart(period, now).getTime());
+  if (windowMs <= 0n) return null;
+  const at = now.getTime() + Number(((amount - spend) * windowMs) / recentSpend);
+  return at < period.end.getTime() ? new Date(at) : null;
+}

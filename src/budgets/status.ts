@@ -7,7 +7,7 @@ import { picoToDecimalString } from "../pricing/money.ts";
 import type { Budget } from "./budget.ts";
 import { type Contributor, topContributors } from "./contributors.ts";
 import { percentOf, reached } from "./evaluate.ts";
-import { FORECAST_METHOD, forecastSpend } from "./forecast.ts";
+import { FORECAST_METHOD, forecastSpend, runOutAt } from "./forecast.ts";
 import { type BudgetSpend, spendForBudgets } from "./spend-batch.ts";
 
 export const BUDGET_STATES = ["ok", "warning", "over", "blocked", "paused"] as const;
@@ -34,6 +34,8 @@ export interface BudgetStatus {
   percent: number;
   forecast_usd: string | null;
   forecast_method: string | null;
+  /** When the amount is reached at the recent run rate, if within the period (ISO 8601). */
+  run_out: string | null;
   period: { start: string; end: string; label: string };
   top: Contributor[];
   as_of: string;
@@ -51,6 +53,7 @@ export function statusOf({ budget, period, spend, recentSpend }: BudgetSpend, no
     percent: percentOf(spend, budget.amount),
     forecast_usd: forecast === null ? null : picoToDecimalString(forecast),
     forecast_method: forecast === null ? null : FORECAST_METHOD,
+    run_out: runOutAt({ period, now, spend, recentSpend, amount: budget.amount })?.toISOString() ?? null,
     period: { start: period.start.toISOString(), end: period.end.toISOString(), label: period.label },
     top,
     as_of: now.toISOString(),
@@ -72,7 +75,10 @@ export interface Standing {
   /** Whole percent of the amount spent, floored. */
   percent: number;
   forecast: bigint | null;
+  /** When the amount is reached at the recent run rate, if within the period. */
+  runOut: Date | null;
   state: BudgetState;
+  period: { start: Date; end: Date };
 }
 
 /** Where each budget stands now, read in one batch however many there are. */
@@ -80,6 +86,7 @@ export async function budgetStandings(database: Database, budgets: readonly Budg
   const read = await spendForBudgets(database, [...budgets], now);
   return read.map(({ budget, period, spend, recentSpend }) => {
     const forecast = forecastSpend({ period, now, spend, recentSpend });
-    return { budget, spend, percent: percentOf(spend, budget.amount), forecast, state: budgetState(budget, spend, forecast) };
+    const runOut = runOutAt({ period, now, spend, recentSpend, amount: budget.amount });
+    return { budget, spend, percent: percentOf(spend, budget.amount), forecast, runOut, state: budgetState(budget, spend, forecast), period: { start: period.start, end: period.end } };
   });
 }

@@ -2,7 +2,23 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { type IncomingHttpHeaders, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { chartProblems } from "../helpers/adaptive-card.ts";
 import { keepConnections } from "../helpers/wait.ts";
+
+/** Every Teams chart element in an activity's cards that does not have Teams' documented shape. */
+function chartElementProblems(body: unknown): string[] {
+  const problems: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (Array.isArray(v)) v.forEach((item, i) => walk(item, `${path}[${i}]`));
+    else if (v && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      if (typeof o.type === "string" && o.type.startsWith("Chart.")) problems.push(...chartProblems(o, path));
+      for (const [k, child] of Object.entries(o)) walk(child, `${path}.${k}`);
+    }
+  };
+  walk((body as { attachments?: unknown }).attachments, "attachments");
+  return problems;
+}
 
 /*
  * The Bot Framework connector a Teams bot talks to, from its REST contract
@@ -14,7 +30,8 @@ import { keepConnections } from "../helpers/wait.ts";
  * Errors are `{error: {code, message}}` with the HTTP status; throttling is 429 with Retry-After.
  * Told to, it checks the bot's `Authorization: Bearer` token like the real connector (401 without
  * one it accepts).
- * It records every call, keeps the activities it holds by id, and can be told to answer the next
+ * Cards' chart elements (Chart.*) must have Teams' documented shape, or the activity is refused
+ * (400 BadArgument). It records every call, keeps the activities it holds by id, and can be told to answer the next
  * calls with an error status. Its address is the serviceUrl of the activities tests send the bot.
  */
 
@@ -82,6 +99,9 @@ export async function startFakeConnector(): Promise<FakeConnector> {
       return send(failure.status, { error: { code, message: `fake connector answered ${failure.status}` } }, failure.retryAfter !== undefined ? { "retry-after": String(failure.retryAfter) } : {});
     }
     if (!m) return send(404, { error: { code: "NotFound", message: `no route ${req.method} ${url.pathname}` } });
+    // Teams refuses a card whose chart elements it cannot read.
+    const charts = chartElementProblems(body);
+    if (charts.length > 0) return send(400, { error: { code: "BadArgument", message: `invalid chart: ${charts.join("; ")}` } });
     if (req.method === "POST" && !conversationId) {
       const id = `a:${randomUUID()}`;
       return send(201, { id, activityId: randomUUID(), serviceUrl: `http://${req.headers.host}/` });

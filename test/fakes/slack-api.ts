@@ -51,11 +51,18 @@ export interface FakeSlack {
   botToken: string;
   calls: SlackCall[];
   responses: SlackResponse[];
+  /** response_url posts refused for their blocks (not shown to anyone). */
+  refusedResponses: SlackResponse[];
   /** Messages by `channel ts`. */
   messages: Map<string, SlackMessageRecord>;
   callsOf(method: string): SlackCall[];
   /** The next `times` calls of `method` answer 429 with `Retry-After: seconds`. */
   rateLimit(method: string, seconds: number, times?: number): void;
+  /**
+   * While on, any message or response holding a data_visualization or data_table block is refused
+   * with invalid_blocks, as by a workspace those blocks have not reached.
+   */
+  refuseNativeBlocks(on: boolean): void;
   /** The next call of `method` answers `{ok: false, error}`. */
   failNext(method: string, error: string): void;
   /** A response_url for a payload; its posts land in `responses` under `id`. */
@@ -67,12 +74,65 @@ export interface FakeSlack {
 
 export const TEAM_ID = "T0TOLLGATE";
 
+/**
+ * The data_visualization block's documented limits
+ * (https://docs.slack.dev/reference/block-kit/blocks/data-visualization-block): a title of at most
+ * 50 characters; pie: 1–6 segments; bar, line, area: 1–6 series with distinct names, each with a
+ * point per category (labels matching the categories), categories of at most 20 characters, at
+ * most 20 of them; numbers as values.
+ */
+function chartProblems(b: Block, at: string): string[] {
+  const problems: string[] = [];
+  const title = b.title;
+  if (typeof title !== "string" || title.length === 0 || title.length > 50) problems.push(`${at}.title must be 1 to 50 characters`);
+  const chart = b.chart as { type?: string; segments?: { label?: unknown; value?: unknown }[]; series?: { name?: unknown; data?: { label?: unknown; value?: unknown }[] }[]; axis_config?: { categories?: unknown[] } } | undefined;
+  if (!chart) return [...problems, `${at} has no chart`];
+  const number = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+  if (chart.type === "pie") {
+    const segments = chart.segments ?? [];
+    if (segments.length < 1 || segments.length > 6) problems.push(`${at}.chart has ${segments.length} segments; 1 to 6`);
+    segments.forEach((seg, i) => (typeof seg.label !== "string" || !number(seg.value)) && problems.push(`${at}.chart.segments[${i}] needs a label and a number`));
+    return problems;
+  }
+  if (!["bar", "line", "area"].includes(chart.type ?? "")) return [...problems, `${at}.chart.type ${String(chart.type)} is not pie, bar, line or area`];
+  const categories = chart.axis_config?.categories ?? [];
+  if (categories.length < 1 || categories.length > 20) problems.push(`${at}.chart has ${categories.length} categories; 1 to 20`);
+  categories.forEach((c, i) => (typeof c !== "string" || c.length > 20) && problems.push(`${at}.chart.axis_config.categories[${i}] must be a string of at most 20 characters`));
+  const series = chart.series ?? [];
+  if (series.length < 1 || series.length > 6) problems.push(`${at}.chart has ${series.length} series; 1 to 6`);
+  const names = series.map((x) => x.name);
+  if (new Set(names).size !== names.length) problems.push(`${at}.chart repeats a series name`);
+  series.forEach((x, i) => {
+    const labels = (x.data ?? []).map((d) => d.label);
+    if (JSON.stringify(labels) !== JSON.stringify(categories)) problems.push(`${at}.chart.series[${i}] labels do not match the categories`);
+    (x.data ?? []).forEach((d, j) => !number(d.value) && problems.push(`${at}.chart.series[${i}].data[${j}].value is not a number`));
+  });
+  return problems;
+}
+
+/** The data_table block's documented limits: a caption; 2–101 rows (the header first) of 1–20 cells, all the same length. */
+function dataTableProblems(b: Block, at: string): string[] {
+  const problems: string[] = [];
+  if (typeof b.caption !== "string") problems.push(`${at} needs a caption`);
+  const rows = (b.rows as { type?: string; text?: unknown }[][] | undefined) ?? [];
+  if (rows.length < 2 || rows.length > 101) problems.push(`${at} has ${rows.length} rows; 2 to 101`);
+  const width = rows[0]?.length ?? 0;
+  if (width < 1 || width > 20) problems.push(`${at} has ${width} columns; 1 to 20`);
+  rows.forEach((row, i) => {
+    if (row.length !== width) problems.push(`${at}.rows[${i}] has ${row.length} cells, not ${width}`);
+    row.forEach((cell, j) => cell.type === "raw_text" && typeof cell.text !== "string" && problems.push(`${at}.rows[${i}][${j}] raw_text needs text`));
+  });
+  return problems;
+}
+
 /** Slack's documented Block Kit limits, checked on every message and view. */
 export function blockProblems(blocks: unknown, where = "blocks"): string[] {
   if (blocks === undefined) return [];
   if (!Array.isArray(blocks)) return [`${where} is not an array`];
   const problems: string[] = [];
   if (blocks.length > 50) problems.push(`${where} has ${blocks.length} blocks; at most 50`);
+  const charts = blocks.filter((b: Block) => b.type === "data_visualization").length;
+  if (charts > 2) problems.push(`${where} has ${charts} data_visualization blocks; at most 2 a message`);
   const text = (t: unknown) => (t as { text?: string } | undefined)?.text ?? "";
   blocks.forEach((b: Block, i) => {
     const at = `${where}[${i}]`;
@@ -83,6 +143,8 @@ export function blockProblems(blocks: unknown, where = "blocks"): string[] {
       fields.forEach((f, j) => text(f).length > 2000 && problems.push(`${at}.fields[${j}] is over 2000 characters`));
       if (!b.text && fields.length === 0) problems.push(`${at} has neither text nor fields`);
     }
+    if (b.type === "data_visualization") problems.push(...chartProblems(b, at));
+    if (b.type === "data_table") problems.push(...dataTableProblems(b, at));
     if (b.type === "header" && ((b.text as { type?: string }).type !== "plain_text" || text(b.text).length > 150)) problems.push(`${at}.text must be plain_text of at most 150 characters`);
     if (b.type === "context" && ((b.elements as unknown[]).length > 10 || (b.elements as unknown[]).length === 0)) problems.push(`${at} needs 1 to 10 elements`);
     if (b.type === "actions") {
@@ -114,18 +176,27 @@ async function readBody(req: IncomingMessage): Promise<string> {
 export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Promise<FakeSlack> {
   const calls: SlackCall[] = [];
   const responses: SlackResponse[] = [];
+  const refusedResponses: SlackResponse[] = [];
   const messages = new Map<string, SlackMessageRecord>();
   const limited = new Map<string, { seconds: number; times: number }>();
   const failures = new Map<string, string[]>();
   const triggers = new Set<string>();
+  let refuseNative = false;
   let seq = 0;
+
+  const NATIVE = new Set(["data_visualization", "data_table"]);
+  /** Why Slack would refuse these blocks, or nothing. */
+  const refusal = (blocks: unknown, where: string): string[] => [
+    ...blockProblems(blocks, where),
+    ...(refuseNative && Array.isArray(blocks) && blocks.some((b: Block) => NATIVE.has(b.type)) ? [`${where}: this workspace does not take data_visualization or data_table blocks`] : []),
+  ];
 
   const nextTs = () => `${Math.floor(Date.now() / 1000)}.${String(++seq).padStart(6, "0")}`;
 
   function web(method: string, args: Record<string, unknown>): Record<string, unknown> {
     const failure = failures.get(method)?.shift();
     if (failure) return { ok: false, error: failure };
-    const problems = [...blockProblems(args.blocks, "blocks"), ...blockProblems((args.view as { blocks?: unknown } | undefined)?.blocks, "view.blocks")];
+    const problems = [...refusal(args.blocks, "blocks"), ...refusal((args.view as { blocks?: unknown } | undefined)?.blocks, "view.blocks")];
     if (problems.length > 0) return { ok: false, error: "invalid_blocks", errors: problems };
     const channel = String(args.channel ?? "");
     const blocks = (args.blocks as Block[] | undefined) ?? [];
@@ -170,7 +241,14 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
     };
     const response = /^\/response\/([^/]+)$/.exec(url.pathname);
     if (response && req.method === "POST") {
-      responses.push({ id: decodeURIComponent(response[1]!), body: JSON.parse(raw) as Record<string, unknown> });
+      const body = JSON.parse(raw) as Record<string, unknown>;
+      // A response with blocks Slack will not take is not shown: the poster is told, and it is not recorded.
+      const problems = refusal(body.blocks, "blocks");
+      if (problems.length > 0) {
+        refusedResponses.push({ id: decodeURIComponent(response[1]!), body });
+        return answer(400, { ok: false, error: "invalid_blocks", errors: problems });
+      }
+      responses.push({ id: decodeURIComponent(response[1]!), body });
       return answer(200, { ok: true });
     }
     const api = /^\/api\/([a-zA-Z.]+)$/.exec(url.pathname);
@@ -205,9 +283,11 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
     botToken,
     calls,
     responses,
+    refusedResponses,
     messages,
     callsOf: (method) => calls.filter((c) => c.method === method),
     rateLimit: (method, seconds, times = 1) => void limited.set(method, { seconds, times }),
+    refuseNativeBlocks: (on) => void (refuseNative = on),
     failNext: (method, error) => void failures.set(method, [...(failures.get(method) ?? []), error]),
     responseUrl: (id) => `${base}/response/${encodeURIComponent(id)}`,
     triggerId() {

@@ -61,7 +61,18 @@ export interface SentMessage {
   reply_markup?: Record<string, any>;
   reply_to?: number;
   edits: number;
+  /** A photo sent with sendPhoto as a multipart upload; `text` and `html` are then its caption. */
+  photo?: UploadedFile;
 }
+
+/** A file part of a multipart/form-data request, as the Bot API takes uploads. */
+export interface UploadedFile {
+  filename: string;
+  type: string;
+  bytes: Buffer;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 export type Update = Record<string, any> & { update_id: number };
 
@@ -168,9 +179,23 @@ export function parseTelegramHtml(html: string): { text: string; entities: Entit
   return { text, entities: entities.sort((a, b) => a.offset - b.offset) };
 }
 
+/**
+ * The parameters of a Bot API call: JSON, the query string, or multipart/form-data (how files are
+ * uploaded: each file a part with a filename; JSON-valued fields such as reply_markup as text).
+ */
 async function readJson(req: IncomingMessage): Promise<Record<string, any>> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
+  const type = req.headers["content-type"] ?? "";
+  if (type.startsWith("multipart/form-data")) {
+    const form = await new Request("http://fake/", { method: "POST", headers: { "content-type": type }, body: Buffer.concat(chunks) }).formData();
+    const params: Record<string, any> = {};
+    for (const [name, value] of form) {
+      if (typeof value === "string") params[name] = /^[[{]/.test(value) ? JSON.parse(value) : /^-?\d+$/.test(value) ? Number(value) : value;
+      else params[name] = { filename: value.name, type: value.type, bytes: Buffer.from(await value.arrayBuffer()) } satisfies UploadedFile;
+    }
+    return params;
+  }
   const raw = Buffer.concat(chunks).toString("utf8");
   if (!raw) return Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams);
   return JSON.parse(raw) as Record<string, any>;
@@ -268,6 +293,34 @@ export async function startFakeTelegram(): Promise<FakeTelegram> {
         };
         messages.set(chat.id, [...(messages.get(chat.id) ?? []), sent]);
         return OK({ message_id: sent.message_id, from: bot, chat, date: Math.floor(Date.now() / 1000), text: sent.text, entities: sent.entities, reply_markup: sent.reply_markup });
+      }
+      case "sendPhoto": {
+        const problem = chatProblem(params.chat_id);
+        if (problem) return problem;
+        const photo = params.photo as UploadedFile | string | undefined;
+        // Tollgate uploads what it draws: a file part, never a URL or a file_id.
+        if (!photo || typeof photo === "string") return fail(400, "Bad Request: there is no photo in the request");
+        if (!photo.bytes.subarray(0, 8).equals(PNG_SIGNATURE) && photo.bytes[0] !== 0xff) return fail(400, "Bad Request: IMAGE_PROCESS_FAILED");
+        if (photo.bytes.length > 10 * 1024 * 1024) return fail(400, "Bad Request: file is too big");
+        let caption = { text: "", entities: [] as Entity[] };
+        if (params.caption !== undefined) {
+          const parsed = check({ ...params, text: params.caption });
+          if ("ok" in parsed) return parsed;
+          if (parsed.text.length > 1024) return fail(400, "Bad Request: message caption is too long");
+          caption = parsed;
+        }
+        const chat = chats.get(params.chat_id)!;
+        const sent: SentMessage = {
+          message_id: nextMessageId(chat.id),
+          chat,
+          ...caption,
+          html: String(params.caption ?? ""),
+          ...(params.reply_parameters?.message_id ? { reply_to: params.reply_parameters.message_id } : {}),
+          edits: 0,
+          photo,
+        };
+        messages.set(chat.id, [...(messages.get(chat.id) ?? []), sent]);
+        return OK({ message_id: sent.message_id, from: bot, chat, date: Math.floor(Date.now() / 1000), photo: [{ file_id: randomId("AgAC", 20), width: 1280, height: 600 }], caption: caption.text });
       }
       case "editMessageText": {
         const problem = chatProblem(params.chat_id);
