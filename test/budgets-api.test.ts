@@ -196,7 +196,7 @@ describe("/api/audit", () => {
 
   test("bad query parameters: 400 naming the parameter", async () => {
     const cases: [string, { path: string; message: string }[]][] = [
-      ["entity=budgets", [{ path: "entity", message: "one of budget, key, provider_key, ingest_source, channel, member, approval, mute, usage" }]],
+      ["entity=budgets", [{ path: "entity", message: "one of budget, key, provider_key, ingest_source, channel, member, approval, mute, usage, session" }]],
       ["limit=0", [{ path: "limit", message: "a whole number from 1 to 500" }]],
       ["limit=ten", [{ path: "limit", message: "a whole number from 1 to 500" }]],
       ["limit=501", [{ path: "limit", message: "a whole number from 1 to 500" }]],
