@@ -215,6 +215,8 @@ describe("Gemini usageMetadata", () => {
     assert.deepEqual(usageOf(gemini.extract(response)), {
       tokens: tokens({ input: 250_000, cached_input: 200_000, output: 1_000, reasoning: 400 }),
       model: "gemini-2.5-pro",
+      // Gemini sends no request-id header: the answer's responseId is the row's request id.
+      request_id: "mJ9taPKKNt6hz7IPtKzo4AE",
     });
   });
 

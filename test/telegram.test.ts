@@ -284,18 +284,19 @@ describe("commands in linked chats", () => {
     assert.ok(!answer.entities.some((e) => e.type === "bold" && answer.text.slice(e.offset, e.offset + e.length) === "bold"));
   });
 
-  test("/spend sends its chart as a PNG photo (a multipart upload) captioned with its title, then the text with the top teams", async () => {
+  test("/spend sends its chart as a PNG photo (a multipart upload) captioned with its title, then the text with the top features of the chat's team", async () => {
     const update = tg.command(oncall, VIEWER, "/spend this-month");
     const answer = await ask(update);
     const photo = photoTo(update);
     assert.ok(photo?.photo, `a photo came with the answer: ${JSON.stringify(tg.callsOf("sendPhoto").map((c) => Object.keys(c.params)))}`);
     assert.match(photo.photo.filename, /\.png$/);
     assert.deepEqual([...photo.photo.bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-    assert.equal(photo.text, "Spend by team, this-month");
+    // The chat reads team:search only, so its default breakdown is that team's features.
+    assert.equal(photo.text, "Spend by feature, this-month");
     assert.ok(photo.message_id < answer.message_id, "the photo first, the text just after");
-    assert.match(answer.text, /By team\n/);
-    assert.match(answer.text, /search\s+\$4\.00 \(80 %\)/);
-    assert.match(answer.text, /ads\s+\$1\.00 \(20 %\)/);
+    assert.match(answer.text, /By feature\n/);
+    assert.match(answer.text, /autocomplete\s+\$3\.00 \(75 %\)/);
+    assert.ok(!answer.text.includes("ads"), "ads' spend is not the chat's to read");
   });
 
   test("a command addressed to another bot is left alone", async () => {

@@ -15,7 +15,7 @@ const GeminiUsage = z.looseObject({
   toolUsePromptTokenCount: tokenCount.nullish(),
 });
 
-const Envelope = z.looseObject({ modelVersion: z.string().min(1).nullish(), responseId: z.unknown() });
+const Envelope = z.looseObject({ modelVersion: z.string().min(1).nullish(), responseId: z.unknown().optional() });
 
 /** Gemini sends no request-id header; its answers (and every stream chunk) carry `responseId` instead. An odd one is left out, never a reason to lose the usage. */
 const responseIdOf = (id: unknown): string | undefined => (typeof id === "string" && /^[\x21-\x7e]{1,200}$/.test(id) ? id : undefined);
