@@ -265,6 +265,13 @@ test("a budget alert carries spend, amount, percent, period end, forecast, contr
 
   const blocked = budgetAlert({ id: "f2", decision: { kind: "blocked", threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(501), forecast: null, runOut: null, anomaly: null, top, now: NOW });
   assert.equal(blocked.run_out_at, null);
+  // The run-out date is said on the alerts that look ahead, not on a recovery or an anomaly.
+  const outlook = (kind: "forecast" | "recovered") =>
+    budgetAlert({ id: kind, decision: { kind, threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(300), forecast: usd(640), runOut: at("2026-03-24T12:30Z"), anomaly: null, top, now: NOW });
+  assert.equal(outlook("forecast").run_out_at, "2026-03-24T12:30:00.000Z");
+  assert.match(outlook("forecast").summary, /At this pace \$500\.00 is reached 24 Mar 2026, 13:30 Europe\/Berlin\./);
+  assert.equal(outlook("recovered").run_out_at, null);
+  assert.doesNotMatch(outlook("recovered").summary, /At this pace/);
   assert.equal(blocked.details.resets_at, "2026-03-31T22:00:00.000Z");
   assert.match(blocked.summary, /refused \(429 budget_exceeded\)/);
   assert.equal(blocked.forecast_usd, null);
