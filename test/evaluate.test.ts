@@ -244,6 +244,7 @@ test("a budget alert carries spend, amount, percent, period end, forecast, contr
     period,
     spend: usd(412) + PICO_PER_USD / 4n,
     forecast: usd(640),
+    runOut: at("2026-03-24T12:30Z"),
     anomaly: null,
     top,
     now: NOW,
@@ -256,12 +257,21 @@ test("a budget alert carries spend, amount, percent, period end, forecast, contr
   assert.equal(alert.forecast_usd, "640");
   assert.equal(alert.forecast_method, FORECAST_METHOD);
   assert.deepEqual(alert.period, { start: "2026-02-28T23:00:00.000Z", end: "2026-03-31T22:00:00.000Z" });
-  assert.match(alert.summary, /\$412\.25 of \$500\.00 \(82 %\) spent on team:search in this-month; the period ends 1 Apr 2026, 00:00 Europe\/Berlin\. Forecast for the period: \$640\.00\./);
+  assert.match(alert.summary, /\$412\.25 of \$500\.00 \(82 %\) spent on team:search in this-month; the period ends 1 Apr 2026, 00:00 Europe\/Berlin\. Forecast for the period: \$640\.00\. At this pace \$500\.00 is reached 24 Mar 2026, 13:30 Europe\/Berlin\./);
+  assert.equal(alert.run_out_at, "2026-03-24T12:30:00.000Z");
   assert.deepEqual(alert.top, top);
   assert.deepEqual(alert.actions.map((a) => a.action), ["request_raise", "mute", "breakdown"]);
   assert.ok(alert.actions.every((a) => a.target === "search-monthly"));
 
-  const blocked = budgetAlert({ id: "f2", decision: { kind: "blocked", threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(501), forecast: null, anomaly: null, top, now: NOW });
+  const blocked = budgetAlert({ id: "f2", decision: { kind: "blocked", threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(501), forecast: null, runOut: null, anomaly: null, top, now: NOW });
+  assert.equal(blocked.run_out_at, null);
+  // The run-out date is said on the alerts that look ahead, not on a recovery or an anomaly.
+  const outlook = (kind: "forecast" | "recovered") =>
+    budgetAlert({ id: kind, decision: { kind, threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(300), forecast: usd(640), runOut: at("2026-03-24T12:30Z"), anomaly: null, top, now: NOW });
+  assert.equal(outlook("forecast").run_out_at, "2026-03-24T12:30:00.000Z");
+  assert.match(outlook("forecast").summary, /At this pace \$500\.00 is reached 24 Mar 2026, 13:30 Europe\/Berlin\./);
+  assert.equal(outlook("recovered").run_out_at, null);
+  assert.doesNotMatch(outlook("recovered").summary, /At this pace/);
   assert.equal(blocked.details.resets_at, "2026-03-31T22:00:00.000Z");
   assert.match(blocked.summary, /refused \(429 budget_exceeded\)/);
   assert.equal(blocked.forecast_usd, null);

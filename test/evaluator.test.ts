@@ -294,6 +294,26 @@ describe("evaluation in the gateway", () => {
     assert.deepEqual(await firingsOf("family"), ["threshold 50 $1"]);
   });
 
+  test("a threshold alert carries the date the amount runs out at the recent run rate", async () => {
+    await createBudget({ name: "runout", scope: { team: "runout" }, amount_usd: "100", timezone: "UTC" });
+    await settled();
+    // $10 a call, in May 2032, past the gateway's own recorder: $20 early in the month, then $60 in the 7 days before the 11th.
+    const builder = eventBuilder(() => ({ cost: usd(10), priced: true }));
+    const writer = new Recorder(t.gateway.database, builder, { batchSize: 10, maxWaitMs: 1 });
+    const days = ["02", "02", "04", "05", "06", "08", "09", "10"];
+    await writer.record(days.map((d, i) => ledgerEvent(builder, UsageEvent.parse({ source: "runout", id: `ro${i}`, ts: at(`2032-05-${d}T12:00:00Z`), tokens: {}, team: "runout" }))));
+    await writer.close();
+    const evaluator = new BudgetEvaluator(t.gateway.database, new OutboxNotifier(t.gateway.database, { scheduleMs: [10, 10] }), { anomalyMinSpend: usd(1000), logger: createLogger("silent") });
+    const { alerts } = await evaluator.evaluateAll(at("2032-05-11T00:00:00Z"));
+    const [alert, ...rest] = alerts.filter((a) => a.budget?.name === "runout");
+    assert.deepEqual(rest, []);
+    assert.equal(alert!.kind, "threshold");
+    assert.equal(alert!.threshold, 80);
+    // $20 left at $60 a week: 56 hours after midnight on the 11th.
+    assert.equal(alert!.run_out_at, "2032-05-13T08:00:00.000Z");
+    assert.match(alert!.summary, /At this pace \$100\.00 is reached 13 May 2032, 08:00 UTC\./);
+  });
+
   test("two evaluators at once record and send each alert once", async () => {
     await createBudget({ name: "race", scope: { team: "race" }, amount_usd: "1", mode: "hard" });
     await settled();

@@ -143,6 +143,7 @@ describe("webhook delivery", () => {
       assert.equal(body.percent, 80);
       assert.deepEqual(body.period, { unit: "month", start: "2025-06-01T00:00:00.000Z", end: "2025-07-01T00:00:00.000Z" });
       assert.equal(body.forecast_usd, "612.5");
+      assert.equal(body.run_out_at, "2025-06-26T14:00:00.000Z");
       assert.deepEqual(body.top, [{ dimension: "team", key: "search", spend_usd: "320" }]);
       assert.deepEqual(body.links, { alerts: "https://tollgate.example.com/api/alerts", budget_status: "https://tollgate.example.com/api/budgets/b-search/status" });
     } finally {
@@ -393,6 +394,11 @@ describe("stored alert versions", () => {
   test("an alert stored before versions existed is read as version 1", () => {
     const alert = thresholdAlert(BUDGET, 80);
     assert.deepEqual(readStoredAlert(JSON.parse(JSON.stringify(alert))), { ok: true, alert });
+  });
+
+  test("an alert stored before it carried a run-out date reads with none", () => {
+    const { run_out_at: _, ...before } = thresholdAlert(BUDGET, 80);
+    assert.deepEqual(readStoredAlert({ ...before, version: ALERT_VERSION }), { ok: true, alert: { ...before, run_out_at: null } });
   });
 
   test("an unknown version or a shape its version does not allow is an error that says which", () => {

@@ -203,6 +203,7 @@ describe("Alert as Block Kit", () => {
       "*Budget*\nsearch-monthly (hard, per month)",
       "*Scope*\nteam:search",
       "*Period ends*\n<!date^1796083200^{date_short_pretty} at {time}|2026-12-01T00:00:00.000Z>",
+      "*Runs out at this pace*\n<!date^1795771800^{date_short_pretty} at {time}|2026-11-27T09:30:00.000Z>",
     ]);
     assert.equal((message.blocks[3] as { text: { text: string } }).text.text, "*Top features*\n• autocomplete: $300.00\n• &lt;!channel&gt;: $112.50");
     const buttons = (message.blocks[5] as unknown as { elements: Record<string, unknown>[] }).elements;

@@ -90,6 +90,12 @@ describe("Teams cards", () => {
     assert.deepEqual(cardProblems(replyCard(parsed)), []);
   });
 
+  test("a threshold alert shows when the amount runs out at this pace, in each reader's zone; none when it will not run out", () => {
+    const lines = (card: unknown) => find(card, (e) => e.type === "TextBlock").map((e) => (e as { text: string }).text);
+    assert.ok(lines(alertsCard([alert()])).includes("Runs out at this pace {{DATE(2026-11-27T09:30:00Z, SHORT)}} {{TIME(2026-11-27T09:30:00Z)}}"));
+    assert.ok(!lines(alertsCard([alert({ run_out_at: null })])).some((l) => l.startsWith("Runs out")));
+  });
+
   test("approval cards: Action.Execute approve and reject with a reason input, Submit fallbacks, refresh while pending", () => {
     const card = alertsCard([approval()]);
     const executes = find(card, (e) => e.type === "Action.Execute");

@@ -120,6 +120,7 @@ describe("alerts", () => {
     assert.match(text, /search-monthly passed 80 % of \$500\.00/);
     assert.match(text, /Spent: \$400\.00 of \$500\.00 \(80 %\)/);
     assert.match(text, /Forecast: \$612\.50/);
+    assert.match(text, /Runs out at this pace: 2026-11-27 09:30 UTC/);
     assert.ok(text.includes(`${NASTY}  $300.00`), text);
     assert.deepEqual(
       message.keyboard.flat().map((b) => b.text),

@@ -264,6 +264,7 @@ function alertFields(alert: Alert): MrkdwnElement[] {
     out.push(field("Scope", describeScope(alert.budget.scope)));
   }
   if (alert.period) out.push(mrkdwn(`*Period ends*\n${when(alert.period.end)}`));
+  if (alert.run_out_at) out.push(mrkdwn(`*Runs out at this pace*\n${when(alert.run_out_at)}`));
   const d = alert.details;
   if (alert.kind === "approval_requested" || alert.kind === "approval_decided") {
     out.push(mrkdwn(`*Requested by*\n${person(d.requested_by, d.requested_by_name)}`));

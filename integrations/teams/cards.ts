@@ -247,6 +247,7 @@ function alertElements(alert: Alert): Element[] {
     facts(alertFacts(alert)),
     alert.kind === "approval_requested" && str(alert.details.expires_at) ? text(`Expires ${when(str(alert.details.expires_at)!)}`, { isSubtle: true, spacing: "None" }) : undefined,
     alert.period ? text(`Period ends ${when(alert.period.end)}`, { isSubtle: true, spacing: "None" }) : undefined,
+    alert.run_out_at ? text(`Runs out at this pace ${when(alert.run_out_at)}`, { isSubtle: true, spacing: "None" }) : undefined,
     top.shown.length > 0 ? text(`**Top ${md(top.shown[0]!.dimension)}s**`, { spacing: "Medium" }) : undefined,
     top.shown.length > 0
       ? { type: "FactSet", facts: [...top.shown.map((c) => ({ title: md(c.key), value: usd(c.spend_usd) ?? md(c.spend_usd) })), ...(top.more ? [{ title: "", value: andMore(top.more) }] : [])] }

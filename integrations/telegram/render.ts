@@ -223,6 +223,7 @@ function alertFacts(alert: Alert): [string, string][] {
     out.push(["Scope", describeScope(alert.budget.scope)]);
   }
   if (alert.period) out.push(["Period ends", `${alert.period.end.slice(0, 16).replace("T", " ")} UTC`]);
+  if (alert.run_out_at) out.push(["Runs out at this pace", `${alert.run_out_at.slice(0, 16).replace("T", " ")} UTC`]);
   const d = alert.details;
   if (alert.kind === "approval_requested" || alert.kind === "approval_decided") {
     out.push(["Requested by", str(d.requested_by_name) ?? str(d.requested_by) ?? "someone"]);

@@ -17,6 +17,8 @@ export interface WebhookAlert {
   period: { unit: string | null; start: string; end: string } | null;
   forecast_usd: string | null;
   forecast_method: string | null;
+  /** When the amount is reached at the forecast's run rate (threshold and forecast alerts), or null. */
+  run_out_at: string | null;
   top: Alert["top"];
   actions: Alert["actions"];
   details: Record<string, unknown>;
@@ -55,6 +57,7 @@ export function webhookAlert(alert: Alert, publicUrl: string | undefined): Webho
     period: alert.period && { unit: alert.budget?.period ?? null, start: alert.period.start, end: alert.period.end },
     forecast_usd: alert.forecast_usd,
     forecast_method: alert.forecast_method,
+    run_out_at: alert.run_out_at,
     top: alert.top,
     actions: alert.actions,
     details: alert.details,

@@ -73,6 +73,12 @@ export const Alert = z.object({
   forecast_usd: Money.nullable(),
   /** How the forecast was made, for the reader who wonders. */
   forecast_method: z.string().nullable(),
+  /**
+   * When the amount is reached at the forecast's run rate, on threshold and forecast alerts; null
+   * when it will not be within the period or it is too early to say. Defaulted so rows stored
+   * before it existed read as they are.
+   */
+  run_out_at: z.string().nullable().default(null),
   top: z.array(Contributor),
   actions: z.array(AlertAction),
   /** Kind-specific facts (approval id, requester, reason, anomaly baseline, digest rows...). */

@@ -19,6 +19,8 @@ export interface BudgetAlertFacts {
   period: Period;
   spend: bigint;
   forecast: bigint | null;
+  /** When the amount is reached at the forecast's run rate (runOutAt), or null. */
+  runOut: Date | null;
   anomaly: AnomalyVerdict | null;
   top: Contributor[];
   now: Date;
@@ -68,12 +70,16 @@ export function budgetAlert(facts: BudgetAlertFacts): Alert {
     period: { start: period.start.toISOString(), end: period.end.toISOString() },
     forecast_usd: forecast === null ? null : picoToDecimalString(forecast),
     forecast_method: forecast === null ? null : FORECAST_METHOD,
+    run_out_at: runOutShown(facts)?.toISOString() ?? null,
     top,
     actions: ACTIONS[decision.kind].map((action) => ({ action, label: LABELS[action], target: budget.name })),
     details: details(facts),
     at: now.toISOString(),
   };
 }
+
+/** The run-out date belongs on the alerts that look ahead: a line crossed on the way, or a forecast over. */
+const runOutShown = ({ decision, runOut }: BudgetAlertFacts): Date | null => (decision.kind === "threshold" || decision.kind === "forecast" ? runOut : null);
 
 function details({ decision, budget, period, spend, anomaly }: BudgetAlertFacts): Record<string, unknown> {
   const common = { period_label: period.label, timezone: budget.timezone, remaining_usd: picoToDecimalString(budget.amount > spend ? budget.amount - spend : 0n) };
@@ -91,12 +97,15 @@ function details({ decision, budget, period, spend, anomaly }: BudgetAlertFacts)
   return common;
 }
 
-function wording({ decision, budget, period, spend, forecast, anomaly }: BudgetAlertFacts, percent: number): { title: string; summary: string } {
+function wording(facts: BudgetAlertFacts, percent: number): { title: string; summary: string } {
+  const { decision, budget, period, spend, forecast, anomaly } = facts;
   const [spent, amount] = [formatUsd(spend), formatUsd(budget.amount)];
   const scope = describeScope(budget.scope);
   const ends = localTime(period.end, budget.timezone);
   const standing = `${spent} of ${amount} (${percent} %) spent on ${scope} in ${period.label}; the period ends ${ends}.`;
-  const outlook = forecast === null ? "" : ` Forecast for the period: ${formatUsd(forecast)}.`;
+  const runOut = runOutShown(facts);
+  const reachedBy = runOut === null ? "" : ` At this pace ${amount} is reached ${localTime(runOut, budget.timezone)}.`;
+  const outlook = (forecast === null ? "" : ` Forecast for the period: ${formatUsd(forecast)}.`) + reachedBy;
   switch (decision.kind) {
     case "threshold":
       return { title: `${budget.name} passed ${decision.threshold} % of ${amount}`, summary: standing + outlook };

@@ -91,6 +91,7 @@ export function digestAlert(facts: DigestFacts): Alert {
     period: { start: report.period.start.toISOString(), end: report.period.end.toISOString() },
     forecast_usd: null,
     forecast_method: null,
+    run_out_at: null,
     top,
     actions: [],
     details: {

@@ -151,6 +151,7 @@ export function requestedAlert(a: Approval, budget: Budget, spent: { spend: bigi
     period: { start: spent.period.start.toISOString(), end: spent.period.end.toISOString() },
     forecast_usd: null,
     forecast_method: null,
+    run_out_at: null,
     top: [],
     actions: [
       { action: "approve", label: `Approve ${formatUsd(a.to_amount)}`, target: a.id },
@@ -186,6 +187,7 @@ export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
     period: null,
     forecast_usd: null,
     forecast_method: null,
+    run_out_at: null,
     top: [],
     actions: a.status === "approved" ? [] : [{ action: "request_raise", label: "Ask again", target: budget.name }],
     details: { ...approvalFacts(a), status: a.status, decided_by: a.decided_by, ...(a.decided_by_name ? { decided_by_name: a.decided_by_name } : {}), decision_reason: a.decision_reason },

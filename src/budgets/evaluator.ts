@@ -29,7 +29,7 @@ import { ANOMALY_QUIET_HOURS, HourlyFactsReader, detectAnomaly, hourOf } from ".
 import type { Attributes, Budget } from "./budget.ts";
 import { topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "./evaluate.ts";
-import { forecastSpend } from "./forecast.ts";
+import { forecastSpend, runOutAt } from "./forecast.ts";
 import { type ScopeGroup, type Window, budgetWindows, groupByScope, matchingKeys, scopeKey, spendInWindows } from "./spend-batch.ts";
 import { budgetOf } from "./store.ts";
 
@@ -74,6 +74,7 @@ interface Estimate {
 
 interface Planned {
   facts: BudgetFacts;
+  runOut: Date | null;
   decision: Decision;
   id: string;
 }
@@ -227,14 +228,15 @@ export class BudgetEvaluator {
         anomaly: hours ? detectAnomaly(hours, this.opts.anomalyMinSpend) : null,
         firings: firings.get(s.budget.id) ?? [],
       };
-      return evaluateBudget(facts).map((decision) => ({ facts, decision, id: randomUUID() }));
+      const runOut = runOutAt({ period: s.period, now, spend: s.spend, recentSpend: s.recentSpend, amount: s.budget.amount });
+      return evaluateBudget(facts).map((decision) => ({ facts, runOut, decision, id: randomUUID() }));
     });
     if (planned.length === 0) return { budgets: active.length, recorded: 0, alerts: [] };
 
     // Built before the transaction, which must hold nothing but its own statements (PGlite has one connection).
     const notified = planned.filter((p) => p.decision.notify);
     const tops = await topContributors(this.database, notified.map((p) => ({ scope: p.facts.budget.scope, period: p.facts.period })));
-    const alerts = notified.map((p, i) => budgetAlert({ ...p.facts, id: p.id, decision: p.decision, top: tops[i] ?? [], now }));
+    const alerts = notified.map((p, i) => budgetAlert({ ...p.facts, id: p.id, decision: p.decision, runOut: p.runOut, top: tops[i] ?? [], now }));
 
     const sent = await this.database.db.transaction(async (tx) => {
       const rows = planned

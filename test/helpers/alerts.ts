@@ -23,6 +23,7 @@ export function thresholdAlert(budget: BudgetRef, threshold: number, overrides: 
     period: { start: "2025-06-01T00:00:00.000Z", end: "2025-07-01T00:00:00.000Z" },
     forecast_usd: "612.5",
     forecast_method: "linear over the days elapsed",
+    run_out_at: "2025-06-26T14:00:00.000Z",
     top: [{ dimension: "team", key: "search", spend_usd: `${4 * threshold}` }],
     actions: [{ action: "request_raise", label: "Request a raise", target: budget.name }],
     details: {},

@@ -15,6 +15,7 @@ export function sampleAlert(overrides: Partial<Alert> = {}): Alert {
     period: { start: "2026-11-01T00:00:00.000Z", end: "2026-12-01T00:00:00.000Z" },
     forecast_usd: "610.25",
     forecast_method: "run rate",
+    run_out_at: "2026-11-27T09:30:00.000Z",
     top: [
       { dimension: "feature", key: "autocomplete", spend_usd: "300" },
       { dimension: "feature", key: "rerank", spend_usd: "112.5" },
