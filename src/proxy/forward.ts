@@ -10,6 +10,7 @@ import type { CallUsage, Provider, RequestFacts, UpstreamRequest } from "../prov
 import { ATTRIBUTION_HEADERS } from "./attribution.ts";
 import type { Upstream } from "./router.ts";
 import { upstreamPath } from "./upstream-path.ts";
+import { type Held, holdBody, joined } from "../http/hold.ts";
 import { StreamMeter, streamUsage } from "./estimate.ts";
 import { isEventStream } from "../providers/sse.ts";
 
@@ -211,52 +212,12 @@ function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
   return code < 400 && delivery === "whole" ? "ok" : "error";
 }
 
-/** An answer's first bytes, up to just past `limit`; `whole` when that was all of it. */
-interface Held {
-  chunks: Buffer[];
-  size: number;
-  whole: boolean;
-}
-
-/** Reads an answer up to its end or just past `limit`, whichever comes first; rejects if it breaks off. */
-function hold(body: Readable, limit: number): Promise<Held> {
-  return new Promise((resolve, reject) => {
-    const held: Held = { chunks: [], size: 0, whole: false };
-    const off = () => {
-      body.off("data", onData);
-      body.off("end", onEnd);
-      body.off("error", onBroken);
-      body.off("close", onBroken);
-    };
-    const onData = (chunk: Buffer) => {
-      held.chunks.push(chunk);
-      held.size += chunk.length;
-      if (held.size <= limit) return;
-      body.pause();
-      off();
-      resolve(held);
-    };
-    const onEnd = () => {
-      off();
-      held.whole = true;
-      resolve(held);
-    };
-    const onBroken = (err?: Error) => {
-      off();
-      reject(err ?? new Error("the answer closed before its end"));
-    };
-    body.on("data", onData);
-    body.once("end", onEnd);
-    body.once("error", onBroken);
-    body.once("close", onBroken);
-  });
-}
 
 /** A whole JSON answer: held (up to a limit) so its cost can ride in a header, then sent as it came, in one write. */
 async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
   let held: Held;
   try {
-    held = await hold(answer.body, HOLD_LIMIT);
+    held = await holdBody(answer.body, HOLD_LIMIT);
   } catch {
     recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
     sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
@@ -270,7 +231,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
     return;
   }
-  const bytes = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks, held.size);
+  const bytes = joined(held);
   const encoding = answer.headers["content-encoding"] as string | undefined;
   let outcome = NO_USAGE;
   if (answer.statusCode < 400) {

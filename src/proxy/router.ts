@@ -3,6 +3,7 @@ import type { Dispatcher } from "undici";
 import { type ApiKeys, type KeyInfo, modelAllowed } from "../keys/api-keys.ts";
 import type { Built, EventBuilder } from "../ledger/build-event.ts";
 import type { Logger } from "../logger.ts";
+import { holdBody, joined } from "../http/hold.ts";
 import { attribute } from "./attribution.ts";
 import { ledgerFilter } from "./billing.ts";
 import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
@@ -52,49 +53,8 @@ export interface ProxyDeps {
 }
 
 const BODYLESS = new Set(["GET", "HEAD", "OPTIONS", "DELETE"]);
-const EMPTY = Buffer.alloc(0);
 /** The query of a call that has none: shared, as nothing adds to it (credentials are only deleted). */
 const NO_QUERY = new URLSearchParams();
-
-/**
- * The request body, or null when it grows over the limit (a body that declares too much is
- * refused before this, unread). Reading stops at the limit: nothing over it is held.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    let first: Buffer | undefined;
-    let more: Buffer[] | undefined;
-    let size = 0;
-    const off = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onBroken);
-      req.off("close", onBroken);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        off();
-        req.pause();
-        return resolve(null);
-      }
-      if (first === undefined) first = chunk;
-      else (more ??= [first]).push(chunk);
-    };
-    const onEnd = () => {
-      off();
-      resolve(more ? Buffer.concat(more, size) : (first ?? EMPTY));
-    };
-    const onBroken = (err?: Error) => {
-      off();
-      reject(err ?? new Error("the request closed before its body ended"));
-    };
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("error", onBroken);
-    req.once("close", onBroken);
-  });
-}
 
 /** A client's own `x-request-id`, echoed when sane (as every other route does). */
 const SANE_REQUEST_ID = /^[\w.:-]{1,100}$/;
@@ -228,9 +188,10 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
 
   let body: Buffer | undefined;
   if (!bodyless) {
-    const read = await readBody(req, deps.maxRequestBytes);
-    if (read === null) return tooLarge(res, own, deps.maxRequestBytes);
-    body = read;
+    // A body that declared too much was refused above, unread; one that grows over the limit stops here.
+    const held = await holdBody(req, deps.maxRequestBytes);
+    if (!held.whole) return tooLarge(res, own, deps.maxRequestBytes);
+    body = joined(held);
   }
   const operation = provider.operation(req.method ?? "GET", path);
   const parsed = await requestBody(body, req.headers["content-type"], operation.kind === "inference");
