@@ -114,7 +114,8 @@ describe("webhook delivery", () => {
 
       await waitFor("three refused tries of the first message, and a try of each", async () => {
         const rows = await outbox(gw);
-        return (rows.at(-1)?.attempts ?? 0) >= 3 && rows.every((n) => n.attempts >= 1);
+        // A row counts its attempt when taken and its error when settled: wait for both.
+        return (rows.at(-1)?.attempts ?? 0) >= 3 && rows.every((n) => n.attempts >= 1 && n.last_error !== null);
       });
       const waiting = await outbox(gw);
       assert.deepEqual(waiting.map((n) => n.status), ["pending", "pending", "pending", "pending", "pending"]);
