@@ -20,6 +20,8 @@ export function sampleAlert(overrides: Partial<Alert> = {}): Alert {
       { dimension: "feature", key: "autocomplete", spend_usd: "300" },
       { dimension: "feature", key: "rerank", spend_usd: "112.5" },
     ],
+    movers: [],
+    chart: null,
     actions: [
       { action: "request_raise", label: "Request a raise", target: "search-monthly" },
       { action: "mute", label: "Mute", target: "search-monthly" },
