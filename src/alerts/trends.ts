@@ -15,7 +15,7 @@ import type { Dimension } from "../ledger/event.ts";
 import { type LocalDate, type Period, addDays, localDate, previousPeriod, startOfLocalDay } from "../ledger/period.ts";
 import { localDayRanges, spendInRanges, spendPerRange } from "../ledger/spend-series.ts";
 import type { Range } from "../ledger/spend.ts";
-import { picoToDecimalString } from "../pricing/money.ts";
+import { decimalUsdToPico, formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import type { Mover } from "./alert.ts";
 
 /** Days a digest's trend shows: the week up to the digest's last day, against the week before. */
@@ -67,6 +67,18 @@ export function moversOf(dimension: Dimension, current: ReadonlyMap<string, bigi
     .slice(0, top)
     .map((m) => ({ dimension, key: m.key, spend_usd: picoToDecimalString(m.cost), previous_spend_usd: picoToDecimalString(m.before), change_usd: picoToDecimalString(m.cost - m.before) }));
 }
+
+/** A mover as plain text every renderer escapes for its markup: "search: +$12.00 ($3.00 → $15.00)". */
+export function moverText(m: Mover): string {
+  const usd = (text: string) => {
+    const pico = decimalUsdToPico(text);
+    return pico instanceof Error ? text : formatUsd(pico);
+  };
+  return `${m.key}: +${usd(m.change_usd)} (${usd(m.previous_spend_usd)} → ${usd(m.spend_usd)})`;
+}
+
+/** The heading above a list of movers: "Top movers by team". */
+export const moversHeading = (movers: readonly Mover[]): string => `Top movers by ${movers[0]?.dimension ?? "team"}`;
 
 /** A digest's trend (the 7 days up to the period's last day against the 7 before) and its movers (the period against the one before). */
 export async function digestTrend(database: Database, scope: Scope, period: Period, by: Dimension | undefined, title: string): Promise<{ chart: Chart | null; movers: Mover[] }> {
