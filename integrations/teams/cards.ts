@@ -168,10 +168,11 @@ function bars(b: NonNullable<Reply["bars"]>): Element[] {
  * length; values are numbers as drawn, the exact amounts being in the fallback and the facts.
  */
 export function chartElement(chart: Chart, fallback: Element): Element {
-  // Chart labels are not markdown, but `{{` is still broken so no value can become a date function.
-  const label = (text: string) => clip(text, LIMITS.cell).replace(/\{\{/g, "{\u200b{");
+  // Chart labels and titles are not markdown, but `{{` is still broken so no value can become a date function.
+  const inert = (text: string, max: number) => clip(text, max).replace(/\{\{/g, "{\u200b{");
+  const label = (text: string) => inert(text, LIMITS.cell);
   const categories = chart.categories.slice(0, LIMITS.bars);
-  const title = clip(chart.title, LIMITS.title);
+  const title = inert(chart.title, LIMITS.title);
   const at = (values: readonly string[]) => categories.map((c, i) => ({ x: label(c), y: chartNumber(values[i]!) }));
   switch (chart.kind) {
     case "bar":
