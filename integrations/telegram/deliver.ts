@@ -125,7 +125,10 @@ export function telegramDeliverer(telegram: Telegram, pacer: ChatPacer, logger: 
         // not retried, so the alert is never sent twice for its picture.
         for (const [alert, png] of photos) {
           const wait = pacer.earliest(chatId, clock()) - clock();
-          if (wait > LONGEST_INLINE_WAIT_MS || context.signal.aborted) break;
+          if (wait > LONGEST_INLINE_WAIT_MS || context.signal.aborted) {
+            logger.warn({ channel: target.id }, "alert chart photo not sent: the chat's next slot is too far off; the message went without it");
+            break;
+          }
           await pause(pacer.reserve(chatId, clock()), context.signal);
           await telegram
             .callApi(
