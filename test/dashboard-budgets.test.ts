@@ -95,6 +95,7 @@ describe("budget forms", () => {
     assert.equal(created.location, `/budgets/${id}?done=created`);
     const shown = await get(created.location!);
     assert.match(shown.text, /role="status">Budget created\./);
+    assert.doesNotMatch((await get(`/budgets/${id}?done=constructor`)).text, /role="status"/, "only the changes it knows");
     const audit = await gw.gateway.database.rows<{ actor: string }>(sql`select actor from audit_log where entity = 'budget' and entity_id = ${id} and action = 'create'`);
     assert.deepEqual(audit.map((a) => a.actor), ["admin:Dana Admin"]);
   });

@@ -77,7 +77,7 @@ export function budgetRoutes(router: Router, kit: PageKit): void {
         parts.services.approvals.list({ budgetId: budget.id, limit: 100 }),
         admin ? auditPage(parts.database, { entity: "budget", entity_id: budget.id, limit: 50 }) : undefined,
       ]);
-      const done = typeof req.query.done === "string" ? DONE[req.query.done] : undefined;
+      const done = typeof req.query.done === "string" && Object.hasOwn(DONE, req.query.done) ? DONE[req.query.done] : undefined;
       const manage = admin ? { csrf: viewer.session.csrf } : undefined;
       send(res, 200, page(shell(viewer, budget.name, "/budgets"), budgetPage({ budget, standing, firings, raises, changes: changes?.entries, manage, notice: done })));
     }),
