@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
-import type { Totals } from "./spend.ts";
+import { type Totals, ZERO } from "./spend.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
@@ -60,15 +60,7 @@ function zeroRow(grain: RollupGrain, bucket: number, e: RollupSource | undefined
     provider: e?.provider ?? "",
     model: e?.model ?? "",
     api_key_id: e?.api_key_id ?? "",
-    requests: 0,
-    errors: 0,
-    unpriced: 0,
-    input_tokens: 0,
-    cached_input_tokens: 0,
-    cache_write_tokens: 0,
-    output_tokens: 0,
-    reasoning_tokens: 0,
-    cost: 0n,
+    ...ZERO,
   };
 }
 
