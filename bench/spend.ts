@@ -45,18 +45,25 @@ export async function fill(url: string, events: number, ranges: [start: Date, en
         select 'hour', date_trunc('hour', ts, 'UTC'), '', ${ATTRIBUTION}, ${MEASURES} from usage_events
         union all select 'day', date_trunc('day', ts, 'UTC'), '', ${ATTRIBUTION}, ${MEASURES} from usage_events
         union all select 'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", ''), ${ATTRIBUTION}, ${MEASURES} from usage_events
-        union all select 'user-month', date_trunc('month', ts, 'UTC'), coalesce("user", ''), '', '', '', '', '', '', ${MEASURES} from usage_events
       ) grains (grain, bucket, who, team, project, feature, provider, model, api_key_id, status, priced, input_tokens,
         cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
       group by 1, 2, 3, 4, 5, 6, 7, 8, 9`);
+    await database.db.execute(sql`
+      insert into usage_user_months (bucket, "user", requests, errors, unpriced, input_tokens, cached_input_tokens,
+        cache_write_tokens, output_tokens, reasoning_tokens, cost)
+      select date_trunc('month', ts, 'UTC'), coalesce("user", ''), count(*), count(*) filter (where status <> 'ok'),
+        count(*) filter (where not priced), sum(input_tokens), sum(cached_input_tokens),
+        sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost)
+      from usage_events group by 1, 2`);
     await database.db.execute(sql`vacuum analyze usage_events`);
     await database.db.execute(sql`vacuum analyze usage_rollups`);
+    await database.db.execute(sql`vacuum analyze usage_user_months`);
   } finally {
     await database.close();
   }
 }
 
-/** A rollup row's attribution, '' for none (the user-month grain has none but the user). */
+/** A rollup row's attribution, '' for none. */
 const ATTRIBUTION = sql.raw(`coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), provider, model, coalesce(api_key_id, '')`);
 const MEASURES = sql.raw(`status, priced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost`);
 
@@ -95,7 +102,7 @@ export async function benchSpend(opts: { events: number; runs: number; reuse: bo
 
   const database = await openDatabase({ url, dataDir: "" });
   try {
-    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain`);
+    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain union all select 'user-month', count(*)::text from usage_user_months`);
     const cases: [string, string, Dimension | undefined, Partial<Record<Dimension, string>>, string][] = [
       ["this-month by team", "this-month", "team", {}, "UTC"],
       ["this-month by model team:team-3", "this-month", "model", { team: "team-3" }, "UTC"],
