@@ -52,8 +52,22 @@ export const usageEvents = pgTable(
   (t) => [primaryKey({ columns: [t.source, t.id] }), index("usage_events_ts_idx").on(t.ts)],
 );
 
+/** The sum columns every rollup table carries (new builders per table, as drizzle binds each to one table). */
+const rollupSums = () => ({
+  requests: bigint("requests", { mode: "number" }).notNull().default(0),
+  errors: bigint("errors", { mode: "number" }).notNull().default(0),
+  unpriced: bigint("unpriced", { mode: "number" }).notNull().default(0),
+  inputTokens: numeric("input_tokens").notNull().default("0"),
+  cachedInputTokens: numeric("cached_input_tokens").notNull().default("0"),
+  cacheWriteTokens: numeric("cache_write_tokens").notNull().default("0"),
+  outputTokens: numeric("output_tokens").notNull().default("0"),
+  reasoningTokens: numeric("reasoning_tokens").notNull().default("0"),
+  /** pico-USD, exact. */
+  cost: numeric("cost").notNull().default("0"),
+});
+
 /**
- * Sums of usage_events, kept in step with them in the same transaction, at four grains:
+ * Sums of usage_events, kept in step with them in the same transaction, at four grains (three here):
  * - `hour`: per UTC hour and attribution without the user;
  * - `day`: the same per UTC day, so a month is ~30 buckets rather than ~720;
  * - `user-day`: per UTC day including the user, whose many values would swell the other grains;
@@ -76,16 +90,7 @@ export const usageRollups = pgTable(
     provider: text("provider").notNull().default(""),
     model: text("model").notNull().default(""),
     apiKeyId: text("api_key_id").notNull().default(""),
-    requests: bigint("requests", { mode: "number" }).notNull().default(0),
-    errors: bigint("errors", { mode: "number" }).notNull().default(0),
-    unpriced: bigint("unpriced", { mode: "number" }).notNull().default(0),
-    inputTokens: numeric("input_tokens").notNull().default("0"),
-    cachedInputTokens: numeric("cached_input_tokens").notNull().default("0"),
-    cacheWriteTokens: numeric("cache_write_tokens").notNull().default("0"),
-    outputTokens: numeric("output_tokens").notNull().default("0"),
-    reasoningTokens: numeric("reasoning_tokens").notNull().default("0"),
-    /** pico-USD, exact. */
-    cost: numeric("cost").notNull().default("0"),
+    ...rollupSums(),
   },
   (t) => [
     uniqueIndex("usage_rollups_key").on(t.grain, t.bucket, t.team, t.project, t.feature, t.user, t.provider, t.model, t.apiKeyId),
@@ -105,16 +110,7 @@ export const usageUserMonths = pgTable(
   {
     bucket: timestamp("bucket", { withTimezone: true }).notNull(),
     user: text("user").notNull().default(""),
-    requests: bigint("requests", { mode: "number" }).notNull().default(0),
-    errors: bigint("errors", { mode: "number" }).notNull().default(0),
-    unpriced: bigint("unpriced", { mode: "number" }).notNull().default(0),
-    inputTokens: numeric("input_tokens").notNull().default("0"),
-    cachedInputTokens: numeric("cached_input_tokens").notNull().default("0"),
-    cacheWriteTokens: numeric("cache_write_tokens").notNull().default("0"),
-    outputTokens: numeric("output_tokens").notNull().default("0"),
-    reasoningTokens: numeric("reasoning_tokens").notNull().default("0"),
-    /** pico-USD, exact. */
-    cost: numeric("cost").notNull().default("0"),
+    ...rollupSums(),
   },
   (t) => [primaryKey({ columns: [t.bucket, t.user] })],
 );
