@@ -10,7 +10,7 @@ import { type RollupGrain, usageEvents, usageRollups } from "../db/schema.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Dimension } from "./event.ts";
 import { modelInScopeSql } from "./model-family.ts";
-import { type Period, previousPeriod } from "./period.ts";
+import { type Period, daysOf, previousPeriod } from "./period.ts";
 
 export interface Totals {
   /** pico-USD (1e-12 USD), exact. */
@@ -185,6 +185,71 @@ export async function querySpend(database: Database, query: SpendQuery): Promise
   return report(period, by, rows);
 }
 
+export interface DailySpendQuery {
+  period: Period;
+  by: Dimension;
+  filters: SpendQuery["filters"];
+  /** Groups kept by name (NONE_KEY for spend without a value); every other group is summed into "other". */
+  keys: readonly string[];
+  /** Where a running period is cut off; defaults to the clock. */
+  now?: Date;
+}
+
+export interface DaySpend {
+  /** The local day, as `/api/spend?period=YYYY-MM-DD` resolves it. */
+  day: Period;
+  total: Totals;
+  /** The named keys with spend that day, largest cost first, then "other" if any spend is left. */
+  groups: ({ key: string } & Totals)[];
+}
+
+/**
+ * Spend per local day of a period up to now, grouped: each day's figures are exactly those of a
+ * spend query for that day alone, read in one statement. Every day is covered as coverRange
+ * covers it, and adjacent pieces of one source are read as one range, whose rows are put back in
+ * their day by their time (no rollup row straddles a local day: each day was covered on its own).
+ */
+export async function querySpendByDay(database: Database, query: DailySpendQuery): Promise<DaySpend[]> {
+  const { period, by, filters, keys, now = new Date() } = query;
+  const days = daysOf(period, now);
+  const cutoff = Math.min(Math.max(now.getTime(), period.start.getTime()), period.end.getTime());
+  const withUser = by === "user" || filters.user !== undefined;
+  const pieces = mergeAdjacent(days.flatMap((d) => coverRange({ start: d.start.getTime(), end: Math.min(d.end.getTime(), cutoff) }, withUser)));
+  // width_bucket numbers the days from 0: before the second day's start is day 0.
+  const starts = sql.join(days.slice(1).map((d) => sql`${iso(d.start.getTime())}::timestamptz`), sql`, `);
+  const dayOf = (piece: Piece) => (days.length > 1 ? sql`width_bucket(${timeColumn(piece)}, array[${starts}])` : sql`0`);
+  const wanted = keys.map((k) => (k === NONE_KEY ? "" : k));
+  const rows =
+    pieces.length === 0
+      ? []
+      : await database.rows<SpendRow & { day: number }>(sql`
+    select day, gk as key, grouping(gk) = 1 as is_total, ${sumsAsText()}
+    from (
+      select src.*, case when k in (${wanted.length > 0 ? sql.join(wanted.map((k) => sql`${k}`), sql`, `) : sql`null`}) then k end as gk
+      from (${sql.join(
+        pieces.map((piece) => sql`select ${dayOf(piece)} as day, ${keyColumn(piece, by)}::text as k, ${SUM_COLUMNS} ${pieceFrom(piece, filters)}`),
+        sql` union all `,
+      )}) as src
+    ) as s
+    group by grouping sets ((day), (day, gk))`);
+  return days.map((day, i) => {
+    const own = rows.filter((r) => Number(r.day) === i).map((r) => ({ ...r, cur: true }));
+    const { total, groups } = report(day, by, own);
+    return { day, total, groups };
+  });
+}
+
+/** Pieces that continue one another from the same source, as one. */
+function mergeAdjacent(pieces: Piece[]): Piece[] {
+  const merged: Piece[] = [];
+  for (const piece of pieces) {
+    const last = merged.at(-1);
+    if (last && last.source === piece.source && last.end === piece.start && !last.sign && !piece.sign) last.end = piece.end;
+    else merged.push({ ...piece });
+  }
+  return merged;
+}
+
 interface SpendRow extends Record<string, unknown> {
   cur: boolean;
   /** null on the row of the groups beyond the top N. */
@@ -265,6 +330,11 @@ function slice(piece: Piece, cur: boolean, by: Dimension | undefined, filters: S
 /** Attribution of a piece's rows: rollups keep '' for none, events NULL, and both answer ''. */
 export function keyColumn(piece: Piece, dim: Dimension): SQL {
   return piece.source === "events" ? sql`coalesce(${COLUMNS[dim].event}, '')` : sql`${COLUMNS[dim].rollup}`;
+}
+
+/** The instant a piece's row stands for: a rollup row's bucket start, an event's time. */
+function timeColumn(piece: Piece): SQL {
+  return piece.source === "events" ? sql`${usageEvents.ts}` : sql`${usageRollups.bucket}`;
 }
 
 /** The summable columns, named alike whether a piece reads rollups or events. */
