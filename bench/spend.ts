@@ -99,15 +99,21 @@ async function fillRange(database: Database, events: number, start: Date, end: D
   }
 }
 
-export async function benchSpend(opts: { events: number; runs: number; reuse: boolean }): Promise<SpendResult> {
-  const now = new Date();
+/** This month so far, and the same span of the previous month: what `this-month` compares. */
+export function ledgerRanges(now: Date): [Date, Date][] {
   const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
   const previousStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
-  const previousEnd = new Date(previousStart.getTime() + (now.getTime() - monthStart.getTime()));
+  return [
+    [monthStart, now],
+    [previousStart, new Date(previousStart.getTime() + (now.getTime() - monthStart.getTime()))],
+  ];
+}
+
+export async function benchSpend(opts: { events: number; runs: number; reuse: boolean }): Promise<SpendResult> {
   const name = `tollgate_bench_spend_${opts.events}`;
   const url = opts.reuse ? (await import("./postgres.ts")).SERVER_URL.replace(/\/[^/]*$/, `/${name}`) : await freshDatabase(name);
   const started = performance.now();
-  if (!opts.reuse) await fill(url, opts.events, [[monthStart, now], [previousStart, previousEnd]]);
+  if (!opts.reuse) await fill(url, opts.events, ledgerRanges(new Date()));
   const fillSeconds = (performance.now() - started) / 1000;
 
   const database = await openDatabase({ url, dataDir: "" });
