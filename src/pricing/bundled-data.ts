@@ -1,17 +1,14 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Provider } from "@pydantic/genai-prices";
 import { z } from "zod";
+import { packageJson, readBuilt, writeBuilt } from "../built-json.ts";
 
 /*
- * genai-prices' bundled providers, as data. The package ships them as an 830 KB JavaScript module;
- * compiling it leaves about 15 MB resident for the life of the process (parser memory the allocator
- * keeps; bench/RESULTS.md, memory), where parsing the same data as JSON leaves about 3 MB. So
- * `npm run build` writes them once as JSON beside the compiled catalog, and the runtime reads that;
- * the package itself is loaded only where no such file matches the installed version (running from
- * the TypeScript sources, or an install updated without a build).
+ * genai-prices' bundled providers, as data. The package ships them as an 830 KB JavaScript module,
+ * so the build writes them once as JSON (src/built-json.ts) and a built gateway reads that; the
+ * package is loaded where no such file matches the installed version.
  */
 
 /** Every provider id in the bundled data: genai-prices can look a provider up by id but not list them. */
@@ -25,21 +22,15 @@ const BUNDLED_PROVIDER_IDS = [
   "x-ai", "zai", "zhipuai",
 ] as const;
 
-const require = createRequire(import.meta.url);
-
 const PackageJson = z.object({ version: z.string(), homepage: z.string(), license: z.string() });
 export type BundledPackage = z.infer<typeof PackageJson>;
 
 /** The installed package's version, home page and licence. */
-export function bundledPackage(): BundledPackage {
-  // The package's exports hide package.json, so it is found beside the resolved entry point.
-  const entry = require.resolve("@pydantic/genai-prices");
-  return PackageJson.parse(JSON.parse(readFileSync(join(dirname(entry), "..", "package.json"), "utf8")));
-}
+export const bundledPackage = (): BundledPackage => PackageJson.parse(packageJson("@pydantic/genai-prices"));
 
 /** The providers as the package itself answers for them. */
 function fromPackage(): Provider[] {
-  const { findProvider } = require("@pydantic/genai-prices") as typeof import("@pydantic/genai-prices");
+  const { findProvider } = createRequire(import.meta.url)("@pydantic/genai-prices") as typeof import("@pydantic/genai-prices");
   return BUNDLED_PROVIDER_IDS.map((id) => {
     const provider = findProvider({ providerId: id });
     if (provider?.id !== id) throw new Error(`@pydantic/genai-prices no longer has provider "${id}"; update BUNDLED_PROVIDER_IDS`);
@@ -50,16 +41,16 @@ function fromPackage(): Provider[] {
 /** Where the build puts the JSON: beside this module, so in dist/ only. */
 export const BUILT_PRICES = join(dirname(fileURLToPath(import.meta.url)), "bundled-prices.json");
 
-const Built = z.object({ version: z.string(), providers: z.array(z.object({ id: z.string() }).passthrough()) });
+const Providers = z.array(z.object({ id: z.string() }).passthrough());
 
 /** The providers from a file `writeBundledPrices` wrote, when it was written from this `version`; otherwise undefined. */
 export function builtPrices(file: string, version: string): Provider[] | undefined {
-  if (!existsSync(file)) return undefined;
-  const built = Built.safeParse(JSON.parse(readFileSync(file, "utf8")));
-  if (!built.success) throw new Error(`${file} is not the price data the build writes (${built.error.issues[0]?.message}); rebuild with \`npm run build\``);
-  if (built.data.version !== version) return undefined;
+  const data = readBuilt(file, version);
+  if (data === undefined) return undefined;
+  const providers = Providers.safeParse(data);
+  if (!providers.success) throw new Error(`${file} does not hold price providers; rebuild with \`npm run build\``);
   // Written by writeBundledPrices from the package's own objects, which are plain JSON values.
-  return built.data.providers as unknown as Provider[];
+  return providers.data as unknown as Provider[];
 }
 
 /** The bundled providers, in BUNDLED_PROVIDER_IDS order: from the build's JSON where it matches the installed package. */
@@ -69,5 +60,5 @@ export function bundledProviders(version: string): Provider[] {
 
 /** `npm run build`: the providers as JSON, stamped with the package version they came from. */
 export function writeBundledPrices(file: string = BUILT_PRICES): void {
-  writeFileSync(file, JSON.stringify({ version: bundledPackage().version, providers: fromPackage() }));
+  writeBuilt(file, bundledPackage().version, fromPackage());
 }
