@@ -5,10 +5,10 @@ import { z } from "zod";
 
 /*
  * Data a package ships as a large JavaScript module (genai-prices' providers, gpt-tokenizer's
- * ranks), written once by `npm run build` as JSON beside the compiled code. Compiling such a
- * module leaves several times its size resident for the life of the process (the parser's memory
- * is kept by the allocator); parsing the same data as JSON costs a fraction (bench/RESULTS.md,
- * memory). Each file is stamped with the version of the package it came from: a file from
+ * ranks), written once by `npm run build` as JSON beside the compiled code. Such a module keeps its
+ * source text in the heap for the life of the process, and compiling it leaves more resident (the
+ * allocator keeps the parser's memory); parsing the same data as JSON leaves neither
+ * (bench/RESULTS.md, memory). Each file is stamped with the version of the package it came from: a file from
  * another version is not read, and the caller loads the package itself, as it does when running
  * from the TypeScript sources, where the build has written nothing.
  */

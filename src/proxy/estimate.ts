@@ -30,9 +30,8 @@ const GENERATED = new Set(["content", "text", "delta", "partial_json", "thinking
 /** Stream events that repeat text already sent as deltas (Responses API `*.done`, terminal events). */
 const REPEATS = /(\.done|^response\.(created|in_progress|completed|incomplete|failed)|^message_start)$/;
 
-// Loaded at the first estimate, not at start-up: its tables take about 35 MB (60 MB from the package's
-// own module, src/proxy/tokenizer.ts) and seconds to load on a busy machine, which a gateway whose
-// streams all finish never needs.
+// Loaded at the first estimate, not at start-up: its tables take about 35 MB resident and seconds
+// to load on a busy machine, which a gateway whose streams all finish never needs.
 let tokenizer: ((text: string) => number) | undefined;
 let loading: Promise<void> | undefined;
 const loadTokenizer = () =>
