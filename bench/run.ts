@@ -16,7 +16,8 @@ import { benchSpend } from "./spend.ts";
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
- * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases; BENCH_BUDGET_EVENTS,
+ * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases
+ * (BENCH_GATEWAY_NODE_ARGS gives the gateway's node options); BENCH_BUDGET_EVENTS,
  * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
 const events = Number(process.env.BENCH_EVENTS ?? 10_000_000);
