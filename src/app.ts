@@ -130,6 +130,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const recorder = new Recorder(database, builder, {
     batchSize: config.TOLLGATE_BATCH_SIZE,
     maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
+    maxConcurrentFlushes: config.TOLLGATE_BATCH_WRITERS,
     writeTimeoutMs: dbTimeoutMs,
     logger,
   });

@@ -153,6 +153,8 @@ export function requestedAlert(a: Approval, budget: Budget, spent: { spend: bigi
     forecast_method: null,
     run_out_at: null,
     top: [],
+    movers: [],
+    chart: null,
     actions: [
       { action: "approve", label: `Approve ${formatUsd(a.to_amount)}`, target: a.id },
       { action: "reject", label: "Reject", target: a.id },
@@ -189,6 +191,8 @@ export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
     forecast_method: null,
     run_out_at: null,
     top: [],
+    movers: [],
+    chart: null,
     actions: a.status === "approved" ? [] : [{ action: "request_raise", label: "Ask again", target: budget.name }],
     details: { ...approvalFacts(a), status: a.status, decided_by: a.decided_by, ...(a.decided_by_name ? { decided_by_name: a.decided_by_name } : {}), decision_reason: a.decision_reason },
     at: now.toISOString(),
