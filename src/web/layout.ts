@@ -1,3 +1,4 @@
+import type { FieldError } from "../errors.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import { type Html, type HtmlValue, html, trusted } from "./html.ts";
 
@@ -81,3 +82,9 @@ export function table<T>(caption: HtmlValue, columns: { head: string; num?: bool
 export const stateText = (state: string) => html`<span class="state-${state}">${state}</span>`;
 
 export const when = (d: Date | string) => html`<time datetime="${new Date(d).toISOString()}">${new Date(d).toISOString().replace("T", " ").slice(0, 16)} UTC</time>`;
+
+/** Why a form was not accepted, field by field, as the admin API's schema says it. */
+export function errorList(errors: readonly FieldError[]): Html {
+  if (errors.length === 0) return html``;
+  return html`<div class="error" role="alert"><p>The form was not accepted:</p><ul>${errors.map((e) => html`<li>${e.path ? html`<code>${e.path}</code>: ` : ""}${e.message}</li>`)}</ul></div>`;
+}

@@ -1,10 +1,14 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import express, { type Request, type Response, Router } from "express";
 import { recentFirings } from "../alerts/firings.ts";
+import { sameSecret, tooManyFailures } from "../admin/auth.ts";
 import { auditPage } from "../audit/log.ts";
 import type { Role } from "../approvals/members.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/connection.ts";
+import type { FailureLimit } from "../http/failure-limit.ts";
+import type { ApiKeys } from "../keys/api-keys.ts";
+import type { ProviderKeys } from "../keys/provider-keys.ts";
 import { DIMENSIONS, type Dimension } from "../ledger/event.ts";
 import { resolvePeriod } from "../ledger/period.ts";
 import { financeReport, reportCsv } from "../ledger/report.ts";
@@ -14,10 +18,13 @@ import { chartFigure } from "./chart-figure.ts";
 import { CookieSigner, cookieHeader, readCookies } from "./cookies.ts";
 import { type Html, type HtmlValue, html } from "./html.ts";
 import { type NavItem, money, page, table, when } from "./layout.ts";
+import { keysRoutes } from "./keys-routes.ts";
 import type { OidcSignIn, OidcTransaction } from "./oidc.ts";
+import type { PageKit } from "./page-kit.ts";
 import { type ExploreForm, approvalsTable, budgetPage, budgetsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
 import { readOverview, visibleBudgets } from "./reads.ts";
 import type { WebSessions } from "./sessions.ts";
+import { endUserRoutes } from "./end-user-routes.ts";
 import { type Viewer, lookingThrough, may, viewerOf, withinScope } from "./viewer.ts";
 
 export interface WebParts {
@@ -32,6 +39,12 @@ export interface WebParts {
   oidc: OidcSignIn | undefined;
   /** Seconds a session lasts. */
   sessionSeconds: number;
+  /** Failed sign-ins (and admin API tokens) per address and overall: past a limit, 429. */
+  signInFailures: FailureLimit;
+  keys: ApiKeys;
+  providerKeys: ProviderKeys;
+  /** The proxy's provider names. */
+  providers: readonly string[];
 }
 
 const SESSION = "tollgate_session";
@@ -46,11 +59,6 @@ const SECURITY_HEADERS = {
   "cache-control": "no-store",
 };
 
-const sameText = (a: string, b: string) => {
-  const [x, y] = [Buffer.from(a), Buffer.from(b)];
-  return x.length === y.length && timingSafeEqual(x, y);
-};
-
 /** Only a path of this site: `//evil.example` and `/\evil` would leave it. */
 const localPath = (next: unknown) => (typeof next === "string" && /^\/(?![/\\])[^\s]*$/.test(next) ? next : "/");
 
@@ -61,6 +69,8 @@ const NAV: { item: NavItem; role: Role }[] = [
   { item: { href: "/unpriced", label: "Unpriced usage" }, role: "viewer" },
   { item: { href: "/approvals", label: "Approvals" }, role: "requester" },
   { item: { href: "/audit", label: "Audit log" }, role: "admin" },
+  { item: { href: "/keys", label: "Keys" }, role: "admin" },
+  { item: { href: "/users", label: "End user data" }, role: "admin" },
 ];
 
 /**
@@ -135,7 +145,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
         if (req.method !== "GET") return void send(res, 403, page({ title: "Signed out", path: "", nav: [] }, problemPage("Signed out", "Your session has ended; sign in again.")));
         return res.redirect(303, `/sign-in?next=${encodeURIComponent(req.originalUrl)}`);
       }
-      if (req.method === "POST" && !(typeof req.body?._csrf === "string" && sameText(req.body._csrf, viewer.session.csrf)))
+      if (req.method === "POST" && !(typeof req.body?._csrf === "string" && sameSecret(req.body._csrf, viewer.session.csrf)))
         return void send(res, 403, page(shell(viewer, "Refused", ""), problemPage("Refused", "This form is out of date or did not come from this dashboard (its CSRF token does not match); reload the page and try again.")));
       if (!may(viewer, role))
         return void send(res, 403, page(shell(viewer, "Not allowed", ""), problemPage("Not allowed", `This page needs the ${role} role; you are a ${viewer.role}.`)));
@@ -149,6 +159,20 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     return through?.scope;
   };
 
+  /**
+   * The client's address when it may try to sign in now; else it is answered 429 with the wait.
+   * The socket's address, never a forwarded header anyone could write.
+   */
+  const admitted = (req: Request, res: Response): string | undefined => {
+    const address = req.socket.remoteAddress ?? "";
+    const admission = p.signInFailures.admit(address);
+    if (admission.ok) return address;
+    res.set("retry-after", String(admission.retryAfterSeconds));
+    const text = tooManyFailures(admission);
+    signInPage(req, res, 429, `${text[0]!.toUpperCase()}${text.slice(1)}.`);
+    return undefined;
+  };
+
   const notSetUp = (res: Response) => void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
 
   router.get("/sign-in", guard(async (req, res) => signInPage(req, res, 200)));
@@ -157,10 +181,15 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     "/sign-in",
     form,
     guard(async (req, res) => {
+      const address = admitted(req, res);
+      if (address === undefined) return;
       const nonce = signInCookie.verify(readCookies(req.get("cookie")).get(SIGN_IN));
-      if (!nonce || typeof req.body?._csrf !== "string" || !sameText(req.body._csrf, nonce)) return signInPage(req, res, 403, "The sign-in form had expired; please try again.");
+      if (!nonce || typeof req.body?._csrf !== "string" || !sameSecret(req.body._csrf, nonce)) return signInPage(req, res, 403, "The sign-in form had expired; please try again.");
       const token = typeof req.body.token === "string" ? req.body.token : "";
-      if (!sameText(token, p.adminToken)) return signInPage(req, res, 401, "That is not this gateway's admin token.");
+      if (!sameSecret(token, p.adminToken)) {
+        p.signInFailures.fail(address);
+        return signInPage(req, res, 401, "That is not this gateway's admin token.");
+      }
       const given = typeof req.body.name === "string" ? req.body.name.trim() : "";
       const name = /^[^\u0000-\u001f\u007f]{1,100}$/.test(given) ? given : "admin";
       await startSession(req, res, { kind: "admin", subject: name, name }, localPath(req.body.next));
@@ -171,6 +200,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     "/auth/oidc",
     guard(async (req, res) => {
       if (!p.oidc) return notSetUp(res);
+      if (admitted(req, res) === undefined) return;
       const { url, transaction } = await p.oidc.start(callbackUrl(req), localPath(req.query.next));
       const value = Buffer.from(JSON.stringify(transaction)).toString("base64url");
       res.append("set-cookie", cookieHeader(OIDC, oidcCookie.sign(value), { maxAge: 600, secure: secure(req), path: "/auth/oidc" }));
@@ -184,9 +214,14 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     "/auth/oidc/callback",
     guard(async (req, res) => {
       if (!p.oidc) return notSetUp(res);
+      const address = admitted(req, res);
+      if (address === undefined) return;
       res.append("set-cookie", cookieHeader(OIDC, "", { maxAge: 0, secure: secure(req), path: "/auth/oidc" }));
       const value = oidcCookie.verify(readCookies(req.get("cookie")).get(OIDC));
-      if (!value) return signInPage(req, res, 400, "The sign-in took too long or was started elsewhere; please start again.");
+      if (!value) {
+        p.signInFailures.fail(address);
+        return signInPage(req, res, 400, "The sign-in took too long or was started elsewhere; please start again.");
+      }
       const transaction = JSON.parse(Buffer.from(value, "base64url").toString()) as OidcTransaction;
       let person;
       try {
@@ -194,12 +229,14 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
         person = await p.oidc.finish(new URL(callbackUrl(req) + query), transaction);
       } catch (err) {
         p.logger.warn({ error: (err as Error).name, code: (err as { code?: string }).code }, "OpenID Connect sign-in refused");
+        p.signInFailures.fail(address);
         return signInPage(req, res, 401, `${p.oidc.settings.name} did not confirm the sign-in; please try again.`);
       }
       for (const id of person.ids) {
         const member = await p.services.members.find("oidc", id);
         if (member) return startSession(req, res, { kind: "oidc", subject: member.user_id, name: member.name ?? person.name }, localPath(transaction.next));
       }
+      p.signInFailures.fail(address);
       signInPage(req, res, 403, `${person.ids[0]} is not a member of this gateway; ask an admin to add oidc:${person.ids[0]} with a role.`);
     }),
   );
@@ -355,6 +392,9 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
       );
     }),
   );
+
+  const kit: PageKit = { send, shell, signedIn, form };
+  router.use(keysRoutes(kit, { keys: p.keys, providerKeys: p.providerKeys, providers: p.providers }), endUserRoutes(kit, { database: p.database, logger: p.logger }));
 
   return router;
 }
