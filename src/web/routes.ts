@@ -16,6 +16,7 @@ import type { Logger } from "../logger.ts";
 import type { Services } from "../services.ts";
 import { chartFigure } from "./chart-figure.ts";
 import { CookieSigner, cookieHeader, readCookies } from "./cookies.ts";
+import { endUserRoutes } from "./end-user-routes.ts";
 import { type Html, type HtmlValue, html } from "./html.ts";
 import { type NavItem, money, page, table, when } from "./layout.ts";
 import { keysRoutes } from "./keys-routes.ts";
@@ -24,7 +25,6 @@ import type { PageKit } from "./page-kit.ts";
 import { type ExploreForm, approvalsTable, budgetPage, budgetsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
 import { readOverview, visibleBudgets } from "./reads.ts";
 import type { WebSessions } from "./sessions.ts";
-import { endUserRoutes } from "./end-user-routes.ts";
 import { type Viewer, lookingThrough, may, viewerOf, withinScope } from "./viewer.ts";
 
 export interface WebParts {
