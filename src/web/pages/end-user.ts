@@ -8,7 +8,7 @@ const query = (user: string) => new URLSearchParams({ user }).toString();
 
 function lookupForm(user: string): Html {
   return html`<form class="filters" method="get" action="/users" role="search" aria-label="End user">
-<label>End user id (the <code>user</code> of their usage)<input name="user" value="${user}" maxlength="200" required size="40"></label>
+<label><span>End user id (the <code>user</code> of their usage)</span><input name="user" value="${user}" maxlength="200" required size="40"></label>
 <button class="primary" type="submit">Look up</button></form>`;
 }
 
