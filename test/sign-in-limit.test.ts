@@ -11,7 +11,7 @@ import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gatew
  */
 
 describe("FailureLimit", () => {
-  const limits = { perAddress: 3, overall: 5, windowMs: 60_000 };
+  const limits = { perAddress: 3, overall: 5, windowMs: 60_000, trustMs: 3_600_000 };
 
   test("an address is refused after its failures, with the wait until its window closes; others are not", () => {
     let now = 1_000_000;
@@ -36,9 +36,24 @@ describe("FailureLimit", () => {
     assert.deepEqual(limit.admit("fresh"), { ok: true });
   });
 
+  test("an address that succeeded lately is spared the overall limit, not its own", () => {
+    let now = 0;
+    const limit = new FailureLimit(limits, () => now);
+    limit.succeed("known");
+    for (const address of ["a", "b", "c", "d", "e"]) limit.fail(address);
+    assert.equal(limit.admit("fresh").ok, false);
+    assert.deepEqual(limit.admit("known"), { ok: true });
+    now = 60_000;
+    for (let i = 0; i < 3; i++) limit.fail("known");
+    assert.deepEqual(limit.admit("known"), { ok: false, retryAfterSeconds: 60, reason: "address" });
+    now = 3_600_000;
+    for (const address of ["a", "b", "c", "d", "e"]) limit.fail(address);
+    assert.equal(limit.admit("known").ok, false, "trust lapses");
+  });
+
   test("memory stays bounded however many addresses fail: at most twice the overall limit", () => {
     let now = 0;
-    const limit = new FailureLimit({ perAddress: 10, overall: 100, windowMs: 60_000 }, () => now);
+    const limit = new FailureLimit({ perAddress: 10, overall: 100, windowMs: 60_000, trustMs: 60_000 }, () => now);
     for (let i = 0; i < 100_000; i++) {
       limit.fail(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
       now += 7;
@@ -123,5 +138,15 @@ describe("sign-in limits at the gateway", () => {
     assert.equal(callback.status, 429);
     assert.ok(Number(callback.headers["retry-after"]) > 0);
     assert.equal((await from("127.0.0.5", "/auth/oidc")).status, 429);
+  });
+
+  test("past the overall limit a new address is refused, while one that signed in before still signs in", async () => {
+    // 127.0.0.2, .4 and .5 have failed their ten above (30 of the 100); 127.0.0.3 signed in.
+    for (let a = 10; a < 20; a++)
+      for (let i = 0; i < SIGN_IN_LIMITS.perAddress; i++) await from(`127.0.0.${a}`, "/api/keys", { headers: { authorization: `Bearer overall-${i}` } });
+    const fresh = await signIn("127.0.0.30", ADMIN_TOKEN);
+    assert.equal(fresh.status, 429);
+    assert.match(fresh.text, /Too many failed sign-ins at this gateway/);
+    assert.equal((await signIn("127.0.0.3", ADMIN_TOKEN)).status, 303);
   });
 });

@@ -31,7 +31,10 @@ export function requireAdmin(adminToken: string, failures: FailureLimit) {
       return sendProblem(res, "too_many_requests", tooManyFailures(admitted));
     }
     const presented = /^Bearer\s+(\S+)$/i.exec(req.get("authorization") ?? "")?.[1];
-    if (presented !== undefined && sameSecret(presented, adminToken)) return next();
+    if (presented !== undefined && sameSecret(presented, adminToken)) {
+      failures.succeed(address);
+      return next();
+    }
     // No token at all is no guess.
     if (presented !== undefined) failures.fail(address);
     sendProblem(res, "unauthorized", "the admin API needs `Authorization: Bearer <TOLLGATE_ADMIN_TOKEN>`");

@@ -190,6 +190,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
         p.signInFailures.fail(address);
         return signInPage(req, res, 401, "That is not this gateway's admin token.");
       }
+      p.signInFailures.succeed(address);
       const given = typeof req.body.name === "string" ? req.body.name.trim() : "";
       const name = /^[^\u0000-\u001f\u007f]{1,100}$/.test(given) ? given : "admin";
       await startSession(req, res, { kind: "admin", subject: name, name }, localPath(req.body.next));
@@ -234,7 +235,9 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
       }
       for (const id of person.ids) {
         const member = await p.services.members.find("oidc", id);
-        if (member) return startSession(req, res, { kind: "oidc", subject: member.user_id, name: member.name ?? person.name }, localPath(transaction.next));
+        if (!member) continue;
+        p.signInFailures.succeed(address);
+        return startSession(req, res, { kind: "oidc", subject: member.user_id, name: member.name ?? person.name }, localPath(transaction.next));
       }
       p.signInFailures.fail(address);
       signInPage(req, res, 403, `${person.ids[0]} is not a member of this gateway; ask an admin to add oidc:${person.ids[0]} with a role.`);
