@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import express, { type Request, type Response, Router } from "express";
-import { recentFirings } from "../alerts/firings.ts";
 import { sameSecret, tooManyFailures } from "../admin/auth.ts";
+import type { OutboxNotifier } from "../alerts/outbox.ts";
 import { auditPage } from "../audit/log.ts";
 import type { Role } from "../approvals/members.ts";
 import type { Config } from "../config.ts";
@@ -16,22 +16,26 @@ import type { Logger } from "../logger.ts";
 import type { Services } from "../services.ts";
 import { chartFigure } from "./chart-figure.ts";
 import { CookieSigner, cookieHeader, readCookies } from "./cookies.ts";
-import { endUserRoutes } from "./end-user-routes.ts";
 import { type Html, type HtmlValue, html } from "./html.ts";
 import { type NavItem, money, page, table, when } from "./layout.ts";
-import { keysRoutes } from "./keys-routes.ts";
 import type { OidcSignIn, OidcTransaction } from "./oidc.ts";
 import type { PageKit } from "./page-kit.ts";
-import { type ExploreForm, approvalsTable, budgetPage, budgetsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
-import { readOverview, visibleBudgets } from "./reads.ts";
+import { type ExploreForm, approvalsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
+import { readOverview } from "./reads.ts";
+import { alertRoutes } from "./routes/alerts.ts";
+import { budgetRoutes } from "./routes/budgets.ts";
+import { endUserRoutes } from "./routes/end-user.ts";
+import { keyRoutes } from "./routes/keys.ts";
 import type { WebSessions } from "./sessions.ts";
-import { type Viewer, lookingThrough, may, viewerOf, withinScope } from "./viewer.ts";
+import { type Viewer, lookingThrough, may, viewerOf } from "./viewer.ts";
 
 export interface WebParts {
   config: Config;
   logger: Logger;
   database: Database;
   services: Services;
+  /** The alerts outbox, listed and resent on the alerts page as `/api/outbox` does. */
+  outbox: OutboxNotifier;
   sessions: WebSessions;
   adminToken: string;
   /** Keys the cookies' signatures, so a cookie from another gateway is refused. */
@@ -66,6 +70,7 @@ const NAV: { item: NavItem; role: Role }[] = [
   { item: { href: "/", label: "Overview" }, role: "viewer" },
   { item: { href: "/explore", label: "Explore spend" }, role: "viewer" },
   { item: { href: "/budgets", label: "Budgets" }, role: "viewer" },
+  { item: { href: "/alerts", label: "Alerts" }, role: "viewer" },
   { item: { href: "/unpriced", label: "Unpriced usage" }, role: "viewer" },
   { item: { href: "/approvals", label: "Approvals" }, role: "requester" },
   { item: { href: "/audit", label: "Audit log" }, role: "admin" },
@@ -172,6 +177,13 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     signInPage(req, res, 429, `${text[0]!.toUpperCase()}${text.slice(1)}.`);
     return undefined;
   };
+
+  // The pages whose routes live in files of their own (src/web/routes/).
+  const kit: PageKit = { parts: p, reads, form, send, shell, signedIn, scopeOr };
+  budgetRoutes(router, kit);
+  alertRoutes(router, kit);
+  keyRoutes(router, kit);
+  endUserRoutes(router, kit);
 
   const notSetUp = (res: Response) => void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
 
@@ -309,32 +321,6 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     }),
   );
 
-  router.get(
-    "/budgets",
-    signedIn("viewer", async (req, res, viewer) => {
-      const scope = scopeOr(req, res, viewer, "Budgets", "/budgets");
-      if (!scope) return;
-      const standings = await p.services.spend.standings(await visibleBudgets(reads, scope), new Date());
-      send(res, 200, page(shell(viewer, "Budgets", "/budgets"), html`<h1>Budgets</h1>${scopeNote(scope)}${budgetsTable(standings)}`));
-    }),
-  );
-
-  router.get(
-    "/budgets/:id",
-    signedIn("viewer", async (req, res, viewer) => {
-      const scope = scopeOr(req, res, viewer, "Budget", "/budgets");
-      if (!scope) return;
-      const budget = await p.services.budgets.find(String(req.params.id));
-      if (!budget || !withinScope(budget.scope, scope)) return void send(res, 404, page(shell(viewer, "Budget", "/budgets"), problemPage("No such budget", `There is no budget ${req.params.id} you may see.`)));
-      const [[standing], firings, raises] = await Promise.all([
-        p.services.spend.standings([budget], new Date()),
-        recentFirings(p.database, { limit: 50, budget: budget.id }),
-        p.services.approvals.list({ limit: 1000 }),
-      ]);
-      send(res, 200, page(shell(viewer, budget.name, "/budgets"), budgetPage(standing, budget, firings, raises.filter((a) => a.budget_id === budget.id))));
-    }),
-  );
-
   const approvalsPage = async (res: Response, viewer: Viewer, status: number, notice?: Html) => {
     const all = await p.services.approvals.list({ limit: 100 });
     const pending = all.filter((a) => a.status === "pending");
@@ -395,9 +381,6 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
       );
     }),
   );
-
-  const kit: PageKit = { send, shell, signedIn, form };
-  router.use(keysRoutes(kit, { keys: p.keys, providerKeys: p.providerKeys, providers: p.providers }), endUserRoutes(kit, { database: p.database, logger: p.logger }));
 
   return router;
 }

@@ -1,20 +1,18 @@
-import { Router } from "express";
-import { actorText } from "../approvals/members.ts";
-import type { Database } from "../db/connection.ts";
-import { parseUserId, sendUserExport } from "../ledger/user-data-routes.ts";
-import { eraseUserUsage, userFootprint } from "../ledger/user-data.ts";
-import type { Logger } from "../logger.ts";
-import { page } from "./layout.ts";
-import type { PageKit } from "./page-kit.ts";
-import { endUserPage, erasePage, erasedPage } from "./pages/end-user.ts";
+import type { Router } from "express";
+import { actorText } from "../../approvals/members.ts";
+import { parseUserId, sendUserExport } from "../../ledger/user-data-routes.ts";
+import { eraseUserUsage, userFootprint } from "../../ledger/user-data.ts";
+import { page } from "../layout.ts";
+import type { PageKit } from "../page-kit.ts";
+import { endUserPage, erasePage, erasedPage } from "../pages/end-user.ts";
 
 /**
  * One end user's data, for admins: look up an id, export their events through the admin API's
  * own export, erase them through its own erasure after the id is typed again. The user travels
  * in the query or the form (ids may hold any character but NUL), never in the path.
  */
-export function endUserRoutes(kit: PageKit, p: { database: Database; logger: Logger }): Router {
-  const router = Router();
+export function endUserRoutes(router: Router, kit: PageKit): void {
+  const p = kit.parts;
   const title = "End user data";
 
   router.get(
@@ -60,6 +58,4 @@ export function endUserRoutes(kit: PageKit, p: { database: Database; logger: Log
       kit.send(res, 200, page(kit.shell(viewer, `Erased ${user}`, "/users"), erasedPage(erasure)));
     }),
   );
-
-  return router;
 }

@@ -1,20 +1,14 @@
-import { type Request, type Response, Router } from "express";
-import { actorText } from "../approvals/members.ts";
-import { fieldErrors } from "../errors.ts";
-import { type ApiKeys, createKeyRequestFor } from "../keys/api-keys.ts";
-import { type ProviderKeys, setProviderKeyRequestFor } from "../keys/provider-keys.ts";
-import { type HtmlValue, html } from "./html.ts";
-import { page } from "./layout.ts";
-import type { PageKit } from "./page-kit.ts";
-import { type KeyFormValues, type KeysPageData, keyCreatedPage, keysPage, removeProviderKeyPage, revokeKeyPage } from "./pages/keys.ts";
-import { problemPage } from "./pages.ts";
-import type { Viewer } from "./viewer.ts";
-
-export interface KeysParts {
-  keys: ApiKeys;
-  providerKeys: ProviderKeys;
-  providers: readonly string[];
-}
+import type { Request, Response, Router } from "express";
+import { actorText } from "../../approvals/members.ts";
+import { fieldErrors } from "../../errors.ts";
+import { createKeyRequestFor } from "../../keys/api-keys.ts";
+import { setProviderKeyRequestFor } from "../../keys/provider-keys.ts";
+import { type HtmlValue, html } from "../html.ts";
+import { page } from "../layout.ts";
+import type { PageKit } from "../page-kit.ts";
+import { type KeyFormValues, type KeysPageData, keyCreatedPage, keysPage, removeProviderKeyPage, revokeKeyPage } from "../pages/keys.ts";
+import { problemPage } from "../pages.ts";
+import type { Viewer } from "../viewer.ts";
 
 const TEXT_FIELDS = ["kind", "name", "team", "project", "feature", "user", "allowed_models"] as const;
 
@@ -42,8 +36,8 @@ export function keyRequestOf(values: KeyFormValues): Record<string, unknown> {
  * to the form) and revoked after a confirm step; provider keys set and removed. Every change
  * goes through the admin API's schema and store, audited under the person's name.
  */
-export function keysRoutes(kit: PageKit, p: KeysParts): Router {
-  const router = Router();
+export function keyRoutes(router: Router, kit: PageKit): void {
+  const p = kit.parts;
   const CreateRequest = createKeyRequestFor(p.providers);
   const SetRequest = setProviderKeyRequestFor(p.providers);
 
@@ -135,6 +129,4 @@ export function keysRoutes(kit: PageKit, p: KeysParts): Router {
       res.redirect(303, `/keys?${new URLSearchParams({ provider: name, done: "removed" })}`);
     }),
   );
-
-  return router;
 }
