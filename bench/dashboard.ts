@@ -7,12 +7,13 @@ import { createGateway } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/logger.ts";
 import { SERVER_URL, freshDatabase, percentile } from "./postgres.ts";
-import { fill } from "./spend.ts";
+import { fill, ledgerRanges } from "./spend.ts";
 
 /**
- * Dashboard pages over the spend bench's ledger (EVENTS events this month, bench/spend.ts): the
- * real gateway on a loopback port, signed in with the admin token as a browser would, each page
- * fetched RUNS times in turn and timed from request to the last byte of its HTML.
+ * Dashboard pages over the spend bench's ledger (EVENTS events this month and as many in the
+ * previous month's same span, bench/spend.ts): the real gateway on a loopback port, signed in with
+ * the admin token as a browser would, each page fetched RUNS times in turn and timed from request
+ * to the last byte of its HTML.
  */
 export interface DashboardResult {
   events: number;
@@ -25,10 +26,7 @@ const PAGES = ["/", "/explore?period=this-month&by=team", "/explore?period=last-
 export async function benchDashboard(opts: { events: number; runs: number; reuse: boolean }): Promise<DashboardResult> {
   const name = `tollgate_bench_spend_${opts.events}`;
   const url = opts.reuse ? SERVER_URL.replace(/\/[^/]*$/, `/${name}`) : await freshDatabase(name);
-  if (!opts.reuse) {
-    const now = new Date();
-    await fill(url, opts.events, [[new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)), now]]);
-  }
+  if (!opts.reuse) await fill(url, opts.events, ledgerRanges(new Date()));
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-dashboard-"));
   const gateway = await createGateway(loadConfig({ DATABASE_URL: url, TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: TOKEN, TOLLGATE_JOBS: "off" }), createLogger("silent"));
   const server = gateway.app.listen(0, "127.0.0.1");

@@ -35,6 +35,7 @@ import { JournalDrain } from "./ledger/journal-drain.ts";
 import { eventBuilder } from "./ledger/build-event.ts";
 import type { Logger } from "./logger.ts";
 import { type PriceCatalog, loadCatalog, priceEvent } from "./pricing/index.ts";
+import { FailureLimit, SIGN_IN_LIMITS } from "./http/failure-limit.ts";
 import { sendProblem } from "./http/problem.ts";
 import { refuseNulInUrl } from "./http/nul-guard.ts";
 import { createHttpServer } from "./http/server.ts";
@@ -220,10 +221,12 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     const door = chatDoor({ platform: integration.platform, registry, services, logger, timezone: config.TOLLGATE_TIMEZONE });
     integration.mount?.(app, { config, logger, database, door, onClose });
   }
+  const signInFailures = new FailureLimit(SIGN_IN_LIMITS);
   app.use(
     "/api",
     adminApi({
       adminToken,
+      signInFailures,
       config,
       logger,
       database,
@@ -239,7 +242,9 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       extensions: extensions.flatMap((e) => (e.adminRouter ? [e.adminRouter] : [])),
     }),
   );
-  app.use(webRouter({ config, logger, database, services, outbox: notifier, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS }));
+  app.use(
+    webRouter({ config, logger, database, services, outbox: notifier, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS, signInFailures, keys, providerKeys, providers }),
+  );
   app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
   if (config.TOLLGATE_JOBS === "on") {

@@ -13,6 +13,8 @@ export const ERROR_KINDS = {
   not_configured: { status: 409, title: "Conflict", code: "not_configured" },
   too_large: { status: 413, title: "Payload Too Large", code: "payload_too_large" },
   unsupported_media_type: { status: 415, title: "Unsupported Media Type", code: "unsupported_media_type" },
+  /** Too many failed attempts (of a secret): refused until a window passes, said in `retry-after`. */
+  too_many_requests: { status: 429, title: "Too Many Requests", code: "too_many_requests" },
   internal: { status: 500, title: "Internal Server Error", code: "internal_error" },
   /** The ledger could not be written: the sender should send again. */
   storage_unavailable: { status: 503, title: "Storage unavailable", code: "storage_unavailable" },

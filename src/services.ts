@@ -8,7 +8,7 @@ import type { Budget } from "./budgets/budget.ts";
 import { type Standing, budgetStandings } from "./budgets/status.ts";
 import type { BudgetStore } from "./budgets/store.ts";
 import type { Database } from "./db/connection.ts";
-import { type SpendQuery, type SpendReport, querySpend } from "./ledger/spend.ts";
+import { type DailySpendQuery, type DaySpend, type SpendQuery, type SpendReport, querySpend, querySpendByDay } from "./ledger/spend.ts";
 
 /**
  * What the gateway's domains offer, built once by src/app.ts and handed to whatever acts on them
@@ -25,6 +25,8 @@ export interface Services {
   /** Reads of the ledger, and of budgets against it. */
   spend: {
     report(query: SpendQuery): Promise<SpendReport>;
+    /** A report per local day of a period, each the same as `report` for that day alone, in one read. */
+    byDay(query: DailySpendQuery): Promise<DaySpend[]>;
     /** Where each budget stands now, in one read. */
     standings(budgets: readonly Budget[], now: Date): Promise<Standing[]>;
   };
@@ -41,6 +43,7 @@ export function createServices({ database, ...stores }: ServiceParts): Services 
     ...stores,
     spend: {
       report: (query) => querySpend(database, query),
+      byDay: (query) => querySpendByDay(database, query),
       standings: (budgets, now) => budgetStandings(database, budgets, now),
     },
     alerts: { recent: (limit) => recentAlerts(database, limit) },

@@ -24,6 +24,18 @@ const trend = Chart.parse({
   unit: "usd",
 });
 
+const stackedDays = Chart.parse({
+  kind: "stacked",
+  title: "Daily spend by team",
+  categories: ["2026-12-01", "2026-12-02", "2026-12-03"],
+  series: [
+    { name: "search", values: ["3", "1", "0"] },
+    { name: "<b>ranking</b>", values: ["1", "0", "2"] },
+    { name: "other", values: ["0", "1", "0"] },
+  ],
+  unit: "usd",
+});
+
 /** resvg parses strictly: a drawing that is not well-formed XML throws. */
 const parses = (svg: string) => new Resvg(svg, { font: { loadSystemFonts: false } }).width > 0;
 
@@ -45,7 +57,7 @@ test("chartLines is the text equivalent: every category with every series' value
 });
 
 test("the SVG is well-formed, accessible, and escapes every text from the data", () => {
-  for (const chart of [breakdown, trend, { ...breakdown, kind: "pie" as const }, { ...breakdown, kind: "donut" as const }]) {
+  for (const chart of [breakdown, trend, stackedDays, { ...breakdown, kind: "pie" as const }, { ...breakdown, kind: "donut" as const }]) {
     for (const theme of ["css", "light", "dark"] as const) {
       const svg = renderSvg(chart, { theme, id: "c1" });
       assert.ok(parses(svg), `${chart.kind} ${theme} parses`);
@@ -66,6 +78,31 @@ test("the SVG is well-formed, accessible, and escapes every text from the data",
   assert.match(svg, /var\(--tollgate-chart-text, currentColor\)/);
   assert.doesNotMatch(renderSvg(breakdown, { theme: "light" }), /var\(/, "a PNG's colours are fixed");
   assert.equal(escapeXml(`<a href='x'>&`), "&lt;a href=&#39;x&#39;&gt;&amp;");
+});
+
+test("a stacked chart: one column per category, its parts on top of one another, none drawn for nothing", () => {
+  const svg = renderSvg(stackedDays, { theme: "light" });
+  const rects = [...svg.matchAll(/<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" style="fill:([^"]+)"><title>([^<]*)<\/title><\/rect>/g)].map((m) => ({
+    x: Number(m[1]),
+    top: Number(m[2]),
+    bottom: Number(m[2]) + Number(m[4]),
+    height: Number(m[4]),
+    title: m[6],
+  }));
+  // Four non-zero parts over three days; the zero ones are not drawn.
+  assert.deepEqual(
+    rects.map((r) => r.title),
+    ["2026-12-01, search: $3.00", "2026-12-01, &lt;b&gt;ranking&lt;/b&gt;: $1.00", "2026-12-02, search: $1.00", "2026-12-02, other: $1.00", "2026-12-03, &lt;b&gt;ranking&lt;/b&gt;: $2.00"],
+  );
+  const [a, b, c, d, e] = rects as [typeof rects[0], typeof rects[0], typeof rects[0], typeof rects[0], typeof rects[0]];
+  // A day's parts share a column and sit on one another, each as tall as its value.
+  assert.equal(a.x, b.x);
+  assert.ok(Math.abs(b.bottom - a.top) < 0.2, "the second part starts where the first ends");
+  assert.ok(Math.abs(a.height / b.height - 3) < 0.05, "$3 is three times as tall as $1");
+  assert.ok(Math.abs(c.height - d.height) < 0.1 && Math.abs(d.bottom - c.top) < 0.2);
+  assert.ok(Math.abs(a.bottom - e.bottom) < 0.1, "every column stands on the axis");
+  assert.ok(a.x < c.x && c.x < e.x, "days in order");
+  assert.match(svg, /<desc id="tollgate-chart-desc">2026-12-01: search \$3\.00, &lt;b&gt;ranking&lt;\/b&gt; \$1\.00, other \$0\.00;/);
 });
 
 test("the title escapes too, and a line chart with one point still draws", () => {

@@ -63,7 +63,7 @@ describe("dashboard in a browser", { skip: NO_BROWSER }, () => {
     await chart.waitFor({ state: "visible" });
     const box = (await chart.boundingBox())!;
     assert.ok(box.width > 300 && box.height > 100, `drawn at ${box.width}×${box.height}`);
-    assert.ok((await page.locator("figure#daily svg path, figure#daily svg polyline, figure#daily svg circle").count()) > 0, "the chart has marks");
+    assert.ok((await page.locator("figure#daily svg rect > title").count()) > 0, "the chart has its stacked columns");
     assert.match((await chart.getAttribute("aria-labelledby"))!, /title/);
   });
 

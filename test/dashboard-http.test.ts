@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { ADMIN_TOKEN, type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { cookiesOf, csrfOf, exactMoney, signInWithToken } from "./helpers/dashboard.ts";
+import { decimalUsdToPico } from "../src/pricing/money.ts";
 
 /*
  * The dashboard over plain HTTP, as a browser without script would use it: sign-in, the
@@ -137,6 +138,29 @@ describe("dashboard pages", () => {
     assert.match(page.text, /<svg[^>]*role="img"/);
     assert.match(page.text, /<details><summary>Daily spend/);
     assert.match(page.res.headers.get("content-security-policy")!, /default-src 'none'/);
+  });
+
+  test("the daily chart stacks each day by the month's top teams and other, each figure /api/spend's for that day", async () => {
+    const page = await get("/");
+    const figure = /<figure id="daily"[\s\S]*?<\/figure>/.exec(page.text)?.[0];
+    assert.ok(figure, "the overview has the daily chart");
+    assert.match(figure, /<rect [^>]*><title>[^<]+<\/title><\/rect>/, "drawn as stacked columns");
+    const unescape = (t: string) => t.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&");
+    const heads = [...figure.matchAll(/<th scope="col"(?: class="num")?>([^<]*)<\/th>/g)].map((m) => unescape(m[1]!));
+    const [, ...names] = heads;
+    assert.equal(names.at(-1), "Total");
+    const teams = names.slice(0, -1);
+    assert.ok(teams.includes("search") && teams.includes(HOSTILE), `stacked by ${teams.join(", ")}`);
+    const rows = [...figure.matchAll(/<tr><td>(\d{4}-\d\d-\d\d)<\/td>((?:<td class="num"><data value="[^"]+">[^<]*<\/data><\/td>)+)<\/tr>/g)];
+    assert.ok(rows.length >= 1);
+    const pico = (usd: string) => decimalUsdToPico(usd) as bigint;
+    for (const [, day, cells] of rows) {
+      const values = [...cells!.matchAll(/<data value="([^"]+)">/g)].map((m) => pico(m[1]!));
+      const api = (await (await gw.admin(`/api/spend?period=${day}&by=team&top=50`)).json()) as { total: { cost_usd: string }; groups: { key: string; cost_usd: string }[] };
+      const named = (key: string) => api.groups.find((g) => g.key === key);
+      const expected = teams.map((t) => (t === "other" ? api.groups.filter((g) => !teams.includes(g.key)).reduce((a, g) => a + pico(g.cost_usd), 0n) : pico(named(t)?.cost_usd ?? "0")));
+      assert.deepEqual(values, [...expected, pico(api.total.cost_usd)], `${day}: ${teams.join(", ")}, total`);
+    }
   });
 
   test("usage values reach every page escaped: a team called <script> is text", async () => {

@@ -4,7 +4,8 @@ import { describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { reply } from "../commands/reply.ts";
 import { clip, fitLines } from "../commands/truncate.ts";
-import { type DataVisualizationBlock, LIMITS, alertsMessage, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
+import { type DataVisualizationBlock, LIMITS, alertsMessage, chartBlock, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
+import { Chart } from "../src/charts/chart.ts";
 import type { Alert } from "../src/alerts/alert.ts";
 import { blockProblems } from "./fakes/slack-api.ts";
 import { gatewayRegistry } from "./helpers/registry.ts";
@@ -132,6 +133,26 @@ describe("Reply as Block Kit", () => {
       { type: "button", action_id: "tollgate:breakdown", text: { type: "plain_text", text: "By team", emoji: false }, value: "this-week" },
     ]);
     assert.equal(message.text, "AI spend this-week: $1,234.56 over 9,876 requests; +12.3 % against the same time last period ($1,099.00).");
+  });
+
+  test("every chart kind is a data_visualization Slack takes: a stacked one as bars side by side", () => {
+    const base = { title: "Daily spend by team", categories: ["2026-12-01", "2026-12-02"], unit: "usd" as const };
+    const types = (["bar", "line", "stacked", "pie", "donut"] as const).map((kind) => {
+      const series = kind === "pie" || kind === "donut" ? [{ name: "spend", values: ["1.5", "2"] }] : [{ name: "search", values: ["1.5", "2"] }, { name: "other", values: ["0.25", "0"] }];
+      const block = chartBlock(Chart.parse({ ...base, kind, series }));
+      assert.deepEqual(blockProblems([block]), [], kind);
+      return block.chart.type;
+    });
+    assert.deepEqual(types, ["bar", "line", "bar", "pie", "pie"]);
+    const stacked = chartBlock(Chart.parse({ ...base, kind: "stacked", series: [{ name: "search", values: ["1.5", "2"] }, { name: "other", values: ["0.25", "0"] }] }));
+    assert.deepEqual(stacked.chart, {
+      type: "bar",
+      series: [
+        { name: "search", data: [{ label: "2026-12-01", value: 1.5 }, { label: "2026-12-02", value: 2 }] },
+        { name: "other", data: [{ label: "2026-12-01", value: 0.25 }, { label: "2026-12-02", value: 0 }] },
+      ],
+      axis_config: { categories: ["2026-12-01", "2026-12-02"], y_label: "USD" },
+    });
   });
 
   test("a refusal reads as a warning, not a headline", () => {

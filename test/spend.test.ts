@@ -73,10 +73,31 @@ test("coverRange reads whole days and hours from rollups, partial hours from eve
   assert.deepEqual(coverRange({ start: t("2026-02-28T23:00Z"), end: t("2026-03-31T22:00Z") }, true), [
     piece("events", "2026-02-28T23:00Z", "2026-03-01T00:00Z"),
     piece("user-day", "2026-03-01T00:00Z", "2026-03-31T00:00Z"),
-    piece("events", "2026-03-31T00:00Z", "2026-03-31T22:00Z"),
+    // 22 hours of a day: the day's row less the events of the 2 hours after is the smaller read.
+    piece("user-day", "2026-03-31T00:00Z", "2026-04-01T00:00Z"),
+    { ...piece("events", "2026-03-31T22:00Z", "2026-04-01T00:00Z"), sign: -1 },
   ]);
+  // 40 minutes of an hour: the hour's rows less the 10 minutes either side.
   assert.deepEqual(coverRange({ start: t("2026-01-01T18:10Z"), end: t("2026-01-01T18:50Z") }, false), [
-    piece("events", "2026-01-01T18:10Z", "2026-01-01T18:50Z"),
+    piece("hour", "2026-01-01T18:00Z", "2026-01-01T19:00Z"),
+    { ...piece("events", "2026-01-01T18:00Z", "2026-01-01T18:10Z"), sign: -1 },
+    { ...piece("events", "2026-01-01T18:50Z", "2026-01-01T19:00Z"), sign: -1 },
+  ]);
+  assert.deepEqual(coverRange({ start: t("2026-01-01T18:10Z"), end: t("2026-01-01T18:25Z") }, false), [piece("events", "2026-01-01T18:10Z", "2026-01-01T18:25Z")]);
+  // A range ending now reads its last day whole, less the events dated past now (normally none).
+  assert.deepEqual(coverRange({ start: t("2026-12-01T00:00Z"), end: t("2026-12-05T18:25Z") }, false, true), [
+    piece("day", "2026-12-01T00:00Z", "2026-12-06T00:00Z"),
+    { ...piece("events", "2026-12-05T18:25Z", "2026-12-06T00:00Z"), sign: -1 },
+  ]);
+  // The previous period cut at the same point is not open: whole hours, then the cheaper side of the part hour.
+  assert.deepEqual(coverRange({ start: t("2026-11-01T00:00Z"), end: t("2026-11-05T18:25Z") }, false), [
+    piece("day", "2026-11-01T00:00Z", "2026-11-05T00:00Z"),
+    piece("hour", "2026-11-05T00:00Z", "2026-11-05T18:00Z"),
+    piece("events", "2026-11-05T18:00Z", "2026-11-05T18:25Z"),
+  ]);
+  assert.deepEqual(coverRange({ start: t("2026-11-01T00:00Z"), end: t("2026-11-05T18:40Z") }, false).slice(2), [
+    piece("hour", "2026-11-05T18:00Z", "2026-11-05T19:00Z"),
+    { ...piece("events", "2026-11-05T18:40Z", "2026-11-05T19:00Z"), sign: -1 },
   ]);
   assert.deepEqual(coverRange({ start: t("2026-01-01T18:10Z"), end: t("2026-01-01T18:10Z") }, false), []);
 });

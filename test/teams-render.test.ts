@@ -3,7 +3,8 @@ import { describe, test } from "node:test";
 import type { CommandContext } from "../commands/context.ts";
 import { answerText } from "../commands/door.ts";
 import { reply } from "../commands/reply.ts";
-import { type Element, INPUTS, LIMITS, alertsCard, md, replyCard } from "../integrations/teams/cards.ts";
+import { type Element, INPUTS, LIMITS, alertsCard, chartElement, md, replyCard } from "../integrations/teams/cards.ts";
+import { Chart } from "../src/charts/chart.ts";
 import type { Alert } from "../src/alerts/alert.ts";
 import { gatewayRegistry } from "./helpers/registry.ts";
 import { cardProblems } from "./helpers/adaptive-card.ts";
@@ -88,6 +89,27 @@ describe("Teams cards", () => {
     // The parse-error card of the command core, as a user would get it.
     const parsed = await answerText(registry, "spnd", asker);
     assert.deepEqual(cardProblems(replyCard(parsed)), []);
+  });
+
+  test("every chart kind becomes a chart Teams draws: a stacked one as grouped bars stacked", () => {
+    const base = { title: "Daily spend by team", categories: ["2026-12-01", "2026-12-02"], unit: "usd" as const };
+    const fallback: Element = { type: "TextBlock", text: "figures" };
+    for (const kind of ["bar", "line", "stacked", "pie", "donut"] as const) {
+      const series = kind === "pie" || kind === "donut" ? [{ name: "spend", values: ["1.5", "2"] }] : [{ name: "search", values: ["1.5", "2"] }, { name: "other", values: ["0.25", "0"] }];
+      const element = chartElement(Chart.parse({ ...base, kind, series }), fallback);
+      assert.deepEqual(cardProblems({ type: "AdaptiveCard", version: "1.5", body: [element] }), [], kind);
+    }
+    const stacked = chartElement(Chart.parse({ ...base, kind: "stacked", series: [{ name: "search", values: ["1.5", "2"] }, { name: "other", values: ["0.25", "0"] }] }), fallback);
+    assert.deepEqual(stacked, {
+      type: "Chart.VerticalBar.Grouped",
+      stacked: true,
+      title: "Daily spend by team",
+      data: [
+        { legend: "search", values: [{ x: "2026-12-01", y: 1.5 }, { x: "2026-12-02", y: 2 }] },
+        { legend: "other", values: [{ x: "2026-12-01", y: 0.25 }, { x: "2026-12-02", y: 0 }] },
+      ],
+      fallback,
+    });
   });
 
   test("a threshold alert shows when the amount runs out at this pace, in each reader's zone; none when it will not run out", () => {

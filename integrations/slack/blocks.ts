@@ -146,7 +146,7 @@ function chartLabels(raw: readonly string[]): string[] {
 
 /**
  * A Chart as Slack's data_visualization block, within its limits: the first 20 categories and 6
- * series (pie: 6 segments, positive values only). Labels are plain text to Slack, never mrkdwn, so
+ * series (pie: 6 segments, positive values only; stacked: grouped bars). Labels are plain text to Slack, never mrkdwn, so
  * they are given as they are; values are numbers, as Slack draws them (the exact figures are in the
  * text beside the chart).
  */
@@ -164,7 +164,8 @@ export function chartBlock(chart: Chart): DataVisualizationBlock {
     type: "data_visualization",
     title,
     chart: {
-      type: chart.kind,
+      // Slack's bar chart has no stacking: a stacked chart is drawn as its bars side by side, the same values.
+      type: chart.kind === "stacked" ? "bar" : chart.kind,
       series: chart.series.slice(0, LIMITS.chartSeries).map((s, i) => ({ name: names[i]!, data: categories.map((label, j) => ({ label, value: chartNumber(s.values[j]!) })) })),
       axis_config: { categories, ...(chart.unit === "usd" ? { y_label: "USD" } : {}) },
     },

@@ -163,7 +163,7 @@ function bars(b: NonNullable<Reply["bars"]>): Element[] {
 
 /**
  * A Chart as Teams' own chart element (Chart.HorizontalBar for a breakdown, Chart.Line for a
- * trend, Chart.Pie / Chart.Donut), with `fallback` the elements a client without charts shows
+ * trend, Chart.VerticalBar.Grouped with `stacked` for a stacked trend, Chart.Pie / Chart.Donut), with `fallback` the elements a client without charts shows
  * instead. Labels are plain strings to Teams' chart renderer (no markdown), cut to the cell
  * length; values are numbers as drawn, the exact amounts being in the fallback and the facts.
  */
@@ -179,6 +179,8 @@ export function chartElement(chart: Chart, fallback: Element): Element {
       return chart.series.length === 1
         ? { type: "Chart.HorizontalBar", title, data: at(chart.series[0]!.values), fallback }
         : { type: "Chart.Line", title, data: chart.series.map((s) => ({ legend: label(s.name), values: at(s.values) })), fallback };
+    case "stacked":
+      return { type: "Chart.VerticalBar.Grouped", stacked: true, title, data: chart.series.map((s) => ({ legend: label(s.name), values: at(s.values) })), fallback };
     case "line":
       return { type: "Chart.Line", title, data: chart.series.map((s) => ({ legend: label(s.name), values: at(s.values) })), fallback };
     case "pie":

@@ -22,6 +22,7 @@ import { spendRouter } from "../ledger/spend-routes.ts";
 import { userDataRouter } from "../ledger/user-data-routes.ts";
 import type { Logger } from "../logger.ts";
 import type { Services } from "../services.ts";
+import type { FailureLimit } from "../http/failure-limit.ts";
 import { refuseNulInBody } from "../http/nul-guard.ts";
 import { requireAdmin } from "./auth.ts";
 import { commandsRouter } from "./commands-route.ts";
@@ -29,6 +30,8 @@ import { commandsRouter } from "./commands-route.ts";
 /** What the admin API's routes act on: the domains' services (the same ones chat commands use) and the stores not among them. */
 export interface AdminParts {
   adminToken: string;
+  /** Failed attempts at the admin token, shared with the dashboard's sign-in. */
+  signInFailures: FailureLimit;
   config: Config;
   logger: Logger;
   database: Database;
@@ -53,7 +56,7 @@ export interface AdminParts {
  */
 export function adminApi(p: AdminParts): Router {
   return Router().use(
-    requireAdmin(p.adminToken),
+    requireAdmin(p.adminToken, p.signInFailures),
     importRouter(p.recorder),
     express.json({ limit: "1mb" }),
     refuseNulInBody,

@@ -9,8 +9,12 @@ import { decimalUsdToPico, formatUsd, picoToDecimalString } from "../pricing/mon
  * they become floats only where a renderer computes pixel positions.
  */
 
-/** bar: one bar per category (a breakdown); line: a value per category in order (a trend); pie/donut: shares of a whole. */
-export const CHART_KINDS = ["bar", "line", "pie", "donut"] as const;
+/**
+ * bar: one bar per category (a breakdown); line: a value per category in order (a trend); stacked:
+ * a column per category in order, its series stacked as parts of the category's whole (a trend of
+ * a breakdown); pie/donut: shares of a whole.
+ */
+export const CHART_KINDS = ["bar", "line", "stacked", "pie", "donut"] as const;
 export type ChartKind = (typeof CHART_KINDS)[number];
 
 /** What the values count: USD (decimal text, exact to the pico-dollar) or a plain count (requests). */

@@ -146,11 +146,21 @@ function barBody(chart: Chart, palette: Palette, width: number, top: number): { 
   return { svg: parts.join(""), height: chart.categories.length * rowHeight };
 }
 
-/** A line per series across the categories in order, on a value axis from zero in four even steps. */
-function lineBody(chart: Chart, palette: Palette, width: number, top: number): { svg: string; height: number } {
+/** Where a category chart puts things: categories along x in order, values up from zero. */
+interface CategoryAxes {
+  /** The grid, value labels and category labels. */
+  svg: string;
+  xAt(i: number): number;
+  yAt(v: number): number;
+  /** Distance between neighbouring categories. */
+  spacing: number;
+  height: number;
+}
+
+/** A value axis from zero to just above `max` in four even steps, and the categories below it, no two labels overlapping. */
+function categoryAxes(chart: Chart, palette: Palette, width: number, top: number, max: number): CategoryAxes {
   const height = 220;
-  const values = chart.series.flatMap((s) => s.values.map(chartNumber));
-  const step = niceCeiling(Math.max(0, ...values) / 4);
+  const step = niceCeiling(Math.max(0, max) / 4);
   const ticks = [0, 1, 2, 3, 4].map((k) => k * step);
   const ceiling = step * 4;
   const axisWidth = Math.max(...ticks.map((t) => textWidth(axisLabel(t, chart.unit), 11))) + 8;
@@ -175,16 +185,49 @@ function lineBody(chart: Chart, palette: Palette, width: number, top: number): {
   chart.categories.forEach((c, i) => {
     if (i % every === 0) parts.push(text(xAt(i), plotBottom + 16, fit(c, widest, 11), palette.muted, { size: 11, anchor: "middle" }));
   });
+  return { svg: parts.join(""), xAt, yAt, spacing, height };
+}
+
+/** What a mark on a category chart says when pointed at: "2026-03-02, alpha: $12.50". */
+const markName = (chart: Chart, category: number, series: number) =>
+  `${chart.categories[category]}${chart.series.length > 1 ? `, ${chart.series[series]!.name}` : ""}: ${formatChartValue(chart.series[series]!.values[category]!, chart.unit)}`;
+
+/** A line per series across the categories in order, on a value axis from zero in four even steps. */
+function lineBody(chart: Chart, palette: Palette, width: number, top: number): { svg: string; height: number } {
+  const axes = categoryAxes(chart, palette, width, top, Math.max(0, ...chart.series.flatMap((s) => s.values.map(chartNumber))));
+  const parts = [axes.svg];
   chart.series.forEach((s, si) => {
     const colour = palette.series[si % palette.series.length]!;
-    const points = s.values.map((v, i) => `${num(xAt(i))},${num(yAt(chartNumber(v)))}`).join(" ");
+    const points = s.values.map((v, i) => `${num(axes.xAt(i))},${num(axes.yAt(chartNumber(v)))}`).join(" ");
     parts.push(`<polyline points="${points}" ${stroke(colour, 2.5)} stroke-linejoin="round"/>`);
     s.values.forEach((v, i) => {
-      const name = `${chart.categories[i]}${chart.series.length > 1 ? `, ${s.name}` : ""}: ${formatChartValue(v, chart.unit)}`;
-      parts.push(`<circle cx="${num(xAt(i))}" cy="${num(yAt(chartNumber(v)))}" r="3" ${paint(colour)}><title>${escapeXml(name)}</title></circle>`);
+      parts.push(`<circle cx="${num(axes.xAt(i))}" cy="${num(axes.yAt(chartNumber(v)))}" r="3" ${paint(colour)}><title>${escapeXml(markName(chart, i, si))}</title></circle>`);
     });
   });
-  return { svg: parts.join(""), height };
+  return { svg: parts.join(""), height: axes.height };
+}
+
+/**
+ * A column per category, its series stacked from zero in their order (parts of the category's
+ * whole; a negative value counts as none), on a value axis up to the tallest column.
+ */
+function stackedBody(chart: Chart, palette: Palette, width: number, top: number): { svg: string; height: number } {
+  const columns = chart.categories.map((_, i) => chart.series.map((s) => Math.max(0, chartNumber(s.values[i]!))));
+  const axes = categoryAxes(chart, palette, width, top, Math.max(0, ...columns.map((p) => p.reduce((a, b) => a + b, 0))));
+  const columnWidth = Math.max(2, Math.min(40, axes.spacing * 0.7));
+  const parts = [axes.svg];
+  columns.forEach((values, i) => {
+    let below = 0;
+    values.forEach((v, si) => {
+      if (v <= 0) return;
+      const [y0, y1] = [axes.yAt(below), axes.yAt(below + v)];
+      below += v;
+      parts.push(
+        `<rect x="${num(axes.xAt(i) - columnWidth / 2)}" y="${num(y1)}" width="${num(columnWidth)}" height="${num(Math.max(y0 - y1, 0.5))}" ${paint(palette.series[si % palette.series.length]!)}><title>${escapeXml(markName(chart, i, si))}</title></rect>`,
+      );
+    });
+  });
+  return { svg: parts.join(""), height: axes.height };
 }
 
 /** Slices of the one series' total (negative values count as none), with a legend of value and share. */
@@ -227,6 +270,14 @@ function pieBody(chart: Chart, palette: Palette, width: number, top: number): { 
   return { svg: parts.join(""), height: Math.max(2 * radius + 8, chart.categories.length * 20 + 8) };
 }
 
+const BODIES: Record<Chart["kind"], (chart: Chart, palette: Palette, width: number, top: number) => { svg: string; height: number }> = {
+  bar: barBody,
+  line: lineBody,
+  stacked: stackedBody,
+  pie: pieBody,
+  donut: pieBody,
+};
+
 /** The chart as a standalone SVG document (also valid inline in HTML). */
 export function renderSvg(chart: Chart, options: SvgOptions = {}): string {
   const width = options.width ?? 640;
@@ -236,7 +287,7 @@ export function renderSvg(chart: Chart, options: SvgOptions = {}): string {
   const titleY = PAD + TITLE_SIZE;
   const legendPart = legend(chart, palette, PAD, titleY + 22, width - 2 * PAD);
   const top = titleY + 18 + legendPart.height;
-  const body = chart.kind === "bar" ? barBody(chart, palette, width, top) : chart.kind === "line" ? lineBody(chart, palette, width, top) : pieBody(chart, palette, width, top);
+  const body = BODIES[chart.kind](chart, palette, width, top);
   const height = options.height ?? Math.ceil(top + body.height + PAD);
   const description = chartLines(chart).join("; ");
   return [

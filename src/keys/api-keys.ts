@@ -36,6 +36,14 @@ export const CreateKeyRequest = z.strictObject({
 });
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
 
+/** CreateKeyRequest on a gateway whose proxy has these providers: a key may be limited to those only. */
+export function createKeyRequestFor(providers: readonly string[]) {
+  return CreateKeyRequest.superRefine((req, ctx) => {
+    for (const [i, name] of (req.allowed_providers ?? []).entries())
+      if (!providers.includes(name)) ctx.addIssue({ code: "custom", path: ["allowed_providers", i], message: `one of the proxy's providers: ${providers.join(", ")}` });
+  });
+}
+
 /** What listings show of a key: never the key, never its hash. */
 export interface KeyInfo {
   id: string;

@@ -1,9 +1,8 @@
 import { Router } from "express";
-import { z } from "zod";
 import type { Database } from "../db/connection.ts";
 import { sendProblem } from "../http/problem.ts";
 import { actorOf, parseBody } from "../http/request.ts";
-import { type ProviderKeys, SetProviderKeyRequest } from "./provider-keys.ts";
+import { type ProviderKeys, setProviderKeyRequestFor } from "./provider-keys.ts";
 import { rotateMasterKey } from "./rotate-master.ts";
 import type { SecretBox } from "./secret-box.ts";
 
@@ -13,9 +12,7 @@ import type { SecretBox } from "./secret-box.ts";
  */
 export function providersRouter(deps: { database: Database; box: SecretBox; providerKeys: ProviderKeys; providers: readonly string[] }): Router {
   const router = Router();
-  const SetRequest = SetProviderKeyRequest.extend({
-    name: z.enum(deps.providers as [string, ...string[]], { error: `one of the proxy's providers: ${deps.providers.join(", ")}` }),
-  });
+  const SetRequest = setProviderKeyRequestFor(deps.providers);
 
   router.get("/providers", async (_req, res) => {
     res.json({ providers: await deps.providerKeys.list(deps.providers) });

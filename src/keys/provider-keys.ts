@@ -14,6 +14,13 @@ export const SetProviderKeyRequest = z.strictObject({
     .regex(/^[\x21-\x7e]+$/, "printable characters without spaces, as API keys are"),
 });
 
+/** SetProviderKeyRequest naming the provider, one of the proxy's routes. */
+export function setProviderKeyRequestFor(providers: readonly string[]) {
+  return SetProviderKeyRequest.extend({
+    name: z.enum(providers as [string, ...string[]], { error: `one of the proxy's providers: ${providers.join(", ")}` }),
+  });
+}
+
 /** What listings show of a provider key: where it comes from and its last characters, never the key. */
 export interface ProviderKeyInfo {
   provider: string;

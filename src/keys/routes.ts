@@ -1,16 +1,13 @@
 import { Router } from "express";
 import { sendProblem } from "../http/problem.ts";
 import { actorOf, parseBody } from "../http/request.ts";
-import { type ApiKeys, CreateKeyRequest } from "./api-keys.ts";
+import { type ApiKeys, createKeyRequestFor } from "./api-keys.ts";
 import { CreateSourceRequest, type IngestSources } from "./ingest-sources.ts";
 
 /** Keys and ingest sources; each change is audited by its store, in the change's own transaction. */
 export function keysRouter(keys: ApiKeys, sources: IngestSources, providers: readonly string[]): Router {
   const router = Router();
-  const CreateRequest = CreateKeyRequest.superRefine((req, ctx) => {
-    for (const [i, name] of (req.allowed_providers ?? []).entries())
-      if (!providers.includes(name)) ctx.addIssue({ code: "custom", path: ["allowed_providers", i], message: `one of the proxy's providers: ${providers.join(", ")}` });
-  });
+  const CreateRequest = createKeyRequestFor(providers);
 
   router.post("/keys", async (req, res) => {
     const body = parseBody(CreateRequest, req, res);

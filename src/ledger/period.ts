@@ -113,6 +113,21 @@ export function previousPeriod(period: Period): Period {
   return toPeriod(span, spanLabel(span), period.timeZone);
 }
 
+/**
+ * The local days of a period, each a one-day period, from its first up to the one `now` falls in
+ * (all of them once the period has ended; only the first before it has begun).
+ */
+export function daysOf(period: Period, now: Date): Period[] {
+  const lastInstant = Math.max(period.start.getTime(), Math.min(now.getTime(), period.end.getTime() - 1));
+  const last = dayNumber(localDate(new Date(lastInstant), period.timeZone));
+  const days: Period[] = [];
+  for (let n = dayNumber(period.span.from); n <= last; n++) {
+    const span: Span = { from: fromDayNumber(n), unit: "day", count: 1 };
+    days.push(toPeriod(span, spanLabel(span), period.timeZone));
+  }
+  return days;
+}
+
 type Parsed = { ok: true; span: Span; label: string } | { ok: false; error: PeriodError };
 
 function parsePeriod(text: string, today: LocalDate): Parsed {

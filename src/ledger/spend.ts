@@ -10,7 +10,7 @@ import { type RollupGrain, usageEvents, usageRollups, usageUserMonths } from "..
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Dimension } from "./event.ts";
 import { modelInScopeSql } from "./model-family.ts";
-import { type Period, previousPeriod } from "./period.ts";
+import { type Period, daysOf, previousPeriod } from "./period.ts";
 
 export interface Totals {
   /** pico-USD (1e-12 USD), exact. */
@@ -96,12 +96,17 @@ const GRAINS = {
 /**
  * Covers [start, end) with the fewest rollup rows: whole UTC days from a day grain, the whole
  * hours left at either side from the hour grain, and what is left of a partial hour (a
- * half-hour zone such as Asia/Kolkata, or a running period cut at now) from usage_events, which
- * alone can answer it exactly. Queries about users have no hour grain, so their partial days come
- * from events.
+ * half-hour zone such as Asia/Kolkata, or a period cut at now or at the previous period's same
+ * point) from usage_events, which alone can answer it exactly. Queries about users have no hour
+ * grain, so their partial days come from events.
+ *
+ * A partial bucket is read from events whichever way reads less of them: the part itself, or the
+ * whole rollup bucket with the events of the rest of it taken away. With `openEnd` (the range ends
+ * at now) the rest past the end holds only events dated ahead, normally none, so the running
+ * hour (or, for users, day) is its rollup row less an empty read, not every event since the hour began.
  */
-export function coverRange(range: Range, withUser: boolean): Piece[] {
-  return cover(range, withUser ? GRAINS.withUser : GRAINS.withoutUser);
+export function coverRange(range: Range, withUser: boolean, openEnd = false): Piece[] {
+  return cover(range, withUser ? GRAINS.withUser : GRAINS.withoutUser, openEnd);
 }
 
 /**
@@ -121,7 +126,7 @@ export function coverUserMonths(range: Range, openEnd: boolean): Piece[] {
     if (t === month && (end === next || (openEnd && end === range.end))) {
       pieces.push({ start: month, end: next, source: "user-month" });
       if (end < next) pieces.push({ start: end, end: next, source: "events", sign: -1 });
-    } else pieces.push(...coverRange({ start: t, end }, true));
+    } else pieces.push(...coverRange({ start: t, end }, true, openEnd && end === range.end));
     t = end;
   }
   return pieces;
@@ -132,16 +137,38 @@ const monthStart = (ms: number) => {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
 };
 
-function cover(range: Range, grains: readonly { grain: RollupGrain; ms: number }[]): Piece[] {
+function cover(range: Range, grains: readonly { grain: RollupGrain; ms: number }[], openEnd: boolean): Piece[] {
   const [coarsest, ...finer] = grains;
-  if (!coarsest) return range.start < range.end ? [{ ...range, source: "events" }] : [];
-  const first = Math.ceil(range.start / coarsest.ms) * coarsest.ms;
-  const last = Math.floor(range.end / coarsest.ms) * coarsest.ms;
-  if (first >= last) return cover(range, finer);
+  if (range.start >= range.end) return [];
+  if (!coarsest) return [{ ...range, source: "events" }];
+  const { grain, ms } = coarsest;
+  const first = Math.ceil(range.start / ms) * ms;
+  // What is not a whole bucket is left to the finer grains, and at the finest each part bucket is read the cheaper way.
+  const part = (r: Range, open: boolean) =>
+    finer.length > 0 ? cover(r, finer, open) : r.start < first && first < r.end ? [...partBucket({ start: r.start, end: first }, grain, ms, false), ...partBucket({ start: first, end: r.end }, grain, ms, open)] : partBucket(r, grain, ms, open);
+  // An open end is read to the end of its bucket, less the events past now.
+  const last = (openEnd ? Math.ceil : Math.floor)(range.end / ms) * ms;
+  if (first >= last) return part(range, openEnd);
   return [
-    ...cover({ start: range.start, end: first }, finer),
-    { start: first, end: last, source: coarsest.grain },
-    ...cover({ start: last, end: range.end }, finer),
+    ...part({ start: range.start, end: first }, false),
+    { start: first, end: last, source: grain },
+    ...(last > range.end ? [{ start: range.end, end: last, source: "events" as const, sign: -1 as const }] : part({ start: last, end: range.end }, false)),
+  ];
+}
+
+/**
+ * Part of one bucket: its events, or the bucket's rollup rows less the events of the rest of it,
+ * whichever spans less time; events past an open end count as none.
+ */
+function partBucket(part: Range, grain: RollupGrain, ms: number, openEnd: boolean): Piece[] {
+  if (part.start >= part.end) return [];
+  const start = Math.floor(part.start / ms) * ms;
+  const end = start + ms;
+  if (part.end - part.start <= part.start - start + (openEnd ? 0 : end - part.end)) return [{ ...part, source: "events" }];
+  return [
+    { start, end, source: grain },
+    ...(start < part.start ? [{ start, end: part.start, source: "events" as const, sign: -1 as const }] : []),
+    ...(part.end < end ? [{ start: part.end, end, source: "events" as const, sign: -1 as const }] : []),
   ];
 }
 
@@ -166,7 +193,7 @@ export async function querySpend(database: Database, query: SpendQuery): Promise
   const coverOf = (range: Range, grouped: Dimension | undefined, open: boolean) => {
     const withUser = grouped === "user" || filters.user !== undefined;
     const onlyUser = (grouped === undefined || grouped === "user") && Object.entries(filters).every(([dim, v]) => v === undefined || dim === "user");
-    return withUser && onlyUser ? coverUserMonths(range, open) : coverRange(range, withUser);
+    return withUser && onlyUser ? coverUserMonths(range, open) : coverRange(range, withUser, open);
   };
   const parts = [
     ...coverOf(current, by, cutoff === now.getTime()).map((piece) => slice(piece, true, by, filters)),
@@ -183,6 +210,81 @@ export async function querySpend(database: Database, query: SpendQuery): Promise
     from (select src.*, case when cur and k in (select k from named) then k end as gk from src) as s
     group by grouping sets ((cur), (cur, gk))`);
   return report(period, by, rows);
+}
+
+export interface DailySpendQuery {
+  period: Period;
+  by: Dimension;
+  filters: SpendQuery["filters"];
+  /** Groups kept by name (NONE_KEY for spend without a value); every other group is summed into "other". */
+  keys: readonly string[];
+  /** Where a running period is cut off; defaults to the clock. */
+  now?: Date;
+}
+
+export interface DaySpend {
+  /** The local day, as `/api/spend?period=YYYY-MM-DD` resolves it. */
+  day: Period;
+  total: Totals;
+  /** The named keys with spend that day, largest cost first, then "other" if any spend is left. */
+  groups: ({ key: string } & Totals)[];
+}
+
+/**
+ * Spend per local day of a period up to now, grouped: each day's figures are exactly those of a
+ * spend query for that day alone, read in one statement. Every day is covered as coverRange
+ * covers it, and adjacent pieces of one source within their days are read as one range, whose
+ * rows are put back in their day by their time (each day was covered on its own, so no such row
+ * straddles two).
+ */
+export async function querySpendByDay(database: Database, query: DailySpendQuery): Promise<DaySpend[]> {
+  const { period, by, filters, keys, now = new Date() } = query;
+  const days = daysOf(period, now);
+  const cutoff = Math.min(Math.max(now.getTime(), period.start.getTime()), period.end.getTime());
+  const withUser = by === "user" || filters.user !== undefined;
+  // A piece reaching outside its day (a whole bucket less the rest of it) or taken away is read for its day by name.
+  const pieces = mergeAdjacent(
+    days.flatMap((d, i) => {
+      const range = { start: d.start.getTime(), end: Math.min(d.end.getTime(), cutoff) };
+      return coverRange(range, withUser, range.end === now.getTime()).map((piece) => ({ ...piece, day: piece.sign || piece.start < range.start || piece.end > range.end ? i : undefined }));
+    }),
+  );
+  // width_bucket numbers the days from 0: before the second day's start is day 0.
+  const starts = sql.join(days.slice(1).map((d) => sql`${iso(d.start.getTime())}::timestamptz`), sql`, `);
+  const dayOf = (piece: DayPiece) => (piece.day !== undefined ? sql`${piece.day}::int` : days.length > 1 ? sql`width_bucket(${timeColumn(piece)}, array[${starts}])` : sql`0`);
+  const wanted = keys.map((k) => (k === NONE_KEY ? "" : k));
+  const rows =
+    pieces.length === 0
+      ? []
+      : await database.rows<SpendRow & { day: number }>(sql`
+    select day, gk as key, grouping(gk) = 1 as is_total, ${sumsAsText()}
+    from (
+      select src.*, case when k in (${wanted.length > 0 ? sql.join(wanted.map((k) => sql`${k}`), sql`, `) : sql`null`}) then k end as gk
+      from (${sql.join(
+        pieces.map((piece) => sql`select ${dayOf(piece)} as day, ${keyColumn(piece, by)}::text as k, ${sumColumns(piece)} ${pieceFrom(piece, filters)}`),
+        sql` union all `,
+      )}) as src
+    ) as s
+    group by grouping sets ((day), (day, gk))`);
+  return days.map((day, i) => {
+    const own = rows.filter((r) => Number(r.day) === i).map((r) => ({ ...r, cur: true }));
+    const { total, groups } = report(day, by, own);
+    return { day, total, groups };
+  });
+}
+
+/** A piece of a by-day read; `day` when its rows are not all in the day their time falls in. */
+type DayPiece = Piece & { day?: number };
+
+/** Pieces within their days that continue one another from the same source, as one. */
+function mergeAdjacent(pieces: DayPiece[]): DayPiece[] {
+  const merged: DayPiece[] = [];
+  for (const piece of pieces) {
+    const last = merged.at(-1);
+    if (last && last.source === piece.source && last.end === piece.start && last.day === undefined && piece.day === undefined) last.end = piece.end;
+    else merged.push({ ...piece });
+  }
+  return merged;
 }
 
 interface SpendRow extends Record<string, unknown> {
@@ -260,12 +362,17 @@ function sumsAsText(): SQL {
 function slice(piece: Piece, cur: boolean, by: Dimension | undefined, filters: SpendQuery["filters"]): SQL {
   const flag = cur ? sql`true` : sql`false`;
   const key = by ? keyColumn(piece, by) : sql`''`;
-  return sql`select ${flag} as cur, ${key}::text as k, ${piece.sign === -1 ? NEGATED_SUM_COLUMNS : SUM_COLUMNS} ${pieceFrom(piece, filters)}`;
+  return sql`select ${flag} as cur, ${key}::text as k, ${sumColumns(piece)} ${pieceFrom(piece, filters)}`;
 }
 
 /** Attribution of a piece's rows: rollups keep '' for none, events NULL, and both answer ''. */
 export function keyColumn(piece: Piece, dim: Dimension): SQL {
   return piece.source === "events" ? sql`coalesce(${COLUMNS[dim].event}, '')` : sql`${COLUMNS[dim].rollup}`;
+}
+
+/** The instant a piece's row stands for: a rollup row's bucket start, an event's time. */
+function timeColumn(piece: Piece): SQL {
+  return piece.source === "events" ? sql`${usageEvents.ts}` : sql`${usageRollups.bucket}`;
 }
 
 /** The summable columns, named alike whether a piece reads rollups or events. */
@@ -274,6 +381,9 @@ export const SUM_COLUMNS = sql.raw(`requests, errors, unpriced, input_tokens, ca
 
 /** SUM_COLUMNS, in its order, negated. */
 const NEGATED_SUM_COLUMNS = sql.raw([...COUNT_FIELDS, "cost"].map((c) => `-${c} as ${c}`).join(", "));
+
+/** A piece's sums, negated when it is taken away. */
+const sumColumns = (piece: Piece) => (piece.sign === -1 ? NEGATED_SUM_COLUMNS : SUM_COLUMNS);
 
 /**
  * The FROM and WHERE of one piece: rollup rows of its grain, or single events shaped like rollup

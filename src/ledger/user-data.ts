@@ -50,6 +50,24 @@ async function activeDays(database: Database, user: string): Promise<string[]> {
   return rows.map((r) => r.day);
 }
 
+/** What the user-day rollups hold of one end user: enough to know it is the right one before exporting or erasing. */
+export interface UserFootprint {
+  /** Events as the rollups count them (retention may have deleted some of their events). */
+  requests: number;
+  /** pico-USD. */
+  cost: bigint;
+  first_day: string | null;
+  last_day: string | null;
+}
+
+export async function userFootprint(database: Database, user: string): Promise<UserFootprint> {
+  const [row] = await database.rows<{ requests: string | null; cost: string | null; first_day: string | null; last_day: string | null }>(sql`
+    select sum(requests)::text as requests, sum(cost)::text as cost,
+      to_char(min(bucket) at time zone 'UTC', 'YYYY-MM-DD') as first_day, to_char(max(bucket) at time zone 'UTC', 'YYYY-MM-DD') as last_day
+    from usage_rollups where grain = 'user-day' and "user" = ${user}`);
+  return { requests: Number(row?.requests ?? 0), cost: BigInt(row?.cost ?? 0), first_day: row?.first_day ?? null, last_day: row?.last_day ?? null };
+}
+
 type EventRow = Record<string, unknown> & { ts: string; source: string; id: string };
 
 function exported(r: EventRow): ExportedEvent {

@@ -6,7 +6,7 @@ import { money, table } from "./layout.ts";
 export interface SpendChart {
   id: string;
   title: string;
-  kind: "bar" | "line";
+  kind: "bar" | "line" | "stacked";
   /** One label per bar or point (a group, a day). */
   labels: string[];
   /** pico-USD per label, one series per line (or a single series of bars). */

@@ -1,3 +1,4 @@
+import type { FieldError } from "../errors.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import { type Html, type HtmlValue, html, trusted } from "./html.ts";
 
@@ -25,7 +26,7 @@ table{border-collapse:collapse;width:100%;margin:.3em 0 1em}caption{text-align:l
 th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .state-ok{color:var(--ok)}.state-warning{color:var(--warn)}.state-over,.state-blocked{color:var(--bad)}.state-paused{color:var(--muted)}
 .muted{color:var(--muted)}.error{border:1px solid var(--bad);color:var(--bad);padding:8px 12px;border-radius:6px}.notice{border:1px solid var(--ok);padding:8px 12px;border-radius:6px}
-form.filters{display:flex;flex-wrap:wrap;gap:10px 16px;align-items:end;margin-bottom:1em}form.filters label{display:flex;flex-direction:column;font-size:.9rem}
+.filters{display:flex;flex-wrap:wrap;gap:10px 16px;align-items:end;margin-bottom:1em}.filters label{display:flex;flex-direction:column;font-size:.9rem}
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--muted);border-radius:4px;padding:4px 8px}
 button{cursor:pointer;background:var(--panel)}button.primary{background:var(--accent);color:var(--bg);border-color:var(--accent)}
 form.inline{display:inline}figure{margin:0 0 1em}figure svg{max-width:100%;height:auto}figcaption{font-weight:600}
@@ -83,3 +84,9 @@ export function table<T>(caption: HtmlValue, columns: { head: string; num?: bool
 export const stateText = (state: string) => html`<span class="state-${state}">${state}</span>`;
 
 export const when = (d: Date | string) => html`<time datetime="${new Date(d).toISOString()}">${new Date(d).toISOString().replace("T", " ").slice(0, 16)} UTC</time>`;
+
+/** Why a form was not accepted, field by field, as the admin API's schema says it. */
+export function errorList(errors: readonly FieldError[]): Html {
+  if (errors.length === 0) return html``;
+  return html`<div class="error" role="alert"><p>The form was not accepted:</p><ul>${errors.map((e) => html`<li>${e.path ? html`<code>${e.path}</code>: ` : ""}${e.message}</li>`)}</ul></div>`;
+}

@@ -46,7 +46,7 @@ ${card("All of last month", money(o.lastMonth.total.cost), o.lastMonth.period.la
 ${card("Forecast to month end", o.forecast === null ? html`<span class="muted">too early</span>` : money(o.forecast), "at the last 7 days' pace")}
 ${m.unpriced_requests > 0 ? card("Unpriced requests", count(m.unpriced_requests), "calls to models without a price: not counted in spend") : ""}
 </div></section>
-${chartFigure({ id: "daily", kind: "line", title: `Daily spend in ${m.period.label}, top teams`, labels: o.daily.days, series: o.daily.series })}
+${chartFigure({ id: "daily", kind: "stacked", title: `Daily spend in ${m.period.label}, stacked by top team`, labels: o.daily.days, series: o.daily.series })}
 <div class="grid">
 <section>${groupsTable("Top teams", "team", m, (k) => exploreLink({ period: "this-month", by: "project", team: k }))}</section>
 <section>${groupsTable("Top models", "model", o.models, (k) => exploreLink({ period: "this-month", by: "team", model: k }))}</section>

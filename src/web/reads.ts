@@ -11,7 +11,7 @@ import { spendForBudgets } from "../budgets/spend-batch.ts";
 import type { Standing } from "../budgets/status.ts";
 import type { Database } from "../db/connection.ts";
 import type { Dimension } from "../ledger/event.ts";
-import { type LocalDate, type Period, localDate, resolvePeriod } from "../ledger/period.ts";
+import { type Period, resolvePeriod } from "../ledger/period.ts";
 import { OTHER_KEY, type SpendReport } from "../ledger/spend.ts";
 import type { Services } from "../services.ts";
 import { withinScope } from "./viewer.ts";
@@ -29,46 +29,22 @@ export function period(text: string, timeZone: string, now: Date): Period {
   return resolved.period;
 }
 
-const pad = (n: number) => String(n).padStart(2, "0");
-const dayText = (d: LocalDate) => `${d.year}-${pad(d.month)}-${pad(d.day)}`;
-
-/** The local days of a period up to today (or its last day, for a finished period). */
-export function daysOf(p: Period, now: Date): string[] {
-  const last = localDate(new Date(Math.min(now.getTime(), p.end.getTime() - 1)), p.timeZone);
-  const days: string[] = [];
-  for (let d = { ...p.span.from }; days.length < 400; ) {
-    days.push(dayText(d));
-    if (d.year === last.year && d.month === last.month && d.day === last.day) break;
-    const next = new Date(Date.UTC(d.year, d.month - 1, d.day + 1));
-    d = { year: next.getUTCFullYear(), month: next.getUTCMonth() + 1, day: next.getUTCDate() };
-  }
-  return days;
-}
-
 export interface DailySeries {
   days: string[];
-  /** The stacked series: the period's top groups and, when there are more, "other"; pico-USD per day. */
+  /** The stacked series: the given top groups and, when anything else was spent, "other"; pico-USD per day. */
   series: { name: string; values: bigint[] }[];
 }
 
 /**
- * Spend per local day, stacked by the period's top groups of `by`: each day is one spend query
- * (the same as `/api/spend?period=DAY&by=…`), and whatever is not a top group goes to "other", so
- * each day's stack adds up to its total.
+ * Spend per local day, stacked by the given top groups of `by` (each day's figures those of
+ * `/api/spend?period=DAY&by=…`, read in one query): whatever is not a top group goes to "other",
+ * so each day's stack adds up to its total.
  */
 export async function dailySpend(parts: ReadParts, p: Period, by: Dimension, top: string[], scope: Scope, now: Date): Promise<DailySeries> {
-  const days = daysOf(p, now);
-  const reports = await Promise.all(days.map((day) => parts.services.spend.report({ period: period(day, p.timeZone, now), by, filters: scope, top: 50, now })));
+  const days = await parts.services.spend.byDay({ period: p, by, filters: scope, keys: top, now });
   const names = [...top, OTHER_KEY];
-  const values = names.map(() => days.map(() => 0n));
-  reports.forEach((r, day) => {
-    for (const g of r.groups) {
-      const i = top.indexOf(g.key);
-      values[i >= 0 ? i : top.length]![day]! += g.cost;
-    }
-  });
-  const series = names.map((name, i) => ({ name, values: values[i]! }));
-  return { days, series: series.filter((s) => s.name !== OTHER_KEY || s.values.some((v) => v > 0n)) };
+  const series = names.map((name) => ({ name, values: days.map((d) => d.groups.find((g) => g.key === name)?.cost ?? 0n) }));
+  return { days: days.map((d) => d.day.label), series: series.filter((s) => s.name !== OTHER_KEY || s.values.some((v) => v !== 0n)) };
 }
 
 /** The budgets whose whole scope a person may see. */
@@ -116,8 +92,7 @@ export async function readOverview(parts: ReadParts, scope: Scope, now: Date): P
     monthForecast(parts.database, scope, timeZone, now),
   ]);
   const topTeams = teams.groups.filter((g) => g.key !== OTHER_KEY).slice(0, 4).map((g) => g.key);
-  const daily = await dailySpend(parts, month, "team", topTeams, scope, now);
-  const standings = await services.spend.standings(budgets, now);
+  const [daily, standings] = await Promise.all([dailySpend(parts, month, "team", topTeams, scope, now), services.spend.standings(budgets, now)]);
   const visible = new Set(budgets.map((b) => b.id));
   return {
     month: teams,

@@ -1,10 +1,14 @@
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import express, { type Request, type Response, Router } from "express";
+import { sameSecret, tooManyFailures } from "../admin/auth.ts";
 import type { OutboxNotifier } from "../alerts/outbox.ts";
 import { auditPage } from "../audit/log.ts";
 import type { Role } from "../approvals/members.ts";
 import type { Config } from "../config.ts";
 import type { Database } from "../db/connection.ts";
+import type { FailureLimit } from "../http/failure-limit.ts";
+import type { ApiKeys } from "../keys/api-keys.ts";
+import type { ProviderKeys } from "../keys/provider-keys.ts";
 import { DIMENSIONS, type Dimension } from "../ledger/event.ts";
 import { resolvePeriod } from "../ledger/period.ts";
 import { financeReport, reportCsv } from "../ledger/report.ts";
@@ -20,6 +24,8 @@ import { type ExploreForm, approvalsTable, exploreForm, exploreResult, overviewP
 import { readOverview } from "./reads.ts";
 import { alertRoutes } from "./routes/alerts.ts";
 import { budgetRoutes } from "./routes/budgets.ts";
+import { endUserRoutes } from "./routes/end-user.ts";
+import { keyRoutes } from "./routes/keys.ts";
 import type { WebSessions } from "./sessions.ts";
 import { type Viewer, lookingThrough, may, viewerOf } from "./viewer.ts";
 
@@ -37,6 +43,12 @@ export interface WebParts {
   oidc: OidcSignIn | undefined;
   /** Seconds a session lasts. */
   sessionSeconds: number;
+  /** Failed sign-ins (and admin API tokens) per address and overall: past a limit, 429. */
+  signInFailures: FailureLimit;
+  keys: ApiKeys;
+  providerKeys: ProviderKeys;
+  /** The proxy's provider names. */
+  providers: readonly string[];
 }
 
 const SESSION = "tollgate_session";
@@ -51,11 +63,6 @@ const SECURITY_HEADERS = {
   "cache-control": "no-store",
 };
 
-const sameText = (a: string, b: string) => {
-  const [x, y] = [Buffer.from(a), Buffer.from(b)];
-  return x.length === y.length && timingSafeEqual(x, y);
-};
-
 /** Only a path of this site: `//evil.example` and `/\evil` would leave it. */
 const localPath = (next: unknown) => (typeof next === "string" && /^\/(?![/\\])[^\s]*$/.test(next) ? next : "/");
 
@@ -67,6 +74,8 @@ const NAV: { item: NavItem; role: Role }[] = [
   { item: { href: "/unpriced", label: "Unpriced usage" }, role: "viewer" },
   { item: { href: "/approvals", label: "Approvals" }, role: "requester" },
   { item: { href: "/audit", label: "Audit log" }, role: "admin" },
+  { item: { href: "/keys", label: "Keys" }, role: "admin" },
+  { item: { href: "/users", label: "End user data" }, role: "admin" },
 ];
 
 /**
@@ -141,7 +150,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
         if (req.method !== "GET") return void send(res, 403, page({ title: "Signed out", path: "", nav: [] }, problemPage("Signed out", "Your session has ended; sign in again.")));
         return res.redirect(303, `/sign-in?next=${encodeURIComponent(req.originalUrl)}`);
       }
-      if (req.method === "POST" && !(typeof req.body?._csrf === "string" && sameText(req.body._csrf, viewer.session.csrf)))
+      if (req.method === "POST" && !(typeof req.body?._csrf === "string" && sameSecret(req.body._csrf, viewer.session.csrf)))
         return void send(res, 403, page(shell(viewer, "Refused", ""), problemPage("Refused", "This form is out of date or did not come from this dashboard (its CSRF token does not match); reload the page and try again.")));
       if (!may(viewer, role))
         return void send(res, 403, page(shell(viewer, "Not allowed", ""), problemPage("Not allowed", `This page needs the ${role} role; you are a ${viewer.role}.`)));
@@ -155,10 +164,26 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     return through?.scope;
   };
 
+  /**
+   * The client's address when it may try to sign in now; else it is answered 429 with the wait.
+   * The socket's address, never a forwarded header anyone could write.
+   */
+  const admitted = (req: Request, res: Response): string | undefined => {
+    const address = req.socket.remoteAddress ?? "";
+    const admission = p.signInFailures.admit(address);
+    if (admission.ok) return address;
+    res.set("retry-after", String(admission.retryAfterSeconds));
+    const text = tooManyFailures(admission);
+    signInPage(req, res, 429, `${text[0]!.toUpperCase()}${text.slice(1)}.`);
+    return undefined;
+  };
+
   // The pages whose routes live in files of their own (src/web/routes/).
   const kit: PageKit = { parts: p, reads, form, send, shell, signedIn, scopeOr };
   budgetRoutes(router, kit);
   alertRoutes(router, kit);
+  keyRoutes(router, kit);
+  endUserRoutes(router, kit);
 
   const notSetUp = (res: Response) => void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
 
@@ -168,10 +193,16 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     "/sign-in",
     form,
     guard(async (req, res) => {
+      const address = admitted(req, res);
+      if (address === undefined) return;
       const nonce = signInCookie.verify(readCookies(req.get("cookie")).get(SIGN_IN));
-      if (!nonce || typeof req.body?._csrf !== "string" || !sameText(req.body._csrf, nonce)) return signInPage(req, res, 403, "The sign-in form had expired; please try again.");
+      if (!nonce || typeof req.body?._csrf !== "string" || !sameSecret(req.body._csrf, nonce)) return signInPage(req, res, 403, "The sign-in form had expired; please try again.");
       const token = typeof req.body.token === "string" ? req.body.token : "";
-      if (!sameText(token, p.adminToken)) return signInPage(req, res, 401, "That is not this gateway's admin token.");
+      if (!sameSecret(token, p.adminToken)) {
+        p.signInFailures.fail(address);
+        return signInPage(req, res, 401, "That is not this gateway's admin token.");
+      }
+      p.signInFailures.succeed(address);
       const given = typeof req.body.name === "string" ? req.body.name.trim() : "";
       const name = /^[^\u0000-\u001f\u007f]{1,100}$/.test(given) ? given : "admin";
       await startSession(req, res, { kind: "admin", subject: name, name }, localPath(req.body.next));
@@ -182,6 +213,7 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     "/auth/oidc",
     guard(async (req, res) => {
       if (!p.oidc) return notSetUp(res);
+      if (admitted(req, res) === undefined) return;
       const { url, transaction } = await p.oidc.start(callbackUrl(req), localPath(req.query.next));
       const value = Buffer.from(JSON.stringify(transaction)).toString("base64url");
       res.append("set-cookie", cookieHeader(OIDC, oidcCookie.sign(value), { maxAge: 600, secure: secure(req), path: "/auth/oidc" }));
@@ -195,9 +227,14 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     "/auth/oidc/callback",
     guard(async (req, res) => {
       if (!p.oidc) return notSetUp(res);
+      const address = admitted(req, res);
+      if (address === undefined) return;
       res.append("set-cookie", cookieHeader(OIDC, "", { maxAge: 0, secure: secure(req), path: "/auth/oidc" }));
       const value = oidcCookie.verify(readCookies(req.get("cookie")).get(OIDC));
-      if (!value) return signInPage(req, res, 400, "The sign-in took too long or was started elsewhere; please start again.");
+      if (!value) {
+        p.signInFailures.fail(address);
+        return signInPage(req, res, 400, "The sign-in took too long or was started elsewhere; please start again.");
+      }
       const transaction = JSON.parse(Buffer.from(value, "base64url").toString()) as OidcTransaction;
       let person;
       try {
@@ -205,12 +242,16 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
         person = await p.oidc.finish(new URL(callbackUrl(req) + query), transaction);
       } catch (err) {
         p.logger.warn({ error: (err as Error).name, code: (err as { code?: string }).code }, "OpenID Connect sign-in refused");
+        p.signInFailures.fail(address);
         return signInPage(req, res, 401, `${p.oidc.settings.name} did not confirm the sign-in; please try again.`);
       }
       for (const id of person.ids) {
         const member = await p.services.members.find("oidc", id);
-        if (member) return startSession(req, res, { kind: "oidc", subject: member.user_id, name: member.name ?? person.name }, localPath(transaction.next));
+        if (!member) continue;
+        p.signInFailures.succeed(address);
+        return startSession(req, res, { kind: "oidc", subject: member.user_id, name: member.name ?? person.name }, localPath(transaction.next));
       }
+      p.signInFailures.fail(address);
       signInPage(req, res, 403, `${person.ids[0]} is not a member of this gateway; ask an admin to add oidc:${person.ids[0]} with a role.`);
     }),
   );

@@ -28,8 +28,9 @@ export function cardProblems(json: unknown): string[] {
 /**
  * The chart elements Teams documents
  * (https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/charts-in-adaptive-cards):
- * bar charts' data are `{x, y}` points, a line chart's are series `{legend, values: [{x, y}]}`,
- * a pie's or donut's are slices `{legend, value}`; values are numbers.
+ * bar charts' data are `{x, y}` points, a line chart's and a grouped bar chart's are series
+ * `{legend, values: [{x, y}]}` (the grouped bars stacked when `stacked` is true), a pie's or
+ * donut's are slices `{legend, value}`; values are numbers.
  */
 export function chartProblems(element: Record<string, unknown>, path: string): string[] {
   const problems: string[] = [];
@@ -45,7 +46,9 @@ export function chartProblems(element: Record<string, unknown>, path: string): s
     case "Chart.HorizontalBar":
       data.forEach((p, i) => point(p as { x?: unknown; y?: unknown }, `${path}.data[${i}]`));
       break;
+    case "Chart.VerticalBar.Grouped":
     case "Chart.Line":
+      if (element.stacked !== undefined && (element.type !== "Chart.VerticalBar.Grouped" || typeof element.stacked !== "boolean")) problems.push(`${path}.stacked: a boolean, on grouped bars only`);
       data.forEach((series: { legend?: unknown; values?: unknown }, i) => {
         if (typeof series.legend !== "string") problems.push(`${path}.data[${i}].legend: a string`);
         if (!Array.isArray(series.values) || series.values.length === 0) problems.push(`${path}.data[${i}].values: a non-empty array`);

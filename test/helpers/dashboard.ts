@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { ADMIN_TOKEN } from "./gateway.ts";
+import { resolveMasterKey } from "../../src/keys/secret-box.ts";
+import { CookieSigner } from "../../src/web/cookies.ts";
+import { WebSessions } from "../../src/web/sessions.ts";
+import { ADMIN_TOKEN, type TestGateway } from "./gateway.ts";
 
 /** The cookies a response sets, as a Cookie header would send them back (removed ones left out). */
 export function cookiesOf(res: Response): string {
@@ -35,4 +38,16 @@ export function exactMoney(page: string, id: string): string {
   const m = new RegExp(`id="${id}"><data value="([^"]+)">`).exec(page);
   assert.ok(m, `the page shows #${id}`);
   return m[1]!;
+}
+
+/**
+ * The session cookie of an OpenID Connect member, as the callback would set it after the
+ * provider vouched for them: a real session in the gateway's store, signed with its master key.
+ * For HTTP tests of what a role may do; test/dashboard-oidc.test.ts signs in through a real provider.
+ */
+export async function memberSessionCookie(gw: TestGateway, userId: string, name: string): Promise<string> {
+  const { config, database } = gw.gateway;
+  const session = await new WebSessions(database, 3_600_000).create({ kind: "oidc", subject: userId, name });
+  const signer = new CookieSigner(resolveMasterKey(config.TOLLGATE_MASTER_KEY, config.TOLLGATE_DATA_DIR), "session");
+  return `tollgate_session=${signer.sign(session.id)}`;
 }
