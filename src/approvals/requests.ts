@@ -220,12 +220,13 @@ export class Approvals {
     this.schemas = approvalSchemas(members.schemas.actorRef);
   }
 
-  async list(filter: { status?: ApprovalStatus; limit?: number } = {}): Promise<Approval[]> {
+  /** The latest requests, of one status and of one budget (by id) when given. */
+  async list(filter: { status?: ApprovalStatus; budgetId?: string; limit?: number } = {}): Promise<Approval[]> {
     const rows = await this.database.db
       .select({ row: approvals, budget: budgets.name })
       .from(approvals)
       .innerJoin(budgets, eq(budgets.id, approvals.budgetId))
-      .where(filter.status ? eq(approvals.status, filter.status) : undefined)
+      .where(and(filter.status ? eq(approvals.status, filter.status) : undefined, filter.budgetId ? eq(approvals.budgetId, filter.budgetId) : undefined))
       .orderBy(desc(approvals.createdAt), desc(approvals.id))
       .limit(filter.limit ?? 100);
     return rows.map((r) => approvalOf(r.row, r.budget));
