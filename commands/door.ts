@@ -114,7 +114,7 @@ export function chatDoor({ platform, registry, services, logger, timezone }: Doo
         platform,
         address: place.address,
         ...(place.key ? { key: place.key } : {}),
-        ...(bound ? { channelId: bound.id, reads: bound.subscriptions.scopes } : {}),
+        ...(bound ? { channelId: bound.id, reads: bound.subscriptions.scopes, readsAll: bound.reads_all } : {}),
         ...(place.name ? { name: place.name } : {}),
         timezone: bound?.timezone ?? timezone,
         private: place.private,

@@ -8,7 +8,7 @@ import { changeText, formatUsd } from "../../src/pricing/money.ts";
 import type { Services } from "../../src/services.ts";
 import { type Parsed, defineCommand } from "../command.ts";
 import { dimension, fail, filter, ok } from "../grammar.ts";
-import { budgetReadable, readableFilters } from "../read-scope.ts";
+import { budgetReadable, readableFilters, readsOf } from "../read-scope.ts";
 import { type ReplyInput, refused, reply } from "../reply.ts";
 
 export interface SpendValue {
@@ -154,16 +154,17 @@ export const spend = defineCommand<SpendValue>({
     if (!resolved.ok) return reply({ title: "That period is not one I know", summary: resolved.error.message, notes: [`Expected ${resolved.error.expected}.`], error: true });
     const period = resolved.period;
     const { services } = ctx;
-    // Held within what the conversation reads (its channel's scope), by user included; a channel
-    // scoped to one team gets that team's features or models by default.
-    const readable = readableFilters(ctx.conversation, cmd.filters);
+    // Held within what the asker reads here (the channel's scope, or their own), by user included;
+    // a channel scoped to one team gets that team's features or models by default.
+    const reads = await readsOf(ctx);
+    const readable = readableFilters(reads, cmd.filters);
     if (!readable.ok) return refused("Not readable here", readable.message);
     const filters = readable.filters;
     const query = { period, filters, now: ctx.now };
     const { by, report } = cmd.by ? await breakdown(services, query, [cmd.by], TOP_BY) : await breakdown(services, query, defaultDimensions(filters), TOP_DEFAULT);
     const scopeText = Object.keys(filters).length > 0 ? ` for ${describeScope(filters)}` : "";
 
-    const budgets = (await services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, filters) && budgetReadable(ctx.conversation, b));
+    const budgets = (await services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, filters) && budgetReadable(reads, b));
     const standings = (await services.spend.standings(budgets, ctx.now)).sort((a, b) => b.percent - a.percent || a.budget.name.localeCompare(b.budget.name));
 
     const notes: string[] = [];

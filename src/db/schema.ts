@@ -206,6 +206,11 @@ export const channels = pgTable("channels", {
   scopes: jsonb("scopes").$type<ScopeColumn[]>().notNull().default([]),
   kinds: text("kinds").array().notNull(),
   timezone: text("timezone").notNull().default("UTC"),
+  /**
+   * Opened to all spend by an admin (`--scope all`): everyone in the conversation reads everything.
+   * A chat channel without it and without scopes reads as each asker may (commands/read-scope.ts).
+   */
+  readsAll: boolean("reads_all").notNull().default(false),
   disabledAt: timestamp("disabled_at", { withTimezone: true }),
   disabledReason: text("disabled_reason"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
