@@ -251,6 +251,17 @@ export class Approvals {
     return decidedAlert(settled, budget, settled.decided_at ?? now);
   }
 
+  /**
+   * Whether `actor` may decide `approval` now: it is pending, they are an approver or admin, and
+   * four eyes let them without an override (a button cannot say why), so a view can offer the
+   * buttons only where pressing them would decide. `decide` checks all of this again.
+   */
+  async mayDecide(approval: Approval, actor: Actor, now: Date): Promise<boolean> {
+    if (approval.status !== "pending" || approval.expires_at <= now) return false;
+    const role = await this.members.roleOfActor(actor);
+    return hasRole(role, "approver") && fourEyes(approval.requested_by, actor, role, { required: this.options.fourEyes }).ok;
+  }
+
   async get(id: string, db: Pick<Db, "select"> = this.database.db): Promise<Approval | undefined> {
     const [found] = await db
       .select({ row: approvals, budget: budgets.name })
