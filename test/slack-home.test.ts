@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type FakeSlack, type Person, appHomeOpened, homeButtonClick, sendAsSlack, sendEventAsSlack, slashCommand, startFakeSlack, viewSubmission } from "./fakes/slack-api.ts";
+import { texts } from "./helpers/block-texts.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -25,21 +26,6 @@ let t: TestGateway;
 let seq = 0;
 
 type Block = { type: string; text?: { text: string }; elements?: { type: string; action_id?: string; value?: string; text?: string }[] } & Record<string, unknown>;
-
-/** Every text of the blocks, in order. */
-function texts(blocks: unknown): string {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === "object") {
-      const o = v as Record<string, unknown>;
-      if (typeof o.text === "string") out.push(o.text);
-      for (const [k, child] of Object.entries(o)) if (k !== "text" || typeof child !== "string") walk(child);
-    }
-  };
-  walk(blocks);
-  return out.join("\n");
-}
 
 const buttonsOf = (blocks: Block[]) => blocks.flatMap((b) => (b.type === "actions" ? b.elements! : []));
 const decisionButtons = (blocks: Block[]) => buttonsOf(blocks).filter((b) => /^tollgate:(approve|reject)/.test(b.action_id!));
