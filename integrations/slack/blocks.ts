@@ -80,14 +80,13 @@ const wordChar = (c: string | undefined) => c !== undefined && /[\p{L}\p{N}]/u.t
  * shown can be typed back.
  */
 export const escapeMrkdwn = (text: string): string =>
-  text
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/[*_~]/g, (mark, at: number, all: string) => (wordChar(all[at - 1]) && wordChar(all[at + 1]) ? mark : MARK_LOOKALIKE[mark]!));
+  entities(text).replace(/[*_~]/g, (mark, at: number, all: string) => (wordChar(all[at - 1]) && wordChar(all[at + 1]) ? mark : MARK_LOOKALIKE[mark]!));
+
+/** `&`, `<` and `>` as entities: all a code block needs, as nothing formats inside one. */
+const entities = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** Inside a ``` block a backtick run would end the block early; a look-alike keeps the text readable. */
-const codeSafe = (text: string) => escapeMrkdwn(text).replace(/`/g, "ˋ");
+const codeSafe = (text: string) => entities(text).replace(/`/g, "ˋ");
 
 export const mrkdwn = (text: string): MrkdwnElement => ({ type: "mrkdwn", text, verbatim: true });
 export const plain = (text: string, max: number) => ({ type: "plain_text" as const, text: clip(text.trim() || " ", max), emoji: false });
