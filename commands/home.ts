@@ -103,7 +103,7 @@ export async function homeOf(
   for (const approval of await services.approvals.list({ status: "pending" })) {
     const budget = budgets.get(approval.budget_id);
     if (!budget || approval.expires_at <= now || !budgetReadable(ctx.conversation, budget)) continue;
-    const decidable = await services.approvals.mayDecide(approval, caller, now);
+    const decidable = services.approvals.mayDecide(approval, caller, role, now);
     if (decidable || approval.requested_by === me) waiting.push({ id: approval.id, decidable });
   }
   const raises: HomeRaise[] = [];
