@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
 import { freshDatabase } from "./postgres.ts";
+import { watch } from "./proc.ts";
 
 /**
  * Usage webhook throughput into real Postgres: `tollgate serve` in its own process, batches of
@@ -18,6 +19,11 @@ export interface IngestResult {
   concurrency: number;
   batchLatencyP50Ms: number;
   batchLatencyP99Ms: number;
+  /** CPU time per accepted event, in microseconds: the gateway's process, and Postgres serving its database. */
+  gatewayCpuUsPerEvent: number;
+  postgresCpuUsPerEvent: number;
+  /** The machine's load average (1 min) as the load ended: absolute rates mean little when it is high. */
+  loadAverage: number;
 }
 
 export const ADMIN = "bench-admin-token-0123456789";
@@ -59,7 +65,8 @@ function batchBody(batch: number, size: number, ts: string): string {
 }
 
 export async function benchIngest(opts: { seconds: number; concurrency: number; batchSize: number; port: number }): Promise<IngestResult> {
-  const databaseUrl = await freshDatabase("tollgate_bench_ingest");
+  const database = "tollgate_bench_ingest";
+  const databaseUrl = await freshDatabase(database);
   const server = await startServer(databaseUrl, opts.port);
   const base = `http://127.0.0.1:${opts.port}`;
   try {
@@ -88,8 +95,10 @@ export async function benchIngest(opts: { seconds: number; concurrency: number; 
         accepted += answer.accepted;
       }
     };
-    await Promise.all(Array.from({ length: opts.concurrency }, client));
+    // CPU per event is what a loaded machine changes least: rates alone swing with other work.
+    const { usage } = await watch({ server: server.pid!, bench: [process.pid], database }, () => Promise.all(Array.from({ length: opts.concurrency }, client)));
     const seconds = (performance.now() - started) / 1000;
+    const perEvent = (cpuPercent: number) => Math.round(((cpuPercent / 100) * usage.seconds * 1e6) / Math.max(accepted, 1));
     await pool.close();
     latencies.sort((a, b) => a - b);
     return {
@@ -100,6 +109,9 @@ export async function benchIngest(opts: { seconds: number; concurrency: number; 
       concurrency: opts.concurrency,
       batchLatencyP50Ms: Math.round(latencies[Math.floor(latencies.length / 2)]!),
       batchLatencyP99Ms: Math.round(latencies[Math.floor(latencies.length * 0.99)]!),
+      gatewayCpuUsPerEvent: Math.round((usage.serverCpuSeconds * 1e6) / Math.max(accepted, 1)),
+      postgresCpuUsPerEvent: perEvent(usage.postgresCpu),
+      loadAverage: Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]),
     };
   } finally {
     server.kill("SIGTERM");

@@ -89,6 +89,11 @@ const PORTKEY = fileURLToPath(new URL("../node_modules/@portkey-ai/gateway/build
  * a phase that starts without it is marked, and other work's CPU is reported beside every phase.
  */
 export const QUIET_CPU = 40;
+/**
+ * Node options for the gateway alone (BENCH_GATEWAY_NODE_ARGS, space-separated), e.g.
+ * `--max-semi-space-size=4` to measure a smaller young generation (docs/operations.md, memory).
+ */
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
 export const QUIET_WAIT_MS = 4_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -294,7 +299,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
         LOG_LEVEL: "warn",
       },
       base,
-      gatewayArgs,
+      [...GATEWAY_NODE_ARGS, ...gatewayArgs],
     );
     const portkey = peer ? await startPortkey(peerPort) : undefined;
     if (portkey) children.push(portkey);

@@ -16,7 +16,8 @@ import { benchSpend } from "./spend.ts";
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
- * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases; BENCH_BUDGET_EVENTS,
+ * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases
+ * (BENCH_GATEWAY_NODE_ARGS gives the gateway's node options); BENCH_BUDGET_EVENTS,
  * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
 const events = Number(process.env.BENCH_EVENTS ?? 10_000_000);
@@ -57,12 +58,14 @@ if (which === "all" || which === "ingest") {
 
 ${ranAt()}
 
-| events accepted | seconds | events/s | clients | batch p50 | batch p99 |
-|---:|---:|---:|---:|---:|---:|
-| ${r.events.toLocaleString("en-US")} | ${r.seconds.toFixed(1)} | **${r.eventsPerSecond.toLocaleString("en-US")}** | ${r.concurrency} | ${r.batchLatencyP50Ms} ms | ${r.batchLatencyP99Ms} ms |
+| events accepted | seconds | events/s | clients | batch p50 | batch p99 | gateway CPU per event | Postgres CPU per event | load (1 min) |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| ${r.events.toLocaleString("en-US")} | ${r.seconds.toFixed(1)} | **${r.eventsPerSecond.toLocaleString("en-US")}** | ${r.concurrency} | ${r.batchLatencyP50Ms} ms | ${r.batchLatencyP99Ms} ms | ${r.gatewayCpuUsPerEvent} µs | ${r.postgresCpuUsPerEvent} µs | ${r.loadAverage} |
 
 The gateway runs as \`tollgate serve\` in its own process; the load generator, the gateway and
-Postgres share the machine's cores. Every event is new, so each is checked against the dedupe key.`,
+Postgres share the machine's cores. Every event is new, so each is checked against the dedupe key.
+CPU per event is the gateway's process time and its database's Postgres backends' time over the
+load, divided by the events accepted: on a loaded machine it moves far less than the rate does.`,
   );
 }
 if (which === "all" || which === "spend") {

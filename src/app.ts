@@ -130,6 +130,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const recorder = new Recorder(database, builder, {
     batchSize: config.TOLLGATE_BATCH_SIZE,
     maxWaitMs: config.TOLLGATE_BATCH_WAIT_MS,
+    maxConcurrentFlushes: config.TOLLGATE_BATCH_WRITERS,
     writeTimeoutMs: dbTimeoutMs,
     logger,
   });
@@ -238,7 +239,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       extensions: extensions.flatMap((e) => (e.adminRouter ? [e.adminRouter] : [])),
     }),
   );
-  app.use(webRouter({ config, logger, database, services, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS }));
+  app.use(webRouter({ config, logger, database, services, outbox: notifier, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS }));
   app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
   if (config.TOLLGATE_JOBS === "on") {

@@ -23,6 +23,7 @@ describe("loadConfig", () => {
     assert.equal(config.LOG_LEVEL, "info");
     assert.equal(config.TOLLGATE_BATCH_SIZE, 1000);
     assert.equal(config.TOLLGATE_BATCH_WAIT_MS, 20);
+    assert.equal(config.TOLLGATE_BATCH_WRITERS, 4);
     for (const unset of ["DATABASE_URL", "TOLLGATE_ADMIN_TOKEN", "TOLLGATE_MASTER_KEY", "TOLLGATE_PRICES", "TOLLGATE_URL"] as const)
       assert.equal(config[unset], undefined, unset);
   });
@@ -93,6 +94,7 @@ describe("loadConfig", () => {
       [{ TOLLGATE_URL: "localhost:8787" }, "TOLLGATE_URL", /http:\/\/ or https:\/\/ URL/],
       [{ TOLLGATE_BATCH_SIZE: "0" }, "TOLLGATE_BATCH_SIZE", /whole number from 1 to 10000/],
       [{ TOLLGATE_BATCH_WAIT_MS: "soon" }, "TOLLGATE_BATCH_WAIT_MS", /whole number from 0 to 10000/],
+      [{ TOLLGATE_BATCH_WRITERS: "0" }, "TOLLGATE_BATCH_WRITERS", /whole number from 1 to 16/],
       // Each provider's variables are named by its folder and checked with the rest.
       [{ OPENAI_BASE_URL: "api.openai.com" }, "OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],
       [{ AZURE_OPENAI_BASE_URL: "ftp://myres.openai.azure.com" }, "AZURE_OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],

@@ -6,8 +6,8 @@ import { NO_BROWSER, launchBrowser } from "./helpers/browser.ts";
 
 /*
  * The dashboard in a real browser (headless chromium through Playwright): sign in with the
- * token, the overview's total against /api/spend, a chart drawn, exploring by team, approving a
- * raise with its button, signing out. Nothing here runs script of ours: the pages have none.
+ * token, the overview's total against /api/spend, a chart drawn, exploring by team, creating a
+ * budget with its form, approving a raise with its button, signing out. Nothing here runs script of ours: the pages have none.
  */
 
 let gw: TestGateway;
@@ -80,6 +80,24 @@ describe("dashboard in a browser", { skip: NO_BROWSER }, () => {
       assert.equal(await row.locator("data").first().getAttribute("value"), g.cost_usd, g.key);
     }
     assert.equal(await page.locator("figure#explore svg rect title").count(), spend.groups.length);
+  });
+
+  test("creates a budget with the form, a refused amount shown at its field first, and the API has it", async () => {
+    await page.getByRole("link", { name: "Budgets" }).click();
+    await page.getByRole("link", { name: "New budget" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("support-weekly");
+    await page.getByLabel("Amount (USD)").fill("1,200");
+    await page.getByLabel("Period").selectOption("week");
+    await page.getByLabel("Scope: team").fill("support");
+    await page.getByRole("button", { name: "Create budget" }).click();
+    assert.match((await page.getByRole("alert").textContent())!, /Amount \(USD\): "1,200" is not a decimal amount of USD/);
+    assert.equal(await page.getByLabel("Scope: team").inputValue(), "support", "what was typed is kept");
+    await page.getByLabel("Amount (USD)").fill("1200");
+    await page.getByRole("button", { name: "Create budget" }).click();
+    await page.waitForURL(/done=created/);
+    assert.equal(await page.getByRole("heading", { level: 1 }).textContent(), "Budget support-weekly");
+    const budget = await api<{ amount_usd: string; period: string; scope: Record<string, string> }>("/api/budgets/support-weekly");
+    assert.deepEqual(budget, { ...budget, amount_usd: "1200", period: "week", scope: { team: "support" } });
   });
 
   test("approves a raise with its button, and the budget is raised", async () => {

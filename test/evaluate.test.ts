@@ -247,6 +247,7 @@ test("a budget alert carries spend, amount, percent, period end, forecast, contr
     runOut: at("2026-03-24T12:30Z"),
     anomaly: null,
     top,
+    chart: null,
     now: NOW,
   });
   assert.doesNotThrow(() => Alert.parse(alert));
@@ -263,11 +264,11 @@ test("a budget alert carries spend, amount, percent, period end, forecast, contr
   assert.deepEqual(alert.actions.map((a) => a.action), ["request_raise", "mute", "breakdown"]);
   assert.ok(alert.actions.every((a) => a.target === "search-monthly"));
 
-  const blocked = budgetAlert({ id: "f2", decision: { kind: "blocked", threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(501), forecast: null, runOut: null, anomaly: null, top, now: NOW });
+  const blocked = budgetAlert({ id: "f2", decision: { kind: "blocked", threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(501), forecast: null, runOut: null, anomaly: null, top, chart: null, now: NOW });
   assert.equal(blocked.run_out_at, null);
   // The run-out date is said on the alerts that look ahead, not on a recovery or an anomaly.
   const outlook = (kind: "forecast" | "recovered") =>
-    budgetAlert({ id: kind, decision: { kind, threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(300), forecast: usd(640), runOut: at("2026-03-24T12:30Z"), anomaly: null, top, now: NOW });
+    budgetAlert({ id: kind, decision: { kind, threshold: 0, periodStart: period.start, notify: true }, budget: b, period, spend: usd(300), forecast: usd(640), runOut: at("2026-03-24T12:30Z"), anomaly: null, top, chart: null, now: NOW });
   assert.equal(outlook("forecast").run_out_at, "2026-03-24T12:30:00.000Z");
   assert.match(outlook("forecast").summary, /At this pace \$500\.00 is reached 24 Mar 2026, 13:30 Europe\/Berlin\./);
   assert.equal(outlook("recovered").run_out_at, null);
@@ -331,6 +332,8 @@ test("a digest alert compares the period with the one before and lists the budge
     date: "2026-03-10",
     report: { period, total: totals(usd(110), 1234), previous: totals(usd(100), 1000), groups: [], unpriced_requests: 0 },
     top: [{ dimension: "project", key: "ranking", spend_usd: "80" }],
+    movers: [],
+    chart: null,
     budgets: [status("a", "ok", 10), status("b", "over", 120), status("c", "warning", 85)],
     now: NOW,
   });

@@ -266,6 +266,15 @@ describe("evaluation in the gateway", () => {
     assert.equal(second!.percent, 85);
     assert.deepEqual(second!.top, [{ dimension: "project", key: "ranking", spend_usd: "0.85" }]);
     assert.deepEqual(await firingsOf("search-monthly"), ["threshold 50 $1", "threshold 80 $1"]);
+    // Each carries the period so far as it stood when it fired: running spend against the amount.
+    for (const [alert, spent] of [[first!, "0.55"], [second!, "0.85"]] as const) {
+      assert.ok(alert.chart);
+      assert.equal(alert.chart.kind, "line");
+      assert.deepEqual(alert.chart.series.map((x) => x.name), ["Spent", "Budget"]);
+      assert.equal(alert.chart.series[0]!.values.at(-1), spent);
+      assert.ok(alert.chart.series[1]!.values.every((v) => v === "1"));
+      assert.ok(alert.chart.categories.length >= 1 && alert.chart.categories.length <= 20);
+    }
 
     const status = await t.admin("/api/budgets/search-monthly/status");
     assert.equal(status.status, 200);
@@ -391,5 +400,8 @@ describe("evaluation in the gateway", () => {
     assert.equal(sent.length, 1);
     assert.equal(sent[0]!.kind, "digest_daily");
     assert.equal(sent[0]!.period?.start, "2030-01-06T00:00:00.000Z");
+    // No spend in 2030: no trend to draw, no movers.
+    assert.equal(sent[0]!.chart, null);
+    assert.deepEqual(sent[0]!.movers, []);
   });
 });

@@ -185,6 +185,32 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("events that queue while every writer is busy go into the next write together, up to batchSize", { timeout: HANG_MS }, async () => {
+    const recorder = recorderOn(database, { batchSize: 25, maxWaitMs: 1, maxConcurrentFlushes: 1 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sizes: number[] = [];
+    recorder.onFlush(async (inserted) => {
+      sizes.push(inserted.length);
+      // The first write stays under way (its listener is part of it) until released.
+      if (sizes.length === 1) await held;
+    });
+    const first = recorder.record([makeEvent("group", "g-00", 0)]);
+    await waitFor("the first write", () => sizes.length === 1);
+    // Three senders, each after its wait for company is over: none of them may be written alone.
+    const later: Promise<boolean[]>[] = [];
+    for (let call = 0; call < 3; call++) {
+      later.push(recorder.record(Array.from({ length: 10 }, (_, i) => makeEvent("group", `g-${call + 1}${i}`, i))));
+      await sleep(5);
+    }
+    release();
+    assert.deepEqual(await first, [true]);
+    for (const answers of later) assert.deepEqual(await answers, Array(10).fill(true));
+    assert.deepEqual(sizes, [1, 25, 5]);
+    await recorder.close();
+    await assertRollups();
+  });
+
   test("onFlush listeners get exactly the newly inserted events; a throwing listener fails nothing", async () => {
     const earlier = makeEvent("listen", "l-0", 0);
     const warmup = recorderOn(database);

@@ -4,13 +4,13 @@ import { describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { reply } from "../commands/reply.ts";
 import { clip, fitLines } from "../commands/truncate.ts";
-import { LIMITS, alertsMessage, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
+import { type DataVisualizationBlock, LIMITS, alertsMessage, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
 import { homeView } from "../integrations/slack/home.ts";
-import type { Chart } from "../src/charts/chart.ts";
 import type { Alert } from "../src/alerts/alert.ts";
+import type { Chart } from "../src/charts/chart.ts";
 import { VIEW_BLOCKS, blockProblems } from "./fakes/slack-api.ts";
 import { gatewayRegistry } from "./helpers/registry.ts";
-import { sampleAlert } from "./helpers/sample-alert.ts";
+import { sampleAlert, sampleChartedAlert, sampleDigest } from "./helpers/sample-alert.ts";
 
 /** Every string of a value, deep: what could reach Slack's parser. */
 function strings(value: unknown): string[] {
@@ -252,6 +252,43 @@ describe("Alert as Block Kit", () => {
       ],
     );
     assert.match(JSON.stringify(buttons[1]!.confirm), /No alerts about search-monthly in this channel for 24 hours/);
+  });
+
+  test("a digest: its daily trend as a native line chart, its movers exact, usage names inert in the chart and escaped in text", () => {
+    const name = "<!channel> & <https://evil.example|x>";
+    const message = alertsMessage([sampleDigest(name)]);
+    assert.deepEqual(blockProblems(message.blocks), []);
+    const charts = message.blocks.filter((b) => b.type === "data_visualization") as DataVisualizationBlock[];
+    assert.equal(charts.length, 1);
+    const chart = charts[0]!.chart as { type: string; series: { name: string; data: { label: string; value: number }[] }[]; axis_config: { categories: string[] } };
+    assert.equal(chart.type, "line");
+    assert.deepEqual(chart.series.map((x) => x.name), ["Last 7 days", "7 days before"]);
+    assert.deepEqual(chart.axis_config.categories, ["Mon 9 Nov", "Tue 10 Nov", "Wed 11 Nov", "Thu 12 Nov", "Fri 13 Nov", "Sat 14 Nov", "Sun 15 Nov"]);
+    assert.deepEqual(chart.series[0]!.data.map((d) => d.value), [10, 10, 12.5, 7.5, 10, 10, 10]);
+    assert.ok(charts[0]!.title.length <= 50 && !/[<>]/.test(charts[0]!.title), charts[0]!.title);
+    const all = strings(message.blocks).join("\n");
+    assert.match(all, /\*Top movers by feature\*\n• &lt;!channel&gt; &amp; &lt;https:\/\/evil\.example\|x&gt;: \+\$27\.50 \(\$12\.50 → \$40\.00\)/);
+    // Chart strings are plain text to Slack: no `<` to start a control sequence; mrkdwn has only entities.
+    assert.ok(strings(charts).every((x) => !x.includes("<")), JSON.stringify(charts));
+    assert.doesNotMatch(mrkdwnTexts(message.blocks).join("\n"), /<!channel>|<https/);
+  });
+
+  test("charts: Slack's own blocks for two a message, text for the rest and when native blocks are off", () => {
+    const three = [sampleChartedAlert({ id: "a" }), sampleChartedAlert({ id: "b" }), sampleDigest("ads")];
+    const message = alertsMessage(three);
+    assert.deepEqual(blockProblems(message.blocks), []);
+    assert.equal(message.blocks.filter((b) => b.type === "data_visualization").length, 2);
+    const texts = mrkdwnTexts(message.blocks).join("\n");
+    assert.match(texts, /\*Daily spend, team:ads\*\n```\nMon 9 Nov: Last 7 days \$10\.00, 7 days before \$5\.00\n/);
+    // A 20-bucket budget chart is within Slack's 20 categories as it is.
+    const budget = message.blocks.find((b) => b.type === "data_visualization") as DataVisualizationBlock;
+    assert.equal((budget.chart as { axis_config: { categories: string[] } }).axis_config.categories.length, 20);
+    assert.deepEqual((budget.chart as { series: { name: string }[] }).series.map((x) => x.name), ["Spent", "Budget"]);
+
+    const plainText = alertsMessage(three, { native: false });
+    assert.deepEqual(plainText.blocks.filter((b) => b.type === "data_visualization"), []);
+    assert.match(mrkdwnTexts(plainText.blocks).join("\n"), /\*search-monthly: this-month so far\*\n```\n1 Nov: Spent \$20\.63, Budget \$500\.00\n/);
+    assert.deepEqual(blockProblems(plainText.blocks), []);
   });
 
   test("a decided raise says who decided, when, and the change; nothing is left to press", () => {

@@ -302,6 +302,11 @@ describe("alerts, buttons and the raise form", () => {
     breach = { channel: ALERTS_CHANNEL, ts: message.ts, blocks: message.blocks };
     const text = texts(message.blocks);
     assert.match(text, /\$7\.00 of \$6\.00 \(116 %\)/);
+    // The budget's period so far, as Slack's own line chart (the fake checks Slack's chart limits).
+    const chart = (message.blocks as { type: string; chart?: { type: string; series: { name: string; data: { value: number }[] }[] } }[]).find((b) => b.type === "data_visualization");
+    assert.equal(chart?.chart?.type, "line");
+    assert.deepEqual(chart.chart.series.map((x) => x.name), ["Spent", "Budget"]);
+    assert.equal(chart.chart.series[0]!.data.at(-1)!.value, 7);
     assert.ok(!JSON.stringify(message).includes("<!channel>"), "the injected feature name is escaped");
     assert.match(text, /• &lt;!channel&gt; &lt;https:\/\/evil\.example\|click&gt;: \$4\.00/);
     assert.deepEqual(

@@ -7,7 +7,7 @@ import { type Element, INPUTS, LIMITS, alertsCard, md, replyCard } from "../inte
 import type { Alert } from "../src/alerts/alert.ts";
 import { gatewayRegistry } from "./helpers/registry.ts";
 import { cardProblems } from "./helpers/adaptive-card.ts";
-import { sampleAlert } from "./helpers/sample-alert.ts";
+import { sampleAlert, sampleChartedAlert, sampleDigest } from "./helpers/sample-alert.ts";
 
 const alert = sampleAlert;
 
@@ -128,6 +128,26 @@ describe("Teams cards", () => {
       assert.doesNotMatch(t, /^#|^- |^1\./m);
     }
     assert.equal(md("a*b_c"), "a\\*b\\_c");
+  });
+
+  test("alert charts: a Chart.Line of the digest's trend and of a budget's period so far, each with its text lines for clients without charts", () => {
+    const hostile = "**boss** {{DATE(2020-01-01T00:00:00Z)}}";
+    const card = alertsCard([sampleDigest(hostile), sampleChartedAlert()]);
+    assert.deepEqual(cardProblems(card), []);
+    const charts = find(card, (e) => e.type === "Chart.Line");
+    assert.equal(charts.length, 2);
+    const trend = charts[0]!.data as { legend: string; values: { x: string; y: number }[] }[];
+    assert.deepEqual(trend.map((x) => x.legend), ["Last 7 days", "7 days before"]);
+    assert.deepEqual(trend[0]!.values.map((v) => v.y), [10, 10, 12.5, 7.5, 10, 10, 10]);
+    assert.equal(trend[0]!.values[0]!.x, "Mon 9 Nov");
+    assert.deepEqual((charts[1]!.data as { legend: string }[]).map((x) => x.legend), ["Spent", "Budget"]);
+    // The chart's title is no date function; the fallback's lines and the movers are escaped markdown.
+    assert.doesNotMatch(String(charts[0]!.title), /\{\{DATE/);
+    const fallback = texts(charts[0]!.fallback);
+    assert.ok(fallback.includes("Mon 9 Nov: Last 7 days $10.00, 7 days before $5.00"), fallback.join("\n"));
+    const all = texts(card);
+    assert.ok(all.includes("• \\*\\*boss\\*\\* {\u200b{DATE(2020-01-01T00:00:00Z)}}: +$27.50 ($12.50 → $40.00)"), all.join("\n"));
+    assert.ok(all.includes("**Top movers by feature**"));
   });
 
   test("long tables, bars and contributor lists are cut with a count, within Teams' message size", () => {

@@ -5,7 +5,7 @@ import { ChatPacer } from "../integrations/telegram/pacer.ts";
 import { LIMITS, alertsMessage, callbackData, escapeClipped, escapeHtml, keyboard, parseCallbackData, raiseQuestion, replyMessage } from "../integrations/telegram/render.ts";
 import type { Alert } from "../src/alerts/alert.ts";
 import { parseTelegramHtml } from "./fakes/telegram-api.ts";
-import { sampleAlert } from "./helpers/sample-alert.ts";
+import { sampleAlert, sampleDigest } from "./helpers/sample-alert.ts";
 
 /*
  * The pure parts of the Telegram integration: the HTML renderer, checked with the fake Bot API's
@@ -130,6 +130,18 @@ describe("alerts", () => {
       assert.equal(b.callback_data.slice(2), a.budget!.id);
       assert.ok(Buffer.byteLength(b.callback_data) <= 64);
     }
+  });
+
+  test("a digest: its movers escaped and exact; its chart written out unless it goes as a photo", () => {
+    const digest = sampleDigest(NASTY);
+    const { text, entities } = read(alertsMessage([digest]).html);
+    assert.ok(text.includes(`Top movers by feature\n• ${NASTY}: +$27.50 ($12.50 → $40.00)`), text);
+    assert.ok(text.includes(`Daily spend, team:${NASTY}\nMon 9 Nov: Last 7 days $10.00, 7 days before $5.00`), text);
+    assert.ok(entities.some((e) => e.type === "pre"));
+    // With the chart sent as a photo beside it, the text does not repeat it.
+    const beside = read(alertsMessage([digest], new Set([digest])).html).text;
+    assert.ok(!beside.includes("Mon 9 Nov"), beside);
+    assert.ok(beside.includes("Top movers by feature"));
   });
 
   test("a budget name too long for callback data still gets its buttons: they name the budget by id", () => {

@@ -3,6 +3,7 @@ import { bar, columns } from "../../commands/render-text.ts";
 import type { Reply } from "../../commands/reply.ts";
 import { andMore, clip, fitCount, fitLines } from "../../commands/truncate.ts";
 import type { Alert } from "../../src/alerts/alert.ts";
+import { moverText, moversHeading } from "../../src/alerts/trends.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
 import { type Chart, chartLines, chartNumber } from "../../src/charts/chart.ts";
 import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
@@ -298,8 +299,21 @@ function contributorsSection(alert: Alert): Block | undefined {
   return section(heading + fitLines(lines, LIMITS.sectionText - heading.length));
 }
 
-/** One alert whole: its heading, what happened, its facts, its buttons. */
-export function alertBlocks(alert: Alert): Block[] {
+function moversSection(alert: Alert): Block | undefined {
+  if (alert.movers.length === 0) return undefined;
+  const heading = `*${escapeMrkdwn(moversHeading(alert.movers))}*\n`;
+  return section(heading + fitLines(alert.movers.map((m) => `• ${escapeMrkdwn(moverText(m))}`), LIMITS.sectionText - heading.length));
+}
+
+/** A chart as text (its title, then a line per category): where Slack's own block is not drawn. */
+function chartText(chart: Chart): Block {
+  const fence = "```";
+  const heading = `*${escapeMrkdwn(chart.title)}*\n${fence}\n`;
+  return section(`${heading}${fitLines(chartLines(chart).map(codeSafe), LIMITS.sectionText - heading.length - fence.length - 1)}\n${fence}`);
+}
+
+/** One alert whole (heading, what happened, facts, buttons); its chart as Slack's own block when `nativeChart`, else as text. */
+export function alertBlocks(alert: Alert, nativeChart: boolean): Block[] {
   const decision = decisionLine(alert);
   const blocks: (Block | undefined)[] = [
     { type: "header", text: plain(alert.title, LIMITS.headerText) },
@@ -307,6 +321,8 @@ export function alertBlocks(alert: Alert): Block[] {
     section(escapeMrkdwn(alert.summary)),
     fieldsSection(alertFields(alert)),
     contributorsSection(alert),
+    moversSection(alert),
+    alert.chart ? (nativeChart ? chartBlock(alert.chart) : chartText(alert.chart)) : undefined,
     { type: "context", elements: [mrkdwn(`Tollgate · ${escapeMrkdwn(alert.kind.replace(/_/g, " "))} · ${when(alert.at)}`)] },
     actionsBlock(alert.actions),
   ];
@@ -315,16 +331,20 @@ export function alertBlocks(alert: Alert): Block[] {
 
 /**
  * The alerts of one outbox message as Block Kit: each alert whole, divided from the next, as many
- * as fit in 50 blocks; the rest are named in a last line ("…and 3 more: …").
+ * as fit in 50 blocks; the rest are named in a last line ("…and 3 more: …"). The first two charts
+ * are Slack's own blocks (its limit a message) unless `native` is false; the others are text.
  */
-export function alertsMessage(alerts: readonly Alert[]): SlackMessage {
+export function alertsMessage(alerts: readonly Alert[], options: RenderOptions = {}): SlackMessage {
   const blocks: Block[] = [];
   let shown = 0;
+  let charts = 0;
   for (const alert of alerts) {
-    const next = [...(shown > 0 ? [{ type: "divider" } as Block] : []), ...alertBlocks(alert)];
+    const native = (options.native ?? true) && charts < LIMITS.chartsPerMessage;
+    const next = [...(shown > 0 ? [{ type: "divider" } as Block] : []), ...alertBlocks(alert, native)];
     const room = LIMITS.blocks - (shown + 1 < alerts.length ? 1 : 0);
     if (blocks.length + next.length > room) break;
     blocks.push(...next);
+    if (native && alert.chart) charts++;
     shown++;
   }
   const left = alerts.slice(shown);

@@ -2,7 +2,7 @@ import { webApi } from "@slack/bolt";
 import type { SlackSettings } from "./settings.ts";
 import type { Deliverer, DeliveryOutcome } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
-import { alertsMessage } from "./blocks.ts";
+import { NATIVE_BLOCKS, alertsMessage } from "./blocks.ts";
 import { slackSdkLogger } from "./log.ts";
 
 /** What a delivered Slack message is known by, to update it later. */
@@ -58,9 +58,9 @@ export function slackDeliverer(config: Pick<SlackSettings, "SLACK_BOT_TOKEN" | "
     async deliver(target, message, context): Promise<DeliveryOutcome> {
       const channel = target.address.channel_id;
       if (typeof channel !== "string") return { kind: "gone", message: "the channel has no Slack channel id" };
-      const { text, blocks } = alertsMessage(message.payload.alerts);
       const earlier = refOf(context.replaces);
-      try {
+      const send = async (native: boolean): Promise<DeliveryOutcome> => {
+        const { text, blocks } = alertsMessage(message.payload.alerts, { native });
         if (earlier) {
           try {
             await client.chat.update({ channel: earlier.channel, ts: earlier.ts, text, blocks });
@@ -73,6 +73,16 @@ export function slackDeliverer(config: Pick<SlackSettings, "SLACK_BOT_TOKEN" | "
         }
         const posted = await client.chat.postMessage({ channel, text, blocks, unfurl_links: false, unfurl_media: false });
         return { kind: "delivered", externalRef: { channel: posted.channel ?? channel, ts: posted.ts } };
+      };
+      try {
+        try {
+          return await send(true);
+        } catch (err) {
+          // A workspace whose clients do not take chart blocks refuses the message for them: it goes once more with the charts as text, never retried as it was.
+          if (platformError(err) !== "invalid_blocks" || !alertsMessage(message.payload.alerts).blocks.some((b) => NATIVE_BLOCKS.has(b.type))) throw err;
+          logger.warn({ channel: target.id }, "Slack refused the chart blocks (invalid_blocks); sending the charts as text");
+          return await send(false);
+        }
       } catch (err) {
         return outcomeOf(err);
       }

@@ -45,7 +45,8 @@ export function homeView(home: Home | undefined, options: HomeViewOptions): type
 
   let shown = 0;
   for (const raise of home.raises) {
-    const next = [...(shown > 0 ? [DIVIDER] : []), ...alertBlocks(raise.request), ...(raise.note ? [{ type: "context", elements: [mrkdwn(escapeMrkdwn(raise.note))] } as Block] : [])];
+    // A raise's chart, if it had one, as text: the tab's two native charts are the spend answers'.
+    const next = [...(shown > 0 ? [DIVIDER] : []), ...alertBlocks(raise.request, false), ...(raise.note ? [{ type: "context", elements: [mrkdwn(escapeMrkdwn(raise.note))] } as Block] : [])];
     if (blocks.length + next.length > LIMITS.viewBlocks - 1) break;
     blocks.push(...next);
     shown++;

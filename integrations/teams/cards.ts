@@ -2,8 +2,9 @@ import type { Reply } from "../../commands/reply.ts";
 import { bar } from "../../commands/render-text.ts";
 import { andMore, clip, fitCount } from "../../commands/truncate.ts";
 import type { Alert } from "../../src/alerts/alert.ts";
+import { moverText, moversHeading } from "../../src/alerts/trends.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
-import { type Chart, chartNumber } from "../../src/charts/chart.ts";
+import { type Chart, chartLines, chartNumber } from "../../src/charts/chart.ts";
 import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
 
 /*
@@ -167,10 +168,11 @@ function bars(b: NonNullable<Reply["bars"]>): Element[] {
  * length; values are numbers as drawn, the exact amounts being in the fallback and the facts.
  */
 export function chartElement(chart: Chart, fallback: Element): Element {
-  // Chart labels are not markdown, but `{{` is still broken so no value can become a date function.
-  const label = (text: string) => clip(text, LIMITS.cell).replace(/\{\{/g, "{\u200b{");
+  // Chart labels and titles are not markdown, but `{{` is still broken so no value can become a date function.
+  const inert = (text: string, max: number) => clip(text, max).replace(/\{\{/g, "{\u200b{");
+  const label = (text: string) => inert(text, LIMITS.cell);
   const categories = chart.categories.slice(0, LIMITS.bars);
-  const title = clip(chart.title, LIMITS.title);
+  const title = inert(chart.title, LIMITS.title);
   const at = (values: readonly string[]) => categories.map((c, i) => ({ x: label(c), y: chartNumber(values[i]!) }));
   switch (chart.kind) {
     case "bar":
@@ -252,6 +254,10 @@ function alertElements(alert: Alert): Element[] {
     top.shown.length > 0
       ? { type: "FactSet", facts: [...top.shown.map((c) => ({ title: md(c.key), value: usd(c.spend_usd) ?? md(c.spend_usd) })), ...(top.more ? [{ title: "", value: andMore(top.more) }] : [])] }
       : undefined,
+    alert.movers.length > 0 ? text(`**${md(moversHeading(alert.movers))}**`, { spacing: "Medium" }) : undefined,
+    ...alert.movers.map((m) => text(md(`• ${moverText(m)}`), { spacing: "None" })),
+    // Teams' own chart; a client without charts shows its text lines instead.
+    alert.chart ? chartElement(alert.chart, { type: "Container", items: [text(`**${md(alert.chart.title)}**`), ...chartLines(alert.chart).map((l) => text(md(l), { spacing: "None" }))] }) : undefined,
     text(`Tollgate · ${md(alert.kind.replace(/_/g, " "))} · ${when(alert.at)}`, { isSubtle: true, size: "Small" }),
   ]);
 }

@@ -1,8 +1,11 @@
 import { type Telegram, TelegramError } from "telegraf";
+import type { Opts } from "telegraf/types";
 import type { Deliverer, DeliveryOutcome } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
 import type { ChatPacer } from "./pacer.ts";
-import { type TelegramMessage, alertsMessage } from "./render.ts";
+import type { Alert } from "../../src/alerts/alert.ts";
+import { renderPng } from "../../src/charts/png.ts";
+import { type TelegramMessage, alertsMessage, escapeClipped } from "./render.ts";
 
 /** What a delivered Telegram message is known by, to edit it later. */
 export interface MessageRef {
@@ -66,6 +69,9 @@ export function sendOptions(message: TelegramMessage) {
   };
 }
 
+/** Photos of charts sent with one message at most, as Slack draws at most two charts a message. */
+const PHOTOS_PER_MESSAGE = 2;
+
 /**
  * Delivers outbox messages with sendMessage, keeping the message's chat and id; a message that is
  * the later state of an earlier one (DeliveryContext.replaces: a decided raise, a budget back
@@ -74,6 +80,20 @@ export function sendOptions(message: TelegramMessage) {
  * a chat at a time, in order, so pacing here never reorders a chat's messages.
  */
 export function telegramDeliverer(telegram: Telegram, pacer: ChatPacer, logger: Logger, clock: () => number = Date.now): Deliverer {
+  let fontMissingLogged = false;
+  /** The charts of a new message's alerts drawn as PNGs (the first two); none when no font is installed, the charts then being written out. */
+  function drawCharts(alerts: readonly Alert[]): Map<Alert, Buffer> {
+    const drawn = new Map<Alert, Buffer>();
+    for (const alert of alerts.filter((a) => a.chart).slice(0, PHOTOS_PER_MESSAGE)) {
+      const png = renderPng(alert.chart!);
+      if (png.ok) drawn.set(alert, png.png);
+      else if (!fontMissingLogged) {
+        fontMissingLogged = true;
+        logger.warn({ component: "telegram" }, `alert charts are sent as text: ${png.reason}`);
+      }
+    }
+    return drawn;
+  }
   return {
     async deliver(target, message, context): Promise<DeliveryOutcome> {
       const chatId = target.address.chat_id;
@@ -81,12 +101,14 @@ export function telegramDeliverer(telegram: Telegram, pacer: ChatPacer, logger: 
       const wait = pacer.earliest(chatId, clock()) - clock();
       if (wait > LONGEST_INLINE_WAIT_MS) return { kind: "retry", message: `paced: the chat's next message may go in ${Math.ceil(wait / 1000)} s`, retryAfterMs: wait };
       await pause(pacer.reserve(chatId, clock()), context.signal);
-      const rendered = alertsMessage(message.payload.alerts);
+      const earlier = refOf(context.replaces);
+      // An edit keeps the message's photos as they were: its charts, if any, are written out.
+      const photos = earlier ? new Map<Alert, Buffer>() : drawCharts(message.payload.alerts);
+      const rendered = alertsMessage(message.payload.alerts, new Set(photos.keys()));
       const options = sendOptions(rendered);
       // telegraf types its signal with the abort-controller shim; node-fetch takes Node's own.
       const signal = { signal: context.signal } as unknown as Parameters<Telegram["callApi"]>[2];
       try {
-        const earlier = refOf(context.replaces);
         if (earlier) {
           try {
             await telegram.callApi("editMessageText", { chat_id: earlier.chat_id, message_id: earlier.message_id, text: rendered.html, ...options }, signal);
@@ -98,7 +120,32 @@ export function telegramDeliverer(telegram: Telegram, pacer: ChatPacer, logger: 
           }
         }
         const sent = await telegram.callApi("sendMessage", { chat_id: chatId, text: rendered.html, ...options }, signal);
-        return { kind: "delivered", externalRef: { chat_id: sent.chat.id, message_id: sent.message_id } satisfies MessageRef };
+        const ref = { chat_id: sent.chat.id, message_id: sent.message_id } satisfies MessageRef;
+        // The message is delivered: the photos follow as replies to it. One that fails is logged,
+        // not retried, so the alert is never sent twice for its picture.
+        for (const [alert, png] of photos) {
+          const wait = pacer.earliest(chatId, clock()) - clock();
+          if (wait > LONGEST_INLINE_WAIT_MS || context.signal.aborted) {
+            logger.warn({ channel: target.id }, "alert chart photo not sent: the chat's next slot is too far off; the message went without it");
+            break;
+          }
+          await pause(pacer.reserve(chatId, clock()), context.signal);
+          await telegram
+            .callApi(
+              "sendPhoto",
+              {
+                chat_id: chatId,
+                photo: { source: png, filename: "tollgate-chart.png" },
+                caption: escapeClipped(alert.chart!.title, 1000),
+                parse_mode: "HTML",
+                reply_parameters: JSON.stringify({ message_id: sent.message_id, allow_sending_without_reply: true }),
+                // telegraf types it as the object; a multipart upload takes it as JSON text.
+              } as unknown as Opts<"sendPhoto">,
+              signal,
+            )
+            .catch((err: unknown) => logger.warn({ channel: target.id, error: err instanceof TelegramError ? err.description : (err as Error).message }, "alert chart photo not sent; the message went without it"));
+        }
+        return { kind: "delivered", externalRef: ref };
       } catch (err) {
         return outcomeOf(err, chatId, pacer, clock());
       }

@@ -3,7 +3,9 @@ import { bar, columns } from "../../commands/render-text.ts";
 import type { Reply } from "../../commands/reply.ts";
 import { andMore, clip, fitLines } from "../../commands/truncate.ts";
 import type { Alert } from "../../src/alerts/alert.ts";
+import { moverText, moversHeading } from "../../src/alerts/trends.ts";
 import { describeScope } from "../../src/budgets/budget.ts";
+import { chartLines } from "../../src/charts/chart.ts";
 import { decimalUsdToPico, formatUsd } from "../../src/pricing/money.ts";
 
 /*
@@ -233,8 +235,11 @@ function alertFacts(alert: Alert): [string, string][] {
   return out;
 }
 
-/** One alert in at most `room` characters: headline, what happened, the facts, the top contributors. */
-function alertHtml(alert: Alert, room: number): string {
+/**
+ * One alert in at most `room` characters: headline, what happened, the facts, the top contributors
+ * and movers, and its chart as text unless `photo` (the chart is sent as a picture beside it).
+ */
+function alertHtml(alert: Alert, room: number, photo: boolean): string {
   const icon = ICONS[alert.kind];
   const decision = decisionLine(alert);
   const top = alert.top.map((c) => [c.key, usd(c.spend_usd) ?? c.spend_usd]);
@@ -245,6 +250,8 @@ function alertHtml(alert: Alert, room: number): string {
       textPart(alert.summary, ROOM.summary),
       linesPart(alertFacts(alert).map(([label, value]) => `${bold(`${label}:`, 100)} ${escapeClipped(value, ROOM.line)}`), ROOM.facts),
       tablePart(top, alert.top[0] ? `Top ${alert.top[0].dimension}s` : undefined),
+      alert.movers.length > 0 ? linesPart([bold(moversHeading(alert.movers)), ...alert.movers.map((m) => `• ${escapeClipped(moverText(m), ROOM.line)}`)], ROOM.facts) : { render: () => undefined },
+      alert.chart && !photo ? tablePart(chartLines(alert.chart).map((l) => [l]), alert.chart.title) : { render: () => undefined },
       textPart(`Tollgate · ${alert.kind.replace(/_/g, " ")} · ${alert.at.slice(0, 16).replace("T", " ")} UTC`, ROOM.line, (h) => `<i>${h}</i>`),
     ],
     room,
@@ -260,9 +267,10 @@ const alertTarget = (alert: Alert) => (a: Action) => (alert.budget && a.target =
 /**
  * The alerts of one outbox message as one Telegram message: each alert in turn, as many as fit,
  * then "…and N more". Buttons: one alert's own ("Mute 24 h", "Request a raise", "Breakdown");
- * with several, each alert's row names its budget.
+ * with several, each alert's row names its budget. The charts of the alerts in `photographed`
+ * go as photos beside the message; the others' are written out as text.
  */
-export function alertsMessage(alerts: readonly Alert[]): TelegramMessage {
+export function alertsMessage(alerts: readonly Alert[], photographed: ReadonlySet<Alert> = new Set()): TelegramMessage {
   const parts: string[] = [];
   let used = 0;
   let shown = 0;
@@ -272,7 +280,7 @@ export function alertsMessage(alerts: readonly Alert[]): TelegramMessage {
     const room = LIMITS.message - used - (shown > 0 ? divider.length : 0) - reserve;
     // Later alerts get what is left; the first always shows, however long.
     if (shown > 0 && room < 400) break;
-    const html = alertHtml(alert, room);
+    const html = alertHtml(alert, room, photographed.has(alert));
     parts.push(html);
     used += html.length + (shown > 0 ? divider.length : 0);
     shown++;

@@ -20,6 +20,10 @@ export interface WebhookAlert {
   /** When the amount is reached at the forecast's run rate (threshold and forecast alerts), or null. */
   run_out_at: string | null;
   top: Alert["top"];
+  /** Largest increases against the period before (digests). */
+  movers: Alert["movers"];
+  /** The alert's chart as Tollgate's neutral value (kind, title, categories, series of exact decimal text, unit), or null. */
+  chart: Alert["chart"];
   actions: Alert["actions"];
   details: Record<string, unknown>;
   links: Record<string, string>;
@@ -59,6 +63,8 @@ export function webhookAlert(alert: Alert, publicUrl: string | undefined): Webho
     forecast_method: alert.forecast_method,
     run_out_at: alert.run_out_at,
     top: alert.top,
+    movers: alert.movers,
+    chart: alert.chart,
     actions: alert.actions,
     details: alert.details,
     links: links(alert, publicUrl),

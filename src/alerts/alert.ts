@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Chart } from "../charts/chart.ts";
 import { DIMENSIONS } from "../ledger/event.ts";
 
 /**
@@ -38,6 +39,10 @@ export const KIND_SUBSCRIPTION: Record<AlertKind, SubscriptionKind> = {
 const Money = z.string();
 
 export const Contributor = z.object({ dimension: z.enum(DIMENSIONS), key: z.string(), spend_usd: Money });
+
+/** A value of a dimension whose spend grew most against the period before (a digest's top movers). */
+export const Mover = z.object({ dimension: z.enum(DIMENSIONS), key: z.string(), spend_usd: Money, previous_spend_usd: Money, change_usd: Money });
+export type Mover = z.infer<typeof Mover>;
 
 /** A button the reader can press; each platform turns it into its own kind of action. */
 export const AlertAction = z.object({
@@ -80,6 +85,14 @@ export const Alert = z.object({
    */
   run_out_at: z.string().nullable().default(null),
   top: z.array(Contributor),
+  /** Largest increases against the period before, largest first (digests). Defaulted like `chart`. */
+  movers: z.array(Mover).default([]),
+  /**
+   * A chart of what the alert is about, as it stood when the alert was made (a digest's daily
+   * trend, a budget's period so far), drawn by each platform its own way; null when there is none.
+   * Defaulted, so rows stored before charts existed read as they are and deliver without one.
+   */
+  chart: Chart.nullable().default(null),
   actions: z.array(AlertAction),
   /** Kind-specific facts (approval id, requester, reason, anomaly baseline, digest rows...). */
   details: z.record(z.string(), z.unknown()).default({}),
@@ -90,7 +103,9 @@ export type Alert = z.infer<typeof Alert>;
 /**
  * The alert as stored in the outbox: the current shape tagged with its version, so a row outlives
  * changes to the shape. A new version adds its schema here and a step that turns the one before
- * it into it; rows of every version ever written stay readable.
+ * it into it; rows of every version ever written stay readable. A field added with a default
+ * (run_out_at, movers, chart) needs no new version: a row without it reads with the default, and a
+ * gateway that does not know it yet reads the row without it.
  */
 export const ALERT_VERSION = 2;
 

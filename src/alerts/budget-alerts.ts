@@ -7,6 +7,7 @@ import { type Budget, describeScope } from "../budgets/budget.ts";
 import type { Contributor } from "../budgets/contributors.ts";
 import { type Decision, percentOf } from "../budgets/evaluate.ts";
 import { FORECAST_METHOD } from "../budgets/forecast.ts";
+import type { Chart } from "../charts/chart.ts";
 import type { Period } from "../ledger/period.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import type { Alert } from "./alert.ts";
@@ -23,6 +24,8 @@ export interface BudgetAlertFacts {
   runOut: Date | null;
   anomaly: AnomalyVerdict | null;
   top: Contributor[];
+  /** The budget's period so far against its amount (trends.ts), read when the alert is made; shown on threshold and forecast alerts. */
+  chart: Chart | null;
   now: Date;
 }
 
@@ -72,14 +75,17 @@ export function budgetAlert(facts: BudgetAlertFacts): Alert {
     forecast_method: forecast === null ? null : FORECAST_METHOD,
     run_out_at: runOutShown(facts)?.toISOString() ?? null,
     top,
+    movers: [],
+    chart: chartShown(facts.decision) ? facts.chart : null,
     actions: ACTIONS[decision.kind].map((action) => ({ action, label: LABELS[action], target: budget.name })),
     details: details(facts),
     at: now.toISOString(),
   };
 }
 
-/** The run-out date belongs on the alerts that look ahead: a line crossed on the way, or a forecast over. */
-const runOutShown = ({ decision, runOut }: BudgetAlertFacts): Date | null => (decision.kind === "threshold" || decision.kind === "forecast" ? runOut : null);
+/** The alerts that look ahead (a line crossed on the way, a forecast over) carry the run-out date and the period's chart. */
+export const chartShown = (decision: Pick<Decision, "kind">): boolean => decision.kind === "threshold" || decision.kind === "forecast";
+const runOutShown = ({ decision, runOut }: BudgetAlertFacts): Date | null => (chartShown(decision) ? runOut : null);
 
 function details({ decision, budget, period, spend, anomaly }: BudgetAlertFacts): Record<string, unknown> {
   const common = { period_label: period.label, timezone: budget.timezone, remaining_usd: picoToDecimalString(budget.amount > spend ? budget.amount - spend : 0n) };

@@ -1,7 +1,8 @@
 /**
  * Daily and weekly digests: for each channel subscribed to them, the spend of the day (or week)
- * before in each of the channel's scopes, against the one before it, with the top contributors and
- * the state of the budgets within the scope.
+ * before in each of the channel's scopes, against the one before it, with the top contributors, the
+ * top movers (largest increases against the one before), a chart of the daily spend of the last
+ * 7 days against the 7 before (trends.ts) and the state of the budgets within the scope.
  *
  * They go out at TOLLGATE_DIGEST_HOUR (09:00 by default) in each channel's own time zone, weekly
  * ones on Mondays. The job runs every hour and sends to the channels whose local time is then in
@@ -20,8 +21,10 @@ import { budgets, channels } from "../db/schema.ts";
 import { type Period, resolvePeriod } from "../ledger/period.ts";
 import { type SpendReport, querySpend } from "../ledger/spend.ts";
 import { changeText, formatUsd, picoToDecimalString } from "../pricing/money.ts";
-import type { Alert } from "./alert.ts";
+import type { Chart } from "../charts/chart.ts";
+import type { Alert, Mover } from "./alert.ts";
 import type { Notifier } from "./notifier.ts";
+import { digestTrend } from "./trends.ts";
 
 export type DigestKind = "digest_daily" | "digest_weekly";
 
@@ -65,13 +68,17 @@ export interface DigestFacts {
   date: string;
   report: SpendReport;
   top: Contributor[];
+  /** Largest increases against the period before. */
+  movers: Mover[];
+  /** Daily spend of the last 7 days against the 7 before; null when there was none. */
+  chart: Chart | null;
   /** Budgets within the scope, as they stand now. */
   budgets: BudgetStatus[];
   now: Date;
 }
 
 export function digestAlert(facts: DigestFacts): Alert {
-  const { kind, channelId, scope, date, report, top, now } = facts;
+  const { kind, channelId, scope, date, report, top, movers, chart, now } = facts;
   const what = describeScope(scope);
   const [spent, before] = [report.total.cost, report.previous.cost];
   const unit = kind === "digest_daily" ? "day" : "week";
@@ -93,6 +100,8 @@ export function digestAlert(facts: DigestFacts): Alert {
     forecast_method: null,
     run_out_at: null,
     top,
+    movers,
+    chart,
     actions: [],
     details: {
       scope,
@@ -157,6 +166,7 @@ async function scopeDigest(database: Database, kind: DigestKind, channelId: stri
   const by = contributorDimension(scope);
   const report = await querySpend(database, { period, by, filters: scope, top: 3, now });
   const top = by ? contributorsOf(report, by) : [];
+  const { chart, movers } = await digestTrend(database, scope, period, by, `Daily spend, ${describeScope(scope)}`);
   const within = statuses.filter((s) => scopeMatches(scope, s.budget.scope));
-  return digestAlert({ kind, channelId, scope, date, report, top, budgets: within, now });
+  return digestAlert({ kind, channelId, scope, date, report, top, movers, chart, budgets: within, now });
 }

@@ -103,7 +103,8 @@ export interface NotificationInfo {
   next_attempt_at: string | null;
   last_error: string | null;
   dedupe_key: string;
-  alerts: { id: string; kind: string; title: string }[];
+  /** Each alert the message carries, with its budget so readers can be shown only their budgets' alerts. */
+  alerts: { id: string; kind: string; title: string; budget: { id: string; name: string } | null }[];
   created_at: string;
   delivered_at: string | null;
 }
@@ -316,7 +317,7 @@ function notificationInfo(n: typeof notifications.$inferSelect, channel: Notific
     last_error: n.lastError,
     dedupe_key: n.dedupeKey,
     // An unreadable row lists no alerts; why it cannot be read is its last_error once a worker has tried it.
-    alerts: read.ok ? read.payload.alerts.map((a) => ({ id: a.id, kind: a.kind, title: a.title })) : [],
+    alerts: read.ok ? read.payload.alerts.map((a) => ({ id: a.id, kind: a.kind, title: a.title, budget: a.budget && { id: a.budget.id, name: a.budget.name } })) : [],
     created_at: n.createdAt.toISOString(),
     delivered_at: n.deliveredAt?.toISOString() ?? null,
   };

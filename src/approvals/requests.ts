@@ -153,6 +153,8 @@ export function requestedAlert(a: Approval, budget: Budget, spent: { spend: bigi
     forecast_method: null,
     run_out_at: null,
     top: [],
+    movers: [],
+    chart: null,
     actions: [
       { action: "approve", label: `Approve ${formatUsd(a.to_amount)}`, target: a.id },
       { action: "reject", label: "Reject", target: a.id },
@@ -189,6 +191,8 @@ export function decidedAlert(a: Approval, budget: Budget, now: Date): Alert {
     forecast_method: null,
     run_out_at: null,
     top: [],
+    movers: [],
+    chart: null,
     actions: a.status === "approved" ? [] : [{ action: "request_raise", label: "Ask again", target: budget.name }],
     details: { ...approvalFacts(a), status: a.status, decided_by: a.decided_by, ...(a.decided_by_name ? { decided_by_name: a.decided_by_name } : {}), decision_reason: a.decision_reason },
     at: now.toISOString(),
@@ -220,12 +224,13 @@ export class Approvals {
     this.schemas = approvalSchemas(members.schemas.actorRef);
   }
 
-  async list(filter: { status?: ApprovalStatus; limit?: number } = {}): Promise<Approval[]> {
+  /** The latest requests, of one status and of one budget (by id) when given. */
+  async list(filter: { status?: ApprovalStatus; budgetId?: string; limit?: number } = {}): Promise<Approval[]> {
     const rows = await this.database.db
       .select({ row: approvals, budget: budgets.name })
       .from(approvals)
       .innerJoin(budgets, eq(budgets.id, approvals.budgetId))
-      .where(filter.status ? eq(approvals.status, filter.status) : undefined)
+      .where(and(filter.status ? eq(approvals.status, filter.status) : undefined, filter.budgetId ? eq(approvals.budgetId, filter.budgetId) : undefined))
       .orderBy(desc(approvals.createdAt), desc(approvals.id))
       .limit(filter.limit ?? 100);
     return rows.map((r) => approvalOf(r.row, r.budget));

@@ -18,8 +18,9 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type SQL, eq, sql } from "drizzle-orm";
 import type { Alert } from "../alerts/alert.ts";
-import { budgetAlert } from "../alerts/budget-alerts.ts";
+import { budgetAlert, chartShown } from "../alerts/budget-alerts.ts";
 import type { Notifier } from "../alerts/notifier.ts";
+import { budgetPeriodChart } from "../alerts/trends.ts";
 import type { Database } from "../db/connection.ts";
 import { alertFirings, budgets } from "../db/schema.ts";
 import type { PricedEvent } from "../ledger/event.ts";
@@ -235,8 +236,12 @@ export class BudgetEvaluator {
 
     // Built before the transaction, which must hold nothing but its own statements (PGlite has one connection).
     const notified = planned.filter((p) => p.decision.notify);
-    const tops = await topContributors(this.database, notified.map((p) => ({ scope: p.facts.budget.scope, period: p.facts.period })));
-    const alerts = notified.map((p, i) => budgetAlert({ ...p.facts, id: p.id, decision: p.decision, runOut: p.runOut, top: tops[i] ?? [], now }));
+    const [tops, charts] = await Promise.all([
+      topContributors(this.database, notified.map((p) => ({ scope: p.facts.budget.scope, period: p.facts.period }))),
+      // The chart as it stands now, stored with the alert: a delivery delayed by an outage still shows the moment it fired.
+      Promise.all(notified.map((p) => (chartShown(p.decision) ? budgetPeriodChart(this.database, p.facts.budget, p.facts.period, now) : null))),
+    ]);
+    const alerts = notified.map((p, i) => budgetAlert({ ...p.facts, id: p.id, decision: p.decision, runOut: p.runOut, top: tops[i] ?? [], chart: charts[i] ?? null, now }));
 
     const sent = await this.database.db.transaction(async (tx) => {
       const rows = planned

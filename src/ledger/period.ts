@@ -233,7 +233,8 @@ function fromDayNumber(n: number): LocalDate {
   return { year: t.getUTCFullYear(), month: t.getUTCMonth() + 1, day: t.getUTCDate() };
 }
 
-const addDays = (d: LocalDate, n: number) => fromDayNumber(dayNumber(d) + n);
+/** The calendar day `n` days after `d` (before, for negative `n`). */
+export const addDays = (d: LocalDate, n: number): LocalDate => fromDayNumber(dayNumber(d) + n);
 const addMonths = (d: LocalDate, n: number) => fromDayNumber(Date.UTC(d.year, d.month - 1 + n, d.day) / DAY_MS);
 /** ISO 8601 weeks start on Monday; getUTCDay counts from Sunday = 0. */
 const isoMonday = (d: LocalDate) => addDays(d, -((new Date(dayNumber(d) * DAY_MS).getUTCDay() + 6) % 7));

@@ -42,6 +42,7 @@ interface Pending {
   fail: (err: unknown) => void;
 }
 
+const noop = () => {};
 const keyOf = (e: { source: string; id: string }) => `${e.source}\u0000${e.id}`;
 const RETRYABLE = new Set(["40P01", "40001"]); // deadlock, serialization failure
 
@@ -55,7 +56,6 @@ export class Recorder {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight = new Set<Promise<void>>();
-  private waiting: (() => void)[] = [];
   private readonly listeners: FlushListener[] = [];
   private closed = false;
   /** A write timed out and nothing has answered since. */
@@ -85,11 +85,11 @@ export class Recorder {
           this.queue.push({ call, event, settle, fail });
         }),
     );
-    while (this.queue.length >= this.opts.batchSize) this.startFlush(this.queue.splice(0, this.opts.batchSize));
+    this.pump(false);
     if (this.queue.length > 0 && !this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.startFlush(this.queue.splice(0));
+        this.pump(true);
       }, this.opts.maxWaitMs);
     }
     return Promise.all(answers);
@@ -123,8 +123,10 @@ export class Recorder {
   async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    while (this.queue.length > 0) this.startFlush(this.queue.splice(0, this.opts.batchSize));
-    await Promise.allSettled([...this.inFlight]);
+    while (this.queue.length > 0 || this.inFlight.size > 0) {
+      this.pump(true);
+      await Promise.race([...this.inFlight].map((run) => run.then(noop, noop)));
+    }
   }
 
   async close(): Promise<void> {
@@ -133,20 +135,25 @@ export class Recorder {
     await this.flush();
   }
 
-  private startFlush(batch: Pending[]): void {
-    if (batch.length === 0) return;
-    const run = this.whenSlotFree()
-      .then(() => this.write(batch))
-      .finally(() => {
+  /**
+   * Starts writes while a writer is free: a full batch at once, and what is queued, however
+   * little, once it is `due` (its first event has waited maxWaitMs, or a write has just ended:
+   * what queued meanwhile has waited for company already). Batches are cut when a writer takes
+   * them, not when events arrive, so everything that queued behind a write goes in one statement:
+   * fewer, larger statements, each rollup row touched once for all of them.
+   */
+  private pump(due: boolean): void {
+    while (this.inFlight.size < (this.opts.maxConcurrentFlushes ?? 4) && this.queue.length > 0 && (due || this.queue.length >= this.opts.batchSize)) {
+      const run: Promise<void> = this.write(this.queue.splice(0, this.opts.batchSize)).finally(() => {
         this.inFlight.delete(run);
-        this.waiting.shift()?.();
+        this.pump(true);
       });
-    this.inFlight.add(run);
-  }
-
-  private whenSlotFree(): Promise<void> {
-    if (this.inFlight.size < (this.opts.maxConcurrentFlushes ?? 4)) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push(resolve));
+      this.inFlight.add(run);
+    }
+    if (this.queue.length === 0) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
   }
 
   private async write(batch: Pending[]): Promise<void> {

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
-import type { Totals } from "./spend.ts";
+import { type Totals, ZERO } from "./spend.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
@@ -39,7 +39,6 @@ export type RollupRow = Totals & {
   model: string;
   api_key_id: string;
 };
-type RollupKey = Omit<RollupRow, keyof Totals>;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -49,18 +48,20 @@ const monthOf = (ms: number) => {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
 };
 
-/** The rollup row keys one event falls in, one per grain; absent attribution is ''. */
-function keysOf(e: RollupSource): RollupKey[] {
-  const ms = e.ts.getTime();
-  const day = floorTo(ms, DAY_MS);
-  const attribution = { team: e.team ?? "", project: e.project ?? "", feature: e.feature ?? "", provider: e.provider, model: e.model, api_key_id: e.api_key_id ?? "" };
-  const user = e.user ?? "";
-  return [
-    { grain: "hour", bucket: floorTo(ms, HOUR_MS), ...attribution, user: "" },
-    { grain: "day", bucket: day, ...attribution, user: "" },
-    { grain: "user-day", bucket: day, ...attribution, user },
-    { grain: "user-month", bucket: monthOf(ms), team: "", project: "", feature: "", provider: "", model: "", api_key_id: "", user },
-  ];
+/** A row of zero sums for one key; one constructor, so every row has the same shape. */
+function zeroRow(grain: RollupGrain, bucket: number, e: RollupSource | undefined, user: string): RollupRow {
+  return {
+    grain,
+    bucket,
+    team: e?.team ?? "",
+    project: e?.project ?? "",
+    feature: e?.feature ?? "",
+    user,
+    provider: e?.provider ?? "",
+    model: e?.model ?? "",
+    api_key_id: e?.api_key_id ?? "",
+    ...ZERO,
+  };
 }
 
 /** Sums the rows' contributions per rollup row (negated for sign -1). */
@@ -71,36 +72,57 @@ export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1): RollupR
 /**
  * The rollup rows of `rows`, and for each grain (hour, day, user-day, user-month) the 1-based
  * index of the row each source row falls in, so a statement can sum a subset of them (the events
- * an insert actually took) into the same rows.
+ * an insert actually took) into the same rows. The keys an event falls in, one per grain (absent
+ * attribution is ''): `hour` and `day` carry its attribution without the user, `user-day` with
+ * it, `user-month` the user alone. This runs for every batch the recorder writes: keys are made
+ * as one string per event and grain (no objects per key), rows only for keys not seen before.
  */
 export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows: RollupRow[]; rowOf: number[][] } {
   const byKey = new Map<string, number>();
   const out: RollupRow[] = [];
   const rowOf: number[][] = [[], [], [], []];
+  /** The 1-based index of the row keyed `id`, made (zero) when new. */
+  const place = (id: string, grain: RollupGrain, bucket: number, e: RollupSource | undefined, user: string) => {
+    let at = byKey.get(id);
+    if (at === undefined) {
+      at = out.push(zeroRow(grain, bucket, e, user));
+      byKey.set(id, at);
+    }
+    return at;
+  };
   const s = BigInt(sign);
+  let lastDay = Number.NaN;
+  let month = 0;
   for (const e of rows) {
-    const failed = e.status !== "ok" ? sign : 0;
+    const ms = e.ts.getTime();
+    const hour = floorTo(ms, HOUR_MS);
+    const day = floorTo(ms, DAY_MS);
+    if (day !== lastDay) [lastDay, month] = [day, monthOf(ms)];
+    const user = e.user ?? "";
+    // NUL never occurs in stored text (build-event.ts refuses it), so it cannot blur two keys.
+    const attribution = `${e.team ?? ""}\0${e.project ?? ""}\0${e.feature ?? ""}\0${e.provider}\0${e.model}\0${e.api_key_id ?? ""}`;
+    const at = [
+      place(`h${hour}\0${attribution}`, "hour", hour, e, ""),
+      place(`d${day}\0${attribution}`, "day", day, e, ""),
+      place(`u${day}\0${attribution}\0${user}`, "user-day", day, e, user),
+      place(`m${month}\0${user}`, "user-month", month, undefined, user),
+    ];
+    const errors = e.status !== "ok" ? sign : 0;
     const unpriced = e.priced ? 0 : sign;
-    keysOf(e).forEach((k, g) => {
-      // NUL never occurs in stored text (build-event.ts refuses it), so it cannot blur two keys.
-      const id = `${k.grain}\0${k.bucket}\0${k.team}\0${k.project}\0${k.feature}\0${k.user}\0${k.provider}\0${k.model}\0${k.api_key_id}`;
-      let at = byKey.get(id);
-      if (at === undefined) {
-        at = out.push({ ...k, requests: 0, errors: 0, unpriced: 0, input_tokens: 0, cached_input_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0, cost: 0n }) - 1;
-        byKey.set(id, at);
-      }
-      rowOf[g]!.push(at + 1);
-      const row = out[at]!;
+    const cost = s * e.cost;
+    for (let g = 0; g < 4; g++) {
+      rowOf[g]!.push(at[g]!);
+      const row = out[at[g]! - 1]!;
       row.requests += sign;
-      row.errors += failed;
+      row.errors += errors;
       row.unpriced += unpriced;
       row.input_tokens += sign * e.input_tokens;
       row.cached_input_tokens += sign * e.cached_input_tokens;
       row.cache_write_tokens += sign * e.cache_write_tokens;
       row.output_tokens += sign * e.output_tokens;
       row.reasoning_tokens += sign * e.reasoning_tokens;
-      row.cost += s * e.cost;
-    });
+      row.cost += cost;
+    }
   }
   return { rows: out, rowOf };
 }

@@ -228,7 +228,8 @@ function totals(row: SpendRow): Totals {
   return { cost: BigInt(row.cost), ...counts };
 }
 
-const ZERO: Totals = {
+/** All sums zero. */
+export const ZERO: Totals = {
   cost: 0n,
   requests: 0,
   errors: 0,

@@ -1,11 +1,9 @@
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { type ConditionalPrice, findProvider, type ModelInfo, type ModelPrice } from "@pydantic/genai-prices";
-import { z } from "zod";
+import type { ConditionalPrice, ModelInfo, ModelPrice } from "@pydantic/genai-prices";
 import type { ServiceTier } from "../ledger/event.ts";
 import { COMPACT_DATE } from "../ledger/model-family.ts";
 import { catalogIdOf } from "../providers/registry.ts";
+import { bundledPackage, bundledProviders } from "./bundled-data.ts";
 import { compileMatch, type ModelMatcher, normaliseModelId } from "./match.ts";
 import { parseOverrides, type PriceOverride } from "./overrides.ts";
 import { PriceError, type PriceSet, toPriceSet } from "./rates.ts";
@@ -15,17 +13,6 @@ import { PriceError, type PriceSet, toPriceSet } from "./rates.ts";
  * `updatePrices` is never called, so pricing needs no network and cannot change under a running
  * gateway), converted once to exact rates, with the operator's overrides laid over it.
  */
-
-/** Every provider id in the bundled data: genai-prices can look a provider up by id but not list them. */
-const BUNDLED_PROVIDER_IDS = [
-  "anthropic", "arcee", "avian", "aws", "azure", "baseten", "cerebras", "cloudflare", "cohere", "cursor",
-  "deepseek", "doubleword", "fireworks", "github-copilot", "google", "groq", "huggingface_cerebras",
-  "huggingface_fireworks-ai", "huggingface_groq", "huggingface_hyperbolic", "huggingface_nebius",
-  "huggingface_novita", "huggingface_nscale", "huggingface_ovhcloud", "huggingface_publicai",
-  "huggingface_sambanova", "huggingface_together", "minimax", "mistral", "modal", "moonshotai", "novita",
-  "openai", "openrouter", "ovhcloud", "perplexity", "quicksilverpro", "together", "typesafe", "voyageai",
-  "x-ai", "zai", "zhipuai",
-] as const;
 
 /** When an event names no known provider, these are searched first: they serve most traffic. */
 const PREFERRED_PROVIDERS = ["openai", "anthropic", "google"];
@@ -185,20 +172,11 @@ function compileModel(provider: string, info: ModelInfo, problems: CatalogProble
   };
 }
 
-const PackageJson = z.object({ version: z.string(), homepage: z.string(), license: z.string() });
-
-function bundledSource(): CatalogSource["bundled"] {
-  // The package's exports hide package.json, so it is found beside the resolved entry point.
-  const entry = createRequire(import.meta.url).resolve("@pydantic/genai-prices");
-  const pkg = PackageJson.parse(JSON.parse(readFileSync(join(dirname(entry), "..", "package.json"), "utf8")));
-  return { name: "@pydantic/genai-prices", version: pkg.version, url: pkg.homepage, license: pkg.license };
-}
-
 function compileBundled(): Bundled {
   const problems: CatalogProblem[] = [];
-  const providers = BUNDLED_PROVIDER_IDS.map((id): BundledProvider => {
-    const provider = findProvider({ providerId: id });
-    if (provider?.id !== id) throw new Error(`@pydantic/genai-prices no longer has provider "${id}"; update BUNDLED_PROVIDER_IDS`);
+  const pkg = bundledPackage();
+  const providers = bundledProviders(pkg.version).map((provider): BundledProvider => {
+    const { id } = provider;
     return {
       id,
       modelMatch: provider.model_match && compileMatch(provider.model_match),
@@ -215,7 +193,7 @@ function compileBundled(): Bundled {
     byId: new Map(providers.map((p) => [p.id, p])),
     searchOrder: [...providers].sort((a, b) => rank(a) - rank(b)),
     problems,
-    source: bundledSource(),
+    source: { name: "@pydantic/genai-prices", version: pkg.version, url: pkg.homepage, license: pkg.license },
   };
 }
 

@@ -3,6 +3,7 @@ import { ZERO_TOKENS } from "../ledger/event.ts";
 import type { CallUsage } from "../providers/types.ts";
 import { SseReader } from "../providers/sse.ts";
 import { isRecord } from "../providers/usage.ts";
+import { loadTokenCounter } from "./tokenizer.ts";
 
 /*
  * The gateway's own count of a streamed call's tokens, for a stream whose usage never came (the
@@ -29,13 +30,13 @@ const GENERATED = new Set(["content", "text", "delta", "partial_json", "thinking
 /** Stream events that repeat text already sent as deltas (Responses API `*.done`, terminal events). */
 const REPEATS = /(\.done|^response\.(created|in_progress|completed|incomplete|failed)|^message_start)$/;
 
-// Loaded at the first estimate, not at start-up: its tables take about 70 MB and seconds to load on a
-// busy machine, which a gateway whose streams all finish never needs.
+// Loaded at the first estimate, not at start-up: its tables take about 35 MB resident and seconds
+// to load on a busy machine, which a gateway whose streams all finish never needs.
 let tokenizer: ((text: string) => number) | undefined;
 let loading: Promise<void> | undefined;
 const loadTokenizer = () =>
-  (loading ??= import("gpt-tokenizer").then(
-    (m) => void (tokenizer = m.countTokens),
+  (loading ??= loadTokenCounter().then(
+    (counter) => void (tokenizer = counter),
     () => undefined,
   ));
 

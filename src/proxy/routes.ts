@@ -1,4 +1,4 @@
-import { Pool } from "undici";
+import { Pool } from "./pool.ts";
 import type { Config } from "../config.ts";
 import { providerNamed } from "../providers/registry.ts";
 import type { ProxyRoute } from "./router.ts";

@@ -29,6 +29,8 @@ form.filters{display:flex;flex-wrap:wrap;gap:10px 16px;align-items:end;margin-bo
 input,select,button{font:inherit;color:var(--fg);background:var(--bg);border:1px solid var(--muted);border-radius:4px;padding:4px 8px}
 button{cursor:pointer;background:var(--panel)}button.primary{background:var(--accent);color:var(--bg);border-color:var(--accent)}
 form.inline{display:inline}figure{margin:0 0 1em}figure svg{max-width:100%;height:auto}figcaption{font-weight:600}
+.fields{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:10px 16px;margin-bottom:1em}.field{display:flex;flex-direction:column;gap:2px;font-size:.9rem}
+.field-error{color:var(--bad);font-weight:600}[aria-invalid=true]{border-color:var(--bad);border-width:2px}fieldset{border:1px solid var(--line);border-radius:6px}ul.plain{margin:0;padding-left:1.1em}
 details summary{cursor:pointer;color:var(--accent)}.signin{max-width:420px;margin:40px auto}.signin label{display:block;margin:.6em 0 .2em}.signin input{width:100%}
 `);
 

@@ -1,13 +1,12 @@
 /** The dashboard's pages as pure functions of what was read: HTML out, every value escaped. */
 import type { Alert } from "../alerts/alert.ts";
-import type { FiringInfo } from "../alerts/firings.ts";
 import type { Approval } from "../approvals/requests.ts";
-import { type Budget, type Scope, describeScope } from "../budgets/budget.ts";
+import { type Scope, describeScope } from "../budgets/budget.ts";
 import type { Standing } from "../budgets/status.ts";
 import { DIMENSIONS, type Dimension } from "../ledger/event.ts";
 import { PERIOD_NAMES } from "../ledger/period.ts";
 import type { SpendReport, Totals } from "../ledger/spend.ts";
-import { changeText, decimalUsdToPico } from "../pricing/money.ts";
+import { changeText } from "../pricing/money.ts";
 import { chartFigure } from "./chart-figure.ts";
 import { type Html, type HtmlValue, html } from "./html.ts";
 import { count, csrfForm, money, stateText, table, when } from "./layout.ts";
@@ -169,31 +168,6 @@ ${table<{ key: string } & Totals>(
   rows,
   "no spend in this period.",
 )}`;
-}
-
-export function budgetPage(standing: Standing | undefined, budget: Budget, firings: readonly FiringInfo[], raises: readonly Approval[]): Html {
-  return html`<h1>Budget ${budget.name}</h1>
-<p>${describeScope(budget.scope)}, ${money(budget.amount)} a ${budget.period} (${budget.timezone}), ${budget.mode}${budget.paused ? ", paused" : ""}; alerts at ${budget.thresholds.join(", ")} %.</p>
-${standing ? budgetsTable([standing]) : ""}
-<h2>Alerts fired</h2>
-${table<FiringInfo>(
-  "Firings",
-  [
-    { head: "When", cell: (f) => when(f.fired_at) },
-    { head: "Kind", cell: (f) => (f.threshold === null ? f.kind : `${f.kind} ${f.threshold} %`) },
-    { head: "Spent then", num: true, cell: (f) => moneyText(f.spend_usd) },
-    { head: "Amount then", num: true, cell: (f) => moneyText(f.amount_usd) },
-  ],
-  firings,
-  "none yet.",
-)}
-<h2>Raises</h2>${approvalsTable(raises, undefined)}`;
-}
-
-/** Exact decimal USD text (as the API stores it) shown as money. */
-function moneyText(usd: string): Html {
-  const pico = decimalUsdToPico(usd);
-  return pico instanceof Error ? html`${usd}` : money(pico);
 }
 
 export function problemPage(title: string, message: string): Html {

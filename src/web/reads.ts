@@ -76,6 +76,16 @@ export async function visibleBudgets(parts: ReadParts, scope: Scope): Promise<Bu
   return (await parts.services.budgets.list()).filter((b) => withinScope(b.scope, scope));
 }
 
+/**
+ * Which alerts a person looking through `scope` may see: those of the budgets inside it (`visible`);
+ * whoever sees all spend sees every alert, including those of no budget (digests) or of a budget since deleted.
+ */
+export function alertsVisible(visible: readonly Budget[], scope: Scope): (alert: { budget: { id: string } | null }) => boolean {
+  if (Object.keys(scope).length === 0) return () => true;
+  const ids = new Set(visible.map((b) => b.id));
+  return (alert) => alert.budget !== null && ids.has(alert.budget.id);
+}
+
 export interface Overview {
   month: SpendReport;
   lastMonth: SpendReport;
@@ -117,7 +127,7 @@ export async function readOverview(parts: ReadParts, scope: Scope, now: Date): P
     features,
     daily,
     atRisk: standings.filter((s) => AT_RISK.has(s.state)).sort((a, b) => b.percent - a.percent).slice(0, 10),
-    alerts: recent.filter((a) => (a.budget ? visible.has(a.budget.id) : scope && Object.keys(scope).length === 0)).slice(0, 10),
+    alerts: recent.filter(alertsVisible(budgets, scope)).slice(0, 10),
     pending: pending.filter((a) => visible.has(a.budget_id)),
   };
 }

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import express, { type Request, type Response, Router } from "express";
-import { recentFirings } from "../alerts/firings.ts";
+import type { OutboxNotifier } from "../alerts/outbox.ts";
 import { auditPage } from "../audit/log.ts";
 import type { Role } from "../approvals/members.ts";
 import type { Config } from "../config.ts";
@@ -15,16 +15,21 @@ import { CookieSigner, cookieHeader, readCookies } from "./cookies.ts";
 import { type Html, type HtmlValue, html } from "./html.ts";
 import { type NavItem, money, page, table, when } from "./layout.ts";
 import type { OidcSignIn, OidcTransaction } from "./oidc.ts";
-import { type ExploreForm, approvalsTable, budgetPage, budgetsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
-import { readOverview, visibleBudgets } from "./reads.ts";
+import type { PageKit } from "./page-kit.ts";
+import { type ExploreForm, approvalsTable, exploreForm, exploreResult, overviewPage, periodField, periodHelp, problemPage, scopeNote, unpricedPage } from "./pages.ts";
+import { readOverview } from "./reads.ts";
+import { alertRoutes } from "./routes/alerts.ts";
+import { budgetRoutes } from "./routes/budgets.ts";
 import type { WebSessions } from "./sessions.ts";
-import { type Viewer, lookingThrough, may, viewerOf, withinScope } from "./viewer.ts";
+import { type Viewer, lookingThrough, may, viewerOf } from "./viewer.ts";
 
 export interface WebParts {
   config: Config;
   logger: Logger;
   database: Database;
   services: Services;
+  /** The alerts outbox, listed and resent on the alerts page as `/api/outbox` does. */
+  outbox: OutboxNotifier;
   sessions: WebSessions;
   adminToken: string;
   /** Keys the cookies' signatures, so a cookie from another gateway is refused. */
@@ -58,6 +63,7 @@ const NAV: { item: NavItem; role: Role }[] = [
   { item: { href: "/", label: "Overview" }, role: "viewer" },
   { item: { href: "/explore", label: "Explore spend" }, role: "viewer" },
   { item: { href: "/budgets", label: "Budgets" }, role: "viewer" },
+  { item: { href: "/alerts", label: "Alerts" }, role: "viewer" },
   { item: { href: "/unpriced", label: "Unpriced usage" }, role: "viewer" },
   { item: { href: "/approvals", label: "Approvals" }, role: "requester" },
   { item: { href: "/audit", label: "Audit log" }, role: "admin" },
@@ -148,6 +154,11 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
     if (!through) send(res, 403, page(shell(viewer, title, path), problemPage(title, "You have not been given any scope of spend to see; ask an admin to add one to your member entry.")));
     return through?.scope;
   };
+
+  // The pages whose routes live in files of their own (src/web/routes/).
+  const kit: PageKit = { parts: p, reads, form, send, shell, signedIn, scopeOr };
+  budgetRoutes(router, kit);
+  alertRoutes(router, kit);
 
   const notSetUp = (res: Response) => void send(res, 404, page({ title: "Not set up", path: "", nav: [] }, problemPage("Not set up", "This gateway has no OpenID Connect provider configured.")));
 
@@ -266,32 +277,6 @@ ${oidcName ? html`<p><a class="primary" href="/auth/oidc?next=${encodeURICompone
       if (!resolved.ok) return void send(res, 400, page(shell(viewer, "Unpriced usage", "/unpriced"), html`<h1>Unpriced usage</h1>${form}<p class="error" role="alert">${resolved.error.message}; expected ${resolved.error.expected}.</p>`));
       const report = await p.services.spend.report({ period: resolved.period, by: "model", filters: scope, top: 1000 });
       send(res, 200, page(shell(viewer, "Unpriced usage", "/unpriced"), [scopeNote(scope), unpricedPage(report, form)]));
-    }),
-  );
-
-  router.get(
-    "/budgets",
-    signedIn("viewer", async (req, res, viewer) => {
-      const scope = scopeOr(req, res, viewer, "Budgets", "/budgets");
-      if (!scope) return;
-      const standings = await p.services.spend.standings(await visibleBudgets(reads, scope), new Date());
-      send(res, 200, page(shell(viewer, "Budgets", "/budgets"), html`<h1>Budgets</h1>${scopeNote(scope)}${budgetsTable(standings)}`));
-    }),
-  );
-
-  router.get(
-    "/budgets/:id",
-    signedIn("viewer", async (req, res, viewer) => {
-      const scope = scopeOr(req, res, viewer, "Budget", "/budgets");
-      if (!scope) return;
-      const budget = await p.services.budgets.find(String(req.params.id));
-      if (!budget || !withinScope(budget.scope, scope)) return void send(res, 404, page(shell(viewer, "Budget", "/budgets"), problemPage("No such budget", `There is no budget ${req.params.id} you may see.`)));
-      const [[standing], firings, raises] = await Promise.all([
-        p.services.spend.standings([budget], new Date()),
-        recentFirings(p.database, { limit: 50, budget: budget.id }),
-        p.services.approvals.list({ limit: 1000 }),
-      ]);
-      send(res, 200, page(shell(viewer, budget.name, "/budgets"), budgetPage(standing, budget, firings, raises.filter((a) => a.budget_id === budget.id))));
     }),
   );
 

@@ -25,6 +25,8 @@ export function thresholdAlert(budget: BudgetRef, threshold: number, overrides: 
     forecast_method: "linear over the days elapsed",
     run_out_at: "2025-06-26T14:00:00.000Z",
     top: [{ dimension: "team", key: "search", spend_usd: `${4 * threshold}` }],
+    movers: [],
+    chart: null,
     actions: [{ action: "request_raise", label: "Request a raise", target: budget.name }],
     details: {},
     at: "2025-06-20T10:00:00.000Z",
