@@ -8,6 +8,7 @@ import { webhook } from "../integrations/webhook/index.ts";
 import type { ChannelInfo } from "../src/alerts/channels.ts";
 import { type FakeSlack, type Person, buttonClick, sendAsSlack, slashCommand, startFakeSlack, viewSubmission } from "./fakes/slack-api.ts";
 import { FAKE_BOT_USERNAME, postUpdate, startFakeTelegram } from "./fakes/telegram-api.ts";
+import { texts } from "./helpers/block-texts.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -50,21 +51,6 @@ async function ask(name: string, text: string, who: Person = VIEWER, channel?: s
   if (res.body !== "") return res.json() as Answer;
   await waitFor(`the answer to ${name} ${text}`, () => slack.responses.some((r) => r.id === id));
   return slack.responses.filter((r) => r.id === id).at(-1)!.body as Answer;
-}
-
-/** Every text of a message's blocks, in order. */
-function texts(blocks: unknown): string {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === "object") {
-      const o = v as Record<string, unknown>;
-      if (typeof o.text === "string") out.push(o.text);
-      for (const [k, child] of Object.entries(o)) if (k !== "text" || typeof child !== "string") walk(child);
-    }
-  };
-  walk(blocks);
-  return out.join("\n");
 }
 
 /** gpt-4o at $2.50 per million input tokens: `dollars` worth of input. */
