@@ -8,12 +8,13 @@ import type { Conversation } from "./context.ts";
  * conversation (the subscribe command, an install, a link code) and lets it go.
  */
 
-export type Binding = { ok: true; channelId: string; scopes: Scope[] } | { ok: false; kind: "invalid" | "not_found"; message: string };
+export type Binding = { ok: true; channelId: string; scopes: Scope[]; readsAll: boolean } | { ok: false; kind: "invalid" | "not_found"; message: string };
 
 /**
  * Binds the conversation to a channel getting `kinds` for `scope`, created on first use. A scope
  * widens the ones it has; `"all"` (an admin's `--scope all`) opens it to everything; undefined
- * keeps what it has. The channel's scopes are also what the conversation reads (read-scope.ts).
+ * keeps what it has. The channel's scopes are also what the conversation reads, and `"all"` opens
+ * its reads to all spend (read-scope.ts).
  */
 export async function subscribeConversation(
   channels: Services["channels"],
@@ -39,7 +40,7 @@ export async function subscribeConversation(
     },
     by,
   );
-  return { ok: true, channelId: channel.id, scopes: channel.subscriptions.scopes };
+  return { ok: true, channelId: channel.id, scopes: channel.subscriptions.scopes, readsAll: channel.reads_all };
 }
 
 /** Removes the conversation's channel: it gets nothing more. */
@@ -47,5 +48,5 @@ export async function unsubscribeConversation(channels: Services["channels"], co
   const found = conversation.channelId ?? (await channels.findByAddress(conversation.platform, conversation.key ?? conversation.address))?.id;
   if (!found) return { ok: false, kind: "not_found", message: "This conversation is not subscribed to anything." };
   const removed = await channels.remove(found, by);
-  return removed.ok ? { ok: true, channelId: found, scopes: [] } : removed;
+  return removed.ok ? { ok: true, channelId: found, scopes: [], readsAll: false } : removed;
 }

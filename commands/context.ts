@@ -21,9 +21,11 @@ export interface Conversation {
   name?: string;
   /**
    * The scopes of the bound channel: the conversation reads only spend, budgets and alerts within
-   * one of them (commands/read-scope.ts). Absent or empty: it reads everything.
+   * one of them. Absent or empty: it reads what each asker may (commands/read-scope.ts).
    */
   reads?: Scope[];
+  /** The bound channel was opened to all spend by an admin: everyone in the conversation reads everything. */
+  readsAll?: boolean;
   /** Time zone periods are read in. */
   timezone: string;
   /**

@@ -8,6 +8,7 @@ import { BUDGET_ROLES, budget } from "./builtin/budget.ts";
 import type { Invocation, ParseError } from "./command.ts";
 import type { CommandContext, Conversation } from "./context.ts";
 import { parseAmount } from "./grammar.ts";
+import { type Home, homeOf, personalConversation, personalReads } from "./home.ts";
 import type { Registry } from "./registry.ts";
 import { type Reply, refused, reply } from "./reply.ts";
 import { refusal } from "./roles.ts";
@@ -76,6 +77,13 @@ export interface Door {
   typed(text: string, ctx: CommandContext): Promise<Reply>;
   /** A button of a Reply or an Alert, other than `request_raise` (which opens a form). */
   pressed(action: Pick<z.infer<typeof AlertAction>, "action" | "target">, ctx: CommandContext): Promise<Reply>;
+  /**
+   * A person on their own page (Slack's App Home), in no channel: they read what their role and
+   * scopes let them (commands/home.ts); undefined when that is nothing.
+   */
+  personal(person: Person): Promise<CommandContext | undefined>;
+  /** What a person's own page shows: this month's spend, the budgets in scope, the raises waiting for them. */
+  home(person: Person): Promise<Home>;
   /** A refusal when the caller may not ask for raises, for a form to check before it opens. */
   raiseRefusal(ctx: CommandContext): Promise<Reply | undefined>;
   /** The amount at the start of what a raise form or question was answered with. */
@@ -103,6 +111,16 @@ export interface DoorOptions {
 const sameAddress = (a: Record<string, unknown>, b: Record<string, unknown>) => JSON.stringify(a) === JSON.stringify(b);
 
 export function chatDoor({ platform, registry, services, logger, timezone }: DoorOptions): Door {
+  const context = (person: Person, conversation: Conversation): CommandContext => ({
+    caller: { kind: "member", platform, userId: person.userId, ...(person.name ? { name: person.name } : {}) },
+    conversation,
+    services,
+    now: new Date(),
+  });
+  const personally = async (person: Person) => {
+    const { role, reads } = await personalReads(services.members, { kind: "member", platform, userId: person.userId });
+    return { role, reads, ctx: context(person, personalConversation(platform, timezone, reads)) };
+  };
   return {
     platform,
     services,
@@ -114,18 +132,21 @@ export function chatDoor({ platform, registry, services, logger, timezone }: Doo
         platform,
         address: place.address,
         ...(place.key ? { key: place.key } : {}),
-        ...(bound ? { channelId: bound.id, reads: bound.subscriptions.scopes } : {}),
+        ...(bound ? { channelId: bound.id, reads: bound.subscriptions.scopes, readsAll: bound.reads_all } : {}),
         ...(place.name ? { name: place.name } : {}),
         timezone: bound?.timezone ?? timezone,
         private: place.private,
       };
     },
-    context: (person, conversation) => ({
-      caller: { kind: "member", platform, userId: person.userId, ...(person.name ? { name: person.name } : {}) },
-      conversation,
-      services,
-      now: new Date(),
-    }),
+    context,
+    async personal(person) {
+      const { reads, ctx } = await personally(person);
+      return reads && reads.length === 0 ? undefined : ctx;
+    },
+    async home(person) {
+      const { role, reads, ctx } = await personally(person);
+      return homeOf(ctx, role, reads, answerInvocation);
+    },
     actor: (person) => actorText({ kind: "member", platform, userId: person.userId }),
     typed: (text, ctx) => answerText(registry, text, ctx),
     async pressed(action, ctx) {

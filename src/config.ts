@@ -221,9 +221,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const set = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1].trim() !== ""));
   const parsed = ConfigSchema.safeParse(set);
   const providers = providerSetups(set, parsed.data?.TOLLGATE_PROVIDERS ?? {});
-  const issues = [...(parsed.error?.issues ?? []), ...providers.issues];
+  const issues = [...(parsed.error?.issues ?? []), ...providers.issues, ...retiredSettings(set)];
   if (parsed.success && issues.length === 0) return { ...parsed.data, providers: providers.setups, providerKeys: providers.keys, env: set };
   throw invalid(issues);
+}
+
+/** Settings no longer read, each with the one that replaced it: set, they would be ignored without a word. */
+const RETIRED: Readonly<Record<string, string>> = {
+  TOLLGATE_OUTBOX_MAX_ATTEMPTS: "TOLLGATE_OUTBOX_RETRY_SCHEDULE",
+  TOLLGATE_OUTBOX_BACKOFF_MS: "TOLLGATE_OUTBOX_RETRY_SCHEDULE",
+  TOLLGATE_OUTBOX_BACKOFF_MAX_MS: "TOLLGATE_OUTBOX_RETRY_SCHEDULE",
+};
+
+function retiredSettings(set: Readonly<Record<string, string>>) {
+  return Object.entries(RETIRED)
+    .filter(([name]) => Object.hasOwn(set, name))
+    .map(([name, replacement]) => ({ path: [name], message: `it unset: it is no longer read; set ${replacement} instead` }));
 }
 
 const invalid = (issues: readonly { path: PropertyKey[]; message: string }[]) =>

@@ -323,6 +323,14 @@ describe("four eyes", () => {
 
   test("an approver cannot decide their own raise, even with a reason; another approver can", async () => {
     const id = await raise("eyes-approver", "slack:UAPP2");
+    // What a view offers buttons by (Slack's Home tab): not to the requester, to another approver, never to a requester.
+    const pending = (await gw.gateway.approvals.get(id))!;
+    const now = new Date();
+    assert.equal(gw.gateway.approvals.mayDecide(pending, { kind: "member", platform: "slack", userId: "UAPP2" }, "approver", now), false);
+    assert.equal(gw.gateway.approvals.mayDecide(pending, { kind: "member", platform: "slack", userId: "UAPP2" }, "admin", now), false, "an override needs a reason a button cannot give");
+    assert.equal(gw.gateway.approvals.mayDecide(pending, { kind: "member", platform: "slack", userId: "UAPP" }, "approver", now), true);
+    assert.equal(gw.gateway.approvals.mayDecide(pending, { kind: "member", platform: "slack", userId: "UAPP" }, "requester", now), false);
+    assert.equal(gw.gateway.approvals.mayDecide(pending, { kind: "member", platform: "slack", userId: "UAPP" }, "approver", pending.expires_at), false, "not once expired");
     for (const decision of ["approve", "reject"]) {
       const own = await decide(id, { decision, by: "slack:UAPP2", reason: "trust me" });
       assert.equal(own.status, 403, JSON.stringify(own.body));
@@ -363,6 +371,8 @@ describe("four eyes", () => {
         return { status: res.status, body: (await res.json()) as Record<string, any> };
       };
       const asked = await post("/api/approvals", { budget: "solo", amount_usd: "200", reason: "growth", requested_by: "admin" });
+      const own = (await alone.gateway.approvals.get(asked.body.id))!;
+      assert.equal(alone.gateway.approvals.mayDecide(own, { kind: "admin", label: own.requested_by }, "admin", new Date()), true, "their own, with four eyes off");
       const decided = await post(`/api/approvals/${asked.body.id}/decision`, { decision: "approve", by: "admin" });
       assert.equal(decided.status, 200, JSON.stringify(decided.body));
       assert.equal(decided.body.budget_amount_usd, "200");

@@ -134,6 +134,15 @@ describe("loadConfig", () => {
     for (const name of ["PORT", "TOLLGATE_TIMEZONE", "TOLLGATE_ADMIN_TOKEN"]) assert.match(err.message, new RegExp(`^\\s*${name}: `, "m"));
   });
 
+  test("a retired outbox setting refuses to start, naming its replacement", () => {
+    for (const name of ["TOLLGATE_OUTBOX_MAX_ATTEMPTS", "TOLLGATE_OUTBOX_BACKOFF_MS", "TOLLGATE_OUTBOX_BACKOFF_MAX_MS"]) {
+      const err = configError({ [name]: "8" });
+      assert.match(err.message, new RegExp(`^\\s*${name}: expected it unset: it is no longer read; set TOLLGATE_OUTBOX_RETRY_SCHEDULE instead$`, "m"));
+    }
+    // Blank is unset, as for every setting.
+    assert.deepEqual(loadConfig({ TOLLGATE_OUTBOX_MAX_ATTEMPTS: " " }).TOLLGATE_OUTBOX_RETRY_SCHEDULE, loadConfig({}).TOLLGATE_OUTBOX_RETRY_SCHEDULE);
+  });
+
   test("a secret that is wrong is not echoed back", () => {
     const err = configError({ TOLLGATE_ADMIN_TOKEN: "s3cret-tok", TOLLGATE_MASTER_KEY: "hunter2" });
     assert.doesNotMatch(err.message, /s3cret-tok|hunter2/);

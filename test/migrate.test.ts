@@ -147,13 +147,13 @@ describe("migrate()", () => {
   });
 });
 
-describe("migration 0012_user_months_table", () => {
+describe("migration 0013_user_months_table", () => {
   test("moves the user-month rows out of usage_rollups into usage_user_months with their sums exact", async () => {
     const fresh = await freshDatabase();
     try {
       const database = await fresh.open();
-      const [earlier, later] = [ALL_TAGS.filter((t) => t < "0012"), ALL_TAGS.filter((t) => t >= "0012")];
-      assert.ok(later.includes("0012_user_months_table"));
+      const [earlier, later] = [ALL_TAGS.filter((t) => t < "0013"), ALL_TAGS.filter((t) => t >= "0013")];
+      assert.ok(later.includes("0013_user_months_table"));
       await migrate(database, pendingMigrationFiles().filter((m) => earlier.includes(m.tag)));
       // Sums past 2^64 and with many digits, so a float or a bigint cast on the way would show.
       const huge = "123456789012345678901234567890";

@@ -193,3 +193,25 @@ describe("pass-through off (the default)", () => {
     assert.ok(!everything(second).includes("tlg_"));
   });
 });
+
+describe("x-tollgate-tags keys an object cannot hold", () => {
+  test("a __proto__ tag is refused with a precise 400 that says not to retry; constructor and prototype are recorded as tags", async () => {
+    const { key } = await virtualKey(strict);
+    const sentBefore = openaiFake.requests.length;
+    const refused = new OpenAI({ baseURL: `${strict.base}/openai/v1`, apiKey: key, maxRetries: 2, defaultHeaders: { "x-tollgate-tags": "env=prod,__proto__=x" } });
+    const err = await refused.chat.completions.create(chat).then(
+      () => assert.fail("the call went through"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof OpenAI.BadRequestError, `a 400, not ${String(err)}`);
+    assert.equal(err.code, "invalid_request");
+    assert.match(err.message, /x-tollgate-tags: __proto__ cannot be a tag key; choose another name/);
+    assert.equal(err.headers?.get("x-should-retry"), "false");
+    assert.equal(openaiFake.requests.length, sentBefore, "refused before the upstream, and not retried");
+
+    const kept = new OpenAI({ baseURL: `${strict.base}/openai/v1`, apiKey: key, maxRetries: 0, defaultHeaders: { "x-tollgate-tags": "constructor=a,prototype=b,toString=c" } });
+    const { response } = await kept.chat.completions.create(chat).withResponse();
+    const row = await proxyRow(database, response.headers.get("x-tollgate-request-id")!);
+    assert.deepEqual(row.tags, { constructor: "a", prototype: "b", toString: "c" });
+  });
+});

@@ -5,9 +5,10 @@ import { parse as parseYaml } from "yaml";
 import { reply } from "../commands/reply.ts";
 import { clip, fitLines } from "../commands/truncate.ts";
 import { type DataVisualizationBlock, LIMITS, alertsMessage, chartBlock, escapeMrkdwn, raiseModal, replyMessage } from "../integrations/slack/blocks.ts";
+import { homeView } from "../integrations/slack/home.ts";
 import { Chart } from "../src/charts/chart.ts";
 import type { Alert } from "../src/alerts/alert.ts";
-import { blockProblems } from "./fakes/slack-api.ts";
+import { VIEW_BLOCKS, blockProblems } from "./fakes/slack-api.ts";
 import { gatewayRegistry } from "./helpers/registry.ts";
 import { sampleAlert, sampleChartedAlert, sampleDigest } from "./helpers/sample-alert.ts";
 
@@ -46,6 +47,12 @@ describe("mrkdwn escaping", () => {
   test("&, < and > become entities, in that order", () => {
     assert.equal(escapeMrkdwn("<!channel> & <@U1>"), "&lt;!channel&gt; &amp; &lt;@U1&gt;");
     assert.equal(escapeMrkdwn("&lt;"), "&amp;lt;");
+  });
+
+  test("mrkdwn's marks at a word's edge become look-alikes; inside a word they stay, so ids can be typed back", () => {
+    assert.equal(escapeMrkdwn("*bold* _it_ ~x~"), "∗bold∗ ˍitˍ ∼x∼");
+    assert.equal(escapeMrkdwn("apr_3f9a1c2e4b7d team_search a*b"), "apr_3f9a1c2e4b7d team_search a*b");
+    assert.equal(escapeMrkdwn("_"), "ˍ");
   });
 
   test("no value from usage data reaches a reply as a control sequence", () => {
@@ -210,6 +217,34 @@ describe("Reply as Block Kit", () => {
   });
 });
 
+describe("the Home tab as Block Kit", () => {
+  const chart: Chart = { kind: "bar", title: "Spend by team", categories: ["search", "ads"], series: [{ name: "Spend", values: ["3", "1"] }], unit: "usd" };
+  const spendReply = (scope: string) =>
+    reply({ title: `AI spend this-month for ${scope}`, bars: { heading: "By feature", rows: [{ label: "a", value: "$1.00", share: 1000 }] }, charts: [chart], table: { columns: ["Budget"], rows: [["b"]] } });
+  const at = new Date("2026-11-23T14:02:00.000Z");
+
+  test("a tab of many raises keeps to 100 blocks and two charts, counting the raises left out", () => {
+    const raises = Array.from({ length: 14 }, (_, i) => ({ request: sampleAlert({ id: `approval:${i}`, title: `rob asks to raise b${i}` }), decidable: true }));
+    const home = { about: "You are an approver: you see all AI spend.", spend: [spendReply("team:search"), spendReply("team:ads"), spendReply("team:web")], notes: [], raises, moreRaises: 4 };
+    const view = homeView(home, { at, notice: spendReply("team:search") });
+    assert.equal(view.type, "home");
+    assert.ok(view.blocks.length <= VIEW_BLOCKS, `${view.blocks.length} blocks`);
+    assert.deepEqual(blockProblems(view.blocks, "view.blocks", VIEW_BLOCKS), []);
+    assert.equal(view.blocks.filter((b) => b.type === "data_visualization").length, 2);
+    const shown = view.blocks.filter((b) => b.type === "header" && /asks to raise/.test((b as { text: { text: string } }).text.text)).length;
+    assert.ok(shown > 0 && shown < 14, `${shown} raises shown`);
+    assert.match(JSON.stringify(view.blocks.at(-1)), new RegExp(`…and ${14 - shown + 4} more raises`));
+    const text = homeView(home, { at, native: false });
+    assert.equal(text.blocks.filter((b) => b.type === "data_visualization" || b.type === "data_table").length, 0);
+  });
+
+  test("a tab that could not be read shows the notice alone", () => {
+    const view = homeView(undefined, { at, notice: reply({ title: "Something went wrong", error: true }) });
+    assert.equal(view.blocks.length, 1);
+    assert.match(JSON.stringify(view.blocks), /Something went wrong/);
+  });
+});
+
 describe("Alert as Block Kit", () => {
   test("a breach: what, how much, until when, who spends it, and the three buttons", () => {
     const message = alertsMessage([threshold()]);
@@ -327,10 +362,10 @@ describe("truncation helpers", () => {
 });
 
 describe("manifest/slack.yml", () => {
-  test("every command and the interactivity point at /slack/events, and every command's usage hint parses", () => {
+  test("every command, the interactivity and the events point at /slack/events; every command's usage hint parses; the Home tab is on", () => {
     const manifest = parseYaml(readFileSync(new URL("../manifest/slack.yml", import.meta.url), "utf8")) as {
-      features: { slash_commands: { command: string; url: string; usage_hint: string }[] };
-      settings: { interactivity: { is_enabled: boolean; request_url: string } };
+      features: { slash_commands: { command: string; url: string; usage_hint: string }[]; app_home: { home_tab_enabled: boolean } };
+      settings: { interactivity: { is_enabled: boolean; request_url: string }; event_subscriptions: { request_url: string; bot_events: string[] } };
       oauth_config: { scopes: { bot: string[] } };
     };
     const commands = manifest.features.slash_commands;
@@ -338,8 +373,12 @@ describe("manifest/slack.yml", () => {
       commands.map((c) => c.command),
       ["/spend", "/budget", "/alerts", "/tollgate"],
     );
-    for (const c of [...commands.map((c) => c.url), manifest.settings.interactivity.request_url]) assert.match(c, /^https:\/\/tollgate\.example\.com\/slack\/events$/);
+    for (const c of [...commands.map((c) => c.url), manifest.settings.interactivity.request_url, manifest.settings.event_subscriptions.request_url])
+      assert.match(c, /^https:\/\/tollgate\.example\.com\/slack\/events$/);
     assert.equal(manifest.settings.interactivity.is_enabled, true);
+    // The Home tab is drawn when it is opened.
+    assert.equal(manifest.features.app_home.home_tab_enabled, true);
+    assert.deepEqual(manifest.settings.event_subscriptions.bot_events, ["app_home_opened"]);
     assert.deepEqual(manifest.oauth_config.scopes.bot, ["commands", "chat:write", "chat:write.public"]);
     for (const c of commands) {
       const head = c.command === "/tollgate" ? "" : `${c.command.slice(1)} `;

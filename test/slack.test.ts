@@ -8,6 +8,7 @@ import { webhook } from "../integrations/webhook/index.ts";
 import type { ChannelInfo } from "../src/alerts/channels.ts";
 import { type FakeSlack, type Person, buttonClick, sendAsSlack, slashCommand, startFakeSlack, viewSubmission } from "./fakes/slack-api.ts";
 import { FAKE_BOT_USERNAME, postUpdate, startFakeTelegram } from "./fakes/telegram-api.ts";
+import { texts } from "./helpers/block-texts.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -52,21 +53,6 @@ async function ask(name: string, text: string, who: Person = VIEWER, channel?: s
   return slack.responses.filter((r) => r.id === id).at(-1)!.body as Answer;
 }
 
-/** Every text of a message's blocks, in order. */
-function texts(blocks: unknown): string {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === "object") {
-      const o = v as Record<string, unknown>;
-      if (typeof o.text === "string") out.push(o.text);
-      for (const [k, child] of Object.entries(o)) if (k !== "text" || typeof child !== "string") walk(child);
-    }
-  };
-  walk(blocks);
-  return out.join("\n");
-}
-
 /** gpt-4o at $2.50 per million input tokens: `dollars` worth of input. */
 async function spend(key: string, dollars: number, attribution: Record<string, string>): Promise<void> {
   const res = await fetch(`${t.base}/v1/usage`, {
@@ -85,8 +71,8 @@ async function slackRows() {
   );
 }
 
-async function member(who: Person, role: string): Promise<void> {
-  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "slack", user_id: who.userId, role }) });
+async function member(who: Person, role: string, scopes?: Record<string, string>[]): Promise<void> {
+  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "slack", user_id: who.userId, role, ...(scopes ? { scopes } : {}) }) });
   assert.ok(res.ok, await res.clone().text());
 }
 
@@ -106,7 +92,8 @@ const buttonsOf = (blocks: unknown) =>
 before(async () => {
   slack = await startFakeSlack();
   t = await startTestGateway(env());
-  await Promise.all([member(ADMIN, "admin"), member(APPROVER, "approver"), member(REQUESTER, "requester")]);
+  // VIEWER reads all spend where a conversation has no scope of its own (a viewer reads their member scopes).
+  await Promise.all([member(ADMIN, "admin"), member(APPROVER, "approver"), member(REQUESTER, "requester"), member(VIEWER, "viewer", [{}])]);
   const key = await t.ingestKey();
   await spend(key, 3, { team: "search", project: "web", feature: "autocomplete" });
   await spend(key, 2, { team: "search", project: "web", feature: INJECTED });
@@ -245,7 +232,31 @@ describe("slash commands", () => {
     const ads = await ask("/spend", "this-month team:ads by user", VIEWER, ALERTS_CHANNEL);
     assert.match(texts(ads.blocks), /reads only team:search; team:ads is outside it/);
     const unbound = await ask("/spend", "this-month by team", VIEWER, APPROVALS_CHANNEL);
-    assert.match(texts(unbound.blocks), /\$6\.00 over 3 requests/, "a channel subscribed with no scope reads everything");
+    assert.match(texts(unbound.blocks), /\$6\.00 over 3 requests/, "a channel subscribed with no scope reads what the asker may: all, for this viewer");
+  });
+
+  test("where a conversation has no scope of its own (a DM, a channel subscribed with none), each asker reads what their member entry allows", async () => {
+    const STRANGER: Person = { userId: "U0STRANGER", userName: "sam" };
+    const ADS_VIEWER: Person = { userId: "U0ADSVIEWER", userName: "val" };
+    await member(ADS_VIEWER, "viewer", [{ team: "ads" }]);
+    const nothing = /You read no spend here: this conversation is linked to no scope, and you are not a member with one/;
+    for (const [where, channel] of [["a DM", "D0STRANGER"], ["a channel subscribed with no scope", APPROVALS_CHANNEL]] as const) {
+      assert.match(texts((await ask("/spend", "this-month by user", STRANGER, channel)).blocks), nothing, `${where}: no member, no spend`);
+      assert.match(texts((await ask("/budget", "list", STRANGER, channel)).blocks), nothing, `${where}: nor budgets`);
+      assert.match(texts((await ask("/alerts", "", STRANGER, channel)).blocks), nothing, `${where}: nor alerts`);
+      const own = await ask("/spend", "this-month by team", ADS_VIEWER, channel);
+      assert.match(texts(own.blocks), /AI spend this-month for team:ads/);
+      assert.match(texts(own.blocks), /\$1\.00 over 1 request/);
+      assert.doesNotMatch(texts(own.blocks), /search/);
+      assert.match(texts((await ask("/spend", "this-month team:search", ADS_VIEWER, channel)).blocks), /You read only team:ads; team:search is outside it/);
+      assert.match(texts((await ask("/spend", "this-month", REQUESTER, "D0REQUESTER")).blocks), /\$6\.00 over 3 requests/, "a member above viewer reads all spend");
+    }
+    // Opened to all spend by an admin, the channel reads everything for everyone in it.
+    const opened = await ask("/tollgate", "subscribe all approvals", ADMIN, APPROVALS_CHANNEL);
+    assert.match(texts(opened.blocks), /It reads all spend, budgets and alerts \(opened to all of it\)/);
+    assert.equal((await slackChannel(APPROVALS_CHANNEL))?.reads_all, true);
+    assert.match(texts((await ask("/spend", "this-month", STRANGER, APPROVALS_CHANNEL)).blocks), /\$6\.00 over 3 requests/);
+    assert.match(texts((await ask("/spend", "this-month", STRANGER, "D0STRANGER")).blocks), nothing, "their DM still reads nothing");
   });
 });
 

@@ -88,8 +88,8 @@ function texts(v: unknown): string {
 const invoke = (who: Person, verb: string, target: string, inputs: Record<string, string> = {}) =>
   post(activity(who, "channel", { type: "invoke", name: "adaptiveCard/action", value: { action: { type: "Action.Execute", verb, data: { verb, target, ...inputs } }, trigger: "manual" } }));
 
-async function member(who: Person, role: string) {
-  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "teams", user_id: who.aad, role, name: who.name }) });
+async function member(who: Person, role: string, scopes?: Record<string, string>[]) {
+  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "teams", user_id: who.aad, role, name: who.name, ...(scopes ? { scopes } : {}) }) });
   assert.ok(res.ok, await res.clone().text());
 }
 
@@ -112,7 +112,7 @@ async function requestRaise(to: string, reason: string): Promise<string> {
 before(async () => {
   connector = await startFakeConnector();
   t = await startTestGateway({ TEAMS_AUTH: "off", TOLLGATE_OUTBOX_RETRY_SCHEDULE: "5ms,10ms,20ms,20ms,20ms,20ms,20ms" }, { integrations: [webhook, teamsIntegration(), telegramIntegration()] });
-  await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer"), member(ADA, "admin")]);
+  await Promise.all([member(DANA, "approver"), member(OMAR, "approver"), member(RITA, "requester"), member(VIC, "viewer", [{}]), member(ADA, "admin")]);
   const res = await t.admin("/api/budgets", { method: "POST", body: JSON.stringify({ name: BUDGET, scope: { team: "search" }, amount_usd: "500", period: "month" }) });
   assert.equal(res.status, 201, await res.clone().text());
 });
@@ -346,5 +346,27 @@ describe("Teams", () => {
     const opened = await say(ADA, "personal", "subscribe all alerts");
     assert.match(texts(opened), /It reads all spend, budgets and alerts/);
     assert.match(texts(await say(ADA, "personal", "budget list")), new RegExp(BUDGET));
+  });
+
+  test("a personal chat and a team the app was installed in read what the asker may: no member nothing, a viewer their scopes, a requester all", async () => {
+    const SAM: Person = { aad: "aad-sam", name: "Sam Stranger", chat: "a:personal-sam" };
+    const VAL: Person = { aad: "aad-val", name: "Val Viewer", chat: "a:personal-val" };
+    await member(VAL, "viewer", [{ team: "ads" }]);
+    // Anyone may install the app: Sam installs it in his chat, and the team's channel is installed too.
+    for (const where of ["personal", "channel"] as const) assert.ok((await post(activity(SAM, where, { type: "installationUpdate", action: "add" }))).status < 300);
+    const installed = (await teamsChannels()).filter((c) => c.address.conversation_id === SAM.chat || c.address.conversation_id === CHANNEL);
+    assert.equal(installed.length, 2);
+    for (const c of installed) assert.deepEqual([c.subscriptions.scopes, c.reads_all], [[], false], "installing opens no reads");
+    const nothing = /You read no spend here: this conversation is linked to no scope, and you are not a member with one/;
+    for (const where of ["personal", "channel"] as const) {
+      assert.match(texts(await say(SAM, where, "spend this-month by user")), nothing, `${where}: no member, no spend`);
+      assert.match(texts(await say(SAM, where, "budget list")), nothing);
+      assert.match(texts(await say(SAM, where, `budget show ${BUDGET}`)), nothing);
+      assert.match(texts(await say(SAM, where, "alerts")), nothing);
+      assert.match(texts(await say(VAL, where, "spend this-month")), /AI spend this-month for team:ads/);
+      assert.match(texts(await say(VAL, where, "spend this-month team:search")), /You read only team:ads; team:search is outside it/);
+      assert.match(texts(await say(VAL, where, `budget show ${BUDGET}`)), /outside what you read \(team:ads\)/);
+      assert.match(texts(await say(RITA, where, "budget list")), new RegExp(BUDGET), "a member above viewer reads all");
+    }
   });
 });

@@ -87,8 +87,8 @@ async function telegramChannel(chatId: number): Promise<ChannelInfo | undefined>
   return channels.find((c) => c.platform === "telegram" && c.address.chat_id === chatId);
 }
 
-async function member(who: TelegramUser, role: string): Promise<void> {
-  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "telegram", user_id: String(who.id), role }) });
+async function member(who: TelegramUser, role: string, scopes?: Record<string, string>[]): Promise<void> {
+  const res = await t.admin("/api/members", { method: "PUT", body: JSON.stringify({ platform: "telegram", user_id: String(who.id), role, ...(scopes ? { scopes } : {}) }) });
   assert.ok(res.ok, await res.clone().text());
 }
 
@@ -264,6 +264,24 @@ describe("a linked chat reads only its scope", () => {
     assert.match(open.text, /It reads all spend, budgets and alerts/);
     assert.match((await command(everything, VIEWER, "/spend this-month")).text, /\$5\.00 over 3 requests/);
     assert.match((await command(everything, VIEWER, "/budget list")).text, /scope-ads/);
+    assert.equal((await telegramChannel(everything.id))?.reads_all, true, "opened to all, for everyone in it");
+  });
+
+  test("a chat bound with no scope and not opened to all (linked before that was recorded) reads what each asker may", async () => {
+    const chat = group("Old link");
+    await link(chat, ADMIN, { scope: {}, kinds: ["alerts"] });
+    await t.gateway.database.db.execute(sql`update channels set reads_all = false where platform = 'telegram' and address->>'chat_id' = ${String(chat.id)}`);
+    const ADS_VIEWER = person(1005, "Val");
+    await member(ADS_VIEWER, "viewer", [{ team: "ads" }]);
+    const nobody = await command(chat, VIEWER, "/spend this-month by user");
+    assert.match(nobody.text, /You read no spend here: this conversation is linked to no scope, and you are not a member with one/);
+    assert.doesNotMatch(nobody.text, /\$/);
+    assert.match((await command(chat, VIEWER, "/budget list")).text, /You read no spend here/);
+    const own = await command(chat, ADS_VIEWER, "/spend this-month");
+    assert.match(own.text, /for team:ads/);
+    assert.match(own.text, /\$1\.00 over 1 request/);
+    assert.match((await command(chat, ADS_VIEWER, "/budget show scope-search")).text, /scope-search is outside what you read \(team:ads\)/);
+    assert.match((await command(chat, REQUESTER, "/spend this-month")).text, /\$5\.00 over 3 requests/, "a member above viewer reads all");
   });
 });
 

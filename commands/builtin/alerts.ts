@@ -3,7 +3,7 @@ import { defineCommand } from "../command.ts";
 import type { CommandContext } from "../context.ts";
 import { didYouMean, extra, fail, ok, parseDuration } from "../grammar.ts";
 import { nearest } from "../../src/ledger/period.ts";
-import { budgetReadable, readScopes } from "../read-scope.ts";
+import { budgetReadable, readsNothing, readsOf } from "../read-scope.ts";
 import { type Reply, refused, reply, utcMinute } from "../reply.ts";
 
 export type AlertsValue = { verb: "alerts.recent" } | { verb: "alerts.mute"; name: string; durationMs: number; duration: string } | { verb: "alerts.unmute"; name: string };
@@ -34,8 +34,11 @@ async function run(cmd: AlertsValue, ctx: CommandContext): Promise<Reply> {
   const { services, conversation } = ctx;
   switch (cmd.verb) {
     case "alerts.recent": {
-      // Alerts of budgets outside what the conversation reads are not shown, nor those of no budget in a scoped one.
-      const recent = (await services.alerts.recent(readScopes(conversation) ? 50 : 10)).filter((a) => (a.budget ? budgetReadable(conversation, a.budget) : !readScopes(conversation))).slice(0, 10);
+      // Alerts of budgets outside what the asker reads here are not shown, nor those of no budget to one who reads scopes.
+      const reads = await readsOf(ctx);
+      const nothing = readsNothing(reads);
+      if (nothing) return refused("Not readable here", nothing);
+      const recent = (await services.alerts.recent(reads.all ? 10 : 50)).filter((a) => (a.budget ? budgetReadable(reads, a.budget) : reads.all)).slice(0, 10);
       if (recent.length === 0) return reply({ title: "No recent alerts", summary: "Nothing has crossed a line lately." });
       return reply({ title: "Recent alerts", table: { columns: ["when", "budget", "alert"], rows: recent.map((a) => [a.at.slice(0, 16).replace("T", " "), a.budget?.name ?? "", a.title]) } });
     }

@@ -7,7 +7,7 @@ import { formatUsd } from "../../src/pricing/money.ts";
 import { defineCommand } from "../command.ts";
 import type { CommandContext, Conversation } from "../context.ts";
 import { PERIOD_WORDS, didYouMean, extra, fail, ok, parseAmount, scope } from "../grammar.ts";
-import { budgetOutside, budgetReadable } from "../read-scope.ts";
+import { budgetOutside, budgetReadable, readsNothing, readsOf } from "../read-scope.ts";
 import { type Reply, refused, reply, utcMinute } from "../reply.ts";
 import type { Role } from "../roles.ts";
 
@@ -152,7 +152,10 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
   const actor = actorText(caller);
   switch (cmd.verb) {
     case "budget.list": {
-      const budgets = (await services.budgets.list()).filter((b) => budgetReadable(ctx.conversation, b));
+      const reads = await readsOf(ctx);
+      const nothing = readsNothing(reads);
+      if (nothing) return refused("Not readable here", nothing);
+      const budgets = (await services.budgets.list()).filter((b) => budgetReadable(reads, b));
       if (budgets.length === 0) return reply({ title: "No budgets yet", summary: "An admin can add one: budget set team:search $500 monthly hard" });
       const rows = (await services.spend.standings(budgets, ctx.now)).map((s) => {
         const b = s.budget;
@@ -162,7 +165,8 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
     }
     case "budget.show": {
       const found = await services.budgets.find(cmd.name);
-      if (found && !budgetReadable(ctx.conversation, found)) return refused("Not readable here", budgetOutside(ctx.conversation, cmd.name));
+      const reads = await readsOf(ctx);
+      if (found && !budgetReadable(reads, found)) return refused("Not readable here", budgetOutside(reads, cmd.name));
       return found ? show(found, ctx) : refused("No such budget", `There is no budget called ${cmd.name}; budget list shows them all.`);
     }
     case "budget.set": {
@@ -183,7 +187,8 @@ async function run(cmd: BudgetValue, ctx: CommandContext): Promise<Reply> {
     }
     case "budget.raise": {
       const target = await services.budgets.find(cmd.name);
-      if (target && !budgetReadable(ctx.conversation, target)) return refused("The raise was not requested", budgetOutside(ctx.conversation, cmd.name));
+      const reads = await readsOf(ctx);
+      if (target && !budgetReadable(reads, target)) return refused("The raise was not requested", budgetOutside(reads, cmd.name));
       const admin = caller.kind === "admin";
       const result = await services.approvals.request(
         { budget: cmd.name, amount_usd: cmd.amount, reason: cmd.reason, requested_by: admin ? "admin" : actor, requested_via: requestedVia(caller, ctx.conversation) },

@@ -7,8 +7,9 @@ import { NONE_KEY, OTHER_KEY, type SpendReport } from "../../src/ledger/spend.ts
 import { changeText, formatUsd } from "../../src/pricing/money.ts";
 import type { Services } from "../../src/services.ts";
 import { type Parsed, defineCommand } from "../command.ts";
+import type { CommandContext } from "../context.ts";
 import { dimension, fail, filter, ok } from "../grammar.ts";
-import { budgetReadable, readableFilters } from "../read-scope.ts";
+import { type Reads, budgetReadable, readableFilters, readsOf } from "../read-scope.ts";
 import { type ReplyInput, refused, reply } from "../reply.ts";
 
 export interface SpendValue {
@@ -29,7 +30,7 @@ const TOP_DEFAULT = 5;
 /** Groups an answer `by` a dimension names. */
 const TOP_BY = 8;
 /** Budgets an answer lists, fullest first. */
-const BUDGETS_SHOWN = 5;
+export const BUDGETS_SHOWN = 5;
 
 /**
  * The grammar of `spend`, for every door and for the CLI's `tollgate spend` (with or without
@@ -137,6 +138,12 @@ function budgetTable(standings: Standing[], timeZone: string): ReplyInput["table
   };
 }
 
+/** The budgets a spend answer within `filters` lists (running, overlapping them, readable here), fullest first. */
+export async function budgetsInScope(ctx: CommandContext, filters: Scope, reads: Reads): Promise<Standing[]> {
+  const budgets = (await ctx.services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, filters) && budgetReadable(reads, b));
+  return (await ctx.services.spend.standings(budgets, ctx.now)).sort((a, b) => b.percent - a.percent || a.budget.name.localeCompare(b.budget.name));
+}
+
 /**
  * `spend last month by team team:search share`: spend over a period, by a dimension, within
  * filters. Without `by`, the answer people ask for first: the total and its change, the top five
@@ -154,17 +161,17 @@ export const spend = defineCommand<SpendValue>({
     if (!resolved.ok) return reply({ title: "That period is not one I know", summary: resolved.error.message, notes: [`Expected ${resolved.error.expected}.`], error: true });
     const period = resolved.period;
     const { services } = ctx;
-    // Held within what the conversation reads (its channel's scope), by user included; a channel
-    // scoped to one team gets that team's features or models by default.
-    const readable = readableFilters(ctx.conversation, cmd.filters);
+    // Held within what the asker reads here (the channel's scope, or their own), by user included;
+    // a channel scoped to one team gets that team's features or models by default.
+    const reads = await readsOf(ctx);
+    const readable = readableFilters(reads, cmd.filters);
     if (!readable.ok) return refused("Not readable here", readable.message);
     const filters = readable.filters;
     const query = { period, filters, now: ctx.now };
     const { by, report } = cmd.by ? await breakdown(services, query, [cmd.by], TOP_BY) : await breakdown(services, query, defaultDimensions(filters), TOP_DEFAULT);
     const scopeText = Object.keys(filters).length > 0 ? ` for ${describeScope(filters)}` : "";
 
-    const budgets = (await services.budgets.list()).filter((b) => !b.paused && scopesOverlap(b.scope, filters) && budgetReadable(ctx.conversation, b));
-    const standings = (await services.spend.standings(budgets, ctx.now)).sort((a, b) => b.percent - a.percent || a.budget.name.localeCompare(b.budget.name));
+    const standings = await budgetsInScope(ctx, filters, reads);
 
     const notes: string[] = [];
     if (report.unpriced_requests > 0) notes.push(`${count(report.unpriced_requests)} requests used models without a known price and are not in these totals.`);

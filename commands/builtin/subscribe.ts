@@ -46,6 +46,6 @@ export const subscribe = defineCommand<SubscribeValue>({
     const result = await subscribeConversation(ctx.services.channels, ctx.conversation, cmd.scope, cmd.kinds, actorText(ctx.caller));
     if (!result.ok) return refused("Not subscribed", result.message);
     const scopeText = result.scopes.length > 0 ? result.scopes.map(describeScope).join(" or ") : "all spend";
-    return reply({ title: "Subscribed", summary: `This conversation now gets ${cmd.kinds.join(", ")} for ${scopeText}. ${readsText(result.scopes)}`, visibility: "shared" });
+    return reply({ title: "Subscribed", summary: `This conversation now gets ${cmd.kinds.join(", ")} for ${scopeText}. ${readsText(result)}`, visibility: "shared" });
   },
 });

@@ -1,18 +1,20 @@
-import { App, type BlockAction, type ButtonAction, ErrorCode, ExpressReceiver, type RespondFn } from "@slack/bolt";
+import { App, type BlockAction, type ButtonAction, ErrorCode, ExpressReceiver, type RespondFn, type webApi } from "@slack/bolt";
 import type { Express, RequestHandler } from "express";
 import { z } from "zod";
 import type { CommandContext } from "../../commands/context.ts";
 import type { Place } from "../../commands/door.ts";
-import { type Reply, reply } from "../../commands/reply.ts";
+import { type Reply, refused, reply } from "../../commands/reply.ts";
 import { AlertAction } from "../../src/alerts/alert.ts";
 import type { IntegrationContext } from "../../src/integration.ts";
 import type { Logger } from "../../src/logger.ts";
+import { platformError } from "./deliver.ts";
+import { homeView } from "./home.ts";
 import { slackSdkLogger } from "./log.ts";
 import { slackSettings } from "./settings.ts";
 import { ACTION_PREFIX, RAISE_MODAL, type RenderOptions, type SlackMessage, raiseModal, replyMessage } from "./blocks.ts";
 
 /*
- * Slack's door in: slash commands, button presses and the raise form, received by Bolt's
+ * Slack's door in: slash commands, button presses, the raise form and the App Home tab, received by Bolt's
  * ExpressReceiver on the gateway's own express app at /slack/events. Bolt checks every request's
  * signature on its raw body (nothing parses bodies ahead of it). Everything asked is answered
  * through the door (commands/door.ts): this file only turns Slack payloads into a person, a place
@@ -83,8 +85,14 @@ async function respondWithFallback(respond: RespondFn, r: Reply, extra: { respon
   if ((await send({ native: true })).refused) await send({ native: false });
 }
 
-/** What the raise form carries from the button to the submission. */
-const RaiseMetadata = z.object({ budget: z.string(), team_id: z.string(), channel_id: z.string(), channel_name: z.string().optional() });
+/** What the raise form carries from the button to the submission; no channel when it was opened from the Home tab. */
+const RaiseMetadata = z.object({ budget: z.string(), team_id: z.string(), channel_id: z.string().optional(), channel_name: z.string().optional() });
+
+/** How Slack refuses a view's blocks: views answer `invalid_arguments` with the reasons, messages `invalid_blocks`. */
+const VIEW_REFUSED: ReadonlySet<string> = new Set(["invalid_arguments", "invalid_blocks"]);
+
+/** The answer to a press on the Home tab of someone who reads nothing (a viewer given no scopes). */
+const SEES_NOTHING = refused("Nothing to see yet", "You see no spend: an admin can give you a role, or scopes to see.");
 
 /** Slack sends what was typed with `&`, `<` and `>` as entities: `team:R&D` arrives as `team:R&amp;D`. */
 const typed = (text: string) => text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
@@ -132,23 +140,50 @@ export function mountSlack(app: Express, context: IntegrationContext, options: S
     );
   });
 
+  /**
+   * Draws `userId`'s Home tab afresh, with `notice` (the answer to what they pressed) on top. Its
+   * chart and table blocks go first; if Slack refuses them, the same view goes again with text bars.
+   */
+  const publishHome = async (client: webApi.WebClient, userId: string, notice?: Reply) => {
+    const home = await door.safely("home", () => door.home({ userId }));
+    const at = new Date();
+    // Unreadable just now: the tab says so, and nothing else.
+    const view = (native: boolean) => ("about" in home ? homeView(home, { native, at, ...(notice ? { notice } : {}) }) : homeView(undefined, { at, notice: home }));
+    try {
+      await client.views.publish({ user_id: userId, view: view(true) });
+    } catch (err) {
+      if (!VIEW_REFUSED.has(platformError(err) ?? "")) throw err;
+      await client.views.publish({ user_id: userId, view: view(false) });
+    }
+  };
+  const homeFailed = (err: unknown) => logger.warn({ component: "slack", error: (err as Error).name, code: (err as { code?: string }).code }, "slack home publish failed");
+
+  bolt.event("app_home_opened", async ({ event, client }) => {
+    // The Messages tab is a conversation like any other; only the Home tab is drawn.
+    if (event.tab !== "home") return;
+    await publishHome(client, event.user).catch(homeFailed);
+  });
+
   bolt.action<BlockAction<ButtonAction>>({ type: "block_actions", action_id: new RegExp(`^${ACTION_PREFIX}`) }, async ({ ack, body, action, client, respond }) => {
     await ack();
+    // A press on the Home tab comes with no channel, message or response_url: it is answered by drawing the tab again.
+    const fromHome = !body.channel && body.view?.type === "home";
     const tell = (r: Reply) =>
-      respondWithFallback(respond, r, { response_type: "ephemeral", replace_original: false }).catch((err: unknown) =>
+      (fromHome ? publishHome(client, body.user.id, r) : respondWithFallback(respond, r, { response_type: "ephemeral", replace_original: false })).catch((err: unknown) =>
         logger.warn({ component: "slack", error: (err as Error).name }, "slack action reply failed"),
       );
     const kind = AlertAction.shape.action.safeParse(action.action_id.slice(ACTION_PREFIX.length).split(":")[0]);
     const teamId = body.team?.id ?? body.user.team_id;
-    if (!kind.success || !teamId || !body.channel) return void (await tell(reply({ title: "That button does nothing any more", error: true })));
-    const target = action.value ?? "";
     const channel = body.channel;
+    if (!kind.success || !teamId || (!channel && !fromHome)) return void (await tell(reply({ title: "That button does nothing any more", error: true })));
+    const target = action.value ?? "";
     const result = await door.safely("action", async () => {
-      const ctx = await contextOf(body.user.id, teamId, channel.id, channel.name);
+      const ctx = channel ? await contextOf(body.user.id, teamId, channel.id, channel.name) : await door.personal({ userId: body.user.id });
+      if (!ctx) return SEES_NOTHING;
       if (kind.data === "request_raise") {
         const refused = await door.raiseRefusal(ctx);
         if (refused) return refused;
-        const metadata = JSON.stringify({ budget: target, team_id: teamId, channel_id: channel.id, channel_name: channel.name } satisfies z.infer<typeof RaiseMetadata>);
+        const metadata = JSON.stringify({ budget: target, team_id: teamId, ...(channel ? { channel_id: channel.id, channel_name: channel.name } : {}) } satisfies z.infer<typeof RaiseMetadata>);
         await client.views.open({ trigger_id: body.trigger_id, view: raiseModal(target, metadata) });
         return undefined;
       }
@@ -171,12 +206,15 @@ export function mountSlack(app: Express, context: IntegrationContext, options: S
     if (!amount.ok) return ack({ response_action: "errors", errors: { amount: `${amount.problem}.` } });
     if (amount.rest.length > 0) return ack({ response_action: "errors", errors: { amount: `Only the amount goes here, such as 800; "${amount.rest[0]}" belongs in the reason.` } });
     const { budget, team_id, channel_id, channel_name } = meta.data;
-    const result = await door.safely("raise form", async () => door.raise(budget, amount.amount, reason, await contextOf(body.user.id, team_id, channel_id, channel_name)));
+    const result = await door.safely("raise form", async () => {
+      const ctx = channel_id ? await contextOf(body.user.id, team_id, channel_id, channel_name) : await door.personal({ userId: body.user.id });
+      return ctx ? door.raise(budget, amount.amount, reason, ctx) : SEES_NOTHING;
+    });
     if (result.error) return ack({ response_action: "errors", errors: { amount: result.summary ?? result.title } });
     await ack();
-    await client.chat
-      .postEphemeral({ channel: channel_id, user: body.user.id, ...replyMessage(result) })
-      .catch((err: unknown) => logger.warn({ component: "slack", error: (err as Error).name }, "slack raise confirmation failed"));
+    // Asked from the Home tab: the tab is drawn again with the confirmation and the request waiting.
+    const confirm = channel_id ? client.chat.postEphemeral({ channel: channel_id, user: body.user.id, ...replyMessage(result) }) : publishHome(client, body.user.id, result);
+    await confirm.catch((err: unknown) => logger.warn({ component: "slack", error: (err as Error).name }, "slack raise confirmation failed"));
   });
 
   bolt.error(async (error) => {

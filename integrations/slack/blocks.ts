@@ -39,6 +39,8 @@ export interface SlackMessage {
 /** Slack's documented Block Kit limits. */
 export const LIMITS = {
   blocks: 50,
+  /** A Home tab (or modal) view holds twice a message's blocks. */
+  viewBlocks: 100,
   sectionText: 3000,
   fields: 10,
   fieldText: 2000,
@@ -68,15 +70,28 @@ export const NATIVE_BLOCKS: ReadonlySet<string> = new Set(["data_visualization",
 export const ACTION_PREFIX = "tollgate:";
 export const RAISE_MODAL = `${ACTION_PREFIX}raise`;
 
-/** Makes any text inert in mrkdwn: Slack's control sequences all start with `<`, and `&` starts an entity. */
-export const escapeMrkdwn = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+/** Look-alikes for mrkdwn's formatting marks, which Slack has no escape for. */
+const MARK_LOOKALIKE: Record<string, string> = { "*": "∗", _: "ˍ", "~": "∼" };
+const wordChar = (c: string | undefined) => c !== undefined && /[\p{L}\p{N}]/u.test(c);
+
+/**
+ * Makes any text inert in mrkdwn: Slack's control sequences all start with `<`, and `&` starts an
+ * entity. `*`, `_` and `~` format only at a word's edge (`*bold*`, `_italic_`, `~struck~`), so
+ * there they become look-alikes; inside a word (`apr_3f9a`, `team_search`) they stay, so what is
+ * shown can be typed back.
+ */
+export const escapeMrkdwn = (text: string): string =>
+  entities(text).replace(/[*_~]/g, (mark, at: number, all: string) => (wordChar(all[at - 1]) && wordChar(all[at + 1]) ? mark : MARK_LOOKALIKE[mark]!));
+
+/** `&`, `<` and `>` as entities: all a code block needs, as nothing formats inside one. */
+const entities = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** Inside a ``` block a backtick run would end the block early; a look-alike keeps the text readable. */
-const codeSafe = (text: string) => escapeMrkdwn(text).replace(/`/g, "ˋ");
+const codeSafe = (text: string) => entities(text).replace(/`/g, "ˋ");
 
-const mrkdwn = (text: string): MrkdwnElement => ({ type: "mrkdwn", text, verbatim: true });
-const plain = (text: string, max: number) => ({ type: "plain_text" as const, text: clip(text.trim() || " ", max), emoji: false });
-const section = (text: string): Block => ({ type: "section", text: mrkdwn(clip(text, LIMITS.sectionText)) });
+export const mrkdwn = (text: string): MrkdwnElement => ({ type: "mrkdwn", text, verbatim: true });
+export const plain = (text: string, max: number) => ({ type: "plain_text" as const, text: clip(text.trim() || " ", max), emoji: false });
+export const section = (text: string): Block => ({ type: "section", text: mrkdwn(clip(text, LIMITS.sectionText)) });
 
 /** `*label*\nvalue`, both escaped, cut to a field's length. */
 const field = (label: string, value: string): MrkdwnElement => mrkdwn(clip(`*${escapeMrkdwn(label)}*\n${escapeMrkdwn(value)}`, LIMITS.fieldText));
@@ -234,7 +249,7 @@ function person(actor: unknown, name: unknown): string {
 }
 
 /** A time every reader sees in their own zone; the ISO text is the fallback for old clients. */
-function when(iso: string, format = "{date_short_pretty} at {time}"): string {
+export function when(iso: string, format = "{date_short_pretty} at {time}"): string {
   const seconds = Math.floor(Date.parse(iso) / 1000);
   return Number.isNaN(seconds) ? escapeMrkdwn(iso) : `<!date^${seconds}^${format}|${escapeMrkdwn(iso)}>`;
 }
@@ -298,8 +313,8 @@ function chartText(chart: Chart): Block {
   return section(`${heading}${fitLines(chartLines(chart).map(codeSafe), LIMITS.sectionText - heading.length - fence.length - 1)}\n${fence}`);
 }
 
-/** One alert's blocks; its chart as Slack's own block when `nativeChart`, else as text. */
-function alertBlocks(alert: Alert, nativeChart: boolean): Block[] {
+/** One alert whole (heading, what happened, facts, buttons); its chart as Slack's own block when `nativeChart`, else as text. */
+export function alertBlocks(alert: Alert, nativeChart: boolean): Block[] {
   const decision = decisionLine(alert);
   const blocks: (Block | undefined)[] = [
     { type: "header", text: plain(alert.title, LIMITS.headerText) },

@@ -23,7 +23,8 @@ const UPDATE_GONE = new Set(["message_not_found", "cant_update_message", "edit_w
  */
 const CHANNEL_GONE = new Set(["channel_not_found", "is_archived", "not_in_channel", "restricted_action"]);
 
-const platformError = (err: unknown) => ((err as { code?: string }).code === webApi.ErrorCode.PlatformError ? String((err as webApi.WebAPIPlatformError).data.error) : undefined);
+/** The error Slack answered a Web API call with (`invalid_blocks`), undefined for any other failure. */
+export const platformError = (err: unknown) => ((err as { code?: string }).code === webApi.ErrorCode.PlatformError ? String((err as webApi.WebAPIPlatformError).data.error) : undefined);
 
 /** How a failed call goes on: Slack's own wait after a 429, the channel given up on, or another try later. */
 function outcomeOf(err: unknown): DeliveryOutcome {

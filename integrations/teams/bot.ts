@@ -12,6 +12,7 @@ import {
 } from "botbuilder";
 import type { CommandContext, Conversation } from "../../commands/context.ts";
 import { subscribeConversation, unsubscribeConversation } from "../../commands/binding.ts";
+import { readsText } from "../../commands/read-scope.ts";
 import type { Door } from "../../commands/door.ts";
 import { type Reply, refused, reply } from "../../commands/reply.ts";
 import type { Logger } from "../../src/logger.ts";
@@ -193,7 +194,7 @@ export class TollgateBot extends TeamsActivityHandler {
     if (!result.ok) return;
     const welcome = reply({
       title: "Tollgate is connected here",
-      summary: `This conversation now gets budget ${kinds.join(" and ")} for all spend. Type help (mention @Tollgate in a channel) for commands; subscribe team:search alerts narrows it, unsubscribe stops it.`,
+      summary: `This conversation now gets budget ${kinds.join(" and ")} for all spend. ${readsText(result)} Type help (mention @Tollgate in a channel) for commands; subscribe team:search alerts narrows it, unsubscribe stops it.`,
     });
     await context.sendActivity(cardActivity(replyCard(welcome), welcome.title));
   }

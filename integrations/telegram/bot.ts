@@ -189,7 +189,7 @@ export function createBot(token: string, deps: BotDeps): Telegraf {
     await answerTo(
       chat.id,
       message_id,
-      reply({ title: "Linked to Tollgate", summary: `This chat now gets ${used.kinds.join(", ")} for ${scope}. ${readsText(result.scopes)}`, notes: ["Try /spend this-week, /budget list or /help.", "A chat admin can undo it with /unlink."] }),
+      reply({ title: "Linked to Tollgate", summary: `This chat now gets ${used.kinds.join(", ")} for ${scope}. ${readsText(result)}`, notes: ["Try /spend this-week, /budget list or /help.", "A chat admin can undo it with /unlink."] }),
     );
   }
 

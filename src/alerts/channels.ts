@@ -68,7 +68,10 @@ export interface ChannelSpec {
   key?: Record<string, unknown>;
   secret: string | null;
   scopes: Scope[];
-  /** On subscribing an existing channel: empty `scopes` open it to every scope rather than keep the ones it has. */
+  /**
+   * An admin's `--scope all`: the conversation gets every scope's messages and everyone in it reads
+   * all spend; on an existing channel, empty `scopes` open it rather than keep the ones it has.
+   */
   everything?: boolean;
   kinds: SubscriptionKind[];
   timezone: string;
@@ -81,6 +84,8 @@ export interface ChannelInfo {
   name: string;
   address: Record<string, unknown>;
   subscriptions: { scopes: Scope[]; kinds: SubscriptionKind[] };
+  /** Opened to all spend by an admin (`--scope all`): everyone in the conversation reads everything (commands/read-scope.ts). */
+  reads_all: boolean;
   timezone: string;
   enabled: boolean;
   disabled_at: string | null;
@@ -97,6 +102,7 @@ export function channelInfo(row: ChannelRow): ChannelInfo {
     name: row.name,
     address: row.address,
     subscriptions: { scopes: row.scopes as Scope[], kinds: row.kinds as SubscriptionKind[] },
+    reads_all: row.readsAll,
     timezone: row.timezone,
     enabled: row.disabledAt === null,
     disabled_at: row.disabledAt?.toISOString() ?? null,
@@ -197,7 +203,17 @@ export class ChannelStore {
       if (!row) {
         const [created] = await tx
           .insert(channels)
-          .values({ id: randomUUID(), platform: spec.platform, name: spec.name, address: spec.address, secretEncrypted: null, scopes: spec.scopes, kinds: spec.kinds, timezone: spec.timezone })
+          .values({
+            id: randomUUID(),
+            platform: spec.platform,
+            name: spec.name,
+            address: spec.address,
+            secretEncrypted: null,
+            scopes: spec.scopes,
+            readsAll: spec.everything === true,
+            kinds: spec.kinds,
+            timezone: spec.timezone,
+          })
           .returning();
         const info = channelInfo(created!);
         await audit(tx, { actor, action: "create", entity: "channel", entityId: info.id, after: info });
@@ -207,9 +223,11 @@ export class ChannelStore {
       const known = new Set(before.subscriptions.scopes.map((s) => JSON.stringify(s)));
       const scopes = spec.everything ? [] : [...before.subscriptions.scopes, ...spec.scopes.filter((s) => !known.has(JSON.stringify(s)))];
       const kinds = [...new Set([...before.subscriptions.kinds, ...spec.kinds])];
+      // A scope narrows what it reads as well as what it gets; only `everything` opens it.
+      const readsAll = spec.everything === true || (scopes.length === 0 && before.reads_all);
       const [updated] = await tx
         .update(channels)
-        .set({ address: spec.address, scopes, kinds, disabledAt: null, disabledReason: null })
+        .set({ address: spec.address, scopes, readsAll, kinds, disabledAt: null, disabledReason: null })
         .where(eq(channels.id, row.id))
         .returning();
       const after = channelInfo(updated!);

@@ -172,29 +172,32 @@ export class OutboxNotifier implements Notifier {
     if (platforms.length === 0 || limit <= 0) return [];
     const { db } = this.database;
     // Raw SQL with aliases, as drizzle cannot alias the table here. `later` follows `earlier` when it
-    // is an update of it; `earlier` is next in line when due or on its first try and not itself
-    // waiting for a message it updates. Either holds `later` back.
+    // is an update of it. A channel's head is its lowest pending row that is next in line (due or on
+    // its first try) and not waiting for an earlier pending message it updates: every later row
+    // waits behind the head, and no row before it holds anything back (it failed and waits for its
+    // retry, or waits for a message it updates). So the head is the channel's one candidate, taken
+    // when due. Each channel's head is found by walking its pending rows in id order through
+    // `notifications_due` and stopping at the first that qualifies: the rows skipped are only the
+    // waiting ones, so a backlog of thousands costs one row per channel, not a scan per row.
     const follows = (later: SQL, earlier: string) =>
       sql`exists (select 1 from jsonb_array_elements(coalesce(${later}->'follows', '[]'::jsonb)) f where ${sql.raw(earlier)}.payload->'alerts' @> jsonb_build_array(f.value))`;
-    const updating = sql`exists (select 1 from ${notifications} u where u.channel_id = e.channel_id and u.status = 'pending' and u.id < e.id and ${follows(sql.raw("e.payload"), "u")})`;
-    const held = sql`exists (select 1 from ${notifications} e where e.channel_id = ${notifications.channelId} and e.status = 'pending' and e.id < ${notifications.id}
-      and (((e.last_error is null or e.next_attempt_at <= now()) and not ${updating}) or ${follows(sql`${notifications.payload}`, "e")}))`;
+    const updating = sql`exists (select 1 from ${notifications} u where u.channel_id = h.channel_id and u.status = 'pending' and u.id < h.id and ${follows(sql.raw("h.payload"), "u")})`;
+    const heads = sql`select head.id from ${channels} c cross join lateral (
+        select h.id from ${notifications} h
+        where h.channel_id = c.id and h.status = 'pending' and (h.last_error is null or h.next_attempt_at <= now()) and not ${updating}
+        order by h.id limit 1
+      ) head
+      where c.disabled_at is null and c.platform in (${sql.join(
+        platforms.map((p) => sql`${p}`),
+        sql`, `,
+      )})`;
     const due = db
       .select({ id: notifications.id })
       .from(notifications)
-      .innerJoin(channels, eq(channels.id, notifications.channelId))
-      .where(
-        and(
-          eq(notifications.status, "pending"),
-          lte(notifications.nextAttemptAt, sql`now()`),
-          sql`not ${held}`,
-          isNull(channels.disabledAt),
-          inArray(channels.platform, [...platforms]),
-        ),
-      )
+      .where(and(sql`${notifications.id} in (${heads})`, eq(notifications.status, "pending"), lte(notifications.nextAttemptAt, sql`now()`)))
       .orderBy(asc(notifications.id))
       .limit(limit)
-      .for("update", { of: notifications, skipLocked: true });
+      .for("update", { skipLocked: true });
     const rows = await db
       .update(notifications)
       .set({ attempts: sql`${notifications.attempts} + 1`, nextAttemptAt: nowPlus(leaseMs) })

@@ -16,7 +16,7 @@ import { querySpend } from "../ledger/spend.ts";
 import { formatUsd, picoToDecimalString } from "../pricing/money.ts";
 import { type Failure, type FieldError, unknownFieldError } from "../errors.ts";
 import { fourEyes } from "./four-eyes.ts";
-import { type Actor, type MemberSchemas, type Members, actorText, hasRole } from "./members.ts";
+import { type Actor, type MemberSchemas, type Members, type Role, actorText, hasRole } from "./members.ts";
 
 export const APPROVAL_STATUSES = ["pending", "approved", "rejected", "expired"] as const;
 export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
@@ -254,6 +254,16 @@ export class Approvals {
     // Past its time but not yet marked by the job: shown as what it is.
     const settled = approval.status === "pending" ? { ...approval, status: "expired" as const, decided_at: approval.expires_at } : approval;
     return decidedAlert(settled, budget, settled.decided_at ?? now);
+  }
+
+  /**
+   * Whether `actor`, whose role is `role`, may decide `approval` now: it is pending, they are an
+   * approver or admin, and four eyes let them without an override (a button cannot say why), so a
+   * view can offer the buttons only where pressing them would decide. `decide` checks all of this again.
+   */
+  mayDecide(approval: Approval, actor: Actor, role: Role, now: Date): boolean {
+    if (approval.status !== "pending" || approval.expires_at <= now) return false;
+    return hasRole(role, "approver") && fourEyes(approval.requested_by, actor, role, { required: this.options.fourEyes }).ok;
   }
 
   async get(id: string, db: Pick<Db, "select"> = this.database.db): Promise<Approval | undefined> {

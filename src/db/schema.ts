@@ -100,7 +100,7 @@ export const usageRollups = pgTable(
 /**
  * The `user-month` grain: usage_events' sums per UTC month and user (absent user ''), kept in
  * step with them in the same transaction as usage_rollups. A table of its own with only its
- * primary key and free room in each page (fillfactor 75, set in migration 0012): every batch the
+ * primary key and free room in each page (fillfactor 75, set in migration 0013): every batch the
  * recorder writes updates about one row per user, and with no index over the sums and room on the
  * page those updates are HOT (no new index entries), where in usage_rollups each wrote new
  * entries in the covering indexes.
@@ -229,6 +229,11 @@ export const channels = pgTable("channels", {
   scopes: jsonb("scopes").$type<ScopeColumn[]>().notNull().default([]),
   kinds: text("kinds").array().notNull(),
   timezone: text("timezone").notNull().default("UTC"),
+  /**
+   * Opened to all spend by an admin (`--scope all`): everyone in the conversation reads everything.
+   * A chat channel without it and without scopes reads as each asker may (commands/read-scope.ts).
+   */
+  readsAll: boolean("reads_all").notNull().default(false),
   disabledAt: timestamp("disabled_at", { withTimezone: true }),
   disabledReason: text("disabled_reason"),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),

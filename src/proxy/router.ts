@@ -4,7 +4,8 @@ import { type ApiKeys, type KeyInfo, modelAllowed } from "../keys/api-keys.ts";
 import type { Built, EventBuilder } from "../ledger/build-event.ts";
 import type { Logger } from "../logger.ts";
 import { holdBody, joined } from "../http/hold.ts";
-import { attribute } from "./attribution.ts";
+import { ERROR_KINDS } from "../errors.ts";
+import { attribute, headerTags } from "./attribution.ts";
 import { ledgerFilter } from "./billing.ts";
 import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
 import { type Call, type ForwardOptions, forward, newCallId, sendProviderError } from "./forward.ts";
@@ -185,6 +186,8 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
   if (!key && !passThrough) return sendProviderError(res, own, 401, "invalid_api_key", refusedKeyMessage(presented, found));
   if (key?.allowed_providers && !key.allowed_providers.includes(provider.name))
     return sendProviderError(res, own, 403, "provider_not_allowed", `this Tollgate key may not call ${provider.name}; it may call ${key.allowed_providers.join(", ")}`);
+  const tagged = headerTags(req.headers);
+  if (!tagged.ok) return sendProviderError(res, own, ERROR_KINDS[tagged.kind].status, ERROR_KINDS[tagged.kind].code, tagged.message);
 
   let body: Buffer | undefined;
   if (!bodyless) {
@@ -200,7 +203,7 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
   const facts = provider.inspect(path, json, params);
   if (key && !modelAllowed(key.allowed_models, facts.model))
     return sendProviderError(res, own, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
-  const attribution = attribute(key, req.headers, facts);
+  const attribution = attribute(key, req.headers, facts, tagged.tags);
 
   const checked = deps.gate.check({ ...attribution, id, provider: provider.name, model: facts.model, body: json, bodyBytes: body?.length ?? 0 });
   const verdict = checked instanceof Promise ? await checked : checked;

@@ -12,9 +12,13 @@ import { keepConnections } from "../helpers/wait.ts";
  *   rate limit: HTTP 429 with `Retry-After` in seconds. It records every call, keeps the messages
  *   it was sent so updates can be checked, refuses Block Kit beyond Slack's limits
  *   (`invalid_blocks`), and can be told to rate-limit or fail the next calls of a method;
+ * - views.publish (https://docs.slack.dev/reference/methods/views.publish): a `home` view for a
+ *   `user_id`, at most 100 blocks (https://docs.slack.dev/reference/block-kit/blocks) of the shapes
+ *   checked for messages; a view Slack will not take is answered `invalid_arguments` with the
+ *   reasons in `response_metadata.messages`, as Slack answers views; the last view of each user is kept;
  * - response_url (https://docs.slack.dev/interactivity/handling-user-interaction#message_responses):
  *   POST JSON to the URL a command or action payload carried;
- * - Slack as the sender: slash commands and interaction payloads, signed as Slack signs them
+ * - Slack as the sender: slash commands, interaction payloads and Events API callbacks (JSON), signed as Slack signs them
  *   (https://docs.slack.dev/authentication/verifying-requests-from-slack), with `x-slack-retry-num`
  *   when it is a retry.
  */
@@ -44,6 +48,17 @@ export interface SlackResponse {
 
 type Block = Record<string, unknown> & { type: string };
 
+/** A view as Slack keeps it after views.publish. */
+export interface PublishedView {
+  id: string;
+  team_id: string;
+  type: "home";
+  blocks: Block[];
+  hash: string;
+  /** How many times it was published. */
+  publishes: number;
+}
+
 export interface FakeSlack {
   /** Base URL of the Web API, with the trailing slash the SDK expects: give it as SLACK_API_URL. */
   apiUrl: string;
@@ -55,6 +70,8 @@ export interface FakeSlack {
   refusedResponses: SlackResponse[];
   /** Messages by `channel ts`. */
   messages: Map<string, SlackMessageRecord>;
+  /** The Home tab views.publish last set for each user, by user id. */
+  homes: Map<string, PublishedView>;
   callsOf(method: string): SlackCall[];
   /** The next `times` calls of `method` answer 429 with `Retry-After: seconds`. */
   rateLimit(method: string, seconds: number, times?: number): void;
@@ -125,12 +142,16 @@ function dataTableProblems(b: Block, at: string): string[] {
   return problems;
 }
 
+/** Blocks a message holds; a modal or a Home tab view holds 100. */
+export const MESSAGE_BLOCKS = 50;
+export const VIEW_BLOCKS = 100;
+
 /** Slack's documented Block Kit limits, checked on every message and view. */
-export function blockProblems(blocks: unknown, where = "blocks"): string[] {
+export function blockProblems(blocks: unknown, where = "blocks", maxBlocks = MESSAGE_BLOCKS): string[] {
   if (blocks === undefined) return [];
   if (!Array.isArray(blocks)) return [`${where} is not an array`];
   const problems: string[] = [];
-  if (blocks.length > 50) problems.push(`${where} has ${blocks.length} blocks; at most 50`);
+  if (blocks.length > maxBlocks) problems.push(`${where} has ${blocks.length} blocks; at most ${maxBlocks}`);
   const charts = blocks.filter((b: Block) => b.type === "data_visualization").length;
   if (charts > 2) problems.push(`${where} has ${charts} data_visualization blocks; at most 2 a message`);
   const text = (t: unknown) => (t as { text?: string } | undefined)?.text ?? "";
@@ -178,6 +199,7 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
   const responses: SlackResponse[] = [];
   const refusedResponses: SlackResponse[] = [];
   const messages = new Map<string, SlackMessageRecord>();
+  const homes = new Map<string, PublishedView>();
   const limited = new Map<string, { seconds: number; times: number }>();
   const failures = new Map<string, string[]>();
   const triggers = new Set<string>();
@@ -186,8 +208,8 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
 
   const NATIVE = new Set(["data_visualization", "data_table"]);
   /** Why Slack would refuse these blocks, or nothing. */
-  const refusal = (blocks: unknown, where: string): string[] => [
-    ...blockProblems(blocks, where),
+  const refusal = (blocks: unknown, where: string, maxBlocks = MESSAGE_BLOCKS): string[] => [
+    ...blockProblems(blocks, where, maxBlocks),
     ...(refuseNative && Array.isArray(blocks) && blocks.some((b: Block) => NATIVE.has(b.type)) ? [`${where}: this workspace does not take data_visualization or data_table blocks`] : []),
   ];
 
@@ -196,8 +218,10 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
   function web(method: string, args: Record<string, unknown>): Record<string, unknown> {
     const failure = failures.get(method)?.shift();
     if (failure) return { ok: false, error: failure };
-    const problems = [...refusal(args.blocks, "blocks"), ...refusal((args.view as { blocks?: unknown } | undefined)?.blocks, "view.blocks")];
+    const problems = refusal(args.blocks, "blocks");
     if (problems.length > 0) return { ok: false, error: "invalid_blocks", errors: problems };
+    const viewProblems = refusal((args.view as { blocks?: unknown } | undefined)?.blocks, "view.blocks", VIEW_BLOCKS);
+    if (viewProblems.length > 0) return { ok: false, error: "invalid_arguments", response_metadata: { messages: viewProblems } };
     const channel = String(args.channel ?? "");
     const blocks = (args.blocks as Block[] | undefined) ?? [];
     const text = String(args.text ?? "");
@@ -226,6 +250,20 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
         const trigger = String(args.trigger_id ?? "");
         if (!triggers.delete(trigger)) return { ok: false, error: "expired_trigger_id" };
         return { ok: true, view: { id: randomId("V", 10), ...(args.view as object) } };
+      }
+      case "views.publish": {
+        const user = typeof args.user_id === "string" ? args.user_id : "";
+        const view = args.view as { type?: unknown; blocks?: unknown } | undefined;
+        const invalid = (message: string) => ({ ok: false, error: "invalid_arguments", response_metadata: { messages: [message] } });
+        if (!/^[UW][A-Z0-9]{2,}$/.test(user)) return invalid("invalid `user_id`");
+        if (!view || typeof view !== "object") return invalid("missing required field: view");
+        if (view.type !== "home") return invalid(`view.type must be home, not ${String(view.type)}`);
+        if (!Array.isArray(view.blocks)) return invalid("view.blocks must be an array");
+        if (JSON.stringify(view).length > 250_000) return { ok: false, error: "view_too_large" };
+        const earlier = homes.get(user);
+        const published: PublishedView = { id: earlier?.id ?? randomId("V", 10), team_id: TEAM_ID, type: "home", blocks: view.blocks as Block[], hash: `${Date.now() / 1000}.${randomId("", 8)}`, publishes: (earlier?.publishes ?? 0) + 1 };
+        homes.set(user, published);
+        return { ok: true, view: published };
       }
       default:
         return { ok: false, error: "unknown_method" };
@@ -285,6 +323,7 @@ export async function startFakeSlack(botToken = `xoxb-${randomId("", 24)}`): Pro
     responses,
     refusedResponses,
     messages,
+    homes,
     callsOf: (method) => calls.filter((c) => c.method === method),
     rateLimit: (method, seconds, times = 1) => void limited.set(method, { seconds, times }),
     refuseNativeBlocks: (on) => void (refuseNative = on),
@@ -317,14 +356,13 @@ export interface SendOptions {
   retryNum?: number;
 }
 
-/** Posts a form body to the gateway as Slack does: signed, form-encoded. */
-export async function sendAsSlack(url: string, form: Record<string, string>, opts: SendOptions): Promise<{ status: number; body: string; json: () => Record<string, unknown> }> {
-  const body = new URLSearchParams(form).toString();
+/** Posts `body` to the gateway as Slack does: signed over the raw body, with Slack's retry headers when it is one. */
+async function signedPost(url: string, body: string, contentType: string, opts: SendOptions): Promise<{ status: number; body: string; json: () => Record<string, unknown> }> {
   const timestamp = opts.timestamp ?? Math.floor(Date.now() / 1000);
   const res = await fetch(url, {
     method: "POST",
     headers: {
-      "content-type": "application/x-www-form-urlencoded",
+      "content-type": contentType,
       "x-slack-request-timestamp": String(timestamp),
       "x-slack-signature": opts.signature ?? slackSignature(opts.signingSecret, timestamp, body),
       ...(opts.retryNum !== undefined ? { "x-slack-retry-num": String(opts.retryNum), "x-slack-retry-reason": "http_timeout" } : {}),
@@ -333,6 +371,41 @@ export async function sendAsSlack(url: string, form: Record<string, string>, opt
   });
   const text = await res.text();
   return { status: res.status, body: text, json: () => JSON.parse(text) as Record<string, unknown> };
+}
+
+/** Posts a form body to the gateway as Slack does: signed, form-encoded. */
+export function sendAsSlack(url: string, form: Record<string, string>, opts: SendOptions) {
+  return signedPost(url, new URLSearchParams(form).toString(), "application/x-www-form-urlencoded", opts);
+}
+
+/**
+ * Posts an Events API callback to the gateway as Slack does
+ * (https://docs.slack.dev/apis/events-api/#callback-field): the event in its `event_callback`
+ * envelope, as JSON, signed over the raw body.
+ */
+export function sendEventAsSlack(url: string, event: Record<string, unknown>, opts: SendOptions) {
+  const body = JSON.stringify({
+    token: "deprecated-verification-token",
+    team_id: TEAM_ID,
+    api_app_id: "A0TOLLGATE",
+    event,
+    type: "event_callback",
+    event_id: randomId("Ev", 10),
+    event_time: Math.floor(Date.now() / 1000),
+    authorizations: [{ team_id: TEAM_ID, user_id: "U0BOT", is_bot: true, is_enterprise_install: false }],
+    is_ext_shared_channel: false,
+  });
+  return signedPost(url, body, "application/json", opts);
+}
+
+/**
+ * The app_home_opened event of `userId` opening a tab of the app
+ * (https://docs.slack.dev/reference/events/app_home_opened): `view` is the tab's current view, sent
+ * once one was published.
+ */
+export function appHomeOpened(slack: FakeSlack, userId: string, tab: "home" | "messages" = "home"): Record<string, unknown> {
+  const view = slack.homes.get(userId);
+  return { type: "app_home_opened", user: userId, channel: `D${userId.slice(1)}`, tab, event_ts: `${Date.now() / 1000}`, ...(tab === "home" && view ? { view: { ...view, app_id: "A0TOLLGATE", bot_id: "B0BOT" } } : {}) };
 }
 
 export interface Person {
@@ -378,6 +451,27 @@ export function buttonClick(
     channel: { id: message.channelId, name: "alerts" },
     message: { type: "message", ts: message.ts, text: "" },
     response_url: slack.responseUrl(responseId),
+    actions: [{ type: "button", action_id: button.action_id, block_id: button.block_id ?? "b1", value: button.value, action_ts: `${Date.now() / 1000}` }],
+  };
+  return { payload: JSON.stringify(payload) };
+}
+
+/**
+ * The block_actions payload of a click on a button of `userId`'s Home tab: Slack sends the view in
+ * place of a message, and no channel, message or response_url.
+ */
+export function homeButtonClick(slack: FakeSlack, button: { action_id: string; value: string; block_id?: string }, who: Person): Record<string, string> {
+  const view = slack.homes.get(who.userId);
+  if (!view) throw new Error(`${who.userId} has no Home tab to click on`);
+  const payload = {
+    type: "block_actions",
+    user: { id: who.userId, username: who.userName ?? who.userId.toLowerCase(), team_id: TEAM_ID },
+    api_app_id: "A0TOLLGATE",
+    token: "deprecated-verification-token",
+    container: { type: "view", view_id: view.id },
+    trigger_id: slack.triggerId(),
+    team: { id: TEAM_ID, domain: "tollgate-test" },
+    view: { ...view, state: { values: {} }, app_id: "A0TOLLGATE", bot_id: "B0BOT" },
     actions: [{ type: "button", action_id: button.action_id, block_id: button.block_id ?? "b1", value: button.value, action_ts: `${Date.now() / 1000}` }],
   };
   return { payload: JSON.stringify(payload) };

@@ -1,0 +1,1 @@
+ALTER TABLE "channels" ADD COLUMN "reads_all" boolean DEFAULT false NOT NULL;
