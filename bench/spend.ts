@@ -54,10 +54,11 @@ export async function fill(url: string, events: number, ranges: [start: Date, en
       select 'day', date_trunc('day', bucket, 'UTC'), team, project, feature, '', provider, model, api_key_id, ${ROLLUP_SUMS}
       from usage_rollups where grain = 'hour' group by 2, 3, 4, 5, 7, 8, 9`);
     await database.db.execute(sql`
-      insert into usage_rollups (grain, bucket, "user", ${SUM_COLUMNS})
-      select 'user-month', date_trunc('month', bucket, 'UTC'), "user", ${ROLLUP_SUMS}
-      from usage_rollups where grain = 'user-day' group by 2, 3`);
+      insert into usage_user_months (bucket, "user", ${SUM_COLUMNS})
+      select date_trunc('month', bucket, 'UTC'), "user", ${ROLLUP_SUMS}
+      from usage_rollups where grain = 'user-day' group by 1, 2`);
     await database.db.execute(sql`vacuum analyze usage_rollups`);
+    await database.db.execute(sql`vacuum analyze usage_user_months`);
   } finally {
     await database.close();
   }
@@ -118,7 +119,7 @@ export async function benchSpend(opts: { events: number; runs: number; reuse: bo
 
   const database = await openDatabase({ url, dataDir: "" });
   try {
-    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain`);
+    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain union all select 'user-month', count(*)::text from usage_user_months`);
     const cases: [string, string, Dimension | undefined, Partial<Record<Dimension, string>>, string][] = [
       ["this-month by team", "this-month", "team", {}, "UTC"],
       ["this-month by model team:team-3", "this-month", "model", { team: "team-3" }, "UTC"],

@@ -146,3 +146,45 @@ describe("migrate()", () => {
     }
   });
 });
+
+describe("migration 0013_user_months_table", () => {
+  test("moves the user-month rows out of usage_rollups into usage_user_months with their sums exact", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      const [earlier, later] = [ALL_TAGS.filter((t) => t < "0013"), ALL_TAGS.filter((t) => t >= "0013")];
+      assert.ok(later.includes("0013_user_months_table"));
+      await migrate(database, pendingMigrationFiles().filter((m) => earlier.includes(m.tag)));
+      // Sums past 2^64 and with many digits, so a float or a bigint cast on the way would show.
+      const huge = "123456789012345678901234567890";
+      await database.rows(sql`
+        insert into usage_rollups (grain, bucket, "user", requests, errors, unpriced, input_tokens, cached_input_tokens,
+          cache_write_tokens, output_tokens, reasoning_tokens, cost)
+        values ('user-month', '2026-03-01T00:00:00Z', 'alice', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge}),
+          ('user-month', '2026-04-01T00:00:00Z', '', 2, 0, 0, 1, 2, 3, 4, 5, 999999999999999999999),
+          ('user-day', '2026-03-02T00:00:00Z', 'alice', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge}),
+          ('day', '2026-03-02T00:00:00Z', '', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge})`);
+      assert.deepEqual(await migrate(database), later);
+      const months = await database.rows(sql`
+        select to_char(bucket at time zone 'UTC', 'YYYY-MM-DD') as month, "user", requests::text, errors::text, unpriced::text,
+          input_tokens::text, cached_input_tokens::text, cache_write_tokens::text, output_tokens::text, reasoning_tokens::text, cost::text
+        from usage_user_months order by 1`);
+      assert.deepEqual(months.map((r) => ({ ...r })), [
+        { month: "2026-03-01", user: "alice", requests: "3", errors: "1", unpriced: "1", input_tokens: huge, cached_input_tokens: "7",
+          cache_write_tokens: "8", output_tokens: "9", reasoning_tokens: "10", cost: huge },
+        { month: "2026-04-01", user: "", requests: "2", errors: "0", unpriced: "0", input_tokens: "1", cached_input_tokens: "2",
+          cache_write_tokens: "3", output_tokens: "4", reasoning_tokens: "5", cost: "999999999999999999999" },
+      ]);
+      const left = await database.rows<{ grain: string }>(sql`select grain from usage_rollups order by grain`);
+      assert.deepEqual(left.map((r) => r.grain), ["day", "user-day"], "the other grains stay where they were");
+      const [table] = await database.rows<{ options: string[] | null }>(sql`select reloptions as options from pg_class where relname = 'usage_user_months'`);
+      assert.deepEqual(table!.options, ["fillfactor=75"], "room in each page for HOT updates");
+      const indexes = await database.rows<{ name: string }>(
+        sql`select indexname as name from pg_indexes where tablename in ('usage_user_months', 'usage_rollups') order by 1`,
+      );
+      assert.deepEqual(indexes.map((r) => r.name), ["usage_rollups_cover", "usage_rollups_key", "usage_rollups_user_day", "usage_user_months_bucket_user_pk"]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});

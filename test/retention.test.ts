@@ -4,7 +4,7 @@ import { sql } from "drizzle-orm";
 import { ConfigError, loadConfig } from "../src/config.ts";
 import { deleteExpiredEvents } from "../src/ledger/retention.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
-import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
+import { ALL_ROLLUPS, assertRollupsMatchEvents } from "./helpers/rollups.ts";
 
 let gw: TestGateway;
 const NOW = new Date("2026-06-01T00:00:00Z");
@@ -34,7 +34,7 @@ const RECENT = [event("new-edge", CUTOFF, "u1"), ...Array.from({ length: 4 }, (_
 const rollups = () =>
   gw.gateway.database.rows(sql`
     select grain, bucket::text, team, "user", model, requests::text, input_tokens::text, output_tokens::text, cost::text
-    from usage_rollups order by 1, 2, 3, 4, 5`);
+    from ${ALL_ROLLUPS} order by 1, 2, 3, 4, 5`);
 const ids = async () => (await gw.gateway.database.rows<{ id: string }>(sql`select id from usage_events order by id`)).map((r) => r.id);
 
 before(async () => {

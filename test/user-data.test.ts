@@ -5,7 +5,7 @@ import { deleteExpiredEvents } from "../src/ledger/retention.ts";
 import { type ExportedEvent, eraseUserUsage, userEventPages } from "../src/ledger/user-data.ts";
 import { picoToDecimalString } from "../src/pricing/money.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
-import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
+import { ALL_ROLLUPS, assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 let gw: TestGateway;
@@ -139,7 +139,7 @@ describe("erasure", () => {
     assert.deepEqual(await res.json(), { user: "alice", events: 30, batches: 3, rollup_rows_without_events: 0 });
     assert.deepEqual(await eventCounts(), { bob: 20, carol: 12, "": 9 });
     await assertRollupsMatchEvents(gw.gateway.database);
-    const [left] = await gw.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where "user" = 'alice'`);
+    const [left] = await gw.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from ${ALL_ROLLUPS} where "user" = 'alice'`);
     assert.equal(left!.n, 0);
     const spendAfter = await (await gw.admin("/api/spend?period=2026-03&by=user")).json() as { groups: { key: string }[] };
     assert.deepEqual(spendAfter.groups.map((g) => g.key).sort(), spendBefore.groups.map((g) => g.key).filter((k) => k !== "alice").sort());
@@ -177,7 +177,7 @@ describe("erasure", () => {
     const body = (await res.json()) as { events: number; rollup_rows_without_events: number };
     assert.equal(body.events, 0);
     assert.ok(body.rollup_rows_without_events > 0);
-    const [left] = await gw.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where "user" = 'carol'`);
+    const [left] = await gw.gateway.database.rows<{ n: number }>(sql`select count(*)::int as n from ${ALL_ROLLUPS} where "user" = 'carol'`);
     assert.equal(left!.n, 0, "nothing names carol any more");
     assert.deepEqual(await grainSums(), before);
   });

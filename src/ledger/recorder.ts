@@ -321,7 +321,7 @@ const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "
 
 /**
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
- * the rollups, summed here in the process per rollup row (one upsert for all grains); answers the
+ * the rollups, summed here in the process per rollup row (one upsert per rollup table); answers the
  * keys inserted. Each column travels as one array parameter.
  */
 function insertStatement(events: PricedEvent[]) {

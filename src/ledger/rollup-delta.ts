@@ -5,7 +5,8 @@ import { type Totals, ZERO } from "./spend.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
- * aggregated here in the process and written with one upsert per grain. The recorder adds what it
+ * aggregated here in the process and written in one statement (usage_rollups for the hour, day and
+ * user-day grains, usage_user_months for user-month). The recorder adds what it
  * inserted, erasure takes away what it deleted, so both keep rollups equal to the events' sums.
  * Grains (schema.ts):
  * - `hour`, `day`: per UTC hour / day and attribution without the user;
@@ -144,26 +145,34 @@ function rowsRelation(rows: readonly RollupRow[]): SQL {
 }
 
 /**
- * Adds the relation `deltas` (KEY and SUMS columns, each key once) to the rollups. Rows are
- * touched in key order, grain first, the same order for every writer, so concurrent statements
- * wait for each other rather than deadlock.
+ * CTEs `rolled` and `rolled_months` adding the CTE `deltas` (KEY and SUMS columns, each key once)
+ * to the rollups: the `user-month` rows to usage_user_months, the others to usage_rollups. Rows
+ * are touched in key order, the same order for every writer, and the two CTEs run in the same
+ * order in every statement (one plan), so concurrent statements wait for each other rather than
+ * deadlock.
  */
-function upsertFrom(deltas: SQL): SQL {
-  return sql`insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
-    select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from ${deltas} as d
-    order by ${sql.raw(KEY)}
-    on conflict (${sql.raw(KEY)}) do update set
-      ${sql.raw(SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(",\n      "))}`;
+function upsertDeltas(): SQL {
+  return sql`rolled as (
+      insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
+      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain <> 'user-month'
+      order by ${sql.raw(KEY)}
+      on conflict (${sql.raw(KEY)}) do update set ${sql.raw(ADD_SUMS)}),
+    rolled_months as (
+      insert into usage_user_months as r (bucket, "user", ${sql.raw(SUMS.join(", "))})
+      select bucket, "user", ${sql.raw(SUMS.join(", "))} from deltas where grain = 'user-month'
+      order by bucket, "user"
+      on conflict (bucket, "user") do update set ${sql.raw(ADD_SUMS)})`;
 }
+const ADD_SUMS = SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(", ");
 
-/** One upsert for every grain's rows (each key once), or undefined when there are none. */
+/** One statement adding every grain's rows (each key once), or undefined when there are none. */
 export function upsertRollups(rows: readonly RollupRow[]): SQL | undefined {
   if (rows.length === 0) return undefined;
-  return upsertFrom(sql`(select * from ${rowsRelation(rows)})`);
+  return sql`with deltas as (select * from ${rowsRelation(rows)}), ${upsertDeltas()} select 1`;
 }
 
 /**
- * CTEs `planned` and `rolled` adding to the rollups what the CTE `ins` (RETURNING source, id)
+ * CTEs adding to the rollups what the CTE `ins` (RETURNING source, id)
  * took of the CTE `input`, whose rows carry their rollup rows' indices (r_hour, r_day,
  * r_user_day, r_user_month, from rollupPlan). When the insert took all `total` events (the usual
  * case) the sums made in the process are written as they are; when some were already known, the
@@ -182,11 +191,12 @@ export function rollupsOfInserted(plan: { rows: readonly RollupRow[] }, total: n
       where not ${all}
       group by r
     ),
-    rolled as (${upsertFrom(sql`(
+    deltas as (
       select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from planned where ${all}
       union all
       select ${sql.raw(KEY.split(", ").map((c) => `p.${c}`).join(", "))}, ${sql.raw(SUMS.map((c) => `t.${c}`).join(", "))}
-      from retaken t join planned p on p.idx = t.idx)`)})`;
+      from retaken t join planned p on p.idx = t.idx),
+    ${upsertDeltas()}`;
 }
 
 /** The per-event rollup row indices as four int[] columns, in rollupPlan's grain order. */

@@ -166,9 +166,13 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
         const times = gone.map((e) => e.ts.getTime());
         const first = new Date(Math.min(...times));
         // Rows whose every event is gone. Rollups only ever count real events, so none is zero otherwise.
+        const [from, to] = [first.toISOString(), new Date(Math.max(...times)).toISOString()];
         await tx.execute(sql`
-          delete from usage_rollups where grain in ('hour', 'day', 'user-day', 'user-month') and requests = 0
-            and bucket >= date_trunc('month', ${first.toISOString()}::timestamptz, 'UTC') and bucket <= ${new Date(Math.max(...times)).toISOString()}::timestamptz`);
+          delete from usage_rollups where grain in ('hour', 'day', 'user-day') and requests = 0
+            and bucket >= date_trunc('day', ${from}::timestamptz, 'UTC') and bucket <= ${to}::timestamptz`);
+        await tx.execute(sql`
+          delete from usage_user_months where "user" = ${user} and requests = 0
+            and bucket >= date_trunc('month', ${from}::timestamptz, 'UTC') and bucket <= ${to}::timestamptz`);
         return gone.length;
       });
       if (deleted === 0) break;
@@ -190,7 +194,7 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
           returning 1
         ),
         removed_months as (
-          delete from usage_rollups r where grain = 'user-month' and "user" = ${user} and not exists (
+          delete from usage_user_months r where "user" = ${user} and not exists (
             select 1 from usage_events e
             where e."user" = ${user} and e.ts >= r.bucket and e.ts < (r.bucket at time zone 'UTC' + interval '1 month') at time zone 'UTC')
         )

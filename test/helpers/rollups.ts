@@ -2,8 +2,15 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../src/db/connection.ts";
 
+/** Every rollup row, usage_user_months' shaped like usage_rollups' (grain `user-month`, no other attribution). */
+export const ALL_ROLLUPS = sql`(select * from usage_rollups
+  union all
+  select 'user-month', bucket, '', '', '', "user", '', '', '', requests, errors, unpriced, input_tokens,
+    cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost
+  from usage_user_months) as rollups`;
+
 /**
- * Every rollup row at every grain equals the sums over usage_events computed independently here
+ * Every rollup row at every grain (usage_rollups and usage_user_months) equals the sums over usage_events computed independently here
  * (buckets from to_char in UTC rather than date_trunc), and no rollup row lacks its events.
  */
 export async function assertRollupsMatchEvents(db: Database): Promise<void> {
@@ -33,7 +40,7 @@ export async function assertRollupsMatchEvents(db: Database): Promise<void> {
       (input_tokens::numeric)::text as input_tokens, (cached_input_tokens::numeric)::text as cached_input_tokens,
       (cache_write_tokens::numeric)::text as cache_write_tokens, (output_tokens::numeric)::text as output_tokens,
       (reasoning_tokens::numeric)::text as reasoning_tokens, (cost::numeric)::text as cost
-    from usage_rollups`);
+    from ${ALL_ROLLUPS}`);
   const norm = (rows: Record<string, string>[]) =>
     rows.map((r) => JSON.stringify(Object.keys(r).sort().map((k) => [k, String(r[k])]))).sort();
   assert.ok(actual.length > 0, "there are rollups to compare");
