@@ -148,15 +148,17 @@ describe("which calls are billed (item 3)", () => {
     const key = await virtualKey(t, team);
     const anthropic = new Anthropic({ baseURL: `${t.base}/anthropic`, apiKey: key, maxRetries: 0 });
     const batchId = "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d";
-    // The SDK's batches.results() follows the batch's `results_url`, which names Anthropic's own host;
-    // through the gateway the client reads the same path on it.
+    // batches.results() retrieves the batch and follows its `results_url`: the gateway hands that back relative, so the read comes through it.
     const read = async () => {
-      const res = await anthropic.get(`/v1/messages/batches/${batchId}/results`, { headers: { Accept: "application/binary" }, __binaryResponse: true });
-      return (await (res as unknown as Response).text()).trim().split("\n").map((l) => JSON.parse(l) as { custom_id: string; result: { type: string } });
+      const lines = [];
+      for await (const line of await anthropic.messages.batches.results(batchId)) lines.push(line);
+      return lines;
     };
     const first = await read();
     assert.deepEqual(first.map((r) => [r.custom_id, r.result.type]), [["first", "succeeded"], ["second", "succeeded"], ["third", "errored"], ["fourth", "expired"]], "the file reached the client whole");
     await read();
+
+    assert.equal((await anthropic.messages.batches.retrieve(batchId)).results_url, `/v1/messages/batches/${batchId}/results`);
 
     await settledLedger(t, key);
     const rows = (await teamRows(team)).filter((r) => r.id.startsWith("batch:"));

@@ -141,6 +141,12 @@ export interface Provider<S = unknown> {
   operation(method: string, path: string): Operation;
   /** Usage of a whole (non-streamed) JSON answer. */
   usageOf(path: string, body: unknown): CallUsage;
+  /**
+   * The JSON answer the client gets instead of `body` (the upstream's, to a request to `path`), or
+   * undefined to pass it on unchanged: Anthropic's batch object names its results file by an absolute
+   * URL on Anthropic's host, which its SDKs would follow around the gateway.
+   */
+  rewriteAnswer?(path: string, body: unknown): unknown;
   /** Whether an answer with this content type, to a request to `path`, is a stream to read through `tap`. */
   isStream(contentType: string, path: string): boolean;
   /** A fresh side reader for one streamed answer; `injected` when the gateway asked for usage itself. */

@@ -232,7 +232,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
     return;
   }
-  const bytes = joined(held);
+  let bytes = joined(held);
   const encoding = answer.headers["content-encoding"] as string | undefined;
   let outcome = NO_USAGE;
   if (answer.statusCode < 400) {
@@ -243,6 +243,11 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
       parsed = undefined;
     }
     outcome = call.provider.usageOf(call.path, parsed);
+    const rewritten = call.provider.rewriteAnswer?.(call.path, parsed);
+    if (rewritten !== undefined) {
+      bytes = Buffer.from(JSON.stringify(rewritten));
+      delete headers["content-encoding"];
+    }
   }
   // A client that left before its answer came is still charged the provider's usage, as `aborted`.
   const status = res.destroyed ? "aborted" : answer.statusCode < 400 ? "ok" : "error";

@@ -17,7 +17,8 @@ import {
  * A fake Anthropic Messages API, written from Anthropic's API reference and streaming guide:
  * `POST /v1/messages` (whole or streamed as named events message_start → content blocks with a
  * ping → message_delta with the cumulative usage → message_stop), `POST /v1/messages/count_tokens`,
- * and a Message Batch's results file (`GET /v1/messages/batches/{id}/results`, JSONL).
+ * and an ended Message Batch (`GET /v1/messages/batches/{id}`, its `results_url` absolute on the fake's
+ * own host as Anthropic's is on api.anthropic.com) with its results file (`GET .../results`, JSONL).
  * Auth is `x-api-key` or `Authorization: Bearer`, and `anthropic-version` is required; errors are
  * `{"type":"error","error":{"type","message"},"request_id"}`.
  */
@@ -129,8 +130,18 @@ function* batchResults(): Generator<string> {
   yield `${JSON.stringify({ custom_id: "fourth", result: { type: "expired" } })}\n`;
 }
 
+/** An ended batch as `GET /v1/messages/batches/{id}` answers it. */
+function endedBatch(id: string, host: string | undefined) {
+  const counts = { processing: 0, succeeded: ANTHROPIC_BATCH_RESULTS.length, errored: 1, canceled: 0, expired: 1 };
+  const at = "2026-12-05T12:00:00Z";
+  const results_url = `http://${host ?? "127.0.0.1"}/v1/messages/batches/${id}/results`;
+  return { id, type: "message_batch", processing_status: "ended", request_counts: counts, ended_at: at, created_at: at, expires_at: at, archived_at: null, cancel_initiated_at: null, results_url };
+}
+
 function answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply {
   const path = url.pathname;
+  const batch = request.method === "GET" ? /^\/v1\/messages\/batches\/(msgbatch_[^/]+)$/.exec(path)?.[1] : undefined;
+  if (batch !== undefined) return json(200, endedBatch(batch, request.headers.host));
   if (request.method === "GET" && /^\/v1\/messages\/batches\/msgbatch_[^/]+\/results$/.test(path)) return { kind: "stream", contentType: "application/binary", frames: batchResults() };
   const known = path === "/v1/messages" || path === "/v1/messages/count_tokens";
   if (request.method !== "POST" || !known) return json(404, anthropicError(404, `Not found: ${request.method} ${path}`));

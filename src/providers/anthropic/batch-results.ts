@@ -1,7 +1,7 @@
 import { StringDecoder } from "node:string_decoder";
 import { z } from "zod";
 import type { CallUsage, StreamTap } from "../types.ts";
-import { envelopeUsage, parseJson, pathOnly } from "../wire.ts";
+import { envelopeUsage, isRecord, parseJson, pathOnly } from "../wire.ts";
 import { anthropicUsage } from "./usage.ts";
 
 /*
@@ -75,4 +75,26 @@ export function resultsTap(batchId: string): StreamTap {
     },
     result: () => ({ usage: undefined, model: undefined, results }),
   };
+}
+
+/** A batch object with its `results_url` made relative (path and query kept), or undefined when there is nothing to change. */
+function relativeResults(batch: unknown): unknown {
+  if (!isRecord(batch) || batch.type !== "message_batch" || typeof batch.results_url !== "string") return undefined;
+  const url = URL.parse(batch.results_url);
+  if (!url) return undefined;
+  return { ...batch, results_url: `${url.pathname}${url.search}` };
+}
+
+/**
+ * A batch object (retrieved, created, cancelled) or a page of them, with each `results_url` relative,
+ * or undefined when none names a results file. Anthropic gives an absolute URL on its own host,
+ * which the SDKs follow as it is: around the gateway, with the client's gateway key. A relative one
+ * the SDKs (TypeScript and Python) resolve against their base URL, so the read comes through here
+ * and the batch's spend is recorded; Anthropic's path is kept as given, never assumed.
+ */
+export function gatewayResultsUrls(body: unknown): unknown {
+  const one = relativeResults(body);
+  if (one !== undefined || !isRecord(body) || !Array.isArray(body.data)) return one;
+  const page = body.data.map((b) => relativeResults(b) ?? b);
+  return page.some((b, i) => b !== (body.data as unknown[])[i]) ? { ...body, data: page } : undefined;
 }

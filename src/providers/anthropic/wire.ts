@@ -18,7 +18,7 @@ import {
   keyInHeader,
 } from "../wire.ts";
 import { anthropicUsage } from "./usage.ts";
-import { RESULTS, resultsBatch, resultsTap } from "./batch-results.ts";
+import { RESULTS, gatewayResultsUrls, resultsBatch, resultsTap } from "./batch-results.ts";
 
 /*
  * Anthropic's Messages API. Streams are named events (`event:` + `data:`): `message_start` carries
@@ -136,6 +136,7 @@ export const anthropicWire: ProviderWire = {
   operation: anthropicOperation,
   // A Message carries `usage` beside `model`; count_tokens answers (`input_tokens` alone) are free and carry none.
   usageOf: (_path, body) => envelopeUsage(anthropicUsage, body, "usage", "model"),
+  rewriteAnswer: (_path, body) => gatewayResultsUrls(body),
   // A results file (JSONL, whatever its content type) is read line by line as it passes, never held.
   isStream: (contentType, path) => isEventStream(contentType) || resultsBatch(path) !== undefined,
   tap: (path) => {
