@@ -142,6 +142,34 @@ describe("which calls are billed (item 3)", () => {
     assert.ok((await metric(t, "openai", "batches.retrieve")) >= 4);
     assert.ok((await metric(t, "openai", "batches.create")) >= 1);
   });
+
+  test("an Anthropic batch's results file records each succeeded request once, at the batch rate, under batch:{id}:{custom_id}", async () => {
+    const team = "claude-batcher";
+    const key = await virtualKey(t, team);
+    const anthropic = new Anthropic({ baseURL: `${t.base}/anthropic`, apiKey: key, maxRetries: 0 });
+    const batchId = "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d";
+    // batches.results() retrieves the batch and follows its `results_url`: the gateway hands that back relative, so the read comes through it.
+    const read = async () => {
+      const lines = [];
+      for await (const line of await anthropic.messages.batches.results(batchId)) lines.push(line);
+      return lines;
+    };
+    const first = await read();
+    assert.deepEqual(first.map((r) => [r.custom_id, r.result.type]), [["first", "succeeded"], ["second", "succeeded"], ["third", "errored"], ["fourth", "expired"]], "the file reached the client whole");
+    await read();
+
+    assert.equal((await anthropic.messages.batches.retrieve(batchId)).results_url, `/v1/messages/batches/${batchId}/results`);
+
+    await settledLedger(t, key);
+    const rows = (await teamRows(team)).filter((r) => r.id.startsWith("batch:"));
+    assert.deepEqual(rows.map((r) => r.id).sort(), [`batch:${batchId}:first`, `batch:${batchId}:second`], "one row per succeeded request, none for errored or expired, none more for the second read");
+    assert.ok(rows.every((r) => r.service_tier === "batch" && r.model === "claude-sonnet-4-6" && r.priced));
+    const cost = Object.fromEntries(rows.map((r) => [r.id.split(":").at(-1), r.cost]));
+    // claude-sonnet-4-6: $3 / M input, $0.30 / M cache reads, $15 / M output; batches bill half.
+    // first: 100 × 3 + 2,000 × 0.30 + 500 × 15 = 8,400 µ$ → 4,200 µ$; second: 1,000 × 3 + 200 × 15 = 6,000 µ$ → 3,000 µ$.
+    assert.deepEqual(cost, { first: String(4_200_000_000n), second: String(3_000_000_000n) });
+    assert.equal(await metric(t, "anthropic", "messages.batches.results"), 2);
+  });
 });
 
 describe("upstream base URLs given with their version segment (item 4)", () => {

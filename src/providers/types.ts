@@ -37,6 +37,11 @@ export interface CallUsage {
    * (`batch:<id>`), so that every later poll finds it recorded already.
    */
   key?: string;
+  /**
+   * Usages the answer reports for other ledger ids, each recorded as its own event in place of the
+   * call's (an Anthropic batch's results file: one per succeeded request, keyed as `key` says).
+   */
+  results?: readonly CallUsage[];
   /** The counts are the gateway's estimate (src/proxy/estimate.ts), not the provider's report. */
   estimated?: boolean;
 }
@@ -136,8 +141,14 @@ export interface Provider<S = unknown> {
   operation(method: string, path: string): Operation;
   /** Usage of a whole (non-streamed) JSON answer. */
   usageOf(path: string, body: unknown): CallUsage;
-  /** Whether an answer with this content type is a stream to read through `tap`. */
-  isStream(contentType: string): boolean;
+  /**
+   * The JSON answer the client gets instead of `body` (the upstream's, to a request to `path`), or
+   * undefined to pass it on unchanged: Anthropic's batch object names its results file by an absolute
+   * URL on Anthropic's host, which its SDKs would follow around the gateway.
+   */
+  rewriteAnswer?(path: string, body: unknown): unknown;
+  /** Whether an answer with this content type, to a request to `path`, is a stream to read through `tap`. */
+  isStream(contentType: string, path: string): boolean;
   /** A fresh side reader for one streamed answer; `injected` when the gateway asked for usage itself. */
   tap(path: string, injected: boolean): StreamTap;
   /** A body in this provider's own error shape. */

@@ -135,9 +135,10 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
 /** What an answer without readable usage reports. */
 const NO_USAGE: CallUsage = { usage: undefined, model: undefined };
 
-/** Builds the call's event, once, and hands it on. */
+/** Builds the call's event (or, for an answer reporting `results`, one per result), once, and hands it on. */
 function recordCall(opts: ForwardOptions, ...seen: Parameters<typeof callEvent>): void {
-  seen[0].record(opts.builder.build(callEvent(...seen)));
+  const [call, outcome, ...rest] = seen;
+  for (const one of outcome.results ?? [outcome]) call.record(opts.builder.build(callEvent(call, one, ...rest)));
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
@@ -190,7 +191,7 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
   }
   const requestId = upstreamRequestId(answer.headers);
   const contentType = String(answer.headers["content-type"] ?? "");
-  if (call.provider.isStream(contentType)) return relayStream(call, res, answer, requestId, opts, sent);
+  if (call.provider.isStream(contentType, call.path)) return relayStream(call, res, answer, requestId, opts, sent);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
   res.writeHead(answer.statusCode, clientHeaders(call, answer.headers));
   await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
@@ -231,7 +232,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
     return;
   }
-  const bytes = joined(held);
+  let bytes = joined(held);
   const encoding = answer.headers["content-encoding"] as string | undefined;
   let outcome = NO_USAGE;
   if (answer.statusCode < 400) {
@@ -242,6 +243,11 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
       parsed = undefined;
     }
     outcome = call.provider.usageOf(call.path, parsed);
+    const rewritten = call.provider.rewriteAnswer?.(call.path, parsed);
+    if (rewritten !== undefined) {
+      bytes = Buffer.from(JSON.stringify(rewritten));
+      delete headers["content-encoding"];
+    }
   }
   // A client that left before its answer came is still charged the provider's usage, as `aborted`.
   const status = res.destroyed ? "aborted" : answer.statusCode < 400 ? "ok" : "error";

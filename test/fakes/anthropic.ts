@@ -16,7 +16,9 @@ import {
 /*
  * A fake Anthropic Messages API, written from Anthropic's API reference and streaming guide:
  * `POST /v1/messages` (whole or streamed as named events message_start → content blocks with a
- * ping → message_delta with the cumulative usage → message_stop), `POST /v1/messages/count_tokens`.
+ * ping → message_delta with the cumulative usage → message_stop), `POST /v1/messages/count_tokens`,
+ * and an ended Message Batch (`GET /v1/messages/batches/{id}`, its `results_url` absolute on the fake's
+ * own host as Anthropic's is on api.anthropic.com) with its results file (`GET .../results`, JSONL).
  * Auth is `x-api-key` or `Authorization: Bearer`, and `anthropic-version` is required; errors are
  * `{"type":"error","error":{"type","message"},"request_id"}`.
  */
@@ -111,8 +113,36 @@ function messages(body: Body, model: string, b: Behaviour): Reply {
   return json(200, { id: randomId("msg_01", 22), type: "message", role: "assistant", model, content, stop_reason: "end_turn", stop_sequence: null, usage });
 }
 
+/** Usage of the two requests of every batch that succeed; a third errored and a fourth expired. */
+export const ANTHROPIC_BATCH_RESULTS = [
+  { custom_id: "first", model: "claude-sonnet-4-6", usage: { input_tokens: 100, cache_creation_input_tokens: 0, cache_read_input_tokens: 2000, output_tokens: 500 } },
+  { custom_id: "second", model: "claude-sonnet-4-6", usage: { input_tokens: 1000, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 200 } },
+];
+
+/** A batch's results, one JSON object a line as Anthropic's reference shows them (`MessageBatchIndividualResponse`). */
+function* batchResults(): Generator<string> {
+  for (const { custom_id, model, usage } of ANTHROPIC_BATCH_RESULTS) {
+    const message = { id: randomId("msg_01", 22), type: "message", role: "assistant", model, content: [{ type: "text", text: "Done." }], stop_reason: "end_turn", stop_sequence: null, usage };
+    yield `${JSON.stringify({ custom_id, result: { type: "succeeded", message } })}\n`;
+  }
+  const error = { type: "error", error: { type: "invalid_request_error", message: "max_tokens: Field required" }, request_id: randomId("req_011C", 20) };
+  yield `${JSON.stringify({ custom_id: "third", result: { type: "errored", error } })}\n`;
+  yield `${JSON.stringify({ custom_id: "fourth", result: { type: "expired" } })}\n`;
+}
+
+/** An ended batch as `GET /v1/messages/batches/{id}` answers it. */
+function endedBatch(id: string, host: string | undefined) {
+  const counts = { processing: 0, succeeded: ANTHROPIC_BATCH_RESULTS.length, errored: 1, canceled: 0, expired: 1 };
+  const at = "2026-12-05T12:00:00Z";
+  const results_url = `http://${host ?? "127.0.0.1"}/v1/messages/batches/${id}/results`;
+  return { id, type: "message_batch", processing_status: "ended", request_counts: counts, ended_at: at, created_at: at, expires_at: at, archived_at: null, cancel_initiated_at: null, results_url };
+}
+
 function answer(request: RecordedRequest, url: URL, behaviour: Behaviour): Reply {
   const path = url.pathname;
+  const batch = request.method === "GET" ? /^\/v1\/messages\/batches\/(msgbatch_[^/]+)$/.exec(path)?.[1] : undefined;
+  if (batch !== undefined) return json(200, endedBatch(batch, request.headers.host));
+  if (request.method === "GET" && /^\/v1\/messages\/batches\/msgbatch_[^/]+\/results$/.test(path)) return { kind: "stream", contentType: "application/binary", frames: batchResults() };
   const known = path === "/v1/messages" || path === "/v1/messages/count_tokens";
   if (request.method !== "POST" || !known) return json(404, anthropicError(404, `Not found: ${request.method} ${path}`));
   const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Body;

@@ -18,6 +18,7 @@ import {
   keyInHeader,
 } from "../wire.ts";
 import { anthropicUsage } from "./usage.ts";
+import { RESULTS, gatewayResultsUrls, resultsBatch, resultsTap } from "./batch-results.ts";
 
 /*
  * Anthropic's Messages API. Streams are named events (`event:` + `data:`): `message_start` carries
@@ -113,11 +114,14 @@ function anthropicError(status: number, code: string, message: string, details: 
 }
 
 /**
- * Billable requests: Messages (and the legacy Text Completions). Counting tokens, models, files and
- * Message Batches are forwarded and counted; a batch's object reports no usage (only its results
- * file does), so batch spend is not recorded by the proxy.
+ * Billable requests: Messages (and the legacy Text Completions), and a Message Batch's results file,
+ * which is where a batch's usage is reported (batch-results.ts). Counting tokens, models, files and
+ * the rest of Message Batches are forwarded and counted.
  */
-const anthropicOperation = operations([inferenceAt("messages", "complete")], ["messages/count_tokens", "messages/batches", "models", "files", "skills"]);
+const anthropicOperation = operations(
+  [inferenceAt("messages", "complete"), { method: "GET", path: RESULTS, operation: { kind: "batch", name: "messages.batches.results" } }],
+  ["messages/count_tokens", "messages/batches", "models", "files", "skills"],
+);
 
 export const anthropicWire: ProviderWire = {
   // The SDK sends `x-api-key`; with an auth token instead it sends `Authorization: Bearer`.
@@ -132,7 +136,12 @@ export const anthropicWire: ProviderWire = {
   operation: anthropicOperation,
   // A Message carries `usage` beside `model`; count_tokens answers (`input_tokens` alone) are free and carry none.
   usageOf: (_path, body) => envelopeUsage(anthropicUsage, body, "usage", "model"),
-  isStream: isEventStream,
-  tap: () => sseStreamTap(messagesTap(), false),
+  rewriteAnswer: (_path, body) => gatewayResultsUrls(body),
+  // A results file (JSONL, whatever its content type) is read line by line as it passes, never held.
+  isStream: (contentType, path) => isEventStream(contentType) || resultsBatch(path) !== undefined,
+  tap: (path) => {
+    const batch = resultsBatch(path);
+    return batch === undefined ? sseStreamTap(messagesTap(), false) : resultsTap(batch);
+  },
   error: anthropicError,
 };

@@ -1,0 +1,100 @@
+import { StringDecoder } from "node:string_decoder";
+import { z } from "zod";
+import type { CallUsage, StreamTap } from "../types.ts";
+import { envelopeUsage, isRecord, parseJson, pathOnly } from "../wire.ts";
+import { anthropicUsage } from "./usage.ts";
+
+/*
+ * A Message Batch's results file (`GET messages/batches/{id}/results`): JSONL, one line per request,
+ * `{"custom_id", "result": {"type": "succeeded", "message": {..., "model", "usage"}}}`; errored,
+ * canceled and expired results carry no usage and cost nothing. The batch object itself reports no
+ * usage, so this file is where a batch's spend is read: each succeeded request is recorded under
+ * `batch:{batch id}:{custom_id}`, at the batch tier, and the ledger's one row per id makes reading
+ * the file again record nothing new. The file is read line by line as it is relayed, never held
+ * whole: memory is one line, and a line longer than MAX_LINE is passed on unread (its request is
+ * not recorded).
+ */
+
+/** `messages/batches/{id}/results`, the batch id captured. */
+export const RESULTS = /(?:^|\/)messages\/batches\/([^/]+)\/results$/;
+
+/** The batch a results path reads, or undefined when the path is not a results file. */
+export function resultsBatch(path: string): string | undefined {
+  return RESULTS.exec(pathOnly(path).replace(/\/+$/, ""))?.[1];
+}
+
+/** Longest line read for usage; a message's JSON is far below it, and longer ones are not held. */
+const MAX_LINE = 4 * 1024 * 1024;
+
+const Line = z.looseObject({
+  custom_id: z.string().min(1).max(64),
+  result: z.looseObject({ type: z.string(), message: z.unknown().optional() }),
+});
+
+/** The usage one results line bills, or undefined (not succeeded, unreadable, or without usage). */
+export function resultUsage(batchId: string, line: string): CallUsage | undefined {
+  const parsed = Line.safeParse(parseJson(line)).data;
+  if (!parsed || parsed.result.type !== "succeeded") return undefined;
+  const seen = envelopeUsage(anthropicUsage, parsed.result.message, "usage", "model");
+  if (!seen.usage) return undefined;
+  return { usage: { ...seen.usage, service_tier: "batch" }, model: seen.model, key: `batch:${batchId.slice(0, 100)}:${parsed.custom_id}` };
+}
+
+/** Reads a results file as it passes, unchanged, and reports each succeeded request's usage. */
+export function resultsTap(batchId: string): StreamTap {
+  const decoder = new StringDecoder("utf8");
+  const results: CallUsage[] = [];
+  let line = "";
+  let skipping = false;
+  const take = (text: string) => {
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
+      if (!skipping) {
+        const seen = resultUsage(batchId, line + text.slice(start, nl));
+        if (seen) results.push(seen);
+      }
+      line = "";
+      skipping = false;
+      start = nl + 1;
+    }
+    if (skipping) return;
+    line += text.slice(start);
+    if (line.length > MAX_LINE) {
+      line = "";
+      skipping = true;
+    }
+  };
+  return {
+    push(chunk) {
+      take(decoder.write(chunk));
+      return chunk;
+    },
+    end() {
+      take(`${decoder.end()}\n`);
+      return undefined;
+    },
+    result: () => ({ usage: undefined, model: undefined, results }),
+  };
+}
+
+/** A batch object with its `results_url` made relative (path and query kept), or undefined when there is nothing to change. */
+function relativeResults(batch: unknown): unknown {
+  if (!isRecord(batch) || batch.type !== "message_batch" || typeof batch.results_url !== "string") return undefined;
+  const url = URL.parse(batch.results_url);
+  if (!url) return undefined;
+  return { ...batch, results_url: `${url.pathname}${url.search}` };
+}
+
+/**
+ * A batch object (retrieved, created, cancelled) or a page of them, with each `results_url` relative,
+ * or undefined when none names a results file. Anthropic gives an absolute URL on its own host,
+ * which the SDKs follow as it is: around the gateway, with the client's gateway key. A relative one
+ * the SDKs (TypeScript and Python) resolve against their base URL, so the read comes through here
+ * and the batch's spend is recorded; Anthropic's path is kept as given, never assumed.
+ */
+export function gatewayResultsUrls(body: unknown): unknown {
+  const one = relativeResults(body);
+  if (one !== undefined || !isRecord(body) || !Array.isArray(body.data)) return one;
+  const page = body.data.map((b) => relativeResults(b) ?? b);
+  return page.some((b, i) => b !== (body.data as unknown[])[i]) ? { ...body, data: page } : undefined;
+}
