@@ -347,6 +347,8 @@ describe("the ledger database goes away under proxy traffic", () => {
     "calls keep being answered, /readyz says degraded, and once it is back every call is in the ledger exactly once",
     { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: HANG_MS },
     async () => {
+      // Each stage takes seconds when healthy; a bound well under the test's own names the stage that stuck.
+      const STAGE_MS = 60_000;
       const cuttable = await throughCutter(database);
       const t = await startTestGateway({ OPENAI_BASE_URL: openaiFake.url, OPENAI_API_KEY: OPENAI_KEY }, { database: cuttable.database });
       try {
@@ -372,12 +374,12 @@ describe("the ledger database goes away under proxy traffic", () => {
         const stored = async (some: string[]) => (await proxyRows(database, some)).length;
 
         await calls(3);
-        await waitFor("the first calls recorded", async () => (await stored(ids)) === 6);
+        await waitFor("the first calls recorded", async () => (await stored(ids)) === 6, STAGE_MS);
 
         // A burst of concurrent calls with the network cut under it: some usage is being written at
         // that moment (committed or not, the gateway cannot always know), the rest waits in the journal.
         const burst = Array.from({ length: 8 }, pair);
-        await waitFor("the burst under way", () => ids.length >= 10);
+        await waitFor("the burst under way", () => ids.length >= 10, STAGE_MS);
         cuttable.cutter.cut();
         await Promise.all(burst);
 
@@ -392,13 +394,13 @@ describe("the ledger database goes away under proxy traffic", () => {
         assert.equal(refused.status, 503);
         assert.equal(refused.headers.get("retry-after"), "5");
         assert.equal(((await refused.json()) as { error: { code: string } }).error.code, "key_check_unavailable");
-        await waitFor("the calls made during the outage left in the journal", () => t.gateway.usage.status().unrecorded_events >= during.length);
+        await waitFor("the calls made during the outage left in the journal", () => t.gateway.usage.status().unrecorded_events >= during.length, STAGE_MS);
         assert.equal(await stored(during), 0, "none of them reached the database");
 
         await cuttable.cutter.restore();
         await calls(3);
-        await waitFor("every call recorded", async () => (await stored(ids)) === ids.length);
-        await waitFor("the journal emptied", () => t.gateway.usage.status().unrecorded_events === 0);
+        await waitFor("every call recorded", async () => (await stored(ids)) === ids.length, STAGE_MS);
+        await waitFor("the journal emptied", () => t.gateway.usage.status().unrecorded_events === 0, STAGE_MS);
         assert.equal((await readyz()).status, "ok");
 
         const counts = await database.rows<{ id: string; n: string }>(sql`
