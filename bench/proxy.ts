@@ -169,7 +169,7 @@ function bytesUnder(dir: string): number {
   }
 }
 
-function gatewaySource(): string {
+export function gatewaySource(): string {
   try {
     const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim();
     const dirty = execSync("git status --porcelain -- src", { cwd: ROOT }).toString().trim() !== "";
@@ -240,7 +240,7 @@ async function sanityCheck(tollgate: Target, portkey: Target | undefined): Promi
 }
 
 /** The bench's processes, started and wired: the mock, Tollgate (and Portkey), the load generator. */
-interface Stack {
+export interface Stack {
   databaseUrl: string;
   dataDir: string;
   gateway: ChildProcess;
@@ -256,11 +256,13 @@ interface Stack {
 }
 
 /**
- * Starts the mock, Tollgate (node run with `gatewayArgs`) and, with `peer`, Portkey; makes the
- * virtual key and the hard budget; checks one call of each kind. Ctrl-C or a kill stops the
- * children, which fails the phase under way, so the caller's close() still runs.
+ * Starts the mock, Tollgate (node run with `gatewayArgs`, `gatewayEnv` added to its environment)
+ * and, with `peer`, Portkey; makes the virtual key and the hard budget; checks one call of each
+ * kind, on the database `database` (its own per bench: a second bench run beside this one must
+ * not drop it). Ctrl-C or a kill stops the children, which fails the phase under way, so the
+ * caller's close() still runs.
  */
-async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> {
+export async function startStack(gatewayArgs: string[], peer: boolean, gatewayEnv: Record<string, string> = {}, database = DATABASE): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-proxy-"));
   const children: ChildProcess[] = [];
   const interrupted = new AbortController();
@@ -275,11 +277,11 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
     process.off("SIGINT", interrupt).off("SIGTERM", interrupt);
     await stop(gateway, 60_000);
     for (const child of children) await stop(child, 10_000);
-    await dropDatabase(DATABASE);
+    await dropDatabase(database);
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const databaseUrl = await freshDatabase(DATABASE);
+    const databaseUrl = await freshDatabase(database);
     const mock = forkBench("./proxy-mock.ts");
     children.push(mock);
     const { port: mockPort } = await reply<{ port: number }>(mock);
@@ -297,6 +299,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
         OPENAI_API_KEY: MOCK_KEY,
         // Per-request access logs would measure pino and the terminal, not the proxy.
         LOG_LEVEL: "warn",
+        ...gatewayEnv,
       },
       base,
       [...GATEWAY_NODE_ARGS, ...gatewayArgs],
@@ -332,7 +335,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
       async measure<T>(name: TargetName, message: Phase | ClosedLoop) {
         const startedQuiet = await quiet(QUIET_CPU, QUIET_WAIT_MS, interrupted.signal);
         if (interrupted.signal.aborted) throw new Error("interrupted");
-        const watched = await watch({ server: serverOf[name], bench: benchOf(name), database: DATABASE }, () => {
+        const watched = await watch({ server: serverOf[name], bench: benchOf(name), database }, () => {
           load.send(message);
           return reply<T>(load).then(nullsToNaN);
         });
@@ -458,7 +461,7 @@ function nullsToNaN<T>(value: T): T {
   return value;
 }
 
-const round1 = (v: number) => Math.round(v * 10) / 10;
+export const round1 = (v: number) => Math.round(v * 10) / 10;
 
 function portkeyVersion(): string {
   try {
