@@ -11,6 +11,7 @@ import type { Logger } from "../logger.ts";
 import { CliError } from "./admin-client.ts";
 import type { Command } from "./commands.ts";
 import { claimServerFile, removeServerFile, writeServerFile } from "./server-file.ts";
+import { letYoungGenerationGrow } from "../young-generation.ts";
 
 /** Where people reach a server listening on `host`: the loopback address when it listens on every interface. */
 export function reachableUrl(host: string, port: number): string {
@@ -72,6 +73,8 @@ export async function serve(config: Config, logger: Logger, integrations: readon
     const { port } = server.address() as AddressInfo;
     const url = reachableUrl(config.HOST, port);
     writeServerFile(dataDir, { url, pid: process.pid });
+    // Start-up's garbage is behind us (bin/main.ts kept the young generation small through it).
+    letYoungGenerationGrow();
     logger.info({ port, database: gateway.database.driver, prices: gateway.catalog.source, adminTokenFrom: config.TOLLGATE_ADMIN_TOKEN ? "TOLLGATE_ADMIN_TOKEN" : `${dataDir}/admin.token` }, "tollgate listening");
     process.stderr.write(`${startLine(config, url)}\n`);
     const signal = await Promise.race([once(process, "SIGINT"), once(process, "SIGTERM")]);
