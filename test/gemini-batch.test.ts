@@ -142,4 +142,42 @@ describe("Gemini Batch API", () => {
     assert.ok(rows.every((r) => r.model === "gemini-2.5-flash" && r.service_tier === "batch" && r.priced && BigInt(r.cost) === BATCH_REQUEST), JSON.stringify(rows));
     assert.equal(await metric("files.download"), 2);
   });
+
+  test("an inline answer larger than the proxy holds is read as it passes: every response is recorded", async () => {
+    const team = "gemini-large";
+    const key = await virtualKey(team);
+    const ai = genai(key);
+    // Each response's text is 4 × 600,000 characters: the done batch's answer, which carries every response twice, is about 19 MB.
+    fake.setNext({ deltaBytes: 600_000 });
+    const created = await ai.batches.create({ model: "gemini-2.5-flash", src: ["a", "b", "c", "d"].map((k) => ({ contents: k, metadata: { key: k } })) });
+    const name = created.name!;
+    await ai.batches.get({ name });
+    const done = await ai.batches.get({ name });
+    assert.deepEqual(done.dest?.inlinedResponses?.map((r) => r.response?.candidates?.[0]?.content?.parts?.[0]?.text?.length), [2_400_000, 2_400_000, 2_400_000, 2_400_000]);
+
+    await settledLedger(key);
+    const rows = await batchRows(team);
+    assert.deepEqual(rows.map((r) => r.id), ["a", "b", "c", "d"].map((k, i) => `batch:${name}:${i}:${k}`));
+    assert.ok(rows.every((r) => r.priced && BigInt(r.cost) === BATCH_REQUEST), JSON.stringify(rows));
+  });
+
+  test("a response too long to read is recorded unpriced, never as $0", async () => {
+    const team = "gemini-huge";
+    const key = await virtualKey(team);
+    const ai = genai(key);
+    // 4 × 1,100,000 characters: past the 4 MiB the gateway reads of one response.
+    fake.setNext({ deltaBytes: 1_100_000 });
+    const created = await ai.batches.create({ model: "gemini-2.5-flash", src: [{ contents: "huge", metadata: { key: "huge" } }] });
+    const name = created.name!;
+    await ai.batches.get({ name });
+    await ai.batches.get({ name });
+
+    await settledLedger(key);
+    const rows = await batchRows(team);
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.model, r.priced, r.cost]),
+      [[`batch:${name}:0`, "gemini-2.5-flash", false, "0"]],
+      "one row, its model from the batch, marked unpriced",
+    );
+  });
 });

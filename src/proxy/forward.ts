@@ -135,15 +135,10 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
 /** What an answer without readable usage reports. */
 const NO_USAGE: CallUsage = { usage: undefined, model: undefined };
 
-/** The call's event, or for an answer reporting `results` (a batch's responses), one per result. */
-function buildEvents(opts: ForwardOptions, ...seen: Parameters<typeof callEvent>): Built[] {
-  const [call, outcome, ...rest] = seen;
-  return (outcome.results ?? [outcome]).map((one) => opts.builder.build(callEvent(call, one, ...rest)));
-}
-
-/** Builds the call's events, once, and hands them on. */
+/** Builds the call's event (or, for an answer reporting `results`, one per result), once, and hands it on. */
 function recordCall(opts: ForwardOptions, ...seen: Parameters<typeof callEvent>): void {
-  for (const built of buildEvents(opts, ...seen)) seen[0].record(built);
+  const [call, outcome, ...rest] = seen;
+  for (const one of outcome.results ?? [outcome]) call.record(opts.builder.build(callEvent(call, one, ...rest)));
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
@@ -256,15 +251,13 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
   }
   // A client that left before its answer came is still charged the provider's usage, as `aborted`.
   const status = res.destroyed ? "aborted" : answer.statusCode < 400 ? "ok" : "error";
-  const built = buildEvents(opts, call, outcome, status, requestId, answer.statusCode);
-  // The cost header is the call's own: an answer reporting a batch's results has none.
-  const [own] = outcome.results ? [] : built;
-  if (answer.statusCode < 400 && own?.ok && own.event.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(own.event.cost);
+  const built = opts.builder.build(callEvent(call, outcome, status, requestId, answer.statusCode));
+  if (answer.statusCode < 400 && built.ok && built.event.priced && outcome.usage) headers["x-tollgate-cost-usd"] = picoToDecimalString(built.event.cost);
   headers["content-length"] = String(bytes.length);
   // Head and body leave together: end() corks the socket around both.
   res.writeHead(answer.statusCode, headers);
   // Journaled before the answer leaves: a client that got its answer has its call recorded.
-  for (const one of built) call.record(one);
+  call.record(built);
   res.end(bytes);
 }
 

@@ -133,18 +133,20 @@ interface FakeBatch {
   /** Each request as given, with its metadata (inline) or key (file). */
   requests: { request: Record<string, unknown>; metadata?: unknown; key?: string }[];
   file: boolean;
+  /** Pads each response's text (Behaviour.deltaBytes of the create call), for answers of many megabytes. */
+  padding: number;
 }
 
 const BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch";
 const OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatchOutput";
 
 /** One request's result: its GenerateContentResponse, or the error a request without contents gets. */
-function batchResult(model: string, request: Record<string, unknown>): { response: unknown } | { error: unknown } {
+function batchResult(model: string, request: Record<string, unknown>, padding: number): { response: unknown } | { error: unknown } {
   if (!Array.isArray(request.contents) || request.contents.length === 0)
     return { error: { code: 3, message: "* GenerateContentRequest.contents: contents is not specified\n" } };
   return {
     response: {
-      candidates: [{ content: { parts: [{ text: answerText() }], role: "model" }, finishReason: "STOP", index: 0 }],
+      candidates: [{ content: { parts: [{ text: answerText(DEFAULT_DELTAS, padding) }], role: "model" }, finishReason: "STOP", index: 0 }],
       usageMetadata: GEMINI_BATCH_USAGE,
       modelVersion: model,
       responseId: randomId("", 24),
@@ -158,7 +160,7 @@ type Batches = Map<string, FakeBatch>;
 function operation(id: string, b: FakeBatch) {
   const done = b.polls > 1;
   const count = String(b.requests.length);
-  const results = b.requests.map((r) => batchResult(b.model, r.request));
+  const results = b.requests.map((r) => batchResult(b.model, r.request, b.padding));
   const failed = results.filter((r) => "error" in r).length;
   const output = b.file
     ? { responsesFile: `files/batch-${id}` }
@@ -180,7 +182,7 @@ function operation(id: string, b: FakeBatch) {
   return { name: `batches/${id}`, metadata, ...(done ? { done: true, response: { "@type": OUTPUT_TYPE, ...output } } : {}) };
 }
 
-function createBatch(batches: Batches, model: string, body: unknown): Reply {
+function createBatch(batches: Batches, model: string, body: unknown, padding: number): Reply {
   const input = (body as { batch?: { inputConfig?: { requests?: { requests?: unknown }; fileName?: unknown } } } | undefined)?.batch?.inputConfig;
   const inline = input?.requests?.requests;
   const file = typeof input?.fileName === "string" ? GEMINI_INPUT_FILES[input.fileName] : undefined;
@@ -189,13 +191,13 @@ function createBatch(batches: Batches, model: string, body: unknown): Reply {
     ? file.map(({ key, request }) => ({ request, key }))
     : (inline as { request?: Record<string, unknown>; metadata?: unknown }[]).map((r) => ({ request: r.request ?? {}, metadata: r.metadata }));
   const id = randomId("", 40).toLowerCase();
-  batches.set(id, { model, created: new Date().toISOString(), polls: 0, requests, file: file !== undefined });
+  batches.set(id, { model, created: new Date().toISOString(), polls: 0, requests, file: file !== undefined, padding });
   return json(200, operation(id, batches.get(id)!));
 }
 
 /** A batch's responses file, one JSON object a line, in request order. */
 function* responsesFile(b: FakeBatch): Generator<string> {
-  for (const { key, request } of b.requests) yield `${JSON.stringify({ key, ...batchResult(b.model, request) })}\n`;
+  for (const { key, request } of b.requests) yield `${JSON.stringify({ key, ...batchResult(b.model, request, b.padding) })}\n`;
 }
 
 /** The Batch API's own paths; undefined for any other. */
@@ -237,7 +239,7 @@ function answer(batches: Batches, request: RecordedRequest, url: URL, b: Behavio
         ? { kind: "stream", contentType: "text/event-stream", frames: sseFrames(model, deltas, usage, b.deltaBytes ?? 0) }
         : { kind: "stream", contentType: "application/json; charset=UTF-8", frames: arrayFrames(model, deltas, usage, b.deltaBytes ?? 0) };
     case "batchGenerateContent":
-      return createBatch(batches, model, request.body);
+      return createBatch(batches, model, request.body, b.deltaBytes ?? 0);
     case "countTokens":
       return json(200, { totalTokens: GEMINI_USAGE.promptTokenCount, promptTokensDetails: GEMINI_USAGE.promptTokensDetails });
     default:

@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
+import { StringDecoder } from "node:string_decoder";
 import { z } from "zod";
 import { batchResult, jsonlTap } from "../batch.ts";
+import { jsonValues } from "../json-values.ts";
 import type { CallUsage, StreamTap } from "../types.ts";
-import { envelopeUsage, isRecord, lenient, parseJson, pathOnly, someText } from "../wire.ts";
+import { envelopeUsage, isRecord, lenient, parseJson, pathOnly } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
 
 /*
@@ -12,7 +14,8 @@ import { geminiUsage } from "./usage.ts";
  * `metadata.output`, where the SDKs read them), or in a JSONL file (`responsesFile: "files/{id}"`),
  * downloaded with `GET files/{id}:download?alt=media`; the SDKs build that path from the file's name
  * and their base URL, so the download comes through the gateway. Each result is a
- * GenerateContentResponse with its `usageMetadata`, or an error that costs nothing.
+ * GenerateContentResponse with its `usageMetadata`, or an error that costs nothing. Both are read
+ * as they pass to the client, one response at a time (json-values.ts, ../batch.ts), never held whole.
  *
  * Each succeeded request is recorded once, at the batch tier, under `batch:{batch or file
  * name}:{index}` (its place among the results, which Google keeps in request order), with the
@@ -44,42 +47,65 @@ export function requestId(batch: string, index: number, key: unknown): string {
 
 /**
  * What one result bills: a response is recorded (its usage unread when it carries none that reads,
- * and then unpriced), an error nothing. `model` names the model where the response does not.
+ * and then unpriced), an error nothing.
  */
-function resultUsage(result: Record<string, unknown>, id: string, model: string | undefined): CallUsage | undefined {
+function resultUsage(result: Record<string, unknown>, id: string): CallUsage | undefined {
   if (!isRecord(result.response) || result.error != null) return undefined;
-  const seen = envelopeUsage(geminiUsage, result.response, "usageMetadata", "modelVersion");
-  return batchResult({ usage: seen.usage, model: seen.model ?? model }, id);
+  return batchResult(envelopeUsage(geminiUsage, result.response, "usageMetadata", "modelVersion"), id);
 }
 
-const Output = z.looseObject({ inlinedResponses: z.looseObject({ inlinedResponses: z.array(z.unknown()) }) });
-const Operation = z.looseObject({
-  response: z.unknown().optional(),
-  metadata: lenient(z.looseObject({ model: someText, output: z.unknown().optional() })),
-});
+/** Where a result names a response: one too long to read that does is recorded, unpriced. */
+const NAMES_RESPONSE = /"response"\s*:\s*\{/;
+
 const Inlined = z.looseObject({ metadata: lenient(z.looseObject({ key: z.unknown().optional() })) });
+
+/** Where a poll's answer holds inline responses (the operation's `response`, repeated in `metadata.output`), and the batch's model. */
+const INLINE = ["/response/inlinedResponses/inlinedResponses/*", "/metadata/output/inlinedResponses/inlinedResponses/*"];
+const MODEL = "/metadata/model";
 
 const NOTHING: CallUsage = { usage: undefined, model: undefined };
 
 /**
- * A poll's answer: nothing while the batch runs or when its responses are in a file; once its
- * inline responses are there, one result per succeeded request.
+ * A poll's answer, read as it passes: nothing while the batch runs or when its responses are in a
+ * file; once its inline responses are there, one result per succeeded request. The answer is
+ * never parsed or held whole, only one response at a time: a done batch's answer carries all its
+ * responses, twice, beyond what the proxy holds of a JSON answer.
  */
-export function inlineResults(path: string, body: unknown): CallUsage {
-  const batch = polledBatch(path);
-  const operation = Operation.safeParse(body).data;
-  const output = Output.safeParse(operation?.response).data ?? Output.safeParse(operation?.metadata?.output).data;
-  if (batch === undefined || !output) return NOTHING;
-  const model = operation?.metadata?.model?.replace(/^models\//, "");
-  const results = output.inlinedResponses.inlinedResponses.flatMap((result, index) => {
-    if (!isRecord(result)) return [];
-    return resultUsage(result, requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key), model) ?? [];
+export function pollTap(batch: string): StreamTap {
+  const decoder = new StringDecoder("utf8");
+  /** By ledger id: the two copies of each response give the same one. */
+  const found = new Map<string, CallUsage>();
+  let model: string | undefined;
+  const scanner = jsonValues([...INLINE, MODEL], (target, text, index, whole) => {
+    if (target === INLINE.length) {
+      const named = parseJson(text);
+      model = typeof named === "string" ? named.replace(/^models\//, "") || undefined : undefined;
+      return;
+    }
+    if (!whole) {
+      const id = requestId(batch, index, undefined);
+      if (NAMES_RESPONSE.test(text) && !found.has(id)) found.set(id, batchResult(NOTHING, id));
+      return;
+    }
+    const result = parseJson(text);
+    if (!isRecord(result)) return;
+    const id = requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key);
+    const seen = found.has(id) ? undefined : resultUsage(result, id);
+    if (seen) found.set(id, seen);
   });
-  return { ...NOTHING, results };
+  return {
+    push(chunk) {
+      scanner.push(decoder.write(chunk));
+      return chunk;
+    },
+    end() {
+      scanner.push(decoder.end());
+      return undefined;
+    },
+    // The batch's model stands in for responses that do not name theirs (it may come after them).
+    result: () => (found.size === 0 ? NOTHING : { ...NOTHING, results: [...found.values()].map((r) => ({ ...r, model: r.model ?? model })) }),
+  };
 }
-
-/** Where a line names a response: a line too long to read that does is recorded, unpriced. */
-const NAMES_RESPONSE = /"response"\s*:\s*\{/;
 
 /**
  * A responses file as it is downloaded, line by line (`{"key", "response"}` or `{"key", "error"}`),
@@ -90,6 +116,6 @@ export function responsesFileTap(file: string): StreamTap {
   return jsonlTap((line, index, whole) => {
     if (!whole) return NAMES_RESPONSE.test(line) ? batchResult(NOTHING, requestId(file, index, undefined)) : undefined;
     const result = parseJson(line);
-    return isRecord(result) ? resultUsage(result, requestId(file, index, result.key), undefined) : undefined;
+    return isRecord(result) ? resultUsage(result, requestId(file, index, result.key)) : undefined;
   });
 }

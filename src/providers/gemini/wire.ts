@@ -3,7 +3,7 @@ import { INFERENCE, operations } from "../operations.ts";
 import type { CallUsage, Operation, ProviderWire } from "../types.ts";
 import { envelopeUsage, headerValue, isRecord, keyInHeader, parseJson, pathOnly, requestFacts, textOf } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
-import { BATCH, DOWNLOAD, downloadedFile, inlineResults, polledBatch, responsesFileTap } from "./batch-results.ts";
+import { BATCH, DOWNLOAD, downloadedFile, pollTap, polledBatch, responsesFileTap } from "./batch-results.ts";
 
 /*
  * Google's Gemini API (generativelanguage). The model and the action are in the path
@@ -54,8 +54,7 @@ function sseTap(): SseTap {
  * A whole answer: one GenerateContentResponse, or the JSON array a stream without `alt=sse` is
  * (the last element with usage has the final counts). CountTokens answers carry no usageMetadata.
  */
-function usageOf(path: string, body: unknown): CallUsage {
-  if (polledBatch(path) !== undefined) return inlineResults(path, body);
+function usageOf(_path: string, body: unknown): CallUsage {
   const answer = Array.isArray(body) ? body.findLast((item) => isRecord(item) && isRecord(item.usageMetadata)) : body;
   return envelopeUsage(geminiUsage, answer, "usageMetadata", "modelVersion");
 }
@@ -125,9 +124,11 @@ export const geminiWire: ProviderWire = {
   },
   operation: geminiOperation,
   usageOf,
-  // A downloaded file (JSONL, whatever its content type) is read line by line as it passes, never held.
-  isStream: (contentType, path) => isEventStream(contentType) || downloadedFile(path) !== undefined,
+  // A batch's poll and a downloaded file are read as they pass, never held: either may be large.
+  isStream: (contentType, path) => isEventStream(contentType) || polledBatch(path) !== undefined || downloadedFile(path) !== undefined,
   tap: (path) => {
+    const batch = polledBatch(path);
+    if (batch !== undefined) return pollTap(batch);
     const file = downloadedFile(path);
     return file === undefined ? sseStreamTap(sseTap(), false) : responsesFileTap(file);
   },
