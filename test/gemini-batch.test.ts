@@ -60,11 +60,12 @@ async function settledLedger(key: string): Promise<void> {
   await proxyRow(database, res.headers.get("x-tollgate-request-id")!);
 }
 
-/** A team's batch rows. */
+/** A team's batch rows, as a plain array whichever driver read them. */
 async function batchRows(team: string) {
-  return database.rows<{ id: string; model: string; service_tier: string; cost: string; priced: boolean; input_tokens: string; output_tokens: string; api_key_id: string | null }>(sql`
+  const rows = await database.rows<{ id: string; model: string; service_tier: string; cost: string; priced: boolean; input_tokens: string; output_tokens: string; api_key_id: string | null }>(sql`
     select id, model, service_tier, cost::text as cost, priced, input_tokens::text as input_tokens, output_tokens::text as output_tokens, api_key_id
     from usage_events where source = 'proxy' and team = ${team} and id like 'batch:%' order by id`);
+  return [...rows];
 }
 
 async function metric(operation: string): Promise<number> {

@@ -38,6 +38,8 @@ interface Capture {
   from: number;
 }
 
+/** What ends or escapes inside a string. */
+const STRING_STOP = /["\\]/g;
 const QUOTE = 34;
 const BACKSLASH = 92;
 
@@ -89,17 +91,29 @@ export function jsonValues(targets: readonly string[], read: ValueReader): { pus
   return {
     push(text) {
       for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i);
         if (inString) {
-          if (escaped) escaped = false;
-          else if (c === BACKSLASH) escaped = true;
-          else if (c === QUOTE) {
+          if (escaped) {
+            escaped = false;
+            if (readingKey && key.length <= 256) key += text[i];
+            continue;
+          }
+          // A value's string (most of the bytes: the responses' text) is skipped to its next quote or escape at native speed.
+          if (!readingKey) {
+            STRING_STOP.lastIndex = i;
+            const stop = STRING_STOP.exec(text);
+            if (stop === null) break;
+            i = stop.index;
+          }
+          const c = text.charCodeAt(i);
+          if (c === QUOTE) {
             inString = false;
             if (readingKey) {
               frames.at(-1)!.key = key;
               readingKey = false;
             } else if (capture?.string && capture.depth === frames.length) end(text, i);
+            continue;
           }
+          if (c === BACKSLASH) escaped = true;
           if (readingKey && key.length <= 256) key += text[i];
           continue;
         }

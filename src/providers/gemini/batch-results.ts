@@ -73,8 +73,9 @@ const NOTHING: CallUsage = { usage: undefined, model: undefined };
  */
 export function pollTap(batch: string): StreamTap {
   const decoder = new StringDecoder("utf8");
-  /** By ledger id: the two copies of each response give the same one. */
-  const found = new Map<string, CallUsage>();
+  const found: CallUsage[] = [];
+  /** The responses read: the second copy of each is passed by unparsed. */
+  const read = new Set<number>();
   let model: string | undefined;
   const scanner = jsonValues([...INLINE, MODEL], (target, text, index, whole) => {
     if (target === INLINE.length) {
@@ -82,16 +83,13 @@ export function pollTap(batch: string): StreamTap {
       model = typeof named === "string" ? named.replace(/^models\//, "") || undefined : undefined;
       return;
     }
-    if (!whole) {
-      const id = requestId(batch, index, undefined);
-      if (NAMES_RESPONSE.test(text) && !found.has(id)) found.set(id, batchResult(NOTHING, id));
-      return;
-    }
-    const result = parseJson(text);
-    if (!isRecord(result)) return;
-    const id = requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key);
-    const seen = found.has(id) ? undefined : resultUsage(result, id);
-    if (seen) found.set(id, seen);
+    if (read.has(index)) return;
+    read.add(index);
+    const result = whole ? parseJson(text) : undefined;
+    const seen = whole
+      ? isRecord(result) && resultUsage(result, requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key))
+      : NAMES_RESPONSE.test(text) && batchResult(NOTHING, requestId(batch, index, undefined));
+    if (seen) found.push(seen);
   });
   return {
     push(chunk) {
@@ -103,7 +101,7 @@ export function pollTap(batch: string): StreamTap {
       return undefined;
     },
     // The batch's model stands in for responses that do not name theirs (it may come after them).
-    result: () => (found.size === 0 ? NOTHING : { ...NOTHING, results: [...found.values()].map((r) => ({ ...r, model: r.model ?? model })) }),
+    result: () => (found.length === 0 ? NOTHING : { ...NOTHING, results: found.map((r) => ({ ...r, model: r.model ?? model })) }),
   };
 }
 
