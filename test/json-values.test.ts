@@ -44,7 +44,7 @@ describe("jsonValues", () => {
   });
 
   test("keeps only the head of a value too long to hold", () => {
-    const big = { response: { inlinedResponses: { inlinedResponses: [{ response: { text: "y".repeat(MAX_LINE) } }, { response: {} }] } } };
+    const big = { response: { inlinedResponses: { inlinedResponses: [{ response: { text: "y".repeat(MAX_LINE + 100_000) } }, { response: {} }] } } };
     assert.deepEqual(pick(JSON.stringify(big), 65_536), [
       [0, 4096, 0, false],
       [0, { response: {} }, 1, true],

@@ -8,7 +8,8 @@ import type { CallUsage, StreamTap } from "./types.ts";
  * A batch's results file is read as it is relayed: JSONL, one result a line. The file passes to the
  * client unchanged; each line is handed to the provider's reader, which says what that result
  * bills. The file is never held whole: memory is one line, and of a line longer than MAX_LINE
- * only its head is kept, for the reader to tell what it was.
+ * (checked as chunks arrive, so at most one chunk more is ever held) only its head is kept, for the
+ * reader to tell what it was.
  */
 
 /**
