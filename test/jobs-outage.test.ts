@@ -41,8 +41,8 @@ test(
     await Promise.all([query(), query()]);
 
     cuttable.cutter.cut();
-    // Each refused reconnect lengthens the driver's wait before the next (3^n/100 s, halved at
-    // random): after six, a connection waits over a second before it tries again.
+    // Each refused reconnect lengthens the driver's wait before the next (3^n/100 s after the nth,
+    // up to halved at random, at most 20 s): after the fifth, the next attempt waits 1.2 s or more.
     for (let i = 0; i < 4; i++) await assert.rejects(query());
     // Both connections start their next attempt for a query each; the run, asking for a
     // connection meanwhile, waits in the pool's queue and is handed to the attempt after the first
