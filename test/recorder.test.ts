@@ -16,6 +16,7 @@ import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
 import { ledgerEvent } from "./helpers/ledger-event.ts";
+import { throughCutter } from "./helpers/db-outage.ts";
 
 let database: Database;
 before(async () => {
@@ -291,6 +292,28 @@ describe("Recorder", () => {
     assert.deepEqual(await storedIds("partial"), ["pw-1", "pw-2"]);
     await recorder.close();
     await assertRollups();
+  });
+
+  test("a link that breaks under a batch of several senders fails the batch once: a driver's connection error is not a refusal of the data", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: HANG_MS }, async () => {
+    const link = await throughCutter(database, 1);
+    const { logger, lines } = capturingLogger();
+    const recorder = recorderOn(link.database, { batchSize: 10, maxWaitMs: 50, logger });
+    try {
+      await link.cutter.cut();
+      // Two senders in one batch: written apart, each would fail again on the same broken link.
+      const outcomes = await Promise.allSettled([recorder.record([makeEvent("cut", "c-1", 1)]), recorder.record([makeEvent("cut", "c-2", 2)])]);
+      assert.deepEqual(outcomes.map((o) => o.status), ["rejected", "rejected"]);
+      const logged = lines.map((l) => JSON.parse(l) as { code?: string | null; kind?: string; calls?: number; msg: string });
+      assert.equal(logged.length, 1, lines.join("\n"));
+      assert.equal(logged[0]!.msg, "the ledger refused a batch");
+      assert.equal(logged[0]!.code, null);
+      assert.equal(logged[0]!.calls, 2);
+    } finally {
+      await recorder.close();
+      await link.cutter.restore();
+      await link.close();
+    }
+    assert.deepEqual(await storedIds("cut"), []);
   });
 
   test("a database that goes away: record() rejects; the retry on a working database stores once", { timeout: HANG_MS }, async () => {

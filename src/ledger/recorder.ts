@@ -6,6 +6,7 @@ import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../me
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
+import { sqlState, sqlStateClass } from "../db/sql-state.ts";
 import { ROW_INDEX_NAMES, rollupPlan, rollupsOfInserted, rowIndexColumns } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
@@ -239,32 +240,7 @@ export class Recorder {
   }
 }
 
-function sqlState(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++)
-    if (typeof e.code === "string") return e.code;
-  return undefined;
-}
-
 const errorName = (err: unknown) => (err instanceof Error ? err.name : typeof err);
-
-/** The class of a SQLSTATE (its first two characters), as PostgreSQL's appendix A names them. */
-export function sqlStateClass(code: string): string {
-  return SQLSTATE_CLASSES[code.slice(0, 2)] ?? `class ${code.slice(0, 2)}`;
-}
-const SQLSTATE_CLASSES: Record<string, string> = {
-  "08": "connection_exception",
-  "22": "data_exception",
-  "23": "integrity_constraint_violation",
-  "25": "invalid_transaction_state",
-  "40": "transaction_rollback",
-  "42": "syntax_error_or_access_rule_violation",
-  "53": "insufficient_resources",
-  "54": "program_limit_exceeded",
-  "55": "object_not_in_prerequisite_state",
-  "57": "operator_intervention",
-  "58": "system_error",
-  XX: "internal_error",
-};
 
 /** What the rollups need of an event. */
 const rollupSource = (e: PricedEvent) => ({
