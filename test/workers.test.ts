@@ -49,7 +49,7 @@ function callOnNewConnection(server: Server, key: string): Promise<number> {
 }
 
 async function admin(server: Server, method: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: body && JSON.stringify(body) });
+  return fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
 describe("tollgate serve with two workers", { concurrency: 1 }, () => {
