@@ -44,7 +44,8 @@ const nameOf = (workers: number[], i: number) => (i === 0 ? "tollgate" : workers
 export async function benchWorkers(options: WorkersBenchOptions): Promise<WorkersResult> {
   const startedAt = new Date();
   const loadBefore = loadavg();
-  const stack = await startStack([], true, options.workers);
+  // Databases of its own: another bench running meanwhile (bench:proxy) recreates tollgate_bench_proxy.
+  const stack = await startStack([], true, options.workers, "tollgate_bench_workers");
   try {
     const gateways = options.workers.map((_, i) => nameOf(options.workers, i));
     await new Promise((resolve) => setTimeout(resolve, 2000));

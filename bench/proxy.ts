@@ -275,11 +275,11 @@ export const workersTarget = (workers: number) => `tollgate-${workers}w`;
 
 /**
  * Starts the mock, one Tollgate per entry of `workers` (TOLLGATE_WORKERS; node run with
- * `gatewayArgs`) and, with `peer`, Portkey; makes each gateway's virtual key and hard budget;
+ * `gatewayArgs`; databases named after `databaseName`) and, with `peer`, Portkey; makes each gateway's virtual key and hard budget;
  * checks one call of each kind. Ctrl-C or a kill stops the children, which fails the phase under
  * way, so the caller's close() still runs.
  */
-export async function startStack(gatewayArgs: string[], peer: boolean, workers: readonly number[] = [1]): Promise<Stack> {
+export async function startStack(gatewayArgs: string[], peer: boolean, workers: readonly number[] = [1], databaseName = DATABASE): Promise<Stack> {
   const children: ChildProcess[] = [];
   const gateways = new Map<string, Gateway>();
   const interrupted = new AbortController();
@@ -306,7 +306,7 @@ export async function startStack(gatewayArgs: string[], peer: boolean, workers: 
     const json = { "content-type": "application/json" };
     for (const [i, count] of workers.entries()) {
       const name = i === 0 ? "tollgate" : workersTarget(count);
-      const database = i === 0 ? DATABASE : `${DATABASE}_${count}w`;
+      const database = i === 0 ? databaseName : `${databaseName}_${count}w`;
       const databaseUrl = await freshDatabase(database);
       const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-proxy-"));
       const port = await freePort();
@@ -353,7 +353,7 @@ export async function startStack(gatewayArgs: string[], peer: boolean, workers: 
     const serverOf: Record<string, number> = { direct: mock.pid!, portkey: portkey?.pid ?? NaN };
     for (const [name, g] of gateways) serverOf[name] = g.child.pid!;
     const benchOf = (name: string) => [process.pid, load.pid!, ...(name === "direct" ? [] : [mock.pid!])];
-    const databaseOf = (name: string) => gateways.get(name)?.database ?? DATABASE;
+    const databaseOf = (name: string) => gateways.get(name)?.database ?? databaseName;
     const stack: Stack = {
       databaseUrl: first.databaseUrl,
       dataDir: first.dataDir,

@@ -86,6 +86,8 @@ describe("tollgate serve with two workers", { concurrency: 1 }, () => {
         const by = servedBy(server);
         const slots = new Set(ids.map((id) => by.get(id)));
         assert.deepEqual([...slots].sort(), [1, 2], "both workers served calls");
+        // A scrape reaches one worker: its figures say which.
+        assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^tollgate_journal_events_written_total\{worker="[12]"\} \d+/m);
       });
 
       await t.test("a hard budget holds across the workers: spend never passes the amount", async () => {

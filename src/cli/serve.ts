@@ -4,7 +4,7 @@ import { mkdirSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { type Gateway, createGateway } from "../app.ts";
+import type { Gateway } from "../app.ts";
 import { within } from "../deadline.ts";
 import type { Config } from "../config.ts";
 import type { Integration } from "../integration.ts";
@@ -72,8 +72,10 @@ export interface Role {
  */
 async function runGateway(config: Config, integrations: readonly Integration[], role: Role): Promise<number> {
   const { logger } = role;
-  let gateway: Awaited<ReturnType<typeof createGateway>> | undefined;
+  let gateway: Gateway | undefined;
   try {
+    // Loaded here, not at the top: a primary supervising workers never builds a gateway, and keeps its memory.
+    const { createGateway } = await import("../app.ts");
     gateway = await createGateway(config, logger, undefined, integrations);
     const server = await listen(gateway, config);
     const { port } = server.address() as AddressInfo;

@@ -3,6 +3,7 @@ import type { Gateway } from "../app.ts";
 import type { Role } from "../cli/serve.ts";
 import type { CachedStore } from "../keys/cached-store.ts";
 import type { Logger } from "../logger.ts";
+import { registry } from "../metrics.ts";
 import { PrimaryMessage, SLOT_VARIABLE, type SharedStore, type WorkerMessage } from "./messages.ts";
 
 const send = (message: WorkerMessage) => process.send?.(message);
@@ -30,6 +31,8 @@ export function workerRole(logger: Logger): Role {
   const slot = Number(process.env[SLOT_VARIABLE]);
   // Ctrl-C reaches the whole process group: the primary relays it as SIGTERM to every worker.
   process.on("SIGINT", () => {});
+  // /metrics is answered by whichever worker the scrape reaches: its figures say whose they are.
+  registry.setDefaultLabels({ worker: String(slot) });
   return {
     logger: logger.child({ worker: slot }),
     listening(gateway, port) {
