@@ -8,6 +8,7 @@ import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy, profileProxy } from "./proxy.ts";
 import { profileSection, proxySection } from "./proxy-report.ts";
+import { benchWorkers, workersSection } from "./proxy-workers.ts";
 import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
@@ -16,7 +17,9 @@ import { benchSpend } from "./spend.ts";
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
- * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases
+ * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases,
+ * BENCH_PROXY_WORKERS sets Tollgate's TOLLGATE_WORKERS (`proxy`; a list such as 1,2 for `proxy-workers`, which
+ * compares them in one run, BENCH_WORKERS_ROUNDS times over, at BENCH_WORKERS_RATE open loop)
  * (BENCH_GATEWAY_NODE_ARGS gives the gateway's node options); BENCH_BUDGET_EVENTS,
  * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
@@ -117,8 +120,21 @@ if (which === "all" || which === "proxy") {
     closedSeconds: Number(process.env.BENCH_PROXY_CLOSED_SECONDS ?? 10),
     closedConnections: 32,
     rates: (process.env.BENCH_PROXY_RATES ?? "200,500,1000,2000").split(",").map(Number),
+    workers: Number(process.env.BENCH_PROXY_WORKERS ?? 1),
   });
   put("## Proxy overhead:", proxySection(r));
+}
+if (which === "proxy-workers") {
+  const r = await benchWorkers({
+    workers: (process.env.BENCH_PROXY_WORKERS ?? "1,2").split(",").map(Number),
+    rounds: Number(process.env.BENCH_WORKERS_ROUNDS ?? 2),
+    rate: Number(process.env.BENCH_WORKERS_RATE ?? 1000),
+    seconds: Number(process.env.BENCH_PROXY_SECONDS ?? 8),
+    warmupSeconds: Number(process.env.BENCH_PROXY_WARMUP_SECONDS ?? 4),
+    closedSeconds: Number(process.env.BENCH_PROXY_CLOSED_SECONDS ?? 10),
+    closedConnections: 32,
+  });
+  put("## Proxy workers:", workersSection(r));
 }
 if (which === "proxy-profile") {
   const r = await profileProxy(Number(process.env.BENCH_PROFILE_RATE ?? 1000), Number(process.env.BENCH_PROFILE_SECONDS ?? 15));
