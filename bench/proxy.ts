@@ -169,10 +169,10 @@ function bytesUnder(dir: string): number {
   }
 }
 
-function gatewaySource(): string {
+export function gatewaySource(root = ROOT): string {
   try {
-    const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim();
-    const dirty = execSync("git status --porcelain -- src", { cwd: ROOT }).toString().trim() !== "";
+    const commit = execSync("git rev-parse --short HEAD", { cwd: root }).toString().trim();
+    const dirty = execSync("git status --porcelain -- src", { cwd: root }).toString().trim() !== "";
     return dirty ? `${commit} with uncommitted changes in src/` : commit;
   } catch {
     return "unknown (not a git checkout)";
@@ -190,8 +190,8 @@ async function waitReady(child: ChildProcess, url: string, what: string): Promis
   throw new Error(`${what} did not become ready`);
 }
 
-async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
+async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[], root: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
   await waitReady(child, `${base}/readyz`, "the gateway");
   return child;
 }
@@ -240,7 +240,9 @@ async function sanityCheck(tollgate: Target, portkey: Target | undefined): Promi
 }
 
 /** The bench's processes, started and wired: the mock, Tollgate (and Portkey), the load generator. */
-interface Stack {
+export interface Stack {
+  /** The gateway's database (its backends are the Postgres CPU measured). */
+  database: string;
   databaseUrl: string;
   dataDir: string;
   gateway: ChildProcess;
@@ -255,12 +257,19 @@ interface Stack {
   close(): Promise<void>;
 }
 
+/** Which build of the gateway a stack runs (a checkout with its dist/ built) and its own database. */
+export interface GatewayAt {
+  root: string;
+  database: string;
+}
+
 /**
- * Starts the mock, Tollgate (node run with `gatewayArgs`) and, with `peer`, Portkey; makes the
- * virtual key and the hard budget; checks one call of each kind. Ctrl-C or a kill stops the
- * children, which fails the phase under way, so the caller's close() still runs.
+ * Starts the mock, Tollgate (node run with `gatewayArgs`, from `at.root`) and, with `peer`, Portkey;
+ * makes the virtual key and the hard budget; checks one call of each kind. Ctrl-C or a kill stops
+ * the children, which fails the phase under way, so the caller's close() still runs.
  */
-async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> {
+export async function startStack(gatewayArgs: string[], peer: boolean, at: GatewayAt = { root: ROOT, database: DATABASE }): Promise<Stack> {
+  const { root, database } = at;
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-proxy-"));
   const children: ChildProcess[] = [];
   const interrupted = new AbortController();
@@ -275,11 +284,11 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
     process.off("SIGINT", interrupt).off("SIGTERM", interrupt);
     await stop(gateway, 60_000);
     for (const child of children) await stop(child, 10_000);
-    await dropDatabase(DATABASE);
+    await dropDatabase(database);
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const databaseUrl = await freshDatabase(DATABASE);
+    const databaseUrl = await freshDatabase(database);
     const mock = forkBench("./proxy-mock.ts");
     children.push(mock);
     const { port: mockPort } = await reply<{ port: number }>(mock);
@@ -300,6 +309,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
       },
       base,
       [...GATEWAY_NODE_ARGS, ...gatewayArgs],
+      root,
     );
     const portkey = peer ? await startPortkey(peerPort) : undefined;
     if (portkey) children.push(portkey);
@@ -322,6 +332,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
     const serverOf: Record<TargetName, number> = { direct: mock.pid!, tollgate: gateway.pid!, portkey: portkey?.pid ?? NaN };
     const benchOf = (name: TargetName) => [process.pid, load.pid!, ...(name === "direct" ? [] : [mock.pid!])];
     const stack: Stack = {
+      database,
       databaseUrl,
       dataDir,
       gateway,
@@ -332,7 +343,7 @@ async function startStack(gatewayArgs: string[], peer: boolean): Promise<Stack> 
       async measure<T>(name: TargetName, message: Phase | ClosedLoop) {
         const startedQuiet = await quiet(QUIET_CPU, QUIET_WAIT_MS, interrupted.signal);
         if (interrupted.signal.aborted) throw new Error("interrupted");
-        const watched = await watch({ server: serverOf[name], bench: benchOf(name), database: DATABASE }, () => {
+        const watched = await watch({ server: serverOf[name], bench: benchOf(name), database }, () => {
           load.send(message);
           return reply<T>(load).then(nullsToNaN);
         });
