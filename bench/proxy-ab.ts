@@ -43,11 +43,16 @@ export interface AbPhase {
 }
 
 /** Transactions committed in the database so far (pg_stat_database, flushed by Postgres within a second). */
-async function committed(url: string): Promise<number> {
+async function committed(url: string, attempts = 10): Promise<number> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     const [row] = await sql<{ n: string }[]>`select xact_commit as n from pg_stat_database where datname = current_database()`;
     return Number(row!.n);
+  } catch (err) {
+    // A server shared with others' test suites can be out of connections for a moment.
+    if (attempts <= 1) throw err;
+    await sleep(1_000);
+    return committed(url, attempts - 1);
   } finally {
     await sql.end();
   }
@@ -87,6 +92,7 @@ export async function benchProxyAb(options: AbOptions): Promise<{ loadBefore: nu
           const stack = stacks[i]!;
           const { measured, xacts } = await counted(stack, () => stack.run("tollgate", stream, rate, options.seconds));
           phases.push(phaseOf(options.builds[i]!.label, kind, rate, round, measured.result, measured.usage, xacts, measured.startedQuiet));
+          console.log(`ab row: ${row(phases.at(-1)!, direct)}`);
         }
       }
       if (options.closedSeconds > 0)
@@ -100,6 +106,7 @@ export async function benchProxyAb(options: AbOptions): Promise<{ loadBefore: nu
             ...phaseOf(options.builds[i]!.label, "closed", 0, round, { completed: r.completed, latency: r.latency }, measured.usage, xacts, measured.startedQuiet),
             perSecond: r.perSecond,
           });
+          console.log(`ab row: ${row(phases.at(-1)!, direct)}`);
         }
     }
   } finally {
@@ -135,21 +142,24 @@ function phaseOf(
 
 /** A table per kind and rate: each build's phases, latency added over the same round's direct phase. */
 export function abTable(r: Awaited<ReturnType<typeof benchProxyAb>>): string {
-  const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "–");
   const lines = [
     `load average ${r.loadBefore.map((v) => v.toFixed(2)).join(" ")} → ${r.loadAfter.map((v) => v.toFixed(2)).join(" ")}; builds: ${Object.entries(r.sources).map(([l, s]) => `${l}=${s}`).join(", ")}`,
     "",
     "| build | kind | rate | round | added p50 ms | added p99 ms | added TTFB p99 ms | closed req/s | gateway µs/call | Postgres µs/call | xact/call | foreign CPU % | quiet |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
-  for (const p of r.phases) {
-    const d = r.direct.find((x) => x.kind === p.kind && x.rate === p.rate && x.round === p.round);
-    const perCall = (cpu: number) => (cpu / 100) * p.usage.seconds * 1e6 / p.calls;
-    lines.push(
-      `| ${p.label} | ${p.kind} | ${p.rate || "–"} | ${p.round} | ${d ? f(p.p50 - d.p50) : "–"} | ${d ? f(p.p99 - d.p99) : "–"} | ${d && p.ttfbP99 !== undefined ? f(p.ttfbP99 - d.ttfbP99!) : "–"} | ${p.perSecond ? Math.round(p.perSecond) : "–"} | ${Math.round(perCall(p.usage.serverCpu))} | ${Math.round(perCall(p.usage.postgresCpu))} | ${f(p.xactPerCall, 3)} | ${p.usage.foreignCpu} | ${p.startedQuiet ? "yes" : "no"} |`,
-    );
-  }
+  for (const p of r.phases) lines.push(row(p, r.direct));
   return lines.join("\n");
+}
+
+const f = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+
+/** One phase as a table row, its latency against the same round's direct phase. */
+function row(p: AbPhase, direct: AbPhase[]): string {
+  const d = direct.find((x) => x.kind === p.kind && x.rate === p.rate && x.round === p.round);
+  // CPU per call from the CPU seconds used over the phase (serverCpuSeconds is the gateway's own).
+  const perCall = (cpu: number) => ((cpu / 100) * p.usage.seconds * 1e6) / p.calls;
+  return `| ${p.label} | ${p.kind} | ${p.rate || "–"} | ${p.round} | ${d ? f(p.p50 - d.p50) : "–"} | ${d ? f(p.p99 - d.p99) : "–"} | ${d && p.ttfbP99 !== undefined ? f(p.ttfbP99 - d.ttfbP99!) : "–"} | ${p.perSecond ? Math.round(p.perSecond) : "–"} | ${Math.round((p.usage.serverCpuSeconds * 1e6) / p.calls)} | ${Math.round(perCall(p.usage.postgresCpu))} | ${f(p.xactPerCall, 3)} | ${p.usage.foreignCpu} | ${p.startedQuiet ? "yes" : "no"} |`;
 }
 
 export function abOptionsFromEnv(env = process.env): AbOptions {
