@@ -45,7 +45,7 @@ export async function benchWorkers(options: WorkersBenchOptions): Promise<Worker
   const startedAt = new Date();
   const loadBefore = loadavg();
   // Databases of its own: another bench running meanwhile (bench:proxy) recreates tollgate_bench_proxy.
-  const stack = await startStack([], true, options.workers, "tollgate_bench_workers");
+  const stack = await startStack([], true, { workers: options.workers, database: "tollgate_bench_workers" });
   try {
     const gateways = options.workers.map((_, i) => nameOf(options.workers, i));
     await new Promise((resolve) => setTimeout(resolve, 2000));

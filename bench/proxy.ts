@@ -171,10 +171,10 @@ function bytesUnder(dir: string): number {
   }
 }
 
-export function gatewaySource(): string {
+export function gatewaySource(root = ROOT): string {
   try {
-    const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim();
-    const dirty = execSync("git status --porcelain -- src", { cwd: ROOT }).toString().trim() !== "";
+    const commit = execSync("git rev-parse --short HEAD", { cwd: root }).toString().trim();
+    const dirty = execSync("git status --porcelain -- src", { cwd: root }).toString().trim() !== "";
     return dirty ? `${commit} with uncommitted changes in src/` : commit;
   } catch {
     return "unknown (not a git checkout)";
@@ -192,8 +192,8 @@ async function waitReady(child: ChildProcess, url: string, what: string): Promis
   throw new Error(`${what} did not become ready`);
 }
 
-async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
+async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[], root: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
   await waitReady(child, `${base}/readyz`, "the gateway");
   return child;
 }
@@ -252,7 +252,7 @@ interface Gateway {
 }
 
 /** The bench's processes, started and wired: the mock, Tollgate (and Portkey), the load generator. */
-interface Stack {
+export interface Stack {
   /** The first gateway: the one the main report calls Tollgate. */
   databaseUrl: string;
   dataDir: string;
@@ -273,13 +273,24 @@ interface Stack {
 /** The target name of a gateway with `workers` workers, after the first. */
 export const workersTarget = (workers: number) => `tollgate-${workers}w`;
 
+/** Which gateways a stack runs: worker counts (one gateway each), their databases' name, the build. */
+export interface StackOptions {
+  /** TOLLGATE_WORKERS of each gateway; the first is the one the reports call Tollgate. */
+  workers?: readonly number[];
+  /** The first gateway's database; the others add `_<workers>w`. */
+  database?: string;
+  /** The checkout (with its dist/ built) the gateways run from. */
+  root?: string;
+}
+
 /**
- * Starts the mock, one Tollgate per entry of `workers` (TOLLGATE_WORKERS; node run with
- * `gatewayArgs`; databases named after `databaseName`) and, with `peer`, Portkey; makes each gateway's virtual key and hard budget;
- * checks one call of each kind. Ctrl-C or a kill stops the children, which fails the phase under
- * way, so the caller's close() still runs.
+ * Starts the mock, one Tollgate per entry of `workers` (node run with `gatewayArgs`, from `root`)
+ * and, with `peer`, Portkey; makes each gateway's virtual key and hard budget; checks one call of
+ * each kind. Ctrl-C or a kill stops the children, which fails the phase under way, so the
+ * caller's close() still runs.
  */
-export async function startStack(gatewayArgs: string[], peer: boolean, workers: readonly number[] = [1], databaseName = DATABASE): Promise<Stack> {
+export async function startStack(gatewayArgs: string[], peer: boolean, options: StackOptions = {}): Promise<Stack> {
+  const { workers = [1], database: databaseName = DATABASE, root = ROOT } = options;
   const children: ChildProcess[] = [];
   const gateways = new Map<string, Gateway>();
   const interrupted = new AbortController();
@@ -326,6 +337,7 @@ export async function startStack(gatewayArgs: string[], peer: boolean, workers: 
         },
         base,
         [...GATEWAY_NODE_ARGS, ...gatewayArgs],
+        root,
       );
       const gateway: Gateway = { workers: count, child, dataDir, database, databaseUrl, target: { origin: base, path: "/openai/v1/chat/completions", headers: {} } };
       gateways.set(name, gateway);
@@ -390,7 +402,7 @@ export async function startStack(gatewayArgs: string[], peer: boolean, workers: 
 export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResult> {
   const startedAt = new Date();
   const loadBefore = loadavg();
-  const stack = await startStack([], true, [options.workers]);
+  const stack = await startStack([], true, { workers: [options.workers] });
   try {
     const { serverOf } = stack;
     // Let the budget's lease and the first writes settle before reading idle memory.

@@ -7,13 +7,15 @@ import { benchCrash, crashSection } from "./crash.ts";
 import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchProxy, profileProxy } from "./proxy.ts";
+import { abOptionsFromEnv, abTable, benchProxyAb } from "./proxy-ab.ts";
+import { benchRecorderTrickle } from "./recorder-trickle.ts";
 import { profileSection, proxySection } from "./proxy-report.ts";
 import { benchWorkers, workersSection } from "./proxy-workers.ts";
 import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|recorder-trickle|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
@@ -135,6 +137,15 @@ if (which === "proxy-workers") {
     closedConnections: 32,
   });
   put("## Proxy workers:", workersSection(r));
+}
+if (which === "proxy-ab") {
+  // Builds compared against each other (bench/proxy-ab.ts): printed, never written as headline figures.
+  console.log(abTable(await benchProxyAb(abOptionsFromEnv())));
+}
+if (which === "recorder-trickle") {
+  const { builds, rounds } = abOptionsFromEnv();
+  const rates = (process.env.BENCH_TRICKLE_RATES ?? "200,1000").split(",").map(Number);
+  console.log(await benchRecorderTrickle(builds, rates, Number(process.env.BENCH_TRICKLE_SECONDS ?? 5), rounds));
 }
 if (which === "proxy-profile") {
   const r = await profileProxy(Number(process.env.BENCH_PROFILE_RATE ?? 1000), Number(process.env.BENCH_PROFILE_SECONDS ?? 15));

@@ -212,6 +212,36 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("a writer freed before the window is over waits for it: calls trickling in are committed together", { timeout: HANG_MS }, async () => {
+    // Proxied calls arrive one event at a time; a write ending must not take the one that came during it alone.
+    const WAIT_MS = 300;
+    const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: WAIT_MS, maxConcurrentFlushes: 4 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sizes: number[] = [];
+    recorder.onFlush(async (inserted) => {
+      sizes.push(inserted.length);
+      if (sizes.length === 1) await held;
+    });
+    const first = recorder.record([makeEvent("trickle", "t-0", 0)]);
+    await waitFor("the first write", () => sizes.length === 1);
+    const queuedAt = performance.now();
+    const later = [recorder.record([makeEvent("trickle", "t-1", 1)])];
+    await sleep(5);
+    release();
+    assert.deepEqual(await first, [true]);
+    for (let i = 2; i <= 4; i++) {
+      later.push(recorder.record([makeEvent("trickle", `t-${i}`, i)]));
+      await sleep(5);
+    }
+    for (const answers of later) assert.deepEqual(await answers, [true]);
+    // Answered once the oldest of them had waited the window, all in one write.
+    assert.ok(performance.now() - queuedAt >= WAIT_MS - 1);
+    assert.deepEqual(sizes, [1, 4]);
+    await recorder.close();
+    await assertRollups();
+  });
+
   test("onFlush listeners get exactly the newly inserted events; a throwing listener fails nothing", async () => {
     const earlier = makeEvent("listen", "l-0", 0);
     const warmup = recorderOn(database);

@@ -38,6 +38,8 @@ export class DatabaseTimeout extends Error {
 interface Pending {
   /** The record() call it came with: a batch the database refuses is retried call by call. */
   call: object;
+  /** When it was queued (performance.now()): its batch is due once the oldest has waited maxWaitMs. */
+  queuedAt: number;
   event: LedgerEvent;
   settle: (inserted: boolean) => void;
   fail: (err: unknown) => void;
@@ -56,6 +58,8 @@ const RETRYABLE = new Set(["40P01", "40001"]); // deadlock, serialization failur
 export class Recorder {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The queued event the timer is set for: the oldest, when the timer was set. */
+  private timerFor: Pending | undefined;
   private inFlight = new Set<Promise<void>>();
   private readonly listeners: FlushListener[] = [];
   private closed = false;
@@ -80,19 +84,14 @@ export class Recorder {
       return Promise.reject(new DatabaseTimeout(this.timeoutMs ?? 0));
     }
     const call = {};
+    const queuedAt = performance.now();
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
-          this.queue.push({ call, event, settle, fail });
+          this.queue.push({ call, queuedAt, event, settle, fail });
         }),
     );
     this.pump(false);
-    if (this.queue.length > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.pump(true);
-      }, this.opts.maxWaitMs);
-    }
     return Promise.all(answers);
   }
 
@@ -122,8 +121,6 @@ export class Recorder {
 
   /** Writes everything queued and waits for every write under way. */
   async flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
     while (this.queue.length > 0 || this.inFlight.size > 0) {
       this.pump(true);
       await Promise.race([...this.inFlight].map((run) => run.then(noop, noop)));
@@ -137,24 +134,38 @@ export class Recorder {
   }
 
   /**
-   * Starts writes while a writer is free: a full batch at once, and what is queued, however
-   * little, once it is `due` (its first event has waited maxWaitMs, or a write has just ended:
-   * what queued meanwhile has waited for company already). Batches are cut when a writer takes
-   * them, not when events arrive, so everything that queued behind a write goes in one statement:
-   * fewer, larger statements, each rollup row touched once for all of them.
+   * Group commit. A batch is cut when a writer is free AND it is full or its oldest event has
+   * waited maxWaitMs (`force`: flush and close, at once). A writer that frees up does not take a
+   * batch that is not due: under a steady trickle of proxied calls that made a chain of tiny
+   * writes, one transaction per call or two, as each write's end took whatever arrived during it.
+   * Events that queue while every writer is busy still go, up to batchSize, into the next write
+   * together. Not due yet: a timer wakes the pump when the oldest event will be.
    */
-  private pump(due: boolean): void {
-    while (this.inFlight.size < (this.opts.maxConcurrentFlushes ?? 4) && this.queue.length > 0 && (due || this.queue.length >= this.opts.batchSize)) {
+  private pump(force: boolean): void {
+    const limit = this.opts.maxConcurrentFlushes ?? 4;
+    while (this.inFlight.size < limit && this.queue.length > 0 && (force || this.queue.length >= this.opts.batchSize || this.waitLeft() <= 0)) {
       const run: Promise<void> = this.write(this.queue.splice(0, this.opts.batchSize)).finally(() => {
         this.inFlight.delete(run);
-        this.pump(true);
+        this.pump(false);
       });
       this.inFlight.add(run);
     }
-    if (this.queue.length === 0) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    // Every writer busy (or nothing queued): the next write's end pumps again. Otherwise wake when
+    // the oldest is due; a timer already set for the same oldest event stays (one per batch, not per call).
+    const oldest = this.inFlight.size < limit ? this.queue[0] : undefined;
+    if (oldest === this.timerFor) return;
+    clearTimeout(this.timer);
+    this.timerFor = oldest;
+    // At least 1 ms: a timer can fire a little before performance.now() says its time is up; it then sets another.
+    this.timer = oldest && setTimeout(() => {
+      this.timerFor = undefined;
+      this.pump(false);
+    }, Math.max(1, Math.ceil(this.waitLeft())));
+  }
+
+  /** Milliseconds until the oldest queued event has waited maxWaitMs. */
+  private waitLeft(): number {
+    return this.queue[0]!.queuedAt + this.opts.maxWaitMs - performance.now();
   }
 
   private async write(batch: Pending[]): Promise<void> {
