@@ -11,7 +11,7 @@ import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { capturingLogger } from "./helpers/capturing-logger.ts";
-import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
+import { ALL_ROLLUPS, assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
@@ -426,7 +426,7 @@ describe("Recorder", () => {
     }
     const rows = (await database.rows<{ grain: string; bucket: string; user: string; requests: string }>(sql`
       select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as bucket, "user", requests::text
-      from usage_rollups where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
+      from ${ALL_ROLLUPS} where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
     assert.deepEqual(rows, [
       { grain: "day", bucket: "2024-12-31T00:00:00", user: "", requests: "1" },
       { grain: "day", bucket: "2025-01-01T00:00:00", user: "", requests: "3" },

@@ -5,8 +5,8 @@ import { type Totals, ZERO } from "./spend.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
- * aggregated here in the process and written in one statement (usage_rollups for the hour, day and
- * user-day grains, usage_user_months for user-month). The recorder adds what it
+ * aggregated here in the process and written in one statement (usage_rollups for the hour and day
+ * grains, usage_user_days for user-day, usage_user_months for user-month). The recorder adds what it
  * inserted, erasure takes away what it deleted, so both keep rollups equal to the events' sums.
  * Grains (schema.ts):
  * - `hour`, `day`: per UTC hour / day and attribution without the user;
@@ -145,24 +145,31 @@ function rowsRelation(rows: readonly RollupRow[]): SQL {
 }
 
 /**
- * CTEs `rolled` and `rolled_months` adding the CTE `deltas` (KEY and SUMS columns, each key once)
- * to the rollups: the `user-month` rows to usage_user_months, the others to usage_rollups. Rows
- * are touched in key order, the same order for every writer, and the two CTEs run in the same
- * order in every statement (one plan), so concurrent statements wait for each other rather than
- * deadlock.
+ * CTEs `rolled`, `rolled_days` and `rolled_months` adding the CTE `deltas` (KEY and SUMS columns,
+ * each key once) to the rollups: the `hour` and `day` rows to usage_rollups, the `user-day` rows
+ * to usage_user_days, the `user-month` rows to usage_user_months. Rows are touched in key order,
+ * the same order for every writer, and the CTEs run in the same order in every statement (one
+ * plan), so concurrent statements wait for each other rather than deadlock.
  */
 function upsertDeltas(): SQL {
   return sql`rolled as (
       insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
-      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain <> 'user-month'
+      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain in ('hour', 'day')
       order by ${sql.raw(KEY)}
       on conflict (${sql.raw(KEY)}) do update set ${sql.raw(ADD_SUMS)}),
+    rolled_days as (
+      insert into usage_user_days as r (${sql.raw(USER_DAY_KEY)}, ${sql.raw(SUMS.join(", "))})
+      select ${sql.raw(USER_DAY_KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain = 'user-day'
+      order by ${sql.raw(USER_DAY_KEY)}
+      on conflict (${sql.raw(USER_DAY_KEY)}) do update set ${sql.raw(ADD_SUMS)}),
     rolled_months as (
       insert into usage_user_months as r (bucket, "user", ${sql.raw(SUMS.join(", "))})
       select bucket, "user", ${sql.raw(SUMS.join(", "))} from deltas where grain = 'user-month'
       order by bucket, "user"
       on conflict (bucket, "user") do update set ${sql.raw(ADD_SUMS)})`;
 }
+/** usage_user_days' primary key, in its order. */
+const USER_DAY_KEY = `bucket, "user", team, project, feature, provider, model, api_key_id`;
 const ADD_SUMS = SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(", ");
 
 /** One statement adding every grain's rows (each key once), or undefined when there are none. */
