@@ -266,27 +266,6 @@ const SQLSTATE_CLASSES: Record<string, string> = {
   XX: "internal_error",
 };
 
-/** What the rollups need of an event. */
-const rollupSource = (e: PricedEvent) => ({
-  ts: e.ts,
-  provider: e.provider,
-  model: e.model,
-  input_tokens: e.tokens.input,
-  cached_input_tokens: e.tokens.cached_input,
-  cache_write_tokens: e.tokens.cache_write,
-  output_tokens: e.tokens.output,
-  reasoning_tokens: e.tokens.reasoning,
-  cost: e.cost,
-  priced: e.priced,
-  status: e.status,
-  team: e.team,
-  project: e.project,
-  feature: e.feature,
-  user: e.user,
-  api_key_id: e.api_key_id,
-});
-
-
 /**
  * Every column written, the type of the array it travels in, and how to read it off an event.
  * Two travel as something cheaper for Postgres to read than their own type, and are converted per
@@ -337,7 +316,7 @@ const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `
  * keys inserted. Each column travels as one array parameter.
  */
 function insertStatement(events: PricedEvent[]) {
-  const plan = rollupPlan(events.map(rollupSource), 1);
+  const plan = rollupPlan(events, 1);
   const arrays = [...EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type)), ...rowIndexColumns(plan)];
   return sql`
     with input as (

@@ -1,6 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
+import type { Tokens } from "./event.ts";
 import { type Totals, ZERO } from "./spend.ts";
 
 /**
@@ -14,8 +15,13 @@ import { type Totals, ZERO } from "./spend.ts";
  * - `user-month`: per UTC month and user only, so a user's month is one row.
  */
 
-/** The usage_events columns a delta is made from, as the recorder and erasure read them back. */
-export type RollupSource = Pick<Totals, "input_tokens" | "cached_input_tokens" | "cache_write_tokens" | "output_tokens" | "reasoning_tokens" | "cost"> & {
+/**
+ * What a delta is made from: a priced event as the recorder holds it (so it passes its events as
+ * they are), or usage_events' columns as erasure reads them back (rollupSourceOf).
+ */
+export type RollupSource = {
+  tokens: Pick<Tokens, "input" | "cached_input" | "cache_write" | "output" | "reasoning">;
+  cost: bigint;
   ts: Date;
   provider: string;
   model: string;
@@ -117,11 +123,11 @@ export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows:
       row.requests += sign;
       row.errors += errors;
       row.unpriced += unpriced;
-      row.input_tokens += sign * e.input_tokens;
-      row.cached_input_tokens += sign * e.cached_input_tokens;
-      row.cache_write_tokens += sign * e.cache_write_tokens;
-      row.output_tokens += sign * e.output_tokens;
-      row.reasoning_tokens += sign * e.reasoning_tokens;
+      row.input_tokens += sign * e.tokens.input;
+      row.cached_input_tokens += sign * e.tokens.cached_input;
+      row.cache_write_tokens += sign * e.tokens.cache_write;
+      row.output_tokens += sign * e.tokens.output;
+      row.reasoning_tokens += sign * e.tokens.reasoning;
       row.cost += cost;
     }
   }
@@ -221,7 +227,7 @@ export const ROLLUP_SOURCE_COLUMNS = sql.raw(
   cache_write_tokens::text, output_tokens::text, reasoning_tokens::text, cost::text, priced, status, team, project, feature, "user", api_key_id`,
 );
 
-export type RollupSourceRow = Omit<RollupSource, "ts" | "cost" | `${string}_tokens`> & {
+export type RollupSourceRow = Omit<RollupSource, "ts" | "cost" | "tokens"> & {
   ts_ms: string;
   cost: string;
   input_tokens: string;
@@ -237,10 +243,12 @@ export function rollupSourceOf(row: RollupSourceRow): RollupSource {
     ...row,
     ts: new Date(Number(row.ts_ms)),
     cost: BigInt(row.cost),
-    input_tokens: Number(row.input_tokens),
-    cached_input_tokens: Number(row.cached_input_tokens),
-    cache_write_tokens: Number(row.cache_write_tokens),
-    output_tokens: Number(row.output_tokens),
-    reasoning_tokens: Number(row.reasoning_tokens),
+    tokens: {
+      input: Number(row.input_tokens),
+      cached_input: Number(row.cached_input_tokens),
+      cache_write: Number(row.cache_write_tokens),
+      output: Number(row.output_tokens),
+      reasoning: Number(row.reasoning_tokens),
+    },
   };
 }
