@@ -127,7 +127,7 @@ export async function benchSpend(opts: { events: number; runs: number; reuse: bo
 
   const database = await openDatabase({ url, dataDir: "" });
   try {
-    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain union all select 'user-month', count(*)::text from usage_user_months`);
+    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain union all select 'user-day', count(*)::text from usage_user_days union all select 'user-month', count(*)::text from usage_user_months`);
     const cases: [string, string, Dimension | undefined, Partial<Record<Dimension, string>>, string][] = [
       ["this-month by team", "this-month", "team", {}, "UTC"],
       ["this-month by model team:team-3", "this-month", "model", { team: "team-3" }, "UTC"],

@@ -50,9 +50,11 @@ export type RollupRow = Totals & {
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 const floorTo = (ms: number, step: number) => Math.floor(ms / step) * step;
+/** The first instant of ms's UTC month. Not Date.UTC(year, month, 1): it reads years 0 to 99 as 1900 to 1999. */
 const monthOf = (ms: number) => {
   const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  d.setUTCDate(1);
+  return d.setUTCHours(0, 0, 0, 0);
 };
 
 /** A row of zero sums for one key; one constructor, so every row has the same shape. */
