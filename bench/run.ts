@@ -55,7 +55,7 @@ function put(headingStart: string, section: string): void {
 const ranAt = () => `Run at ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(1)).join(", ")} (1, 5, 15 min).`;
 
 if (which === "all" || which === "ingest") {
-  const r = await benchIngest({ seconds: Number(process.env.BENCH_SECONDS ?? 30), concurrency: 4, batchSize: 1000, port: 18787 });
+  const r = await benchIngest({ seconds: Number(process.env.BENCH_SECONDS ?? 30), concurrency: 4, batchSize: 1000, port: Number(process.env.BENCH_PORT ?? 18787), database: process.env.BENCH_INGEST_DATABASE, nodeArgs: (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean) });
   console.log("ingest", r);
   put(
     "## Ingest:",

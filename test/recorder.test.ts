@@ -11,7 +11,7 @@ import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { capturingLogger } from "./helpers/capturing-logger.ts";
-import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
+import { ALL_ROLLUPS, assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
@@ -479,7 +479,7 @@ describe("Recorder", () => {
     }
     const rows = (await database.rows<{ grain: string; bucket: string; user: string; requests: string }>(sql`
       select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as bucket, "user", requests::text
-      from usage_rollups where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
+      from ${ALL_ROLLUPS} where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
     assert.deepEqual(rows, [
       { grain: "day", bucket: "2024-12-31T00:00:00", user: "", requests: "1" },
       { grain: "day", bucket: "2025-01-01T00:00:00", user: "", requests: "3" },
@@ -494,5 +494,27 @@ describe("Recorder", () => {
     );
     assert.deepEqual(stored.map((r) => r.ts), ["2024-12-31T23:59:59.999", "2025-01-01T00:00:00.000", "2025-01-01T00:59:59.999", "2025-01-01T01:00:00.000"]);
     await assertRollups();
+  });
+
+  test("times travel as epoch milliseconds and tags as text: both are stored exactly, at the edges too", async () => {
+    const tags = { quote: 'say "hi"', "back\\slash": "a\\b", brace: "{x}", comma: "a,b", unicode: "日本 ü 🎉", empty: "" };
+    const cases = [
+      ["first-ms", "0001-01-01T00:00:00.001Z", {}],
+      ["before-epoch", "1969-12-31T23:59:59.999Z", tags],
+      ["epoch", "1970-01-01T00:00:00.000Z", { only: "one" }],
+      ["last-ms", "9999-12-31T23:59:59.999Z", tags],
+    ] as const;
+    const recorder = recorderOn(database);
+    const answers = await recorder.record(cases.map(([id, iso, t], i) => makeEvent("edges", id, i, { ts: new Date(iso), tags: t })));
+    await recorder.close();
+    assert.deepEqual(answers, [true, true, true, true]);
+    const rows = await database.rows<{ id: string; ts: string; tags: Record<string, string> }>(sql`
+      select id, to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ts, tags from usage_events where source = 'edges'`);
+    const stored = new Map(rows.map((r) => [r.id, r]));
+    for (const [id, iso, t] of cases) {
+      assert.equal(stored.get(id)?.ts, iso, id);
+      assert.deepEqual(stored.get(id)?.tags, t, id);
+    }
+    await assertRollupsMatchEvents(database);
   });
 });

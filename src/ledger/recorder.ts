@@ -253,32 +253,17 @@ export class Recorder {
 
 const errorName = (err: unknown) => (err instanceof Error ? err.name : typeof err);
 
-/** What the rollups need of an event. */
-const rollupSource = (e: PricedEvent) => ({
-  ts: e.ts,
-  provider: e.provider,
-  model: e.model,
-  input_tokens: e.tokens.input,
-  cached_input_tokens: e.tokens.cached_input,
-  cache_write_tokens: e.tokens.cache_write,
-  output_tokens: e.tokens.output,
-  reasoning_tokens: e.tokens.reasoning,
-  cost: e.cost,
-  priced: e.priced,
-  status: e.status,
-  team: e.team,
-  project: e.project,
-  feature: e.feature,
-  user: e.user,
-  api_key_id: e.api_key_id,
-});
-
-
-/** Every column written, its Postgres type, and how to read it off an event. */
+/**
+ * Every column written, the type of the array it travels in, and how to read it off an event.
+ * Two travel as something cheaper for Postgres to read than their own type, and are converted per
+ * row (COLUMN_VALUES): the time as epoch milliseconds (a bigint reads in about a third of a
+ * timestamptz's text), and tags as text: array_in of a jsonb[] cost ~10-14 µs per element against
+ * ~0.5 µs for `text::jsonb` per row (measured on PostgreSQL 15; it was a sixth of the statement).
+ */
 const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent) => Cell][] = [
   ["source", "text", (e) => e.source],
   ["id", "text", (e) => e.id],
-  ["ts", "timestamptz", (e) => e.ts.toISOString()],
+  ["ts", "bigint", (e) => e.ts.getTime()],
   ["provider", "text", (e) => e.provider],
   ["model", "text", (e) => e.model],
   ["input_tokens", "bigint", (e) => e.tokens.input],
@@ -300,11 +285,17 @@ const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent
   ["user", "text", (e) => e.user],
   ["session", "text", (e) => e.session],
   ["api_key_id", "text", (e) => e.api_key_id],
-  ["tags", "jsonb", (e) => JSON.stringify(e.tags)],
+  ["tags", "text", (e) => JSON.stringify(e.tags)],
   ["request_id", "text", (e) => e.request_id],
 ];
 
 const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "));
+/** The input's columns as the table's types (see EVENT_COLUMNS); a time in whole milliseconds converts exactly. */
+const CONVERTED: Record<string, string> = {
+  ts: `timestamptz 'epoch' + "ts" * interval '1 millisecond'`,
+  tags: `case when "tags" = '{}' then '{}'::jsonb else "tags"::jsonb end`,
+};
+const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `"${name}"`).join(", "));
 
 /**
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
@@ -312,7 +303,7 @@ const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "
  * keys inserted. Each column travels as one array parameter.
  */
 function insertStatement(events: PricedEvent[]) {
-  const plan = rollupPlan(events.map(rollupSource), 1);
+  const plan = rollupPlan(events, 1);
   const arrays = [...EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type)), ...rowIndexColumns(plan)];
   return sql`
     with input as (
@@ -320,7 +311,7 @@ function insertStatement(events: PricedEvent[]) {
     ),
     ins as (
       insert into usage_events (${COLUMN_LIST})
-      select ${COLUMN_LIST} from input
+      select ${COLUMN_VALUES} from input
       -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
       order by source, id
       on conflict (source, id) do nothing
