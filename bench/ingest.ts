@@ -38,8 +38,8 @@ const MODELS = [
 ];
 
 /** `tollgate serve` in its own process on Postgres, with `env` added to its environment; resolves once it is ready. */
-export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/tollgate.js", "serve"], {
+export async function startServer(databaseUrl: string, port: number, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], {
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), TOLLGATE_ADMIN_TOKEN: ADMIN, LOG_LEVEL: "warn", TOLLGATE_DATA_DIR: mkdtempSync(join(tmpdir(), "tollgate-bench-")), ...env },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -64,10 +64,10 @@ function batchBody(batch: number, size: number, ts: string): string {
   return `[${items.join(",")}]`;
 }
 
-export async function benchIngest(opts: { seconds: number; concurrency: number; batchSize: number; port: number }): Promise<IngestResult> {
-  const database = "tollgate_bench_ingest";
+export async function benchIngest(opts: { seconds: number; concurrency: number; batchSize: number; port: number; database?: string; nodeArgs?: string[] }): Promise<IngestResult> {
+  const database = opts.database ?? "tollgate_bench_ingest";
   const databaseUrl = await freshDatabase(database);
-  const server = await startServer(databaseUrl, opts.port);
+  const server = await startServer(databaseUrl, opts.port, {}, opts.nodeArgs);
   const base = `http://127.0.0.1:${opts.port}`;
   try {
     const keyRes = await fetch(`${base}/api/keys`, {

@@ -127,7 +127,7 @@ async function phase(name: string, stack: Stack, probe: string, work: () => Prom
   return {
     name,
     rssPeakMb: usage.rssPeakMb,
-    parts: residentParts(stack.serverOf.tollgate),
+    parts: residentParts(stack.serverOf.tollgate!),
     heap: heapPeak(probeLines(probe, from, to)),
     cpuUsPerCall: calls > 0 ? Math.round((usage.serverCpuSeconds / calls) * 1e6) : NaN,
     calls,
@@ -139,18 +139,18 @@ async function phase(name: string, stack: Stack, probe: string, work: () => Prom
 async function idle(stack: Stack, ms: number): Promise<Worked> {
   const t0 = Date.now();
   await sleep(ms);
-  const rss = residentParts(stack.serverOf.tollgate).rss;
-  return { usage: { rssPeakMb: rss, rssMeanMb: rss, serverCpu: 0, seconds: (Date.now() - t0) / 1000, serverCpuSeconds: 0, benchCpu: 0, postgresCpu: 0, foreignCpu: 0 }, calls: 0, errors: 0 };
+  const rss = residentParts(stack.serverOf.tollgate!).rss;
+  return { usage: { rssPeakMb: rss, rssPeakEachMb: [rss], rssMeanMb: rss, serverCpu: 0, seconds: (Date.now() - t0) / 1000, serverCpuSeconds: 0, benchCpu: 0, postgresCpu: 0, foreignCpu: 0 }, calls: 0, errors: 0 };
 }
 
 async function runVariant(variant: MemoryVariant, round: number, options: MemoryOptions): Promise<MemoryRun> {
   const loadBefore = loadavg();
   const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-memory-"));
   const probe = join(dir, "probe.jsonl");
-  const stack = await startStack(["--import", PROBE, ...variant.nodeArgs], false, { ...variant.env, BENCH_MEMORY_PROBE: probe }, "tollgate_bench_memory");
+  const stack = await startStack(["--import", PROBE, ...variant.nodeArgs], false, { env: { ...variant.env, BENCH_MEMORY_PROBE: probe }, database: "tollgate_bench_memory" });
   try {
     const open = (stream: boolean) => async () => {
-      const m = await stack.measure<PhaseResult>("tollgate", { target: stack.targets.tollgate, stream, rate: options.rate, seconds: options.seconds });
+      const m = await stack.measure<PhaseResult>("tollgate", { target: stack.targets.tollgate!, stream, rate: options.rate, seconds: options.seconds });
       return { usage: m.usage, calls: m.result.completed, errors: m.result.errors, firstError: m.result.firstError };
     };
     const phases = [
@@ -158,7 +158,7 @@ async function runVariant(variant: MemoryVariant, round: number, options: Memory
       await phase(`non-streamed ${options.rate}/s`, stack, probe, open(false)),
       await phase(`streamed ${options.rate}/s`, stack, probe, open(true)),
       await phase(`closed loop, ${options.connections} connections`, stack, probe, async () => {
-        const m = await stack.measure<ClosedResult>("tollgate", { target: stack.targets.tollgate, connections: options.connections, seconds: options.seconds });
+        const m = await stack.measure<ClosedResult>("tollgate", { target: stack.targets.tollgate!, connections: options.connections, seconds: options.seconds });
         return { usage: m.usage, calls: m.result.completed, errors: m.result.errors, firstError: m.result.firstError };
       }),
       await phase("idle 5 s after the load", stack, probe, () => idle(stack, 5000)),

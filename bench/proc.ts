@@ -7,9 +7,14 @@ import { readFileSync, readdirSync } from "node:fs";
  * busy, and this machine has cpus × 100.
  */
 export interface Usage {
-  /** Peak and mean resident set size of the server measured (Tollgate, Portkey or the mock), sampled every SAMPLE_MS. */
+  /**
+   * Peak and mean resident set size of the server measured (Tollgate, Portkey or the mock), sampled
+   * every SAMPLE_MS: the sum over its processes (Tollgate with workers: the primary and each worker).
+   */
   rssPeakMb: number;
   rssMeanMb: number;
+  /** Each of the server's processes' own peak, the root process first. */
+  rssPeakEachMb: number[];
   serverCpu: number;
   /** Wall time watched, in seconds. */
   seconds: number;
@@ -24,7 +29,7 @@ export interface Usage {
 }
 
 export interface Watched {
-  /** The server whose cost is measured. */
+  /** The server whose cost is measured: its process and the processes it started (workers). */
   server: number;
   bench: number[];
   /** The gateway's database: only its backends count as the bench's Postgres. */
@@ -42,6 +47,23 @@ export function rssMb(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** `pid` and its descendants (a primary's workers), root first; read from /proc/<pid>/task/<tid>/children. */
+export function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      children.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    children = [];
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** The resident set size of `pid` and its descendants together. */
+export function treeRssMb(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + rssMb(p), 0);
 }
 
 /** utime + stime in clock ticks; the command name may hold spaces, so fields are counted after its ")". 0 once the process is gone. */
@@ -105,10 +127,19 @@ const percent = (ticks: number, seconds: number) => Math.round((ticks / TICKS_PE
 
 /** Watches the server and the bench's processes while `work` runs. */
 export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{ result: T; usage: Usage }> {
-  const samples: number[] = [rssMb(pids.server)];
-  const timer = setInterval(() => samples.push(rssMb(pids.server)), SAMPLE_MS);
-  const benchTicks = () => pids.bench.reduce((sum, pid) => sum + processTicks(pid), 0);
-  const server0 = processTicks(pids.server);
+  // Read once: a worker replaced mid-phase would be missed, which a phase with errors shows anyway.
+  const tree = processTree(pids.server);
+  const peaks = tree.map(() => 0);
+  const sample = () => {
+    const each = tree.map(rssMb);
+    each.forEach((mb, i) => (peaks[i] = Math.max(peaks[i]!, mb)));
+    return each.reduce((a, b) => a + b, 0);
+  };
+  const samples: number[] = [sample()];
+  const timer = setInterval(() => samples.push(sample()), SAMPLE_MS);
+  const ticksOf = (list: number[]) => list.reduce((sum, pid) => sum + processTicks(pid), 0);
+  const benchTicks = () => ticksOf(pids.bench);
+  const server0 = ticksOf(tree);
   const bench0 = benchTicks();
   const postgres0 = postgresTicks(pids.database);
   const machine0 = machineBusyTicks();
@@ -116,11 +147,11 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
   try {
     const result = await work();
     const seconds = (performance.now() - t0) / 1000;
-    const server = processTicks(pids.server) - server0;
+    const server = ticksOf(tree) - server0;
     const bench = benchTicks() - bench0;
     const postgres = postgresTicksSince(pids.database, postgres0);
     const machine = machineBusyTicks() - machine0;
-    samples.push(rssMb(pids.server));
+    samples.push(sample());
     const rss = samples.filter((v) => !Number.isNaN(v));
     const round = (v: number) => Math.round(v * 10) / 10;
     return {
@@ -128,6 +159,7 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
       usage: {
         rssPeakMb: round(Math.max(...rss)),
         rssMeanMb: round(rss.reduce((a, b) => a + b, 0) / rss.length),
+        rssPeakEachMb: peaks.map(round),
         seconds,
         serverCpu: percent(server, seconds),
         serverCpuSeconds: server / TICKS_PER_SECOND,

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { request } from "undici";
 import { SERVER_URL, freshDatabase } from "./postgres.ts";
-import { type Usage, quiet, rssMb, watch } from "./proc.ts";
+import { type Usage, quiet, treeRssMb, watch } from "./proc.ts";
 import { type ProfileSummary, summariseProfile } from "./cpu-profile.ts";
 import { type ClosedLoop, type ClosedResult, MOCK_KEY, type Phase, type PhaseResult, type Target } from "./proxy-shared.ts";
 
@@ -32,6 +32,8 @@ export interface ProxyBenchOptions {
   closedSeconds: number;
   closedConnections: number;
   rates: number[];
+  /** TOLLGATE_WORKERS of the gateway measured. */
+  workers: number;
 }
 
 export interface Measured {
@@ -169,10 +171,10 @@ function bytesUnder(dir: string): number {
   }
 }
 
-export function gatewaySource(): string {
+export function gatewaySource(root = ROOT): string {
   try {
-    const commit = execSync("git rev-parse --short HEAD", { cwd: ROOT }).toString().trim();
-    const dirty = execSync("git status --porcelain -- src", { cwd: ROOT }).toString().trim() !== "";
+    const commit = execSync("git rev-parse --short HEAD", { cwd: root }).toString().trim();
+    const dirty = execSync("git status --porcelain -- src", { cwd: root }).toString().trim() !== "";
     return dirty ? `${commit} with uncommitted changes in src/` : commit;
   } catch {
     return "unknown (not a git checkout)";
@@ -190,8 +192,8 @@ async function waitReady(child: ChildProcess, url: string, what: string): Promis
   throw new Error(`${what} did not become ready`);
 }
 
-async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
+async function startGateway(env: Record<string, string>, base: string, nodeArgs: string[], root: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, "bin/tollgate.js", "serve"], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit"] });
   await waitReady(child, `${base}/readyz`, "the gateway");
   return child;
 }
@@ -239,110 +241,154 @@ async function sanityCheck(tollgate: Target, portkey: Target | undefined): Promi
   if (peer.statusCode !== 200 || !peerText.includes('"usage"')) throw new Error(`sanity: Portkey answered ${peer.statusCode}: ${peerText}`);
 }
 
+/** One `tollgate serve` of the bench: its own port, data folder and database. */
+interface Gateway {
+  workers: number;
+  child: ChildProcess;
+  dataDir: string;
+  database: string;
+  databaseUrl: string;
+  target: Target;
+}
+
 /** The bench's processes, started and wired: the mock, Tollgate (and Portkey), the load generator. */
 export interface Stack {
+  /** The first gateway: the one the main report calls Tollgate. */
   databaseUrl: string;
   dataDir: string;
   gateway: ChildProcess;
+  /** Every gateway started, by target name: `tollgate` for the first, `tollgate-<n>w` for one with n workers after it. */
+  gateways: Map<string, Gateway>;
   peer: ChildProcess | undefined;
-  serverOf: Record<TargetName, number>;
-  targets: Record<TargetName, Target>;
+  serverOf: Record<string, number>;
+  targets: Record<string, Target>;
   /** Requests sent through Tollgate so far. */
   proxyRequests: number;
-  measure<T>(name: TargetName, message: Phase | ClosedLoop): Promise<{ result: T; usage: Usage; startedQuiet: boolean }>;
-  run(name: TargetName, stream: boolean, rate: number, seconds: number): Promise<Measured>;
-  /** Stops every process (Tollgate with SIGTERM, so it flushes), drops the database. */
+  measure<T>(name: string, message: Phase | ClosedLoop): Promise<{ result: T; usage: Usage; startedQuiet: boolean }>;
+  run(name: string, stream: boolean, rate: number, seconds: number): Promise<Measured>;
+  /** Stops every process (Tollgate with SIGTERM, so it flushes), drops the databases. */
   close(): Promise<void>;
 }
 
+/** The target name of a gateway with `workers` workers, after the first. */
+export const workersTarget = (workers: number) => `tollgate-${workers}w`;
+
+/** Which gateways a stack runs: worker counts (one gateway each), their databases' name, the build. */
+export interface StackOptions {
+  /** TOLLGATE_WORKERS of each gateway; the first is the one the reports call Tollgate. */
+  workers?: readonly number[];
+  /** The first gateway's database; the others add `_<workers>w`. */
+  database?: string;
+  /** The checkout (with its dist/ built) the gateways run from. */
+  root?: string;
+  /** Added to every gateway's environment. */
+  env?: Record<string, string>;
+}
+
 /**
- * Starts the mock, Tollgate (node run with `gatewayArgs`, `gatewayEnv` added to its environment)
- * and, with `peer`, Portkey; makes the virtual key and the hard budget; checks one call of each
- * kind, on the database `database` (its own per bench: a second bench run beside this one must
- * not drop it). Ctrl-C or a kill stops the children, which fails the phase under way, so the
+ * Starts the mock, one Tollgate per entry of `workers` (node run with `gatewayArgs`, from `root`)
+ * and, with `peer`, Portkey; makes each gateway's virtual key and hard budget; checks one call of
+ * each kind. Ctrl-C or a kill stops the children, which fails the phase under way, so the
  * caller's close() still runs.
  */
-export async function startStack(gatewayArgs: string[], peer: boolean, gatewayEnv: Record<string, string> = {}, database = DATABASE): Promise<Stack> {
-  const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-proxy-"));
+export async function startStack(gatewayArgs: string[], peer: boolean, options: StackOptions = {}): Promise<Stack> {
+  const { workers = [1], database: databaseName = DATABASE, root = ROOT, env = {} } = options;
   const children: ChildProcess[] = [];
+  const gateways = new Map<string, Gateway>();
   const interrupted = new AbortController();
   const interrupt = () => {
     interrupted.abort();
     for (const child of children) child.kill("SIGTERM");
-    gateway?.kill("SIGTERM");
+    for (const g of gateways.values()) g.child.kill("SIGTERM");
   };
   process.once("SIGINT", interrupt).once("SIGTERM", interrupt);
-  let gateway: ChildProcess | undefined;
   const close = async () => {
     process.off("SIGINT", interrupt).off("SIGTERM", interrupt);
-    await stop(gateway, 60_000);
+    for (const g of gateways.values()) await stop(g.child, 60_000);
     for (const child of children) await stop(child, 10_000);
-    await dropDatabase(database);
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const g of gateways.values()) {
+      await dropDatabase(g.database);
+      rmSync(g.dataDir, { recursive: true, force: true });
+    }
   };
   try {
-    const databaseUrl = await freshDatabase(database);
     const mock = forkBench("./proxy-mock.ts");
     children.push(mock);
     const { port: mockPort } = await reply<{ port: number }>(mock);
     const upstream = `http://127.0.0.1:${mockPort}`;
-    const [port, peerPort] = [await freePort(), await freePort()];
-    const base = `http://127.0.0.1:${port}`;
-    gateway = await startGateway(
-      {
-        DATABASE_URL: databaseUrl,
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        TOLLGATE_DATA_DIR: dataDir,
-        TOLLGATE_ADMIN_TOKEN: ADMIN,
-        OPENAI_BASE_URL: upstream,
-        OPENAI_API_KEY: MOCK_KEY,
-        // Per-request access logs would measure pino and the terminal, not the proxy.
-        LOG_LEVEL: "warn",
-        ...gatewayEnv,
-      },
-      base,
-      [...GATEWAY_NODE_ARGS, ...gatewayArgs],
-    );
+    const json = { "content-type": "application/json" };
+    for (const [i, count] of workers.entries()) {
+      const name = i === 0 ? "tollgate" : workersTarget(count);
+      const database = i === 0 ? databaseName : `${databaseName}_${count}w`;
+      const databaseUrl = await freshDatabase(database);
+      const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-proxy-"));
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const child = await startGateway(
+        {
+          DATABASE_URL: databaseUrl,
+          PORT: String(port),
+          HOST: "127.0.0.1",
+          TOLLGATE_DATA_DIR: dataDir,
+          TOLLGATE_ADMIN_TOKEN: ADMIN,
+          TOLLGATE_WORKERS: String(count),
+          OPENAI_BASE_URL: upstream,
+          OPENAI_API_KEY: MOCK_KEY,
+          // Per-request access logs would measure pino and the terminal, not the proxy.
+          LOG_LEVEL: "warn",
+          ...env,
+        },
+        base,
+        [...GATEWAY_NODE_ARGS, ...gatewayArgs],
+        root,
+      );
+      const gateway: Gateway = { workers: count, child, dataDir, database, databaseUrl, target: { origin: base, path: "/openai/v1/chat/completions", headers: {} } };
+      gateways.set(name, gateway);
+      const { key } = (await admin(base, "/api/keys", { kind: "virtual", name: "bench", team: "bench" })) as { key: string };
+      // A hard budget every call matches: each call is checked against it and settled with its cost.
+      await admin(base, "/api/budgets", { name: "bench-hard", scope: { team: "bench" }, amount_usd: "1000000", period: "month", timezone: "UTC", thresholds: [100], mode: "hard" });
+      gateway.target.headers = { ...json, authorization: `Bearer ${key}` };
+    }
+    const peerPort = await freePort();
     const portkey = peer ? await startPortkey(peerPort) : undefined;
     if (portkey) children.push(portkey);
-    const { key } = (await admin(base, "/api/keys", { kind: "virtual", name: "bench", team: "bench" })) as { key: string };
-    // A hard budget every call matches: each call is checked against it and settled with its cost.
-    await admin(base, "/api/budgets", { name: "bench-hard", scope: { team: "bench" }, amount_usd: "1000000", period: "month", timezone: "UTC", thresholds: [100], mode: "hard" });
-    const json = { "content-type": "application/json" };
-    const targets: Record<TargetName, Target> = {
+    const first = gateways.get("tollgate")!;
+    const targets: Record<string, Target> = {
       direct: { origin: upstream, path: "/v1/chat/completions", headers: { ...json, authorization: `Bearer ${MOCK_KEY}` } },
-      tollgate: { origin: base, path: "/openai/v1/chat/completions", headers: { ...json, authorization: `Bearer ${key}` } },
       portkey: {
         origin: `http://127.0.0.1:${peerPort}`,
         path: "/v1/chat/completions",
         headers: { ...json, authorization: `Bearer ${MOCK_KEY}`, "x-portkey-provider": "openai", "x-portkey-custom-host": `${upstream}/v1` },
       },
     };
-    await sanityCheck(targets.tollgate, portkey ? targets.portkey : undefined);
+    for (const [name, g] of gateways) targets[name] = g.target;
+    for (const [name, g] of gateways) await sanityCheck(g.target, name === "tollgate" && portkey ? targets.portkey : undefined);
     const load = forkBench("./proxy-load.ts");
     children.push(load);
-    const serverOf: Record<TargetName, number> = { direct: mock.pid!, tollgate: gateway.pid!, portkey: portkey?.pid ?? NaN };
-    const benchOf = (name: TargetName) => [process.pid, load.pid!, ...(name === "direct" ? [] : [mock.pid!])];
+    const serverOf: Record<string, number> = { direct: mock.pid!, portkey: portkey?.pid ?? NaN };
+    for (const [name, g] of gateways) serverOf[name] = g.child.pid!;
+    const benchOf = (name: string) => [process.pid, load.pid!, ...(name === "direct" ? [] : [mock.pid!])];
+    const databaseOf = (name: string) => gateways.get(name)?.database ?? databaseName;
     const stack: Stack = {
-      databaseUrl,
-      dataDir,
-      gateway,
+      databaseUrl: first.databaseUrl,
+      dataDir: first.dataDir,
+      gateway: first.child,
+      gateways,
       peer: portkey,
       serverOf,
       targets,
       proxyRequests: 2,
-      async measure<T>(name: TargetName, message: Phase | ClosedLoop) {
+      async measure<T>(name: string, message: Phase | ClosedLoop) {
         const startedQuiet = await quiet(QUIET_CPU, QUIET_WAIT_MS, interrupted.signal);
         if (interrupted.signal.aborted) throw new Error("interrupted");
-        const watched = await watch({ server: serverOf[name], bench: benchOf(name), database }, () => {
+        const watched = await watch({ server: serverOf[name]!, bench: benchOf(name), database: databaseOf(name) }, () => {
           load.send(message);
           return reply<T>(load).then(nullsToNaN);
         });
         return { ...watched, startedQuiet };
       },
       async run(name, stream, rate, seconds) {
-        const measured = await stack.measure<PhaseResult>(name, { target: targets[name], stream, rate, seconds });
+        const measured = await stack.measure<PhaseResult>(name, { target: targets[name]!, stream, rate, seconds });
         if (name === "tollgate") stack.proxyRequests += measured.result.scheduled;
         console.log(`${name} ${stream ? "streamed" : "non-streamed"} ${rate}/s:`, JSON.stringify(measured));
         return measured;
@@ -359,12 +405,12 @@ export async function startStack(gatewayArgs: string[], peer: boolean, gatewayEn
 export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResult> {
   const startedAt = new Date();
   const loadBefore = loadavg();
-  const stack = await startStack([], true);
+  const stack = await startStack([], true, { workers: [options.workers] });
   try {
     const { serverOf } = stack;
     // Let the budget's lease and the first writes settle before reading idle memory.
     await sleep(2000);
-    const idleRssMb = { tollgate: round1(rssMb(serverOf.tollgate)), portkey: round1(rssMb(serverOf.portkey)), tollgateAfter: NaN };
+    const idleRssMb = { tollgate: round1(treeRssMb(serverOf.tollgate!)), portkey: round1(treeRssMb(serverOf.portkey!)), tollgateAfter: NaN };
 
     // Warm-up: JIT, connection pools, the budget's lease.
     for (const name of ["direct", "tollgate", "portkey"] as const) await stack.run(name, false, 500, options.warmupSeconds);
@@ -386,7 +432,7 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
 
     const closed: ProxyResult["closed"] = {};
     for (const name of ["direct", "tollgate", "portkey"] as const) {
-      const measured = await stack.measure<ClosedResult>(name, { target: stack.targets[name], connections: options.closedConnections, seconds: options.closedSeconds });
+      const measured = await stack.measure<ClosedResult>(name, { target: stack.targets[name]!, connections: options.closedConnections, seconds: options.closedSeconds });
       if (name === "tollgate") stack.proxyRequests += measured.result.completed + measured.result.errors;
       console.log(`${name} closed loop:`, JSON.stringify(measured));
       closed[name] = measured;
@@ -394,7 +440,7 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
     rssPeakMb.tollgateClosed = closed.tollgate!.usage.rssPeakMb;
     rssPeakMb.portkeyClosed = closed.portkey!.usage.rssPeakMb;
     await sleep(5000);
-    idleRssMb.tollgateAfter = round1(rssMb(serverOf.tollgate));
+    idleRssMb.tollgateAfter = round1(treeRssMb(serverOf.tollgate!));
 
     // Shut down first: the gateway flushes its recorder on SIGTERM, so every row it will ever write is in.
     await stop(stack.gateway, 60_000);
@@ -463,7 +509,7 @@ function nullsToNaN<T>(value: T): T {
 
 export const round1 = (v: number) => Math.round(v * 10) / 10;
 
-function portkeyVersion(): string {
+export function portkeyVersion(): string {
   try {
     return (JSON.parse(execSync("npm ls @portkey-ai/gateway --json", { cwd: ROOT }).toString()) as { dependencies: Record<string, { version: string }> }).dependencies["@portkey-ai/gateway"]!.version;
   } catch {

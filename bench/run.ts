@@ -8,16 +8,21 @@ import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
 import { benchMemory, memorySection, parseVariant } from "./memory.ts";
 import { benchProxy, gatewaySource, profileProxy } from "./proxy.ts";
+import { abOptionsFromEnv, abTable, benchProxyAb } from "./proxy-ab.ts";
+import { benchRecorderTrickle } from "./recorder-trickle.ts";
 import { profileSection, proxySection } from "./proxy-report.ts";
+import { benchWorkers, workersSection } from "./proxy-workers.ts";
 import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
- * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases
+ * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases,
+ * BENCH_PROXY_WORKERS sets Tollgate's TOLLGATE_WORKERS (`proxy`; a list such as 1,2 for `proxy-workers`, which
+ * compares them in one run, BENCH_WORKERS_ROUNDS times over, at BENCH_WORKERS_RATE open loop)
  * (BENCH_GATEWAY_NODE_ARGS gives the gateway's node options); BENCH_MEMORY_VARIANTS, BENCH_MEMORY_ROUNDS,
  * BENCH_MEMORY_SECONDS and BENCH_MEMORY_RATE shape the memory bench; BENCH_BUDGET_EVENTS,
  * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
@@ -52,7 +57,7 @@ function put(headingStart: string, section: string): void {
 const ranAt = () => `Run at ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(1)).join(", ")} (1, 5, 15 min).`;
 
 if (which === "all" || which === "ingest") {
-  const r = await benchIngest({ seconds: Number(process.env.BENCH_SECONDS ?? 30), concurrency: 4, batchSize: 1000, port: 18787 });
+  const r = await benchIngest({ seconds: Number(process.env.BENCH_SECONDS ?? 30), concurrency: 4, batchSize: 1000, port: Number(process.env.BENCH_PORT ?? 18787), database: process.env.BENCH_INGEST_DATABASE, nodeArgs: (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean) });
   console.log("ingest", r);
   put(
     "## Ingest:",
@@ -119,8 +124,30 @@ if (which === "all" || which === "proxy") {
     closedSeconds: Number(process.env.BENCH_PROXY_CLOSED_SECONDS ?? 10),
     closedConnections: 32,
     rates: (process.env.BENCH_PROXY_RATES ?? "200,500,1000,2000").split(",").map(Number),
+    workers: Number(process.env.BENCH_PROXY_WORKERS ?? 1),
   });
   put("## Proxy overhead:", proxySection(r));
+}
+if (which === "proxy-workers") {
+  const r = await benchWorkers({
+    workers: (process.env.BENCH_PROXY_WORKERS ?? "1,2").split(",").map(Number),
+    rounds: Number(process.env.BENCH_WORKERS_ROUNDS ?? 2),
+    rate: Number(process.env.BENCH_WORKERS_RATE ?? 1000),
+    seconds: Number(process.env.BENCH_PROXY_SECONDS ?? 8),
+    warmupSeconds: Number(process.env.BENCH_PROXY_WARMUP_SECONDS ?? 4),
+    closedSeconds: Number(process.env.BENCH_PROXY_CLOSED_SECONDS ?? 10),
+    closedConnections: 32,
+  });
+  put("## Proxy workers:", workersSection(r));
+}
+if (which === "proxy-ab") {
+  // Builds compared against each other (bench/proxy-ab.ts): printed, never written as headline figures.
+  console.log(abTable(await benchProxyAb(abOptionsFromEnv())));
+}
+if (which === "recorder-trickle") {
+  const { builds, rounds } = abOptionsFromEnv();
+  const rates = (process.env.BENCH_TRICKLE_RATES ?? "200,1000").split(",").map(Number);
+  console.log(await benchRecorderTrickle(builds, rates, Number(process.env.BENCH_TRICKLE_SECONDS ?? 5), rounds));
 }
 if (which === "memory") {
   // BENCH_MEMORY_VARIANTS: variants separated by ";", each "default" or space-separated NAME=value and --node-option tokens.

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate } from "../src/db/migrate.ts";
 import type { Dimension } from "../src/ledger/event.ts";
@@ -46,8 +46,8 @@ export async function fill(url: string, events: number, ranges: [start: Date, en
     for (const [start, end] of ranges)
       for (let day = Math.floor(start.getTime() / DAY_MS) * DAY_MS; day < end.getTime(); day += DAY_MS) {
         const [from, to] = [new Date(day).toISOString(), new Date(day + DAY_MS).toISOString()];
-        await rollup(database, sql`'hour', date_trunc('hour', ts, 'UTC'), ''`, from, to);
-        await rollup(database, sql`'user-day', date_trunc('day', ts, 'UTC'), coalesce("user", '')`, from, to);
+        await rollup(database, "hour", from, to);
+        await rollup(database, "user-day", from, to);
       }
     await database.db.execute(sql`
       insert into usage_rollups (grain, bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS})
@@ -56,8 +56,9 @@ export async function fill(url: string, events: number, ranges: [start: Date, en
     await database.db.execute(sql`
       insert into usage_user_months (bucket, "user", ${SUM_COLUMNS})
       select date_trunc('month', bucket, 'UTC'), "user", ${ROLLUP_SUMS}
-      from usage_rollups where grain = 'user-day' group by 1, 2`);
+      from usage_user_days group by 1, 2`);
     await database.db.execute(sql`vacuum analyze usage_rollups`);
+    await database.db.execute(sql`vacuum analyze usage_user_days`);
     await database.db.execute(sql`vacuum analyze usage_user_months`);
   } finally {
     await database.close();
@@ -66,15 +67,22 @@ export async function fill(url: string, events: number, ranges: [start: Date, en
 
 const DAY_MS = 86_400_000;
 
-/** The sums of one grain's rows from the events of [from, to), keyed by `bucketAndUser` and the rest of the attribution ('' for none). */
-async function rollup(database: Database, bucketAndUser: SQL, from: string, to: string): Promise<void> {
+/** Where each grain the fill sums from events goes: the table and its leading key columns, and their values from an event. */
+const GRAINS = {
+  hour: { into: sql`usage_rollups (grain, bucket, "user"`, keys: sql`'hour', date_trunc('hour', ts, 'UTC'), ''`, width: 3 },
+  "user-day": { into: sql`usage_user_days (bucket, "user"`, keys: sql`date_trunc('day', ts, 'UTC'), coalesce("user", '')`, width: 2 },
+};
+
+/** The sums of one grain's rows from the events of [from, to), keyed by its leading keys and the rest of the attribution ('' for none). */
+async function rollup(database: Database, grain: keyof typeof GRAINS, from: string, to: string): Promise<void> {
+  const { into, keys, width } = GRAINS[grain];
   await database.db.execute(sql`
-    insert into usage_rollups (grain, bucket, "user", team, project, feature, provider, model, api_key_id, ${SUM_COLUMNS})
-    select ${bucketAndUser}, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), provider, model, coalesce(api_key_id, ''),
+    insert into ${into}, team, project, feature, provider, model, api_key_id, ${SUM_COLUMNS})
+    select ${keys}, coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), provider, model, coalesce(api_key_id, ''),
       count(*), count(*) filter (where status <> 'ok'), count(*) filter (where not priced), sum(input_tokens),
       sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost)
     from usage_events where ts >= ${from}::timestamptz and ts < ${to}::timestamptz
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9`);
+    group by ${sql.raw(Array.from({ length: width + 6 }, (_, i) => i + 1).join(", "))}`);
 }
 
 /** SUM_COLUMNS summed, in its order. */
@@ -119,7 +127,7 @@ export async function benchSpend(opts: { events: number; runs: number; reuse: bo
 
   const database = await openDatabase({ url, dataDir: "" });
   try {
-    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain union all select 'user-month', count(*)::text from usage_user_months`);
+    const rollups = await database.rows<{ grain: string; n: string }>(sql`select grain, count(*)::text as n from usage_rollups group by grain union all select 'user-day', count(*)::text from usage_user_days union all select 'user-month', count(*)::text from usage_user_months`);
     const cases: [string, string, Dimension | undefined, Partial<Record<Dimension, string>>, string][] = [
       ["this-month by team", "this-month", "team", {}, "UTC"],
       ["this-month by model team:team-3", "this-month", "model", { team: "team-3" }, "UTC"],

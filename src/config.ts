@@ -165,6 +165,12 @@ export const ConfigSchema = z.object({
       if (!parsed.ok) ctx.addIssue({ code: "custom", message: `${parsed.message}; give a comma-separated list of hosts, addresses and CIDR ranges` });
       return parsed.ok ? parsed.allow : z.NEVER;
     }),
+  /**
+   * Processes serving the port: 1 is the gateway in this process; more forks that many workers
+   * (node:cluster) under a primary that only supervises them, so calls use every core. Several
+   * processes share one database, so more than 1 needs DATABASE_URL (PGlite lives in one process).
+   */
+  TOLLGATE_WORKERS: wholeNumber(1, 64, 1),
   /** `off`: this process neither delivers the outbox nor runs scheduled jobs (a proxy-only process, or tests driving them). */
   TOLLGATE_JOBS: z.enum(["on", "off"], { error: "on or off" }).default("on"),
   /** How long a budget-raise request waits for a decision before it expires. */
@@ -187,6 +193,12 @@ export const ConfigSchema = z.object({
   TOLLGATE_OIDC_NAME: optional,
   NODE_ENV: optional,
 }).superRefine((c, ctx) => {
+  if (c.TOLLGATE_WORKERS > 1 && !c.DATABASE_URL)
+    ctx.addIssue({
+      code: "custom",
+      path: ["TOLLGATE_WORKERS"],
+      message: `1 without DATABASE_URL (it is ${c.TOLLGATE_WORKERS}): the embedded PGlite database lives inside one process and cannot be shared by workers; set DATABASE_URL to a PostgreSQL database to run several`,
+    });
   const set = [c.TOLLGATE_OIDC_ISSUER, c.TOLLGATE_OIDC_CLIENT_ID, c.TOLLGATE_OIDC_CLIENT_SECRET].filter((v) => v !== undefined).length;
   if (set !== 0 && set !== 3)
     ctx.addIssue({ code: "custom", path: ["TOLLGATE_OIDC_ISSUER"], message: "TOLLGATE_OIDC_ISSUER, TOLLGATE_OIDC_CLIENT_ID and TOLLGATE_OIDC_CLIENT_SECRET all set, or none of them" });

@@ -24,6 +24,7 @@ describe("loadConfig", () => {
     assert.equal(config.TOLLGATE_BATCH_SIZE, 1000);
     assert.equal(config.TOLLGATE_BATCH_WAIT_MS, 20);
     assert.equal(config.TOLLGATE_BATCH_WRITERS, 4);
+    assert.equal(config.TOLLGATE_WORKERS, 1);
     for (const unset of ["DATABASE_URL", "TOLLGATE_ADMIN_TOKEN", "TOLLGATE_MASTER_KEY", "TOLLGATE_PRICES", "TOLLGATE_URL"] as const)
       assert.equal(config[unset], undefined, unset);
   });
@@ -51,6 +52,7 @@ describe("loadConfig", () => {
     assert.equal(config.TOLLGATE_BATCH_WAIT_MS, 0);
     assert.equal(config.LOG_LEVEL, "warn");
     assert.equal(loadConfig({ DATABASE_URL: "postgres://localhost/x" }).DATABASE_URL, "postgres://localhost/x");
+    assert.equal(loadConfig({ DATABASE_URL: "postgres://localhost/x", TOLLGATE_WORKERS: "2" }).TOLLGATE_WORKERS, 2);
     assert.equal(loadConfig({ TOLLGATE_MASTER_KEY: `${"A".repeat(43)}=` }).TOLLGATE_MASTER_KEY, `${"A".repeat(43)}=`);
   });
 
@@ -95,6 +97,10 @@ describe("loadConfig", () => {
       [{ TOLLGATE_BATCH_SIZE: "0" }, "TOLLGATE_BATCH_SIZE", /whole number from 1 to 10000/],
       [{ TOLLGATE_BATCH_WAIT_MS: "soon" }, "TOLLGATE_BATCH_WAIT_MS", /whole number from 0 to 10000/],
       [{ TOLLGATE_BATCH_WRITERS: "0" }, "TOLLGATE_BATCH_WRITERS", /whole number from 1 to 16/],
+      [{ TOLLGATE_WORKERS: "0" }, "TOLLGATE_WORKERS", /whole number from 1 to 64/],
+      [{ TOLLGATE_WORKERS: "two" }, "TOLLGATE_WORKERS", /whole number from 1 to 64/],
+      // PGlite lives in one process: workers need PostgreSQL.
+      [{ TOLLGATE_WORKERS: "2" }, "TOLLGATE_WORKERS", /1 without DATABASE_URL \(it is 2\): the embedded PGlite database .* set DATABASE_URL/],
       // Each provider's variables are named by its folder and checked with the rest.
       [{ OPENAI_BASE_URL: "api.openai.com" }, "OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],
       [{ AZURE_OPENAI_BASE_URL: "ftp://myres.openai.azure.com" }, "AZURE_OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],

@@ -164,7 +164,7 @@ describe("migration 0013_user_months_table", () => {
           ('user-month', '2026-04-01T00:00:00Z', '', 2, 0, 0, 1, 2, 3, 4, 5, 999999999999999999999),
           ('user-day', '2026-03-02T00:00:00Z', 'alice', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge}),
           ('day', '2026-03-02T00:00:00Z', '', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge})`);
-      assert.deepEqual(await migrate(database), later);
+      assert.deepEqual(await migrate(database, pendingMigrationFiles().filter((m) => m.tag === "0013_user_months_table")), ["0013_user_months_table"]);
       const months = await database.rows(sql`
         select to_char(bucket at time zone 'UTC', 'YYYY-MM-DD') as month, "user", requests::text, errors::text, unpriced::text,
           input_tokens::text, cached_input_tokens::text, cache_write_tokens::text, output_tokens::text, reasoning_tokens::text, cost::text
@@ -183,6 +183,50 @@ describe("migration 0013_user_months_table", () => {
         sql`select indexname as name from pg_indexes where tablename in ('usage_user_months', 'usage_rollups') order by 1`,
       );
       assert.deepEqual(indexes.map((r) => r.name), ["usage_rollups_cover", "usage_rollups_key", "usage_rollups_user_day", "usage_user_months_bucket_user_pk"]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});
+
+describe("migration 0014_user_days_table", () => {
+  test("moves the user-day rows out of usage_rollups into usage_user_days with their keys and sums exact", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      await migrate(database, pendingMigrationFiles().filter((m) => m.tag < "0014"));
+      // Sums past 2^64 and with many digits, so a float or a bigint cast on the way would show.
+      const huge = "123456789012345678901234567890";
+      await database.rows(sql`
+        insert into usage_rollups (grain, bucket, team, project, feature, "user", provider, model, api_key_id, requests, errors,
+          unpriced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost)
+        values ('user-day', '2026-03-02T00:00:00Z', 'search', 'p1', 'f1', 'alice', 'openai', 'gpt-4o', 'k1', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge}),
+          ('user-day', '2026-03-02T00:00:00Z', 'search', 'p1', 'f1', 'alice', 'openai', 'gpt-4o', '', 1, 0, 0, 1, 0, 0, 2, 0, 5),
+          ('user-day', '2026-03-03T00:00:00Z', '', '', '', '', 'anthropic', 'claude-haiku-4-5', '', 2, 0, 2, 1, 2, 3, 4, 5, 999999999999999999999),
+          ('day', '2026-03-02T00:00:00Z', 'search', '', '', '', 'openai', 'gpt-4o', '', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge}),
+          ('hour', '2026-03-02T05:00:00Z', 'search', '', '', '', 'openai', 'gpt-4o', '', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge})`);
+      const userDays = sql`select to_char(bucket at time zone 'UTC', 'YYYY-MM-DD') as day, team, project, feature, "user", provider, model,
+          api_key_id, requests::text, errors::text, unpriced::text, input_tokens::text, cached_input_tokens::text,
+          cache_write_tokens::text, output_tokens::text, reasoning_tokens::text, cost::text`;
+      const before = (await database.rows(sql`${userDays} from usage_rollups where grain = 'user-day' order by 1, 5, 9`)).map((r) => ({ ...r }));
+      assert.equal(before.length, 3);
+      assert.deepEqual(await migrate(database), ["0014_user_days_table"]);
+      const after = (await database.rows(sql`${userDays} from usage_user_days order by 1, 5, 9`)).map((r) => ({ ...r }));
+      assert.deepEqual(after, before);
+      const left = await database.rows<{ grain: string }>(sql`select grain from usage_rollups order by grain`);
+      assert.deepEqual(left.map((r) => r.grain), ["day", "hour"], "the other grains stay where they were");
+      const options = await database.rows<{ name: string; options: string[] | null }>(
+        sql`select relname as name, reloptions as options from pg_class where relname in ('usage_user_days', 'usage_user_months') order by 1`,
+      );
+      assert.deepEqual(
+        options.map((r) => ({ ...r })),
+        [{ name: "usage_user_days", options: ["fillfactor=50"] }, { name: "usage_user_months", options: ["fillfactor=50"] }],
+        "room in each page for a second version of every row, so updates are HOT",
+      );
+      const indexes = await database.rows<{ name: string }>(
+        sql`select indexname as name from pg_indexes where tablename in ('usage_user_days', 'usage_rollups') order by 1`,
+      );
+      assert.deepEqual(indexes.map((r) => r.name), ["usage_rollups_cover", "usage_rollups_key", "usage_user_days_pk", "usage_user_days_user"]);
     } finally {
       await fresh.drop();
     }

@@ -5,6 +5,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { sql } from "drizzle-orm";
 import OpenAI from "openai";
 import type { Database } from "../src/db/connection.ts";
+import { within } from "../src/deadline.ts";
 import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
 import { answerText, type FakeUpstream, type ReplyProgress } from "./fakes/fake-upstream.ts";
 import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
@@ -414,8 +415,10 @@ describe("the ledger database goes away under proxy traffic", () => {
         assert.ok(rows.every((r) => r.status === "ok" && r.team === "search" && tokenColumns(r).join() === OPENAI_TOKENS.join()), "journaled calls kept their usage and attribution");
         await assertRollupsMatchEvents(database);
       } finally {
-        await t.close();
+        // Closing waits for every part (scheduled job runs too): bounded like a stage, so a part stuck since the outage fails by name.
+        const closed = await within(t.close().then(() => true), STAGE_MS);
         await cuttable.close();
+        if (!closed) assert.fail(`the gateway did not close within ${STAGE_MS} ms`);
       }
     },
   );

@@ -11,11 +11,12 @@ import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { capturingLogger } from "./helpers/capturing-logger.ts";
-import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
+import { ALL_ROLLUPS, assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
 import { ledgerEvent } from "./helpers/ledger-event.ts";
+import { throughCutter } from "./helpers/db-outage.ts";
 
 let database: Database;
 before(async () => {
@@ -211,6 +212,36 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("a writer freed before the window is over waits for it: calls trickling in are committed together", { timeout: HANG_MS }, async () => {
+    // Proxied calls arrive one event at a time; a write ending must not take the one that came during it alone.
+    const WAIT_MS = 300;
+    const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: WAIT_MS, maxConcurrentFlushes: 4 });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sizes: number[] = [];
+    recorder.onFlush(async (inserted) => {
+      sizes.push(inserted.length);
+      if (sizes.length === 1) await held;
+    });
+    const first = recorder.record([makeEvent("trickle", "t-0", 0)]);
+    await waitFor("the first write", () => sizes.length === 1);
+    const queuedAt = performance.now();
+    const later = [recorder.record([makeEvent("trickle", "t-1", 1)])];
+    await sleep(5);
+    release();
+    assert.deepEqual(await first, [true]);
+    for (let i = 2; i <= 4; i++) {
+      later.push(recorder.record([makeEvent("trickle", `t-${i}`, i)]));
+      await sleep(5);
+    }
+    for (const answers of later) assert.deepEqual(await answers, [true]);
+    // Answered once the oldest of them had waited the window, all in one write.
+    assert.ok(performance.now() - queuedAt >= WAIT_MS - 1);
+    assert.deepEqual(sizes, [1, 4]);
+    await recorder.close();
+    await assertRollups();
+  });
+
   test("onFlush listeners get exactly the newly inserted events; a throwing listener fails nothing", async () => {
     const earlier = makeEvent("listen", "l-0", 0);
     const warmup = recorderOn(database);
@@ -291,6 +322,28 @@ describe("Recorder", () => {
     assert.deepEqual(await storedIds("partial"), ["pw-1", "pw-2"]);
     await recorder.close();
     await assertRollups();
+  });
+
+  test("a link that breaks under a batch of several senders fails the batch once: a driver's connection error is not a refusal of the data", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: HANG_MS }, async () => {
+    const link = await throughCutter(database, 1);
+    const { logger, lines } = capturingLogger();
+    const recorder = recorderOn(link.database, { batchSize: 10, maxWaitMs: 50, logger });
+    try {
+      await link.cutter.cut();
+      // Two senders in one batch: written apart, each would fail again on the same broken link.
+      const outcomes = await Promise.allSettled([recorder.record([makeEvent("cut", "c-1", 1)]), recorder.record([makeEvent("cut", "c-2", 2)])]);
+      assert.deepEqual(outcomes.map((o) => o.status), ["rejected", "rejected"]);
+      const logged = lines.map((l) => JSON.parse(l) as { code?: string | null; kind?: string; calls?: number; msg: string });
+      assert.equal(logged.length, 1, lines.join("\n"));
+      assert.equal(logged[0]!.msg, "the ledger refused a batch");
+      assert.equal(logged[0]!.code, null);
+      assert.equal(logged[0]!.calls, 2);
+    } finally {
+      await recorder.close();
+      await link.cutter.restore();
+      await link.close();
+    }
+    assert.deepEqual(await storedIds("cut"), []);
   });
 
   test("a database that goes away: record() rejects; the retry on a working database stores once", { timeout: HANG_MS }, async () => {
@@ -426,7 +479,7 @@ describe("Recorder", () => {
     }
     const rows = (await database.rows<{ grain: string; bucket: string; user: string; requests: string }>(sql`
       select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as bucket, "user", requests::text
-      from usage_rollups where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
+      from ${ALL_ROLLUPS} where team = 'tz-team' order by grain, bucket`)).map((r) => ({ ...r }));
     assert.deepEqual(rows, [
       { grain: "day", bucket: "2024-12-31T00:00:00", user: "", requests: "1" },
       { grain: "day", bucket: "2025-01-01T00:00:00", user: "", requests: "3" },
@@ -441,5 +494,27 @@ describe("Recorder", () => {
     );
     assert.deepEqual(stored.map((r) => r.ts), ["2024-12-31T23:59:59.999", "2025-01-01T00:00:00.000", "2025-01-01T00:59:59.999", "2025-01-01T01:00:00.000"]);
     await assertRollups();
+  });
+
+  test("times travel as epoch milliseconds and tags as text: both are stored exactly, at the edges too", async () => {
+    const tags = { quote: 'say "hi"', "back\\slash": "a\\b", brace: "{x}", comma: "a,b", unicode: "日本 ü 🎉", empty: "" };
+    const cases = [
+      ["first-ms", "0001-01-01T00:00:00.001Z", {}],
+      ["before-epoch", "1969-12-31T23:59:59.999Z", tags],
+      ["epoch", "1970-01-01T00:00:00.000Z", { only: "one" }],
+      ["last-ms", "9999-12-31T23:59:59.999Z", tags],
+    ] as const;
+    const recorder = recorderOn(database);
+    const answers = await recorder.record(cases.map(([id, iso, t], i) => makeEvent("edges", id, i, { ts: new Date(iso), tags: t })));
+    await recorder.close();
+    assert.deepEqual(answers, [true, true, true, true]);
+    const rows = await database.rows<{ id: string; ts: string; tags: Record<string, string> }>(sql`
+      select id, to_char(ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ts, tags from usage_events where source = 'edges'`);
+    const stored = new Map(rows.map((r) => [r.id, r]));
+    for (const [id, iso, t] of cases) {
+      assert.equal(stored.get(id)?.ts, iso, id);
+      assert.deepEqual(stored.get(id)?.tags, t, id);
+    }
+    await assertRollupsMatchEvents(database);
   });
 });

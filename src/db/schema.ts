@@ -67,10 +67,11 @@ const rollupSums = () => ({
 });
 
 /**
- * Sums of usage_events, kept in step with them in the same transaction, at four grains (three here):
+ * Sums of usage_events, kept in step with them in the same transaction, at four grains (two here):
  * - `hour`: per UTC hour and attribution without the user;
  * - `day`: the same per UTC day, so a month is ~30 buckets rather than ~720;
  * - `user-day`: per UTC day including the user, whose many values would swell the other grains;
+ *   kept in its own table, usageUserDays, not here;
  * - `user-month`: per UTC month and user only, so a user's month, and a month by user, is one row
  *   per user; kept in its own table, usageUserMonths, not here.
  * Absent attribution is '' rather than NULL so the unique key groups it.
@@ -98,9 +99,35 @@ export const usageRollups = pgTable(
 );
 
 /**
+ * The `user-day` grain: usage_events' sums per UTC day and full attribution including the user
+ * (absent ones ''), kept in step with them in the same transaction as usage_rollups. The busiest
+ * grain (about one row per user in every batch the recorder writes), so, like usageUserMonths, a
+ * table of its own whose indexes hold no sum, with half of each page free (fillfactor 50, migration
+ * 0014): its updates are HOT.
+ */
+export const usageUserDays = pgTable(
+  "usage_user_days",
+  {
+    bucket: timestamp("bucket", { withTimezone: true }).notNull(),
+    team: text("team").notNull().default(""),
+    project: text("project").notNull().default(""),
+    feature: text("feature").notNull().default(""),
+    user: text("user").notNull().default(""),
+    provider: text("provider").notNull().default(""),
+    model: text("model").notNull().default(""),
+    apiKeyId: text("api_key_id").notNull().default(""),
+    ...rollupSums(),
+  },
+  (t) => [
+    primaryKey({ name: "usage_user_days_pk", columns: [t.bucket, t.user, t.team, t.project, t.feature, t.provider, t.model, t.apiKeyId] }),
+    index("usage_user_days_user").on(t.user, t.bucket),
+  ],
+);
+
+/**
  * The `user-month` grain: usage_events' sums per UTC month and user (absent user ''), kept in
  * step with them in the same transaction as usage_rollups. A table of its own with only its
- * primary key and free room in each page (fillfactor 75, set in migration 0013): every batch the
+ * primary key and free room in each page (fillfactor 75 in migration 0013, 50 since 0014): every batch the
  * recorder writes updates about one row per user, and with no index over the sums and room on the
  * page those updates are HOT (no new index entries), where in usage_rollups each wrote new
  * entries in the covering indexes.

@@ -136,7 +136,8 @@ export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventB
   const reportedCost = reported === undefined ? null : decimalUsdToPico(String(reported));
   if (reportedCost !== null && typeof reportedCost !== "bigint")
     return { ok: false, id: item.id, errors: [{ path: "cost_usd", message: reportedCost.message }] };
-  // Every part was validated above; the event is assembled, not parsed a second time.
+  // Every part was validated above; the event is assembled, not parsed a second time, and bound to
+  // its sender as it is (as bindToSender would, without a second copy of every event).
   const seen: UsageEvent = {
     source: ctx.source,
     id: item.id,
@@ -148,16 +149,16 @@ export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventB
     reported_cost: reportedCost,
     latency_ms: item.latency_ms ?? null,
     status: item.status ?? "ok",
-    team: item.team ?? null,
-    project: item.project ?? null,
-    feature: item.feature ?? null,
-    user: item.user ?? null,
+    team: ctx.team ?? item.team ?? null,
+    project: ctx.project ?? item.project ?? null,
+    feature: ctx.feature ?? item.feature ?? null,
+    user: ctx.user ?? item.user ?? null,
     session: item.session ?? null,
-    api_key_id: null,
+    api_key_id: ctx.api_key_id ?? null,
     tags: item.tags ?? {},
     request_id: item.request_id ?? null,
   };
-  const built = builder.build(bindToSender(seen, ctx));
+  const built = builder.build(seen);
   if (!built.ok) return { ok: false, id: item.id, errors: [{ path: senderField(built.field), message: built.reason }] };
   return built;
 }

@@ -5,6 +5,7 @@ import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { apiKeys } from "../db/schema.ts";
 import { modelFamily } from "../ledger/model-family.ts";
+import { type CachedStore, ChangeListeners } from "./cached-store.ts";
 
 /** Postgres text cannot hold NUL: refused here as a 400 rather than failing the insert as a 500. */
 export const labelText = z.string().trim().min(1).max(200).refine((s) => !s.includes("\u0000"), "must not contain NUL characters");
@@ -100,9 +101,10 @@ interface CachedKey {
   refreshing?: Promise<void>;
 }
 
-export class ApiKeys {
+export class ApiKeys implements CachedStore {
   private cache = new Map<string, CachedKey>();
   private firstLookups = 0;
+  private readonly changes = new ChangeListeners();
 
   constructor(private readonly database: Database) {}
 
@@ -162,7 +164,16 @@ export class ApiKeys {
     });
     // Once committed: a lookup between a clear and the commit would cache the key as still live.
     this.cache.clear();
+    this.changes.emit();
     return revoked;
+  }
+
+  onChange(listener: () => void): void {
+    this.changes.add(listener);
+  }
+
+  forget(): void {
+    this.cache.clear();
   }
 
   /**

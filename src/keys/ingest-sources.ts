@@ -7,6 +7,7 @@ import { ingestSources, ingestSourceSecrets } from "../db/schema.ts";
 import { newWebhookSecret } from "../signing/standard-webhooks.ts";
 import { labelText } from "./api-keys.ts";
 import type { SecretBox } from "./secret-box.ts";
+import { type CachedStore, ChangeListeners } from "./cached-store.ts";
 
 export const CreateSourceRequest = z.strictObject({ name: labelText });
 
@@ -27,8 +28,9 @@ export interface SigningSecret {
 /** Active secrets are read at most this often; a rotation or revocation takes effect within it. */
 const CACHE_MS = 5_000;
 
-export class IngestSources {
+export class IngestSources implements CachedStore {
   private cached: { secrets: SigningSecret[]; until: number } | undefined;
+  private readonly changes = new ChangeListeners();
 
   constructor(
     private readonly database: Database,
@@ -46,7 +48,7 @@ export class IngestSources {
       await audit(tx, { actor, action: "create", entity: "ingest_source", entityId: id, after: { id, name } });
       return true;
     });
-    this.cached = undefined;
+    this.changed();
     return created ? { id, name, secret } : { conflict: true };
   }
 
@@ -65,7 +67,7 @@ export class IngestSources {
       return true;
     });
     if (!added) return null;
-    this.cached = undefined;
+    this.changed();
     return { secret_id: secretId, secret };
   }
 
@@ -88,8 +90,21 @@ export class IngestSources {
       await audit(tx, { actor, action: "revoke_older_secrets", entity: "ingest_source", entityId: sourceId, after: { revoked: older.length } });
       return older.length;
     });
-    this.cached = undefined;
+    this.changed();
     return revoked;
+  }
+
+  onChange(listener: () => void): void {
+    this.changes.add(listener);
+  }
+
+  forget(): void {
+    this.cached = undefined;
+  }
+
+  private changed(): void {
+    this.forget();
+    this.changes.emit();
   }
 
   async list(): Promise<SourceInfo[]> {

@@ -4,6 +4,7 @@ import { audit } from "../audit/log.ts";
 import type { Database } from "../db/connection.ts";
 import { providerKeys } from "../db/schema.ts";
 import type { SecretBox } from "./secret-box.ts";
+import { type CachedStore, ChangeListeners } from "./cached-store.ts";
 
 export const SetProviderKeyRequest = z.strictObject({
   api_key: z
@@ -42,10 +43,11 @@ const REFRESH_MS = 5_000;
  * are held decrypted in memory and re-read in the background, so the proxy never waits on the
  * database for them and keeps its keys through a database outage.
  */
-export class ProviderKeys {
+export class ProviderKeys implements CachedStore {
   private stored = new Map<string, string>();
   private loadedAt = 0;
   private loading: Promise<void> | undefined;
+  private readonly changes = new ChangeListeners();
 
   constructor(
     private readonly database: Database,
@@ -74,6 +76,7 @@ export class ProviderKeys {
       return after;
     });
     this.stored.set(provider, key);
+    this.changes.emit();
     return after;
   }
 
@@ -89,13 +92,27 @@ export class ProviderKeys {
       await audit(tx, { actor, action: "remove", entity: "provider_key", entityId: provider, before: this.infoOf(provider, row), after });
       return after;
     });
-    this.stored.delete(provider);
+    if (after) {
+      this.stored.delete(provider);
+      this.changes.emit();
+    }
     return after;
   }
 
   async list(providers: readonly string[]): Promise<ProviderKeyInfo[]> {
     const rows = new Map((await this.database.db.select().from(providerKeys)).map((r) => [r.provider, r]));
     return providers.map((provider) => this.infoOf(provider, rows.get(provider)));
+  }
+
+  onChange(listener: () => void): void {
+    this.changes.add(listener);
+  }
+
+  /** Re-read now; meanwhile calls keep the keys last read, as through a database outage. */
+  forget(): void {
+    this.refresh().catch(() => {
+      // Read again by the next call once REFRESH_MS has passed.
+    });
   }
 
   private current(provider: string): string | undefined {

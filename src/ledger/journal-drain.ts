@@ -6,7 +6,8 @@ import { registry } from "../metrics.ts";
 import type { Built, LedgerEvent } from "./build-event.ts";
 import type { UsageEvent } from "./event.ts";
 import { type JournalClaim, type JournalTuning, Journal, type Segment, encodeEvent, errorText } from "./journal.ts";
-import { DatabaseTimeout, type Recorder } from "./recorder.ts";
+import type { Recorder } from "./recorder.ts";
+import { causes, sqlState } from "../db/sql-state.ts";
 
 /** Where callers that must not wait on the database, nor fail with it, hand their usage: the proxy. */
 export interface UsageSink {
@@ -419,21 +420,6 @@ async function adoptSpool(spoolDir: string, journalDir: string, logger: Logger):
   for (const name of names) await rename(join(spoolDir, name), join(journalDir, name)).catch(() => {});
   await rmdir(spoolDir).catch(() => {});
   if (names.length > 0) logger.info({ files: names.length }, "moved the files of the former spool folder into the journal");
-}
-
-/** The errors down a cause chain: drizzle wraps the driver's error in one that quotes the whole query. */
-function* causes(err: unknown): Generator<unknown> {
-  for (let e = err; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) yield e;
-}
-
-/** The SQLSTATE of an error the database itself returned (both drivers give it a severity); undefined for a broken link or a timeout. */
-function sqlState(err: unknown): string | undefined {
-  if (err instanceof DatabaseTimeout) return undefined;
-  for (const e of causes(err)) {
-    const { code, severity } = e as { code?: unknown; severity?: unknown };
-    if (typeof code === "string" && typeof severity === "string") return code;
-  }
-  return undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../me
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
+import { sqlState, sqlStateClass } from "../db/sql-state.ts";
 import { ROW_INDEX_NAMES, rollupPlan, rollupsOfInserted, rowIndexColumns } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
@@ -37,6 +38,8 @@ export class DatabaseTimeout extends Error {
 interface Pending {
   /** The record() call it came with: a batch the database refuses is retried call by call. */
   call: object;
+  /** When it was queued (performance.now()): its batch is due once the oldest has waited maxWaitMs. */
+  queuedAt: number;
   event: LedgerEvent;
   settle: (inserted: boolean) => void;
   fail: (err: unknown) => void;
@@ -55,6 +58,8 @@ const RETRYABLE = new Set(["40P01", "40001"]); // deadlock, serialization failur
 export class Recorder {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The queued event the timer is set for: the oldest, when the timer was set. */
+  private timerFor: Pending | undefined;
   private inFlight = new Set<Promise<void>>();
   private readonly listeners: FlushListener[] = [];
   private closed = false;
@@ -79,19 +84,14 @@ export class Recorder {
       return Promise.reject(new DatabaseTimeout(this.timeoutMs ?? 0));
     }
     const call = {};
+    const queuedAt = performance.now();
     const answers = events.map(
       (event) =>
         new Promise<boolean>((settle, fail) => {
-          this.queue.push({ call, event, settle, fail });
+          this.queue.push({ call, queuedAt, event, settle, fail });
         }),
     );
     this.pump(false);
-    if (this.queue.length > 0 && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.pump(true);
-      }, this.opts.maxWaitMs);
-    }
     return Promise.all(answers);
   }
 
@@ -121,8 +121,6 @@ export class Recorder {
 
   /** Writes everything queued and waits for every write under way. */
   async flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
     while (this.queue.length > 0 || this.inFlight.size > 0) {
       this.pump(true);
       await Promise.race([...this.inFlight].map((run) => run.then(noop, noop)));
@@ -136,24 +134,38 @@ export class Recorder {
   }
 
   /**
-   * Starts writes while a writer is free: a full batch at once, and what is queued, however
-   * little, once it is `due` (its first event has waited maxWaitMs, or a write has just ended:
-   * what queued meanwhile has waited for company already). Batches are cut when a writer takes
-   * them, not when events arrive, so everything that queued behind a write goes in one statement:
-   * fewer, larger statements, each rollup row touched once for all of them.
+   * Group commit. A batch is cut when a writer is free AND it is full or its oldest event has
+   * waited maxWaitMs (`force`: flush and close, at once). A writer that frees up does not take a
+   * batch that is not due: under a steady trickle of proxied calls that made a chain of tiny
+   * writes, one transaction per call or two, as each write's end took whatever arrived during it.
+   * Events that queue while every writer is busy still go, up to batchSize, into the next write
+   * together. Not due yet: a timer wakes the pump when the oldest event will be.
    */
-  private pump(due: boolean): void {
-    while (this.inFlight.size < (this.opts.maxConcurrentFlushes ?? 4) && this.queue.length > 0 && (due || this.queue.length >= this.opts.batchSize)) {
+  private pump(force: boolean): void {
+    const limit = this.opts.maxConcurrentFlushes ?? 4;
+    while (this.inFlight.size < limit && this.queue.length > 0 && (force || this.queue.length >= this.opts.batchSize || this.waitLeft() <= 0)) {
       const run: Promise<void> = this.write(this.queue.splice(0, this.opts.batchSize)).finally(() => {
         this.inFlight.delete(run);
-        this.pump(true);
+        this.pump(false);
       });
       this.inFlight.add(run);
     }
-    if (this.queue.length === 0) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    // Every writer busy (or nothing queued): the next write's end pumps again. Otherwise wake when
+    // the oldest is due; a timer already set for the same oldest event stays (one per batch, not per call).
+    const oldest = this.inFlight.size < limit ? this.queue[0] : undefined;
+    if (oldest === this.timerFor) return;
+    clearTimeout(this.timer);
+    this.timerFor = oldest;
+    // At least 1 ms: a timer can fire a little before performance.now() says its time is up; it then sets another.
+    this.timer = oldest && setTimeout(() => {
+      this.timerFor = undefined;
+      this.pump(false);
+    }, Math.max(1, Math.ceil(this.waitLeft())));
+  }
+
+  /** Milliseconds until the oldest queued event has waited maxWaitMs. */
+  private waitLeft(): number {
+    return this.queue[0]!.queuedAt + this.opts.maxWaitMs - performance.now();
   }
 
   private async write(batch: Pending[]): Promise<void> {
@@ -239,59 +251,19 @@ export class Recorder {
   }
 }
 
-function sqlState(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++)
-    if (typeof e.code === "string") return e.code;
-  return undefined;
-}
-
 const errorName = (err: unknown) => (err instanceof Error ? err.name : typeof err);
 
-/** The class of a SQLSTATE (its first two characters), as PostgreSQL's appendix A names them. */
-export function sqlStateClass(code: string): string {
-  return SQLSTATE_CLASSES[code.slice(0, 2)] ?? `class ${code.slice(0, 2)}`;
-}
-const SQLSTATE_CLASSES: Record<string, string> = {
-  "08": "connection_exception",
-  "22": "data_exception",
-  "23": "integrity_constraint_violation",
-  "25": "invalid_transaction_state",
-  "40": "transaction_rollback",
-  "42": "syntax_error_or_access_rule_violation",
-  "53": "insufficient_resources",
-  "54": "program_limit_exceeded",
-  "55": "object_not_in_prerequisite_state",
-  "57": "operator_intervention",
-  "58": "system_error",
-  XX: "internal_error",
-};
-
-/** What the rollups need of an event. */
-const rollupSource = (e: PricedEvent) => ({
-  ts: e.ts,
-  provider: e.provider,
-  model: e.model,
-  input_tokens: e.tokens.input,
-  cached_input_tokens: e.tokens.cached_input,
-  cache_write_tokens: e.tokens.cache_write,
-  output_tokens: e.tokens.output,
-  reasoning_tokens: e.tokens.reasoning,
-  cost: e.cost,
-  priced: e.priced,
-  status: e.status,
-  team: e.team,
-  project: e.project,
-  feature: e.feature,
-  user: e.user,
-  api_key_id: e.api_key_id,
-});
-
-
-/** Every column written, its Postgres type, and how to read it off an event. */
+/**
+ * Every column written, the type of the array it travels in, and how to read it off an event.
+ * Two travel as something cheaper for Postgres to read than their own type, and are converted per
+ * row (COLUMN_VALUES): the time as epoch milliseconds (a bigint reads in about a third of a
+ * timestamptz's text), and tags as text: array_in of a jsonb[] cost ~10-14 µs per element against
+ * ~0.5 µs for `text::jsonb` per row (measured on PostgreSQL 15; it was a sixth of the statement).
+ */
 const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent) => Cell][] = [
   ["source", "text", (e) => e.source],
   ["id", "text", (e) => e.id],
-  ["ts", "timestamptz", (e) => e.ts.toISOString()],
+  ["ts", "bigint", (e) => e.ts.getTime()],
   ["provider", "text", (e) => e.provider],
   ["model", "text", (e) => e.model],
   ["input_tokens", "bigint", (e) => e.tokens.input],
@@ -313,11 +285,17 @@ const EVENT_COLUMNS: readonly [name: string, type: string, read: (e: PricedEvent
   ["user", "text", (e) => e.user],
   ["session", "text", (e) => e.session],
   ["api_key_id", "text", (e) => e.api_key_id],
-  ["tags", "jsonb", (e) => JSON.stringify(e.tags)],
+  ["tags", "text", (e) => JSON.stringify(e.tags)],
   ["request_id", "text", (e) => e.request_id],
 ];
 
 const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "));
+/** The input's columns as the table's types (see EVENT_COLUMNS); a time in whole milliseconds converts exactly. */
+const CONVERTED: Record<string, string> = {
+  ts: `timestamptz 'epoch' + "ts" * interval '1 millisecond'`,
+  tags: `case when "tags" = '{}' then '{}'::jsonb else "tags"::jsonb end`,
+};
+const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `"${name}"`).join(", "));
 
 /**
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
@@ -325,7 +303,7 @@ const COLUMN_LIST = sql.raw(EVENT_COLUMNS.map(([name]) => `"${name}"`).join(", "
  * keys inserted. Each column travels as one array parameter.
  */
 function insertStatement(events: PricedEvent[]) {
-  const plan = rollupPlan(events.map(rollupSource), 1);
+  const plan = rollupPlan(events, 1);
   const arrays = [...EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type)), ...rowIndexColumns(plan)];
   return sql`
     with input as (
@@ -333,7 +311,7 @@ function insertStatement(events: PricedEvent[]) {
     ),
     ins as (
       insert into usage_events (${COLUMN_LIST})
-      select ${COLUMN_LIST} from input
+      select ${COLUMN_VALUES} from input
       -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
       order by source, id
       on conflict (source, id) do nothing

@@ -1,12 +1,13 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Cell, arrayColumn } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
+import type { Tokens } from "./event.ts";
 import { type Totals, ZERO } from "./spend.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
- * aggregated here in the process and written in one statement (usage_rollups for the hour, day and
- * user-day grains, usage_user_months for user-month). The recorder adds what it
+ * aggregated here in the process and written in one statement (usage_rollups for the hour and day
+ * grains, usage_user_days for user-day, usage_user_months for user-month). The recorder adds what it
  * inserted, erasure takes away what it deleted, so both keep rollups equal to the events' sums.
  * Grains (schema.ts):
  * - `hour`, `day`: per UTC hour / day and attribution without the user;
@@ -14,8 +15,13 @@ import { type Totals, ZERO } from "./spend.ts";
  * - `user-month`: per UTC month and user only, so a user's month is one row.
  */
 
-/** The usage_events columns a delta is made from, as the recorder and erasure read them back. */
-export type RollupSource = Pick<Totals, "input_tokens" | "cached_input_tokens" | "cache_write_tokens" | "output_tokens" | "reasoning_tokens" | "cost"> & {
+/**
+ * What a delta is made from: a priced event as the recorder holds it (so it passes its events as
+ * they are), or usage_events' columns as erasure reads them back (rollupSourceOf).
+ */
+export type RollupSource = {
+  tokens: Pick<Tokens, "input" | "cached_input" | "cache_write" | "output" | "reasoning">;
+  cost: bigint;
   ts: Date;
   provider: string;
   model: string;
@@ -44,9 +50,11 @@ export type RollupRow = Totals & {
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 const floorTo = (ms: number, step: number) => Math.floor(ms / step) * step;
+/** The first instant of ms's UTC month. Not Date.UTC(year, month, 1): it reads years 0 to 99 as 1900 to 1999. */
 const monthOf = (ms: number) => {
   const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  d.setUTCDate(1);
+  return d.setUTCHours(0, 0, 0, 0);
 };
 
 /** A row of zero sums for one key; one constructor, so every row has the same shape. */
@@ -117,11 +125,11 @@ export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows:
       row.requests += sign;
       row.errors += errors;
       row.unpriced += unpriced;
-      row.input_tokens += sign * e.input_tokens;
-      row.cached_input_tokens += sign * e.cached_input_tokens;
-      row.cache_write_tokens += sign * e.cache_write_tokens;
-      row.output_tokens += sign * e.output_tokens;
-      row.reasoning_tokens += sign * e.reasoning_tokens;
+      row.input_tokens += sign * e.tokens.input;
+      row.cached_input_tokens += sign * e.tokens.cached_input;
+      row.cache_write_tokens += sign * e.tokens.cache_write;
+      row.output_tokens += sign * e.tokens.output;
+      row.reasoning_tokens += sign * e.tokens.reasoning;
       row.cost += cost;
     }
   }
@@ -145,24 +153,31 @@ function rowsRelation(rows: readonly RollupRow[]): SQL {
 }
 
 /**
- * CTEs `rolled` and `rolled_months` adding the CTE `deltas` (KEY and SUMS columns, each key once)
- * to the rollups: the `user-month` rows to usage_user_months, the others to usage_rollups. Rows
- * are touched in key order, the same order for every writer, and the two CTEs run in the same
- * order in every statement (one plan), so concurrent statements wait for each other rather than
- * deadlock.
+ * CTEs `rolled`, `rolled_days` and `rolled_months` adding the CTE `deltas` (KEY and SUMS columns,
+ * each key once) to the rollups: the `hour` and `day` rows to usage_rollups, the `user-day` rows
+ * to usage_user_days, the `user-month` rows to usage_user_months. Rows are touched in key order,
+ * the same order for every writer, and the CTEs run in the same order in every statement (one
+ * plan), so concurrent statements wait for each other rather than deadlock.
  */
 function upsertDeltas(): SQL {
   return sql`rolled as (
       insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
-      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain <> 'user-month'
+      select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain in ('hour', 'day')
       order by ${sql.raw(KEY)}
       on conflict (${sql.raw(KEY)}) do update set ${sql.raw(ADD_SUMS)}),
+    rolled_days as (
+      insert into usage_user_days as r (${sql.raw(USER_DAY_KEY)}, ${sql.raw(SUMS.join(", "))})
+      select ${sql.raw(USER_DAY_KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain = 'user-day'
+      order by ${sql.raw(USER_DAY_KEY)}
+      on conflict (${sql.raw(USER_DAY_KEY)}) do update set ${sql.raw(ADD_SUMS)}),
     rolled_months as (
       insert into usage_user_months as r (bucket, "user", ${sql.raw(SUMS.join(", "))})
       select bucket, "user", ${sql.raw(SUMS.join(", "))} from deltas where grain = 'user-month'
       order by bucket, "user"
       on conflict (bucket, "user") do update set ${sql.raw(ADD_SUMS)})`;
 }
+/** usage_user_days' primary key, in its order. */
+const USER_DAY_KEY = `bucket, "user", team, project, feature, provider, model, api_key_id`;
 const ADD_SUMS = SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(", ");
 
 /** One statement adding every grain's rows (each key once), or undefined when there are none. */
@@ -214,7 +229,7 @@ export const ROLLUP_SOURCE_COLUMNS = sql.raw(
   cache_write_tokens::text, output_tokens::text, reasoning_tokens::text, cost::text, priced, status, team, project, feature, "user", api_key_id`,
 );
 
-export type RollupSourceRow = Omit<RollupSource, "ts" | "cost" | `${string}_tokens`> & {
+export type RollupSourceRow = Omit<RollupSource, "ts" | "cost" | "tokens"> & {
   ts_ms: string;
   cost: string;
   input_tokens: string;
@@ -230,10 +245,12 @@ export function rollupSourceOf(row: RollupSourceRow): RollupSource {
     ...row,
     ts: new Date(Number(row.ts_ms)),
     cost: BigInt(row.cost),
-    input_tokens: Number(row.input_tokens),
-    cached_input_tokens: Number(row.cached_input_tokens),
-    cache_write_tokens: Number(row.cache_write_tokens),
-    output_tokens: Number(row.output_tokens),
-    reasoning_tokens: Number(row.reasoning_tokens),
+    tokens: {
+      input: Number(row.input_tokens),
+      cached_input: Number(row.cached_input_tokens),
+      cache_write: Number(row.cache_write_tokens),
+      output: Number(row.output_tokens),
+      reasoning: Number(row.reasoning_tokens),
+    },
   };
 }

@@ -1,12 +1,12 @@
 /**
- * Spend queries. Answers come from the rollups (usage_rollups, usage_user_months); usage_events is read only for the part of an
+ * Spend queries. Answers come from the rollups (usage_rollups, usage_user_days, usage_user_months); usage_events is read only for the part of an
  * hour no rollup can answer, so every figure is exact whatever the time zone.
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { z } from "zod";
 import type { Database } from "../db/connection.ts";
-import { type RollupGrain, usageEvents, usageRollups, usageUserMonths } from "../db/schema.ts";
+import { type RollupGrain, usageEvents, usageRollups, usageUserMonths, usageUserDays } from "../db/schema.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import type { Dimension } from "./event.ts";
 import { modelInScopeSql } from "./model-family.ts";
@@ -397,10 +397,10 @@ export function pieceFrom(piece: Piece, filters: SpendQuery["filters"]): SQL {
       from ${usageEvents}
       where ${usageEvents.ts} >= ${from}::timestamptz and ${usageEvents.ts} < ${to}::timestamptz
         ${filterSql(filters, "event")}) as ${sql.identifier("usage_events")}`;
-  // The user-month grain has its own table; a piece of it is asked about users only (coverUserMonths),
-  // so it answers under the rollups' name for the user column and the filter on it.
-  if (piece.source === "user-month")
-    return sql`from ${usageUserMonths} as ${sql.identifier("usage_rollups")}
+  // The user grains have tables of their own with usage_rollups' columns but the grain; they answer
+  // under the rollups' name. A user-month piece is asked about users only (coverUserMonths).
+  if (piece.source === "user-month" || piece.source === "user-day")
+    return sql`from ${piece.source === "user-month" ? usageUserMonths : usageUserDays} as ${sql.identifier("usage_rollups")}
     where ${usageRollups.bucket} >= ${from}::timestamptz and ${usageRollups.bucket} < ${to}::timestamptz
       ${filterSql(filters, "rollup")}`;
   return sql`from ${usageRollups}

@@ -46,7 +46,7 @@ const iso = (column: string) => sql.raw(`to_char(${column} at time zone 'UTC', '
 /** UTC days (as ISO text) on which the user has usage, oldest first. */
 async function activeDays(database: Database, user: string): Promise<string[]> {
   const rows = await database.rows<{ day: string }>(sql`
-    select distinct ${iso("bucket")} as day from usage_rollups where grain = 'user-day' and "user" = ${user} order by 1`);
+    select distinct ${iso("bucket")} as day from usage_user_days where "user" = ${user} order by 1`);
   return rows.map((r) => r.day);
 }
 
@@ -64,7 +64,7 @@ export async function userFootprint(database: Database, user: string): Promise<U
   const [row] = await database.rows<{ requests: string | null; cost: string | null; first_day: string | null; last_day: string | null }>(sql`
     select sum(requests)::text as requests, sum(cost)::text as cost,
       to_char(min(bucket) at time zone 'UTC', 'YYYY-MM-DD') as first_day, to_char(max(bucket) at time zone 'UTC', 'YYYY-MM-DD') as last_day
-    from usage_rollups where grain = 'user-day' and "user" = ${user}`);
+    from usage_user_days where "user" = ${user}`);
   return { requests: Number(row?.requests ?? 0), cost: BigInt(row?.cost ?? 0), first_day: row?.first_day ?? null, last_day: row?.last_day ?? null };
 }
 
@@ -168,7 +168,10 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
         // Rows whose every event is gone. Rollups only ever count real events, so none is zero otherwise.
         const [from, to] = [first.toISOString(), new Date(Math.max(...times)).toISOString()];
         await tx.execute(sql`
-          delete from usage_rollups where grain in ('hour', 'day', 'user-day') and requests = 0
+          delete from usage_rollups where grain in ('hour', 'day') and requests = 0
+            and bucket >= date_trunc('day', ${from}::timestamptz, 'UTC') and bucket <= ${to}::timestamptz`);
+        await tx.execute(sql`
+          delete from usage_user_days where "user" = ${user} and requests = 0
             and bucket >= date_trunc('day', ${from}::timestamptz, 'UTC') and bucket <= ${to}::timestamptz`);
         await tx.execute(sql`
           delete from usage_user_months where "user" = ${user} and requests = 0
@@ -185,7 +188,7 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
     const orphans = rowsOf<{ n: number }>(
       await tx.execute(sql`
         with removed as (
-          delete from usage_rollups r where grain = 'user-day' and "user" = ${user} and not exists (
+          delete from usage_user_days r where "user" = ${user} and not exists (
             select 1 from usage_events e
             where e."user" = ${user} and e.ts >= r.bucket and e.ts < r.bucket + ${DAY}
               and coalesce(e.team, '') = r.team and coalesce(e.project, '') = r.project

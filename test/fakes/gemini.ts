@@ -21,6 +21,17 @@ import {
  * `usageMetadata` with the counts so far. The key goes in `x-goog-api-key` or `?key=`. Errors are
  * `{"error":{"code","message","status"}}`; like the real API, a wrong key is a 400
  * INVALID_ARGUMENT (reason API_KEY_INVALID) and a missing one a 403 PERMISSION_DENIED, not a 401.
+ *
+ * The Batch API, from Google's batch-mode reference: `models/{model}:batchGenerateContent` takes
+ * `{batch: {inputConfig: {requests: {requests: [{request, metadata}]}}}}` (inline) or
+ * `{batch: {inputConfig: {fileName}}}` (a JSONL file of `{key, request}` lines, uploaded beforehand:
+ * GEMINI_INPUT_FILES stands for those uploads) and answers a long-running operation `batches/{id}`.
+ * `GET batches/{id}` answers it running on the first poll and done on every later one: its
+ * `response` (and `metadata.output`) then holds `inlinedResponses.inlinedResponses[]` (each a
+ * `response` with its `usageMetadata` or an `error`, and the request's `metadata`) or a
+ * `responsesFile`, downloaded at `files/{id}:download?alt=media` (under `/v1beta/` as the SDKs
+ * ask, or `/download/v1beta/` as the REST examples do) as JSONL, one `{key, response}` or
+ * `{key, error}` a line, in request order. A request without `contents` fails on its own.
  */
 
 export const GEMINI_KEY = "AIzaSyFake-gemini-0123456789abcdef";
@@ -103,7 +114,112 @@ function* arrayFrames(model: string, deltas: number, usage: Usage, size: number)
   yield first ? "[]" : "]";
 }
 
-function answer(request: RecordedRequest, url: URL, b: Behaviour): Reply {
+/** What every succeeded batch request reports. */
+export const GEMINI_BATCH_USAGE = { promptTokenCount: 1000, candidatesTokenCount: 400, thoughtsTokenCount: 100, totalTokenCount: 1500 };
+
+/** The input files of file batches, as if uploaded: `{key, request}` lines (the last without contents, so it fails). */
+export const GEMINI_INPUT_FILES: Readonly<Record<string, readonly { key: string; request: Record<string, unknown> }[]>> = {
+  "files/batch-input-3": [
+    { key: "alpha", request: { contents: [{ role: "user", parts: [{ text: "one" }] }] } },
+    { key: "beta", request: { contents: [{ role: "user", parts: [{ text: "two" }] }] } },
+    { key: "gamma", request: {} },
+  ],
+};
+
+interface FakeBatch {
+  model: string;
+  created: string;
+  polls: number;
+  /** Each request as given, with its metadata (inline) or key (file). */
+  requests: { request: Record<string, unknown>; metadata?: unknown; key?: string }[];
+  file: boolean;
+  /** Pads each response's text (Behaviour.deltaBytes of the create call), for answers of many megabytes. */
+  padding: number;
+}
+
+const BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch";
+const OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatchOutput";
+
+/** One request's result: its GenerateContentResponse, or the error a request without contents gets. */
+function batchResult(model: string, request: Record<string, unknown>, padding: number): { response: unknown } | { error: unknown } {
+  if (!Array.isArray(request.contents) || request.contents.length === 0)
+    return { error: { code: 3, message: "* GenerateContentRequest.contents: contents is not specified\n" } };
+  return {
+    response: {
+      candidates: [{ content: { parts: [{ text: answerText(DEFAULT_DELTAS, padding) }], role: "model" }, finishReason: "STOP", index: 0 }],
+      usageMetadata: GEMINI_BATCH_USAGE,
+      modelVersion: model,
+      responseId: randomId("", 24),
+    },
+  };
+}
+
+/** The batches a fake has been given, by id. */
+type Batches = Map<string, FakeBatch>;
+
+function operation(id: string, b: FakeBatch) {
+  const done = b.polls > 1;
+  const count = String(b.requests.length);
+  const results = b.requests.map((r) => batchResult(b.model, r.request, b.padding));
+  const failed = results.filter((r) => "error" in r).length;
+  const output = b.file
+    ? { responsesFile: `files/batch-${id}` }
+    : { inlinedResponses: { inlinedResponses: results.map((r, i) => ({ ...r, ...(b.requests[i]!.metadata ? { metadata: b.requests[i]!.metadata } : {}) })) } };
+  const stats = done
+    ? { requestCount: count, successfulRequestCount: String(results.length - failed), failedRequestCount: String(failed) }
+    : { requestCount: count, pendingRequestCount: count };
+  const metadata = {
+    "@type": BATCH_TYPE,
+    model: `models/${b.model}`,
+    displayName: `batch-${id}`,
+    createTime: b.created,
+    updateTime: b.created,
+    batchStats: stats,
+    state: done ? "BATCH_STATE_SUCCEEDED" : b.polls === 0 ? "BATCH_STATE_PENDING" : "BATCH_STATE_RUNNING",
+    name: `batches/${id}`,
+    ...(done ? { endTime: b.created, output } : {}),
+  };
+  return { name: `batches/${id}`, metadata, ...(done ? { done: true, response: { "@type": OUTPUT_TYPE, ...output } } : {}) };
+}
+
+function createBatch(batches: Batches, model: string, body: unknown, padding: number): Reply {
+  const input = (body as { batch?: { inputConfig?: { requests?: { requests?: unknown }; fileName?: unknown } } } | undefined)?.batch?.inputConfig;
+  const inline = input?.requests?.requests;
+  const file = typeof input?.fileName === "string" ? GEMINI_INPUT_FILES[input.fileName] : undefined;
+  if (!Array.isArray(inline) && !file) return json(400, geminiError(400, "* BatchGenerateContentRequest.batch.input_config: input_config is not specified"));
+  const requests = file
+    ? file.map(({ key, request }) => ({ request, key }))
+    : (inline as { request?: Record<string, unknown>; metadata?: unknown }[]).map((r) => ({ request: r.request ?? {}, metadata: r.metadata }));
+  const id = randomId("", 40).toLowerCase();
+  batches.set(id, { model, created: new Date().toISOString(), polls: 0, requests, file: file !== undefined, padding });
+  return json(200, operation(id, batches.get(id)!));
+}
+
+/** A batch's responses file, one JSON object a line, in request order. */
+function* responsesFile(b: FakeBatch): Generator<string> {
+  for (const { key, request } of b.requests) yield `${JSON.stringify({ key, ...batchResult(b.model, request, b.padding) })}\n`;
+}
+
+/** The Batch API's own paths; undefined for any other. */
+function batchAnswer(batches: Batches, request: RecordedRequest, url: URL): Reply | undefined {
+  if (request.method !== "GET") return undefined;
+  const polled = /^\/v1beta\/batches\/([^/:]+)$/.exec(url.pathname)?.[1];
+  if (polled !== undefined) {
+    const b = batches.get(polled);
+    if (!b) return json(404, geminiError(404, undefined));
+    b.polls++;
+    return json(200, operation(polled, b));
+  }
+  const file = /^(?:\/download)?\/v1beta\/files\/batch-([^/:]+):download$/.exec(url.pathname)?.[1];
+  if (file === undefined) return undefined;
+  const b = batches.get(file);
+  if (!b?.file || b.polls < 2 || url.searchParams.get("alt") !== "media") return json(404, geminiError(404, undefined));
+  return { kind: "stream", contentType: "application/octet-stream", frames: responsesFile(b) };
+}
+
+function answer(batches: Batches, request: RecordedRequest, url: URL, b: Behaviour): Reply {
+  const batch = batchAnswer(batches, request, url);
+  if (batch) return batch;
   const match = /^\/(?:v1|v1beta)\/models\/([^/:]+):([A-Za-z]+)$/.exec(url.pathname);
   const model = decodeURIComponent(match?.[1] ?? "");
   const action = match?.[2];
@@ -122,6 +238,8 @@ function answer(request: RecordedRequest, url: URL, b: Behaviour): Reply {
       return url.searchParams.get("alt") === "sse"
         ? { kind: "stream", contentType: "text/event-stream", frames: sseFrames(model, deltas, usage, b.deltaBytes ?? 0) }
         : { kind: "stream", contentType: "application/json; charset=UTF-8", frames: arrayFrames(model, deltas, usage, b.deltaBytes ?? 0) };
+    case "batchGenerateContent":
+      return createBatch(batches, model, request.body, b.deltaBytes ?? 0);
     case "countTokens":
       return json(200, { totalTokens: GEMINI_USAGE.promptTokenCount, promptTokensDetails: GEMINI_USAGE.promptTokensDetails });
     default:
@@ -129,14 +247,14 @@ function answer(request: RecordedRequest, url: URL, b: Behaviour): Reply {
   }
 }
 
-const contract: ProviderContract = {
-  authorise,
-  errorBody: (status, message) => geminiError(status, message),
-  answer,
-  commonHeaders: () => ({ "server-timing": "gfet4t7; dur=42" }),
-};
-
 /** A fake Gemini API on a loopback port, accepting `key`. Base URL for the SDK: `url`. */
 export function startFakeGemini(key = GEMINI_KEY): Promise<FakeUpstream> {
+  const batches: Batches = new Map();
+  const contract: ProviderContract = {
+    authorise,
+    errorBody: (status, message) => geminiError(status, message),
+    answer: (request, url, b) => answer(batches, request, url, b),
+    commonHeaders: () => ({ "server-timing": "gfet4t7; dur=42" }),
+  };
   return startFake(contract, key);
 }

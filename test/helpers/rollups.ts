@@ -2,15 +2,22 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../src/db/connection.ts";
 
-/** Every rollup row, usage_user_months' shaped like usage_rollups' (grain `user-month`, no other attribution). */
+/**
+ * Every rollup row, usage_user_days' and usage_user_months' shaped like usage_rollups' (grain
+ * `user-day`; grain `user-month` with no other attribution).
+ */
 export const ALL_ROLLUPS = sql`(select * from usage_rollups
+  union all
+  select 'user-day', bucket, team, project, feature, "user", provider, model, api_key_id, requests, errors, unpriced,
+    input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost
+  from usage_user_days
   union all
   select 'user-month', bucket, '', '', '', "user", '', '', '', requests, errors, unpriced, input_tokens,
     cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost
   from usage_user_months) as rollups`;
 
 /**
- * Every rollup row at every grain (usage_rollups and usage_user_months) equals the sums over usage_events computed independently here
+ * Every rollup row at every grain (usage_rollups, usage_user_days and usage_user_months) equals the sums over usage_events computed independently here
  * (buckets from to_char in UTC rather than date_trunc), and no rollup row lacks its events.
  */
 export async function assertRollupsMatchEvents(db: Database): Promise<void> {

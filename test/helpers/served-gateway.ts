@@ -26,6 +26,8 @@ export interface Server {
   url: string;
   exited: Promise<[number | null, NodeJS.Signals | null]>;
   stderr: () => string;
+  /** The JSON log lines so far (LOG_LEVEL is silent unless `env` sets it). */
+  logs: () => Record<string, unknown>[];
 }
 
 export async function startServer(upstream: FakeUpstream, dir: string, env: Record<string, string>): Promise<Server> {
@@ -43,10 +45,18 @@ export async function startServer(upstream: FakeUpstream, dir: string, env: Reco
       TOLLGATE_BATCH_WAIT_MS: "1000",
       ...env,
     }),
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
+  let stdout = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  const logs = () =>
+    stdout
+      .split("\n")
+      .slice(0, -1) // the last piece is a line still being written
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
   const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
   let url = "";
   await waitFor("the server to listen", async () => {
@@ -55,7 +65,7 @@ export async function startServer(upstream: FakeUpstream, dir: string, env: Reco
     url = (JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { url: string }).url;
     return (await fetch(`${url}/healthz`).catch(() => null))?.status === 200;
   });
-  return { child, url, exited, stderr: () => stderr };
+  return { child, url, exited, stderr: () => stderr, logs };
 }
 
 export async function createKey(server: Server, kind: "virtual" | "ingest"): Promise<string> {

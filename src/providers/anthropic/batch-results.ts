@@ -1,6 +1,6 @@
-import { StringDecoder } from "node:string_decoder";
 import { z } from "zod";
 import type { CallUsage, StreamTap } from "../types.ts";
+import { batchResult, jsonlTap } from "../batch.ts";
 import { envelopeUsage, isRecord, parseJson, pathOnly } from "../wire.ts";
 import { anthropicUsage } from "./usage.ts";
 
@@ -10,9 +10,8 @@ import { anthropicUsage } from "./usage.ts";
  * canceled and expired results carry no usage and cost nothing. The batch object itself reports no
  * usage, so this file is where a batch's spend is read: each succeeded request is recorded under
  * `batch:{batch id}:{custom_id}`, at the batch tier, and the ledger's one row per id makes reading
- * the file again record nothing new. The file is read line by line as it is relayed, never held
- * whole: memory is one line, and a line longer than MAX_LINE is passed on unread (its request is
- * not recorded).
+ * the file again record nothing new. The file is read line by line as it is relayed (jsonl.ts); a
+ * line too long to read is passed on unread, its request not recorded (its custom_id is unknown).
  */
 
 /** `messages/batches/{id}/results`, the batch id captured. */
@@ -22,9 +21,6 @@ export const RESULTS = /(?:^|\/)messages\/batches\/([^/]+)\/results$/;
 export function resultsBatch(path: string): string | undefined {
   return RESULTS.exec(pathOnly(path).replace(/\/+$/, ""))?.[1];
 }
-
-/** Longest line read for usage; a message's JSON is far below it, and longer ones are not held. */
-const MAX_LINE = 4 * 1024 * 1024;
 
 const Line = z.looseObject({
   custom_id: z.string().min(1).max(64),
@@ -37,45 +33,11 @@ export function resultUsage(batchId: string, line: string): CallUsage | undefine
   if (!parsed || parsed.result.type !== "succeeded") return undefined;
   const seen = envelopeUsage(anthropicUsage, parsed.result.message, "usage", "model");
   if (!seen.usage) return undefined;
-  return { usage: { ...seen.usage, service_tier: "batch" }, model: seen.model, key: `batch:${batchId.slice(0, 100)}:${parsed.custom_id}` };
+  return batchResult(seen, `batch:${batchId.slice(0, 100)}:${parsed.custom_id}`);
 }
 
 /** Reads a results file as it passes, unchanged, and reports each succeeded request's usage. */
-export function resultsTap(batchId: string): StreamTap {
-  const decoder = new StringDecoder("utf8");
-  const results: CallUsage[] = [];
-  let line = "";
-  let skipping = false;
-  const take = (text: string) => {
-    let start = 0;
-    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
-      if (!skipping) {
-        const seen = resultUsage(batchId, line + text.slice(start, nl));
-        if (seen) results.push(seen);
-      }
-      line = "";
-      skipping = false;
-      start = nl + 1;
-    }
-    if (skipping) return;
-    line += text.slice(start);
-    if (line.length > MAX_LINE) {
-      line = "";
-      skipping = true;
-    }
-  };
-  return {
-    push(chunk) {
-      take(decoder.write(chunk));
-      return chunk;
-    },
-    end() {
-      take(`${decoder.end()}\n`);
-      return undefined;
-    },
-    result: () => ({ usage: undefined, model: undefined, results }),
-  };
-}
+export const resultsTap = (batchId: string): StreamTap => jsonlTap((line, _index, whole) => (whole ? resultUsage(batchId, line) : undefined));
 
 /** A batch object with its `results_url` made relative (path and query kept), or undefined when there is nothing to change. */
 function relativeResults(batch: unknown): unknown {

@@ -3,6 +3,7 @@ import { INFERENCE, operations } from "../operations.ts";
 import type { CallUsage, Operation, ProviderWire } from "../types.ts";
 import { envelopeUsage, headerValue, isRecord, keyInHeader, parseJson, pathOnly, requestFacts, textOf } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
+import { BATCH, DOWNLOAD, downloadedFile, pollTap, polledBatch, responsesFileTap } from "./batch-results.ts";
 
 /*
  * Google's Gemini API (generativelanguage). The model and the action are in the path
@@ -90,12 +91,19 @@ const GENERATING = ["generateContent", "streamGenerateContent", "embedContent", 
 /** Free model actions named in the metric; any other action is `models.other`. */
 const FREE_ACTIONS = new Set(["countTokens", "batchGenerateContent", "asyncBatchEmbedContent"]);
 
-const resourceOperation = operations([], ["models", "tunedModels", "files", "cachedContents", "batches", "operations", "corpora", "fileSearchStores"]);
+const resourceOperation = operations(
+  [
+    { method: "GET", path: BATCH, operation: { kind: "batch", name: "batches.retrieve" } },
+    { method: "GET", path: DOWNLOAD, operation: { kind: "batch", name: "files.download" } },
+  ],
+  ["models", "tunedModels", "files", "cachedContents", "batches", "operations", "corpora", "fileSearchStores"],
+);
 
 /**
- * Billable requests: the generating actions on a model. Listing and reading models, counting
- * tokens, files, cached contents and batches are forwarded and counted (a batch's state reports no
- * usage totals, only its responses do: batch spend is not recorded by the proxy).
+ * Billable requests: the generating actions on a model, and a batch's responses where they are read
+ * (batch-results.ts): a poll of a done batch with inline responses, a download of a responses file.
+ * Creating a batch, polling one still running, listing and reading models, counting tokens, files
+ * and cached contents are forwarded and counted.
  */
 function geminiOperation(method: string, path: string): Operation {
   const { action } = modelAction(path);
@@ -116,7 +124,13 @@ export const geminiWire: ProviderWire = {
   },
   operation: geminiOperation,
   usageOf,
-  isStream: isEventStream,
-  tap: () => sseStreamTap(sseTap(), false),
+  // A batch's poll and a downloaded file are read as they pass, never held: either may be large.
+  isStream: (contentType, path) => isEventStream(contentType) || polledBatch(path) !== undefined || downloadedFile(path) !== undefined,
+  tap: (path) => {
+    const batch = polledBatch(path);
+    if (batch !== undefined) return pollTap(batch);
+    const file = downloadedFile(path);
+    return file === undefined ? sseStreamTap(sseTap(), false) : responsesFileTap(file);
+  },
   error: geminiError,
 };

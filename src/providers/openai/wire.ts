@@ -16,6 +16,7 @@ import {
   keyInHeader,
 } from "../wire.ts";
 import { inferenceAt, operations } from "../operations.ts";
+import { batchResult } from "../batch.ts";
 import { openAIUsage as openai } from "./usage.ts";
 
 /*
@@ -155,7 +156,7 @@ function batchUsage(body: unknown): CallUsage {
   if (!isRecord(body) || body.object !== "batch" || typeof body.id !== "string" || !FINISHED_BATCH.has(String(body.status))) return { usage: undefined, model: undefined };
   const seen = envelopeUsage(openai, body, "usage", "model");
   if (!seen.usage) return seen;
-  return { usage: { ...seen.usage, service_tier: "batch" }, model: seen.model, key: `batch:${body.id.slice(0, 180)}` };
+  return batchResult(seen, `batch:${body.id.slice(0, 180)}`);
 }
 
 /** OpenAI's error shape; on 429 the type names what ran out, as OpenAI's own 429s do ("tokens", "insufficient_quota"). */
