@@ -281,6 +281,8 @@ export interface StackOptions {
   database?: string;
   /** The checkout (with its dist/ built) the gateways run from. */
   root?: string;
+  /** Added to every gateway's environment. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -290,7 +292,7 @@ export interface StackOptions {
  * caller's close() still runs.
  */
 export async function startStack(gatewayArgs: string[], peer: boolean, options: StackOptions = {}): Promise<Stack> {
-  const { workers = [1], database: databaseName = DATABASE, root = ROOT } = options;
+  const { workers = [1], database: databaseName = DATABASE, root = ROOT, env = {} } = options;
   const children: ChildProcess[] = [];
   const gateways = new Map<string, Gateway>();
   const interrupted = new AbortController();
@@ -334,6 +336,7 @@ export async function startStack(gatewayArgs: string[], peer: boolean, options: 
           OPENAI_API_KEY: MOCK_KEY,
           // Per-request access logs would measure pino and the terminal, not the proxy.
           LOG_LEVEL: "warn",
+          ...env,
         },
         base,
         [...GATEWAY_NODE_ARGS, ...gatewayArgs],
@@ -504,7 +507,7 @@ function nullsToNaN<T>(value: T): T {
   return value;
 }
 
-const round1 = (v: number) => Math.round(v * 10) / 10;
+export const round1 = (v: number) => Math.round(v * 10) / 10;
 
 export function portkeyVersion(): string {
   try {

@@ -6,7 +6,8 @@ import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
 import { benchCrash, crashSection } from "./crash.ts";
 import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
-import { benchProxy, profileProxy } from "./proxy.ts";
+import { benchMemory, memorySection, parseVariant } from "./memory.ts";
+import { benchProxy, gatewaySource, profileProxy } from "./proxy.ts";
 import { abOptionsFromEnv, abTable, benchProxyAb } from "./proxy-ab.ts";
 import { benchRecorderTrickle } from "./recorder-trickle.ts";
 import { profileSection, proxySection } from "./proxy-report.ts";
@@ -15,14 +16,15 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|recorder-trickle|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
  * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases,
  * BENCH_PROXY_WORKERS sets Tollgate's TOLLGATE_WORKERS (`proxy`; a list such as 1,2 for `proxy-workers`, which
  * compares them in one run, BENCH_WORKERS_ROUNDS times over, at BENCH_WORKERS_RATE open loop)
- * (BENCH_GATEWAY_NODE_ARGS gives the gateway's node options); BENCH_BUDGET_EVENTS,
+ * (BENCH_GATEWAY_NODE_ARGS gives the gateway's node options); BENCH_MEMORY_VARIANTS, BENCH_MEMORY_ROUNDS,
+ * BENCH_MEMORY_SECONDS and BENCH_MEMORY_RATE shape the memory bench; BENCH_BUDGET_EVENTS,
  * BENCH_BUDGETS and BENCH_BUDGET_SECONDS size the budgets bench.
  */
 const events = Number(process.env.BENCH_EVENTS ?? 10_000_000);
@@ -146,6 +148,19 @@ if (which === "recorder-trickle") {
   const { builds, rounds } = abOptionsFromEnv();
   const rates = (process.env.BENCH_TRICKLE_RATES ?? "200,1000").split(",").map(Number);
   console.log(await benchRecorderTrickle(builds, rates, Number(process.env.BENCH_TRICKLE_SECONDS ?? 5), rounds));
+}
+if (which === "memory") {
+  // BENCH_MEMORY_VARIANTS: variants separated by ";", each "default" or space-separated NAME=value and --node-option tokens.
+  const options = {
+    variants: (process.env.BENCH_MEMORY_VARIANTS ?? "default").split(";").map(parseVariant),
+    rounds: Number(process.env.BENCH_MEMORY_ROUNDS ?? 1),
+    seconds: Number(process.env.BENCH_MEMORY_SECONDS ?? 8),
+    rate: Number(process.env.BENCH_MEMORY_RATE ?? 1000),
+    connections: 32,
+  };
+  const startedAt = new Date();
+  const runs = await benchMemory(options);
+  put("## Memory under the proxy load", memorySection(options, runs, startedAt, gatewaySource()));
 }
 if (which === "proxy-profile") {
   const r = await profileProxy(Number(process.env.BENCH_PROFILE_RATE ?? 1000), Number(process.env.BENCH_PROFILE_SECONDS ?? 15));

@@ -5,6 +5,7 @@ import { catalog } from "./cli/catalog.ts";
 import { findDataDir, newDataDirNote } from "./cli/data-dir.ts";
 import { type CommandHelp, nearestCommand, renderCommandHelp, renderOverview } from "./cli/help.ts";
 import type { IntegrationSource } from "./integration.ts";
+import { letYoungGenerationGrow } from "./young-generation.ts";
 
 /*
  * Only what every command needs is imported here: the catalogue names each command and loads it
@@ -82,6 +83,9 @@ async function main(argv: string[], sources: readonly IntegrationSource[]): Prom
   const [command, integrations] = await Promise.all([entry?.load(), loadIntegrations(sources, config, name)]);
   const run = command ?? integrations.find((i) => i.cli?.[name])?.cli?.[name];
   if (!run) throw new Error(`the integration offering "${name}" has no such command`);
+  // bin/main.ts kept V8's young generation small while the modules loaded; `serve` lets it grow
+  // once listening, any other command now, before its work.
+  if (name !== "serve") letYoungGenerationGrow();
   let noted = !dataDir.fresh;
   const noteDataDir = () => {
     if (noted || !existsSync(dataDir.path)) return;

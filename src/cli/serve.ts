@@ -14,6 +14,7 @@ import type { Command } from "./commands.ts";
 import { runPrimary } from "../cluster/primary.ts";
 import { workerRole } from "../cluster/worker.ts";
 import { claimServerFile, removeServerFile, writeServerFile } from "./server-file.ts";
+import { letYoungGenerationGrow } from "../young-generation.ts";
 
 /** Where people reach a server listening on `host`: the loopback address when it listens on every interface. */
 export function reachableUrl(host: string, port: number): string {
@@ -80,6 +81,8 @@ async function runGateway(config: Config, integrations: readonly Integration[], 
     const server = await listen(gateway, config);
     const { port } = server.address() as AddressInfo;
     role.listening(gateway, port);
+    // Start-up's garbage is behind us (bin/main.ts kept the young generation small through it).
+    letYoungGenerationGrow();
     const signal = await role.stopRequested;
     logger.info({ signal }, "shutting down");
     role.stopping();

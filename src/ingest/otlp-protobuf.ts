@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import protobuf from "protobufjs";
+import type protobuf from "protobufjs";
 
 /*
  * OTLP's protobuf encoding, read and written by protobufjs from the OpenTelemetry project's own
@@ -16,10 +17,14 @@ interface Messages {
 
 let loaded: Messages | undefined;
 
-/** Parsed on first use, so a gateway that never sees protobuf never pays for it. */
+/**
+ * Parsed on first use, so a gateway that never sees protobuf never pays for it: protobufjs itself
+ * is required here too (it is CommonJS, so synchronously), not at start-up.
+ */
 function messages(): Messages {
   if (loaded) return loaded;
-  const root = new protobuf.Root();
+  const { Root } = createRequire(import.meta.url)("protobufjs") as typeof protobuf;
+  const root = new Root();
   root.resolvePath = (_origin, target) => (target.startsWith("google/protobuf/") ? target : PROTO_DIR + target);
   root.loadSync(["opentelemetry/proto/collector/trace/v1/trace_service.proto", "google/rpc/status.proto"]);
   loaded = {

@@ -1,4 +1,4 @@
-import * as client from "openid-client";
+import type * as Client from "openid-client";
 
 export interface OidcSettings {
   issuer: string;
@@ -30,17 +30,21 @@ const isLoopback = (url: URL) => ["localhost", "127.0.0.1", "[::1]"].includes(ur
 /**
  * OpenID Connect sign-in, authorization code with PKCE, through openid-client. The provider's
  * metadata is discovered on first use and again after a failure, so a gateway starts while its
- * provider is away.
+ * provider is away. openid-client itself is loaded then too: a gateway only pays for it once
+ * someone signs in.
  */
 export class OidcSignIn {
-  private discovered: Promise<client.Configuration> | undefined;
+  private discovered: Promise<{ client: typeof Client; config: Client.Configuration }> | undefined;
 
   constructor(readonly settings: OidcSettings) {}
 
-  private configuration(): Promise<client.Configuration> {
+  private configuration(): Promise<{ client: typeof Client; config: Client.Configuration }> {
     const issuer = new URL(this.settings.issuer);
-    this.discovered ??= client
-      .discovery(issuer, this.settings.clientId, this.settings.clientSecret, undefined, isLoopback(issuer) ? { execute: [client.allowInsecureRequests] } : undefined)
+    this.discovered ??= import("openid-client")
+      .then(async (client) => ({
+        client,
+        config: await client.discovery(issuer, this.settings.clientId, this.settings.clientSecret, undefined, isLoopback(issuer) ? { execute: [client.allowInsecureRequests] } : undefined),
+      }))
       .catch((err: unknown) => {
         this.discovered = undefined;
         throw err;
@@ -50,7 +54,7 @@ export class OidcSignIn {
 
   /** Where to send the browser, and what to remember until it returns. */
   async start(redirectUri: string, next: string): Promise<{ url: URL; transaction: OidcTransaction }> {
-    const config = await this.configuration();
+    const { client, config } = await this.configuration();
     const transaction = { state: client.randomState(), nonce: client.randomNonce(), verifier: client.randomPKCECodeVerifier(), next };
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: redirectUri,
@@ -65,7 +69,7 @@ export class OidcSignIn {
 
   /** Exchanges the code the browser brought back; throws when the provider's answer does not check out. */
   async finish(callbackUrl: URL, transaction: OidcTransaction): Promise<OidcPerson> {
-    const config = await this.configuration();
+    const { client, config } = await this.configuration();
     const tokens = await client.authorizationCodeGrant(config, callbackUrl, {
       pkceCodeVerifier: transaction.verifier,
       expectedState: transaction.state,

@@ -1,5 +1,4 @@
-import { Sha256 } from "@aws-crypto/sha256-js";
-import { SignatureV4 } from "@smithy/signature-v4";
+import type { SignatureV4 } from "@smithy/signature-v4";
 import type { UpstreamRequest } from "../types.ts";
 
 /*
@@ -16,13 +15,21 @@ export interface AwsCredentials {
   region: string;
 }
 
-const signers = new WeakMap<AwsCredentials, SignatureV4>();
+const signers = new WeakMap<AwsCredentials, Promise<SignatureV4>>();
 
-function signerFor(credentials: AwsCredentials): SignatureV4 {
+/**
+ * The AWS signer is loaded at the first signed call, not at start-up: a gateway without Bedrock
+ * IAM credentials (most of them, and every proxy worker until one is used) never holds it.
+ */
+async function newSigner({ accessKeyId, secretAccessKey, sessionToken, region }: AwsCredentials): Promise<SignatureV4> {
+  const [{ SignatureV4 }, { Sha256 }] = await Promise.all([import("@smithy/signature-v4"), import("@aws-crypto/sha256-js")]);
+  return new SignatureV4({ service: "bedrock", region, credentials: { accessKeyId, secretAccessKey, sessionToken }, sha256: Sha256 });
+}
+
+function signerFor(credentials: AwsCredentials): Promise<SignatureV4> {
   let signer = signers.get(credentials);
   if (!signer) {
-    const { accessKeyId, secretAccessKey, sessionToken, region } = credentials;
-    signer = new SignatureV4({ service: "bedrock", region, credentials: { accessKeyId, secretAccessKey, sessionToken }, sha256: Sha256 });
+    signer = newSigner(credentials);
     signers.set(credentials, signer);
   }
   return signer;
@@ -45,7 +52,7 @@ function queryOf(params: URLSearchParams): Record<string, string | string[]> {
  */
 export async function sigV4Headers(credentials: AwsCredentials, request: UpstreamRequest): Promise<Record<string, string>> {
   const { url } = request;
-  const signed = await signerFor(credentials).sign(
+  const signed = await (await signerFor(credentials)).sign(
     {
       method: request.method,
       protocol: url.protocol,

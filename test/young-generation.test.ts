@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { keepsYoungGenerationSmall } from "../src/young-generation.ts";
+
+const MODULE = fileURLToPath(new URL("../src/young-generation.ts", import.meta.url));
+
+/**
+ * A node process that keeps its young generation small (as `tollgate` does first thing), allocates
+ * objects that survive a few collections (as module loading and calls in flight do), lets it grow
+ * (as `serve` does once listening) and allocates again: the young generation's size (both
+ * semi-spaces, MB) when kept small, after the first work, and after the second.
+ */
+function youngGeneration(nodeArgs: string[]): { before: number; kept: number; grown: number } {
+  const script = `
+    const { getHeapSpaceStatistics } = await import("node:v8");
+    const size = () => getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size / 2 ** 20;
+    const work = () => { const kept = []; for (let i = 0; i < 3e6; i++) { kept.push({ i, s: "x" + i }); if (kept.length > 300000) kept.length = 0; } };
+    const { keepYoungGenerationSmall, letYoungGenerationGrow } = await import(${JSON.stringify(MODULE)});
+    keepYoungGenerationSmall();
+    const before = size();
+    work();
+    const kept = size();
+    letYoungGenerationGrow();
+    work();
+    console.log(JSON.stringify({ before, kept, grown: size() }));`;
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return JSON.parse(execFileSync(process.execPath, [...nodeArgs, "--import", "tsx", "--input-type=module", "-e", script], { env }).toString());
+}
+
+describe("the young generation", () => {
+  it("stays at 2 MB at most while kept small, and grows again once let", () => {
+    const { before, kept, grown } = youngGeneration([]);
+    assert.ok(kept <= Math.max(before, 2), `new space ${before} → ${kept} MB while kept small`);
+    assert.ok(grown > kept && grown > 2, `new space ${kept} → ${grown} MB once let grow`);
+  });
+
+  it("grows as node's own options say when the operator gives them", () => {
+    const { before, kept } = youngGeneration(["--max-semi-space-size=16"]);
+    assert.ok(kept > before && kept > 8, `new space ${before} → ${kept} MB`);
+  });
+
+  it("is left to the operator's node options, however spelled, and only to those that size it", () => {
+    assert.equal(keepsYoungGenerationSmall([], undefined), true);
+    assert.equal(keepsYoungGenerationSmall(["--enable-source-maps"], "--max-old-space-size=512"), true);
+    assert.equal(keepsYoungGenerationSmall(["--max-semi-space-size=16"], undefined), false);
+    assert.equal(keepsYoungGenerationSmall([], "--enable-source-maps  --max_semi_space_size=8"), false);
+    assert.equal(keepsYoungGenerationSmall(["--semi-space-growth-factor=4"], ""), false);
+    assert.equal(keepsYoungGenerationSmall(["--min-semi-space-size=8"], undefined), false);
+  });
+});
