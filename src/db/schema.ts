@@ -66,6 +66,17 @@ const rollupSums = () => ({
   cost: numeric("cost").notNull().default("0"),
 });
 
+/** The attribution columns of the rollup tables keyed by all of it (an absent one is ''). */
+const rollupAttribution = () => ({
+  team: text("team").notNull().default(""),
+  project: text("project").notNull().default(""),
+  feature: text("feature").notNull().default(""),
+  user: text("user").notNull().default(""),
+  provider: text("provider").notNull().default(""),
+  model: text("model").notNull().default(""),
+  apiKeyId: text("api_key_id").notNull().default(""),
+});
+
 /**
  * Sums of usage_events, kept in step with them in the same transaction, at four grains (two here):
  * - `hour`: per UTC hour and attribution without the user;
@@ -84,13 +95,7 @@ export const usageRollups = pgTable(
   {
     grain: text("grain").$type<RollupGrain>().notNull(),
     bucket: timestamp("bucket", { withTimezone: true }).notNull(),
-    team: text("team").notNull().default(""),
-    project: text("project").notNull().default(""),
-    feature: text("feature").notNull().default(""),
-    user: text("user").notNull().default(""),
-    provider: text("provider").notNull().default(""),
-    model: text("model").notNull().default(""),
-    apiKeyId: text("api_key_id").notNull().default(""),
+    ...rollupAttribution(),
     ...rollupSums(),
   },
   (t) => [
@@ -109,13 +114,7 @@ export const usageUserDays = pgTable(
   "usage_user_days",
   {
     bucket: timestamp("bucket", { withTimezone: true }).notNull(),
-    team: text("team").notNull().default(""),
-    project: text("project").notNull().default(""),
-    feature: text("feature").notNull().default(""),
-    user: text("user").notNull().default(""),
-    provider: text("provider").notNull().default(""),
-    model: text("model").notNull().default(""),
-    apiKeyId: text("api_key_id").notNull().default(""),
+    ...rollupAttribution(),
     ...rollupSums(),
   },
   (t) => [
