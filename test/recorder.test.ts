@@ -62,6 +62,23 @@ function seenEvent(source: string, id: string, i: number, extra: Partial<UsageEv
   });
 }
 
+/**
+ * Records `event` and keeps its write under way (its flush listener is part of it) until
+ * release(); `sizes` collects the size of every write that follows.
+ */
+async function holdFirstWrite(recorder: Recorder, event: LedgerEvent) {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const sizes: number[] = [];
+  recorder.onFlush(async (inserted) => {
+    sizes.push(inserted.length);
+    if (sizes.length === 1) await held;
+  });
+  const first = recorder.record([event]);
+  await waitFor("the first write", () => sizes.length === 1);
+  return { sizes, first, release };
+}
+
 const recorderOn = (db: Database, opts: Partial<RecorderOptions> = {}) =>
   new Recorder(db, builder, { batchSize: 50, maxWaitMs: 2, ...opts });
 
@@ -188,16 +205,7 @@ describe("Recorder", () => {
 
   test("events that queue while every writer is busy go into the next write together, up to batchSize", { timeout: HANG_MS }, async () => {
     const recorder = recorderOn(database, { batchSize: 25, maxWaitMs: 1, maxConcurrentFlushes: 1 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const sizes: number[] = [];
-    recorder.onFlush(async (inserted) => {
-      sizes.push(inserted.length);
-      // The first write stays under way (its listener is part of it) until released.
-      if (sizes.length === 1) await held;
-    });
-    const first = recorder.record([makeEvent("group", "g-00", 0)]);
-    await waitFor("the first write", () => sizes.length === 1);
+    const { sizes, first, release } = await holdFirstWrite(recorder, makeEvent("group", "g-00", 0));
     // Three senders, each after its wait for company is over: none of them may be written alone.
     const later: Promise<boolean[]>[] = [];
     for (let call = 0; call < 3; call++) {
@@ -216,15 +224,7 @@ describe("Recorder", () => {
     // Proxied calls arrive one event at a time; a write ending must not take the one that came during it alone.
     const WAIT_MS = 300;
     const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: WAIT_MS, maxConcurrentFlushes: 4 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const sizes: number[] = [];
-    recorder.onFlush(async (inserted) => {
-      sizes.push(inserted.length);
-      if (sizes.length === 1) await held;
-    });
-    const first = recorder.record([makeEvent("trickle", "t-0", 0)]);
-    await waitFor("the first write", () => sizes.length === 1);
+    const { sizes, first, release } = await holdFirstWrite(recorder, makeEvent("trickle", "t-0", 0));
     const queuedAt = performance.now();
     const later = [recorder.record([makeEvent("trickle", "t-1", 1)])];
     await sleep(5);
