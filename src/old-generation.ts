@@ -4,9 +4,9 @@ import { setFlagsFromString } from "node:v8";
  * V8 sets the old generation's next full collection at a multiple of what the last one kept: up
  * to 4× on a machine with this much memory, the more the faster objects are promoted. A serving
  * gateway keeps ~30 MB live, and under the proxy load about 3.4 KB of each call's ~60 KB outlives
- * two scavenges (the event waiting for its batch's commit, the batch's statement, the call's
- * sockets' buffers), so its old generation filled with garbage up to 80–127 MB before each full
- * collection: the largest part of the RSS under load (bench/RESULTS.md, memory).
+ * two scavenges (measured with --trace-gc-nvp), so its old generation filled with garbage up to
+ * 80–127 MB before each full collection: the largest part of the RSS under load (docs/operations.md,
+ * memory).
  *
  * `--heap-growing-percent` replaces that multiple by a fixed one: 1.5× what is live, so the old
  * generation peaks ~15 MB over the live heap, for more frequent full collections (marked mostly

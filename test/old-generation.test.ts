@@ -34,11 +34,13 @@ function oldGeneration(nodeArgs: string[]): { peak: number; live: number; young:
 }
 
 describe("the old generation", () => {
-  it(`peaks near what is live (${HEAP_GROWING_PERCENT} % over it, plus a semi-space), well under V8's own policy`, () => {
+  // V8's own policy moves with the machine's load (how fast it marks against how fast objects are
+  // promoted), so the operator's figure here is a fixed one: 4×, V8's own ceiling on this machine.
+  it(`peaks near what is live (${HEAP_GROWING_PERCENT} % over it, plus a semi-space), and as node's command line says when it says`, () => {
     const near = oldGeneration([]);
-    const v8s = oldGeneration(["--heap-growing-percent=0"]);
+    const operators = oldGeneration(["--heap-growing-percent=300"]);
     assert.ok(near.peak <= near.live * (1 + HEAP_GROWING_PERCENT / 100) + near.young + 8, `old space peaked at ${near.peak.toFixed(1)} MB with ${near.live.toFixed(1)} MB live`);
-    assert.ok(v8s.peak > near.peak * 1.5, `V8's own policy: ${v8s.peak.toFixed(1)} MB; near live: ${near.peak.toFixed(1)} MB`);
+    assert.ok(operators.peak > near.peak * 1.5, `with --heap-growing-percent=300: ${operators.peak.toFixed(1)} MB; near live: ${near.peak.toFixed(1)} MB`);
   });
 
   it("is left to node's command line when it says how the old generation grows, however spelled", () => {
