@@ -17,26 +17,30 @@ import { type ResidentParts, residentParts } from "./smaps.ts";
  */
 
 export interface MemoryVariant {
-  /** As given: space-separated `NAME=value` (environment) and `--flag` (node option) tokens, or "default". */
+  /** As given: space-separated `NAME=value` (environment), `--flag` (node option) and `root=<checkout>` tokens, or "default". */
   label: string;
   env: Record<string, string>;
   nodeArgs: string[];
+  /** The checkout (with its dist/ built) the gateway runs from; this one when not given. */
+  root?: string;
 }
 
-/** `"MALLOC_ARENA_MAX=2 --max-semi-space-size=4"` → its environment and node options. */
+/** `"MALLOC_ARENA_MAX=2 --max-semi-space-size=4 root=/tmp/main"` → its environment, node options and build. */
 export function parseVariant(label: string): MemoryVariant {
   const tokens = label.split(" ").filter((t) => t && t !== "default");
   const env: Record<string, string> = {};
   const nodeArgs: string[] = [];
+  let root: string | undefined;
   for (const token of tokens) {
     if (token.startsWith("--")) nodeArgs.push(token);
+    else if (token.startsWith("root=")) root = token.slice("root=".length);
     else {
       const at = token.indexOf("=");
       if (at < 1) throw new Error(`a memory variant's token is NAME=value or --flag, not ${token}`);
       env[token.slice(0, at)] = token.slice(at + 1);
     }
   }
-  return { label, env, nodeArgs };
+  return { label, env, nodeArgs, ...(root ? { root } : {}) };
 }
 
 /** V8's view, from the probe: the largest figures seen over the phase. */
@@ -147,7 +151,7 @@ async function runVariant(variant: MemoryVariant, round: number, options: Memory
   const loadBefore = loadavg();
   const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-memory-"));
   const probe = join(dir, "probe.jsonl");
-  const stack = await startStack(["--import", PROBE, ...variant.nodeArgs], false, { env: { ...variant.env, BENCH_MEMORY_PROBE: probe }, database: "tollgate_bench_memory" });
+  const stack = await startStack(["--import", PROBE, ...variant.nodeArgs], false, { env: { ...variant.env, BENCH_MEMORY_PROBE: probe }, database: "tollgate_bench_memory", ...(variant.root ? { root: variant.root } : {}) });
   try {
     const open = (stream: boolean) => async () => {
       const m = await stack.measure<PhaseResult>("tollgate", { target: stack.targets.tollgate!, stream, rate: options.rate, seconds: options.seconds });

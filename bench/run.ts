@@ -150,7 +150,7 @@ if (which === "recorder-trickle") {
   console.log(await benchRecorderTrickle(builds, rates, Number(process.env.BENCH_TRICKLE_SECONDS ?? 5), rounds));
 }
 if (which === "memory") {
-  // BENCH_MEMORY_VARIANTS: variants separated by ";", each "default" or space-separated NAME=value and --node-option tokens.
+  // BENCH_MEMORY_VARIANTS: variants separated by ";", each "default" or space-separated NAME=value, --node-option and root=<checkout> tokens.
   const options = {
     variants: (process.env.BENCH_MEMORY_VARIANTS ?? "default").split(";").map(parseVariant),
     rounds: Number(process.env.BENCH_MEMORY_ROUNDS ?? 1),
