@@ -180,6 +180,29 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("calls cut where batches end: each event answered in its call's order, a repeat across the cut and a stored one false", { timeout: HANG_MS }, async () => {
+    const stored = makeEvent("cut-runs", "r-stored", 0);
+    assert.deepEqual(await recorderOn(database).record([stored]), [true]);
+    // Batches of 4 over calls of 3, 6 and 5 events: the second call is cut twice, the third once.
+    const recorder = recorderOn(database, { batchSize: 4, maxWaitMs: 600_000, maxConcurrentFlushes: 1 });
+    const e = (n: number) => makeEvent("cut-runs", `r-${n}`, n);
+    const calls = [
+      [e(1), e(2), e(3)],
+      [e(4), e(1), { ...stored }, e(5), e(6), e(4)],
+      [e(7), e(8), e(6), e(9), e(10)],
+    ];
+    const answers = calls.map((events) => recorder.record(events));
+    await recorder.flush();
+    assert.deepEqual(await Promise.all(answers), [
+      [true, true, true],
+      [true, false, false, true, true, false],
+      [true, true, false, true, true],
+    ]);
+    assert.deepEqual((await storedIds("cut-runs")).sort(), ["r-1", "r-10", "r-2", "r-3", "r-4", "r-5", "r-6", "r-7", "r-8", "r-9", "r-stored"]);
+    await recorder.close();
+    await assertRollups();
+  });
+
   test("a call larger than batchSize is split into batches and every event is answered", { timeout: HANG_MS }, async () => {
     // The wait is far longer than the test may run: only full batches can be written on their own.
     const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 600_000, maxConcurrentFlushes: 2 });
