@@ -180,6 +180,24 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("on PostgreSQL its write is a prepared statement, run again by name batch after batch (not parsed and planned each time)", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no prepared statements to see" }, async () => {
+    const own = (await secondHandle(1))!;
+    try {
+      const recorder = recorderOn(own, { batchSize: 5, maxWaitMs: 1 });
+      for (let call = 0; call < 3; call++) await recorder.record(Array.from({ length: 5 }, (_, i) => makeEvent("prepared", `pr-${call}-${i}`, i)));
+      await recorder.close();
+      // The same connection (a pool of one): its prepared statements, and how often each ran.
+      const rows = await own.rows<{ runs: number }>(
+        sql`select (generic_plans + custom_plans)::int as runs from pg_prepared_statements where statement like '%insert into usage_events%'`,
+      );
+      assert.deepEqual(rows.map((r) => r.runs), [3]);
+    } finally {
+      await own.close();
+    }
+    assert.equal((await storedIds("prepared")).length, 15);
+    await assertRollups();
+  });
+
   test("calls cut where batches end: each event answered in its call's order, a repeat across the cut and a stored one false", { timeout: HANG_MS }, async () => {
     const stored = makeEvent("cut-runs", "r-stored", 0);
     assert.deepEqual(await recorderOn(database).record([stored]), [true]);

@@ -303,7 +303,7 @@ export class Recorder {
   }
 
   private async insert(events: PricedEvent[]): Promise<Taken> {
-    const rows = await this.database.rows<{ source: string | null; id: string | null }>(insertStatement(events));
+    const rows = await this.database.rows<{ source: string | null; id: string | null }>(insertStatement(events), { prepare: true });
     // One row of NULLs: the insert took every event (the usual case), so no key was sent back.
     if (rows.length === 1 && rows[0]!.source === null) return "all";
     return new Set(rows.map((r) => keyOf(r as { source: string; id: string })));
