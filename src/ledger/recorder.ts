@@ -95,6 +95,7 @@ export class Recorder {
     this.listeners.push(listener);
   }
 
+  /** Answers, in order, whether each event was new. The array is read when its batches are written: it must not change after. */
   record(events: readonly LedgerEvent[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
     if (this.stalled) {
