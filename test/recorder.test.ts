@@ -180,6 +180,47 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("on PostgreSQL its write is a prepared statement, run again by name batch after batch (not parsed and planned each time)", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no prepared statements to see" }, async () => {
+    const own = (await secondHandle(1))!;
+    try {
+      const recorder = recorderOn(own, { batchSize: 5, maxWaitMs: 1 });
+      for (let call = 0; call < 3; call++) await recorder.record(Array.from({ length: 5 }, (_, i) => makeEvent("prepared", `pr-${call}-${i}`, i)));
+      await recorder.close();
+      // The same connection (a pool of one): its prepared statements, and how often each ran.
+      const rows = await own.rows<{ runs: number }>(
+        sql`select (generic_plans + custom_plans)::int as runs from pg_prepared_statements where statement like '%insert into usage_events%'`,
+      );
+      assert.deepEqual(rows.map((r) => r.runs), [3]);
+    } finally {
+      await own.close();
+    }
+    assert.equal((await storedIds("prepared")).length, 15);
+    await assertRollups();
+  });
+
+  test("calls cut where batches end: each event answered in its call's order, a repeat across the cut and a stored one false", { timeout: HANG_MS }, async () => {
+    const stored = makeEvent("cut-runs", "r-stored", 0);
+    assert.deepEqual(await recorderOn(database).record([stored]), [true]);
+    // Batches of 4 over calls of 3, 6 and 5 events: the second call is cut twice, the third once.
+    const recorder = recorderOn(database, { batchSize: 4, maxWaitMs: 600_000, maxConcurrentFlushes: 1 });
+    const e = (n: number) => makeEvent("cut-runs", `r-${n}`, n);
+    const calls = [
+      [e(1), e(2), e(3)],
+      [e(4), e(1), { ...stored }, e(5), e(6), e(4)],
+      [e(7), e(8), e(6), e(9), e(10)],
+    ];
+    const answers = calls.map((events) => recorder.record(events));
+    await recorder.flush();
+    assert.deepEqual(await Promise.all(answers), [
+      [true, true, true],
+      [true, false, false, true, true, false],
+      [true, true, false, true, true],
+    ]);
+    assert.deepEqual((await storedIds("cut-runs")).sort(), ["r-1", "r-10", "r-2", "r-3", "r-4", "r-5", "r-6", "r-7", "r-8", "r-9", "r-stored"]);
+    await recorder.close();
+    await assertRollups();
+  });
+
   test("a call larger than batchSize is split into batches and every event is answered", { timeout: HANG_MS }, async () => {
     // The wait is far longer than the test may run: only full batches can be written on their own.
     const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 600_000, maxConcurrentFlushes: 2 });

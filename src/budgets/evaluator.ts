@@ -81,7 +81,7 @@ interface Planned {
 }
 
 export class BudgetEvaluator {
-  /** Attribution of flushed events and their cost, by scopeKey. */
+  /** Attribution of flushed events and their cost, by the attribution joined with NUL (evaluateMatching). */
   private readonly pending = new Map<string, { attributes: Attributes; cost: bigint }>();
   private readonly estimates = new Map<string, Estimate>();
   /** pico-USD this process has written against each budget, ever: only grows. */
@@ -110,11 +110,12 @@ export class BudgetEvaluator {
    */
   evaluateMatching(events: readonly PricedEvent[]): void {
     for (const e of events) {
-      const attributes: Attributes = { team: e.team, project: e.project, feature: e.feature, user: e.user, model: e.model, provider: e.provider, key: e.api_key_id };
-      const key = scopeKey(attributes);
+      // Joined by NUL, which stored text never holds (build-event.ts), so two attributions cannot
+      // share a key; the attributes object is made only for one not seen before (this runs per event).
+      const key = `${e.team ?? ""}\0${e.project ?? ""}\0${e.feature ?? ""}\0${e.user ?? ""}\0${e.model}\0${e.provider}\0${e.api_key_id ?? ""}`;
       const seen = this.pending.get(key);
       if (seen) seen.cost += e.cost;
-      else this.pending.set(key, { attributes, cost: e.cost });
+      else this.pending.set(key, { attributes: { team: e.team, project: e.project, feature: e.feature, user: e.user, model: e.model, provider: e.provider, key: e.api_key_id }, cost: e.cost });
     }
     this.schedule();
   }

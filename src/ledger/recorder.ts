@@ -35,15 +35,31 @@ export class DatabaseTimeout extends Error {
   }
 }
 
-interface Pending {
-  /** The record() call it came with: a batch the database refuses is retried call by call. */
-  call: object;
-  /** When it was queued (performance.now()): its batch is due once the oldest has waited maxWaitMs. */
-  queuedAt: number;
-  event: LedgerEvent;
-  settle: (inserted: boolean) => void;
+/** One record() call: answered once every event of it is, or failed at its first failure. */
+interface Call {
+  events: readonly LedgerEvent[];
+  answers: boolean[];
+  /** Events not yet answered. */
+  open: number;
+  settle: (answers: boolean[]) => void;
   fail: (err: unknown) => void;
 }
+
+/**
+ * A run of a call's events, [from, to), queued together. A call is queued as one run (not an
+ * object and a promise per event: at 1,000 events a post that was a good part of the gateway's
+ * garbage) and cut in two only where a batch ends inside it.
+ */
+interface Pending {
+  call: Call;
+  from: number;
+  to: number;
+  /** When it was queued (performance.now()): its batch is due once the oldest has waited maxWaitMs. */
+  queuedAt: number;
+}
+
+/** The keys (keyOf) of the events an insert took, or "all" when it took every one. */
+type Taken = Set<string> | "all";
 
 const noop = () => {};
 const keyOf = (e: { source: string; id: string }) => `${e.source}\u0000${e.id}`;
@@ -57,6 +73,8 @@ const RETRYABLE = new Set(["40P01", "40001"]); // deadlock, serialization failur
  */
 export class Recorder {
   private queue: Pending[] = [];
+  /** Events in the queue's runs. */
+  private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   /** The queued event the timer is set for: the oldest, when the timer was set. */
   private timerFor: Pending | undefined;
@@ -77,22 +95,20 @@ export class Recorder {
     this.listeners.push(listener);
   }
 
+  /** Answers, in order, whether each event was new. The array is read when its batches are written: it must not change after. */
   record(events: readonly LedgerEvent[]): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
     if (this.stalled) {
       void this.probe();
       return Promise.reject(new DatabaseTimeout(this.timeoutMs ?? 0));
     }
-    const call = {};
-    const queuedAt = performance.now();
-    const answers = events.map(
-      (event) =>
-        new Promise<boolean>((settle, fail) => {
-          this.queue.push({ call, queuedAt, event, settle, fail });
-        }),
-    );
-    this.pump(false);
-    return Promise.all(answers);
+    if (events.length === 0) return Promise.resolve([]);
+    return new Promise<boolean[]>((settle, fail) => {
+      const call: Call = { events, answers: new Array<boolean>(events.length), open: events.length, settle, fail };
+      this.queue.push({ call, from: 0, to: events.length, queuedAt: performance.now() });
+      this.queued += events.length;
+      this.pump(false);
+    });
   }
 
   /** Whether the database answers a trivial query within the write timeout; an answer clears a stall. */
@@ -121,7 +137,7 @@ export class Recorder {
 
   /** Writes everything queued and waits for every write under way. */
   async flush(): Promise<void> {
-    while (this.queue.length > 0 || this.inFlight.size > 0) {
+    while (this.queued > 0 || this.inFlight.size > 0) {
       this.pump(true);
       await Promise.race([...this.inFlight].map((run) => run.then(noop, noop)));
     }
@@ -143,8 +159,8 @@ export class Recorder {
    */
   private pump(force: boolean): void {
     const limit = this.opts.maxConcurrentFlushes ?? 4;
-    while (this.inFlight.size < limit && this.queue.length > 0 && (force || this.queue.length >= this.opts.batchSize || this.waitLeft() <= 0)) {
-      const run: Promise<void> = this.write(this.queue.splice(0, this.opts.batchSize)).finally(() => {
+    while (this.inFlight.size < limit && this.queued > 0 && (force || this.queued >= this.opts.batchSize || this.waitLeft() <= 0)) {
+      const run: Promise<void> = this.write(this.takeBatch()).finally(() => {
         this.inFlight.delete(run);
         this.pump(false);
       });
@@ -163,18 +179,49 @@ export class Recorder {
     }, Math.max(1, Math.ceil(this.waitLeft())));
   }
 
+  /** The queue's first batchSize events, as runs; a run the batch ends inside is cut in two, its rest left first in line. */
+  private takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    let room = this.opts.batchSize;
+    while (room > 0 && this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const size = head.to - head.from;
+      if (size <= room) {
+        batch.push(this.queue.shift()!);
+        room -= size;
+      } else {
+        batch.push({ ...head, to: head.from + room });
+        head.from += room;
+        room = 0;
+      }
+    }
+    this.queued -= this.opts.batchSize - room;
+    return batch;
+  }
+
   /** Milliseconds until the oldest queued event has waited maxWaitMs. */
   private waitLeft(): number {
     return this.queue[0]!.queuedAt + this.opts.maxWaitMs - performance.now();
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    // The same event twice in one batch (even the same object): only its first appearance can be the one that is new.
-    const first = new Map<string, Pending>();
-    for (const p of batch) if (!first.has(keyOf(p.event))) first.set(keyOf(p.event), p);
-    const unique = [...first.values()].map((p) => p.event);
+    // The same event twice in one batch (even the same object): only its first appearance can be
+    // the one that is new. Positions count the batch's events in order, across its runs.
+    const firstAt = new Map<string, number>();
+    const keys: string[] = [];
+    const unique: LedgerEvent[] = [];
+    for (const p of batch)
+      for (let i = p.from; i < p.to; i++) {
+        const event = p.call.events[i]!;
+        const key = keyOf(event);
+        if (!firstAt.has(key)) {
+          firstAt.set(key, keys.length);
+          unique.push(event);
+        }
+        keys.push(key);
+      }
     const started = performance.now();
-    let inserted: Set<string> | undefined;
+    let inserted: Taken | undefined;
     const insert = this.insertWithRetry(unique);
     try {
       inserted = await within(insert, this.timeoutMs);
@@ -190,20 +237,27 @@ export class Recorder {
         () => {},
       );
       const timeout = new DatabaseTimeout(this.timeoutMs ?? 0);
-      for (const p of batch) p.fail(timeout);
+      for (const p of batch) p.call.fail(timeout);
       return;
     }
     this.stalled = false;
     recorderWriteSeconds.observe((performance.now() - started) / 1000);
     recorderBatchSize.observe(unique.length);
     const fresh: LedgerEvent[] = [];
+    let at = 0;
     for (const p of batch) {
-      const isNew = first.get(keyOf(p.event)) === p && inserted.has(keyOf(p.event));
-      if (isNew) fresh.push(p.event);
-      p.settle(isNew);
+      const { call } = p;
+      for (let i = p.from; i < p.to; i++, at++) {
+        const key = keys[at]!;
+        const isNew = firstAt.get(key) === at && (inserted === "all" || inserted.has(key));
+        if (isNew) fresh.push(call.events[i]!);
+        call.answers[i] = isNew;
+      }
+      call.open -= p.to - p.from;
+      if (call.open === 0) call.settle(call.answers);
     }
     usageEventsTotal.inc({ outcome: "accepted" }, fresh.length);
-    usageEventsTotal.inc({ outcome: "duplicate" }, batch.length - fresh.length);
+    usageEventsTotal.inc({ outcome: "duplicate" }, keys.length - fresh.length);
     for (const listener of this.listeners) {
       try {
         await listener(fresh);
@@ -221,20 +275,24 @@ export class Recorder {
    */
   private async refused(batch: Pending[], err: unknown): Promise<void> {
     const code = sqlState(err);
-    const calls = new Map<object, Pending[]>();
-    for (const p of batch) calls.set(p.call, [...(calls.get(p.call) ?? []), p]);
+    const calls = new Map<Call, Pending[]>();
+    let events = 0;
+    for (const p of batch) {
+      calls.set(p.call, [...(calls.get(p.call) ?? []), p]);
+      events += p.to - p.from;
+    }
     this.opts.logger?.error(
-      { code: code ?? null, kind: code ? sqlStateClass(code) : errorName(err), events: batch.length, calls: calls.size },
+      { code: code ?? null, kind: code ? sqlStateClass(code) : errorName(err), events, calls: calls.size },
       calls.size > 1 && code ? "the ledger refused a batch; writing its senders' events apart" : "the ledger refused a batch",
     );
     if (calls.size > 1 && code && !code.startsWith("08") && !code.startsWith("57")) {
       for (const own of calls.values()) await this.write(own);
       return;
     }
-    for (const p of batch) p.fail(err);
+    for (const p of batch) p.call.fail(err);
   }
 
-  private async insertWithRetry(events: PricedEvent[], attempt = 1): Promise<Set<string>> {
+  private async insertWithRetry(events: PricedEvent[], attempt = 1): Promise<Taken> {
     try {
       return await this.insert(events);
     } catch (err) {
@@ -245,9 +303,11 @@ export class Recorder {
     }
   }
 
-  private async insert(events: PricedEvent[]): Promise<Set<string>> {
-    const rows = await this.database.rows<{ source: string; id: string }>(insertStatement(events));
-    return new Set(rows.map(keyOf));
+  private async insert(events: PricedEvent[]): Promise<Taken> {
+    const rows = await this.database.rows<{ source: string | null; id: string | null }>(insertStatement(events), { prepare: true });
+    // One row of NULLs: the insert took every event (the usual case), so no key was sent back.
+    if (rows.length === 1 && rows[0]!.source === null) return "all";
+    return new Set(rows.map((r) => keyOf(r as { source: string; id: string })));
   }
 }
 
@@ -300,7 +360,8 @@ const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `
 /**
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
  * the rollups, summed here in the process per rollup row (one upsert per rollup table); answers the
- * keys inserted. Each column travels as one array parameter.
+ * keys inserted, or, when every event was (the usual case), one row of NULLs rather than a row
+ * per event for the driver to read. Each column travels as one array parameter.
  */
 function insertStatement(events: PricedEvent[]) {
   const plan = rollupPlan(events, 1);
@@ -318,5 +379,7 @@ function insertStatement(events: PricedEvent[]) {
       returning source, id
     ),
     ${rollupsOfInserted(plan, events.length)}
-    select source, id from ins`;
+    select source, id from ins where (select count(*) from ins) < ${events.length}::int
+    union all
+    select null, null where (select count(*) from ins) = ${events.length}::int`;
 }

@@ -78,24 +78,40 @@ export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1): RollupR
   return rollupPlan(rows, sign).rows;
 }
 
+/** A level of the lookup rollupPlan keys rows by: one map per key part, a row's 1-based index at the end. */
+type Level = Map<string | number, Level | number>;
+
+/** The map under `key` in `level`, made when new. */
+function under(level: Level, key: string | number): Level {
+  let next = level.get(key) as Level | undefined;
+  if (next === undefined) {
+    next = new Map();
+    level.set(key, next);
+  }
+  return next;
+}
+
 /**
  * The rollup rows of `rows`, and for each grain (hour, day, user-day, user-month) the 1-based
  * index of the row each source row falls in, so a statement can sum a subset of them (the events
  * an insert actually took) into the same rows. The keys an event falls in, one per grain (absent
  * attribution is ''): `hour` and `day` carry its attribution without the user, `user-day` with
- * it, `user-month` the user alone. This runs for every batch the recorder writes: keys are made
- * as one string per event and grain (no objects per key), rows only for keys not seen before.
+ * it, `user-month` the user alone. This runs for every batch the recorder writes: a row is found
+ * by walking maps, one per part of its key, with the event's own strings (their hashes cached in
+ * them after the first look), so no key string is built per event and grain, and rows are made
+ * only for keys not seen before.
  */
 export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows: RollupRow[]; rowOf: number[][] } {
-  const byKey = new Map<string, number>();
   const out: RollupRow[] = [];
   const rowOf: number[][] = [[], [], [], []];
-  /** The 1-based index of the row keyed `id`, made (zero) when new. */
-  const place = (id: string, grain: RollupGrain, bucket: number, e: RollupSource | undefined, user: string) => {
-    let at = byKey.get(id);
+  const attributions: Level = new Map();
+  const months: Level = new Map();
+  /** The index of the row at `key` of `level`, made (zero) when new. */
+  const place = (level: Level, key: string | number, grain: RollupGrain, bucket: number, e: RollupSource | undefined, user: string) => {
+    let at = level.get(key) as number | undefined;
     if (at === undefined) {
       at = out.push(zeroRow(grain, bucket, e, user));
-      byKey.set(id, at);
+      level.set(key, at);
     }
     return at;
   };
@@ -108,32 +124,33 @@ export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows:
     const day = floorTo(ms, DAY_MS);
     if (day !== lastDay) [lastDay, month] = [day, monthOf(ms)];
     const user = e.user ?? "";
-    // NUL never occurs in stored text (build-event.ts refuses it), so it cannot blur two keys.
-    const attribution = `${e.team ?? ""}\0${e.project ?? ""}\0${e.feature ?? ""}\0${e.provider}\0${e.model}\0${e.api_key_id ?? ""}`;
-    const at = [
-      place(`h${hour}\0${attribution}`, "hour", hour, e, ""),
-      place(`d${day}\0${attribution}`, "day", day, e, ""),
-      place(`u${day}\0${attribution}\0${user}`, "user-day", day, e, user),
-      place(`m${month}\0${user}`, "user-month", month, undefined, user),
-    ];
-    const errors = e.status !== "ok" ? sign : 0;
-    const unpriced = e.priced ? 0 : sign;
+    // Under the attribution: hours (h), days (d) and each user's days (u), each keyed by its bucket.
+    const attribution = under(under(under(under(under(under(attributions, e.team ?? ""), e.project ?? ""), e.feature ?? ""), e.provider), e.model), e.api_key_id ?? "");
+    const hourAt = place(under(attribution, "h"), hour, "hour", hour, e, "");
+    const dayAt = place(under(attribution, "d"), day, "day", day, e, "");
+    const userDayAt = place(under(under(attribution, "u"), user), day, "user-day", day, e, user);
+    const monthAt = place(under(months, month), user, "user-month", month, undefined, user);
+    rowOf[0]!.push(hourAt);
+    rowOf[1]!.push(dayAt);
+    rowOf[2]!.push(userDayAt);
+    rowOf[3]!.push(monthAt);
     const cost = s * e.cost;
-    for (let g = 0; g < 4; g++) {
-      rowOf[g]!.push(at[g]!);
-      const row = out[at[g]! - 1]!;
-      row.requests += sign;
-      row.errors += errors;
-      row.unpriced += unpriced;
-      row.input_tokens += sign * e.tokens.input;
-      row.cached_input_tokens += sign * e.tokens.cached_input;
-      row.cache_write_tokens += sign * e.tokens.cache_write;
-      row.output_tokens += sign * e.tokens.output;
-      row.reasoning_tokens += sign * e.tokens.reasoning;
-      row.cost += cost;
-    }
+    for (const at of [hourAt, dayAt, userDayAt, monthAt]) addTo(out[at - 1]!, e, sign, cost);
   }
   return { rows: out, rowOf };
+}
+
+/** Adds one source row (signed) to a rollup row's sums; `cost` is its cost with the sign applied. */
+function addTo(row: RollupRow, e: RollupSource, sign: 1 | -1, cost: bigint): void {
+  row.requests += sign;
+  if (e.status !== "ok") row.errors += sign;
+  if (!e.priced) row.unpriced += sign;
+  row.input_tokens += sign * e.tokens.input;
+  row.cached_input_tokens += sign * e.tokens.cached_input;
+  row.cache_write_tokens += sign * e.tokens.cache_write;
+  row.output_tokens += sign * e.tokens.output;
+  row.reasoning_tokens += sign * e.tokens.reasoning;
+  row.cost += cost;
 }
 
 const KEY = `grain, bucket, team, project, feature, "user", provider, model, api_key_id`;
