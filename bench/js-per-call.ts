@@ -57,7 +57,7 @@ function database(): unknown {
   return {
     driver: "postgres",
     rows: async (query: SQL) => answer(dialect.sqlToQuery(query).params),
-    query: async (_name: string, _text: string, params: unknown[]) => answer(params),
+    prepared: async (_text: string, params: unknown[]) => answer(params),
   };
 }
 

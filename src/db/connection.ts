@@ -14,6 +14,12 @@ export interface Database {
   readonly driver: "pglite" | "postgres";
   /** Runs raw SQL and returns its rows, whichever driver answers. */
   rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /**
+   * Runs one statement whose text never changes, with its parameters, as a statement the driver
+   * prepares once per connection: no query builder on the way, and Postgres parses and plans the
+   * text once (the recorder's write, on every batch).
+   */
+  prepared<T extends Record<string, unknown>>(text: string, params: readonly (string | number | null)[]): Promise<T[]>;
   close(): Promise<void>;
 }
 
@@ -34,11 +40,12 @@ export function rowsOf<T>(result: unknown): T[] {
   return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
-function wrap(db: Db, driver: Database["driver"], close: () => Promise<void>): Database {
+function wrap(db: Db, driver: Database["driver"], prepared: Database["prepared"], close: () => Promise<void>): Database {
   return {
     db,
     driver,
     rows: async <T extends Record<string, unknown>>(query: SQL) => rowsOf<T>(await db.execute(query)),
+    prepared,
     close,
   };
 }
@@ -54,7 +61,9 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       ...(opts.statementTimeoutMs ? { connection: { statement_timeout: opts.statementTimeoutMs } } : {}),
     });
     const db = drizzlePostgres({ client, schema }) as unknown as Db;
-    return wrap(db, "postgres", () => client.end({ timeout: 5 }));
+    const prepared = async <T>(text: string, params: readonly (string | number | null)[]) =>
+      (await client.unsafe(text, params as (string | number | null)[], { prepare: true })) as unknown as T[];
+    return wrap(db, "postgres", prepared, () => client.end({ timeout: 5 }));
   }
   let dataDir = opts.dataDir;
   if (!dataDir.startsWith("memory://")) {
@@ -65,5 +74,6 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import("@electric-sql/pglite"), import("drizzle-orm/pglite")]);
   const client = await PGlite.create(dataDir);
   const db = drizzlePglite({ client, schema }) as unknown as Db;
-  return wrap(db, "pglite", () => client.close());
+  const prepared = async <T>(text: string, params: readonly (string | number | null)[]) => (await client.query<T>(text, [...params])).rows;
+  return wrap(db, "pglite", prepared, () => client.close());
 }
