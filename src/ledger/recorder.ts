@@ -312,7 +312,7 @@ function insertParams(events: readonly PricedEvent[]): (string | number)[] {
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
  * the rollups, summed here in the process per rollup row (one upsert per rollup table); answers the
  * keys inserted. Each column travels as one array parameter, so the text is the same for every
- * batch: it is made once, from the parameters of no events, and prepared by the driver.
+ * batch: it is made once, from the parameters of no events, and each write only makes parameters.
  */
 function insertStatement(params: readonly (string | number)[]): SQL {
   const columns = EVENT_COLUMNS.length;
