@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import type { Database } from "../src/db/connection.ts";
-import { type Cell, arrayColumn } from "../src/db/arrays.ts";
+import { type Cell, arrayColumn, arrayLiteral } from "../src/db/arrays.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 
 let database: Database;
@@ -13,7 +13,7 @@ after(() => database.close());
 
 /** The column's values as the database reads them back, as text (NULL as null). */
 async function readBack(values: readonly Cell[], type: string): Promise<(string | null)[]> {
-  const rows = await database.rows<{ v: string | null }>(sql`select v::text as v from unnest(${arrayColumn(values, type)}) with ordinality as x(v, n) order by n`);
+  const rows = await database.rows<{ v: string | null }>(sql`select v::text as v from unnest(${arrayColumn(arrayLiteral(values), type)}) with ordinality as x(v, n) order by n`);
   return rows.map((r) => r.v);
 }
 

@@ -343,3 +343,26 @@ test("a digest alert compares the period with the one before and lists the budge
   assert.equal(alert.summary, "$110.00 over 1,234 requests, +10.0 % against the day before ($100.00). Budgets: 1 ok, 1 warning, 1 over.");
   assert.deepEqual((alert.details.budgets as { name: string }[]).map((b) => b.name), ["b", "c", "a"]);
 });
+
+test("budgetPeriod answers what resolving the period afresh answers, across rolls and zones, forwards and back", async () => {
+  const { resolvePeriod } = await import("../src/ledger/period.ts");
+  const names = { day: "today", week: "this-week", month: "this-month", quarter: "this-quarter", year: "this-year" } as const;
+  const zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Kolkata"];
+  // Steps of 7 h 13 min cross every midnight, DST change and month end; then the same instants backwards.
+  const instants = Array.from({ length: 400 }, (_, i) => Date.UTC(2026, 2, 20) + i * (7 * 3_600_000 + 13 * 60_000));
+  const same = (period: keyof typeof names, timezone: string, at: number) => {
+    const now = new Date(at);
+    const fresh = resolvePeriod(names[period], { now, timeZone: timezone });
+    assert.ok(fresh.ok);
+    assert.deepEqual(budgetPeriod({ period, timezone }, now), fresh.period, `${period} ${timezone} at ${now.toISOString()}`);
+    return fresh.period;
+  };
+  for (const at of [...instants, ...instants.toReversed()])
+    for (const timezone of zones)
+      for (const period of Object.keys(names) as (keyof typeof names)[]) {
+        // The instant, then the last millisecond of its period and the first of the next.
+        const { end } = same(period, timezone, at);
+        same(period, timezone, end.getTime() - 1);
+        same(period, timezone, end.getTime());
+      }
+});

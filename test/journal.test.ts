@@ -502,7 +502,7 @@ describe("JournalDrain", () => {
   test("submit never waits: a database that does not answer leaves the events in the journal after the write timeout", async () => {
     const dataDir = tempDir();
     // A database that never answers: not a refusal, the hang of a stopped or partitioned server.
-    const hung = { ...database, rows: () => new Promise<never>(() => {}) };
+    const hung = { ...database, rows: () => new Promise<never>(() => {}), prepared: () => new Promise<never>(() => {}) };
     const recorder = new Recorder(hung, builder, { batchSize: 50, maxWaitMs: 2, writeTimeoutMs: 100 });
     const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST });
     // submit is synchronous: the events are in the journal when it returns, whatever the database does.

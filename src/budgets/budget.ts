@@ -71,10 +71,25 @@ export interface Budget {
 
 const CURRENT: Record<BudgetPeriod, string> = { day: "today", week: "this-week", month: "this-month", quarter: "this-quarter", year: "this-year" };
 
+/**
+ * The last period resolved per budget period and zone. A current period stays the one resolved
+ * until its end (each starts at a local midnight and ends at a later one), so evaluation after
+ * every write asks Intl for the local date only when a period has rolled, not per budget per run.
+ */
+const resolvedPeriods = new Map<string, Period>();
+/** Keys are period and zone pairs of stored budgets: few, but bounded all the same. */
+const RESOLVED_LIMIT = 1000;
+
 /** The calendar period a budget is in at `now`, in its own time zone (ISO weeks). */
 export function budgetPeriod(budget: Pick<Budget, "period" | "timezone">, now: Date): Period {
+  const key = `${budget.period} ${budget.timezone}`;
+  const t = now.getTime();
+  const known = resolvedPeriods.get(key);
+  if (known && known.start.getTime() <= t && t < known.end.getTime()) return known;
   const resolved = resolvePeriod(CURRENT[budget.period], { now, timeZone: budget.timezone });
   if (!resolved.ok) throw new Error(resolved.error.message);
+  if (resolvedPeriods.size >= RESOLVED_LIMIT) resolvedPeriods.clear();
+  resolvedPeriods.set(key, resolved.period);
   return resolved.period;
 }
 

@@ -1,13 +1,14 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
 import { within } from "../deadline.ts";
 import type { Logger } from "../logger.ts";
 import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../metrics.ts";
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
-import { type Cell, arrayColumn } from "../db/arrays.ts";
+import { type Cell, arrayColumn, arrayLiteral } from "../db/arrays.ts";
 import { sqlState, sqlStateClass } from "../db/sql-state.ts";
-import { ROW_INDEX_NAMES, rollupPlan, rollupsOfInserted, rowIndexColumns } from "./rollup-delta.ts";
+import { ROW_INDEX_NAMES, relationParams, rollupPlan, rollupsOfInserted, rowIndexParams } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
 export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
@@ -304,7 +305,7 @@ export class Recorder {
   }
 
   private async insert(events: PricedEvent[]): Promise<Taken> {
-    const rows = await this.database.rows<{ source: string | null; id: string | null }>(insertStatement(events), { prepare: true });
+    const rows = await this.database.prepared<{ source: string | null; id: string | null }>(INSERT, insertParams(events));
     // One row of NULLs: the insert took every event (the usual case), so no key was sent back.
     if (rows.length === 1 && rows[0]!.source === null) return "all";
     return new Set(rows.map((r) => keyOf(r as { source: string; id: string })));
@@ -356,16 +357,30 @@ const CONVERTED: Record<string, string> = {
   tags: `case when "tags" = '{}' then '{}'::jsonb else "tags"::jsonb end`,
 };
 const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `"${name}"`).join(", "));
+const ROW_INDEX_TYPES = ["int", "int", "int", "int"];
+
+/**
+ * The statement's parameters, in its order: each event column as one array literal, the events'
+ * rollup row indices, how many events there are, and the rollup rows (rollup-delta.ts).
+ */
+function insertParams(events: readonly PricedEvent[]): (string | number)[] {
+  const plan = rollupPlan(events, 1);
+  return [...EVENT_COLUMNS.map(([, , read]) => arrayLiteral(events.map(read))), ...rowIndexParams(plan), events.length, ...relationParams(plan.rows)];
+}
 
 /**
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
  * the rollups, summed here in the process per rollup row (one upsert per rollup table); answers the
  * keys inserted, or, when every event was (the usual case), one row of NULLs rather than a row
- * per event for the driver to read. Each column travels as one array parameter.
+ * per event for the driver to read. Each column travels as one array parameter, so the text is the
+ * same for every batch: it is made once, from the parameters of no events, and each write only
+ * makes parameters.
  */
-function insertStatement(events: PricedEvent[]) {
-  const plan = rollupPlan(events, 1);
-  const arrays = [...EVENT_COLUMNS.map(([, type, read]) => arrayColumn(events.map(read), type)), ...rowIndexColumns(plan)];
+function insertStatement(params: readonly (string | number)[]): SQL {
+  const columns = EVENT_COLUMNS.length;
+  const typed = (from: number, types: readonly string[]) => types.map((type, i) => arrayColumn(String(params[from + i]), type));
+  const arrays = [...typed(0, EVENT_COLUMNS.map(([, type]) => type)), ...typed(columns, ROW_INDEX_TYPES)];
+  const total = columns + ROW_INDEX_TYPES.length;
   return sql`
     with input as (
       select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST}, ${ROW_INDEX_NAMES})
@@ -378,8 +393,16 @@ function insertStatement(events: PricedEvent[]) {
       on conflict (source, id) do nothing
       returning source, id
     ),
-    ${rollupsOfInserted(plan, events.length)}
-    select source, id from ins where (select count(*) from ins) < ${events.length}::int
+    ${rollupsOfInserted(params.slice(total + 1) as string[], Number(params[total]))}
+    select source, id from ins where not (select took_all from took)
     union all
-    select null, null where (select count(*) from ins) = ${events.length}::int`;
+    select null, null where (select took_all from took)`;
 }
+
+const INSERT = (() => {
+  const params = insertParams([]);
+  const query = new PgDialect().sqlToQuery(insertStatement(params));
+  // The text's placeholders must take insertParams' values in its order: checked once, at load.
+  if (query.params.length !== params.length || query.params.some((p, i) => p !== params[i])) throw new Error("the recorder's statement and its parameters disagree");
+  return query.sql;
+})();

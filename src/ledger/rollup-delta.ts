@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { type Cell, arrayColumn } from "../db/arrays.ts";
+import { type Cell, arrayColumn, arrayLiteral } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
 import type { Tokens } from "./event.ts";
 import { type Totals, ZERO } from "./spend.ts";
@@ -156,17 +156,24 @@ function addTo(row: RollupRow, e: RollupSource, sign: 1 | -1, cost: bigint): voi
 const KEY = `grain, bucket, team, project, feature, "user", provider, model, api_key_id`;
 const SUMS = ["requests", "errors", "unpriced", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost"] as const;
 
-/** The rows as a relation of KEY and SUMS columns (and `idx`, 1-based, in their order). */
-function rowsRelation(rows: readonly RollupRow[]): SQL {
-  const col = <K extends keyof RollupRow>(k: K, type: string, map: (v: RollupRow[K]) => Cell = (v) => v) => arrayColumn(rows.map((r) => map(r[k])), type);
-  return sql`unnest(
-      ${col("grain", "text")}, ${col("bucket", "timestamptz", (ms) => new Date(ms).toISOString())},
-      ${col("team", "text")}, ${col("project", "text")}, ${col("feature", "text")}, ${col("user", "text")},
-      ${col("provider", "text")}, ${col("model", "text")}, ${col("api_key_id", "text")},
-      ${col("requests", "bigint")}, ${col("errors", "bigint")}, ${col("unpriced", "bigint")},
-      ${col("input_tokens", "numeric")}, ${col("cached_input_tokens", "numeric")}, ${col("cache_write_tokens", "numeric")},
-      ${col("output_tokens", "numeric")}, ${col("reasoning_tokens", "numeric")}, ${col("cost", "numeric")}
-    ) with ordinality as x(${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))}, idx)`;
+/** The relation's columns: each travels as one array of this type, its values read off the rows. */
+const RELATION_COLUMNS: readonly [keyof RollupRow, string, (row: RollupRow) => Cell][] = [
+  ["grain", "text", (r) => r.grain],
+  ["bucket", "timestamptz", (r) => new Date(r.bucket).toISOString()],
+  ...(["team", "project", "feature", "user", "provider", "model", "api_key_id"] as const).map((k): [keyof RollupRow, string, (row: RollupRow) => Cell] => [k, "text", (r) => r[k]]),
+  ...(["requests", "errors", "unpriced"] as const).map((k): [keyof RollupRow, string, (row: RollupRow) => Cell] => [k, "bigint", (r) => r[k]]),
+  ...(["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost"] as const).map(
+    (k): [keyof RollupRow, string, (row: RollupRow) => Cell] => [k, "numeric", (r) => r[k]],
+  ),
+];
+
+/** The relation's parameters: one array literal per column, in RELATION_COLUMNS' order. */
+export const relationParams = (rows: readonly RollupRow[]): string[] => RELATION_COLUMNS.map(([, , read]) => arrayLiteral(rows.map(read)));
+
+/** Rows given as relationParams as a relation of KEY and SUMS columns (and `idx`, 1-based, in their order). */
+function relation(params: readonly string[]): SQL {
+  const arrays = params.map((literal, i) => arrayColumn(literal, RELATION_COLUMNS[i]![1]));
+  return sql`unnest(${sql.join(arrays, sql`, `)}) with ordinality as x(${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))}, idx)`;
 }
 
 /**
@@ -200,19 +207,21 @@ const ADD_SUMS = SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(", ");
 /** One statement adding every grain's rows (each key once), or undefined when there are none. */
 export function upsertRollups(rows: readonly RollupRow[]): SQL | undefined {
   if (rows.length === 0) return undefined;
-  return sql`with deltas as (select * from ${rowsRelation(rows)}), ${upsertDeltas()} select 1`;
+  return sql`with deltas as (select * from ${relation(relationParams(rows))}), ${upsertDeltas()} select 1`;
 }
 
 /**
  * CTEs adding to the rollups what the CTE `ins` (RETURNING source, id)
- * took of the CTE `input`, whose rows carry their rollup rows' indices (r_hour, r_day,
+ * took of the CTE `input` (`planned`: relationParams of the plan's rows), whose rows carry their rollup rows' indices (r_hour, r_day,
  * r_user_day, r_user_month, from rollupPlan). When the insert took all `total` events (the usual
  * case) the sums made in the process are written as they are; when some were already known, the
  * sums of the ones taken are made again in the statement, over those rows only.
  */
-export function rollupsOfInserted(plan: { rows: readonly RollupRow[] }, total: number): SQL {
-  const all = sql`(select count(*) from ins) = ${total}::int`;
-  return sql`planned as (select * from ${rowsRelation(plan.rows)}),
+export function rollupsOfInserted(planned: readonly string[], total: number): SQL {
+  // Its one parameter once, so a statement made of it has the same parameters as its text's placeholders.
+  const all = sql`(select took_all from took)`;
+  return sql`took as (select (select count(*) from ins) = ${total}::int as took_all),
+    planned as (select * from ${relation(planned)}),
     retaken as (
       select r as idx, count(*) as requests, count(*) filter (where i.status <> 'ok') as errors,
         count(*) filter (where not i.priced) as unpriced, sum(i.input_tokens) as input_tokens,
@@ -231,9 +240,9 @@ export function rollupsOfInserted(plan: { rows: readonly RollupRow[] }, total: n
     ${upsertDeltas()}`;
 }
 
-/** The per-event rollup row indices as four int[] columns, in rollupPlan's grain order. */
-export function rowIndexColumns(plan: { rowOf: number[][] }): SQL[] {
-  return plan.rowOf.map((indices) => arrayColumn(indices, "int"));
+/** The per-event rollup row indices as four int[] array literals, in rollupPlan's grain order. */
+export function rowIndexParams(plan: { rowOf: number[][] }): string[] {
+  return plan.rowOf.map((indices) => arrayLiteral(indices));
 }
 export const ROW_INDEX_NAMES = sql.raw("r_hour, r_day, r_user_day, r_user_month");
 

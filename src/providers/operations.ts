@@ -1,5 +1,5 @@
 import type { Operation } from "./types.ts";
-import { pathOnly } from "./wire.ts";
+import { barePath } from "./wire.ts";
 
 /*
  * Which requests are billable inference, per provider. Each provider lists its inference
@@ -45,7 +45,7 @@ function restOperation(method: string, path: string, resources: readonly string[
 export function operations(rules: readonly OperationRule[], resources: readonly string[]): (method: string, path: string) => Operation {
   const sorted = [...resources].sort((a, b) => b.length - a.length);
   return (method, raw) => {
-    const path = pathOnly(raw).replace(/\/+$/, "");
+    const path = barePath(raw);
     const verb = method.toUpperCase();
     for (const rule of rules) if (rule.method === verb && rule.path.test(path)) return rule.operation;
     return restOperation(verb, path, sorted);

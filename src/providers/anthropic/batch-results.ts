@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { CallUsage, StreamTap } from "../types.ts";
 import { batchResult, jsonlTap } from "../batch.ts";
-import { envelopeUsage, isRecord, parseJson, pathOnly } from "../wire.ts";
+import { envelopeUsage, isRecord, parseJson, barePath } from "../wire.ts";
 import { anthropicUsage } from "./usage.ts";
 
 /*
@@ -19,7 +19,7 @@ export const RESULTS = /(?:^|\/)messages\/batches\/([^/]+)\/results$/;
 
 /** The batch a results path reads, or undefined when the path is not a results file. */
 export function resultsBatch(path: string): string | undefined {
-  return RESULTS.exec(pathOnly(path).replace(/\/+$/, ""))?.[1];
+  return RESULTS.exec(barePath(path))?.[1];
 }
 
 const Line = z.looseObject({

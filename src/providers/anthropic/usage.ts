@@ -1,7 +1,6 @@
 import { z } from "zod";
-import { ServiceTier } from "../../ledger/event.ts";
 import { OPENAI_ONLY_KEYS } from "../openai/usage.ts";
-import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, isRecord, locate, parseAt, tokenCount } from "../usage.ts";
+import { type ExtractResult, type UsageExtractor, checked, finish, hasAnyKey, isNullishCount, isNullishText, isPlain, isRecord, knownTier, locate, parseAt, tokenCount } from "../usage.ts";
 
 /*
  * Anthropic's `input_tokens` counts only what was neither read from nor written to the cache: the
@@ -13,7 +12,7 @@ const CacheCreation = z.looseObject({
   ephemeral_1h_input_tokens: tokenCount.nullish(),
 });
 
-const AnthropicUsage = z
+const schema = z
   .looseObject({
     input_tokens: tokenCount,
     output_tokens: tokenCount.nullish(),
@@ -24,18 +23,41 @@ const AnthropicUsage = z
     service_tier: z.string().nullish(),
   })
   .superRefine((u, ctx) => {
-    const split = u.cache_creation;
-    if (split?.ephemeral_5m_input_tokens == null || split.ephemeral_1h_input_tokens == null || u.cache_creation_input_tokens == null) return;
-    if (split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens !== u.cache_creation_input_tokens)
+    if (!splitAddsUp(u.cache_creation, u.cache_creation_input_tokens))
       ctx.addIssue({
         code: "custom",
         path: ["cache_creation"],
         message: "ephemeral_5m_input_tokens + ephemeral_1h_input_tokens must equal cache_creation_input_tokens",
       });
   });
-type AnthropicUsage = z.infer<typeof AnthropicUsage>;
+type AnthropicUsage = z.infer<typeof schema>;
 
-const Envelope = z.looseObject({ model: z.string().min(1).nullish() });
+/** The split, when whole and beside a total, adds up to it. */
+function splitAddsUp(split: z.infer<typeof CacheCreation> | null | undefined, total: number | null | undefined): boolean {
+  if (split?.ephemeral_5m_input_tokens == null || split.ephemeral_1h_input_tokens == null || total == null) return true;
+  return split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens === total;
+}
+
+const splitFits = (v: unknown) => v == null || (isPlain(v) && isNullishCount(v.ephemeral_5m_input_tokens) && isNullishCount(v.ephemeral_1h_input_tokens));
+
+const AnthropicUsage = checked(
+  schema,
+  (u) =>
+    isPlain(u) &&
+    u.input_tokens != null &&
+    isNullishCount(u.input_tokens) &&
+    isNullishCount(u.output_tokens) &&
+    isNullishCount(u.cache_read_input_tokens) &&
+    isNullishCount(u.cache_creation_input_tokens) &&
+    splitFits(u.cache_creation) &&
+    isNullishText(u.service_tier) &&
+    splitAddsUp(u.cache_creation as AnthropicUsage["cache_creation"], u.cache_creation_input_tokens as number | null | undefined),
+);
+
+const Envelope = checked(z.looseObject({ model: z.string().min(1).nullish() }), (e) => isPlain(e) && isNullishText(e.model, 1));
+
+/** The checked schemas, for the test holding each check to its schema. */
+export const ANTHROPIC_CHECKED = { AnthropicUsage, Envelope };
 
 /** Without a total, the split alone says how much was written. */
 const cacheWrites = (u: AnthropicUsage): number =>
@@ -60,7 +82,7 @@ function extract(raw: unknown): ExtractResult {
       output: u.output_tokens ?? 0,
     },
     // A tier name we do not know yet must not cost the call its tokens; it is priced as standard.
-    service_tier: ServiceTier.safeParse(u.service_tier).data,
+    service_tier: knownTier(u.service_tier),
     model: meta.data.model ?? undefined,
   });
 }

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { batchResult, jsonlTap } from "../batch.ts";
 import { jsonValues } from "../json-values.ts";
 import type { CallUsage, StreamTap } from "../types.ts";
-import { envelopeUsage, isRecord, lenient, parseJson, pathOnly } from "../wire.ts";
+import { envelopeUsage, isRecord, lenient, parseJson, barePath } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
 
 /*
@@ -23,7 +23,7 @@ import { geminiUsage } from "./usage.ts";
  * the file again builds the same ids, and the ledger keeps one row per id.
  */
 
-const tidy = (path: string) => pathOnly(path).replace(/\/+$/, "");
+const tidy = (path: string) => barePath(path);
 
 /** `batches/{id}`, the name captured. */
 export const BATCH = /(?:^|\/)(batches\/[^/:]+)$/;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { ServiceTier } from "../../ledger/event.ts";
 import type { OtlpQuirks } from "../types.ts";
-import { type ExtractResult, type UsageExtractor, finish, hasAnyKey, locate, parseAt, tokenCount } from "../usage.ts";
+import { type ExtractResult, type UsageExtractor, type Checked, checked, finish, hasAnyKey, isNullishCount, isNullishText, isPlain, locate, parseAt, tokenCount } from "../usage.ts";
 
 /*
  * OpenAI's usage, and that of the providers copying its API (xAI, Mistral, Groq, DeepSeek, OpenRouter,
@@ -21,29 +21,62 @@ const outputDetails = z.looseObject({ reasoning_tokens: tokenCount.nullish() }).
 /** OpenRouter's price of the call, in USD (its credits are dollars). */
 const cost = z.number().min(0).nullish();
 
+const inputDetailsFit = (v: unknown) => v == null || (isPlain(v) && isNullishCount(v.cached_tokens) && isNullishCount(v.cache_write_tokens));
+const outputDetailsFit = (v: unknown) => v == null || (isPlain(v) && isNullishCount(v.reasoning_tokens));
+const costFits = (v: unknown) => v == null || (typeof v === "number" && Number.isFinite(v) && v >= 0);
+
 /** Chat Completions (and Completions, Embeddings: no completion tokens there). */
-const ChatUsage = z.looseObject({
-  prompt_tokens: tokenCount,
-  completion_tokens: tokenCount.nullish(),
-  total_tokens: tokenCount.nullish(),
-  prompt_tokens_details: inputDetails,
-  completion_tokens_details: outputDetails,
-  /** DeepSeek's older spelling of cached prompt tokens. */
-  prompt_cache_hit_tokens: tokenCount.nullish(),
-  cost,
-});
+const ChatUsage = checked(
+  z.looseObject({
+    prompt_tokens: tokenCount,
+    completion_tokens: tokenCount.nullish(),
+    total_tokens: tokenCount.nullish(),
+    prompt_tokens_details: inputDetails,
+    completion_tokens_details: outputDetails,
+    /** DeepSeek's older spelling of cached prompt tokens. */
+    prompt_cache_hit_tokens: tokenCount.nullish(),
+    cost,
+  }),
+  (u) =>
+    isPlain(u) &&
+    isNullishCount(u.prompt_tokens) &&
+    u.prompt_tokens != null &&
+    isNullishCount(u.completion_tokens) &&
+    isNullishCount(u.total_tokens) &&
+    inputDetailsFit(u.prompt_tokens_details) &&
+    outputDetailsFit(u.completion_tokens_details) &&
+    isNullishCount(u.prompt_cache_hit_tokens) &&
+    costFits(u.cost),
+);
 
 /** Responses API. */
-const ResponsesUsage = z.looseObject({
-  input_tokens: tokenCount,
-  output_tokens: tokenCount.nullish(),
-  total_tokens: tokenCount.nullish(),
-  input_tokens_details: inputDetails,
-  output_tokens_details: outputDetails,
-  cost,
-});
+const ResponsesUsage = checked(
+  z.looseObject({
+    input_tokens: tokenCount,
+    output_tokens: tokenCount.nullish(),
+    total_tokens: tokenCount.nullish(),
+    input_tokens_details: inputDetails,
+    output_tokens_details: outputDetails,
+    cost,
+  }),
+  (u) =>
+    isPlain(u) &&
+    isNullishCount(u.input_tokens) &&
+    u.input_tokens != null &&
+    isNullishCount(u.output_tokens) &&
+    isNullishCount(u.total_tokens) &&
+    inputDetailsFit(u.input_tokens_details) &&
+    outputDetailsFit(u.output_tokens_details) &&
+    costFits(u.cost),
+);
 
-const Envelope = z.looseObject({ model: z.string().min(1).nullish(), service_tier: z.string().nullish() });
+const Envelope = checked(
+  z.looseObject({ model: z.string().min(1).nullish(), service_tier: z.string().nullish() }),
+  (e) => isPlain(e) && isNullishText(e.model, 1) && isNullishText(e.service_tier),
+);
+
+/** The checked schemas, for the test holding each check to its schema. */
+export const OPENAI_CHECKED = { ChatUsage, ResponsesUsage, Envelope };
 
 /** Keys only OpenAI-shaped usage has; Anthropic's also has `input_tokens` but none of these. */
 export const OPENAI_ONLY_KEYS = ["prompt_tokens", "input_tokens_details", "output_tokens_details", "total_tokens"];
@@ -58,7 +91,7 @@ interface Counts {
   cost: number | null | undefined;
 }
 
-const fromChat = (u: z.infer<typeof ChatUsage>): Counts => ({
+const fromChat = (u: z.infer<typeof ChatUsage.schema>): Counts => ({
   input: u.prompt_tokens,
   cached: u.prompt_tokens_details?.cached_tokens ?? u.prompt_cache_hit_tokens ?? 0,
   cacheWrite: u.prompt_tokens_details?.cache_write_tokens ?? 0,
@@ -68,7 +101,7 @@ const fromChat = (u: z.infer<typeof ChatUsage>): Counts => ({
   cost: u.cost,
 });
 
-const fromResponses = (u: z.infer<typeof ResponsesUsage>): Counts => ({
+const fromResponses = (u: z.infer<typeof ResponsesUsage.schema>): Counts => ({
   input: u.input_tokens,
   cached: u.input_tokens_details?.cached_tokens ?? 0,
   cacheWrite: u.input_tokens_details?.cache_write_tokens ?? 0,
@@ -106,7 +139,7 @@ export function decimalString(value: number): string {
   return `${digits.slice(0, point)}.${digits.slice(point)}`;
 }
 
-function countsOf<T extends z.ZodType>(schema: T, toCounts: (usage: z.infer<T>) => Counts, usage: unknown, prefix: string) {
+function countsOf<T extends z.ZodType>(schema: Checked<T>, toCounts: (usage: z.infer<T>) => Counts, usage: unknown, prefix: string) {
   const parsed = parseAt(schema, usage, prefix);
   return parsed.ok ? { ok: true as const, counts: toCounts(parsed.data) } : parsed;
 }

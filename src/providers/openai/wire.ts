@@ -8,7 +8,7 @@ import {
   isRecord,
   lenient,
   parseJson,
-  pathOnly,
+  barePath,
   requestFacts,
   someText,
   textOf,
@@ -33,7 +33,7 @@ type Endpoint = "chat" | "completions" | "responses" | "other";
 
 /** Which API a path speaks; suffix matching keeps prefixes such as `/v1` or Azure deployments out of it. */
 function endpointOf(path: string): Endpoint {
-  const p = pathOnly(path).replace(/\/+$/, "");
+  const p = barePath(path);
   if (/(^|\/)chat\/completions$/.test(p)) return "chat";
   if (/(^|\/)completions$/.test(p)) return "completions";
   // `/responses` creates a response; `/responses/{id}` reads one back (with `?stream=true`, as a stream).
@@ -189,7 +189,7 @@ export function openAIWire(name: string): ProviderWire {
     inspect: (path, body) => inspectOpenAI(path, body, injects),
     operation: openAIOperation,
     // Chat, Completions, Responses and Embeddings answers all carry `usage` beside `model`.
-    usageOf: (path, body) => (BATCH.test(pathOnly(path).replace(/\/+$/, "")) ? batchUsage(body) : envelopeUsage(openai, body, "usage", "model")),
+    usageOf: (path, body) => (BATCH.test(barePath(path)) ? batchUsage(body) : envelopeUsage(openai, body, "usage", "model")),
     isStream: isEventStream,
     tap: (path, injected) => (endpointOf(path) === "responses" ? sseStreamTap(responsesTap(), false) : sseStreamTap(chunkTap(injected), injected)),
     error: openAIError,
