@@ -277,9 +277,10 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const headers = clientHeaders(call, answer.headers, "content-encoding");
   headers["cache-control"] = "no-cache";
   res.writeHead(answer.statusCode, headers);
-  // The head goes at once, on its own: the client sees the answer begin before the first event,
-  // and each event after reaches it as the upstream sent it (a client that stops after one event
-  // gets just that one).
+  // The head goes at once: the client sees the answer begin before the first event, and each event
+  // after reaches it as the upstream sent it (a client that stops after one event gets just that
+  // one). A first event that came with the upstream's head leaves with ours, in the same write.
+  coalesceWrites(res);
   res.flushHeaders();
   const sse = isEventStream(String(answer.headers["content-type"] ?? ""));
   const meter = new StreamMeter(sse);
@@ -373,6 +374,7 @@ function pump(
         return;
       }
       if (clientGone || out === undefined || out.length === 0) return;
+      coalesceWrites(res);
       if (!res.write(out)) {
         source.pause();
         res.once("drain", onDrain);
@@ -405,6 +407,22 @@ function pump(
     res.on("close", onClose);
     source.resume();
   });
+}
+
+/**
+ * Keeps the client's socket corked while the work already queued behind the current callback
+ * runs (two rounds of process.nextTick), so what is written meanwhile leaves in one system call:
+ * our head with a first chunk that came with the upstream's, a last chunk with the terminator
+ * `res.end` writes when the upstream's end came with it (its 'end' is emitted a tick after the
+ * data). Each write on loopback costs the reader's TCP work too. Nothing waits for I/O or a timer:
+ * the socket is uncorked before the event loop turns, so every chunk leaves in the turn it came.
+ */
+function coalesceWrites(res: ServerResponse): void {
+  const socket = res.socket;
+  // Already corked: by us earlier in this turn, or by node's own write, which uncorks on the next tick.
+  if (!socket || socket.writableCorked > 0) return;
+  socket.cork();
+  process.nextTick(() => process.nextTick(() => socket.uncork()));
 }
 
 /** An error the gateway itself answers, in the provider's own shape. */
