@@ -25,8 +25,8 @@ const REST =
   `data: ${JSON.stringify({ id: "chatcmpl-w", object: "chat.completion.chunk", created: 1, model: "gpt-4o-mini-2024-07-18", choices: [], usage: USAGE })}\n\n` +
   "data: [DONE]\n\n";
 
-/** How the upstream sends its head and first event: together (one write), or the head alone first. */
-type Opening = "together" | "head first";
+/** How the upstream sends its head and first event: together (one write), the head alone first, or the whole answer in one write. */
+type Opening = "together" | "head first" | "all at once";
 
 /** One streamed answer's steps, each taken when the test says. */
 interface Script {
@@ -47,6 +47,7 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
   req.resume();
   const s = script!;
   res.writeHead(200, { "content-type": "text/event-stream", "x-request-id": "req_w" });
+  if (s.opening === "all at once") return void res.end(FIRST + REST);
   if (s.opening === "together") res.write(FIRST);
   else {
     res.flushHeaders();
@@ -130,5 +131,12 @@ describe("a streamed answer's writes to the client", () => {
     assert.ok(r.text.startsWith(FIRST));
     assert.ok(r.text.endsWith("data: [DONE]\n\n"));
     assert.equal(r.writes, 3);
+  });
+
+  test("an answer that came whole with its head (a short stream, an error) leaves in one write", async () => {
+    const r = await streamed("all at once");
+    assert.ok(r.text.startsWith(FIRST));
+    assert.ok(r.text.endsWith("data: [DONE]\n\n"));
+    assert.equal(r.writes, 1, "before: the head on its own, then the rest");
   });
 });
