@@ -80,7 +80,7 @@ async function traced(pid: number, file: string, run: () => Promise<number>): Pr
 export async function benchSyscalls(builds: { label: string; root: string }[], rate: number, seconds: number): Promise<SyscallCount[]> {
   const out: SyscallCount[] = [];
   for (const [i, build] of builds.entries()) {
-    const stack = await startStack([], false, { root: build.root, database: `tollgate_bench_sys_${i}` });
+    const stack = await startStack([], false, { root: build.root, database: `tollgate_bench_sys_${process.pid}_${i}` });
     const dir = process.env.BENCH_SYSCALL_TRACES ?? mkdtempSync(join(tmpdir(), "tollgate-strace-"));
     try {
       const ports = {
