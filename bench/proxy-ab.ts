@@ -77,7 +77,8 @@ export async function benchProxyAb(options: AbOptions): Promise<{ loadBefore: nu
   const phases: AbPhase[] = [];
   const direct: AbPhase[] = [];
   try {
-    for (const [i, build] of options.builds.entries()) stacks.push(await startStack([], false, { root: build.root, database: `tollgate_bench_ab_${i}` }));
+    // Named by this run too: other runs of this bench on the same server must not drop ours.
+    for (const [i, build] of options.builds.entries()) stacks.push(await startStack([], false, { root: build.root, database: `tollgate_bench_ab_${process.pid}_${i}` }));
     // Warm-up: JIT, connection pools, the budget's lease.
     for (const stack of stacks) for (const stream of [false, true]) await stack.run("tollgate", stream, 500, 4);
     const kinds = [...options.rates.map((rate) => ({ stream: false, rate })), ...options.streamRates.map((rate) => ({ stream: true, rate }))];

@@ -9,6 +9,7 @@ import { benchIngest } from "./ingest.ts";
 import { benchMemory, memorySection, parseVariant } from "./memory.ts";
 import { benchProxy, gatewaySource, profileProxy } from "./proxy.ts";
 import { abOptionsFromEnv, abTable, benchProxyAb } from "./proxy-ab.ts";
+import { benchSyscalls, syscallSection } from "./proxy-syscalls.ts";
 import { benchRecorderTrickle } from "./recorder-trickle.ts";
 import { profileSection, proxySection } from "./proxy-report.ts";
 import { benchWorkers, workersSection } from "./proxy-workers.ts";
@@ -16,7 +17,7 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|proxy-syscalls|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
@@ -143,6 +144,12 @@ if (which === "proxy-workers") {
 if (which === "proxy-ab") {
   // Builds compared against each other (bench/proxy-ab.ts): printed, never written as headline figures.
   console.log(abTable(await benchProxyAb(abOptionsFromEnv())));
+}
+if (which === "proxy-syscalls") {
+  // Counts per call (bench/proxy-syscalls.ts), build against build: printed, like proxy-ab.
+  const rate = Number(process.env.BENCH_SYSCALL_RATE ?? 200);
+  const seconds = Number(process.env.BENCH_SYSCALL_SECONDS ?? 5);
+  console.log(syscallSection(await benchSyscalls(abOptionsFromEnv().builds, rate, seconds), rate, seconds));
 }
 if (which === "recorder-trickle") {
   const { builds, rounds } = abOptionsFromEnv();

@@ -140,6 +140,22 @@ describe("OpenAI-compatible: stream taps", () => {
     eachSplit(() => openai.tap(chat, true), crlf, (forwarded) => assert.equal(forwarded, withoutUsage.replaceAll("\n", "\r\n")));
   });
 
+  test("injected, one event per chunk (as upstreams send them): each kept chunk goes on as the very buffer that came, never re-encoded", () => {
+    const { whole, withoutUsage } = chatStream();
+    const tap = openai.tap(chat, true);
+    const forwarded: Buffer[] = [];
+    for (const event of whole.split(/(?<=\n\n)/)) {
+      const chunk = Buffer.from(event);
+      const out = tap.push(chunk);
+      if (event.includes('"choices":[]')) assert.equal(out, undefined, "the usage chunk is dropped");
+      else assert.equal(out, chunk, "the same buffer, not a copy");
+      if (out) forwarded.push(out);
+    }
+    assert.equal(tap.end(), undefined);
+    assert.equal(Buffer.concat(forwarded).toString("utf8"), withoutUsage);
+    assert.deepEqual(tap.result().usage?.tokens, OPENAI_TOKENS);
+  });
+
   test("not injected: the client asked for usage, so it keeps the usage chunk", () => {
     const { whole } = chatStream();
     eachSplit(() => openai.tap(chat, false), whole, (forwarded, tap) => {

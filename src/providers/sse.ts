@@ -15,6 +15,11 @@ export interface SseEvent {
 export class SseReader {
   private buffer = "";
 
+  /** No part of an event is waiting for the rest of it. */
+  get empty(): boolean {
+    return this.buffer === "";
+  }
+
   /** The events completed by this chunk, each with its raw text (blank line included). */
   push(chunk: string): { event: SseEvent; raw: string }[] {
     this.buffer += chunk;
@@ -74,14 +79,22 @@ export interface SseTap {
 export function sseStreamTap(tap: SseTap, filtering: boolean): StreamTap {
   const reader = new SseReader();
   const decoder = new StringDecoder("utf8");
+  /** The bytes so far ended where an event did: nothing is held, in the reader or the decoder. */
+  let atBoundary = true;
   return {
     push(chunk) {
+      const startsAtBoundary = atBoundary;
       const events = reader.push(decoder.write(chunk));
+      // A last byte of "\n" leaves no character half-decoded; an empty reader, no event half-read.
+      atBoundary = reader.empty && chunk[chunk.length - 1] === 0x0a;
       if (!filtering) {
         for (const { event } of events) tap.onEvent(event);
         return chunk;
       }
-      const kept = events.filter(({ event }) => tap.onEvent(event) === "forward").map(({ raw }) => raw);
+      const kept: string[] = [];
+      for (const { event, raw } of events) if (tap.onEvent(event) === "forward") kept.push(raw);
+      // Whole events, all kept (as every chunk but the one with the usage is): the chunk as it came, not re-encoded.
+      if (kept.length === events.length && startsAtBoundary && atBoundary) return kept.length > 0 ? chunk : undefined;
       return kept.length > 0 ? Buffer.from(kept.join("")) : undefined;
     },
     end() {

@@ -276,11 +276,10 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
   const tap = call.provider.tap(call.path, injected);
   const headers = clientHeaders(call, answer.headers, "content-encoding");
   headers["cache-control"] = "no-cache";
+  // The head goes at once (pump flushes it): the client sees the answer begin before the first
+  // event, and each event after reaches it as the upstream sent it (a client that stops after one
+  // event gets just that one).
   res.writeHead(answer.statusCode, headers);
-  // The head goes at once, on its own: the client sees the answer begin before the first event,
-  // and each event after reaches it as the upstream sent it (a client that stops after one event
-  // gets just that one).
-  res.flushHeaders();
   const sse = isEventStream(String(answer.headers["content-type"] ?? ""));
   const meter = new StreamMeter(sse);
   const push = (chunk: Buffer) => {
@@ -293,7 +292,7 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
     const cut = delivery === "cut" || delivery === "upstream_broke";
     return answer.statusCode < 400 && (cut || sse) ? streamUsage(tap.result(), cut, request, meter) : tap.result();
   };
-  await relayAndRecord(call, res, source, push, () => tap.end(), usage, requestId, answer.statusCode, opts);
+  await relayAndRecord(call, res, source, push, () => tap.end(), usage, requestId, answer.statusCode, opts, true);
 }
 
 /**
@@ -310,6 +309,8 @@ async function relayAndRecord(
   requestId: string | undefined,
   code: number,
   opts: ForwardOptions,
+  /** Send the head at once, not with the first chunk (a stream: the client sees it begin). */
+  flushHead = false,
 ): Promise<void> {
   let recorded = false;
   const record = (delivery: Delivery) => {
@@ -317,7 +318,7 @@ async function relayAndRecord(
     recorded = true;
     recordCall(opts, call, usage(delivery), statusOf(code, delivery), requestId, code);
   };
-  record(await pump(source, res, transform, opts, atEnd, () => record("whole")));
+  record(await pump(source, res, transform, opts, atEnd, () => record("whole"), flushHead));
 }
 
 /**
@@ -333,6 +334,7 @@ function pump(
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
   beforeLastByte: () => void,
+  flushHead: boolean,
 ): Promise<Delivery> {
   return new Promise((resolve) => {
     let clientGone = false;
@@ -373,6 +375,7 @@ function pump(
         return;
       }
       if (clientGone || out === undefined || out.length === 0) return;
+      coalesceWrites(res);
       if (!res.write(out)) {
         source.pause();
         res.once("drain", onDrain);
@@ -404,7 +407,28 @@ function pump(
     source.once("close", onBroken);
     res.on("close", onClose);
     source.resume();
+    // Corked only now, after resume() queued the reading of what has come already: the head, that
+    // data and an end that came with it (its 'end' is queued by that reading) leave in one write.
+    coalesceWrites(res);
+    if (flushHead) res.flushHeaders();
   });
+}
+
+/**
+ * Keeps the client's socket corked while the work already queued behind the current callback
+ * runs (two rounds of process.nextTick), so what is written meanwhile leaves in one system call:
+ * our head with the chunks that came with the upstream's, a last chunk with the terminator
+ * `res.end` writes when the upstream's end came with it (a stream emits 'end' a tick after its
+ * last data; `end` uncorks at once). Each write on loopback costs the reader's TCP work too.
+ * Nothing waits for I/O or a timer: the socket is uncorked before the event loop turns, so every
+ * chunk leaves in the turn it came.
+ */
+function coalesceWrites(res: ServerResponse): void {
+  const socket = res.socket;
+  // Already corked: by us earlier in this turn, or by node's own write, which uncorks on the next tick.
+  if (!socket || socket.writableCorked > 0) return;
+  socket.cork();
+  process.nextTick(() => process.nextTick(() => socket.uncork()));
 }
 
 /** An error the gateway itself answers, in the provider's own shape. */
