@@ -3,9 +3,10 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { withAdvisoryLock } from "../src/db/advisory-lock.ts";
-import type { Database } from "../src/db/connection.ts";
+import { type Database, openDatabase } from "../src/db/connection.ts";
 import { MAX_RECONNECT_DELAY_SECONDS, reconnectDelaySeconds } from "../src/db/reconnect.ts";
 import { within } from "../src/deadline.ts";
+import { TcpCutter } from "./fakes/tcp-cutter.ts";
 import { type CuttableDatabase, throughCutter } from "./helpers/db-outage.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 
@@ -127,6 +128,46 @@ test("transactions and queries under load while the network is cut again and aga
     await answersAgain(cuttable.database);
   });
   assert.equal(errors.length, 0, stack(errors));
+});
+
+test("connections that dropped with a write pending open again at the next attempt, not after connect_timeout", { skip: needsPostgres, timeout: 120_000 }, async () => {
+  const [row] = await direct.rows<{ name: string }>(sql`select current_database() as name`);
+  const target = new URL(process.env.TEST_DATABASE_URL!);
+  target.pathname = `/${row!.name}`;
+  const cutter = await TcpCutter.start({ host: target.hostname, port: Number(target.port || 5432) });
+  // A connect_timeout far past the bound below: a connection stuck until it is fails the test.
+  const database = await openDatabase({ url: cutter.url(target.toString()), dataDir: "", maxConnections: 4, connectTimeoutMs: 120_000 });
+  try {
+    let stop = false;
+    let cut = false;
+    // Failed queries are sent again at once, from the turn in which the first connection hears of
+    // the cut: they are written to connections whose close comes later in the same turn.
+    const worker = async () => {
+      while (!stop) {
+        try {
+          await database.rows(sql`select 1`);
+        } catch {
+          if (cut) await sleep(1);
+        }
+      }
+    };
+    const workers = Array.from({ length: 16 }, worker);
+    await sleep(300);
+    cutter.cut();
+    await sleep(0);
+    cut = true;
+    await sleep(200);
+    stop = true;
+    await Promise.all(workers);
+    await cutter.restore();
+    // Twice as many queries as connections, each needing a connection of its own for a while: every connection must open.
+    const answers = await within(Promise.all(Array.from({ length: 8 }, () => database.rows<{ one: number }>(sql`select 1 as one, pg_sleep(0.1)`))), 30_000);
+    assert.ok(answers, "every query answered within 30 s of the network coming back");
+    assert.ok(answers.every((rows) => rows[0]?.one === 1));
+  } finally {
+    await database.close();
+    await cutter.close();
+  }
 });
 
 test("a pool connection tries Postgres again within a second, however many attempts failed before", () => {

@@ -5,7 +5,7 @@ import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema.ts";
-import { reconnectDelaySeconds } from "./reconnect.ts";
+import { STARTUP_PADDING, reconnectDelaySeconds } from "./reconnect.ts";
 import { guardTransactions } from "./transaction-close-guard.ts";
 
 /** The drizzle handle every part uses; which driver is behind it is this folder's business. */
@@ -58,7 +58,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       fetch_types: false,
       // Slow statements are cancelled by the server; a server that does not answer at all is caught
       // by the callers' own deadlines (recorder writes, /readyz, shutdown).
-      ...(opts.statementTimeoutMs ? { connection: { statement_timeout: opts.statementTimeoutMs } } : {}),
+      connection: { ...STARTUP_PADDING, ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}) },
     });
     guardTransactions(client);
     const db = drizzlePostgres({ client, schema }) as unknown as Db;

@@ -13,3 +13,16 @@ export const MAX_RECONNECT_DELAY_SECONDS = 1;
 export function reconnectDelaySeconds(retries: number, random = Math.random()): number {
   return (0.5 + random / 2) * Math.min(0.05 * 2 ** retries, MAX_RECONNECT_DELAY_SECONDS);
 }
+
+/**
+ * A startup parameter whose only use is its size, sent on every connection postgres.js opens.
+ * postgres.js (3.4.x) sends writes under 1 KB from a setImmediate; when a connection closes with
+ * such a write pending it cancels the immediate but keeps both it and the bytes, so every later
+ * small write on that connection, the next connection's startup message first, is held back: the
+ * connection then waits out connect_timeout (10 s by default) and again on each attempt, until
+ * 1 KB has piled up. A startup message of 1 KB or more is written at once, which clears that state;
+ * if bytes were held back they go first, Postgres refuses the garbled startup and closes, and the
+ * next attempt opens cleanly (Postgres logs "invalid length of startup packet" once for it). A
+ * dotted name is a placeholder setting Postgres accepts and nothing reads.
+ */
+export const STARTUP_PADDING = { "tollgate.startup_padding": "0".repeat(1024) };
