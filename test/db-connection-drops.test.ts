@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { withAdvisoryLock } from "../src/db/advisory-lock.ts";
 import { type Database, openDatabase } from "../src/db/connection.ts";
 import { MAX_RECONNECT_DELAY_SECONDS, reconnectDelaySeconds } from "../src/db/reconnect.ts";
+import { isDroppedTypeFetch, passTypeFetchDrops } from "../src/db/type-fetch-drops.ts";
 import { within } from "../src/deadline.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
 import { type CuttableDatabase, throughCutter } from "./helpers/db-outage.ts";
@@ -33,28 +35,41 @@ after(async () => {
   await direct?.close();
 });
 
-/** Uncaught exceptions and unhandled rejections while `run` runs, and a turn of the event loop after. */
+/**
+ * What would end a gateway's process while `run` runs, and a turn of the event loop after: uncaught
+ * exceptions, and unhandled rejections but the one the product lets pass (its listener rethrows the
+ * others, as uncaught exceptions). The test runner's own listener for unhandled rejections is set
+ * aside meanwhile: a gateway's process does not have it.
+ */
 async function escapes(run: () => Promise<void>): Promise<unknown[]> {
   const seen: unknown[] = [];
   const note = (err: unknown) => void seen.push(err);
+  const runners = process.listeners("unhandledRejection").filter((l) => l !== passTypeFetchDrops);
+  for (const l of runners) process.off("unhandledRejection", l);
   process.on("uncaughtException", note);
-  process.on("unhandledRejection", note);
   try {
     await run();
     // What postgres.js defers to a setImmediate (its writes) has run by the next timer.
     await sleep(20);
   } finally {
     process.off("uncaughtException", note);
-    process.off("unhandledRejection", note);
+    for (const l of runners) process.on("unhandledRejection", l);
   }
   return seen;
 }
 
 const stack = (errors: unknown[]) => errors.map((e) => (e instanceof Error ? e.stack : String(e))).join("\n");
 
+/** A query answered within 30 s of the network coming back (an attempt under way at the restore may still fail). */
 async function answersAgain(database: Database): Promise<void> {
-  const rows = await within(database.rows<{ one: number }>(sql`select 1 as one`), 30_000);
-  assert.equal(rows?.[0]?.one, 1, "the pool answers once the network is back");
+  const answered = async (): Promise<number | undefined> => {
+    for (;;) {
+      const rows = await database.rows<{ one: number }>(sql`select 1 as one`).catch(() => undefined);
+      if (rows) return rows[0]?.one;
+      await sleep(100);
+    }
+  };
+  assert.equal(await within(answered(), 30_000), 1, "the pool answers once the network is back");
 }
 
 test("a transaction that outlives its connection (the advisory lock's, while its work runs) fails; the process lives on", { skip: needsPostgres, timeout: 60_000 }, async () => {
@@ -137,37 +152,50 @@ test("connections that dropped with a write pending open again at the next attem
   const cutter = await TcpCutter.start({ host: target.hostname, port: Number(target.port || 5432) });
   // A connect_timeout far past the bound below: a connection stuck until it is fails the test.
   const database = await openDatabase({ url: cutter.url(target.toString()), dataDir: "", maxConnections: 4, connectTimeoutMs: 120_000 });
-  try {
+  const errors = await escapes(async () => {
     let stop = false;
-    let cut = false;
-    // Failed queries are sent again at once, from the turn in which the first connection hears of
-    // the cut: they are written to connections whose close comes later in the same turn.
-    const worker = async () => {
-      while (!stop) {
-        try {
-          await database.rows(sql`select 1`);
-        } catch {
-          if (cut) await sleep(1);
+    try {
+      let cut = false;
+      // Failed queries are sent again at once, from the turn in which the first connection hears of
+      // the cut: they are written to connections whose close comes later in the same turn.
+      const worker = async () => {
+        while (!stop) {
+          try {
+            await database.rows(sql`select 1`);
+          } catch {
+            if (cut) await sleep(1);
+          }
         }
-      }
-    };
-    const workers = Array.from({ length: 16 }, worker);
-    await sleep(300);
-    cutter.cut();
-    await sleep(0);
-    cut = true;
-    await sleep(200);
-    stop = true;
-    await Promise.all(workers);
-    await cutter.restore();
-    // Twice as many queries as connections, each needing a connection of its own for a while: every connection must open.
-    const answers = await within(Promise.all(Array.from({ length: 8 }, () => database.rows<{ one: number }>(sql`select 1 as one, pg_sleep(0.1)`))), 30_000);
-    assert.ok(answers, "every query answered within 30 s of the network coming back");
-    assert.ok(answers.every((rows) => rows[0]?.one === 1));
-  } finally {
-    await database.close();
-    await cutter.close();
-  }
+      };
+      const workers = Array.from({ length: 16 }, worker);
+      await sleep(300);
+      cutter.cut();
+      await sleep(0);
+      cut = true;
+      await sleep(200);
+      stop = true;
+      await Promise.all(workers);
+      await cutter.restore();
+      // Twice as many queries as connections, each holding a connection for a while: every connection
+      // must open. One that fails at once (an attempt under way at the restore) is sent again; one
+      // held by a connection that never opens waits out the 120 s connect_timeout.
+      const answer = async (): Promise<number | undefined> => {
+        while (!stop) {
+          const rows = await database.rows<{ one: number }>(sql`select 1 as one, pg_sleep(0.1)`).catch(() => undefined);
+          if (rows) return rows[0]?.one;
+          await sleep(100);
+        }
+      };
+      stop = false;
+      const answers = await within(Promise.all(Array.from({ length: 8 }, answer)), 30_000);
+      assert.deepEqual(answers, Array(8).fill(1), "every query answered within 30 s of the network coming back");
+    } finally {
+      stop = true;
+      await database.close();
+      await cutter.close();
+    }
+  });
+  assert.equal(errors.length, 0, stack(errors));
 });
 
 test("a pool connection tries Postgres again within a second, however many attempts failed before", () => {
@@ -178,4 +206,59 @@ test("a pool connection tries Postgres again within a second, however many attem
   assert.ok(MAX_RECONNECT_DELAY_SECONDS <= 1);
   assert.deepEqual(worst.slice(0, 6), [0.05, 0.1, 0.2, 0.4, 0.8, 1]);
   assert.ok(least.every((s, n) => s === worst[n]! / 2), "at random down to half, so workers do not knock in step");
+});
+
+/** postgres.js's own array-type query (connection.js, fetchArrayTypes), as it sends it. */
+const TYPE_QUERY = `
+      select b.oid, b.typarray
+      from pg_catalog.pg_type a
+      left join pg_catalog.pg_type b on b.oid = a.typelem
+      where a.typcategory = 'A'
+      group by b.oid, b.typarray
+      order by b.oid
+    `;
+
+test("the array-type query failing with its dropped connection is told from Postgres refusing it and from anything else", { skip: needsPostgres, timeout: 60_000 }, async () => {
+  // The driver's own query text, held up by the server so the cut comes while it runs.
+  const slow = TYPE_QUERY.replace("where a.typcategory = 'A'", "where a.typcategory = 'A' and pg_sleep(5) is not null");
+  let dropped: unknown;
+  const errors = await escapes(async () => {
+    const running = cuttable.database.rows(sql.raw(slow));
+    await sleep(200);
+    cuttable.cutter.cut();
+    dropped = await running.then(() => undefined, (err: unknown) => err);
+    await cuttable.cutter.restore();
+    await answersAgain(cuttable.database);
+  });
+  assert.equal(errors.length, 0, stack(errors));
+  // drizzle wraps the driver's error; postgres.js's own rejection is the driver's error itself.
+  const driverError = (dropped as { cause?: unknown }).cause ?? dropped;
+  assert.ok(isDroppedTypeFetch(driverError), `a dropped connection's error: ${String(driverError)}`);
+  const refused = await cuttable.database.rows(sql.raw(TYPE_QUERY.replace("order by b.oid", "order by no_such_column"))).then(() => undefined, (err: unknown) => (err as { cause?: unknown }).cause ?? err);
+  assert.ok(refused instanceof Error);
+  assert.equal(isDroppedTypeFetch(refused), false, "Postgres answered: not a drop");
+  assert.equal(isDroppedTypeFetch(new Error("connect ECONNREFUSED")), false);
+});
+
+test("in a process with a database open, that rejection passes with a warning; any other unhandled rejection still ends the process", () => {
+  const run = (rejection: string) =>
+    spawnSync(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", `
+        const { letTypeFetchDropsPass } = await import(${JSON.stringify(new URL("../src/db/type-fetch-drops.ts", import.meta.url).href)});
+        letTypeFetchDropsPass();
+        ${rejection}
+        setTimeout(() => console.log("alive"), 100);`],
+      { encoding: "utf8", timeout: 30_000 },
+    );
+  const passed = run(`Promise.reject(Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED", query: ${JSON.stringify(TYPE_QUERY)} }));`);
+  assert.equal(passed.status, 0, passed.stderr);
+  assert.match(passed.stdout, /alive/);
+  assert.match(passed.stderr, /TOLLGATE_PG_TYPE_FETCH_DROPPED/);
+  const other = run(`Promise.reject(new Error("something else"));`);
+  assert.notEqual(other.status, 0);
+  assert.doesNotMatch(other.stdout, /alive/);
+  assert.match(other.stderr, /something else/);
+  const refusedByPostgres = run(`Promise.reject(Object.assign(new Error("column does not exist"), { severity: "ERROR", code: "42703", query: ${JSON.stringify(TYPE_QUERY)} }));`);
+  assert.notEqual(refusedByPostgres.status, 0);
 });

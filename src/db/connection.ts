@@ -7,6 +7,7 @@ import postgres from "postgres";
 import * as schema from "./schema.ts";
 import { STARTUP_PADDING, reconnectDelaySeconds } from "./reconnect.ts";
 import { guardTransactions } from "./transaction-close-guard.ts";
+import { letTypeFetchDropsPass } from "./type-fetch-drops.ts";
 
 /** The drizzle handle every part uses; which driver is behind it is this folder's business. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -52,15 +53,12 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       onnotice: () => {},
       connect_timeout: Math.ceil((opts.connectTimeoutMs ?? 10_000) / 1000),
       backoff: reconnectDelaySeconds,
-      // Not the array types' query postgres.js sends on every connection it opens: a connection that
-      // drops during it leaves a rejection nothing handles, which ends the process (Node's default),
-      // and it lengthens each reconnect. drizzle reads and writes array columns as text itself.
-      fetch_types: false,
       // Slow statements are cancelled by the server; a server that does not answer at all is caught
       // by the callers' own deadlines (recorder writes, /readyz, shutdown).
       connection: { ...STARTUP_PADDING, ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}) },
     });
     guardTransactions(client);
+    letTypeFetchDropsPass();
     const db = drizzlePostgres({ client, schema }) as unknown as Db;
     return wrap(db, "postgres", () => client.end({ timeout: 5 }));
   }
