@@ -57,11 +57,17 @@ function summarise(values: Float64Array): Summary {
   };
 }
 
-/** One request; calls back with the time to its first body chunk and a problem (undefined when it was answered whole). */
-function send(client: Client, target: Target, stream: boolean, body: string, signal: AbortSignal, done: (firstByte: number, problem: string | undefined) => void): void {
+/**
+ * One request; calls back with the time to its first body chunk and a problem (undefined when it was
+ * answered whole). No AbortSignal: undici adds an abort listener per request to the signal it is
+ * given, so one signal shared by a phase's hundreds of outstanding requests set off Node's
+ * MaxListenersExceededWarning (listeners removed as requests end: no leak). Requests given up on are
+ * failed by destroying their lanes (renewLanes) instead.
+ */
+function send(client: Client, target: Target, stream: boolean, body: string, done: (firstByte: number, problem: string | undefined) => void): void {
   const sent = performance.now();
   let firstByte = NaN;
-  client.request({ path: target.path, method: "POST", headers: target.headers, body, signal, headersTimeout: SETTLE_MS, bodyTimeout: SETTLE_MS }).then(
+  client.request({ path: target.path, method: "POST", headers: target.headers, body, headersTimeout: SETTLE_MS, bodyTimeout: SETTLE_MS }).then(
     (res) => {
       let tail = "";
       res.body.on("data", (chunk: Buffer) => {
@@ -92,9 +98,8 @@ async function openLoop(phase: Phase): Promise<PhaseResult> {
   let outstanding = 0;
   let lastAnswer = 0;
   let settled: () => void = () => {};
-  // Requests still queued or unanswered when the phase gives up on them are cancelled, so they
-  // cannot hold the next phase's lanes.
-  const cancel = new AbortController();
+  // Requests still queued or unanswered when the phase gives up on them are cancelled (their lanes
+  // destroyed), so they cannot hold the next phase's lanes.
   let over = false;
 
   // Request n is lane n mod LANES's (n div LANES)-th: each lane keeps its own fixed period.
@@ -102,7 +107,7 @@ async function openLoop(phase: Phase): Promise<PhaseResult> {
     const sent = performance.now();
     lag[n] = sent - scheduled;
     outstanding++;
-    send(clients[n % LANES]!, phase.target, phase.stream, body, cancel.signal, (firstByte, problem) => {
+    send(clients[n % LANES]!, phase.target, phase.stream, body, (firstByte, problem) => {
       if (over) return;
       lastAnswer = performance.now();
       if (problem === undefined) {
@@ -134,7 +139,6 @@ async function openLoop(phase: Phase): Promise<PhaseResult> {
     ]);
     if (unanswered > 0) {
       over = true;
-      cancel.abort();
       renewLanes(phase.target.origin);
       errors += unanswered;
       firstError ??= `${unanswered} requests unanswered ${SETTLE_MS} ms after the last send`;
@@ -162,9 +166,8 @@ async function closedLoop(loop: ClosedLoop): Promise<ClosedResult> {
   let firstError: string | undefined;
   const started = performance.now();
   const until = started + loop.seconds * 1000;
-  // An answer still awaited SETTLE_MS after the end is cancelled and counted as an error.
-  const cancel = new AbortController();
-  const timer = setTimeout(() => cancel.abort(), loop.seconds * 1000 + SETTLE_MS);
+  // An answer still awaited SETTLE_MS after the end is cancelled (its lane destroyed) and counted as an error.
+  const timer = setTimeout(() => renewLanes(loop.target.origin), loop.seconds * 1000 + SETTLE_MS);
   await Promise.all(
     clients.slice(0, loop.connections).map(
       (client) =>
@@ -172,7 +175,7 @@ async function closedLoop(loop: ClosedLoop): Promise<ClosedResult> {
           const again = () => {
             if (performance.now() >= until) return laneDone();
             const sent = performance.now();
-            send(client, loop.target, false, body, cancel.signal, (_firstByte, problem) => {
+            send(client, loop.target, false, body, (_firstByte, problem) => {
               if (problem === undefined) latencies.push(performance.now() - sent);
               else {
                 errors++;
@@ -186,7 +189,6 @@ async function closedLoop(loop: ClosedLoop): Promise<ClosedResult> {
     ),
   );
   clearTimeout(timer);
-  if (cancel.signal.aborted) renewLanes(loop.target.origin);
   const seconds = (performance.now() - started) / 1000;
   return {
     completed: latencies.length,

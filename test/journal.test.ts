@@ -14,7 +14,7 @@ import { type Built, type LedgerEvent, type Pricer, eventBuilder } from "../src/
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { Recorder } from "../src/ledger/recorder.ts";
 import { type Decoded, decodeEvent, encodeEvent } from "../src/ledger/journal.ts";
-import { type DrainTuning, JournalDrain } from "../src/ledger/journal-drain.ts";
+import { DEFAULT_DRAIN_TUNING, type DrainTuning, JournalDrain, outageBackoffMs } from "../src/ledger/journal-drain.ts";
 import { createLogger } from "../src/logger.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
@@ -297,6 +297,14 @@ describe("JournalDrain", () => {
       }
     }
     assert.deepEqual(journalFiles(dataDir), []);
+  });
+
+  test("in an outage the database is asked again at most 2 s apart by default, however long it lasts: recording resumes that soon after", () => {
+    const waits = Array.from({ length: 30 }, (_, n) => outageBackoffMs(n + 1, DEFAULT_DRAIN_TUNING));
+    assert.deepEqual(waits.slice(0, 3), [1000, 2000, 2000]);
+    assert.equal(Math.max(...waits), 2000);
+    // Tuned: doubling from the replay interval up to the cap.
+    assert.deepEqual([1, 2, 3, 4, 5].map((n) => outageBackoffMs(n, { replayIntervalMs: 20, maxBackoffMs: 100 })), [20, 40, 80, 100, 100]);
   });
 
   test("restart: what one drain left, a new one replays on start, batch by batch", async () => {

@@ -5,6 +5,9 @@ import { type PgDatabase, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import * as schema from "./schema.ts";
+import { STARTUP_PADDING, reconnectDelaySeconds } from "./reconnect.ts";
+import { guardTransactions } from "./transaction-close-guard.ts";
+import { letTypeFetchDropsPass } from "./type-fetch-drops.ts";
 
 /** The drizzle handle every part uses; which driver is behind it is this folder's business. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -59,10 +62,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       max: opts.maxConnections ?? 10,
       onnotice: () => {},
       connect_timeout: Math.ceil((opts.connectTimeoutMs ?? 10_000) / 1000),
+      backoff: reconnectDelaySeconds,
       // Slow statements are cancelled by the server; a server that does not answer at all is caught
       // by the callers' own deadlines (recorder writes, /readyz, shutdown).
-      ...(opts.statementTimeoutMs ? { connection: { statement_timeout: opts.statementTimeoutMs } } : {}),
+      connection: { ...STARTUP_PADDING, ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}) },
     });
+    guardTransactions(client);
+    letTypeFetchDropsPass();
     const db = drizzlePostgres({ client, schema }) as unknown as Db;
     const prepared = async <T>(text: string, params: readonly (string | number | null)[]) =>
       (await client.unsafe(text, params as (string | number | null)[], { prepare: true })) as unknown as T[];

@@ -33,7 +33,11 @@ export interface SinkStatus {
 export interface DrainTuning extends JournalTuning {
   /** Between replay passes while the journal holds files to replay. */
   replayIntervalMs: number;
-  /** The longest wait between passes while the database stays down (the wait doubles up to it). */
+  /**
+   * The longest wait between passes while the database stays down (the wait doubles up to it).
+   * It bounds how long recording stays off once the database is back: while degraded, new events
+   * wait in the files for the next pass.
+   */
   maxBackoffMs: number;
   /** Between looks at the journal folder with nothing known to replay, for files other processes left. */
   idleScanMs: number;
@@ -50,7 +54,9 @@ export const DEFAULT_DRAIN_TUNING: DrainTuning = {
   idleMs: 1000,
   staleAfterMs: 10 * 60_000,
   replayIntervalMs: 1000,
-  maxBackoffMs: 10_000,
+  // A pass in an outage is one `select 1` (the probe): cheap to repeat, and 10 s here kept a
+  // recovered gateway from recording for up to 10 s.
+  maxBackoffMs: 2000,
   idleScanMs: 30_000,
   replayBatchSize: 1000,
   maxInFlightEvents: 20_000,
@@ -347,10 +353,7 @@ export class JournalDrain implements UsageSink {
   }
 
   private delayAfter(result: PassResult): number {
-    if (result === "outage") {
-      this.failures++;
-      return Math.min(this.tuning.maxBackoffMs, this.tuning.replayIntervalMs * 2 ** (this.failures - 1));
-    }
+    if (result === "outage") return outageBackoffMs(++this.failures, this.tuning);
     this.failures = 0;
     return result === "more" ? this.tuning.replayIntervalMs : this.tuning.idleScanMs;
   }
@@ -404,6 +407,11 @@ export class JournalDrain implements UsageSink {
     journalEvents.set(events);
     journalOldest.set(oldest ? oldest.getTime() / 1000 : 0);
   }
+}
+
+/** The wait before the next replay pass after `failures` (1 or more) outage passes in a row. */
+export function outageBackoffMs(failures: number, tuning: Pick<DrainTuning, "replayIntervalMs" | "maxBackoffMs">): number {
+  return Math.min(tuning.maxBackoffMs, tuning.replayIntervalMs * 2 ** (failures - 1));
 }
 
 /**
