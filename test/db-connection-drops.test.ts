@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import { withAdvisoryLock } from "../src/db/advisory-lock.ts";
@@ -9,8 +9,7 @@ import { MAX_RECONNECT_DELAY_SECONDS, reconnectDelaySeconds } from "../src/db/re
 import { isDroppedTypeFetch, passTypeFetchDrops } from "../src/db/type-fetch-drops.ts";
 import { within } from "../src/deadline.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
-import { type CuttableDatabase, throughCutter } from "./helpers/db-outage.ts";
-import { openTestDatabase } from "./helpers/db.ts";
+import { NEEDS_POSTGRES_TO_CUT, databasesToCut } from "./helpers/db-outage.ts";
 
 /*
  * The product's own Postgres client (src/db, postgres.js under drizzle) while its connections are
@@ -21,19 +20,7 @@ import { openTestDatabase } from "./helpers/db.ts";
  * Either kills a gateway, so each test counts what reaches the process's last handlers.
  */
 
-const needsPostgres = process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut";
-
-let direct: Database;
-let cuttable: CuttableDatabase;
-before(async () => {
-  if (needsPostgres) return;
-  direct = await openTestDatabase();
-  cuttable = await throughCutter(direct, 4);
-});
-after(async () => {
-  await cuttable?.close();
-  await direct?.close();
-});
+const dbs = databasesToCut(4);
 
 /**
  * What would end a gateway's process while `run` runs, and a turn of the event loop after: uncaught
@@ -72,26 +59,26 @@ async function answersAgain(database: Database): Promise<void> {
   assert.equal(await within(answered(), 30_000), 1, "the pool answers once the network is back");
 }
 
-test("a transaction that outlives its connection (the advisory lock's, while its work runs) fails; the process lives on", { skip: needsPostgres, timeout: 60_000 }, async () => {
+test("a transaction that outlives its connection (the advisory lock's, while its work runs) fails; the process lives on", { skip: NEEDS_POSTGRES_TO_CUT, timeout: 60_000 }, async () => {
   const errors = await escapes(async () => {
-    const run = withAdvisoryLock(cuttable.database, "connection-drops", async () => {
-      cuttable.cutter.cut();
+    const run = withAdvisoryLock(dbs.cuttable.database, "connection-drops", async () => {
+      dbs.cuttable.cutter.cut();
       // The lock's connection hears of the cut before the work ends: its COMMIT is not written.
       await sleep(100);
       return "done";
     });
     await assert.rejects(run, /CONNECTION_CLOSED|ECONNRESET|write after end/);
-    await cuttable.cutter.restore();
-    await answersAgain(cuttable.database);
+    await dbs.cuttable.cutter.restore();
+    await answersAgain(dbs.cuttable.database);
   });
   assert.equal(errors.length, 0, stack(errors));
 });
 
-test("a transaction whose query fails with its connection rejects with it; the process lives on", { skip: needsPostgres, timeout: 60_000 }, async () => {
+test("a transaction whose query fails with its connection rejects with it; the process lives on", { skip: NEEDS_POSTGRES_TO_CUT, timeout: 60_000 }, async () => {
   const errors = await escapes(async () => {
     let started!: () => void;
     const inFlight = new Promise<void>((resolve) => (started = resolve));
-    const run = cuttable.database.db.transaction(async (tx) => {
+    const run = dbs.cuttable.database.db.transaction(async (tx) => {
       await tx.execute(sql`select 1`);
       const sleeping = tx.execute(sql`select pg_sleep(5)`);
       started();
@@ -99,15 +86,15 @@ test("a transaction whose query fails with its connection rejects with it; the p
     });
     await inFlight;
     await sleep(50);
-    cuttable.cutter.cut();
+    dbs.cuttable.cutter.cut();
     await assert.rejects(run);
-    await cuttable.cutter.restore();
-    await answersAgain(cuttable.database);
+    await dbs.cuttable.cutter.restore();
+    await answersAgain(dbs.cuttable.database);
   });
   assert.equal(errors.length, 0, stack(errors));
 });
 
-test("transactions and queries under load while the network is cut again and again, also as connections open: nothing escapes, all end, the pool recovers", { skip: needsPostgres, timeout: 120_000 }, async () => {
+test("transactions and queries under load while the network is cut again and again, also as connections open: nothing escapes, all end, the pool recovers", { skip: NEEDS_POSTGRES_TO_CUT, timeout: 120_000 }, async () => {
   const errors = await escapes(async () => {
     let stop = false;
     let committed = 0;
@@ -115,10 +102,10 @@ test("transactions and queries under load while the network is cut again and aga
     const worker = async (i: number) => {
       while (!stop) {
         try {
-          if (i % 3 === 0) await cuttable.database.rows(sql`select pg_sleep(0.001)`);
-          else if (i % 3 === 1) await withAdvisoryLock(cuttable.database, `drops-${i}`, pause);
+          if (i % 3 === 0) await dbs.cuttable.database.rows(sql`select pg_sleep(0.001)`);
+          else if (i % 3 === 1) await withAdvisoryLock(dbs.cuttable.database, `drops-${i}`, pause);
           else
-            await cuttable.database.db.transaction(async (tx) => {
+            await dbs.cuttable.database.db.transaction(async (tx) => {
               await tx.execute(sql`select 1`);
               await tx.transaction(async (inner) => void (await inner.execute(sql`select pg_sleep(0.001)`)));
             });
@@ -132,21 +119,21 @@ test("transactions and queries under load while the network is cut again and aga
     for (let round = 0; round < 8; round++) {
       // Every other round the cut comes soon after the network is back, while connections open.
       await sleep(round % 2 === 0 ? 150 : 5);
-      cuttable.cutter.cut();
+      dbs.cuttable.cutter.cut();
       await sleep(50);
-      await cuttable.cutter.restore();
+      await dbs.cuttable.cutter.restore();
     }
     await sleep(300);
     stop = true;
     assert.equal(await within(Promise.all(workers).then(() => "ended"), 60_000), "ended", "every worker's last call ended");
     assert.ok(committed > 0, "work got done between the cuts");
-    await answersAgain(cuttable.database);
+    await answersAgain(dbs.cuttable.database);
   });
   assert.equal(errors.length, 0, stack(errors));
 });
 
-test("connections that dropped with a write pending open again at the next attempt, not after connect_timeout", { skip: needsPostgres, timeout: 120_000 }, async () => {
-  const [row] = await direct.rows<{ name: string }>(sql`select current_database() as name`);
+test("connections that dropped with a write pending open again at the next attempt, not after connect_timeout", { skip: NEEDS_POSTGRES_TO_CUT, timeout: 120_000 }, async () => {
+  const [row] = await dbs.direct.rows<{ name: string }>(sql`select current_database() as name`);
   const target = new URL(process.env.TEST_DATABASE_URL!);
   target.pathname = `/${row!.name}`;
   const cutter = await TcpCutter.start({ host: target.hostname, port: Number(target.port || 5432) });
@@ -218,23 +205,23 @@ const TYPE_QUERY = `
       order by b.oid
     `;
 
-test("the array-type query failing with its dropped connection is told from Postgres refusing it and from anything else", { skip: needsPostgres, timeout: 60_000 }, async () => {
+test("the array-type query failing with its dropped connection is told from Postgres refusing it and from anything else", { skip: NEEDS_POSTGRES_TO_CUT, timeout: 60_000 }, async () => {
   // The driver's own query text, held up by the server so the cut comes while it runs.
   const slow = TYPE_QUERY.replace("where a.typcategory = 'A'", "where a.typcategory = 'A' and pg_sleep(5) is not null");
   let dropped: unknown;
   const errors = await escapes(async () => {
-    const running = cuttable.database.rows(sql.raw(slow));
+    const running = dbs.cuttable.database.rows(sql.raw(slow));
     await sleep(200);
-    cuttable.cutter.cut();
+    dbs.cuttable.cutter.cut();
     dropped = await running.then(() => undefined, (err: unknown) => err);
-    await cuttable.cutter.restore();
-    await answersAgain(cuttable.database);
+    await dbs.cuttable.cutter.restore();
+    await answersAgain(dbs.cuttable.database);
   });
   assert.equal(errors.length, 0, stack(errors));
   // drizzle wraps the driver's error; postgres.js's own rejection is the driver's error itself.
   const driverError = (dropped as { cause?: unknown }).cause ?? dropped;
   assert.ok(isDroppedTypeFetch(driverError), `a dropped connection's error: ${String(driverError)}`);
-  const refused = await cuttable.database.rows(sql.raw(TYPE_QUERY.replace("order by b.oid", "order by no_such_column"))).then(() => undefined, (err: unknown) => (err as { cause?: unknown }).cause ?? err);
+  const refused = await dbs.cuttable.database.rows(sql.raw(TYPE_QUERY.replace("order by b.oid", "order by no_such_column"))).then(() => undefined, (err: unknown) => (err as { cause?: unknown }).cause ?? err);
   assert.ok(refused instanceof Error);
   assert.equal(isDroppedTypeFetch(refused), false, "Postgres answered: not a drop");
   assert.equal(isDroppedTypeFetch(new Error("connect ECONNREFUSED")), false);

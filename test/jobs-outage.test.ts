@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import type { Database } from "../src/db/connection.ts";
 import { within } from "../src/deadline.ts";
 import { type Job, Scheduler } from "../src/jobs/scheduler.ts";
 import { createLogger } from "../src/logger.ts";
-import { type CuttableDatabase, throughCutter } from "./helpers/db-outage.ts";
-import { openTestDatabase } from "./helpers/db.ts";
+import { NEEDS_POSTGRES_TO_CUT, databasesToCut } from "./helpers/db-outage.ts";
 
 /*
  * Scheduled jobs across a database outage, on a real Postgres reached through a TcpCutter. A job
@@ -15,34 +14,23 @@ import { openTestDatabase } from "./helpers/db.ts";
  * running) and a gateway whose shutdown never ends.
  */
 
-const needsPostgres = process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut";
-
-let direct: Database;
-let cuttable: CuttableDatabase;
-before(async () => {
-  if (needsPostgres) return;
-  direct = await openTestDatabase();
-  // Two connections: one for the run's lock, one for its work.
-  cuttable = await throughCutter(direct, 2);
-});
-after(async () => {
-  await cuttable?.close();
-  await direct?.close();
-});
+// Two connections: one for the run's lock, one for its work.
+const dbs = databasesToCut(2);
 
 test(
   "a job run asked for while the database is away ends, and the job runs again, however the pool's connections came back",
-  { skip: needsPostgres, timeout: 120_000 },
+  { skip: NEEDS_POSTGRES_TO_CUT, timeout: 120_000 },
   async () => {
     let runs = 0;
     const job: Job = { name: "outage-job", cron: "0 * * * *", run: async () => void runs++ };
-    const scheduler = new Scheduler(cuttable.database, [job], createLogger("silent"));
-    const query = () => cuttable.database.rows(sql`select 1`);
+    const scheduler = new Scheduler(dbs.cuttable.database, [job], createLogger("silent"));
+    const query = () => dbs.cuttable.database.rows(sql`select 1`);
     await Promise.all([query(), query()]);
 
-    cuttable.cutter.cut();
-    // Each refused reconnect lengthens the driver's wait before the next (3^n/100 s after the nth,
-    // up to halved at random, at most 20 s): after the fifth, the next attempt waits 1.2 s or more.
+    dbs.cuttable.cutter.cut();
+    // Each refused reconnect lengthens the driver's wait before the next (src/db/reconnect.ts:
+    // doubling from 50 ms, up to halved at random, at most 1 s): after these four the next attempt
+    // waits 0.4 s or more, far longer than the 50 ms the run takes to queue below.
     for (let i = 0; i < 4; i++) await assert.rejects(query());
     // Both connections start their next attempt for a query each; the run, asking for a
     // connection meanwhile, waits in the pool's queue and is handed to the attempt after the first
@@ -52,7 +40,7 @@ test(
     const run = scheduler.runNow("outage-job", new Date());
     await Promise.all(failing);
     // The network is back before that attempt: its connection opens, and the run must hear of it.
-    await cuttable.cutter.restore();
+    await dbs.cuttable.cutter.restore();
 
     const result = await within(run, 30_000);
     assert.ok(result === "ran" || result === "failed", `the run ended instead of waiting forever (${result})`);

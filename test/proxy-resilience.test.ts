@@ -9,7 +9,7 @@ import { within } from "../src/deadline.ts";
 import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
 import { answerText, type FakeUpstream, type ReplyProgress } from "./fakes/fake-upstream.ts";
 import { OPENAI_KEY, startFakeOpenAI } from "./fakes/openai.ts";
-import { throughCutter } from "./helpers/db-outage.ts";
+import { NEEDS_POSTGRES_TO_CUT, throughCutter } from "./helpers/db-outage.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { proxyRow, proxyRows, tokenColumns } from "./helpers/proxy-ledger.ts";
@@ -346,7 +346,7 @@ describe("a slow client on a large stream", () => {
 describe("the ledger database goes away under proxy traffic", () => {
   test(
     "calls keep being answered, /readyz says degraded, and once it is back every call is in the ledger exactly once",
-    { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: HANG_MS },
+    { skip: NEEDS_POSTGRES_TO_CUT, timeout: HANG_MS },
     async () => {
       // Each stage takes seconds when healthy; a bound well under the test's own names the stage that stuck.
       const STAGE_MS = 60_000;

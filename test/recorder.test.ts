@@ -16,7 +16,7 @@ import { openTestDatabase } from "./helpers/db.ts";
 import { seedDataDir } from "./helpers/template.ts";
 import { HANG_MS, waitFor } from "./helpers/wait.ts";
 import { ledgerEvent } from "./helpers/ledger-event.ts";
-import { throughCutter } from "./helpers/db-outage.ts";
+import { NEEDS_POSTGRES_TO_CUT, throughCutter } from "./helpers/db-outage.ts";
 
 let database: Database;
 before(async () => {
@@ -365,7 +365,7 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
-  test("a link that breaks under a batch of several senders fails the batch once: a driver's connection error is not a refusal of the data", { skip: process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut", timeout: HANG_MS }, async () => {
+  test("a link that breaks under a batch of several senders fails the batch once: a driver's connection error is not a refusal of the data", { skip: NEEDS_POSTGRES_TO_CUT, timeout: HANG_MS }, async () => {
     const link = await throughCutter(database, 1);
     const { logger, lines } = capturingLogger();
     const recorder = recorderOn(link.database, { batchSize: 10, maxWaitMs: 50, logger });

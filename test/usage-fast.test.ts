@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { ANTHROPIC_CHECKED, anthropicUsage } from "../src/providers/anthropic/usage.ts";
 import { OPENAI_CHECKED, openAIUsage } from "../src/providers/openai/usage.ts";
 import { type Checked, NormalisedUsage, fastNormalised } from "../src/providers/usage.ts";
+import { random } from "./helpers/random.ts";
 
 /*
  * The hand checks in front of the usage schemas, against those schemas: on many generated values,
@@ -11,16 +12,6 @@ import { type Checked, NormalisedUsage, fastNormalised } from "../src/providers/
  * equal, and whatever fastNormalised answers is what NormalisedUsage makes of the same candidate.
  */
 
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function random(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, list: readonly T[]) => list[Math.floor(r() * list.length)]!;
 /** Mostly a good count, else any value from the list (good or bad). */
 const count = (r: () => number, max = 3000) => (r() < 0.8 ? Math.floor(r() * max) : pick(r, counts));

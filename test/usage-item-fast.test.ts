@@ -3,22 +3,12 @@ import { test } from "node:test";
 import { Tokens } from "../src/ledger/event.ts";
 import { fastTokens, fastUsageItem } from "../src/ingest/usage-item-fast.ts";
 import { UsageItem } from "../src/ingest/usage-item.ts";
+import { random } from "./helpers/random.ts";
 
 /*
  * The fast path against the schema it stands in for: on many generated items, valid and broken in
  * every field, whatever the fast path accepts the schema accepts, with the same value.
  */
-
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function random(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const text = (n: number) => "x".repeat(n);
 const counts = [0, 1, 999, 100_000_000, 100_000_001, -1, 1.5, "10", null, Number.MAX_SAFE_INTEGER, -0];

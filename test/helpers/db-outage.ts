@@ -1,6 +1,8 @@
+import { after, before } from "node:test";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../../src/db/connection.ts";
 import { TcpCutter } from "../fakes/tcp-cutter.ts";
+import { openTestDatabase } from "./db.ts";
 
 export interface CuttableDatabase {
   /** The same database as the one given, reached through `cutter`: hand this to the code under test. */
@@ -35,4 +37,26 @@ export async function throughCutter(direct: Database, maxConnections = 4): Promi
       await cutter.close();
     },
   };
+}
+
+/** A test's skip reason where there is no real Postgres to cut the network to (false where there is). */
+export const NEEDS_POSTGRES_TO_CUT = process.env.TEST_DATABASE_URL ? false : "needs TEST_DATABASE_URL: PGlite has no network to cut";
+
+/**
+ * For a test file about outages: its test database (`direct`) and the same one through a cutter
+ * (`cuttable`, with `maxConnections`), opened before the file's tests and closed after them; on
+ * PGlite, neither (the tests skip with NEEDS_POSTGRES_TO_CUT).
+ */
+export function databasesToCut(maxConnections: number): { direct: Database; cuttable: CuttableDatabase } {
+  const held = {} as { direct: Database; cuttable: CuttableDatabase };
+  before(async () => {
+    if (NEEDS_POSTGRES_TO_CUT) return;
+    held.direct = await openTestDatabase();
+    held.cuttable = await throughCutter(held.direct, maxConnections);
+  });
+  after(async () => {
+    await held.cuttable?.close();
+    await held.direct?.close();
+  });
+  return held;
 }
