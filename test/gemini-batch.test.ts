@@ -58,6 +58,9 @@ async function settledLedger(key: string): Promise<void> {
   assert.equal(res.status, 200);
   await res.arrayBuffer();
   await proxyRow(database, res.headers.get("x-tollgate-request-id")!);
+  // The marker's batch may commit before an earlier one still being written (the recorder writes
+  // batches side by side): wait for those too.
+  await t.gateway.recorder.flush();
 }
 
 /** A team's batch rows, as a plain array whichever driver read them. */

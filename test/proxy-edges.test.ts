@@ -79,6 +79,9 @@ async function settledLedger(g: TestGateway, key: string): Promise<void> {
     .create({ model: "gpt-4o", messages: [{ role: "user", content: "marker" }] })
     .withResponse();
   await proxyRow(database, response.headers.get("x-tollgate-request-id")!);
+  // The marker's batch may commit before an earlier one still being written (the recorder writes
+  // batches side by side): wait for those too.
+  await g.gateway.recorder.flush();
 }
 
 async function metric(g: TestGateway, provider: string, operation: string): Promise<number> {
