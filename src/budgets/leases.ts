@@ -90,7 +90,7 @@ export async function syncLease(database: Database, s: LeaseSync): Promise<Lease
       else consumed += cost;
     }
     // Read after the calls were looked up: one written in between counts twice, never not at all.
-    const [spent] = await spendForBudgets({ ...database, db: tx, rows: q }, [s.budget], s.period.start);
+    const [spent] = await spendForBudgets({ rows: q }, [s.budget], s.period.start);
     const spend = spent?.spend ?? 0n;
     let others = 0n;
     let mine = 0n;

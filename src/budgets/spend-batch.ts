@@ -7,6 +7,9 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/connection.ts";
+
+/** What these sums need of a database: its reads (a transaction's, in a lease sync). */
+type Reader = Pick<Database, "rows">;
 import { DIMENSIONS, type Dimension } from "../ledger/event.ts";
 import { modelFamily, modelFamilySql } from "../ledger/model-family.ts";
 import type { Period } from "../ledger/period.ts";
@@ -126,7 +129,7 @@ export interface BudgetSpend {
 }
 
 /** Spend of each budget in its current period at `now`. */
-export function spendForBudgets(database: Database, budgets: readonly Budget[], now: Date): Promise<BudgetSpend[]> {
+export function spendForBudgets(database: Reader, budgets: readonly Budget[], now: Date): Promise<BudgetSpend[]> {
   return spendInWindows(database, budgetWindows(budgets, now));
 }
 
@@ -152,7 +155,7 @@ export function budgetWindows(budgets: readonly Budget[], now: Date): Window[] {
   });
 }
 
-export async function spendInWindows(database: Database, windows: readonly Window[]): Promise<BudgetSpend[]> {
+export async function spendInWindows(database: Reader, windows: readonly Window[]): Promise<BudgetSpend[]> {
   // Users are kept by UTC day only, so a segment edge off UTC midnight is read from raw events:
   // budgets on users are read in their own windows, never cut at other zones' edges.
   const batches = new Map<string, Window[]>();
@@ -166,7 +169,7 @@ export async function spendInWindows(database: Database, windows: readonly Windo
   return answers.flat();
 }
 
-function batchSpend(database: Database, windows: readonly Window[]): Promise<BudgetSpend[]>[] {
+function batchSpend(database: Reader, windows: readonly Window[]): Promise<BudgetSpend[]>[] {
   const segments = segmentsOf(windows.flatMap((w) => [w.period.start, w.period.end, w.recentStart].map((d) => d.getTime())));
   return groupByScope(windows).map(async (group) => {
     const bySegment = await segmentSpend(database, segments, group);
@@ -207,7 +210,7 @@ function sumWithin(segments: readonly Range[], sums: readonly bigint[] | undefin
 }
 
 /** Spend by segment of each scope a group asks for, by valuesKey. */
-async function segmentSpend(database: Database, segments: readonly Range[], group: ScopeGroup<unknown>): Promise<Map<string, bigint[]>> {
+async function segmentSpend(database: Reader, segments: readonly Range[], group: ScopeGroup<unknown>): Promise<Map<string, bigint[]>> {
   const withUser = group.dims.includes("user");
   const parts = segments.flatMap((segment, i) =>
     coverRange(segment, withUser).map((piece) => wantedRows(piece, group.dims, [sql`${sql.raw(String(i))}::int as seg`, sql`cost`])),

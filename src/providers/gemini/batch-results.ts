@@ -23,17 +23,15 @@ import { geminiUsage } from "./usage.ts";
  * the file again builds the same ids, and the ledger keeps one row per id.
  */
 
-const tidy = (path: string) => barePath(path);
-
 /** `batches/{id}`, the name captured. */
 export const BATCH = /(?:^|\/)(batches\/[^/:]+)$/;
 /** `files/{id}:download` (under `/download/v1beta/` in Google's REST examples, `/v1beta/` from the SDKs), the name captured. */
 export const DOWNLOAD = /(?:^|\/)(files\/[^/:]+):download$/;
 
 /** The batch a poll reads (`batches/{id}`), or undefined. */
-export const polledBatch = (path: string): string | undefined => BATCH.exec(tidy(path))?.[1];
+export const polledBatch = (path: string): string | undefined => BATCH.exec(barePath(path))?.[1];
 /** The file a download reads (`files/{id}`), or undefined. */
-export const downloadedFile = (path: string): string | undefined => DOWNLOAD.exec(tidy(path))?.[1];
+export const downloadedFile = (path: string): string | undefined => DOWNLOAD.exec(barePath(path))?.[1];
 
 /** Keys this plain go into the ledger id as they are; others are hashed, as ids are bounded and printable. */
 const PLAIN_KEY = /^[\x21-\x7e]{1,64}$/;
