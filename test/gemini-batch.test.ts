@@ -179,9 +179,9 @@ describe("Gemini Batch API", () => {
     await settledLedger(key);
     const rows = await batchRows(team);
     assert.deepEqual(
-      rows.map((r) => [r.id, r.model, r.priced, r.cost]),
-      [[`batch:${name}:0`, "gemini-2.5-flash", false, "0"]],
-      "one row, its model from the batch, marked unpriced",
+      rows.map((r) => [r.id, r.model, r.service_tier, r.priced, r.cost]),
+      [[`batch:${name}:0`, "gemini-2.5-flash", "batch", false, "0"]],
+      "one row, its model and tier from the batch, marked unpriced",
     );
   });
 });

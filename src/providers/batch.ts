@@ -14,10 +14,11 @@ import type { CallUsage, StreamTap } from "./types.ts";
 
 /**
  * A batch request's usage under its ledger id `key`, at the batch tier. Usage that could not be
- * read stays undefined: the proxy records the request as unpriced, never as $0.
+ * read stays undefined: the proxy records the request as unpriced (never as $0), still at the
+ * batch tier, so that the row says what it was.
  */
 export function batchResult(seen: CallUsage, key: string): CallUsage {
-  return { usage: seen.usage && { ...seen.usage, service_tier: "batch" }, model: seen.model, key };
+  return { usage: seen.usage && { ...seen.usage, service_tier: "batch" }, model: seen.model, key, tier: "batch" };
 }
 
 /** Longest line read for usage; a response's JSON is far below it, and longer ones are not held. */

@@ -44,6 +44,8 @@ export interface CallUsage {
   results?: readonly CallUsage[];
   /** The counts are the gateway's estimate (src/proxy/estimate.ts), not the provider's report. */
   estimated?: boolean;
+  /** The tier the call was served on when no usage could be read to say so (a batch's result). */
+  tier?: ServiceTier;
 }
 
 /**

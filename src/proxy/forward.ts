@@ -121,7 +121,7 @@ export function callEvent(call: Call, outcome: CallUsage, status: UsageEvent["st
     provider: call.provider.name,
     model: outcome.model ?? usage?.model ?? call.facts.model ?? "",
     tokens: usage?.tokens ?? ZERO_TOKENS,
-    service_tier: usage?.service_tier ?? "standard",
+    service_tier: usage?.service_tier ?? outcome.tier ?? "standard",
     reported_cost: null,
     latency_ms: Math.round(performance.now() - call.started),
     status,
