@@ -6,6 +6,7 @@ import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
 import { benchCrash, crashSection } from "./crash.ts";
 import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
+import { benchIngestFloor } from "./ingest-floor.ts";
 import { benchMemory, memorySection, parseVariant } from "./memory.ts";
 import { benchProxy, gatewaySource, profileProxy } from "./proxy.ts";
 import { abOptionsFromEnv, abTable, benchProxyAb } from "./proxy-ab.ts";
@@ -17,7 +18,7 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|proxy-syscalls|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|ingest-floor|spend|dashboard|proxy|proxy-workers|proxy-ab|proxy-syscalls|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
@@ -74,6 +75,25 @@ The gateway runs as \`tollgate serve\` in its own process; the load generator, t
 Postgres share the machine's cores. Every event is new, so each is checked against the dedupe key.
 CPU per event is the gateway's process time and its database's Postgres backends' time over the
 load, divided by the events accepted: on a loaded machine it moves far less than the rate does.`,
+  );
+}
+if (which === "all" || which === "ingest-floor") {
+  const lines = await benchIngestFloor({ batches: Number(process.env.BENCH_FLOOR_BATCHES ?? 100) });
+  console.log("ingest floor", lines);
+  const parse = lines[0]!.cpuUsPerEvent;
+  put(
+    "## Ingest floor:",
+    `## Ingest floor: one batch of 1,000 bench events, each side measured alone (\`npm run bench ingest-floor\`)
+
+${ranAt()}
+
+| what | CPU per event | wall per batch | ceiling on 2 cores with the parse (events/s) |
+|---|---:|---:|---:|
+${lines.map((l, i) => `| ${l.what} | ${l.cpuUsPerEvent.toFixed(1)} µs | ${l.msPerBatch.toFixed(1)} ms | ${i === 0 ? "" : Math.round(2e6 / (parse + l.cpuUsPerEvent)).toLocaleString("en-US")} |`).join("\n")}
+
+One process at a time, no HTTP and no concurrency: the least each side needs. The ceiling is
+2 cores' worth of CPU time over (parse + write) per event, with nothing else running: the HTTP
+server, the answer, the load generator and evaluation after writes all come on top.`,
   );
 }
 if (which === "all" || which === "spend") {
