@@ -6,6 +6,7 @@ import {
   integer,
   jsonb,
   numeric,
+  pgSequence,
   pgTable,
   primaryKey,
   text,
@@ -56,6 +57,9 @@ export const usageEvents = pgTable(
   },
   (t) => [primaryKey({ columns: [t.source, t.id] }), index("usage_events_ts_idx").on(t.ts), index("usage_events_fold_batch").on(t.foldBatch)],
 );
+
+/** Numbers the recorder's writes for folds (usage_events.fold_batch). */
+export const usageFoldBatch = pgSequence("usage_fold_batch");
 
 /**
  * Fold batches written but not yet added to the user grains (usageUserDays, usageUserMonths): the
