@@ -25,6 +25,8 @@ import { freshDatabase } from "./postgres.ts";
  * if nothing else ran and both were kept busy.
  */
 export interface FloorLine {
+  /** parse: the gateway's; write: the recorder's own; fold: what the write leaves to folds; copy: COPY, for comparison. */
+  kind: "parse" | "write" | "fold" | "copy";
   what: string;
   /** CPU per event, µs: the gateway process's (parse) or the Postgres backend's (writes). */
   cpuUsPerEvent: number;
@@ -32,8 +34,6 @@ export interface FloorLine {
   msPerBatch: number;
 }
 
-/** Writes per fold in the fold line: about what a gateway's one-second fold interval holds at 25,000-50,000 events/s. */
-const FOLD_EVERY = 25;
 const TICKS_PER_SECOND = Number(execSync("getconf CLK_TCK").toString().trim());
 const ticksOf = (pid: number) => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -75,7 +75,8 @@ async function copyInto(client: postgres.Sql, table: string, text: string): Prom
   }, stream as unknown as Writable);
 }
 
-export async function benchIngestFloor(opts: { batches: number }): Promise<FloorLine[]> {
+/** `foldEvery`: writes per fold in the fold line (a gateway folds once a second: 25 is 25,000 events/s). */
+export async function benchIngestFloor(opts: { batches: number; foldEvery: number }): Promise<FloorLine[]> {
   const url = await freshDatabase("tollgate_bench_floor");
   const database = await openDatabase({ url, dataDir: "", maxConnections: 1 });
   await migrate(database);
@@ -95,42 +96,42 @@ export async function benchIngestFloor(opts: { batches: number }): Promise<Floor
     const t0 = performance.now();
     for (const body of posted) parse(body, builder, now);
     const cpu = process.cpuUsage(cpu0);
-    lines.push({ what: "gateway: parse + validate the body", cpuUsPerEvent: (cpu.user + cpu.system) / (opts.batches * 1000), msPerBatch: (performance.now() - t0) / opts.batches });
+    lines.push({ kind: "parse", what: "gateway: parse + validate the body", cpuUsPerEvent: (cpu.user + cpu.system) / (opts.batches * 1000), msPerBatch: (performance.now() - t0) / opts.batches });
 
     const backend = async (rows: () => Promise<{ pid: number }[]>) => Number((await rows())[0]!.pid);
-    const measure = async (what: string, pid: number, write: (events: LedgerEvent[]) => Promise<unknown>, events: LedgerEvent[][]) => {
+    const measure = async (kind: FloorLine["kind"], what: string, pid: number, write: (events: LedgerEvent[]) => Promise<unknown>, events: LedgerEvent[][]) => {
       await write(events[0]!); // warm: the statement prepared, the plan made
       const ticks0 = ticksOf(pid);
       const t = performance.now();
       for (const batch of events.slice(1)) await write(batch);
       const n = events.length - 1;
-      lines.push({ what, cpuUsPerEvent: ((ticksOf(pid) - ticks0) / TICKS_PER_SECOND) * 1e6 / (n * 1000), msPerBatch: (performance.now() - t) / n });
+      lines.push({ kind, what, cpuUsPerEvent: ((ticksOf(pid) - ticks0) / TICKS_PER_SECOND) * 1e6 / (n * 1000), msPerBatch: (performance.now() - t) / n });
     };
     const fresh = () => bodies(opts.batches + 1).map((body) => parse(body, builder, now));
 
     const recorder = new Recorder(database, builder, { batchSize: 1000, maxWaitMs: 0, maxConcurrentFlushes: 1 });
     const recorderPid = await backend(() => database.rows(sql`select pg_backend_pid() as pid`));
-    await measure("Postgres: the recorder's statement (events, dedupe, rollups it writes)", recorderPid, (events) => recorder.record(events), fresh());
-    // FOLD-START (the user grains' fold: what the recorder leaves for later, per event folded, FOLD_EVERY writes at a time)
+    await measure("write", "Postgres: the recorder's statement (events, dedupe, rollups it writes)", recorderPid, (events) => recorder.record(events), fresh());
+    // The user grains' fold: what the recorder's write leaves for later, per event folded, foldEvery writes at a time.
     await foldAll(database);
     let foldTicks = 0;
     let foldMs = 0;
     const writes = fresh();
-    for (let at = 0; at < writes.length; at += FOLD_EVERY) {
-      for (const batch of writes.slice(at, at + FOLD_EVERY)) await recorder.record(batch);
+    for (let at = 0; at < writes.length; at += opts.foldEvery) {
+      for (const batch of writes.slice(at, at + opts.foldEvery)) await recorder.record(batch);
       const ticks0 = ticksOf(recorderPid);
       const t = performance.now();
       await foldAll(database);
       foldTicks += ticksOf(recorderPid) - ticks0;
       foldMs += performance.now() - t;
     }
-    lines.push({ what: `Postgres: folding the user grains, ${FOLD_EVERY} writes per fold`, cpuUsPerEvent: ((foldTicks / TICKS_PER_SECOND) * 1e6) / (writes.length * 1000), msPerBatch: foldMs / writes.length });
-    // FOLD-END
+    lines.push({ kind: "fold", what: `Postgres: folding the user grains (their upserts, left out of the write above), ${opts.foldEvery} writes per fold`, cpuUsPerEvent: ((foldTicks / TICKS_PER_SECOND) * 1e6) / (writes.length * 1000), msPerBatch: foldMs / writes.length });
 
     const copyPid = await backend(() => client.unsafe("select pg_backend_pid() as pid"));
-    await measure("Postgres: COPY into usage_events (dedupe index kept, no ON CONFLICT, no rollups)", copyPid, (events) => copyInto(client, "usage_events", copyText(events)), fresh());
+    await measure("copy", "Postgres: COPY into usage_events (dedupe index kept, no ON CONFLICT, no rollups)", copyPid, (events) => copyInto(client, "usage_events", copyText(events)), fresh());
     await client.unsafe("create temp table staged (like usage_events including defaults)");
     await measure(
+      "copy",
       "Postgres: COPY to a temp table + INSERT … ON CONFLICT DO NOTHING (no rollups)",
       copyPid,
       (events) =>
