@@ -52,7 +52,8 @@ export async function startServer(databaseUrl: string, port: number, env: Record
   throw new Error("the gateway did not become ready");
 }
 
-function batchBody(batch: number, size: number, ts: string): string {
+/** The body of one posted batch: `size` events numbered from batch × size, users u0..u1999. */
+export function batchBody(batch: number, size: number, ts: string): string {
   const items: string[] = [];
   for (let i = 0; i < size; i++) {
     const n = batch * size + i;

@@ -6,6 +6,7 @@ import { benchBudgets, budgetsSection, gateSection } from "./budgets.ts";
 import { benchCrash, crashSection } from "./crash.ts";
 import { benchDashboard } from "./dashboard.ts";
 import { benchIngest } from "./ingest.ts";
+import { benchIngestFloor } from "./ingest-floor.ts";
 import { benchMemory, memorySection, parseVariant } from "./memory.ts";
 import { benchProxy, gatewaySource, profileProxy } from "./proxy.ts";
 import { abOptionsFromEnv, abTable, benchProxyAb } from "./proxy-ab.ts";
@@ -17,9 +18,10 @@ import { benchSlack, slackSection } from "./slack.ts";
 import { benchSpend } from "./spend.ts";
 
 /**
- * `npm run bench [ingest|spend|dashboard|proxy|proxy-workers|proxy-ab|proxy-syscalls|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
+ * `npm run bench [ingest|ingest-floor|spend|dashboard|proxy|proxy-workers|proxy-ab|proxy-syscalls|recorder-trickle|memory|budgets|slack|crash]`: the bars from DESIGN.md §6, on the machine's real
  * Postgres, written to bench/RESULTS.md. Each bench replaces only its own section (found by its
  * heading), so running one keeps the others' figures and any notes written by hand.
+ * BENCH_FLOOR_BATCHES and BENCH_FLOOR_FOLD_EVERY size the ingest floor (batches per line, writes per fold).
  * BENCH_EVENTS shrinks the spend ledger for a quick look; BENCH_REUSE=1 queries a ledger filled by
  * an earlier run; BENCH_PROXY_SECONDS, BENCH_PROXY_CLOSED_SECONDS and BENCH_PROXY_RATES size the proxy phases,
  * BENCH_PROXY_WORKERS sets Tollgate's TOLLGATE_WORKERS (`proxy`; a list such as 1,2 for `proxy-workers`, which
@@ -74,6 +76,27 @@ The gateway runs as \`tollgate serve\` in its own process; the load generator, t
 Postgres share the machine's cores. Every event is new, so each is checked against the dedupe key.
 CPU per event is the gateway's process time and its database's Postgres backends' time over the
 load, divided by the events accepted: on a loaded machine it moves far less than the rate does.`,
+  );
+}
+if (which === "all" || which === "ingest-floor") {
+  const lines = await benchIngestFloor({ batches: Number(process.env.BENCH_FLOOR_BATCHES ?? 100), foldEvery: Number(process.env.BENCH_FLOOR_FOLD_EVERY ?? 25) });
+  console.log("ingest floor", lines);
+  const us = (kind: string) => lines.filter((l) => l.kind === kind).reduce((sum, l) => sum + l.cpuUsPerEvent, 0);
+  // A write's ceiling counts the folds it leaves (none before folds existed); COPY's counts none, as it writes no rollup.
+  const ceiling = (l: (typeof lines)[number]) => (l.kind === "write" || l.kind === "copy" ? Math.round(2e6 / (us("parse") + l.cpuUsPerEvent + (l.kind === "write" ? us("fold") : 0))).toLocaleString("en-US") : "");
+  put(
+    "## Ingest floor:",
+    `## Ingest floor: one batch of 1,000 bench events, each side measured alone (\`npm run bench ingest-floor\`)
+
+${ranAt()}
+
+| what | CPU per event | wall per batch | ceiling on 2 cores: parse + write (+ folds), events/s |
+|---|---:|---:|---:|
+${lines.map((l) => `| ${l.what} | ${l.cpuUsPerEvent.toFixed(1)} µs | ${l.msPerBatch.toFixed(1)} ms | ${ceiling(l)} |`).join("\n")}
+
+One process at a time, no HTTP and no concurrency: the least each side needs. The ceiling is
+2 cores' worth of CPU time over (parse + write + folds) per event, with nothing else running: the HTTP
+server, the answer, the load generator and evaluation after writes all come on top.`,
   );
 }
 if (which === "all" || which === "spend") {

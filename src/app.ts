@@ -29,6 +29,7 @@ import { ApiKeys } from "./keys/api-keys.ts";
 import { IngestSources } from "./keys/ingest-sources.ts";
 import { ProviderKeys } from "./keys/provider-keys.ts";
 import { decodeMasterKey, persistedSecret, resolveMasterKey, secretBox } from "./keys/secret-box.ts";
+import { RollupFolder } from "./ledger/fold.ts";
 import { Recorder } from "./ledger/recorder.ts";
 import { deleteExpiredEvents } from "./ledger/retention.ts";
 import { JournalDrain } from "./ledger/journal-drain.ts";
@@ -135,6 +136,11 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     writeTimeoutMs: dbTimeoutMs,
     logger,
   });
+  // Each write queues its events for the user rollups; a fold adds many writes' at once, and on
+  // start whatever a stopped process left queued.
+  const folder = new RollupFolder(database, { intervalMs: config.TOLLGATE_ROLLUP_FOLD_MS, logger });
+  recorder.onFlush(() => folder.soon());
+  folder.soon();
   const keys = new ApiKeys(database);
   const sources = new IngestSources(database, box);
   const usage = await JournalDrain.open({ recorder, dataDir: config.TOLLGATE_DATA_DIR, logger, syncIntervalMs: config.TOLLGATE_JOURNAL_SYNC_MS });
@@ -284,6 +290,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       await delivery.stop();
       await usage.close();
       await recorder.close();
+      await folder.close();
       await evaluator.idle();
       await enforcer.close();
       await Promise.all([...routes.values()].map((r) => r.upstream?.dispatcher.close()));

@@ -99,6 +99,13 @@ export const ConfigSchema = z.object({
   TOLLGATE_BATCH_WAIT_MS: wholeNumber(0, 10_000, 20),
   /** How many usage writes may be under way at once; 1 writes everything queued behind a write in one statement (least Postgres CPU per event). */
   TOLLGATE_BATCH_WRITERS: wholeNumber(1, 16, 4),
+  /**
+   * How long after a usage write the user rollups (user-day, user-month) are brought up to date with
+   * it: each user's rows are upserted once per fold rather than once per write. Reads are exact
+   * either way (they add what is not folded yet); a longer wait means fewer upserts and more events
+   * for a read to add.
+   */
+  TOLLGATE_ROLLUP_FOLD_MS: wholeNumber(1, 60_000, 1000),
   /** How often the journal is fdatasync'd in the background: the most a power cut can lose. */
   TOLLGATE_JOURNAL_SYNC_MS: wholeNumber(1, 10_000, 100),
   /** A usage write or readiness probe unanswered this long counts as a hung database (ingest answers 503, the proxy's events wait in the journal). */

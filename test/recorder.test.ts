@@ -9,6 +9,7 @@ import { type Database, openDatabase } from "../src/db/connection.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build-event.ts";
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
+import { foldAll } from "../src/ledger/fold.ts";
 import { Recorder, type RecorderOptions } from "../src/ledger/recorder.ts";
 import { capturingLogger } from "./helpers/capturing-logger.ts";
 import { ALL_ROLLUPS, assertRollupsMatchEvents } from "./helpers/rollups.ts";
@@ -514,6 +515,8 @@ describe("Recorder", () => {
         at("2025-01-01T01:00:00.000Z", "one-am"),
       ]);
       await recorder.close();
+      // The user grains are folded in the same session zone.
+      await foldAll(zoned);
     } finally {
       if (zoned === database) await database.rows(sql`reset timezone`);
       else await zoned.close();

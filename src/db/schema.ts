@@ -6,6 +6,7 @@ import {
   integer,
   jsonb,
   numeric,
+  pgSequence,
   pgTable,
   primaryKey,
   text,
@@ -48,9 +49,26 @@ export const usageEvents = pgTable(
     tags: jsonb("tags").$type<Record<string, string>>().notNull().default({}),
     requestId: text("request_id"),
     receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * The fold batch the recorder wrote the event in: while it is in usageFoldPending the event is
+     * not yet in the user grains (src/ledger/fold.ts). NULL for events from before folds existed.
+     */
+    foldBatch: bigint("fold_batch", { mode: "number" }),
   },
-  (t) => [primaryKey({ columns: [t.source, t.id] }), index("usage_events_ts_idx").on(t.ts)],
+  (t) => [primaryKey({ columns: [t.source, t.id] }), index("usage_events_ts_idx").on(t.ts), index("usage_events_fold_batch").on(t.foldBatch)],
 );
+
+/** Numbers the recorder's writes for folds (usage_events.fold_batch). */
+export const usageFoldBatch = pgSequence("usage_fold_batch");
+
+/**
+ * Fold batches written but not yet added to the user grains (usageUserDays, usageUserMonths): the
+ * recorder queues one per write, in the write's transaction; a fold deletes the ones it adds in
+ * the same statement as its upserts (migration 0015).
+ */
+export const usageFoldPending = pgTable("usage_fold_pending", {
+  batch: bigint("batch", { mode: "number" }).primaryKey(),
+});
 
 /** The sum columns every rollup table carries (new builders per table, as drizzle binds each to one table). */
 const rollupSums = () => ({
@@ -78,13 +96,15 @@ const rollupAttribution = () => ({
 });
 
 /**
- * Sums of usage_events, kept in step with them in the same transaction, at four grains (two here):
+ * Sums of usage_events at four grains (two here, kept in step with them in the write's transaction):
  * - `hour`: per UTC hour and attribution without the user;
  * - `day`: the same per UTC day, so a month is ~30 buckets rather than ~720;
  * - `user-day`: per UTC day including the user, whose many values would swell the other grains;
  *   kept in its own table, usageUserDays, not here;
  * - `user-month`: per UTC month and user only, so a user's month, and a month by user, is one row
  *   per user; kept in its own table, usageUserMonths, not here.
+ * The user grains are folded in after the write (usageFoldPending); their readers add what is not
+ * folded yet from usage_events.
  * Absent attribution is '' rather than NULL so the unique key groups it.
  */
 export const ROLLUP_GRAINS = ["hour", "day", "user-day", "user-month"] as const;
@@ -105,7 +125,7 @@ export const usageRollups = pgTable(
 
 /**
  * The `user-day` grain: usage_events' sums per UTC day and full attribution including the user
- * (absent ones ''), kept in step with them in the same transaction as usage_rollups. The busiest
+ * (absent ones ''), brought up to date by folds (src/ledger/fold.ts), not by each write. The busiest
  * grain (about one row per user in every batch the recorder writes), so, like usageUserMonths, a
  * table of its own whose indexes hold no sum, with half of each page free (fillfactor 50, migration
  * 0014): its updates are HOT.
@@ -124,8 +144,8 @@ export const usageUserDays = pgTable(
 );
 
 /**
- * The `user-month` grain: usage_events' sums per UTC month and user (absent user ''), kept in
- * step with them in the same transaction as usage_rollups. A table of its own with only its
+ * The `user-month` grain: usage_events' sums per UTC month and user (absent user ''), brought up
+ * to date by folds, as usageUserDays is. A table of its own with only its
  * primary key and free room in each page (fillfactor 75 in migration 0013, 50 since 0014): every batch the
  * recorder writes updates about one row per user, and with no index over the sums and room on the
  * page those updates are HOT (no new index entries), where in usage_rollups each wrote new

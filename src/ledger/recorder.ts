@@ -357,20 +357,23 @@ const CONVERTED: Record<string, string> = {
   tags: `case when "tags" = '{}' then '{}'::jsonb else "tags"::jsonb end`,
 };
 const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `"${name}"`).join(", "));
-const ROW_INDEX_TYPES = ["int", "int", "int", "int"];
+const ROW_INDEX_TYPES = ["int", "int"];
 
 /**
  * The statement's parameters, in its order: each event column as one array literal, the events'
- * rollup row indices, how many events there are, and the rollup rows (rollup-delta.ts).
+ * hour and day rollup row indices, how many events there are, and those rollup rows (rollup-delta.ts).
  */
 function insertParams(events: readonly PricedEvent[]): (string | number)[] {
-  const plan = rollupPlan(events, 1);
+  const plan = rollupPlan(events, 1, false);
   return [...EVENT_COLUMNS.map(([, , read]) => arrayLiteral(events.map(read))), ...rowIndexParams(plan), events.length, ...relationParams(plan.rows)];
 }
 
 /**
  * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
- * the rollups, summed here in the process per rollup row (one upsert per rollup table); answers the
+ * the hour and day rollups, summed here in the process per rollup row (one upsert); the user grains
+ * are left to a fold (fold.ts): the events carry a new fold batch, queued in usage_fold_pending in
+ * this same statement when any event is new, so what commits is either folded later or already
+ * read as unfolded, never lost. Answers the
  * keys inserted, or, when every event was (the usual case), one row of NULLs rather than a row
  * per event for the driver to read. Each column travels as one array parameter, so the text is the
  * same for every batch: it is made once, from the parameters of no events, and each write only
@@ -385,14 +388,16 @@ function insertStatement(params: readonly (string | number)[]): SQL {
     with input as (
       select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST}, ${ROW_INDEX_NAMES})
     ),
+    fold as (select nextval('usage_fold_batch') as batch),
     ins as (
-      insert into usage_events (${COLUMN_LIST})
-      select ${COLUMN_VALUES} from input
+      insert into usage_events (${COLUMN_LIST}, fold_batch)
+      select ${COLUMN_VALUES}, (select batch from fold) from input
       -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
       order by source, id
       on conflict (source, id) do nothing
       returning source, id
     ),
+    queued as (insert into usage_fold_pending (batch) select batch from fold where exists (select from ins)),
     ${rollupsOfInserted(params.slice(total + 1) as string[], Number(params[total]))}
     select source, id from ins where not (select took_all from took)
     union all

@@ -8,7 +8,8 @@ import { type Totals, ZERO } from "./spend.ts";
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
  * aggregated here in the process and written in one statement (usage_rollups for the hour and day
  * grains, usage_user_days for user-day, usage_user_months for user-month). The recorder adds what it
- * inserted, erasure takes away what it deleted, so both keep rollups equal to the events' sums.
+ * inserted to the hour and day grains (folds add it to the user grains later: fold.ts), erasure
+ * takes away what it deleted, so both keep rollups equal to the events' sums.
  * Grains (schema.ts):
  * - `hour`, `day`: per UTC hour / day and attribution without the user;
  * - `user-day`: per UTC day and attribution with the user;
@@ -73,9 +74,9 @@ function zeroRow(grain: RollupGrain, bucket: number, e: RollupSource | undefined
   };
 }
 
-/** Sums the rows' contributions per rollup row (negated for sign -1). */
-export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1): RollupRow[] {
-  return rollupPlan(rows, sign).rows;
+/** Sums the rows' contributions per rollup row (negated for sign -1), at the user grains too unless `userGrains` is false. */
+export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1, userGrains = true): RollupRow[] {
+  return rollupPlan(rows, sign, userGrains).rows;
 }
 
 /** A level of the lookup rollupPlan keys rows by: one map per key part, a row's 1-based index at the end. */
@@ -92,8 +93,8 @@ function under(level: Level, key: string | number): Level {
 }
 
 /**
- * The rollup rows of `rows`, and for each grain (hour, day, user-day, user-month) the 1-based
- * index of the row each source row falls in, so a statement can sum a subset of them (the events
+ * The rollup rows of `rows`, and for each grain (hour, day, and unless `userGrains` is false
+ * user-day, user-month) the 1-based index of the row each source row falls in, so a statement can sum a subset of them (the events
  * an insert actually took) into the same rows. The keys an event falls in, one per grain (absent
  * attribution is ''): `hour` and `day` carry its attribution without the user, `user-day` with
  * it, `user-month` the user alone. This runs for every batch the recorder writes: a row is found
@@ -101,9 +102,9 @@ function under(level: Level, key: string | number): Level {
  * them after the first look), so no key string is built per event and grain, and rows are made
  * only for keys not seen before.
  */
-export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows: RollupRow[]; rowOf: number[][] } {
+export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1, userGrains = true): { rows: RollupRow[]; rowOf: number[][] } {
   const out: RollupRow[] = [];
-  const rowOf: number[][] = [[], [], [], []];
+  const rowOf: number[][] = userGrains ? [[], [], [], []] : [[], []];
   const attributions: Level = new Map();
   const months: Level = new Map();
   /** The index of the row at `key` of `level`, made (zero) when new. */
@@ -128,14 +129,18 @@ export function rollupPlan(rows: readonly RollupSource[], sign: 1 | -1): { rows:
     const attribution = under(under(under(under(under(under(attributions, e.team ?? ""), e.project ?? ""), e.feature ?? ""), e.provider), e.model), e.api_key_id ?? "");
     const hourAt = place(under(attribution, "h"), hour, "hour", hour, e, "");
     const dayAt = place(under(attribution, "d"), day, "day", day, e, "");
-    const userDayAt = place(under(under(attribution, "u"), user), day, "user-day", day, e, user);
-    const monthAt = place(under(months, month), user, "user-month", month, undefined, user);
     rowOf[0]!.push(hourAt);
     rowOf[1]!.push(dayAt);
+    const cost = s * e.cost;
+    addTo(out[hourAt - 1]!, e, sign, cost);
+    addTo(out[dayAt - 1]!, e, sign, cost);
+    if (!userGrains) continue;
+    const userDayAt = place(under(under(attribution, "u"), user), day, "user-day", day, e, user);
+    const monthAt = place(under(months, month), user, "user-month", month, undefined, user);
     rowOf[2]!.push(userDayAt);
     rowOf[3]!.push(monthAt);
-    const cost = s * e.cost;
-    for (const at of [hourAt, dayAt, userDayAt, monthAt]) addTo(out[at - 1]!, e, sign, cost);
+    addTo(out[userDayAt - 1]!, e, sign, cost);
+    addTo(out[monthAt - 1]!, e, sign, cost);
   }
   return { rows: out, rowOf };
 }
@@ -154,6 +159,12 @@ function addTo(row: RollupRow, e: RollupSource, sign: 1 | -1, cost: bigint): voi
 }
 
 const KEY = `grain, bucket, team, project, feature, "user", provider, model, api_key_id`;
+
+/** SUMS of a group of usage_events rows (or rows with their columns), as rollups hold them. */
+export const EVENT_SUMS = sql.raw(`count(*) as requests, count(*) filter (where status <> 'ok') as errors,
+  count(*) filter (where not priced) as unpriced, sum(input_tokens) as input_tokens,
+  sum(cached_input_tokens) as cached_input_tokens, sum(cache_write_tokens) as cache_write_tokens,
+  sum(output_tokens) as output_tokens, sum(reasoning_tokens) as reasoning_tokens, sum(cost) as cost`);
 const SUMS = ["requests", "errors", "unpriced", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost"] as const;
 
 /** The relation's columns: each travels as one array of this type, its values read off the rows. */
@@ -177,19 +188,23 @@ function relation(params: readonly string[]): SQL {
 }
 
 /**
- * CTEs `rolled`, `rolled_days` and `rolled_months` adding the CTE `deltas` (KEY and SUMS columns,
- * each key once) to the rollups: the `hour` and `day` rows to usage_rollups, the `user-day` rows
- * to usage_user_days, the `user-month` rows to usage_user_months. Rows are touched in key order,
- * the same order for every writer, and the CTEs run in the same order in every statement (one
- * plan), so concurrent statements wait for each other rather than deadlock.
+ * CTE `rolled` adding the `hour` and `day` rows of the CTE `deltas` (KEY and SUMS columns, each
+ * key once) to usage_rollups, in key order (the same order for every writer, so concurrent
+ * statements wait for each other rather than deadlock).
  */
-function upsertDeltas(): SQL {
-  return sql`rolled as (
+const upsertHoursAndDays = () => sql`rolled as (
       insert into usage_rollups as r (${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))})
       select ${sql.raw(KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain in ('hour', 'day')
       order by ${sql.raw(KEY)}
-      on conflict (${sql.raw(KEY)}) do update set ${sql.raw(ADD_SUMS)}),
-    rolled_days as (
+      on conflict (${sql.raw(KEY)}) do update set ${sql.raw(ADD_SUMS)})`;
+
+/**
+ * CTEs `rolled_days` and `rolled_months` adding the `user-day` rows of the CTE `deltas` to
+ * usage_user_days and the `user-month` rows to usage_user_months, each in key order and in the
+ * same order in every statement (folds and erasure), so they wait for each other rather than deadlock.
+ */
+export function upsertUserGrains(): SQL {
+  return sql`rolled_days as (
       insert into usage_user_days as r (${sql.raw(USER_DAY_KEY)}, ${sql.raw(SUMS.join(", "))})
       select ${sql.raw(USER_DAY_KEY)}, ${sql.raw(SUMS.join(", "))} from deltas where grain = 'user-day'
       order by ${sql.raw(USER_DAY_KEY)}
@@ -207,13 +222,13 @@ const ADD_SUMS = SUMS.map((f) => `${f} = r.${f} + excluded.${f}`).join(", ");
 /** One statement adding every grain's rows (each key once), or undefined when there are none. */
 export function upsertRollups(rows: readonly RollupRow[]): SQL | undefined {
   if (rows.length === 0) return undefined;
-  return sql`with deltas as (select * from ${relation(relationParams(rows))}), ${upsertDeltas()} select 1`;
+  return sql`with deltas as (select * from ${relation(relationParams(rows))}), ${upsertHoursAndDays()}, ${upsertUserGrains()} select 1`;
 }
 
 /**
- * CTEs adding to the rollups what the CTE `ins` (RETURNING source, id)
- * took of the CTE `input` (`planned`: relationParams of the plan's rows), whose rows carry their rollup rows' indices (r_hour, r_day,
- * r_user_day, r_user_month, from rollupPlan). When the insert took all `total` events (the usual
+ * CTEs adding to the hour and day grains what the CTE `ins` (RETURNING source, id) took of the
+ * CTE `input` (`planned`: relationParams of the plan's rows, made without the user grains), whose
+ * rows carry their rollup rows' indices (r_hour, r_day, from rollupPlan). When the insert took all `total` events (the usual
  * case) the sums made in the process are written as they are; when some were already known, the
  * sums of the ones taken are made again in the statement, over those rows only.
  */
@@ -223,12 +238,9 @@ export function rollupsOfInserted(planned: readonly string[], total: number): SQ
   return sql`took as (select (select count(*) from ins) = ${total}::int as took_all),
     planned as (select * from ${relation(planned)}),
     retaken as (
-      select r as idx, count(*) as requests, count(*) filter (where i.status <> 'ok') as errors,
-        count(*) filter (where not i.priced) as unpriced, sum(i.input_tokens) as input_tokens,
-        sum(i.cached_input_tokens) as cached_input_tokens, sum(i.cache_write_tokens) as cache_write_tokens,
-        sum(i.output_tokens) as output_tokens, sum(i.reasoning_tokens) as reasoning_tokens, sum(i.cost) as cost
+      select r as idx, ${EVENT_SUMS}
       from input i join ins using (source, id)
-        cross join lateral unnest(array[i.r_hour, i.r_day, i.r_user_day, i.r_user_month]) as r
+        cross join lateral unnest(array[i.r_hour, i.r_day]) as r
       where not ${all}
       group by r
     ),
@@ -237,14 +249,14 @@ export function rollupsOfInserted(planned: readonly string[], total: number): SQ
       union all
       select ${sql.raw(KEY.split(", ").map((c) => `p.${c}`).join(", "))}, ${sql.raw(SUMS.map((c) => `t.${c}`).join(", "))}
       from retaken t join planned p on p.idx = t.idx),
-    ${upsertDeltas()}`;
+    ${upsertHoursAndDays()}`;
 }
 
-/** The per-event rollup row indices as four int[] array literals, in rollupPlan's grain order. */
+/** The per-event rollup row indices as int[] array literals, one per grain planned, in rollupPlan's grain order. */
 export function rowIndexParams(plan: { rowOf: number[][] }): string[] {
   return plan.rowOf.map((indices) => arrayLiteral(indices));
 }
-export const ROW_INDEX_NAMES = sql.raw("r_hour, r_day, r_user_day, r_user_month");
+export const ROW_INDEX_NAMES = sql.raw("r_hour, r_day");
 
 /**
  * The usage_events columns a RollupSource is read back from (the RETURNING of a delete), as text

@@ -7,7 +7,8 @@ import { sql } from "drizzle-orm";
 import { audit } from "../audit/log.ts";
 import { type Database, rowsOf } from "../db/connection.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
-import { ROLLUP_SOURCE_COLUMNS, type RollupSourceRow, rollupRows, rollupSourceOf, upsertRollups } from "./rollup-delta.ts";
+import { foldAll } from "./fold.ts";
+import { ROLLUP_SOURCE_COLUMNS, type RollupSourceRow, type RollupSource, rollupRows, rollupSourceOf, upsertRollups } from "./rollup-delta.ts";
 
 /** One exported event: the usage webhook's field names, money as exact decimal USD. */
 export interface ExportedEvent {
@@ -43,8 +44,12 @@ const DAY = sql.raw("interval '1 day'");
 /** Microsecond ISO text: exact for the keyset (a JS Date stops at milliseconds) and readable in the export. */
 const iso = (column: string) => sql.raw(`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
 
-/** UTC days (as ISO text) on which the user has usage, oldest first. */
+/**
+ * UTC days (as ISO text) on which the user has usage, oldest first. What is queued for the user
+ * grains is folded first, so a day only just written is among them.
+ */
 async function activeDays(database: Database, user: string): Promise<string[]> {
+  await foldAll(database);
   const rows = await database.rows<{ day: string }>(sql`
     select distinct ${iso("bucket")} as day from usage_user_days where "user" = ${user} order by 1`);
   return rows.map((r) => r.day);
@@ -61,6 +66,7 @@ export interface UserFootprint {
 }
 
 export async function userFootprint(database: Database, user: string): Promise<UserFootprint> {
+  await foldAll(database);
   const [row] = await database.rows<{ requests: string | null; cost: string | null; first_day: string | null; last_day: string | null }>(sql`
     select sum(requests)::text as requests, sum(cost)::text as cost,
       to_char(min(bucket) at time zone 'UTC', 'YYYY-MM-DD') as first_day, to_char(max(bucket) at time zone 'UTC', 'YYYY-MM-DD') as last_day
@@ -150,7 +156,7 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
   for (const day of await activeDays(database, user)) {
     for (;;) {
       const deleted = await database.db.transaction(async (tx) => {
-        const gone = rowsOf<RollupSourceRow>(
+        const rows = rowsOf<RollupSourceRow & { fold_batch: string | null }>(
           await tx.execute(sql`
             delete from usage_events where (source, id) in (
               select source, id from usage_events
@@ -158,11 +164,25 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
               order by source, id
               limit ${batchSize}
             )
-            returning ${ROLLUP_SOURCE_COLUMNS}`),
-        ).map(rollupSourceOf);
-        if (gone.length === 0) return 0;
-        const upsert = upsertRollups(rollupRows(gone, -1));
-        if (upsert) await tx.execute(upsert);
+            returning ${ROLLUP_SOURCE_COLUMNS}, fold_batch::text as fold_batch`),
+        );
+        if (rows.length === 0) return 0;
+        const gone = rows.map(rollupSourceOf);
+        // Events a fold has not taken yet are in no user grain: taken away from the hour and day
+        // grains only. Their queue rows are locked first, so a fold under way is waited for (and
+        // then they are folded) and no fold takes them until this commits (and then they are gone).
+        const batches = [...new Set(rows.flatMap((r) => (r.fold_batch === null ? [] : [r.fold_batch])))];
+        const queued = new Set(
+          batches.length === 0
+            ? []
+            : rowsOf<{ batch: string }>(
+                await tx.execute(sql`select batch::text from usage_fold_pending where batch in (${sql.join(batches.map((b) => sql`${b}::bigint`), sql`, `)}) order by batch for update`),
+              ).map((r) => r.batch),
+        );
+        const folded: RollupSource[] = [];
+        const unfolded: RollupSource[] = [];
+        rows.forEach((r, i) => (r.fold_batch !== null && queued.has(r.fold_batch) ? unfolded : folded).push(gone[i]!));
+        for (const upsert of [upsertRollups(rollupRows(folded, -1)), upsertRollups(rollupRows(unfolded, -1, false))]) if (upsert) await tx.execute(upsert);
         const times = gone.map((e) => e.ts.getTime());
         const first = new Date(Math.min(...times));
         // Rows whose every event is gone. Rollups only ever count real events, so none is zero otherwise.
