@@ -150,6 +150,8 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   const budgets = new BudgetStore(database);
   const enforcer = new Enforcer({ database, catalog, budgets, logger, options: enforcerOptions(config) });
   await enforcer.start();
+  // First of the recorder's listeners: it only moves figures in memory, and frees them soonest.
+  recorder.onFlush((events) => enforcer.recorded(events));
   const notifier = new OutboxNotifier(database, { scheduleMs: config.TOLLGATE_OUTBOX_RETRY_SCHEDULE });
   const channels = new ChannelStore(database, box);
   const mutes = new MuteStore(database);

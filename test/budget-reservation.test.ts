@@ -101,7 +101,7 @@ describe("one hard budget in one process", () => {
   const lastMinute = new Date("2026-03-28T22:59:30Z");
   const exhausted = (now: Date) => {
     const b = new HardBudget(budget, now);
-    b.applySync({ granted: 0n, ceiling: 0n, spend: 5n * USD, holders: 1, inLedger: [], consumed: 0n }, { generation: 0, at: 0 }, 60_000);
+    b.applySync({ granted: 0n, ceiling: 0n, spend: 5n * USD, holders: 1, inLedger: [], recorded: 0n, consumed: 0n }, { generation: 0, at: 0 }, 60_000);
     return b;
   };
 
@@ -120,21 +120,61 @@ describe("one hard budget in one process", () => {
     b.redefine({ ...budget, amount: 6n * USD, updated_at: new Date(at.getTime() + 1) }, lastMinute);
     assert.equal(b.fit(1n, 1), "sync");
     b.roll(Date.parse("2026-03-29T00:00:00Z"));
-    const stale = b.applySync({ granted: USD, ceiling: USD, spend: 5n * USD, holders: 1, inLedger: [], consumed: 0n }, { generation: 0, at: 0 }, 60_000);
+    const stale = b.applySync({ granted: USD, ceiling: USD, spend: 5n * USD, holders: 1, inLedger: [], recorded: 0n, consumed: 0n }, { generation: 0, at: 0 }, 60_000);
     assert.equal(stale, false);
     assert.equal(b.fit(1n, 1), "sync");
   });
 
   test("a call's real cost stays counted until the ledger has it; a lease lapses without renewal", () => {
     const b = new HardBudget(budget, lastMinute);
-    b.applySync({ granted: 2n * USD, ceiling: 3n * USD, spend: 2n * USD, holders: 1, inLedger: [], consumed: 0n }, { generation: 0, at: 1000 }, 60_000);
+    b.applySync({ granted: 2n * USD, ceiling: 3n * USD, spend: 2n * USD, holders: 1, inLedger: [], recorded: 0n, consumed: 0n }, { generation: 0, at: 1000 }, 60_000);
     b.inflight += 2n * USD;
     assert.equal(b.fit(1n, 1000), "sync", "beyond the lease but within the room: ask for more");
     b.finish("call-1", 2n * USD, USD);
     assert.equal(b.available(), USD);
-    b.applySync({ granted: 2n * USD, ceiling: 2n * USD, spend: 3n * USD, holders: 1, inLedger: ["call-1"], consumed: 0n }, { generation: 0, at: 2000 }, 60_000);
+    b.applySync({ granted: 2n * USD, ceiling: 2n * USD, spend: 3n * USD, holders: 1, inLedger: ["call-1"], recorded: USD, consumed: 0n }, { generation: 0, at: 2000 }, 60_000);
     assert.equal(b.available(), 2n * USD);
     assert.equal(b.fit(USD, 2000 + 29_999), "ok");
     assert.equal(b.fit(USD, 2000 + 30_000), "sync");
+  });
+
+  /** A budget synced with a lease of 2 USD and a room of 3, with one call of 1 USD finished. */
+  const oneFinished = () => {
+    const b = new HardBudget(budget, lastMinute);
+    b.applySync({ granted: 2n * USD, ceiling: 3n * USD, spend: 2n * USD, holders: 1, inLedger: [], recorded: 0n, consumed: 0n }, { generation: 0, at: 1000 }, 60_000);
+    b.inflight += 2n * USD;
+    b.finish("call-1", 2n * USD, USD);
+    return b;
+  };
+
+  test("a call the recorder committed keeps its cost held until a sync reads the spend that has it, and gives it back once", () => {
+    const b = oneFinished();
+    b.committed("call-1");
+    assert.equal(b.finished.size, 0, "no entry per call waits for the sync");
+    assert.equal(b.available(), USD, "the spend this process knows is the last sync's: the call still counts");
+    assert.equal(b.fit(USD + 1n, 1000), "sync");
+    b.committed("call-1");
+    b.committed("call-unknown");
+    assert.equal(b.available(), USD, "a second report of the call, or one of a call not held here, changes nothing");
+    // The sync counted the committed sum as spend (3 USD now) and took it off the lease.
+    b.applySync({ granted: 2n * USD, ceiling: 2n * USD, spend: 3n * USD, holders: 1, inLedger: [], recorded: USD, consumed: 0n }, { generation: 0, at: 2000 }, 60_000);
+    assert.equal(b.used(), 0n);
+    assert.equal(b.available(), 2n * USD);
+  });
+
+  test("a call committed while a sync ran leaves the count once, whether the sync found it by id or not", () => {
+    const b = oneFinished();
+    b.finish("call-2", 0n, USD);
+    // The sync measured both calls as finished; then the recorder committed both.
+    b.committed("call-1");
+    b.committed("call-2");
+    // It found call-1 in the ledger by id, not call-2 (written after its look-up): call-2 stays held.
+    b.applySync({ granted: 3n * USD, ceiling: 3n * USD, spend: 3n * USD, holders: 1, inLedger: ["call-1"], recorded: USD, consumed: USD }, { generation: 0, at: 2000 }, 60_000);
+    assert.equal(b.used(), USD);
+    assert.equal(b.available(), 2n * USD);
+    // The next sync counts call-2 by the committed sum it measures.
+    b.applySync({ granted: 3n * USD, ceiling: 2n * USD, spend: 4n * USD, holders: 1, inLedger: [], recorded: USD, consumed: 0n }, { generation: 0, at: 3000 }, 60_000);
+    assert.equal(b.used(), 0n);
+    assert.equal(b.available(), 2n * USD);
   });
 });

@@ -256,7 +256,7 @@ describe("refusals with several gateway processes (item 5)", () => {
     const usd = (text: string) => (BigInt(Math.round(Number(text) * 1e6)) * PICO_PER_USD) / 1_000_000n;
     const b = new HardBudget(sampleBudget({ mode: "hard", amount: usd("1") }), new Date());
     // The ledger has $0.990; another process holds a lease of $0.005; this one may reach $0.005 and has spent it.
-    b.applySync({ inLedger: [], consumed: 0n, granted: usd("0.005"), ceiling: usd("0.005"), spend: usd("0.99"), holders: 2 }, { generation: 0, at: performance.now() }, 30_000);
+    b.applySync({ inLedger: [], recorded: 0n, consumed: 0n, granted: usd("0.005"), ceiling: usd("0.005"), spend: usd("0.99"), holders: 2 }, { generation: 0, at: performance.now() }, 30_000);
     b.finish("call-1", 0n, usd("0.005"));
     assert.equal(b.fit(usd("0.001"), performance.now()), "exhausted", "this process's share is used up");
     const block = b.block("exhausted", usd("0.001"));

@@ -154,6 +154,17 @@ export class Enforcer implements BudgetGate {
   }
 
   /**
+   * The recorder committed these events (after the commit, each new one once): a proxied call's
+   * budgets drop its entry for a sum, so no per-call state waits for the next sync. An event the
+   * recorder does not report (a write that timed out, then replayed) is found by the sync, by id.
+   */
+  recorded(events: readonly LedgerEvent[]): void {
+    const holding = [...this.active.values()].filter((b) => b.finished.size > 0);
+    if (holding.length === 0) return;
+    for (const event of events) if (event.source === "proxy") for (const b of holding) b.committed(event.id);
+  }
+
+  /**
    * One lease sync at a time per budget; calls arriving while one runs share the next, which asks
    * for all their worst cases at once. `keep` false hands back all that is unused (a quiet budget).
    */
@@ -192,7 +203,7 @@ export class Enforcer implements BudgetGate {
       budget: b.budget,
       period: b.period,
       holder: this.holder,
-      measure: () => ({ inflight: b.inflight, finished: b.finished }),
+      measure: () => ({ inflight: b.inflight, finished: b.finished, committed: b.committedCost }),
       released,
       want,
       cap: this.deps.options.leaseCap,
@@ -262,9 +273,9 @@ export class Enforcer implements BudgetGate {
       const recent = now - b.lastUsed < idleMs;
       if (recent && b.roll(now)) await this.sync(b).catch((err: unknown) => this.syncFailed(b, err));
       else if (!b.synced) continue;
-      else if (b.refused || (recent && b.available() < b.refillBelow) || (now - b.lastSync >= REBALANCE_REFRESHES * this.deps.options.refreshMs && (b.finished.size > 0 || b.holders > 1)))
+      else if (b.refused || (recent && b.available() < b.refillBelow) || (now - b.lastSync >= REBALANCE_REFRESHES * this.deps.options.refreshMs && (b.awaitsLedger() || b.holders > 1)))
         await this.sync(b).catch((err: unknown) => this.syncFailed(b, err));
-      else if (!recent && b.inflight === 0n && b.finished.size === 0)
+      else if (!recent && b.inflight === 0n && !b.awaitsLedger())
         await this.sync(b, 0n, false).catch((err: unknown) => this.syncFailed(b, err));
     }
   }

@@ -12,9 +12,10 @@ import { spendForBudgets } from "./spend-batch.ts";
  * so spend in the ledger plus all leases never exceeds the amount when a grant is made.
  *
  * A holder's lease covers its calls still in flight or not yet in the ledger. Each sync looks up
- * which of its finished calls the ledger has by now, just before reading the spend: those leave
- * the lease, since the spend counts them instead. A call written between the two readings counts
- * twice for one sync, which only makes a budget stop early.
+ * which of its finished calls the ledger has by now, just before reading the spend: those, and the
+ * calls the holder's recorder reported committed (by their sum), leave the lease, since the spend
+ * counts them instead. A call written between the two readings counts twice for one sync, which
+ * only makes a budget stop early.
  */
 
 export interface LeaseSync {
@@ -22,10 +23,12 @@ export interface LeaseSync {
   period: Period;
   holder: string;
   /**
-   * Read once the budget is locked: pico-USD the holder's calls in flight hold, and the real cost
-   * of each finished call (by ledger id, source `proxy`) the holder has not yet seen in the ledger.
+   * Read once the budget is locked: pico-USD the holder's calls in flight hold, the real cost of
+   * each finished call (by ledger id, source `proxy`) the holder does not know to be in the ledger,
+   * and the summed real cost of those its recorder committed (already in the ledger: the spend,
+   * read after, counts them).
    */
-  measure(): { inflight: bigint; finished: ReadonlyMap<string, bigint> };
+  measure(): { inflight: bigint; finished: ReadonlyMap<string, bigint>; committed: bigint };
   /** pico-USD the holder gave up before this sync (it no longer spends from it). */
   released: bigint;
   /** pico-USD the holder's waiting calls need on top of what it has unused. */
@@ -38,8 +41,10 @@ export interface LeaseSync {
 }
 
 export interface LeaseState {
-  /** The finished calls the ledger had: they no longer count against the lease. */
+  /** The finished calls the ledger had, found by id: they no longer count against the lease. */
   inLedger: string[];
+  /** What left the lease as now in the ledger: the cost of `inLedger` and the committed sum measured. */
+  recorded: bigint;
   /** What the holder's calls held that the ledger did not have, as the sync counted it. */
   consumed: bigint;
   /** The holder's lease after the sync: its consumption plus what it may still spend. */
@@ -78,13 +83,13 @@ export async function syncLease(database: Database, s: LeaseSync): Promise<Lease
       and (expires_at < now() or period_start < ${start}::timestamptz)`);
     const leases = await q<{ holder: string; granted: string }>(sql`select holder, granted::text as granted
       from budget_leases where budget_id = ${s.budget.id} and period_start = ${start}::timestamptz`);
-    const { inflight, finished } = s.measure();
+    const { inflight, finished, committed } = s.measure();
     const calls = [...finished];
     const inLedger = calls.length === 0 ? new Set<string>() : new Set(
       (await q<{ id: string }>(sql`select id from usage_events where source = 'proxy' and id = any(${arrayLiteral(calls.map(([id]) => id))}::text[])`)).map((r) => r.id),
     );
     let consumed = inflight;
-    let recorded = 0n;
+    let recorded = committed;
     for (const [id, cost] of calls) {
       if (inLedger.has(id)) recorded += cost;
       else consumed += cost;
@@ -112,7 +117,7 @@ export async function syncLease(database: Database, s: LeaseSync): Promise<Lease
         values (${s.budget.id}, ${start}::timestamptz, ${s.holder}, ${granted.toString()}::numeric, now() + ${s.ttlMs}::int * interval '1 millisecond')
         on conflict (budget_id, period_start, holder)
         do update set granted = excluded.granted, expires_at = excluded.expires_at`);
-    return { granted, ceiling, spend, holders, inLedger: [...inLedger], consumed };
+    return { granted, ceiling, spend, holders, inLedger: [...inLedger], recorded, consumed };
   });
 }
 
