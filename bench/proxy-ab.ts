@@ -11,6 +11,8 @@ import type { Usage } from "./proc.ts";
  * build meets the same machine. Besides latency and CPU, each phase counts the Postgres
  * transactions its database committed per call: a figure no noise on a shared machine moves.
  *
+ * The floor (bench/proxy-floor.ts, a bare Node pass-through) runs beside them, labelled `floor`.
+ *
  * `npm run bench proxy-ab` with BENCH_AB=label=dir,label=dir (each dir a checkout with dist/ built;
  * `.` is this one), BENCH_AB_ROUNDS, BENCH_PROXY_SECONDS, BENCH_PROXY_RATES (non-streamed),
  * BENCH_AB_STREAM_RATES and BENCH_PROXY_CLOSED_SECONDS (0 leaves the closed loop out).
@@ -78,15 +80,19 @@ export async function benchProxyAb(options: AbOptions): Promise<{ loadBefore: nu
   const direct: AbPhase[] = [];
   try {
     // Named by this run too: other runs of this bench on the same server must not drop ours.
-    for (const [i, build] of options.builds.entries()) stacks.push(await startStack([], false, { root: build.root, database: `tollgate_bench_ab_${process.pid}_${i}` }));
+    // The first stack also runs the floor (bench/proxy-floor.ts), measured each round beside the builds.
+    for (const [i, build] of options.builds.entries()) stacks.push(await startStack([], false, { root: build.root, database: `tollgate_bench_ab_${process.pid}_${i}`, floor: i === 0 }));
     // Warm-up: JIT, connection pools, the budget's lease.
     for (const stack of stacks) for (const stream of [false, true]) await stack.run("tollgate", stream, 500, 4);
+    for (const stream of [false, true]) await stacks[0]!.run("floor", stream, 500, 4);
     const kinds = [...options.rates.map((rate) => ({ stream: false, rate })), ...options.streamRates.map((rate) => ({ stream: true, rate }))];
     for (let round = 0; round < options.rounds; round++) {
       for (const { stream, rate } of kinds) {
         const kind = stream ? "stream" : "plain";
         const base = await stacks[0]!.run("direct", stream, rate, options.seconds);
         direct.push(phaseOf("direct", kind, rate, round, base.result, base.usage, NaN, base.startedQuiet));
+        const bare = await stacks[0]!.run("floor", stream, rate, options.seconds);
+        phases.push(phaseOf("floor", kind, rate, round, bare.result, bare.usage, NaN, bare.startedQuiet));
         // Each round starts with a different build, so none always runs first after the direct phase.
         for (let j = 0; j < stacks.length; j++) {
           const i = (j + round) % stacks.length;
@@ -96,7 +102,9 @@ export async function benchProxyAb(options: AbOptions): Promise<{ loadBefore: nu
           console.log(`ab row: ${row(phases.at(-1)!, direct)}`);
         }
       }
-      if (options.closedSeconds > 0)
+      if (options.closedSeconds > 0) {
+        const bare = await stacks[0]!.measure<ClosedResult>("floor", { target: stacks[0]!.targets.floor!, connections: 32, seconds: options.closedSeconds });
+        phases.push({ ...phaseOf("floor", "closed", 0, round, bare.result, bare.usage, NaN, bare.startedQuiet), perSecond: bare.result.perSecond });
         for (let j = 0; j < stacks.length; j++) {
           const i = (j + round) % stacks.length;
           const stack = stacks[i]!;
@@ -109,6 +117,7 @@ export async function benchProxyAb(options: AbOptions): Promise<{ loadBefore: nu
           });
           console.log(`ab row: ${row(phases.at(-1)!, direct)}`);
         }
+      }
     }
   } finally {
     for (const stack of stacks) await stack.close();

@@ -1,4 +1,4 @@
-import { type ClosedMeasured, type Measured, type ProfileResult, type ProxyResult, QUIET_CPU, QUIET_WAIT_MS, type RateRow, type TargetName } from "./proxy.ts";
+import { type ClosedMeasured, type Measured, PLAIN_TARGETS, type ProfileResult, type ProxyResult, QUIET_CPU, QUIET_WAIT_MS, type RateRow, type TargetName } from "./proxy.ts";
 import type { Summary } from "./proxy-shared.ts";
 
 /** The proxy bench's section of bench/RESULTS.md. */
@@ -70,12 +70,34 @@ function streamRow(row: RateRow): string {
   ].join(" | ");
 }
 
+/** Tollgate against the floor at one rate and kind: what the gateway's own work adds over bare Node. */
+function floorRow(row: RateRow): string {
+  const d = row.runs.direct!.result.latency;
+  const f = row.runs.floor!.result.latency;
+  const t = row.runs.tollgate!.result.latency;
+  const cpu = { floor: cpuPerCall(row.runs.floor), tollgate: cpuPerCall(row.runs.tollgate) };
+  return [
+    row.stream ? "streamed" : "non-streamed",
+    int(row.rate),
+    three(f),
+    `${added(f.p50 - d.p50)} / ${added(f.p99 - d.p99)}`,
+    `${added(t.p50 - d.p50)} / ${added(t.p99 - d.p99)}`,
+    `**${added(t.p50 - f.p50)}** / ${added(t.p99 - f.p99)}`,
+    `${us(cpu.floor)} / ${us(cpu.tollgate)}`,
+    times(cpu.tollgate / cpu.floor),
+    each(row, ["floor", "tollgate"], (m) => int(m.result.errors)),
+    each(row, ["floor", "tollgate"], (m) => other(m)),
+  ].join(" | ");
+}
+
+const CLOSED_LABEL: Record<TargetName, string> = { direct: "mock upstream, direct", floor: "the floor: bare Node pass-through", tollgate: "Tollgate", portkey: "Portkey's gateway" };
+
 function closedRow(name: TargetName, m: ClosedMeasured, r: ProxyResult): string {
-  const label = { direct: "mock upstream, direct", tollgate: "Tollgate", portkey: "Portkey's gateway" }[name];
   const peer = r.closed.portkey!.result.perSecond;
   const mock = r.closed.direct!.result.perSecond;
+  const floor = r.closed.floor!.result.perSecond;
   return [
-    label,
+    CLOSED_LABEL[name],
     int(m.result.perSecond),
     int(m.result.completed),
     int(m.result.errors),
@@ -86,6 +108,7 @@ function closedRow(name: TargetName, m: ClosedMeasured, r: ProxyResult): string 
     name === "direct" ? "–" : `${m.usage.rssPeakMb}`,
     times(m.result.perSecond / peer),
     times(m.result.perSecond / mock),
+    name === "direct" ? "–" : times(m.result.perSecond / floor),
     other(m),
   ].join(" | ");
 }
@@ -119,6 +142,9 @@ export function proxySection(r: ProxyResult): string {
   bars.push(`| RSS under the open-loop load (peak) | ≤ ${TARGETS.rssLoadMb} MB | ${r.rssPeakMb.tollgate} MB | ${met(r.rssPeakMb.tollgate <= TARGETS.rssLoadMb)} |`);
   bars.push(`| RSS idle (after start-up; after the run) | ≤ ${TARGETS.rssIdleMb} MB | ${r.idleRssMb.tollgate} MB; ${r.idleRssMb.tollgateAfter} MB | ${met(r.idleRssMb.tollgate <= TARGETS.rssIdleMb)} |`);
 
+  const floorClosed = r.closed.floor!;
+  const floorSentence = `The floor, a bare Node pass-through (no keys, budgets or recording), answered ${int(floorClosed.result.perSecond)} req/s in the closed loop at ${us(cpuPerCall(floorClosed))} µs of CPU per call; Tollgate answered ${times(closedT / floorClosed.result.perSecond)} of its throughput at ${times(cpuPerCall(r.closed.tollgate) / cpuPerCall(floorClosed))} its CPU per call${atBar?.runs.floor ? `, and at ${int(BAR_RATE)} req/s added ${added(atBar.runs.tollgate!.result.latency.p50 - atBar.runs.floor.result.latency.p50)} ms p50 over it` : ""}.`;
+
   return `## Proxy overhead: direct vs Tollgate vs Portkey's gateway, one interleaved run (targets: added p50 ≤ ${TARGETS.addedP50} ms and p99 ≤ ${TARGETS.addedP99} ms at ${int(BAR_RATE)} req/s, closed loop ≥ ${TARGETS.vsPortkey}× Portkey and ≥ ${TARGETS.vsMock}× the mock, RSS ≤ ${TARGETS.rssLoadMb} MB under load)
 
 Run at ${r.startedAt.toISOString()} with \`npm run bench:proxy\` (bench/proxy.ts), ${r.seconds} s in all; Tollgate at ${r.source}
@@ -126,14 +152,16 @@ Run at ${r.startedAt.toISOString()} with \`npm run bench:proxy\` (bench/proxy.ts
 ${r.portkeyVersion} (\`--headless\`). Load average (1 / 5 / 15 min): ${load(r.loadBefore)} as the run began, ${load(r.loadAfter)} as it ended.
 
 How: one load generator (undici) sends OpenAI chat completions to the mock upstream on loopback:
-straight to it (direct), through Tollgate, and through Portkey (routed to the same mock by
-\`x-portkey-provider: openai\` and \`x-portkey-custom-host\`). Open loop: ${o.seconds} s per phase at a fixed rate
+straight to it (direct), through Tollgate, through Portkey (routed to the same mock by
+\`x-portkey-provider: openai\` and \`x-portkey-custom-host\`), and through the floor: the smallest correct
+Node proxy (bench/proxy-floor.ts: node:http in, Tollgate's undici pool settings out, the answer streamed
+back, nothing recorded or checked), what any Node gateway costs on this machine before doing anything. Open loop: ${o.seconds} s per phase at a fixed rate
 on 64 connections, each with its own fixed schedule (offset so no two fire together); a rate's phases
 run back to back, direct first, after a warm-up of ${o.warmupSeconds} s per target. Latency is send to last body
 byte, TTFB send to first body chunk, in ms; "added" is the target's percentile minus direct's at the
 same rate; "Tollgate ÷ Portkey" divides Tollgate's added latency by Portkey's. Closed loop: ${o.closedConnections}
 connections each sending again as soon as answered, ${o.closedSeconds} s per target. CPU per call is the
-server's CPU time (the mock's for direct, Tollgate's, Portkey's) over its answered calls, in µs; Postgres
+server's CPU time (the mock's for direct, the floor's, Tollgate's, Portkey's) over its answered calls, in µs; Postgres
 per call is the ledger's writes. Each phase waited up to ${QUIET_WAIT_MS / 1000} s for a second with the machine under
 ${QUIET_CPU} % (100 % = one core; † marks one that started without it); "other work" is CPU used beside the
 bench by unrelated processes (eight engineers share this 2-core machine). Portkey 1.15.2 answers
@@ -142,6 +170,8 @@ streamed calls with 500 as installed, so streams compare Tollgate with direct on
 | bar | target | measured | met |
 |---|---|---:|---|
 ${bars.join("\n")}
+
+${floorSentence}
 
 ### Open loop, non-streamed (ms: p50 / p90 / p99)
 
@@ -155,11 +185,17 @@ ${plain.map((row) => `| ${plainRow(row)} |`).join("\n")}
 |---:|---|---|---|---|---|---|---|---|---|---:|---|
 ${streamed.map((row) => `| ${streamRow(row)} |`).join("\n")}
 
+### Tollgate over the floor (ms: floor p50 / p90 / p99; added over direct p50 / p99)
+
+| kind | req/s | floor | floor added | Tollgate added | Tollgate over the floor, p50 / p99 | CPU per call, µs: floor / Tollgate | Tollgate ÷ floor, CPU | errors F / T | other work CPU F / T |
+|---|---:|---|---|---|---|---|---:|---|---|
+${r.rows.map((row) => `| ${floorRow(row)} |`).join("\n")}
+
 ### Closed loop, non-streamed, ${o.closedConnections} connections
 
-| target | req/s | answered | errors | p50 / p99 ms | server CPU | CPU per call, µs | Postgres CPU | RSS peak MB | ÷ Portkey | ÷ mock | other work CPU |
-|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|
-${(["direct", "tollgate", "portkey"] as const).map((n) => `| ${closedRow(n, r.closed[n]!, r)} |`).join("\n")}
+| target | req/s | answered | errors | p50 / p99 ms | server CPU | CPU per call, µs | Postgres CPU | RSS peak MB | ÷ Portkey | ÷ mock | ÷ floor | other work CPU |
+|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|
+${PLAIN_TARGETS.map((n) => `| ${closedRow(n, r.closed[n]!, r)} |`).join("\n")}
 
 ### Memory
 
@@ -186,13 +222,19 @@ export function profileSection(r: ProfileResult): string {
   const share = (v: number) => `${((v / busy) * 100).toFixed(1)} %`;
   const l = r.phase.result.latency;
   const perCall = Math.round((r.phase.usage.serverCpuSeconds / r.phase.result.completed) * 1e6);
-  return `## Proxy CPU profile: Tollgate at ${int(r.rate)} req/s (where the CPU goes)
-
-Run at ${r.startedAt.toISOString()} with \`npm run bench:proxy-profile\`, Tollgate at ${r.source} (compiled \`dist/\`,
+  const what =
+    r.target === "floor"
+      ? `the floor (bench/proxy-floor.ts, the bare Node pass-through, Tollgate's pool settings at ${r.source}; \`node --cpu-prof\`,
+sampling every 0.5 ms), no keys, budgets or recording, non-streamed calls`
+      : `Tollgate at ${r.source} (compiled \`dist/\`,
 \`node --cpu-prof\`, sampling every 0.5 ms), PostgreSQL, recording on, one hard budget matching every call, non-streamed
-calls for ${r.seconds} s after a 4 s warm-up at 500 req/s. Load average as it began: ${r.loadBefore.map((v) => v.toFixed(1)).join(" / ")};
+calls`;
+  const name = r.target === "floor" ? "The floor" : "Tollgate";
+  return `## Proxy CPU profile${r.target === "floor" ? " of the floor" : ""}: ${name} at ${int(r.rate)} req/s (where the CPU goes)
+
+Run at ${r.startedAt.toISOString()} with \`${r.target === "floor" ? "BENCH_PROFILE_TARGET=floor " : ""}npm run bench:proxy-profile\`, ${what} for ${r.seconds} s after a 4 s warm-up at 500 req/s. Load average as it began: ${r.loadBefore.map((v) => v.toFixed(1)).join(" / ")};
 other work took ${r.phase.usage.foreignCpu} % of the machine (100 % = one core) during the phase.
-In that phase: p50 / p90 / p99 ${ms(l.p50)} / ${ms(l.p90)} / ${ms(l.p99)} ms, ${int(r.phase.result.errors)} errors, Tollgate CPU ${r.phase.usage.serverCpu} %
+In that phase: p50 / p90 / p99 ${ms(l.p50)} / ${ms(l.p90)} / ${ms(l.p99)} ms, ${int(r.phase.result.errors)} errors, ${name}'s CPU ${r.phase.usage.serverCpu} %
 (${int(perCall)} µs per call with the profiler on). The profile covers the whole process life (start-up and
 warm-up included): ${int(Math.round(busy))} ms busy of ${int(Math.round(r.profile.totalMs))} ms sampled. Shares below are of busy time.
 

@@ -17,12 +17,15 @@ import { type ClosedLoop, type ClosedResult, MOCK_KEY, type Phase, type PhaseRes
  * completions to a mock upstream on loopback, straight to it ("direct"), through `tollgate serve`
  * (compiled dist/, real Postgres, recording on, one hard budget matching every call) and through
  * Portkey's open-source gateway (headless, routed to the same mock by its `x-portkey-provider` and
- * `x-portkey-custom-host` headers), each rate's phases back to back, then each at its closed-loop
- * maximum. Portkey 1.15.2 answers streamed calls with 500 as installed, so streams are compared
+ * `x-portkey-custom-host` headers) and through the floor, a bare Node pass-through
+ * (bench/proxy-floor.ts), each rate's phases back to back, then each at its closed-loop maximum. Portkey 1.15.2 answers streamed calls with 500 as installed, so streams are compared
  * against direct only. Generator, mock, the gateways and Postgres share the machine's cores.
  */
 
-export type TargetName = "direct" | "tollgate" | "portkey";
+export type TargetName = "direct" | "floor" | "tollgate" | "portkey";
+/** Each rate's phases, in order: the floor just before Tollgate. Portkey answers streams with 500 (above). */
+export const PLAIN_TARGETS = ["direct", "floor", "tollgate", "portkey"] as const;
+export const STREAM_TARGETS = ["direct", "floor", "tollgate"] as const;
 
 export interface ProxyBenchOptions {
   /** Length of each open-loop phase. */
@@ -110,8 +113,8 @@ function freePort(): Promise<number> {
 }
 
 /** A bench module in its own node process, spoken to over IPC. */
-function forkBench(file: string): ChildProcess {
-  return fork(fileURLToPath(new URL(file, import.meta.url)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+function forkBench(file: string, env: Record<string, string> = {}, nodeArgs: string[] = []): ChildProcess {
+  return fork(fileURLToPath(new URL(file, import.meta.url)), [], { execArgv: ["--import", "tsx", ...nodeArgs], env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
 }
 
 /** The child's next message; a `{ failed }` message or the child's exit is an error. */
@@ -218,9 +221,10 @@ async function admin(base: string, path: string, body: unknown): Promise<unknown
 /**
  * One call of each kind through the gateway, checked before any load: the answer is whole and
  * priced (the budget's hold settled with it), and the usage chunk the gateway asked for on the
- * client's behalf is not passed on. Portkey's non-streamed answer is checked too.
+ * client's behalf is not passed on. Each other proxy's (Portkey's, the floor's) non-streamed answer
+ * is checked too.
  */
-async function sanityCheck(tollgate: Target, portkey: Target | undefined): Promise<void> {
+async function sanityCheck(tollgate: Target, others: Target[]): Promise<void> {
   const ask = (target: Target, stream: boolean) =>
     request(`${target.origin}${target.path}`, {
       method: "POST",
@@ -235,10 +239,11 @@ async function sanityCheck(tollgate: Target, portkey: Target | undefined): Promi
   const events = await streamed.body.text();
   if (streamed.statusCode !== 200 || !events.endsWith("data: [DONE]\n\n") || events.includes('"choices":[]'))
     throw new Error(`sanity: the streamed call answered ${streamed.statusCode}: ${events}`);
-  if (!portkey) return;
-  const peer = await ask(portkey, false);
-  const peerText = await peer.body.text();
-  if (peer.statusCode !== 200 || !peerText.includes('"usage"')) throw new Error(`sanity: Portkey answered ${peer.statusCode}: ${peerText}`);
+  for (const other of others) {
+    const peer = await ask(other, false);
+    const peerText = await peer.body.text();
+    if (peer.statusCode !== 200 || !peerText.includes('"usage"')) throw new Error(`sanity: ${other.origin} answered ${peer.statusCode}: ${peerText}`);
+  }
 }
 
 /** One `tollgate serve` of the bench: its own port, data folder and database. */
@@ -283,6 +288,10 @@ export interface StackOptions {
   root?: string;
   /** Added to every gateway's environment. */
   env?: Record<string, string>;
+  /** Also start the bare Node pass-through (bench/proxy-floor.ts), target `floor`. */
+  floor?: boolean;
+  /** Node options for the floor (a CPU profile's). */
+  floorArgs?: string[];
 }
 
 /**
@@ -292,7 +301,7 @@ export interface StackOptions {
  * caller's close() still runs.
  */
 export async function startStack(gatewayArgs: string[], peer: boolean, options: StackOptions = {}): Promise<Stack> {
-  const { workers = [1], database: databaseName = DATABASE, root = ROOT, env = {} } = options;
+  const { workers = [1], database: databaseName = DATABASE, root = ROOT, env = {}, floor = false, floorArgs = [] } = options;
   const children: ChildProcess[] = [];
   const gateways = new Map<string, Gateway>();
   const interrupted = new AbortController();
@@ -349,6 +358,9 @@ export async function startStack(gatewayArgs: string[], peer: boolean, options: 
       await admin(base, "/api/budgets", { name: "bench-hard", scope: { team: "bench" }, amount_usd: "1000000", period: "month", timezone: "UTC", thresholds: [100], mode: "hard" });
       gateway.target.headers = { ...json, authorization: `Bearer ${key}` };
     }
+    const bare = floor ? forkBench("./proxy-floor.ts", { FLOOR_UPSTREAM: upstream }, floorArgs) : undefined;
+    if (bare) children.push(bare);
+    const floorPort = bare ? (await reply<{ port: number }>(bare)).port : NaN;
     const peerPort = await freePort();
     const portkey = peer ? await startPortkey(peerPort) : undefined;
     if (portkey) children.push(portkey);
@@ -361,11 +373,13 @@ export async function startStack(gatewayArgs: string[], peer: boolean, options: 
         headers: { ...json, authorization: `Bearer ${MOCK_KEY}`, "x-portkey-provider": "openai", "x-portkey-custom-host": `${upstream}/v1` },
       },
     };
+    if (bare) targets.floor = { origin: `http://127.0.0.1:${floorPort}`, path: "/v1/chat/completions", headers: { ...json, authorization: `Bearer ${MOCK_KEY}` } };
     for (const [name, g] of gateways) targets[name] = g.target;
-    for (const [name, g] of gateways) await sanityCheck(g.target, name === "tollgate" && portkey ? targets.portkey : undefined);
+    const others = (name: string) => name === "tollgate" ? [...(portkey ? [targets.portkey!] : []), ...(bare ? [targets.floor!] : [])] : [];
+    for (const [name, g] of gateways) await sanityCheck(g.target, others(name));
     const load = forkBench("./proxy-load.ts");
     children.push(load);
-    const serverOf: Record<string, number> = { direct: mock.pid!, portkey: portkey?.pid ?? NaN };
+    const serverOf: Record<string, number> = { direct: mock.pid!, portkey: portkey?.pid ?? NaN, floor: bare?.pid ?? NaN };
     for (const [name, g] of gateways) serverOf[name] = g.child.pid!;
     const benchOf = (name: string) => [process.pid, load.pid!, ...(name === "direct" ? [] : [mock.pid!])];
     const databaseOf = (name: string) => gateways.get(name)?.database ?? databaseName;
@@ -405,7 +419,7 @@ export async function startStack(gatewayArgs: string[], peer: boolean, options: 
 export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResult> {
   const startedAt = new Date();
   const loadBefore = loadavg();
-  const stack = await startStack([], true, { workers: [options.workers] });
+  const stack = await startStack([], true, { workers: [options.workers], floor: true });
   try {
     const { serverOf } = stack;
     // Let the budget's lease and the first writes settle before reading idle memory.
@@ -413,25 +427,25 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
     const idleRssMb = { tollgate: round1(treeRssMb(serverOf.tollgate!)), portkey: round1(treeRssMb(serverOf.portkey!)), tollgateAfter: NaN };
 
     // Warm-up: JIT, connection pools, the budget's lease.
-    for (const name of ["direct", "tollgate", "portkey"] as const) await stack.run(name, false, 500, options.warmupSeconds);
-    for (const name of ["direct", "tollgate"] as const) await stack.run(name, true, 500, options.warmupSeconds);
+    for (const name of PLAIN_TARGETS) await stack.run(name, false, 500, options.warmupSeconds);
+    for (const name of STREAM_TARGETS) await stack.run(name, true, 500, options.warmupSeconds);
 
     const rows: RateRow[] = [];
     const rssPeakMb = { tollgate: 0, portkey: 0, tollgateClosed: 0, portkeyClosed: 0 };
     for (const stream of [false, true]) {
       for (const rate of options.rates) {
         const row: RateRow = { stream, rate, runs: {} };
-        for (const name of stream ? (["direct", "tollgate"] as const) : (["direct", "tollgate", "portkey"] as const)) {
+        for (const name of stream ? STREAM_TARGETS : PLAIN_TARGETS) {
           const measured = await stack.run(name, stream, rate, options.seconds);
           row.runs[name] = measured;
-          if (name !== "direct") rssPeakMb[name] = Math.max(rssPeakMb[name], measured.usage.rssPeakMb);
+          if (name === "tollgate" || name === "portkey") rssPeakMb[name] = Math.max(rssPeakMb[name], measured.usage.rssPeakMb);
         }
         rows.push(row);
       }
     }
 
     const closed: ProxyResult["closed"] = {};
-    for (const name of ["direct", "tollgate", "portkey"] as const) {
+    for (const name of PLAIN_TARGETS) {
       const measured = await stack.measure<ClosedResult>(name, { target: stack.targets[name]!, connections: options.closedConnections, seconds: options.closedSeconds });
       if (name === "tollgate") stack.proxyRequests += measured.result.completed + measured.result.errors;
       console.log(`${name} closed loop:`, JSON.stringify(measured));
@@ -469,6 +483,8 @@ export async function benchProxy(options: ProxyBenchOptions): Promise<ProxyResul
 export interface ProfileResult {
   startedAt: Date;
   source: string;
+  /** Whose profile: Tollgate's or the floor's (the bare Node pass-through). */
+  target: "tollgate" | "floor";
   rate: number;
   seconds: number;
   loadBefore: number[];
@@ -477,22 +493,24 @@ export interface ProfileResult {
 }
 
 /**
- * A CPU profile of Tollgate (`node --cpu-prof`, compiled dist/) under the open-loop load at
- * `rate`, non-streamed, after a warm-up: where its CPU time goes.
+ * A CPU profile (`node --cpu-prof`) of Tollgate (compiled dist/) or of the floor under the
+ * open-loop load at `rate`, non-streamed, after a warm-up: where its CPU time goes.
  */
-export async function profileProxy(rate: number, seconds: number): Promise<ProfileResult> {
+export async function profileProxy(rate: number, seconds: number, target: ProfileResult["target"] = "tollgate"): Promise<ProfileResult> {
   const startedAt = new Date();
   const loadBefore = loadavg();
   const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-profile-"));
-  const stack = await startStack(["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=500"], false);
+  const profiling = ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=500"];
+  const stack = target === "floor" ? await startStack([], false, { floor: true, floorArgs: profiling }) : await startStack(profiling, false);
   try {
-    await stack.run("tollgate", false, 500, 4);
-    const phase = await stack.run("tollgate", false, rate, seconds);
-    // The profile is written as the gateway exits.
-    await stop(stack.gateway, 60_000);
+    await stack.run(target, false, 500, 4);
+    const phase = await stack.run(target, false, rate, seconds);
+    // The profile is written as the process exits: the floor's when the stack closes.
+    if (target === "tollgate") await stop(stack.gateway, 60_000);
+    else await stack.close();
     const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"));
-    if (!file) throw new Error("the gateway wrote no CPU profile");
-    return { startedAt, source: gatewaySource(), rate, seconds, loadBefore, phase, profile: summariseProfile(join(dir, file)) };
+    if (!file) throw new Error(`the ${target} wrote no CPU profile`);
+    return { startedAt, source: gatewaySource(), target, rate, seconds, loadBefore, phase, profile: summariseProfile(join(dir, file)) };
   } finally {
     await stack.close();
     rmSync(dir, { recursive: true, force: true });

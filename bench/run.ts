@@ -193,8 +193,10 @@ if (which === "memory") {
   put("## Memory under the proxy load", memorySection(options, runs, startedAt, gatewaySource()));
 }
 if (which === "proxy-profile") {
-  const r = await profileProxy(Number(process.env.BENCH_PROFILE_RATE ?? 1000), Number(process.env.BENCH_PROFILE_SECONDS ?? 15));
-  put("## Proxy CPU profile:", profileSection(r));
+  // BENCH_PROFILE_TARGET=floor profiles the bare Node pass-through instead, in a section of its own.
+  const target = process.env.BENCH_PROFILE_TARGET === "floor" ? "floor" : "tollgate";
+  const r = await profileProxy(Number(process.env.BENCH_PROFILE_RATE ?? 1000), Number(process.env.BENCH_PROFILE_SECONDS ?? 15), target);
+  put(target === "floor" ? "## Proxy CPU profile of the floor:" : "## Proxy CPU profile:", profileSection(r));
 }
 if (which === "all" || which === "budgets") {
   const r = await benchBudgets({

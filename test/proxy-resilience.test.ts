@@ -244,6 +244,26 @@ describe("upstream failures", () => {
     assert.equal((await proxyRow(database, err.headers!.get("x-tollgate-request-id")!)).status, "error");
   });
 
+  // With content-length the answer is gathered from the connection; without, read from undici's body stream.
+  for (const chunked of [false, true]) {
+    test(`a whole JSON answer held ${chunked ? "without" : "with"} content-length: priced in a header and recorded; broken off, a 502 recorded as an error`, async () => {
+      openaiFake.setNext({ chunked }, { chunked, cutAfter: 40 });
+      const { data, response } = await openai(impatient, impatientKey).chat.completions.create(chat).withResponse();
+      assert.equal(data.choices[0]!.message.content, answerText());
+      assert.ok(Number(response.headers.get("x-tollgate-cost-usd")) > 0, "the cost rides in a header");
+      const whole = await proxyRow(database, response.headers.get("x-tollgate-request-id")!);
+      assert.equal(whole.status, "ok");
+      assert.deepEqual(tokenColumns(whole), OPENAI_TOKENS);
+
+      const err = await openai(impatient, impatientKey).chat.completions.create(chat).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof OpenAI.APIError && err.status === 502, String(err));
+      assert.equal((err.error as { code: string }).code, "upstream_interrupted");
+      const cut = await proxyRow(database, err.headers!.get("x-tollgate-request-id")!);
+      assert.deepEqual([cut.status, cut.model], ["error", "gpt-4o"]);
+      assert.deepEqual(tokenColumns(cut), ZERO);
+    });
+  }
+
   test("an upstream nothing listens on: a 502 in the provider's shape, recorded as an error", async () => {
     const client = new OpenAI({ baseURL: `${impatient.base}/dead/v1`, apiKey: impatientKey, maxRetries: 0 });
     const err = await client.chat.completions.create({ ...chat, model: "grok-4" }).then(() => null, (e: unknown) => e);

@@ -10,12 +10,13 @@ import type { CallUsage, Provider, RequestFacts, UpstreamRequest } from "../prov
 import { ATTRIBUTION_HEADERS } from "./attribution.ts";
 import type { Upstream } from "./router.ts";
 import { upstreamPath } from "./upstream-path.ts";
+import { type HeldAnswer, type UpstreamAnswer, callUpstream, isHeld } from "./upstream-call.ts";
 import { type Held, holdBody, joined } from "../http/hold.ts";
 import { StreamMeter, streamUsage } from "./estimate.ts";
 import { isEventStream } from "../providers/sse.ts";
 
 /** Headers that describe one connection, not the message: never passed through (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
+export const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
 /** Non-streamed JSON answers up to this size are held to put their cost in a header; larger ones stream. */
 const HOLD_LIMIT = 8 * 1024 * 1024;
 
@@ -172,16 +173,19 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
     return sendProviderError(res, call, 503, "provider_not_configured", `no ${call.provider.name} API key is configured on the gateway`);
   // The provider has seen (and, for SigV4, signed) these headers: its own are added, none changed.
   for (const name in authorization) headers[name] = authorization[name]!;
-  let answer: Dispatcher.ResponseData;
+  // A non-streamed JSON answer is held whole (its cost goes in a header): gathered without a body stream when its length is known.
+  const holdable = (answer: Dispatcher.ResponseData["headers"]) => {
+    const type = String(answer["content-type"] ?? "");
+    return type.includes("json") && !call.provider.isStream(type, call.path);
+  };
+  let answer: UpstreamAnswer;
   try {
-    answer = await upstream.dispatcher.request({
-      path,
-      method: method as Dispatcher.HttpMethod,
-      headers,
-      body: sent,
-      headersTimeout: opts.upstreamTimeoutMs,
-      bodyTimeout: opts.upstreamTimeoutMs,
-    });
+    answer = await callUpstream(
+      upstream.dispatcher,
+      { path, method: method as Dispatcher.HttpMethod, headers, body: sent, headersTimeout: opts.upstreamTimeoutMs, bodyTimeout: opts.upstreamTimeoutMs },
+      holdable,
+      HOLD_LIMIT,
+    );
   } catch (err) {
     const timedOut = (err as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
     const status = timedOut ? 504 : 502;
@@ -190,6 +194,7 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
     return;
   }
   const requestId = upstreamRequestId(answer.headers);
+  if (isHeld(answer)) return sendHeld(call, res, answer, requestId, opts);
   const contentType = String(answer.headers["content-type"] ?? "");
   if (call.provider.isStream(contentType, call.path)) return relayStream(call, res, answer, requestId, opts, sent);
   if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
@@ -214,25 +219,33 @@ function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
 }
 
 
-/** A whole JSON answer: held (up to a limit) so its cost can ride in a header, then sent as it came, in one write. */
+/** A JSON answer of unknown length: held (up to a limit) so its cost can ride in a header; too big, streamed on without one. */
 async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
   let held: Held;
   try {
     held = await holdBody(answer.body, HOLD_LIMIT);
   } catch {
+    return sendHeld(call, res, { statusCode: answer.statusCode, headers: answer.headers, bytes: undefined }, requestId, opts);
+  }
+  if (!held.whole) {
+    // Too big to hold: stream it on, without a cost header and without usage.
+    res.writeHead(answer.statusCode, clientHeaders(call, answer.headers));
+    for (const chunk of held.chunks) res.write(chunk);
+    await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
+    return;
+  }
+  sendHeld(call, res, { statusCode: answer.statusCode, headers: answer.headers, bytes: joined(held) }, requestId, opts);
+}
+
+/** A whole JSON answer, read for its usage and sent as it came (its cost in a header) in one write; one that broke off is a 502. */
+function sendHeld(call: Call, res: ServerResponse, answer: HeldAnswer, requestId: string | undefined, opts: ForwardOptions): void {
+  if (answer.bytes === undefined) {
     recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
     sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
     return;
   }
   const headers = clientHeaders(call, answer.headers);
-  if (!held.whole) {
-    // Too big to hold: stream it on, without a cost header and without usage.
-    res.writeHead(answer.statusCode, headers);
-    for (const chunk of held.chunks) res.write(chunk);
-    await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
-    return;
-  }
-  let bytes = joined(held);
+  let bytes = answer.bytes;
   const encoding = answer.headers["content-encoding"] as string | undefined;
   let outcome = NO_USAGE;
   if (answer.statusCode < 400) {

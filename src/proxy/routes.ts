@@ -10,7 +10,7 @@ import type { ProxyRoute } from "./router.ts";
  * provider's own `keep-alive: timeout=` says (up to ten minutes, less two seconds so we close
  * first), so a steady load never pays a handshake per call.
  */
-const POOL = { connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000, keepAliveTimeoutThreshold: 2_000 } as const;
+export const POOL = { connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000, keepAliveTimeoutThreshold: 2_000 } as const;
 
 /** Every provider the gateway fronts, each with a keep-alive connection pool to its upstream. */
 export function proxyRoutes(config: Config): Map<string, ProxyRoute> {

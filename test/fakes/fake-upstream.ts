@@ -69,6 +69,10 @@ export interface Behaviour {
   deltaBytes?: number;
   /** The model the answer names, as providers name a dated snapshot when asked for a family (OpenAI fake). */
   model?: string;
+  /** Send a whole answer without content-length, in two writes (chunked), as a server compressing on the fly does. */
+  chunked?: boolean;
+  /** Write only this many bytes of a whole answer, then cut the connection. */
+  cutAfter?: number;
 }
 
 export interface FakeUpstream {
@@ -206,11 +210,19 @@ async function send(res: ServerResponse, reply: Reply, behaviour: Behaviour, hea
     ...headers,
     ...reply.headers,
     ...(behaviour.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}),
-    "content-length": String(body.length),
+    ...(behaviour.chunked ? {} : { "content-length": String(body.length) }),
   });
   progress.frames++;
   progress.bytes += text.length;
-  res.end(body);
+  if (behaviour.cutAfter !== undefined) {
+    res.write(body.subarray(0, behaviour.cutAfter), () => res.destroy());
+    return;
+  }
+  if (!behaviour.chunked) return void res.end(body);
+  const half = body.length >> 1;
+  res.write(body.subarray(0, half));
+  await sleep(5);
+  res.end(body.subarray(half));
 }
 
 /** Starts a fake provider on a loopback port. */
