@@ -15,4 +15,6 @@ CREATE TABLE "usage_fold_pending" (
 ALTER TABLE "usage_events" ADD COLUMN "fold_batch" bigint;
 --> statement-breakpoint
 -- A fold, and a read's unfolded tail, find a batch's events here (new entries only ever go at its right edge).
-CREATE INDEX "usage_events_fold_batch" ON "usage_events" USING btree ("fold_batch");
+-- Partial, so that on an existing ledger (every row NULL) it is built at once instead of holding
+-- writes while it reads every event; `fold_batch = any(...)` implies the predicate, so reads use it.
+CREATE INDEX "usage_events_fold_batch" ON "usage_events" USING btree ("fold_batch") WHERE "fold_batch" IS NOT NULL;

@@ -55,7 +55,7 @@ export const usageEvents = pgTable(
      */
     foldBatch: bigint("fold_batch", { mode: "number" }),
   },
-  (t) => [primaryKey({ columns: [t.source, t.id] }), index("usage_events_ts_idx").on(t.ts), index("usage_events_fold_batch").on(t.foldBatch)],
+  (t) => [primaryKey({ columns: [t.source, t.id] }), index("usage_events_ts_idx").on(t.ts), index("usage_events_fold_batch").on(t.foldBatch).where(sql`fold_batch is not null`)],
 );
 
 /** Numbers the recorder's writes for folds (usage_events.fold_batch). */
