@@ -3,7 +3,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Stack, round1, startStack } from "./proxy.ts";
-import type { ClosedResult, PhaseResult } from "./proxy-shared.ts";
+import type { ClosedResult, PhaseResult, Summary } from "./proxy-shared.ts";
 import type { Usage } from "./proc.ts";
 import { type ResidentParts, residentParts } from "./smaps.ts";
 
@@ -65,6 +65,8 @@ export interface MemoryPhase {
   calls: number;
   errors: number;
   firstError: string | undefined;
+  /** The calls' latency, send to last byte, ms; NaN for idle stretches. */
+  latency: { p50: number; p99: number };
 }
 
 export interface MemoryRun {
@@ -121,11 +123,12 @@ interface Worked {
   calls: number;
   errors: number;
   firstError?: string | undefined;
+  latency?: Summary;
 }
 
 async function phase(name: string, stack: Stack, probe: string, work: () => Promise<Worked>): Promise<MemoryPhase> {
   const from = Date.now();
-  const { usage, calls, errors, firstError } = await work();
+  const { usage, calls, errors, firstError, latency } = await work();
   await sleep(300);
   const to = Date.now();
   return {
@@ -137,6 +140,7 @@ async function phase(name: string, stack: Stack, probe: string, work: () => Prom
     calls,
     errors,
     firstError,
+    latency: { p50: latency?.p50 ?? NaN, p99: latency?.p99 ?? NaN },
   };
 }
 
@@ -155,7 +159,7 @@ async function runVariant(variant: MemoryVariant, round: number, options: Memory
   try {
     const open = (stream: boolean) => async () => {
       const m = await stack.measure<PhaseResult>("tollgate", { target: stack.targets.tollgate!, stream, rate: options.rate, seconds: options.seconds });
-      return { usage: m.usage, calls: m.result.completed, errors: m.result.errors, firstError: m.result.firstError };
+      return { usage: m.usage, calls: m.result.completed, errors: m.result.errors, firstError: m.result.firstError, latency: m.result.latency };
     };
     const phases = [
       await phase("idle after start-up", stack, probe, () => idle(stack, 2000)),
@@ -163,7 +167,7 @@ async function runVariant(variant: MemoryVariant, round: number, options: Memory
       await phase(`streamed ${options.rate}/s`, stack, probe, open(true)),
       await phase(`closed loop, ${options.connections} connections`, stack, probe, async () => {
         const m = await stack.measure<ClosedResult>("tollgate", { target: stack.targets.tollgate!, connections: options.connections, seconds: options.seconds });
-        return { usage: m.usage, calls: m.result.completed, errors: m.result.errors, firstError: m.result.firstError };
+        return { usage: m.usage, calls: m.result.completed, errors: m.result.errors, firstError: m.result.firstError, latency: m.result.latency };
       }),
       await phase("idle 5 s after the load", stack, probe, () => idle(stack, 5000)),
       // V8's memory reducer acts after some seconds without much allocation: what a quiet gateway gives back.
@@ -192,7 +196,7 @@ export function memorySection(options: MemoryOptions, runs: MemoryRun[], started
   const rows = runs.flatMap((run) =>
     run.phases.map(
       (p) =>
-        `| ${run.variant} | ${run.round} | ${p.name} | **${f(p.rssPeakMb)}** | ${f(p.parts.rss)} | ${f(p.parts.files)} | ${f(p.parts.mallocMain)} + ${f(p.parts.mallocArenas)} (${p.parts.arenas}) | ${f(p.parts.otherAnonymous)} | ${f(p.heap.heapTotal)} / ${f(p.heap.heapUsed)} | ${f(p.heap.newSpace)} / ${f(p.heap.oldSpace)} / ${f(p.heap.codeSpace)} | ${f(p.heap.external)} / ${f(p.heap.arrayBuffers)} | ${Number.isNaN(p.cpuUsPerCall) ? "–" : `${p.cpuUsPerCall} µs`} | ${p.calls.toLocaleString("en-US")}${p.errors ? ` (${p.errors} errors)` : ""} | ${run.loadBefore[0]!.toFixed(1)} |`,
+        `| ${run.variant} | ${run.round} | ${p.name} | **${f(p.rssPeakMb)}** | ${f(p.parts.rss)} | ${f(p.parts.files)} | ${f(p.parts.mallocMain)} + ${f(p.parts.mallocArenas)} (${p.parts.arenas}) | ${f(p.parts.otherAnonymous)} | ${f(p.heap.heapTotal)} / ${f(p.heap.heapUsed)} | ${f(p.heap.newSpace)} / ${f(p.heap.oldSpace)} / ${f(p.heap.codeSpace)} | ${f(p.heap.external)} / ${f(p.heap.arrayBuffers)} | ${Number.isNaN(p.cpuUsPerCall) ? "–" : `${p.cpuUsPerCall} µs`} | ${f(p.latency.p50)} / ${f(p.latency.p99)} | ${p.calls.toLocaleString("en-US")}${p.errors ? ` (${p.errors} errors)` : ""} | ${run.loadBefore[0]!.toFixed(1)} |`,
     ),
   );
   return `## Memory under the proxy load: where the RSS is (DESIGN.md §6: ≤ 150 MB under load, ≤ 100 MB idle)
@@ -204,9 +208,10 @@ RSS peak is sampled every 250 ms over the phase; the split is /proc/<pid>/smaps 
 (files: the node binary and libraries; malloc: glibc's main arena + its other arenas (how many hold
 memory); other anonymous: V8's heap pages, malloc's own large mmaps, other threads' stacks). The V8
 figures are the largest over the phase, from \`process.memoryUsage()\` and \`v8.getHeapSpaceStatistics()\`
-(physical sizes) sampled in the gateway every 250 ms. All in MB.
+(physical sizes) sampled in the gateway every 250 ms. All in MB. Latency is the load generator's, send to
+last byte (no direct phase here: compare variants of one run with each other, not with the proxy bench).
 
-| variant | round | phase | RSS peak | RSS at end | files | malloc main + arenas (n) | other anonymous | V8 heap total / used | new / old / code space | external / array buffers | CPU per call | calls | load (1 min) |
-|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| variant | round | phase | RSS peak | RSS at end | files | malloc main + arenas (n) | other anonymous | V8 heap total / used | new / old / code space | external / array buffers | CPU per call | latency p50 / p99 (ms) | calls | load (1 min) |
+|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join("\n")}`;
 }

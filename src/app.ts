@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { join } from "node:path";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import { adminApi } from "./admin/api.ts";
 import { ChannelStore } from "./alerts/channels.ts";
 import { DeliveryWorker } from "./alerts/delivery.ts";
 import { MuteStore } from "./alerts/mutes.ts";
@@ -15,16 +14,13 @@ import { Enforcer, enforcerOptions } from "./budgets/enforcer.ts";
 import { BudgetStore } from "./budgets/store.ts";
 import type { Config } from "./config.ts";
 import { type Database, openDatabase } from "./db/connection.ts";
-import { chatDoor } from "../commands/door.ts";
-import { createRegistry } from "../commands/registry.ts";
 import { type Services, createServices } from "./services.ts";
 import type { Integration } from "./integration.ts";
+import type { Registry } from "../commands/registry.ts";
 import { type Job, Scheduler } from "./jobs/scheduler.ts";
 import { migrate } from "./db/migrate.ts";
-import { otlpRouter } from "./ingest/otlp-route.ts";
 import { PRE_AUTH_BYTES } from "./ingest/sender-auth.ts";
 import { ByteBudget } from "./http/read-body.ts";
-import { usageRouter } from "./ingest/usage-route.ts";
 import { ApiKeys } from "./keys/api-keys.ts";
 import { IngestSources } from "./keys/ingest-sources.ts";
 import { ProviderKeys } from "./keys/provider-keys.ts";
@@ -40,12 +36,12 @@ import { FailureLimit, SIGN_IN_LIMITS } from "./http/failure-limit.ts";
 import { sendProblem } from "./http/problem.ts";
 import { refuseNulInUrl } from "./http/nul-guard.ts";
 import { createHttpServer } from "./http/server.ts";
+import { loadedOnFirstRequest } from "./http/loaded-on-first-request.ts";
 import { operationsRouter } from "./operations-routes.ts";
 import { proxyHandler, proxyMiddleware } from "./proxy/router.ts";
 import { proxyRoutes } from "./proxy/routes.ts";
 import { requestLog } from "./request-log.ts";
 import { OidcSignIn } from "./web/oidc.ts";
-import { webRouter } from "./web/routes.ts";
 import { WebSessions } from "./web/sessions.ts";
 
 /** How long a dashboard sign-in lasts: a working day. */
@@ -217,22 +213,31 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   app.use(refuseNulInUrl);
   app.use(operationsRouter(database, usage, dbTimeoutMs));
   const ingest = { keys, sources, recorder, preAuth: new ByteBudget(PRE_AUTH_BYTES) };
-  app.use(usageRouter(ingest));
-  app.use(otlpRouter(ingest));
+  // Not on the proxy's path: each of these is loaded by its first request (src/http/loaded-on-first-request.ts).
+  app.use(loadedOnFirstRequest("the usage API", async () => (await import("./ingest/usage-route.ts")).usageRouter(ingest), logger));
+  app.use(loadedOnFirstRequest("the OTLP receiver", async () => (await import("./ingest/otlp-route.ts")).otlpRouter(ingest), logger));
   const services = createServices({ database, budgets, members, approvals, mutes, channels });
   const extensions = integrations.map((i) => i.extend?.({ config, logger, database }) ?? {});
-  const registry = createRegistry(extensions.flatMap((e) => e.commands ?? []));
+  const commands = async (): Promise<Registry> => (await import("../commands/registry.ts")).createRegistry(extensions.flatMap((e) => e.commands ?? []));
+  // With a chat platform, its doors need the commands now (and two that answer to one name stop
+  // the start); without one, only the admin API answers commands, and loads them with itself.
+  let registry: Registry | undefined = integrations.length > 0 ? await commands() : undefined;
   /** What integrations started, stopped first on close. */
   const integrationStops: (() => Promise<void> | void)[] = [];
   const onClose = (stop: () => Promise<void> | void) => void integrationStops.push(stop);
-  for (const integration of integrations) {
-    const door = chatDoor({ platform: integration.platform, registry, services, logger, timezone: config.TOLLGATE_TIMEZONE });
-    integration.mount?.(app, { config, logger, database, door, onClose });
+  const mounting = integrations.filter((i) => i.mount);
+  if (mounting.length > 0) {
+    const { chatDoor } = await import("../commands/door.ts");
+    for (const integration of mounting) {
+      const door = chatDoor({ platform: integration.platform, registry: registry!, services, logger, timezone: config.TOLLGATE_TIMEZONE });
+      integration.mount!(app, { config, logger, database, door, onClose });
+    }
   }
   const signInFailures = new FailureLimit(SIGN_IN_LIMITS);
-  app.use(
-    "/api",
-    adminApi({
+  const loadAdminApi = async () => {
+    const [{ adminApi }, loaded] = await Promise.all([import("./admin/api.ts"), registry ?? commands()]);
+    registry = loaded;
+    return adminApi({
       adminToken,
       signInFailures,
       config,
@@ -246,13 +251,14 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       providers,
       services,
       outbox: notifier,
-      registry,
+      registry: loaded,
       extensions: extensions.flatMap((e) => (e.adminRouter ? [e.adminRouter] : [])),
-    }),
-  );
-  app.use(
-    webRouter({ config, logger, database, services, outbox: notifier, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS, signInFailures, keys, providerKeys, providers }),
-  );
+    });
+  };
+  app.use("/api", loadedOnFirstRequest("the admin API", loadAdminApi, logger));
+  const loadDashboard = async () =>
+    (await import("./web/routes.ts")).webRouter({ config, logger, database, services, outbox: notifier, sessions: webSessions, adminToken, masterKey, oidc, sessionSeconds: WEB_SESSION_SECONDS, signInFailures, keys, providerKeys, providers });
+  app.use(loadedOnFirstRequest("the dashboard", loadDashboard, logger));
   app.use((req, res) => sendProblem(res, "not_found", `no route for ${req.method} ${req.path}`));
   app.use(errorHandler(logger));
   if (config.TOLLGATE_JOBS === "on") {

@@ -1,4 +1,5 @@
-import { setFlagsFromString } from "node:v8";
+import { PerformanceObserver } from "node:perf_hooks";
+import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
 
 /*
  * V8's young generation starts at 1 MB semi-spaces and doubles whenever many objects survive a
@@ -11,12 +12,23 @@ import { setFlagsFromString } from "node:v8";
  * calls in flight, as before. (`--max-semi-space-size` acts only on node's command line, which `tollgate` does not
  * own; the growth factor is read at each resize, so it acts from inside the process.) An operator
  * who sizes the young generation with node's own options keeps V8's behaviour under them throughout.
+ *
+ * Under load V8 would then grow it to 16 MB semi-spaces (32 MB resident, kept while the load lasts);
+ * `serve` stops the growth at SERVING_SEMI_SPACE_MB instead, which is what `--max-semi-space-size=8`
+ * does but without filling it at start-up. The same factor does it: after each collection, 1 once
+ * the young generation has reached the cap, V8's 2 below it (V8 also shrinks it when the load stops).
+ * The factor is set between turns of the event loop, so one synchronous task that allocates more
+ * than a semi-space (collections back to back) can take the young generation one growth step past
+ * the cap before it is read back. Measured with `npm run bench:memory`
+ * (docs/operations.md, memory): the RSS peak under the proxy load, and CPU per call, beside V8's 16.
  */
 
 /** Node options that size the young generation: when the operator gave one, V8 grows it as they said. */
 const SIZING = ["--max-semi-space-size", "--min-semi-space-size", "--semi-space-growth-factor", "--max-heap-size"];
 /** V8's default, restored once start-up is over. */
 const V8_GROWTH_FACTOR = 2;
+/** The largest semi-space a serving gateway's young generation grows to, MB (V8's own limit is 16). */
+export const SERVING_SEMI_SPACE_MB = 8;
 
 /** True unless the process's node options (command line or NODE_OPTIONS) already size the young generation. */
 export function keepsYoungGenerationSmall(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
@@ -34,9 +46,35 @@ export function keepYoungGenerationSmall(): void {
   keptSmall = true;
 }
 
-/** Start-up is over: the young generation grows with the load again, as V8 grows it by default. */
-export function letYoungGenerationGrow(): void {
-  if (!keptSmall) return;
-  setFlagsFromString(`--semi-space-growth-factor=${V8_GROWTH_FACTOR}`);
+/** Both semi-spaces, bytes: what V8 reports as the new space's size. */
+const youngGenerationBytes = (): number => getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+
+/**
+ * From now on and after each collection: V8's growth factor below `capMb` semi-spaces, none from
+ * there on. Returns what stops it: a `gc` observer keeps node's event loop alive.
+ */
+function capYoungGeneration(capMb: number): () => void {
+  let factor: number | undefined;
+  const adjust = () => {
+    const wanted = youngGenerationBytes() >= 2 * capMb * 2 ** 20 ? 1 : V8_GROWTH_FACTOR;
+    if (wanted === factor) return;
+    factor = wanted;
+    setFlagsFromString(`--semi-space-growth-factor=${factor}`);
+  };
+  adjust();
+  const observer = new PerformanceObserver(adjust);
+  observer.observe({ entryTypes: ["gc"] });
+  return () => observer.disconnect();
+}
+
+/**
+ * Start-up is over: the young generation grows with the load again, as V8 grows it by default, or
+ * up to `capMb` semi-spaces when given (`serve`, which calls what this returns as it stops).
+ */
+export function letYoungGenerationGrow(capMb?: number): () => void {
+  if (!keptSmall) return () => {};
   keptSmall = false;
+  if (capMb !== undefined) return capYoungGeneration(capMb);
+  setFlagsFromString(`--semi-space-growth-factor=${V8_GROWTH_FACTOR}`);
+  return () => {};
 }

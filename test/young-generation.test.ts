@@ -37,6 +37,32 @@ describe("the young generation", () => {
     assert.ok(grown > kept && grown > 2, `new space ${kept} → ${grown} MB once let grow`);
   });
 
+  it("grows up to the cap `serve` gives, between turns of the event loop, and lets the process exit once stopped", () => {
+    const script = `
+      const { getHeapSpaceStatistics } = await import("node:v8");
+      const size = () => getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size / 2 ** 20;
+      const { keepYoungGenerationSmall, letYoungGenerationGrow } = await import(${JSON.stringify(MODULE)});
+      keepYoungGenerationSmall();
+      const stop = letYoungGenerationGrow(4);
+      let largest = 0;
+      const kept = [];
+      // Calls in flight: each turn allocates well under a semi-space, some of it surviving a while.
+      for (let turn = 0; turn < 600; turn++) {
+        for (let i = 0; i < 5000; i++) { kept.push({ i, s: "x" + i, a: [i] }); if (kept.length > 200000) kept.length = 0; }
+        largest = Math.max(largest, size());
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      stop();
+      console.log(JSON.stringify({ largest }));`;
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    // The timeout fails the test if the observer keeps the process alive after stop().
+    const { largest } = JSON.parse(execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { env, timeout: 300_000 }).toString()) as { largest: number };
+    // Both semi-spaces: 4 MB each at the cap, against V8's 16 (32 MB) uncapped.
+    assert.ok(largest <= 8, `new space reached ${largest} MB with a cap of 4 MB semi-spaces`);
+    assert.ok(largest > 4, `new space ${largest} MB: it grew from its start-up size`);
+  });
+
   it("grows as node's own options say when the operator gives them", () => {
     const { before, kept } = youngGeneration(["--max-semi-space-size=16"]);
     assert.ok(kept > before && kept > 8, `new space ${before} → ${kept} MB`);

@@ -14,7 +14,7 @@ import type { Command } from "./commands.ts";
 import { runPrimary } from "../cluster/primary.ts";
 import { workerRole } from "../cluster/worker.ts";
 import { claimServerFile, removeServerFile, writeServerFile } from "./server-file.ts";
-import { letYoungGenerationGrow } from "../young-generation.ts";
+import { SERVING_SEMI_SPACE_MB, letYoungGenerationGrow } from "../young-generation.ts";
 
 /** Where people reach a server listening on `host`: the loopback address when it listens on every interface. */
 export function reachableUrl(host: string, port: number): string {
@@ -74,6 +74,7 @@ export interface Role {
 async function runGateway(config: Config, integrations: readonly Integration[], role: Role): Promise<number> {
   const { logger } = role;
   let gateway: Gateway | undefined;
+  let stopCapping = () => {};
   try {
     // Loaded here, not at the top: a primary supervising workers never builds a gateway, and keeps its memory.
     const { createGateway } = await import("../app.ts");
@@ -81,11 +82,14 @@ async function runGateway(config: Config, integrations: readonly Integration[], 
     const server = await listen(gateway, config);
     const { port } = server.address() as AddressInfo;
     role.listening(gateway, port);
-    // Start-up's garbage is behind us (bin/main.ts kept the young generation small through it).
-    letYoungGenerationGrow();
+    // Start-up's garbage is behind us (bin/main.ts kept the young generation small through it);
+    // serving grows it up to a cap, not to V8's 32 MB (src/young-generation.ts).
+    stopCapping = letYoungGenerationGrow(SERVING_SEMI_SPACE_MB);
     const signal = await role.stopRequested;
     logger.info({ signal }, "shutting down");
     role.stopping();
+    // Its observer would keep the process alive once everything else has stopped.
+    stopCapping();
     const open = gateway;
     const stopped = await within(
       (async () => {
@@ -108,6 +112,7 @@ async function runGateway(config: Config, integrations: readonly Integration[], 
     return 0;
   } catch (err) {
     role.stopping();
+    stopCapping();
     await gateway?.close();
     throw err;
   }

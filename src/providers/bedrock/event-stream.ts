@@ -1,4 +1,5 @@
-import { EventStreamCodec, type Message } from "@smithy/eventstream-codec";
+import { createRequire } from "node:module";
+import type { EventStreamCodec, Message } from "@smithy/eventstream-codec";
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
 
 /*
@@ -8,7 +9,19 @@ import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
  * forwards the bytes exactly as they come; this reader only looks at them on the side.
  */
 
-const codec = new EventStreamCodec(toUtf8, fromUtf8);
+let codec: EventStreamCodec | undefined;
+
+/**
+ * The codec, made at the first Bedrock stream: @smithy's codec and what it loads hold ~1 MB of heap
+ * (measured) that a gateway whose calls never stream from Bedrock would keep for nothing.
+ */
+function theCodec(): EventStreamCodec {
+  if (!codec) {
+    const { EventStreamCodec } = createRequire(import.meta.url)("@smithy/eventstream-codec") as typeof import("@smithy/eventstream-codec");
+    codec = new EventStreamCodec(toUtf8, fromUtf8);
+  }
+  return codec;
+}
 
 /** Prelude and trailing CRC: the smallest message there is. */
 const OVERHEAD = 16;
@@ -53,7 +66,7 @@ export class EventStreamReader {
       if (length < OVERHEAD || length > MAX_MESSAGE_BYTES) return this.fail(events);
       if (this.pending.length < length) break;
       try {
-        events.push(toEvent(codec.decode(this.pending.subarray(0, length))));
+        events.push(toEvent(theCodec().decode(this.pending.subarray(0, length))));
       } catch {
         return this.fail(events);
       }
