@@ -82,7 +82,7 @@ async function timeGate(gate: BudgetGate, builder: EventBuilder, calls: number):
     if (!verdict.admitted) throw new Error(`benchmark call refused by ${verdict.block.budget}`);
     // The proxy builds (and so prices) the call's event once, then settles with it: both are timed.
     const built = builder.build(done);
-    verdict.hold.settle(built.ok ? built.event : undefined);
+    verdict.hold.settle(built.ok ? [built.event] : []);
     us.push(Number(process.hrtime.bigint() - started) / 1000);
     if (i % 256 === 255) await yieldToLoop();
   }

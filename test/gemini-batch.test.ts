@@ -32,7 +32,9 @@ let downloads: string;
 before(async () => {
   database = await openTestDatabase();
   fake = await startFakeGemini();
-  t = await startTestGateway({ GEMINI_BASE_URL: fake.url, GEMINI_API_KEY: GEMINI_KEY }, { database });
+  // Hard budgets sync only when a call needs it, never on a timer, so what the budget test sees is
+  // what the process counted itself.
+  t = await startTestGateway({ GEMINI_BASE_URL: fake.url, GEMINI_API_KEY: GEMINI_KEY, TOLLGATE_BUDGET_REFRESH_MS: "60000" }, { database });
   downloads = mkdtempSync(join(tmpdir(), "tollgate-gemini-batch-"));
 });
 after(async () => {
@@ -163,6 +165,31 @@ describe("Gemini Batch API", () => {
     const rows = await batchRows(team);
     assert.deepEqual(rows.map((r) => r.id), ["a", "b", "c", "d"].map((k, i) => `batch:${name}:${i}:${k}`));
     assert.ok(rows.every((r) => r.priced && BigInt(r.cost) === BATCH_REQUEST), JSON.stringify(rows));
+  });
+
+  test("a hard budget counts every response of a batch read back at once: the next call is refused from memory", async () => {
+    const team = "gemini-hard";
+    const key = await virtualKey(team);
+    const ai = genai(key);
+    const created = await ai.batches.create({ model: "gemini-2.5-flash", src: ["a", "b", "c", "d"].map((k) => ({ contents: k, metadata: { key: k } })) });
+    const name = created.name!;
+    await ai.batches.get({ name });
+    // Room for three responses: the process's first lease is half of it, more than one response.
+    // Had the read counted only its first response, the next poll would pass on that lease.
+    const res = await t.admin("/api/budgets", {
+      method: "POST",
+      body: JSON.stringify({ name: "gemini-hard", period: "month", scope: { team }, amount_usd: "0.002325", mode: "hard" }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const done = await ai.batches.get({ name });
+    assert.equal(done.dest?.inlinedResponses?.length, 4);
+    await assert.rejects(ai.batches.get({ name }), (err: { status?: number }) => err.status === 429, "refused: four responses cost more than the budget");
+
+    // The team's own marker call would be refused too: another team's settles the ledger.
+    await settledLedger(await virtualKey(`${team}-marker`));
+    const rows = await batchRows(team);
+    assert.equal(rows.length, 4);
+    assert.ok(rows.every((r) => BigInt(r.cost) === BATCH_REQUEST), JSON.stringify(rows));
   });
 
   test("a response too long to read is recorded unpriced, never as $0", async () => {

@@ -135,22 +135,29 @@ export class Enforcer implements BudgetGate {
     });
     let settled = false;
     return {
-      settle: (event) => {
+      settle: (events) => {
         if (settled) return;
         settled = true;
-        this.settle(call.id, held, reserve, event);
+        this.settle(call.id, held, reserve, events);
       },
     };
   }
 
-  /** The call is over: each budget counts its real cost where the ledger will (the answering model decides). */
-  private settle(id: string, held: { budget: HardBudget; generation: number }[], reserve: bigint, event: LedgerEvent | undefined): void {
-    const cost = event?.cost ?? 0n;
-    const attributes = event && cost > 0n ? attributesOf(event) : undefined;
-    for (const { budget, generation } of held)
-      // Under the event's own id, which the lease sync looks for in the ledger: a batch's usage is
-      // recorded under the batch's id, not the id of the poll that found it finished.
-      if (budget.generation === generation) budget.finish(event?.id ?? id, reserve, attributes && scopeMatches(budget.scope, attributes) ? cost : undefined);
+  /**
+   * The call is over: its worst case leaves each budget once, and each of its events counts its real
+   * cost where the ledger will (the answering model decides), all of them at once: a batch's
+   * results read back can cost far more than the read held.
+   */
+  private settle(id: string, held: { budget: HardBudget; generation: number }[], reserve: bigint, events: readonly LedgerEvent[]): void {
+    for (const { budget, generation } of held) if (budget.generation === generation) budget.finish(id, reserve, undefined);
+    for (const event of events) {
+      if (event.cost <= 0n) continue;
+      const attributes = attributesOf(event);
+      for (const { budget, generation } of held)
+        // Under the event's own id, which the lease sync looks for in the ledger: a batch's usage is
+        // recorded under the batch's ids, not the id of the poll that found it finished.
+        if (budget.generation === generation && scopeMatches(budget.scope, attributes)) budget.finish(event.id, 0n, event.cost);
+    }
   }
 
   /**

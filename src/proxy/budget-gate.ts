@@ -32,10 +32,11 @@ export interface GateCall extends Attribution {
 
 /**
  * What an admitted call holds against its budgets until it is over. `settle` is told the call's
- * ledger event (or nothing, when the call was never recorded); only its first call counts.
+ * ledger events: usually one, none when the call was never recorded, one per result when it read a
+ * batch's results back. Only its first call counts.
  */
 export interface Hold {
-  settle(event: LedgerEvent | undefined): void;
+  settle(events: readonly LedgerEvent[]): void;
 }
 
 export type GateVerdict = { admitted: true; hold: Hold } | { admitted: false; block: BudgetBlock };
@@ -49,6 +50,8 @@ export interface BudgetGate {
 }
 
 const NOTHING_HELD: Hold = { settle: () => {} };
+/** What a call that recorded nothing settles its hold with. */
+export const NOTHING_RECORDED: readonly LedgerEvent[] = [];
 /** The verdict for a call no hard budget applies to: shared, so it costs no allocation. */
 export const ADMITTED: GateVerdict = { admitted: true, hold: NOTHING_HELD };
 

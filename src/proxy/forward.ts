@@ -33,8 +33,11 @@ export interface Call {
   replyId: string;
   /** The provider key to authorise with (stored, from the environment, or the client's own); undefined when none is configured. */
   credential: string | undefined;
-  /** Takes the call's built event (or why it could not be built): settles its hold and hands it to the ledger. */
-  record: (built: Built) => void;
+  /**
+   * Takes the call's built events (or why one could not be built), all at once: settles its hold
+   * with them and hands them to the ledger. One, or one per result of a batch read back.
+   */
+  record: (built: readonly Built[]) => void;
 }
 
 /** What every call through one gateway shares: made once, not per request. */
@@ -139,7 +142,7 @@ const NO_USAGE: CallUsage = { usage: undefined, model: undefined };
 /** Builds the call's event (or, for an answer reporting `results`, one per result), once, and hands it on. */
 function recordCall(opts: ForwardOptions, ...seen: Parameters<typeof callEvent>): void {
   const [call, outcome, ...rest] = seen;
-  for (const one of outcome.results ?? [outcome]) call.record(opts.builder.build(callEvent(call, one, ...rest)));
+  call.record((outcome.results ?? [outcome]).map((one) => opts.builder.build(callEvent(call, one, ...rest))));
 }
 
 const upstreamRequestId = (headers: Dispatcher.ResponseData["headers"]) => {
@@ -270,7 +273,7 @@ function sendHeld(call: Call, res: ServerResponse, answer: HeldAnswer, requestId
   // Head and body leave together: end() corks the socket around both.
   res.writeHead(answer.statusCode, headers);
   // Journaled before the answer leaves: a client that got its answer has its call recorded.
-  call.record(built);
+  call.record([built]);
   res.end(bytes);
 }
 

@@ -7,7 +7,7 @@ import { holdBody, joined } from "../http/hold.ts";
 import { ERROR_KINDS } from "../errors.ts";
 import { attribute, headerTags } from "./attribution.ts";
 import { ledgerFilter } from "./billing.ts";
-import { ADMITTED, type BudgetBlock, type BudgetGate } from "./budget-gate.ts";
+import { ADMITTED, type BudgetBlock, type BudgetGate, NOTHING_RECORDED } from "./budget-gate.ts";
 import { type Call, type ForwardOptions, forward, newCallId, sendProviderError } from "./forward.ts";
 import { normaliseProvider } from "../providers/registry.ts";
 import type { Provider } from "../providers/types.ts";
@@ -233,18 +233,22 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
       startedAt,
       replyId,
       credential,
-      // The hold is settled with the event the call records (a batch read's is the batch's), before
-      // the event goes to the ledger; a call that records nothing settles it in the finally below.
+      // The hold is settled with every event the call records (a batch read's are its results'),
+      // before they go to the ledger; a call that records nothing settles it in the finally below.
       record: (seen) => {
-        const built = billed(seen);
-        if (verdict !== ADMITTED) hold.settle(built?.ok ? built.event : undefined);
-        if (built) deps.record(built);
+        const kept: Built[] = [];
+        for (const one of seen) {
+          const built = billed(one);
+          if (built) kept.push(built);
+        }
+        if (verdict !== ADMITTED) hold.settle(kept.flatMap((built) => (built.ok ? [built.event] : [])));
+        for (const built of kept) deps.record(built);
       },
     };
     await forward(call, { upstream: route.upstream, settings: route.settings }, req, res, body, query, opts);
   } finally {
     // A call that never reached the ledger (no provider key, a failure) gives back what it held.
-    hold.settle(undefined);
+    hold.settle(NOTHING_RECORDED);
   }
 }
 
