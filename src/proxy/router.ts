@@ -236,11 +236,7 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
       // The hold is settled with every event the call records (a batch read's are its results'),
       // before they go to the ledger; a call that records nothing settles it in the finally below.
       record: (seen) => {
-        const kept: Built[] = [];
-        for (const one of seen) {
-          const built = billed(one);
-          if (built) kept.push(built);
-        }
+        const kept = seen.flatMap((one) => billed(one) ?? []);
         if (verdict !== ADMITTED) hold.settle(kept.flatMap((built) => (built.ok ? [built.event] : [])));
         for (const built of kept) deps.record(built);
       },
