@@ -385,7 +385,11 @@ function insertStatement(params: readonly (string | number)[]): SQL {
   const arrays = [...typed(0, EVENT_COLUMNS.map(([, type]) => type)), ...typed(columns, ROW_INDEX_TYPES)];
   const total = columns + ROW_INDEX_TYPES.length;
   return sql`
-    with input as (
+    -- Not materialized: read twice (the insert, and the sums made again when some events were known),
+    -- it was written to a tuplestore and read back for every batch (~5 % of Postgres's CPU for the
+    -- statement); inlined, the insert reads the arrays directly, and the second reading runs only
+    -- when some events were known.
+    with input as not materialized (
       select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST}, ${ROW_INDEX_NAMES})
     ),
     fold as (select nextval('usage_fold_batch') as batch),
