@@ -110,6 +110,11 @@ export class BudgetEvaluator {
    * coalesced into the next, so a flood of flushes costs one run per run's length, not one per flush.
    */
   evaluateMatching(events: readonly PricedEvent[]): void {
+    // No budget to count them against: the list read less than BUDGETS_MAX_AGE_MS ago is empty and
+    // none changed here since, so a run now would read that same list and find nothing to do. A
+    // budget made by another gateway is seen once the list is older, as before: a flush then notes
+    // its events and the run reads the list again. (A gateway that only ingests noted every event.)
+    if (this.changed.size === 0 && this.listed?.budgets.length === 0 && Date.now() - this.listed.at < BUDGETS_MAX_AGE_MS) return;
     this.pending.add(events);
     this.schedule();
   }
