@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { getTableName, is, sql } from "drizzle-orm";
 import { PgTable } from "drizzle-orm/pg-core";
 import postgres from "postgres";
-import { type Database, openDatabase } from "../src/db/connection.ts";
+import { type Database, openDatabase, rowsOf } from "../src/db/connection.ts";
 import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
 import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
@@ -227,6 +227,51 @@ describe("migration 0014_user_days_table", () => {
         sql`select indexname as name from pg_indexes where tablename in ('usage_user_days', 'usage_rollups') order by 1`,
       );
       assert.deepEqual(indexes.map((r) => r.name), ["usage_rollups_cover", "usage_rollups_key", "usage_user_days_pk", "usage_user_days_user"]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});
+
+describe("migration 0016_rollups_hot_updates", () => {
+  test("leaves usage_rollups its key as its one index, with room in each page, so adding to a row's sums is a HOT update", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      await migrate(database, pendingMigrationFiles().filter((m) => m.tag < "0016"));
+      const huge = "123456789012345678901234567890";
+      await database.rows(sql`
+        insert into usage_rollups (grain, bucket, team, provider, model, requests, errors, unpriced, input_tokens, cached_input_tokens,
+          cache_write_tokens, output_tokens, reasoning_tokens, cost)
+        values ('hour', '2026-03-02T05:00:00Z', 'search', 'openai', 'gpt-4o', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge}),
+          ('day', '2026-03-02T00:00:00Z', 'search', 'openai', 'gpt-4o', 3, 1, 1, ${huge}, 7, 8, 9, 10, ${huge})`);
+      const rollups = sql`select grain, to_char(bucket at time zone 'UTC', 'YYYY-MM-DD HH24') as bucket, team, provider, model, requests::text,
+        errors::text, unpriced::text, input_tokens::text, cached_input_tokens::text, cache_write_tokens::text, output_tokens::text,
+        reasoning_tokens::text, cost::text from usage_rollups order by 1`;
+      // Adds to the hour row's sums, as the recorder's upsert does: its updates of usage_rollups, and how many were HOT (the
+      // transaction's counts before and after it; they may include earlier transactions' counts not yet flushed to the statistics).
+      const addToHour = () =>
+        database.db.transaction(async (tx) => {
+          const counts = async () =>
+            rowsOf<{ updates: number; hot: number }>(
+              await tx.execute(sql`select n_tup_upd::int as updates, n_tup_hot_upd::int as hot from pg_stat_xact_user_tables where relname = 'usage_rollups'`),
+            )[0]!;
+          const before = await counts();
+          await tx.execute(sql`update usage_rollups set requests = requests + 1, cost = cost + 5 where grain = 'hour'`);
+          const after = await counts();
+          return { updates: after.updates - before.updates, hot: after.hot - before.hot };
+        });
+      assert.deepEqual(await addToHour(), { updates: 1, hot: 0 }, "the covering index takes a new entry for the new sums");
+      const before = (await database.rows(rollups)).map((r) => ({ ...r }));
+      assert.deepEqual(await migrate(database, pendingMigrationFiles().filter((m) => m.tag === "0016_rollups_hot_updates")), ["0016_rollups_hot_updates"]);
+      assert.deepEqual((await database.rows(rollups)).map((r) => ({ ...r })), before, "the rows stay as they were");
+      const indexes = await database.rows<{ name: string }>(sql`select indexname as name from pg_indexes where tablename = 'usage_rollups' order by 1`);
+      assert.deepEqual(indexes.map((r) => r.name), ["usage_rollups_key"], "no index holds a sum");
+      const [table] = await database.rows<{ options: string[] | null }>(sql`select reloptions as options from pg_class where relname = 'usage_rollups'`);
+      assert.deepEqual(table!.options, ["fillfactor=50"], "room in each page for a second version of every row");
+      assert.deepEqual(await addToHour(), { updates: 1, hot: 1 });
+      const [hour] = await database.rows<{ requests: string; cost: string }>(sql`select requests::text, cost::text from usage_rollups where grain = 'hour'`);
+      assert.deepEqual({ ...hour }, { requests: "5", cost: "123456789012345678901234567900" });
     } finally {
       await fresh.drop();
     }

@@ -561,4 +561,27 @@ describe("Recorder", () => {
     }
     await assertRollupsMatchEvents(database);
   });
+
+  test("optional fields empty at the end of a batch (their NULLs are not sent) are stored as NULL, the rest in their rows", async () => {
+    const given = [
+      ["n1", { latency_ms: 5, request_id: null, session: "s1", reported_cost: 7n }],
+      ["n2", { latency_ms: null, request_id: "r2", session: null, reported_cost: null }],
+      ["n3", { latency_ms: 9, request_id: null, session: null, reported_cost: null }],
+      ["n4", { latency_ms: null, request_id: null, session: null, reported_cost: null }],
+    ] as const;
+    const recorder = recorderOn(database);
+    assert.deepEqual(await recorder.record(given.map(([id, extra], i) => makeEvent("nulls", id, i, extra))), [true, true, true, true]);
+    await recorder.close();
+    const rows = await database.rows<{ id: string; latency_ms: number | null; request_id: string | null; session: string | null; reported_cost: string | null }>(sql`
+      select id, latency_ms, request_id, session, reported_cost::text as reported_cost from usage_events where source = 'nulls'`);
+    const stored = new Map(rows.map((r) => [r.id, r]));
+    for (const [id, extra] of given) {
+      const row = stored.get(id);
+      assert.deepEqual(
+        [row?.latency_ms ?? null, row?.request_id ?? null, row?.session ?? null, row?.reported_cost ?? null],
+        [extra.latency_ms, extra.request_id, extra.session, extra.reported_cost?.toString() ?? null],
+        id,
+      );
+    }
+  });
 });

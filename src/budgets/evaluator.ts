@@ -27,12 +27,13 @@ import type { PricedEvent } from "../ledger/event.ts";
 import { type Period, previousPeriod } from "../ledger/period.ts";
 import type { Logger } from "../logger.ts";
 import { ANOMALY_QUIET_HOURS, HourlyFactsReader, detectAnomaly, hourOf } from "./anomaly.ts";
-import type { Attributes, Budget } from "./budget.ts";
+import type { Budget } from "./budget.ts";
 import { topContributors } from "./contributors.ts";
 import { type BudgetFacts, type Decision, type Firing, evaluateBudget, nextLine } from "./evaluate.ts";
 import { forecastSpend, runOutAt } from "./forecast.ts";
 import { type ScopeGroup, type Window, budgetWindows, groupByScope, matchingKeys, scopeKey, spendInWindows } from "./spend-batch.ts";
 import { budgetOf } from "./store.ts";
+import { CostsByAttribution } from "./costs-by-attribution.ts";
 
 export interface EvaluatorOptions {
   /** pico-USD: an hour below this is never an anomaly. */
@@ -81,8 +82,8 @@ interface Planned {
 }
 
 export class BudgetEvaluator {
-  /** Attribution of flushed events and their cost, by the attribution joined with NUL (evaluateMatching). */
-  private readonly pending = new Map<string, { attributes: Attributes; cost: bigint }>();
+  /** Attribution of flushed events and their cost (evaluateMatching). */
+  private readonly pending = new CostsByAttribution();
   private readonly estimates = new Map<string, Estimate>();
   /** pico-USD this process has written against each budget, ever: only grows. */
   private readonly written = new Map<string, bigint>();
@@ -109,14 +110,12 @@ export class BudgetEvaluator {
    * coalesced into the next, so a flood of flushes costs one run per run's length, not one per flush.
    */
   evaluateMatching(events: readonly PricedEvent[]): void {
-    for (const e of events) {
-      // Joined by NUL, which stored text never holds (build-event.ts), so two attributions cannot
-      // share a key; the attributes object is made only for one not seen before (this runs per event).
-      const key = `${e.team ?? ""}\0${e.project ?? ""}\0${e.feature ?? ""}\0${e.user ?? ""}\0${e.model}\0${e.provider}\0${e.api_key_id ?? ""}`;
-      const seen = this.pending.get(key);
-      if (seen) seen.cost += e.cost;
-      else this.pending.set(key, { attributes: { team: e.team, project: e.project, feature: e.feature, user: e.user, model: e.model, provider: e.provider, key: e.api_key_id }, cost: e.cost });
-    }
+    // No budget to count them against: the list read less than BUDGETS_MAX_AGE_MS ago is empty and
+    // none changed here since, so a run now would read that same list and find nothing to do. A
+    // budget made by another gateway is seen once the list is older, as before: a flush then notes
+    // its events and the run reads the list again. (A gateway that only ingests noted every event.)
+    if (this.changed.size === 0 && this.listed?.budgets.length === 0 && Date.now() - this.listed.at < BUDGETS_MAX_AGE_MS) return;
+    this.pending.add(events);
     this.schedule();
   }
 
@@ -142,9 +141,8 @@ export class BudgetEvaluator {
 
   private async drain(): Promise<void> {
     await sleep(this.opts.coalesceMs ?? 50);
-    const seen = [...this.pending.values()];
+    const seen = this.pending.take();
     const changed = new Set(this.changed);
-    this.pending.clear();
     this.changed.clear();
     try {
       const { budgets: active, groups } = await this.activeBudgets(BUDGETS_MAX_AGE_MS);

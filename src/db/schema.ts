@@ -106,6 +106,9 @@ const rollupAttribution = () => ({
  * The user grains are folded in after the write (usageFoldPending); their readers add what is not
  * folded yet from usage_events.
  * Absent attribution is '' rather than NULL so the unique key groups it.
+ * usage_rollups' one index is that key (which leads with grain and bucket, as every read of it
+ * asks), holding no sum, and half of each page is free (fillfactor 50, migration 0016), so the
+ * recorder's updates of the hour and day rows are HOT, as the user tables' are.
  */
 export const ROLLUP_GRAINS = ["hour", "day", "user-day", "user-month"] as const;
 export type RollupGrain = (typeof ROLLUP_GRAINS)[number];
@@ -149,7 +152,7 @@ export const usageUserDays = pgTable(
  * primary key and free room in each page (fillfactor 75 in migration 0013, 50 since 0014): every batch the
  * recorder writes updates about one row per user, and with no index over the sums and room on the
  * page those updates are HOT (no new index entries), where in usage_rollups each wrote new
- * entries in the covering indexes.
+ * entries in the covering indexes (dropped in 0016).
  */
 export const usageUserMonths = pgTable(
   "usage_user_months",

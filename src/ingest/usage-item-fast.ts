@@ -25,15 +25,14 @@ function label(v: unknown): string | undefined {
   return t.length >= 1 && t.length <= 200 ? t : undefined;
 }
 
-function tags(v: unknown): Record<string, string> | undefined {
-  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return undefined;
-  const out: Record<string, string> = {};
-  for (const [k, value] of Object.entries(v)) {
+/** UsageItem's tags: a plain object of strings, keys 1 to 100 characters and values up to 500. */
+function isTags(v: unknown): boolean {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  for (const k in v) {
     // A key like __proto__ is the schema's business.
-    if (k === "__proto__" || !isText(k, 1, 100) || !isText(value, 0, 500)) return undefined;
-    out[k] = value as string;
+    if (!Object.hasOwn(v, k) || k === "__proto__" || !isText(k, 1, 100) || !isText((v as Record<string, unknown>)[k], 0, 500)) return false;
   }
-  return out;
+  return true;
 }
 
 type Check = (v: unknown) => boolean;
@@ -56,12 +55,17 @@ const CHECKS = new Map<string, Check>(Object.entries({
 } satisfies Record<string, Check>));
 const LABELS = new Set(["team", "project", "feature", "user", "session"]);
 
-/** The item as UsageItem.parse would give it, or undefined for the schema to decide. */
+/**
+ * The item as UsageItem.parse would give it, or undefined for the schema to decide. Most items are
+ * given back as they are, not copied: a plain object (as JSON.parse makes) whose every label is
+ * already trimmed is equal to the schema's copy of it. A copy is made only to trim a label or to
+ * make a plain object of one that is not. (A copy of every item was ~0.2 kB of garbage per event.)
+ */
 export function fastUsageItem(value: unknown): UsageItem | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const item = value as Record<string, unknown>;
   if (typeof item.id !== "string" || typeof item.model !== "string") return undefined;
-  const out: Record<string, unknown> = {};
+  let asGiven = Object.getPrototypeOf(item) === Object.prototype;
   for (const key in item) {
     if (!Object.hasOwn(item, key)) return undefined;
     const v = item[key];
@@ -70,18 +74,19 @@ export function fastUsageItem(value: unknown): UsageItem | undefined {
     if (LABELS.has(key)) {
       const t = label(v);
       if (t === undefined) return undefined;
-      out[key] = t;
+      if (t !== v) asGiven = false;
     } else if (key === "tags") {
-      const t = tags(v);
-      if (!t) return undefined;
-      out[key] = t;
-    } else {
-      const check = CHECKS.get(key);
-      if (!check?.(v)) return undefined;
-      out[key] = v;
-    }
+      if (!isTags(v)) return undefined;
+    } else if (!CHECKS.get(key)?.(v)) return undefined;
   }
-  return out as UsageItem;
+  return (asGiven ? item : trimmedCopy(item)) as UsageItem;
+}
+
+/** A plain copy of an item the fast path took, its labels trimmed. */
+function trimmedCopy(item: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key in item) out[key] = LABELS.has(key) ? (item[key] as string).trim() : item[key];
+  return out;
 }
 
 /** Tokens.parse of an item's counts (already whole numbers in range), or undefined where the schema must explain. */

@@ -73,6 +73,12 @@ export interface SenderContext extends Partial<Pick<Attribution, "team" | "proje
   now: Date;
 }
 
+/**
+ * The tags of every item that gives none: one object, frozen, rather than one per event, each kept
+ * (with the event) until its batch commits.
+ */
+const NO_TAGS: Record<string, string> = Object.freeze({});
+
 type Result = { ok: true; event: LedgerEvent } | { ok: false; id: string | null; errors: FieldError[] };
 
 /** Our token field names as senders spell them, for error paths. */
@@ -155,7 +161,7 @@ export function toUsageEvent(value: unknown, ctx: SenderContext, builder: EventB
     user: ctx.user ?? item.user ?? null,
     session: item.session ?? null,
     api_key_id: ctx.api_key_id ?? null,
-    tags: item.tags ?? {},
+    tags: item.tags ?? NO_TAGS,
     request_id: item.request_id ?? null,
   };
   const built = builder.build(seen);

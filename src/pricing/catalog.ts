@@ -278,14 +278,22 @@ export function createCatalog(overrides: readonly PriceOverride[] = [], override
     return retried.some((s) => s.model) ? retried : steps;
   };
 
-  const memo = new Map<string, readonly Step[]>();
+  // By provider, then model: found with the event's own strings, no key string made per lookup (every event ingested is one).
+  const memo = new Map<string, Map<string, readonly Step[]>>();
+  let memoized = 0;
   const stepsOf = (provider: string, model: string): readonly Step[] => {
-    const key = `${provider}\u0000${model}`;
-    let steps = memo.get(key);
+    let byModel = memo.get(provider);
+    let steps = byModel?.get(model);
     if (!steps) {
-      if (memo.size >= MEMO_LIMIT) memo.clear();
+      if (memoized >= MEMO_LIMIT) {
+        memo.clear();
+        memoized = 0;
+        byModel = undefined;
+      }
       steps = resolve(provider, model);
-      memo.set(key, steps);
+      if (!byModel) memo.set(provider, (byModel = new Map()));
+      byModel.set(model, steps);
+      memoized++;
     }
     return steps;
   };

@@ -40,33 +40,38 @@ function assertConsistent(t: Tokens): void {
     throw new RangeError(`inconsistent token counts ${JSON.stringify(t)}: parts exceed their wholes`);
 }
 
-/** The cost of one call's tokens at one price set, in pico-USD, before any service-tier multiplier. */
+/** sum + count × rate; a count of zero adds nothing and makes no BigInt (each product and sum is a heap object). */
+const plus = (sum: bigint, count: number, rate: bigint): bigint => (count === 0 ? sum : sum + BigInt(count) * rate);
+
+/**
+ * The cost of one call's tokens at one price set, in pico-USD, before any service-tier multiplier.
+ * Only the parts with tokens are priced: most calls have no cache writes or reasoning, and the
+ * ledger prices every event it ingests.
+ */
 export function tokensCost(prices: PriceSet, tokens: Tokens, oneHourAtDoubleInput: boolean): bigint {
   assertConsistent(tokens);
   // Long-context tiers compare the request's total input (cache reads and writes included) with the
   // tier start, and the tier reached prices the whole request, output included.
   const at = (rate: Rate | undefined) => (rate === undefined ? undefined : rateAt(rate, tokens.input));
   const input = at(prices.input) ?? 0n;
-  const cacheRead = at(prices.cache_read) ?? input;
-  const cacheWrite = at(prices.cache_write) ?? input;
-  const cacheWrite1h = at(prices.cache_write_1h) ?? (oneHourAtDoubleInput ? 2n * input : cacheWrite);
   const output = at(prices.output) ?? 0n;
-  const reasoning = at(prices.output_reasoning) ?? output;
-  const n = BigInt;
-  return (
-    n(tokens.input - tokens.cached_input - tokens.cache_write) * input +
-    n(tokens.cached_input) * cacheRead +
-    n(tokens.cache_write - tokens.cache_write_1h) * cacheWrite +
-    n(tokens.cache_write_1h) * cacheWrite1h +
-    n(tokens.output - tokens.reasoning) * output +
-    n(tokens.reasoning) * reasoning +
-    (at(prices.request) ?? 0n)
-  );
+  let cost = at(prices.request) ?? 0n;
+  cost = plus(cost, tokens.input - tokens.cached_input - tokens.cache_write, input);
+  cost = plus(cost, tokens.output - tokens.reasoning, output);
+  if (tokens.cached_input !== 0) cost = plus(cost, tokens.cached_input, at(prices.cache_read) ?? input);
+  if (tokens.cache_write !== 0) {
+    const cacheWrite = at(prices.cache_write) ?? input;
+    cost = plus(cost, tokens.cache_write - tokens.cache_write_1h, cacheWrite);
+    if (tokens.cache_write_1h !== 0) cost = plus(cost, tokens.cache_write_1h, at(prices.cache_write_1h) ?? (oneHourAtDoubleInput ? 2n * input : cacheWrite));
+  }
+  if (tokens.reasoning !== 0) cost = plus(cost, tokens.reasoning, at(prices.output_reasoning) ?? output);
+  return cost;
 }
 
 /** The cost of one call at resolved prices and a service tier, in pico-USD. */
 export function costAt(found: ResolvedPrice, tokens: Tokens, tier: ServiceTier): bigint {
-  const oneHourAtDoubleInput = writesOneHourAtDoubleInput(found);
+  // Only one-hour cache writes depend on it, and reading it lowercases the model's name.
+  const oneHourAtDoubleInput = tokens.cache_write_1h !== 0 && writesOneHourAtDoubleInput(found);
   const own = tier === "standard" ? undefined : found.tierPrices[tier];
   if (own) return tokensCost(own, tokens, oneHourAtDoubleInput);
   return applyRatio(tokensCost(found.prices, tokens, oneHourAtDoubleInput), SERVICE_TIER_MULTIPLIERS[tier]);
