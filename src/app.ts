@@ -197,6 +197,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
     // The one place a proxied call's built event is handed to the ledger: journaled (a write to
     // the OS) before the answer's last byte is sent.
     record: (built) => usage.submit(built),
+    whenRecorded: (send) => usage.whenJournaled(send),
     logger,
     onDisconnect: config.TOLLGATE_ON_DISCONNECT,
     drainTimeoutMs: 60_000,

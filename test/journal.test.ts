@@ -36,6 +36,15 @@ const built = (events: UsageEvent[]): Built[] => events.map((e) => builder.build
 const submitAll = (drain: JournalDrain, events: UsageEvent[]) => {
   for (const b of built(events)) drain.submit(b);
 };
+/** Once what was submitted so far is written. */
+const journaled = (drain: JournalDrain) => new Promise<void>((resolve) => drain.whenJournaled(resolve));
+/** Each event in a turn of the event loop of its own, as calls answered apart: a write (and a segment size check) each. */
+async function submitApart(drain: JournalDrain, events: UsageEvent[]): Promise<void> {
+  for (const b of built(events)) {
+    drain.submit(b);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 /** The event on a journal line that holds one. */
 const eventOn = (line: string): UsageEvent => (decodeEvent(line) as Decoded).event;
 
@@ -110,7 +119,7 @@ async function leaveJournaled(dataDir: string, events: UsageEvent[], tuning: Par
   const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST, ...held, ...tuning });
   submitAll(drain, events.slice(0, 1));
   await waitFor("the outage noticed", () => drain.status().database === "degraded");
-  submitAll(drain, events.slice(1));
+  await submitApart(drain, events.slice(1));
   await drain.close();
   await dead.close();
 }
@@ -173,17 +182,24 @@ describe("journal lines", () => {
 });
 
 describe("journal files", () => {
-  test("each event is in its segment file when submit returns, before any await; recorded segments are deleted", async () => {
+  test("the events submitted in one turn are written together before any answer waiting on them is sent; recorded segments are deleted", async () => {
     const dataDir = tempDir();
     const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });
     const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST });
     const events = eventsFor("written", 0, 20);
     const bs = built(events);
+    // As each answer would be sent: what a SIGKILL right then would leave behind.
+    const atSend: string[][] = [];
     for (let i = 0; i < bs.length; i++) {
       drain.submit(bs[i]!);
-      // Synchronously: what a SIGKILL right now would leave behind.
-      assert.deepEqual(linesIn(dataDir).map((l) => eventOn(l).id), events.slice(0, i + 1).map((e) => e.id));
+      drain.whenJournaled(() => atSend.push(linesIn(dataDir).map((l) => eventOn(l).id)));
     }
+    assert.deepEqual(atSend, [], "no answer is sent before its event is written");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(atSend, events.map(() => events.map((e) => e.id)), "every answer waited for the turn's one write, of every event in order");
+    let sent = false;
+    drain.whenJournaled(() => (sent = true));
+    assert.ok(sent, "with nothing waiting to be written, an answer is sent at once");
     const [segment, ...others] = journalFiles(dataDir);
     assert.deepEqual(others, [], "one segment while the calls come in");
     assert.match(segment!, /^\d{15}-[0-9a-f]{8}\.writing-\d+\.[0-9a-f]{8}@/);
@@ -200,7 +216,7 @@ describe("journal files", () => {
     // Every append fills its segment; the database fails every write.
     const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST, maxSegmentBytes: 1 });
     const events = eventsFor("full", 0, 5);
-    submitAll(drain, events);
+    await submitApart(drain, events);
     await waitFor("the outage noticed", () => drain.status().database === "degraded");
     await drain.close();
     await dead.close();
@@ -513,8 +529,9 @@ describe("JournalDrain", () => {
     const hung = { ...database, rows: () => new Promise<never>(() => {}), prepared: () => new Promise<never>(() => {}) };
     const recorder = new Recorder(hung, builder, { batchSize: 50, maxWaitMs: 2, writeTimeoutMs: 100 });
     const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST });
-    // submit is synchronous: the events are in the journal when it returns, whatever the database does.
+    // The events are in the journal by the end of the turn they were submitted in, whatever the database does.
     submitAll(drain, eventsFor("hang", 0, 5));
+    await journaled(drain);
     assert.equal(linesIn(dataDir).length, 5);
     assert.equal(drain.status().database, "ok");
     await waitFor("the hang noticed", () => drain.status().database === "degraded");
@@ -526,6 +543,7 @@ describe("JournalDrain", () => {
     assert.equal(await Promise.race([settled, new Promise((resolve) => setImmediate(() => resolve("pending")))]), "refused");
     await assert.rejects(refused, /did not answer within 100 ms/);
     submitAll(drain, eventsFor("hang", 5, 5));
+    await journaled(drain);
     assert.equal(drain.status().unrecorded_events, 10);
     await drain.close();
     assert.equal(linesIn(dataDir).length, 10);

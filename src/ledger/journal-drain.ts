@@ -12,11 +12,16 @@ import { causes, sqlState } from "../db/sql-state.ts";
 /** Where callers that must not wait on the database, nor fail with it, hand their usage: the proxy. */
 export interface UsageSink {
   /**
-   * Never throws and never waits on the database: a built event is in the journal when this returns
-   * (a write to the OS) and is recorded from there; an event that could not be built (unstorable)
-   * is kept aside with why.
+   * Never throws and never waits on the database: a built event is written to the journal (a write
+   * to the OS) in this turn of the event loop, together with the others submitted in it, and is
+   * recorded from there; an event that could not be built (unstorable) is kept aside with why.
    */
   submit(built: Built): void;
+  /**
+   * Runs `send` once every event submitted so far is in the journal (at once when none waits): a
+   * caller sends its answer's last bytes from here, so an answered call is journaled.
+   */
+  whenJournaled(send: () => void): void;
   status(): SinkStatus;
   /** Waits for writes under way and leaves whatever is not committed in the journal, fdatasync'd. */
   close(): Promise<void>;
@@ -120,10 +125,16 @@ type PassResult = "empty" | "more" | "outage";
  */
 export class JournalDrain implements UsageSink {
   private degraded = false;
-  /** Events appended and waiting for the next hand-over to the recorder, and their segments. */
+  /** Events written and waiting for the hand-over to the recorder, and their segments. */
   private queued: LedgerEvent[] = [];
   private queuedIn: (Segment | undefined)[] = [];
-  private handOverScheduled = false;
+  /**
+   * Events submitted in this turn of the event loop, not yet written, and the sends waiting for
+   * them: one write per turn for all of them rather than one per event (on the bench machine a
+   * lone write(2) of a line took 11-15 µs, four lines in one 4-5 µs each).
+   */
+  private unwritten: LedgerEvent[] = [];
+  private waiting: (() => void)[] = [];
   private inFlightEvents = 0;
   private readonly inFlight = new Set<Promise<void>>();
   /** Failed passes in a row, for the backoff. */
@@ -162,14 +173,45 @@ export class JournalDrain implements UsageSink {
       this.opts.logger.error({ ids: idsOf([event]) }, "a usage event submitted after the journal closed was not recorded");
       return;
     }
+    // Written at the end of this turn (the check phase), with every other event submitted in it.
+    if (this.unwritten.length === 0) setImmediate(() => this.write());
+    this.unwritten.push(event);
+  }
+
+  whenJournaled(send: () => void): void {
+    if (this.unwritten.length === 0) send();
+    else this.waiting.push(send);
+  }
+
+  /** The turn's events in one write, each then handed on as written (or not), then the answers that waited for them. */
+  private write(): void {
+    const events = this.unwritten;
+    const waiting = this.waiting;
+    if (events.length === 0) return;
+    this.unwritten = [];
+    this.waiting = [];
     let segment: Segment | undefined;
     try {
-      segment = this.journal.append(event);
-      journalWritten.inc();
+      segment = this.journal.append(events);
+      journalWritten.inc(events.length);
     } catch (err) {
-      // Not journaled: still recorded from memory if the database takes it, counted lost if not.
-      this.opts.logger.error({ ids: idsOf([event]), error: errorText(err) }, "could not write a usage event to the journal");
+      // Not journaled: still recorded from memory if the database takes them, counted lost if not.
+      this.opts.logger.error({ ids: idsOf(events), error: errorText(err) }, "could not write usage events to the journal");
     }
+    for (const event of events) this.handOn(event, segment);
+    // Everything written in this turn of the event loop goes to the recorder in one call.
+    this.handOver();
+    for (const send of waiting) {
+      try {
+        send();
+      } catch (err) {
+        this.opts.logger.error({ error: errorText(err) }, "an answer waiting for the journal failed to send");
+      }
+    }
+  }
+
+  /** An event the journal holds (in `segment`, or nowhere when its write failed): to the recorder from memory, or left to replay. */
+  private handOn(event: LedgerEvent, segment: Segment | undefined): void {
     if (this.degraded || this.inFlightEvents >= this.tuning.maxInFlightEvents) {
       // The database is away or far behind: the event waits in the file rather than in memory.
       if (segment) {
@@ -186,11 +228,6 @@ export class JournalDrain implements UsageSink {
     this.inFlightEvents++;
     this.queued.push(event);
     this.queuedIn.push(segment);
-    if (!this.handOverScheduled) {
-      this.handOverScheduled = true;
-      // Everything appended in this turn of the event loop goes to the recorder in one call.
-      setImmediate(() => this.handOver());
-    }
   }
 
   status(): SinkStatus {
@@ -206,7 +243,7 @@ export class JournalDrain implements UsageSink {
 
   private async shutdown(): Promise<void> {
     clearTimeout(this.timer);
-    this.handOver();
+    this.write();
     await this.pass;
     // Each answer comes within the recorder's write timeout; what is not committed by then is replayed.
     await Promise.all([...this.inFlight]);
@@ -215,7 +252,6 @@ export class JournalDrain implements UsageSink {
   }
 
   private handOver(): void {
-    this.handOverScheduled = false;
     if (this.queued.length === 0) return;
     const events = this.queued;
     const segments = this.queuedIn;

@@ -191,17 +191,19 @@ export class Journal {
   }
 
   /**
-   * Writes one event to the current segment, synchronously: once this returns the line is in the
-   * OS, and only a power cut within the sync window can lose it. Throws if the write fails. The
-   * caller notes what becomes of the event on the segment, then calls settle(segment).
+   * Writes events to the current segment, a line each, in one write, synchronously: once this
+   * returns the lines are in the OS, and only a power cut within the sync window can lose them.
+   * Throws if the write fails. The caller notes what becomes of each event on the segment, then
+   * calls settle(segment).
    */
-  append(event: LedgerEvent): Segment {
+  append(events: readonly LedgerEvent[]): Segment {
     if (this.closed) throw new Error("the journal is closed");
     const segment = this.current ?? this.startSegment();
-    const line = `${encodeEvent(event)}\n`;
+    let lines = "";
+    for (const event of events) lines += `${encodeEvent(event)}\n`;
     let written: number;
     try {
-      written = writeSync(segment.fd, line);
+      written = writeSync(segment.fd, lines);
     } catch (err) {
       this.abandonCurrent();
       throw err;
@@ -209,15 +211,15 @@ export class Journal {
     segment.bytes += written;
     segment.dirty = true;
     segment.lastAppend = Date.now();
-    if (written !== Buffer.byteLength(line)) {
+    if (written !== Buffer.byteLength(lines)) {
       // Part of a line is on disk: appending after it would fuse two lines. The segment ends here.
       this.abandonCurrent();
-      throw new Error(`the journal took ${written} of ${Buffer.byteLength(line)} bytes (disk full?)`);
+      throw new Error(`the journal took ${written} of ${Buffer.byteLength(lines)} bytes (disk full?)`);
     }
-    segment.appended++;
+    segment.appended += events.length;
     if (segment.bytes >= this.opts.maxSegmentBytes) {
-      // Retired, but its fate waits for the caller's settle(): the event just written is not yet
-      // counted in flight, and deciding now could delete the file under it.
+      // Retired, but its fate waits for the caller's settle(): the events just written are not yet
+      // counted in flight, and deciding now could delete the file under them.
       this.current = undefined;
       segment.retired = true;
     }

@@ -38,6 +38,11 @@ export interface Call {
    * with them and hands them to the ledger. One, or one per result of a batch read back.
    */
   record: (built: readonly Built[]) => void;
+  /**
+   * Runs `send` once what the call recorded is journaled (written with the other calls recorded in
+   * the same turn of the event loop): whatever sends an answer's last bytes after a record goes here.
+   */
+  whenRecorded: (send: () => void) => void;
 }
 
 /** What every call through one gateway shares: made once, not per request. */
@@ -193,7 +198,7 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
     const timedOut = (err as { code?: string }).code === "UND_ERR_HEADERS_TIMEOUT";
     const status = timedOut ? 504 : 502;
     recordCall(opts, call, NO_USAGE, "error", undefined);
-    sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached");
+    call.whenRecorded(() => sendProviderError(res, call, status, timedOut ? "upstream_timeout" : "upstream_unreachable", timedOut ? "the provider did not answer in time" : "the provider could not be reached"));
     return;
   }
   const requestId = upstreamRequestId(answer.headers);
@@ -244,7 +249,7 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
 function sendHeld(call: Call, res: ServerResponse, answer: HeldAnswer, requestId: string | undefined, opts: ForwardOptions): void {
   if (answer.bytes === undefined) {
     recordCall(opts, call, NO_USAGE, "error", requestId, answer.statusCode);
-    sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off");
+    call.whenRecorded(() => sendProviderError(res, call, 502, "upstream_interrupted", "the provider's answer broke off"));
     return;
   }
   const headers = clientHeaders(call, answer.headers);
@@ -274,7 +279,7 @@ function sendHeld(call: Call, res: ServerResponse, answer: HeldAnswer, requestId
   res.writeHead(answer.statusCode, headers);
   // Journaled before the answer leaves: a client that got its answer has its call recorded.
   call.record([built]);
-  res.end(bytes);
+  call.whenRecorded(() => res.end(bytes));
 }
 
 /**
@@ -334,7 +339,11 @@ async function relayAndRecord(
     recorded = true;
     recordCall(opts, call, usage(delivery), statusOf(code, delivery), requestId, code);
   };
-  record(await pump(source, res, transform, opts, atEnd, () => record("whole"), flushHead));
+  const lastBytes = (send: () => void) => {
+    record("whole");
+    call.whenRecorded(send);
+  };
+  record(await pump(source, res, transform, opts, atEnd, lastBytes, flushHead));
 }
 
 /**
@@ -349,7 +358,8 @@ function pump(
   transform: (chunk: Buffer) => Buffer | undefined,
   opts: ForwardOptions,
   atEnd: () => Buffer | undefined,
-  beforeLastByte: () => void,
+  /** Records the whole answer and sends its last bytes (`send`) once that is journaled. */
+  lastBytes: (send: () => void) => void,
   flushHead: boolean,
 ): Promise<Delivery> {
   return new Promise((resolve) => {
@@ -405,8 +415,10 @@ function pump(
         tail = undefined;
       }
       if (!clientGone) {
-        beforeLastByte();
-        res.end(tail && tail.length > 0 ? tail : undefined);
+        // Corked until the journal has the call (res.end uncorks fully): what came in this turn
+        // and the end still leave in one write.
+        res.socket?.cork();
+        lastBytes(() => res.end(tail && tail.length > 0 ? tail : undefined));
       }
       settle(clientGone ? "client_gone" : "whole");
     };

@@ -43,6 +43,8 @@ export interface ProxyDeps {
   gate: BudgetGate;
   builder: EventBuilder;
   record: (built: Built) => void;
+  /** Runs `send` once what `record` took is journaled: the answer's last bytes wait for it. */
+  whenRecorded: (send: () => void) => void;
   logger: Logger;
   onDisconnect: "drain" | "cancel";
   drainTimeoutMs: number;
@@ -240,6 +242,7 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
         if (verdict !== ADMITTED) hold.settle(kept.flatMap((built) => (built.ok ? [built.event] : [])));
         for (const built of kept) deps.record(built);
       },
+      whenRecorded: deps.whenRecorded,
     };
     await forward(call, { upstream: route.upstream, settings: route.settings }, req, res, body, query, opts);
   } finally {
