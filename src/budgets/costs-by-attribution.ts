@@ -1,5 +1,6 @@
 import type { PricedEvent } from "../ledger/event.ts";
 import type { Attributes } from "./budget.ts";
+import { under } from "../nested-map.ts";
 
 /** What a run of budget evaluation is handed: an attribution seen in writes, and its events' summed cost. */
 export interface AttributedCost {
@@ -48,12 +49,3 @@ export class CostsByAttribution {
   }
 }
 
-/** The map under `key` in `level`, made when new. */
-function under(level: Level, key: string | null): Level {
-  let next = level.get(key) as Level | undefined;
-  if (next === undefined) {
-    next = new Map();
-    level.set(key, next);
-  }
-  return next;
-}

@@ -3,6 +3,7 @@ import { type Cell, arrayColumn, arrayLiteral } from "../db/arrays.ts";
 import type { RollupGrain } from "../db/schema.ts";
 import type { Tokens } from "./event.ts";
 import { type Totals, ZERO } from "./spend.ts";
+import { under } from "../nested-map.ts";
 
 /**
  * What a set of usage_events rows adds to (sign 1) or takes away from (sign -1) the rollups,
@@ -81,16 +82,6 @@ export function rollupRows(rows: readonly RollupSource[], sign: 1 | -1, userGrai
 
 /** A level of the lookup rollupPlan keys rows by: one map per key part, a row's 1-based index at the end. */
 type Level = Map<string | number, Level | number>;
-
-/** The map under `key` in `level`, made when new. */
-function under(level: Level, key: string | number): Level {
-  let next = level.get(key) as Level | undefined;
-  if (next === undefined) {
-    next = new Map();
-    level.set(key, next);
-  }
-  return next;
-}
 
 /**
  * The rollup rows of `rows`, and for each grain (hour, day, and unless `userGrains` is false
