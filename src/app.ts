@@ -139,7 +139,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
   folder.soon();
   const keys = new ApiKeys(database);
   const sources = new IngestSources(database, box);
-  const usage = await JournalDrain.open({ recorder, dataDir: config.TOLLGATE_DATA_DIR, logger, syncIntervalMs: config.TOLLGATE_JOURNAL_SYNC_MS });
+  const usage = await JournalDrain.open({ recorder, dataDir: config.TOLLGATE_DATA_DIR, logger, syncIntervalMs: config.TOLLGATE_JOURNAL_SYNC_MS, recordWaitMs: config.TOLLGATE_PROXY_BATCH_WAIT_MS });
   const routes = proxyRoutes(config);
   const providers = [...routes.keys()];
   const providerKeys = new ProviderKeys(database, box, config.providerKeys);

@@ -23,6 +23,7 @@ describe("loadConfig", () => {
     assert.equal(config.LOG_LEVEL, "info");
     assert.equal(config.TOLLGATE_BATCH_SIZE, 1000);
     assert.equal(config.TOLLGATE_BATCH_WAIT_MS, 20);
+    assert.equal(config.TOLLGATE_PROXY_BATCH_WAIT_MS, 200);
     assert.equal(config.TOLLGATE_BATCH_WRITERS, 4);
     assert.equal(config.TOLLGATE_WORKERS, 1);
     for (const unset of ["DATABASE_URL", "TOLLGATE_ADMIN_TOKEN", "TOLLGATE_MASTER_KEY", "TOLLGATE_PRICES", "TOLLGATE_URL"] as const)

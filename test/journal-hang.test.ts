@@ -30,7 +30,7 @@ describe("journal: Postgres hangs under proxied load", { concurrency: 1 }, () =>
     const target = new URL(pg.url);
     const cutter = await TcpCutter.start({ host: target.hostname, port: Number(target.port || 5432) });
     try {
-      const server = await startServer(upstream, dir, { DATABASE_URL: cutter.url(pg.url), TOLLGATE_DB_TIMEOUT_MS: "1000", TOLLGATE_BATCH_WAIT_MS: "2" });
+      const server = await startServer(upstream, dir, { DATABASE_URL: cutter.url(pg.url), TOLLGATE_DB_TIMEOUT_MS: "1000", TOLLGATE_PROXY_BATCH_WAIT_MS: "2" });
       try {
         const key = await createKey(server, "virtual");
         const ingestKey = await createKey(server, "ingest");

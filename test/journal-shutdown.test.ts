@@ -35,7 +35,7 @@ describe("journal: SIGTERM while Postgres hangs", { concurrency: 1 }, () => {
         DATABASE_URL: cutter.url(pg.url),
         TOLLGATE_DB_TIMEOUT_MS: "1000",
         TOLLGATE_SHUTDOWN_TIMEOUT_MS: String(deadlineMs),
-        TOLLGATE_BATCH_WAIT_MS: "2",
+        TOLLGATE_PROXY_BATCH_WAIT_MS: "2",
       });
       const key = await createKey(server, "virtual");
       const answered: string[] = [];

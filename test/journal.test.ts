@@ -57,6 +57,7 @@ const FAST: Partial<DrainTuning> = {
   maxBackoffMs: 100,
   idleScanMs: 100,
   replayBatchSize: 7,
+  recordWaitMs: 2,
 };
 
 function makeEvent(source: string, i: number, extra: Partial<UsageEventInput> = {}): UsageEvent {

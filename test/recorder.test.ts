@@ -284,6 +284,29 @@ describe("Recorder", () => {
     await assertRollups();
   });
 
+  test("a call's own wait: events allowed to wait long are written with the first call that may not, or when their own wait is over", { timeout: HANG_MS }, async () => {
+    const LONG_MS = 60_000;
+    const recorder = recorderOn(database, { batchSize: 100, maxWaitMs: 5 });
+    const sizes: number[] = [];
+    recorder.onFlush((events) => void sizes.push(events.length));
+    // Journaled events (the proxy's) may wait a minute: nothing is written for them alone...
+    const patient = [recorder.record([makeEvent("waits", "w-0", 0)], LONG_MS), recorder.record([makeEvent("waits", "w-1", 1)], LONG_MS)];
+    await sleep(50);
+    assert.deepEqual(sizes, []);
+    // ...until a sender that waits for its answer (a post to /v1/usage) comes: all go in its write.
+    const hurried = recorder.record([makeEvent("waits", "w-2", 2)]);
+    assert.deepEqual(await hurried, [true]);
+    for (const answers of patient) assert.deepEqual(await answers, [true]);
+    assert.deepEqual(sizes, [3]);
+    // A long wait that is over is written on its own.
+    const queuedAt = performance.now();
+    assert.deepEqual(await recorder.record([makeEvent("waits", "w-3", 3)], 100), [true]);
+    assert.ok(performance.now() - queuedAt >= 99);
+    assert.deepEqual(sizes, [3, 1]);
+    await recorder.close();
+    await assertRollups();
+  });
+
   test("onFlush listeners get exactly the newly inserted events; a throwing listener fails nothing", async () => {
     const earlier = makeEvent("listen", "l-0", 0);
     const warmup = recorderOn(database);

@@ -15,7 +15,7 @@ export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
 
 export interface RecorderOptions {
   batchSize: number;
-  /** How long the first queued event waits for company before its batch is written. */
+  /** How long a queued event waits for company before its batch is written, unless its record() call says otherwise. */
   maxWaitMs: number;
   maxConcurrentFlushes?: number;
   /**
@@ -55,8 +55,8 @@ interface Pending {
   call: Call;
   from: number;
   to: number;
-  /** When it was queued (performance.now()): its batch is due once the oldest has waited maxWaitMs. */
-  queuedAt: number;
+  /** When its batch is due (performance.now()): queued at, plus its call's wait. */
+  dueAt: number;
 }
 
 /** The keys (keyOf) of the events an insert took, or "all" when it took every one. */
@@ -77,8 +77,10 @@ export class Recorder {
   /** Events in the queue's runs. */
   private queued = 0;
   private timer: NodeJS.Timeout | undefined;
-  /** The queued event the timer is set for: the oldest, when the timer was set. */
-  private timerFor: Pending | undefined;
+  /** The soonest dueAt in the queue (Infinity when empty): calls may wait for different times. */
+  private dueAt = Number.POSITIVE_INFINITY;
+  /** The dueAt the timer is set for. */
+  private timerFor: number | undefined;
   private inFlight = new Set<Promise<void>>();
   private readonly listeners: FlushListener[] = [];
   private closed = false;
@@ -96,8 +98,12 @@ export class Recorder {
     this.listeners.push(listener);
   }
 
-  /** Answers, in order, whether each event was new. The array is read when its batches are written: it must not change after. */
-  record(events: readonly LedgerEvent[]): Promise<boolean[]> {
+  /**
+   * Answers, in order, whether each event was new. The array is read when its batches are written:
+   * it must not change after. `waitMs` (default maxWaitMs) is how long these events may wait for
+   * company: a caller whose events are durable elsewhere (the journal) can let them wait longer.
+   */
+  record(events: readonly LedgerEvent[], waitMs = this.opts.maxWaitMs): Promise<boolean[]> {
     if (this.closed) return Promise.reject(new Error("recorder is closed"));
     if (this.stalled) {
       void this.probe();
@@ -106,8 +112,10 @@ export class Recorder {
     if (events.length === 0) return Promise.resolve([]);
     return new Promise<boolean[]>((settle, fail) => {
       const call: Call = { events, answers: new Array<boolean>(events.length), open: events.length, settle, fail };
-      this.queue.push({ call, from: 0, to: events.length, queuedAt: performance.now() });
+      const dueAt = performance.now() + waitMs;
+      this.queue.push({ call, from: 0, to: events.length, dueAt });
       this.queued += events.length;
+      if (dueAt < this.dueAt) this.dueAt = dueAt;
       this.pump(false);
     });
   }
@@ -151,8 +159,8 @@ export class Recorder {
   }
 
   /**
-   * Group commit. A batch is cut when a writer is free AND it is full or its oldest event has
-   * waited maxWaitMs (`force`: flush and close, at once). A writer that frees up does not take a
+   * Group commit. A batch is cut when a writer is free AND it is full or one of its events has
+   * waited as long as its call allowed (`force`: flush and close, at once). A writer that frees up does not take a
    * batch that is not due: under a steady trickle of proxied calls that made a chain of tiny
    * writes, one transaction per call or two, as each write's end took whatever arrived during it.
    * Events that queue while every writer is busy still go, up to batchSize, into the next write
@@ -168,13 +176,13 @@ export class Recorder {
       this.inFlight.add(run);
     }
     // Every writer busy (or nothing queued): the next write's end pumps again. Otherwise wake when
-    // the oldest is due; a timer already set for the same oldest event stays (one per batch, not per call).
-    const oldest = this.inFlight.size < limit ? this.queue[0] : undefined;
-    if (oldest === this.timerFor) return;
+    // the soonest is due; a timer already set for that time stays (one per batch, not per call).
+    const due = this.inFlight.size < limit && this.queued > 0 ? this.dueAt : undefined;
+    if (due === this.timerFor) return;
     clearTimeout(this.timer);
-    this.timerFor = oldest;
+    this.timerFor = due;
     // At least 1 ms: a timer can fire a little before performance.now() says its time is up; it then sets another.
-    this.timer = oldest && setTimeout(() => {
+    this.timer = due === undefined ? undefined : setTimeout(() => {
       this.timerFor = undefined;
       this.pump(false);
     }, Math.max(1, Math.ceil(this.waitLeft())));
@@ -197,12 +205,14 @@ export class Recorder {
       }
     }
     this.queued -= this.opts.batchSize - room;
+    this.dueAt = Number.POSITIVE_INFINITY;
+    for (const p of this.queue) if (p.dueAt < this.dueAt) this.dueAt = p.dueAt;
     return batch;
   }
 
-  /** Milliseconds until the oldest queued event has waited maxWaitMs. */
+  /** Milliseconds until the soonest-due queued event is due. */
   private waitLeft(): number {
-    return this.queue[0]!.queuedAt + this.opts.maxWaitMs - performance.now();
+    return this.dueAt - performance.now();
   }
 
   private async write(batch: Pending[]): Promise<void> {

@@ -40,7 +40,7 @@ export interface TestGatewayOptions {
 /** The real gateway on a loopback port over a database of its own (or the one given). */
 export async function startTestGateway(env: Record<string, string> = {}, options: TestGatewayOptions = {}): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-test-"));
-  const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", ...env });
+  const config = loadConfig({ TOLLGATE_DATA_DIR: dataDir, TOLLGATE_ADMIN_TOKEN: ADMIN_TOKEN, TOLLGATE_BATCH_WAIT_MS: "2", TOLLGATE_PROXY_BATCH_WAIT_MS: "2", ...env });
   const database = options.database ?? (await openTestDatabase());
   // A platform's settings are read as the gateway is built: a bad one must not leave our database open.
   const gateway = await createGateway(config, createLogger("silent"), database, options.integrations ?? (await Promise.all(integrations.map((s) => s.load())))).catch(

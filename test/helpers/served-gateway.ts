@@ -41,8 +41,8 @@ export async function startServer(upstream: FakeUpstream, dir: string, env: Reco
       TOLLGATE_JOBS: "off",
       OPENAI_BASE_URL: upstream.url,
       OPENAI_API_KEY: OPENAI_KEY,
-      // A long batch window: events that waited in memory for it would be lost to a SIGKILL.
-      TOLLGATE_BATCH_WAIT_MS: "1000",
+      // A long batch window for proxied calls: events that waited in memory for it would be lost to a SIGKILL.
+      TOLLGATE_PROXY_BATCH_WAIT_MS: "1000",
       ...env,
     }),
     stdio: ["ignore", "pipe", "pipe"],
