@@ -15,11 +15,14 @@ import { sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
-import { EVENT_SUMS, upsertGrains } from "./rollup-delta.ts";
+import { EVENT_SUMS, SUMS, upsertGrains } from "./rollup-delta.ts";
 
 /** An event's key columns at a grain whose buckets are `unit`s, with (`"user"`) or without (`''`) the user; absent attribution ''. */
 const keyOfEvent = (unit: "hour" | "day", user: string) => `date_trunc('${unit}', ts, 'UTC') as bucket, coalesce(team, '') as team,
   coalesce(project, '') as project, coalesce(feature, '') as feature, ${user} as "user", provider, model, coalesce(api_key_id, '') as api_key_id`;
+
+/** The sums of rows that are already sums (SUMS of rollup-delta.ts), in its order. */
+const DELTA_SUMS = sql.raw(SUMS.map((f) => `sum(${f}) as ${f}`).join(", "));
 
 /**
  * Takes up to $1 queued batches, oldest first, and adds their events to every grain. The
@@ -33,20 +36,24 @@ const FOLD = new PgDialect().sqlToQuery(sql`
     )
     returning batch
   ),
-  -- Only the columns the sums and keys read: the rows are kept (read once per grain), and
+  -- Only the columns the sums and keys read: the rows are kept (read twice), and
   -- every column of them was ~4 times the width (text ids, tags, request ids) to write and read back.
   e as (
     select ts, team, project, feature, "user", provider, model, api_key_id, status, priced, input_tokens, cached_input_tokens,
       cache_write_tokens, output_tokens, reasoning_tokens, cost
     from usage_events where fold_batch = any(array(select batch from claimed))),
+  -- The events are summed twice, into hours and user-days; days are summed from the hours and
+  -- user-months from the user-days (their sums add up exactly), far fewer rows than the events.
+  hours as (select 'hour' as grain, ${sql.raw(keyOfEvent("hour", "''"))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 7, 8, 9),
+  user_days as (select 'user-day' as grain, ${sql.raw(keyOfEvent("day", `coalesce("user", '')`))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 6, 7, 8, 9),
   deltas as (
-    select 'hour' as grain, ${sql.raw(keyOfEvent("hour", "''"))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 7, 8, 9
+    select * from hours
     union all
-    select 'day', ${sql.raw(keyOfEvent("day", "''"))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 7, 8, 9
+    select 'day', date_trunc('day', bucket, 'UTC'), team, project, feature, "user", provider, model, api_key_id, ${DELTA_SUMS} from hours group by 2, 3, 4, 5, 6, 7, 8, 9
     union all
-    select 'user-day', ${sql.raw(keyOfEvent("day", `coalesce("user", '')`))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 6, 7, 8, 9
+    select * from user_days
     union all
-    select 'user-month', date_trunc('month', ts, 'UTC'), '', '', '', coalesce("user", ''), '', '', '', ${EVENT_SUMS} from e group by 2, 6
+    select 'user-month', date_trunc('month', bucket, 'UTC'), '', '', '', "user", '', '', '', ${DELTA_SUMS} from user_days group by 2, 6
   ),
   ${upsertGrains()}
   select count(*)::int as batches from claimed`).sql;
