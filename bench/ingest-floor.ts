@@ -111,8 +111,8 @@ export async function benchIngestFloor(opts: { batches: number; foldEvery: numbe
 
     const recorder = new Recorder(database, builder, { batchSize: 1000, maxWaitMs: 0, maxConcurrentFlushes: 1 });
     const recorderPid = await backend(() => database.rows(sql`select pg_backend_pid() as pid`));
-    await measure("write", "Postgres: the recorder's statement (events, dedupe, rollups it writes)", recorderPid, (events) => recorder.record(events), fresh());
-    // The user grains' fold: what the recorder's write leaves for later, per event folded, foldEvery writes at a time.
+    await measure("write", "Postgres: the recorder's statement (events, dedupe, the fold queue)", recorderPid, (events) => recorder.record(events), fresh());
+    // The rollups' fold: what the recorder's write leaves for later, per event folded, foldEvery writes at a time.
     await foldAll(database);
     let foldTicks = 0;
     let foldMs = 0;
@@ -125,7 +125,7 @@ export async function benchIngestFloor(opts: { batches: number; foldEvery: numbe
       foldTicks += ticksOf(recorderPid) - ticks0;
       foldMs += performance.now() - t;
     }
-    lines.push({ kind: "fold", what: `Postgres: folding the user grains (their upserts, left out of the write above), ${opts.foldEvery} writes per fold`, cpuUsPerEvent: ((foldTicks / TICKS_PER_SECOND) * 1e6) / (writes.length * 1000), msPerBatch: foldMs / writes.length });
+    lines.push({ kind: "fold", what: `Postgres: folding the rollups (every grain's upserts, left out of the write above), ${opts.foldEvery} writes per fold`, cpuUsPerEvent: ((foldTicks / TICKS_PER_SECOND) * 1e6) / (writes.length * 1000), msPerBatch: foldMs / writes.length });
 
     const copyPid = await backend(() => client.unsafe("select pg_backend_pid() as pid"));
     await measure("copy", "Postgres: COPY into usage_events (dedupe index kept, no ON CONFLICT, no rollups)", copyPid, (events) => copyInto(client, "usage_events", copyText(events)), fresh());

@@ -22,7 +22,7 @@ import { PG, createKey, dataDir, postgresDatabase, startServer, stop } from "./h
 import { seedDataDir } from "./helpers/template.ts";
 
 /*
- * The user grains are folded after the write (src/ledger/fold.ts). Whatever has or has not been
+ * Every grain is folded after the write (src/ledger/fold.ts). Whatever has or has not been
  * folded, every read equals a plain sum over usage_events, and once folded the grains' rows do.
  */
 
@@ -52,17 +52,24 @@ function events(tag: string, n: number, offset = 0): LedgerEvent[] {
   });
 }
 
-const thisMonth = () => {
-  const r = resolvePeriod("this-month", { timeZone: "UTC", now: NOW });
+const periodOf = (name: string, timeZone = "UTC") => {
+  const r = resolvePeriod(name, { timeZone, now: NOW });
   assert.ok(r.ok);
   return r.period;
 };
+const thisMonth = () => periodOf("this-month");
 
-/** The user-grain reads: by user, one user's, and a user with another dimension (user-day rows). */
+/**
+ * The user-grain reads (by user, one user's, and a user with another dimension: user-day rows),
+ * and the hour and day grains' (by team over days and hours, and in a half-hour zone, whose edges
+ * are parts of hours).
+ */
 const QUERIES: SpendQuery[] = [
   { period: thisMonth(), by: "user", filters: {}, now: NOW, top: 50 },
   { period: thisMonth(), filters: { user: "bob" }, now: NOW },
   { period: thisMonth(), by: "team", filters: { user: "ann" }, now: NOW },
+  { period: thisMonth(), by: "team", filters: {}, now: NOW },
+  { period: periodOf("last-7d", "Asia/Kolkata"), by: "model", filters: { team: "t1" }, now: NOW },
 ];
 
 /** What each query answers, as plain text. */
@@ -71,17 +78,17 @@ async function answers(database: Database): Promise<string[]> {
   return reports.map((r) => JSON.stringify(r, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
 }
 
-/** this month's cost per user straight from usage_events. */
-async function plainCostByUser(database: Database): Promise<Record<string, string>> {
-  const rows = await database.rows<{ user: string; cost: string }>(sql`
-    select coalesce("user", '') as "user", sum(cost)::text as cost from usage_events
+/** this month's cost per user (or team) straight from usage_events. */
+async function plainCostByUser(database: Database, dim: "user" | "team" = "user"): Promise<Record<string, string>> {
+  const rows = await database.rows<{ key: string; cost: string }>(sql`
+    select coalesce(${sql.identifier(dim)}, '') as key, sum(cost)::text as cost from usage_events
     where ts >= '2026-03-01T00:00:00Z' and ts < ${NOW.toISOString()}::timestamptz group by 1`);
-  return Object.fromEntries(rows.map((r) => [r.user || "(none)", r.cost]));
+  return Object.fromEntries(rows.map((r) => [r.key || "(none)", r.cost]));
 }
 
-const queued = async (database: Database) => (await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_fold_pending`))[0]!.n;
+const queued = async (database: Database) => (await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollup_queue`))[0]!.n;
 
-describe("user-grain folds", () => {
+describe("rollup folds", () => {
   let database: Database;
   before(async () => {
     database = await openTestDatabase();
@@ -96,6 +103,8 @@ describe("user-grain folds", () => {
     const unfolded = await answers(database);
     const byUser = (await querySpend(database, QUERIES[0]!)).groups.map((g) => [g.key, g.cost.toString()]);
     assert.deepEqual(Object.fromEntries(byUser), await plainCostByUser(database));
+    const byTeam = (await querySpend(database, QUERIES[3]!)).groups.map((g) => [g.key, g.cost.toString()]);
+    assert.deepEqual(Object.fromEntries(byTeam), await plainCostByUser(database, "team"));
 
     assert.equal(await foldOnce(database, 3), 3);
     assert.deepEqual(await answers(database), unfolded, "a part folded");
@@ -122,17 +131,17 @@ describe("user-grain folds", () => {
     await assertRollupsMatchEvents(database);
   });
 
-  test("budget spend over a user sees events the moment they are written, folded or not", async () => {
-    const budget = sampleBudget({ scope: { user: "cy" } });
-    const spendOf = async () => (await spendForBudgets(database, [budget], NOW))[0]!.spend;
-    const plain = async () => BigInt((await plainCostByUser(database)).cy ?? "0");
-    assert.equal(await spendOf(), await plain());
+  test("budget spend over a user or a team sees events the moment they are written, folded or not", async () => {
+    const budgets = [sampleBudget({ id: "cy", scope: { user: "cy" } }), sampleBudget({ id: "t2", scope: { team: "t2" } })];
+    const spendOf = async () => { const spends = await spendForBudgets(database, budgets, NOW); return budgets.map((b) => spends.find((s) => s.budget.id === b.id)!.spend); };
+    const plain = async () => [BigInt((await plainCostByUser(database)).cy ?? "0"), BigInt((await plainCostByUser(database, "team")).t2 ?? "0")];
+    assert.deepEqual(await spendOf(), await plain());
     const recorder = new Recorder(database, builder, { batchSize: 1000, maxWaitMs: 0 });
     await recorder.record(events("budget", 50));
     assert.ok((await queued(database)) > 0);
-    assert.equal(await spendOf(), await plain());
+    assert.deepEqual(await spendOf(), await plain());
     await foldAll(database);
-    assert.equal(await spendOf(), await plain());
+    assert.deepEqual(await spendOf(), await plain());
   });
 
   test("erasing a user with events not folded yet keeps every grain equal to the events left", async () => {

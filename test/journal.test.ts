@@ -502,7 +502,7 @@ describe("JournalDrain", () => {
     const yearZero = makeEvent("refused", 100, { ts: new Date("0000-06-01T00:00:00Z") });
     const nulTag = makeEvent("refused", 101, { tags: { secret: "a\u0000b" } });
     const boom = makeEvent("refused", 102, { team: "boom" });
-    await database.rows(sql`alter table usage_rollups add constraint test_no_boom check (team <> 'boom')`);
+    await database.rows(sql`alter table usage_events add constraint test_no_boom check (team <> 'boom')`);
     try {
       submitAll(drain, [good[0]!, yearZero, good[1]!, good[2]!, nulTag, good[3]!]);
       submitAll(drain, [good[4]!, boom, good[5]!]);
@@ -511,7 +511,7 @@ describe("JournalDrain", () => {
       await waitFor("the refused one kept aside", () => existsSync(join(dataDir, "journal-rejected.ndjson")) && readFileSync(join(dataDir, "journal-rejected.ndjson"), "utf8").includes(boom.id));
       await drain.close();
     } finally {
-      await database.rows(sql`alter table usage_rollups drop constraint test_no_boom`);
+      await database.rows(sql`alter table usage_events drop constraint test_no_boom`);
     }
     assert.deepEqual(await storedIds(database, "refused"), good.map((e) => e.id));
     assert.equal(drain.status().database, "ok");

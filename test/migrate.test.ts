@@ -10,6 +10,7 @@ import { type Database, openDatabase, rowsOf } from "../src/db/connection.ts";
 import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
 import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
+import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { SCRATCH, seedDataDir } from "./helpers/template.ts";
 
 /** Every table the schemas declare (the gateway's and its integrations'), and the runner's own: what the migrations must create. */
@@ -272,6 +273,45 @@ describe("migration 0016_rollups_hot_updates", () => {
       assert.deepEqual(await addToHour(), { updates: 1, hot: 1 });
       const [hour] = await database.rows<{ requests: string; cost: string }>(sql`select requests::text, cost::text from usage_rollups where grain = 'hour'`);
       assert.deepEqual({ ...hour }, { requests: "5", cost: "123456789012345678901234567900" });
+    } finally {
+      await fresh.drop();
+    }
+  });
+  test("folds the batches queued before it into the user grains only (the write had added them to the hour and day grains), then renames the queue", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      await migrate(database, pendingMigrationFiles().filter((m) => m.tag < "0017"));
+      // As the build before wrote them: e1 folded everywhere (fold batch NULL: from before folds), e2 and e3 in the
+      // hour and day grains by their write and queued for the user grains, e4 of another user in a batch a fold took.
+      const huge = "1234567890123456789";
+      await database.rows(sql`
+        insert into usage_events (source, id, ts, provider, model, input_tokens, output_tokens, cost, priced, status, team, "user", fold_batch)
+        values ('m', 'e1', '2026-03-02T05:10:00Z', 'openai', 'gpt-4o', 10, 1, ${huge}, true, 'ok', 'search', 'ann', null),
+          ('m', 'e2', '2026-03-02T05:20:00Z', 'openai', 'gpt-4o', 20, 2, 7, true, 'error', 'search', 'ann', 1),
+          ('m', 'e3', '2026-03-31T23:59:00Z', 'openai', 'gpt-4o', 30, 3, 9, false, 'ok', null, 'bob', 2),
+          ('m', 'e4', '2026-03-03T01:00:00Z', 'openai', 'gpt-4o', 40, 4, 11, true, 'ok', 'search', 'cy', 3)`);
+      await database.rows(sql`insert into usage_fold_pending (batch) values (1), (2)`);
+      const sums = sql.raw(`count(*), count(*) filter (where status <> 'ok'), count(*) filter (where not priced), sum(input_tokens),
+        sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost)`);
+      const columns = sql.raw(`requests, errors, unpriced, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost`);
+      for (const grain of ["hour", "day"])
+        await database.rows(sql`
+          insert into usage_rollups (grain, bucket, team, provider, model, ${columns})
+          select ${grain}, date_trunc(${grain}, ts, 'UTC'), coalesce(team, ''), provider, model, ${sums} from usage_events group by 2, 3, 4, 5`);
+      await database.rows(sql`
+        insert into usage_user_days (bucket, "user", team, provider, model, ${columns})
+        select date_trunc('day', ts, 'UTC'), "user", coalesce(team, ''), provider, model, ${sums} from usage_events where id in ('e1', 'e4') group by 1, 2, 3, 4, 5`);
+      await database.rows(sql`
+        insert into usage_user_months (bucket, "user", ${columns})
+        select date_trunc('month', ts, 'UTC'), "user", ${sums} from usage_events where id in ('e1', 'e4') group by 1, 2`);
+      assert.deepEqual(await migrate(database, pendingMigrationFiles().filter((m) => m.tag === "0017_rollups_folded")), ["0017_rollups_folded"]);
+      // Nothing is queued, and every grain equals the events' sums: the queued ones counted once in each.
+      const [queued] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollup_queue`);
+      assert.equal(queued!.n, 0);
+      await assertRollupsMatchEvents(database);
+      // A write of the build before, which adds to the hour and day grains itself, fails rather than queue its batch to be added again.
+      await assert.rejects(database.rows(sql`insert into usage_fold_pending (batch) values (4)`));
     } finally {
       await fresh.drop();
     }

@@ -5,6 +5,7 @@ import { gzipSync } from "node:zlib";
 import { sql } from "drizzle-orm";
 import protobuf from "protobufjs";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { foldAll } from "../src/ledger/fold.ts";
 
 let t: TestGateway;
 let key: string;
@@ -104,6 +105,7 @@ describe("POST /v1/traces", () => {
       sql`select count(*)::int as n, sum(cost)::text as cost from usage_events where team = 'otlp-resend'`,
     );
     assert.deepEqual({ ...row }, { n: 2, cost: "50000000000" });
+    await foldAll(t.gateway.database);
     const [rollup] = await t.gateway.database.rows<{ requests: string; cost: string }>(
       sql`select sum(requests)::text as requests, sum(cost)::text as cost from usage_rollups where grain = 'hour' and team = 'otlp-resend'`,
     );

@@ -357,30 +357,32 @@ describe("Recorder", () => {
   });
 
   test("a write that fails part-way leaves nothing behind; another sender's events in its batch still land; the retry stores each event once", async () => {
-    // The rollup upsert fails for this team after the events insert ran, inside the same transaction.
-    await database.rows(sql`alter table usage_rollups add constraint test_no_boom check (team <> 'boom')`);
+    // The statement fails for this team's event, after it took its fold batch, inside the same transaction.
+    await database.rows(sql`alter table usage_events add constraint test_no_boom check (team <> 'boom')`);
     const events = [makeEvent("partial", "pw-1", 1, { team: "fine" }), makeEvent("partial", "pw-2", 2, { team: "boom" })];
     const { logger, lines } = capturingLogger();
     const recorder = recorderOn(database, { batchSize: 10, maxWaitMs: 5, logger });
+    const queued = async () => (await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollup_queue`))[0]!.n;
     try {
-      // One sender's events are all or nothing.
+      // One sender's events are all or nothing, and nothing is queued for a fold.
+      const before = await queued();
       await assert.rejects(recorder.record(events));
       assert.deepEqual(await storedIds("partial"), []);
-      const [none] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team in ('fine', 'boom')`);
-      assert.equal(none!.n, 0);
+      assert.equal(await queued(), before);
       // Two senders sharing one batch: the refused event fails its own sender only.
       const [a, b] = await Promise.allSettled([recorder.record([events[0]!]), recorder.record([events[1]!])]);
       assert.deepEqual(a, { status: "fulfilled", value: [true] });
       assert.equal(b.status, "rejected");
       assert.deepEqual(await storedIds("partial"), ["pw-1"]);
-      const [rollups] = await database.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollups where team = 'boom'`);
-      assert.equal(rollups!.n, 0);
+      await foldAll(database);
+      const rollups = await database.rows<{ team: string; requests: string }>(sql`select team, sum(requests)::text as requests from usage_rollups where grain = 'hour' and team in ('fine', 'boom') group by team`);
+      assert.deepEqual(rollups.map((r) => ({ ...r })), [{ team: "fine", requests: "1" }]);
       // Logged with its kind, never with its contents.
       const logged = lines.map((l) => JSON.parse(l) as { code?: string; kind?: string; msg: string });
       assert.ok(logged.some((l) => l.code === "23514" && l.kind === "integrity_constraint_violation" && /senders' events apart/.test(l.msg)), lines.join("\n"));
       assert.ok(!lines.join("").includes("boom"));
     } finally {
-      await database.rows(sql`alter table usage_rollups drop constraint test_no_boom`);
+      await database.rows(sql`alter table usage_events drop constraint test_no_boom`);
     }
     assert.deepEqual(await recorder.record(events), [false, true]);
     assert.deepEqual(await recorder.record(events), [false, false]);

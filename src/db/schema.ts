@@ -50,8 +50,8 @@ export const usageEvents = pgTable(
     requestId: text("request_id"),
     receivedAt: timestamp("received_at", { withTimezone: true }).notNull().defaultNow(),
     /**
-     * The fold batch the recorder wrote the event in: while it is in usageFoldPending the event is
-     * not yet in the user grains (src/ledger/fold.ts). NULL for events from before folds existed.
+     * The fold batch the recorder wrote the event in: while it is in usageRollupQueue the event is
+     * in no rollup yet (src/ledger/fold.ts). NULL for events from before folds existed.
      */
     foldBatch: bigint("fold_batch", { mode: "number" }),
   },
@@ -62,11 +62,11 @@ export const usageEvents = pgTable(
 export const usageFoldBatch = pgSequence("usage_fold_batch");
 
 /**
- * Fold batches written but not yet added to the user grains (usageUserDays, usageUserMonths): the
+ * Fold batches written but not yet added to the rollups (usageRollups, usageUserDays, usageUserMonths): the
  * recorder queues one per write, in the write's transaction; a fold deletes the ones it adds in
- * the same statement as its upserts (migration 0015).
+ * the same statement as its upserts (migrations 0015 and 0017).
  */
-export const usageFoldPending = pgTable("usage_fold_pending", {
+export const usageRollupQueue = pgTable("usage_rollup_queue", {
   batch: bigint("batch", { mode: "number" }).primaryKey(),
 });
 
@@ -103,12 +103,12 @@ const rollupAttribution = () => ({
  *   kept in its own table, usageUserDays, not here;
  * - `user-month`: per UTC month and user only, so a user's month, and a month by user, is one row
  *   per user; kept in its own table, usageUserMonths, not here.
- * The user grains are folded in after the write (usageFoldPending); their readers add what is not
- * folded yet from usage_events.
+ * Every grain is folded in after the write (usageRollupQueue); its readers add what is not folded
+ * yet from usage_events.
  * Absent attribution is '' rather than NULL so the unique key groups it.
  * usage_rollups' one index is that key (which leads with grain and bucket, as every read of it
- * asks), holding no sum, and half of each page is free (fillfactor 50, migration 0016), so the
- * recorder's updates of the hour and day rows are HOT, as the user tables' are.
+ * asks), holding no sum, and half of each page is free (fillfactor 50, migration 0016), so folds'
+ * updates of the hour and day rows are HOT, as the user tables' are.
  */
 export const ROLLUP_GRAINS = ["hour", "day", "user-day", "user-month"] as const;
 export type RollupGrain = (typeof ROLLUP_GRAINS)[number];

@@ -1,49 +1,61 @@
 /**
- * Folds: the user grains (usage_user_days, usage_user_months) brought up to date with the events
- * written since, many of the recorder's writes at once. Each write queues its fold batch in
- * usage_fold_pending (recorder.ts); a fold takes queued batches, sums their events per user-day
- * and user-month row, adds the sums and deletes the batches from the queue, all in one statement:
- * a fold that dies (SIGKILL, a lost connection) leaves its batches queued for the next, and two
- * gateways folding at once take different batches (SKIP LOCKED). A user's rows are upserted once
- * per fold rather than once per write: at the ingest bench's 50 writes a second, each touching
- * 1,000 users, about 2,000 row upserts per write became about one per user row per fold.
- * Until a batch is folded its events are read from usage_events by whoever reads the user grains
+ * Folds: every rollup grain (usage_rollups' hour and day, usage_user_days, usage_user_months)
+ * brought up to date with the events written since, many of the recorder's writes at once. Each
+ * write queues its fold batch in usage_rollup_queue (recorder.ts); a fold takes queued batches,
+ * sums their events per rollup row, adds the sums and deletes the batches from the queue, all in
+ * one statement: a fold that dies (SIGKILL, a lost connection) leaves its batches queued for the
+ * next, and two gateways folding at once take different batches (SKIP LOCKED). A row is upserted
+ * once per fold rather than once per write: at the ingest bench's 50 writes a second, each
+ * touching 1,000 users, about 2,000 user row upserts per write became about one per user row per
+ * fold, and the hour and day rows (one per attribution in a write) left the write altogether.
+ * Until a batch is folded its events are read from usage_events by whoever reads a grain
  * (spend.ts), so nothing a read returns depends on when folds run.
  */
 import { sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
-import { EVENT_SUMS, upsertUserGrains } from "./rollup-delta.ts";
+import { EVENT_SUMS, SUMS, upsertGrains } from "./rollup-delta.ts";
 
-/** The user grains' key columns of an event (absent attribution ''), as the fold groups them. */
-const USER_DAY_OF_EVENT = `date_trunc('day', ts, 'UTC') as bucket, coalesce(team, '') as team, coalesce(project, '') as project,
-  coalesce(feature, '') as feature, coalesce("user", '') as "user", provider, model, coalesce(api_key_id, '') as api_key_id`;
+/** An event's key columns at a grain whose buckets are `unit`s, with (`"user"`) or without (`''`) the user; absent attribution ''. */
+const keyOfEvent = (unit: "hour" | "day", user: string) => `date_trunc('${unit}', ts, 'UTC') as bucket, coalesce(team, '') as team,
+  coalesce(project, '') as project, coalesce(feature, '') as feature, ${user} as "user", provider, model, coalesce(api_key_id, '') as api_key_id`;
+
+/** The sums of rows that are already sums (SUMS of rollup-delta.ts), in its order. */
+const DELTA_SUMS = sql.raw(SUMS.map((f) => `sum(${f}) as ${f}`).join(", "));
 
 /**
- * Takes up to $1 queued batches, oldest first, and adds their events to the user grains. The
+ * Takes up to $1 queued batches, oldest first, and adds their events to every grain. The
  * queue rows are locked as they are taken, so a batch is folded by one statement only; a batch's
  * events commit with its queue row, so every event of a batch taken is visible here.
  */
 const FOLD = new PgDialect().sqlToQuery(sql`
   with claimed as (
-    delete from usage_fold_pending where batch in (
-      select batch from usage_fold_pending order by batch limit ${sql.placeholder("batches")} for update skip locked
+    delete from usage_rollup_queue where batch in (
+      select batch from usage_rollup_queue order by batch limit ${sql.placeholder("batches")} for update skip locked
     )
     returning batch
   ),
-  -- Only the columns the sums and keys read: the rows are kept (read twice, once per grain), and
+  -- Only the columns the sums and keys read: the rows are kept (read twice), and
   -- every column of them was ~4 times the width (text ids, tags, request ids) to write and read back.
   e as (
     select ts, team, project, feature, "user", provider, model, api_key_id, status, priced, input_tokens, cached_input_tokens,
       cache_write_tokens, output_tokens, reasoning_tokens, cost
     from usage_events where fold_batch = any(array(select batch from claimed))),
+  -- The events are summed twice, into hours and user-days; days are summed from the hours and
+  -- user-months from the user-days (their sums add up exactly), far fewer rows than the events.
+  hours as (select 'hour' as grain, ${sql.raw(keyOfEvent("hour", "''"))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 7, 8, 9),
+  user_days as (select 'user-day' as grain, ${sql.raw(keyOfEvent("day", `coalesce("user", '')`))}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 6, 7, 8, 9),
   deltas as (
-    select 'user-day' as grain, ${sql.raw(USER_DAY_OF_EVENT)}, ${EVENT_SUMS} from e group by 2, 3, 4, 5, 6, 7, 8, 9
+    select * from hours
     union all
-    select 'user-month', date_trunc('month', ts, 'UTC'), '', '', '', coalesce("user", ''), '', '', '', ${EVENT_SUMS} from e group by 2, 6
+    select 'day', date_trunc('day', bucket, 'UTC'), team, project, feature, "user", provider, model, api_key_id, ${DELTA_SUMS} from hours group by 2, 3, 4, 5, 6, 7, 8, 9
+    union all
+    select * from user_days
+    union all
+    select 'user-month', date_trunc('month', bucket, 'UTC'), '', '', '', "user", '', '', '', ${DELTA_SUMS} from user_days group by 2, 6
   ),
-  ${upsertUserGrains()}
+  ${upsertGrains()}
   select count(*)::int as batches from claimed`).sql;
 
 /** Folds up to `maxBatches` queued batches; answers how many it folded. */
@@ -92,7 +104,7 @@ export class RollupFolder {
   run(): Promise<void> {
     const previous = this.running ?? Promise.resolve();
     const next = previous.then(() => foldAll(this.database, this.opts.maxBatches)).catch((err: unknown) => {
-      this.opts.logger?.error({ kind: err instanceof Error ? err.name : typeof err }, "folding the user rollups failed; their batches stay queued");
+      this.opts.logger?.error({ kind: err instanceof Error ? err.name : typeof err }, "folding the rollups failed; their batches stay queued");
     });
     this.running = next.finally(() => {
       if (this.running === next) this.running = undefined;

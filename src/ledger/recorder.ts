@@ -8,7 +8,6 @@ import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
 import { type Cell, arrayColumn, arrayLiteral } from "../db/arrays.ts";
 import { sqlState, sqlStateClass } from "../db/sql-state.ts";
-import { ROW_INDEX_NAMES, relationParams, rollupPlan, rollupsOfInserted, rowIndexParams } from "./rollup-delta.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
 export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
@@ -386,15 +385,10 @@ const CONVERTED: Record<string, string> = {
   tags: `case when "tags" = '{}' then '{}'::jsonb else "tags"::jsonb end`,
 };
 const COLUMN_VALUES = sql.raw(EVENT_COLUMNS.map(([name]) => CONVERTED[name] ?? `"${name}"`).join(", "));
-const ROW_INDEX_TYPES = ["int", "int"];
 
-/**
- * The statement's parameters, in its order: each event column as one array literal, the events'
- * hour and day rollup row indices, how many events there are, and those rollup rows (rollup-delta.ts).
- */
+/** The statement's parameters, in its order: each event column as one array literal, then how many events there are. */
 function insertParams(events: readonly PricedEvent[]): (string | number)[] {
-  const plan = rollupPlan(events, 1, false);
-  return [...EVENT_COLUMNS.map(([, , read]) => arrayLiteral(withoutTrailingNulls(events.map(read)))), ...rowIndexParams(plan), events.length, ...relationParams(plan.rows)];
+  return [...EVENT_COLUMNS.map(([, , read]) => arrayLiteral(withoutTrailingNulls(events.map(read)))), events.length];
 }
 
 /**
@@ -410,40 +404,32 @@ function withoutTrailingNulls(values: Cell[]): Cell[] {
 }
 
 /**
- * One statement: insert the new events, skipping known ones, and add exactly the inserted ones to
- * the hour and day rollups, summed here in the process per rollup row (one upsert); the user grains
- * are left to a fold (fold.ts): the events carry a new fold batch, queued in usage_fold_pending in
- * this same statement when any event is new, so what commits is either folded later or already
- * read as unfolded, never lost. Answers the
- * keys inserted, or, when every event was (the usual case), one row of NULLs rather than a row
- * per event for the driver to read. Each column travels as one array parameter, so the text is the
- * same for every batch: it is made once, from the parameters of no events, and each write only
- * makes parameters.
+ * One statement: insert the new events, skipping known ones. No rollup is touched here: the events
+ * carry a new fold batch, queued in usage_rollup_queue in this same statement when any event is
+ * new, and a fold (fold.ts) adds many writes' events to every grain at once; what commits is
+ * either folded later or read as unfolded, never lost. Answers the keys inserted, or, when every
+ * event was (the usual case), one row of NULLs rather than a row per event for the driver to
+ * read. Each column travels as one array parameter, so the text is the same for every batch: it
+ * is made once, from the parameters of no events, and each write only makes parameters.
  */
 function insertStatement(params: readonly (string | number)[]): SQL {
   const columns = EVENT_COLUMNS.length;
-  const typed = (from: number, types: readonly string[]) => types.map((type, i) => arrayColumn(String(params[from + i]), type));
-  const arrays = [...typed(0, EVENT_COLUMNS.map(([, type]) => type)), ...typed(columns, ROW_INDEX_TYPES)];
-  const total = columns + ROW_INDEX_TYPES.length;
+  const arrays = EVENT_COLUMNS.map(([, type], i) => arrayColumn(String(params[i]), type));
   return sql`
-    -- Not materialized: read twice (the insert, and the sums made again when some events were known),
-    -- it was written to a tuplestore and read back for every batch (~5 % of Postgres's CPU for the
-    -- statement); inlined, the insert reads the arrays directly, and the second reading runs only
-    -- when some events were known.
-    with input as not materialized (
-      select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST}, ${ROW_INDEX_NAMES})
+    with input as (
+      select * from unnest(${sql.join(arrays, sql`, `)}) as x(${COLUMN_LIST})
     ),
     fold as (select nextval('usage_fold_batch') as batch),
     ins as (
       insert into usage_events (${COLUMN_LIST}, fold_batch)
       select ${COLUMN_VALUES}, (select batch from fold) from input
-      -- Key order, as for the rollups: batches overlapping in events then wait rather than deadlock.
+      -- Key order: batches overlapping in events then wait for each other rather than deadlock.
       order by source, id
       on conflict (source, id) do nothing
       returning source, id
     ),
-    queued as (insert into usage_fold_pending (batch) select batch from fold where exists (select from ins)),
-    ${rollupsOfInserted(params.slice(total + 1) as string[], Number(params[total]))}
+    queued as (insert into usage_rollup_queue (batch) select batch from fold where exists (select from ins)),
+    took as (select (select count(*) from ins) = ${params[columns]}::int as took_all)
     select source, id from ins where not (select took_all from took)
     union all
     select null, null where (select took_all from took)`;

@@ -27,7 +27,7 @@ export async function deleteExpiredEvents(database: Database, retentionDays: num
       with gone as (
         delete from usage_events where (source, id) in (
           select source, id from usage_events where ts < ${cutoff.toISOString()}::timestamptz
-            and (fold_batch is null or fold_batch <> all(array(select batch from usage_fold_pending)))
+            and (fold_batch is null or fold_batch <> all(array(select batch from usage_rollup_queue)))
           order by ts limit ${batchSize}
         )
         returning 1

@@ -1,6 +1,6 @@
 /**
  * Spend queries. Answers come from the rollups (usage_rollups, usage_user_days, usage_user_months); usage_events is read only for the part of an
- * hour no rollup can answer, and for the events not yet folded into the user grains (fold.ts), so
+ * hour no rollup can answer, and for the events not yet folded into the rollups (fold.ts), so
  * every figure is exact whatever the time zone and whenever folds run.
  */
 import { type SQL, sql } from "drizzle-orm";
@@ -398,35 +398,46 @@ export function pieceFrom(piece: Piece, filters: SpendQuery["filters"]): SQL {
       from ${usageEvents}
       where ${usageEvents.ts} >= ${from}::timestamptz and ${usageEvents.ts} < ${to}::timestamptz
         ${filterSql(filters, "event")}) as ${sql.identifier("usage_events")}`;
-  // The user grains have tables of their own with usage_rollups' columns but the grain; they answer
-  // under the rollups' name, with the events not folded into them yet. A user-month piece is asked
-  // about users only (coverUserMonths).
-  if (piece.source === "user-month" || piece.source === "user-day")
-    return sql`from ${piece.source === "user-month" ? USER_MONTHS : USER_DAYS} as ${sql.identifier("usage_rollups")}
+  // Each grain answers under usage_rollups' name, with the events not folded into it yet; the user
+  // grains have tables of their own with usage_rollups' columns but the grain. A user-month piece
+  // is asked about users only (coverUserMonths).
+  return sql`from ${GRAIN_ROWS[piece.source]} as ${sql.identifier("usage_rollups")}
     where ${usageRollups.bucket} >= ${from}::timestamptz and ${usageRollups.bucket} < ${to}::timestamptz
-      ${filterSql(filters, "rollup")}`;
-  return sql`from ${usageRollups}
-    where ${usageRollups.grain} = ${grainLiteral(piece.source)}
-      and ${usageRollups.bucket} >= ${from}::timestamptz and ${usageRollups.bucket} < ${to}::timestamptz
       ${filterSql(filters, "rollup")}`;
 }
 
 /**
- * Events written but not folded into the user grains yet (fold.ts), one row each, with the sums'
+ * Events written but not folded into the rollups yet (fold.ts), one row each, with the sums'
  * columns; the queue of batches is read in the same statement (one snapshot) as the grain's table,
  * so a batch a fold commits meanwhile is counted once, in one or the other. Found through the
  * fold batch index: a few seconds of writes at most, none once folds have caught up.
  */
-const UNFOLDED = sql.raw(`from usage_events where fold_batch = any(array(select batch from usage_fold_pending))`);
+const UNFOLDED = sql.raw(`from usage_events where fold_batch = any(array(select batch from usage_rollup_queue))`);
 const EVENT_SUM_COLUMNS = sql.raw(`1::bigint, (status <> 'ok')::int::bigint, (not priced)::int::bigint, input_tokens::numeric,
   cached_input_tokens::numeric, cache_write_tokens::numeric, output_tokens::numeric, reasoning_tokens::numeric, cost::numeric`);
-const USER_DAYS = sql`(select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageUserDays}
+/** An unfolded event's attribution as the rollups keep it (absent is ''), user apart. */
+const EVENT_ATTRIBUTION = `coalesce(team, ''), coalesce(project, ''), coalesce(feature, '')`;
+const EVENT_TAIL = `provider, model, coalesce(api_key_id, '')`;
+/**
+ * The hour or day grain's rows (usage_rollups' columns but the grain) and its unfolded events. The
+ * grain is a literal, not a parameter, so even a prepared statement's generic plan counts on the
+ * grain's own rows (an hour row for every day row 24 times over).
+ */
+const withoutUser = (grain: "hour" | "day") => sql`(select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS}
+  from ${usageRollups} where ${usageRollups.grain} = '${sql.raw(grain)}'
   union all
-  select date_trunc('day', ts, 'UTC'), coalesce(team, ''), coalesce(project, ''), coalesce(feature, ''), coalesce("user", ''), provider, model,
-    coalesce(api_key_id, ''), ${EVENT_SUM_COLUMNS} ${UNFOLDED})`;
-const USER_MONTHS = sql`(select bucket, "user", ${SUM_COLUMNS} from ${usageUserMonths}
+  select date_trunc('${sql.raw(grain)}', ts, 'UTC'), ${sql.raw(EVENT_ATTRIBUTION)}, '', ${sql.raw(EVENT_TAIL)}, ${EVENT_SUM_COLUMNS} ${UNFOLDED})`;
+/** Each grain's rows and its unfolded events, with usage_rollups' columns but the grain. */
+const GRAIN_ROWS: Record<RollupGrain, SQL> = {
+  hour: withoutUser("hour"),
+  day: withoutUser("day"),
+  "user-day": sql`(select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageUserDays}
   union all
-  select date_trunc('month', ts, 'UTC'), coalesce("user", ''), ${EVENT_SUM_COLUMNS} ${UNFOLDED})`;
+  select date_trunc('day', ts, 'UTC'), ${sql.raw(EVENT_ATTRIBUTION)}, coalesce("user", ''), ${sql.raw(EVENT_TAIL)}, ${EVENT_SUM_COLUMNS} ${UNFOLDED})`,
+  "user-month": sql`(select bucket, "user", ${SUM_COLUMNS} from ${usageUserMonths}
+  union all
+  select date_trunc('month', ts, 'UTC'), coalesce("user", ''), ${EVENT_SUM_COLUMNS} ${UNFOLDED})`,
+};
 
 /** Keeps the union well-typed when both periods are empty (a period that has not begun). */
 function emptySlice(): SQL {
@@ -448,9 +459,6 @@ function filterSql(filters: SpendQuery["filters"], table: "rollup" | "event"): S
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** A literal, not a parameter, so even a prepared statement's generic plan counts on the grain's own rows (an hour row for every day row 24 times over). */
-const grainLiteral = (grain: RollupGrain) => sql.raw(`'${grain}'`);
 
 // ---- the JSON answer of GET /api/spend and `tollgate spend --json` ----
 

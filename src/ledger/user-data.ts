@@ -8,7 +8,7 @@ import { audit } from "../audit/log.ts";
 import { type Database, rowsOf } from "../db/connection.ts";
 import { picoToDecimalString } from "../pricing/money.ts";
 import { foldAll } from "./fold.ts";
-import { ROLLUP_SOURCE_COLUMNS, type RollupSourceRow, type RollupSource, rollupRows, rollupSourceOf, upsertRollups } from "./rollup-delta.ts";
+import { ROLLUP_SOURCE_COLUMNS, type RollupSourceRow, rollupRows, rollupSourceOf, upsertRollups } from "./rollup-delta.ts";
 
 /** One exported event: the usage webhook's field names, money as exact decimal USD. */
 export interface ExportedEvent {
@@ -168,21 +168,19 @@ export async function eraseUserUsage(database: Database, user: string, actor: st
         );
         if (rows.length === 0) return 0;
         const gone = rows.map(rollupSourceOf);
-        // Events a fold has not taken yet are in no user grain: taken away from the hour and day
-        // grains only. Their queue rows are locked first, so a fold under way is waited for (and
-        // then they are folded) and no fold takes them until this commits (and then they are gone).
+        // Events a fold has not taken yet are in no rollup: nothing to take away for them. Their
+        // queue rows are locked first, so a fold under way is waited for (and then they are
+        // folded) and no fold takes them until this commits (and then they are gone).
         const batches = [...new Set(rows.flatMap((r) => (r.fold_batch === null ? [] : [r.fold_batch])))];
         const queued = new Set(
           batches.length === 0
             ? []
             : rowsOf<{ batch: string }>(
-                await tx.execute(sql`select batch::text from usage_fold_pending where batch in (${sql.join(batches.map((b) => sql`${b}::bigint`), sql`, `)}) order by batch for update`),
+                await tx.execute(sql`select batch::text from usage_rollup_queue where batch in (${sql.join(batches.map((b) => sql`${b}::bigint`), sql`, `)}) order by batch for update`),
               ).map((r) => r.batch),
         );
-        const folded: RollupSource[] = [];
-        const unfolded: RollupSource[] = [];
-        rows.forEach((r, i) => (r.fold_batch !== null && queued.has(r.fold_batch) ? unfolded : folded).push(gone[i]!));
-        for (const upsert of [upsertRollups(rollupRows(folded, -1)), upsertRollups(rollupRows(unfolded, -1, false))]) if (upsert) await tx.execute(upsert);
+        const upsert = upsertRollups(rollupRows(gone.filter((_, i) => rows[i]!.fold_batch === null || !queued.has(rows[i]!.fold_batch!)), -1));
+        if (upsert) await tx.execute(upsert);
         const times = gone.map((e) => e.ts.getTime());
         const first = new Date(Math.min(...times));
         // Rows whose every event is gone. Rollups only ever count real events, so none is zero otherwise.

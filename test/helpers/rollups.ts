@@ -24,7 +24,7 @@ export const ALL_ROLLUPS = sql`(select * from usage_rollups
  */
 export async function assertRollupsMatchEvents(db: Database): Promise<void> {
   await foldAll(db);
-  const [queued] = await db.rows<{ n: number }>(sql`select count(*)::int as n from usage_fold_pending`);
+  const [queued] = await db.rows<{ n: number }>(sql`select count(*)::int as n from usage_rollup_queue`);
   assert.equal(queued!.n, 0, "every queued fold batch is folded");
   const sums = `count(*)::text as requests, (count(*) filter (where status <> 'ok'))::text as errors,
     (count(*) filter (where not priced))::text as unpriced, sum(input_tokens)::text as input_tokens,
