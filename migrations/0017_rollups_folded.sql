@@ -39,6 +39,6 @@ ON CONFLICT ("bucket", "user") DO UPDATE SET
 --> statement-breakpoint
 -- A new name for the queue, whose batches now mean "in no grain yet": a gateway of the build before
 -- (one still running beside an upgraded one) adds its writes to the hour and day grains itself and
--- would queue them here to be added again; under the old name its write fails (and is retried, or
--- kept in its journal) instead of counting twice. Renaming reads nothing.
+-- would queue them here to be added again; under the old name its write fails instead of counting
+-- twice (docs/operations.md, "Upgrading several gateways"). Renaming reads nothing.
 ALTER TABLE "usage_fold_pending" RENAME TO "usage_rollup_queue";

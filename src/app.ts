@@ -115,6 +115,17 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       connectTimeoutMs: config.TOLLGATE_DB_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: config.TOLLGATE_DB_STATEMENT_TIMEOUT_MS,
     }));
+  try {
+    return await assemble(config, logger, database, !given, integrations);
+  } catch (err) {
+    // A start that fails (a newer build's database, a bad prices file) must not leave the pool we
+    // opened holding connections, nor keeping the process alive after its error is printed.
+    if (!given) await database.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function assemble(config: Config, logger: Logger, database: Database, ownsDatabase: boolean, integrations: readonly Integration[]): Promise<Gateway> {
   const applied = await migrate(database);
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const catalog = await loadCatalog({ overrideFile: config.TOLLGATE_PRICES });
@@ -303,7 +314,7 @@ export async function createGateway(config: Config, logger: Logger, given?: Data
       await evaluator.idle();
       await enforcer.close();
       await Promise.all([...routes.values()].map((r) => r.upstream?.dispatcher.close()));
-      if (!given) await database.close();
+      if (ownsDatabase) await database.close();
     },
   };
 }

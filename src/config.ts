@@ -107,8 +107,8 @@ export const ConfigSchema = z.object({
   /** How many usage writes may be under way at once; 1 writes everything queued behind a write in one statement (least Postgres CPU per event). */
   TOLLGATE_BATCH_WRITERS: wholeNumber(1, 16, 4),
   /**
-   * How long after a usage write the user rollups (user-day, user-month) are brought up to date with
-   * it: each user's rows are upserted once per fold rather than once per write. Reads are exact
+   * How long after a usage write the rollups (every grain) are brought up to date with it: each
+   * rollup row is upserted once per fold rather than once per write. Reads are exact
    * either way (they add what is not folded yet); a longer wait means fewer upserts and more events
    * for a read to add.
    */

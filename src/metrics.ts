@@ -20,7 +20,7 @@ export const recorderBatchSize = new Histogram({
 
 export const recorderWriteSeconds = new Histogram({
   name: "tollgate_recorder_write_seconds",
-  help: "Time to write one recorder batch, rollups included",
+  help: "Time to write one recorder batch (its events, and its number queued for the rollups' fold)",
   buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
   registers: [registry],
 });

@@ -6,7 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
+import { sql } from "drizzle-orm";
 import { countingLines, progressLine } from "../src/cli/commands.ts";
+import { openDatabase } from "../src/db/connection.ts";
 import { claimServerFile, readServerFile, removeServerFile, writeServerFile } from "../src/cli/server-file.ts";
 import { BIN_ARGS, type Run, cliEnv, runCli } from "./helpers/cli.ts";
 import { seedDataDir } from "./helpers/template.ts";
@@ -306,6 +308,17 @@ describe("tollgate CLI", { concurrency: true }, () => {
       const r = await run(other, ["serve"], { PORT: port, HOST: "127.0.0.1" });
       assertOneLineError(r, 1, new RegExp(`^tollgate: port ${port} is in use on 127\\.0\\.0\\.1`));
       assert.equal(existsSync(join(other, "server.json")), false);
+    });
+
+    test("serve on a database a newer build migrated says so in one line, exit 2, and exits (no pool left open)", async () => {
+      const newer = dataDir();
+      await seedDataDir(newer);
+      const database = await openDatabase({ dataDir: newer });
+      await database.rows(sql`insert into tollgate_migrations (tag, hash) values ('9999_from_a_newer_build', 'x')`);
+      await database.close();
+      const r = await run(newer, ["serve"], { PORT: "0", HOST: "127.0.0.1" });
+      assertOneLineError(r, 2, /^tollgate: this database was migrated by a newer Tollgate \(9999_from_a_newer_build is not in this build\): run that version or a newer one\n$/);
+      assert.equal(existsSync(join(newer, "server.json")), false);
     });
 
     test("spend --json reads the chat grammar: `by teams` as without --json", async () => {

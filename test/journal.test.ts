@@ -211,6 +211,21 @@ describe("journal files", () => {
     assert.deepEqual(journalFiles(dataDir), []);
   });
 
+  test("events let wait long in the recorder are written at once on close, not when their wait is up", { timeout: HANG_MS }, async () => {
+    const dataDir = tempDir();
+    const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });
+    const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST, recordWaitMs: 60_000 });
+    for (const b of built(eventsFor("patient", 0, 5))) drain.submit(b);
+    await new Promise((resolve) => setImmediate(resolve));
+    await sleep(50);
+    assert.deepEqual(await storedIds(database, "patient"), [], "waiting for company");
+    const closing = performance.now();
+    await drain.close();
+    assert.ok(performance.now() - closing < 10_000, "close did not wait out the minute");
+    assert.equal((await storedIds(database, "patient")).length, 5);
+    assert.deepEqual(journalFiles(dataDir), [], "recorded, so nothing is left to replay");
+  });
+
   test("a segment an append fills is not decided before that event is accounted for: a failed write leaves every event on disk", async () => {
     const dataDir = tempDir();
     const { recorder, dead } = await deadRecorder();
@@ -331,7 +346,7 @@ describe("JournalDrain", () => {
     assert.ok(journalFiles(dataDir).length > 0 && journalFiles(dataDir).every((f) => f.endsWith(".ndjson")), "sealed files left behind");
     const seen: number[] = [];
     const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });
-    const counting = { builder, probe: () => recorder.probe(), record: (batch: readonly LedgerEvent[]) => (seen.push(batch.length), recorder.record(batch)) };
+    const counting = { builder, probe: () => recorder.probe(), flush: () => recorder.flush(), record: (batch: readonly LedgerEvent[]) => (seen.push(batch.length), recorder.record(batch)) };
     const drain = await JournalDrain.open({ recorder: counting, dataDir, logger: silent, ...FAST });
     assert.equal(drain.status().unrecorded_events, 25, "the new drain knows what is journaled before replaying");
     await waitFor("replayed", () => drain.status().unrecorded_events === 0);
@@ -368,6 +383,7 @@ describe("JournalDrain", () => {
     const breaking = {
       builder,
       probe: async () => calls === 0,
+      flush: () => recorder.flush(),
       record: (batch: readonly LedgerEvent[]) =>
         ++calls === 1 ? recorder.record(batch) : Promise.reject(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })),
     };
@@ -423,6 +439,7 @@ describe("JournalDrain", () => {
         const slow = {
           builder,
           probe: () => recorder.probe(),
+          flush: () => recorder.flush(),
           // Slow enough that both drains are replaying at the same time.
           record: async (batch: readonly LedgerEvent[]) => {
             for (const e of batch) seen.set(e.id, (seen.get(e.id) ?? 0) + 1);
@@ -490,6 +507,27 @@ describe("JournalDrain", () => {
     await drain.close();
     const stored = await storedIds(database, "stale");
     assert.deepEqual(stored, events.map((e) => e.id).filter((id) => !liveIds.includes(id)));
+  });
+
+  test("a schema this build does not know (a table gone, as after a newer build's migration) is an outage, not bad events: they wait in the journal", { timeout: HANG_MS }, async () => {
+    const dataDir = tempDir();
+    const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });
+    const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST });
+    const events = eventsFor("schema", 0, 6);
+    await database.rows(sql`alter table usage_rollup_queue rename to usage_rollup_queue_moved`);
+    try {
+      submitAll(drain, events);
+      await waitFor("the ledger counted degraded", () => drain.status().database === "degraded");
+      await sleep(300);
+      assert.equal(existsSync(join(dataDir, "journal-rejected.ndjson")), false, "nothing kept aside as unstorable");
+      assert.equal(drain.status().unrecorded_events, 6);
+    } finally {
+      await database.rows(sql`alter table usage_rollup_queue_moved rename to usage_rollup_queue`);
+    }
+    await waitFor("recorded once the schema is back", async () => (await storedIds(database, "schema")).length === 6);
+    await drain.close();
+    assert.deepEqual(journalFiles(dataDir), []);
+    await assertRollupsMatchEvents(database);
   });
 
   test("events that cannot be stored are kept aside, alone; the others land and the database stays ok", async () => {

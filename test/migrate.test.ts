@@ -131,6 +131,24 @@ describe("migrate()", () => {
     }
   });
 
+  test("a database a newer build migrated stops an older build's start, naming what it does not know", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      const first = { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] };
+      const newer = { tag: "9001_newer", hash: "c".repeat(64), statements: ["create table probe_newer (id int)"] };
+      assert.deepEqual(await migrate(database, [first, newer]), ["9000_first", "9001_newer"]);
+      await assert.rejects(migrate(database, [first]), (err: Error & { kind?: string }) => {
+        assert.equal(err.kind, "migration_ahead");
+        assert.match(err.message, /migrated by a newer Tollgate \(9001_newer is not in this build\): run that version or a newer one/);
+        return true;
+      });
+      assert.deepEqual(await migrate(database, [first, newer]), [], "the newer build itself still starts");
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   test("a migration that fails applies nothing of its run", async () => {
     const fresh = await freshDatabase();
     try {

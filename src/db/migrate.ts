@@ -37,10 +37,17 @@ export class MigrationChangedError extends Error {
   readonly kind = "migration_changed";
 }
 
+/** The database holds migrations this build does not ship: a newer build migrated it. */
+export class MigrationAheadError extends Error {
+  readonly kind = "migration_ahead";
+}
+
 /**
  * Applies what has not been applied yet, all in one transaction under an advisory lock, so two
  * processes starting together neither race nor half-apply. A file changed after it was applied
- * stops everything: its change would never reach this database.
+ * stops everything: its change would never reach this database. So does a database a newer build
+ * migrated: this one would write it in a way the newer schema no longer reads (0017 moved the
+ * rollups to folds; an older gateway's writes would be lost to them), so it does not start.
  */
 export async function migrate(database: Database, migrations = pendingMigrationFiles()): Promise<string[]> {
   return database.db.transaction(async (tx) => {
@@ -51,6 +58,11 @@ export async function migrate(database: Database, migrations = pendingMigrationF
     await tx.execute(sql`create table if not exists tollgate_migrations (
       tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
     const done = new Map(rowsOf<{ tag: string; hash: string }>(await tx.execute(sql`select tag, hash from tollgate_migrations`)).map((r) => [r.tag, r.hash]));
+    // Tags sort in order (a zero-padded number first): one past this build's last is a newer build's.
+    const last = migrations.at(-1)?.tag ?? "";
+    const ahead = [...done.keys()].filter((tag) => tag > last).sort();
+    if (ahead.length > 0)
+      throw new MigrationAheadError(`this database was migrated by a newer Tollgate (${ahead.join(", ")} is not in this build): run that version or a newer one`);
     const applied: string[] = [];
     for (const m of migrations) {
       const hash = done.get(m.tag);

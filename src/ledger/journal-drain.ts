@@ -76,7 +76,7 @@ export const DEFAULT_DRAIN_TUNING: DrainTuning = {
 
 export interface JournalDrainOptions extends Partial<DrainTuning> {
   /** Writes the events (with its own write timeout); its builder restores journaled ones; its probe tells a hung database. */
-  recorder: Pick<Recorder, "record" | "builder" | "probe">;
+  recorder: Pick<Recorder, "record" | "flush" | "builder" | "probe">;
   /** TOLLGATE_DATA_DIR: the journal lives in <dataDir>/journal, events that can never be stored in <dataDir>/journal-rejected.ndjson. */
   dataDir: string;
   logger: Logger;
@@ -251,6 +251,8 @@ export class JournalDrain implements UsageSink {
   private async shutdown(): Promise<void> {
     clearTimeout(this.timer);
     this.write();
+    // What waits in the recorder for company (up to recordWaitMs) is written now, not when its wait is up.
+    void this.opts.recorder.flush().catch(() => {});
     await this.pass;
     // Each answer comes within the recorder's write timeout; what is not committed by then is replayed.
     await Promise.all([...this.inFlight]);
@@ -336,9 +338,14 @@ export class JournalDrain implements UsageSink {
     );
   }
 
-  /** The database itself answered with an error, and still answers: the events, not the link, are the problem. */
+  /**
+   * The database itself answered with an error about the data, and still answers: the events, not
+   * the link, are the problem. Class 42 (a missing table or column) is about the schema, never the
+   * events: a database migrated by a newer build, whose events wait in the journal for one.
+   */
   private async refusedWhileUp(err: Error): Promise<boolean> {
-    return sqlState(err) !== undefined && (await this.opts.recorder.probe());
+    const code = sqlState(err);
+    return code !== undefined && !code.startsWith("42") && (await this.opts.recorder.probe());
   }
 
   private outage(err: Error): Outcome {

@@ -15,7 +15,7 @@ export interface RetentionRun {
  * undefined keeps them forever) in statements of `batchSize`, oldest first, each committing on
  * its own so no long lock holds back the recorder. Rollups stay as they are: spend reports keep
  * every period; only the parts of an hour that rollups cannot answer (a half-hour time zone's edge)
- * lose what was deleted. Events not yet folded into the user grains (fold.ts) wait for their fold.
+ * lose what was deleted. Events not yet folded into the rollups (fold.ts) wait for their fold.
  */
 export async function deleteExpiredEvents(database: Database, retentionDays: number | undefined, now: Date, batchSize = 5000): Promise<RetentionRun | undefined> {
   if (retentionDays === undefined) return undefined;
