@@ -7,6 +7,7 @@ import { openDatabase } from "../src/db/connection.ts";
 import { type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build-event.ts";
 import { UsageEvent } from "../src/ledger/event.ts";
 import { foldAll, foldOnce } from "../src/ledger/fold.ts";
+import { registry } from "../src/metrics.ts";
 import { resolvePeriod } from "../src/ledger/period.ts";
 import { Recorder } from "../src/ledger/recorder.ts";
 import { type SpendQuery, querySpend } from "../src/ledger/spend.ts";
@@ -106,10 +107,13 @@ describe("rollup folds", () => {
     const byTeam = (await querySpend(database, QUERIES[3]!)).groups.map((g) => [g.key, g.cost.toString()]);
     assert.deepEqual(Object.fromEntries(byTeam), await plainCostByUser(database, "team"));
 
-    assert.equal(await foldOnce(database, 3), 3);
+    const before = await queued(database);
+    assert.deepEqual(await foldOnce(database, 3), { batches: 3, left: before - 3 });
     assert.deepEqual(await answers(database), unfolded, "a part folded");
     await foldAll(database, 4);
     assert.equal(await queued(database), 0);
+    const gauge = await registry.getSingleMetric("tollgate_rollup_queue_batches")!.get();
+    assert.equal(gauge.values[0]!.value, 0, "what a fold left queued is exported");
     assert.deepEqual(await answers(database), unfolded, "all folded");
     await assertRollupsMatchEvents(database);
   });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 let t: TestGateway;
 let key: string;
@@ -65,6 +66,20 @@ describe("health", () => {
 });
 
 describe("/metrics", () => {
+  test("folds of the rollups are counted, and what they left queued is shown", async () => {
+    const folded = await metric("tollgate_rollup_folds_total", '{outcome="ok"}');
+    const id = `fold-metric-${Math.random().toString(36).slice(2)}`;
+    const res = await fetch(`${t.base}/v1/usage`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify([{ id, provider: "openai", model: "gpt-4o", input_tokens: 100, output_tokens: 10 }]),
+    });
+    assert.equal(res.status, 200);
+    // The write schedules a fold TOLLGATE_ROLLUP_FOLD_MS (1 s) later.
+    await waitFor("a fold after the write", async () => (await metric("tollgate_rollup_folds_total", '{outcome="ok"}')) > folded);
+    assert.equal(await metric("tollgate_rollup_queue_batches"), 0);
+  });
+
   test("counts accepted, duplicate and rejected usage events", async () => {
     const counter = "tollgate_usage_events_total";
     const before = {

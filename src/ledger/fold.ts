@@ -14,7 +14,9 @@
 import { sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Database } from "../db/connection.ts";
+import { Counter, Gauge } from "prom-client";
 import type { Logger } from "../logger.ts";
+import { registry } from "../metrics.ts";
 import { EVENT_SUMS, SUMS, upsertGrains } from "./rollup-delta.ts";
 
 /** An event's key columns at a grain whose buckets are `unit`s, with (`"user"`) or without (`''`) the user; absent attribution ''. */
@@ -56,17 +58,35 @@ const FOLD = new PgDialect().sqlToQuery(sql`
     select 'user-month', date_trunc('month', bucket, 'UTC'), '', '', '', "user", '', '', '', ${DELTA_SUMS} from user_days group by 2, 6
   ),
   ${upsertGrains()}
-  select count(*)::int as batches from claimed`).sql;
+  -- The queue as the statement began (its own deletes are not seen), less what it took: what is left.
+  select (select count(*) from claimed)::int as batches,
+    ((select count(*) from usage_rollup_queue) - (select count(*) from claimed))::int as "left"`).sql;
 
-/** Folds up to `maxBatches` queued batches; answers how many it folded. */
-export async function foldOnce(database: Pick<Database, "prepared">, maxBatches: number): Promise<number> {
-  const [row] = await database.prepared<{ batches: number }>(FOLD, [maxBatches]);
-  return Number(row?.batches ?? 0);
+const foldsTotal = new Counter({
+  name: "tollgate_rollup_folds_total",
+  help: "Folds of queued usage writes into the rollups, by outcome (a failed one leaves its batches queued)",
+  labelNames: ["outcome"] as const,
+  registers: [registry],
+});
+const queuedBatches = new Gauge({
+  name: "tollgate_rollup_queue_batches",
+  help: "Usage writes still queued for the rollups after this process's last fold: every read adds their events up itself until they are folded",
+  registers: [registry],
+});
+
+/** Folds up to `maxBatches` queued batches; answers how many it folded and how many it left queued. */
+export async function foldOnce(database: Pick<Database, "prepared">, maxBatches: number): Promise<{ batches: number; left: number }> {
+  const [row] = await database.prepared<{ batches: number; left: number }>(FOLD, [maxBatches]);
+  return { batches: Number(row?.batches ?? 0), left: Number(row?.left ?? 0) };
 }
 
 /** Folds until nothing is queued (or only batches another fold holds). */
 export async function foldAll(database: Pick<Database, "prepared">, maxBatches = 500): Promise<void> {
-  while ((await foldOnce(database, maxBatches)) === maxBatches);
+  for (;;) {
+    const { batches, left } = await foldOnce(database, maxBatches);
+    queuedBatches.set(left);
+    if (batches < maxBatches) return;
+  }
 }
 
 export interface FolderOptions {
@@ -103,9 +123,13 @@ export class RollupFolder {
   /** Folds everything queued now, after any fold under way. */
   run(): Promise<void> {
     const previous = this.running ?? Promise.resolve();
-    const next = previous.then(() => foldAll(this.database, this.opts.maxBatches)).catch((err: unknown) => {
-      this.opts.logger?.error({ kind: err instanceof Error ? err.name : typeof err }, "folding the rollups failed; their batches stay queued");
-    });
+    const next = previous.then(() => foldAll(this.database, this.opts.maxBatches)).then(
+      () => void foldsTotal.inc({ outcome: "ok" }),
+      (err: unknown) => {
+        foldsTotal.inc({ outcome: "failed" });
+        this.opts.logger?.error({ kind: err instanceof Error ? err.name : typeof err }, "folding the rollups failed; their batches stay queued");
+      },
+    );
     this.running = next.finally(() => {
       if (this.running === next) this.running = undefined;
     });
