@@ -58,9 +58,8 @@ const FOLD = new PgDialect().sqlToQuery(sql`
     select 'user-month', date_trunc('month', bucket, 'UTC'), '', '', '', "user", '', '', '', ${DELTA_SUMS} from user_days group by 2, 6
   ),
   ${upsertGrains()}
-  -- The queue as the statement began (its own deletes are not seen), less what it took: what is left.
-  select (select count(*) from claimed)::int as batches,
-    ((select count(*) from usage_rollup_queue) - (select count(*) from claimed))::int as "left"`).sql;
+  -- The queue as the statement began: its own deletes are not seen here.
+  select (select count(*) from claimed)::int as batches, (select count(*) from usage_rollup_queue)::int as queued`).sql;
 
 const foldsTotal = new Counter({
   name: "tollgate_rollup_folds_total",
@@ -76,8 +75,9 @@ const queuedBatches = new Gauge({
 
 /** Folds up to `maxBatches` queued batches; answers how many it folded and how many it left queued. */
 export async function foldOnce(database: Pick<Database, "prepared">, maxBatches: number): Promise<{ batches: number; left: number }> {
-  const [row] = await database.prepared<{ batches: number; left: number }>(FOLD, [maxBatches]);
-  return { batches: Number(row?.batches ?? 0), left: Number(row?.left ?? 0) };
+  const [row] = await database.prepared<{ batches: number; queued: number }>(FOLD, [maxBatches]);
+  const batches = Number(row?.batches ?? 0);
+  return { batches, left: Number(row?.queued ?? 0) - batches };
 }
 
 /** Folds until nothing is queued (or only batches another fold holds). */
