@@ -1,5 +1,5 @@
 import { PerformanceObserver } from "node:perf_hooks";
-import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
+import { getHeapSpaceStatistics, type HeapSpaceInfo, setFlagsFromString } from "node:v8";
 
 /*
  * V8's young generation starts at 1 MB semi-spaces and doubles whenever many objects survive a
@@ -15,8 +15,9 @@ import { getHeapSpaceStatistics, setFlagsFromString } from "node:v8";
  *
  * Under load V8 would then grow it to 16 MB semi-spaces (32 MB resident, kept while the load lasts);
  * `serve` stops the growth at SERVING_SEMI_SPACE_MB instead, which is what `--max-semi-space-size=8`
- * does but without filling it at start-up. The same factor does it: after each collection, 1 once
- * the young generation has reached the cap, V8's 2 below it (V8 also shrinks it when the load stops).
+ * does but without filling it at start-up. The same factor does it: after each collection, V8's 2
+ * while one more doubling stays within the cap, 1 from there on (V8 also shrinks it when the load
+ * stops).
  * The factor is set between turns of the event loop, so one synchronous task that allocates more
  * than a semi-space (collections back to back) can take the young generation one growth step past
  * the cap before it is read back. Measured with `npm run bench:memory`
@@ -46,17 +47,43 @@ export function keepYoungGenerationSmall(): void {
   keptSmall = true;
 }
 
-/** Both semi-spaces, bytes: what V8 reports as the new space's size. */
-const youngGenerationBytes = (): number => getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? 0;
+/** What V8 reports of the young generation: committed bytes, and what the active semi-space holds and has free. */
+export type NewSpaceStatistics = Pick<HeapSpaceInfo, "space_size" | "space_used_size" | "space_available_size">;
+
+const newSpaceStatistics = (): NewSpaceStatistics | undefined => getHeapSpaceStatistics().find((s) => s.space_name === "new_space");
 
 /**
- * From now on and after each collection: V8's growth factor below `capMb` semi-spaces, none from
- * there on. Returns what stops it: a `gc` observer keeps node's event loop alive.
+ * One semi-space's capacity, bytes. V8 reports the young generation's committed memory: both
+ * semi-spaces, or only the active one after a mark-compact that found the allocation rate low and
+ * uncommitted the idle one (the next scavenge commits it again, at the same capacity). Read as both,
+ * that halved figure once let the growth factor back to 2 just before a scavenge doubled a young
+ * generation already at the cap. The active semi-space's used and free bytes (its capacity less the
+ * unused end of the current allocation buffer) tell which of the two the committed figure is.
+ */
+export function semiSpaceBytes(stats: NewSpaceStatistics): number {
+  const active = stats.space_used_size + stats.space_available_size;
+  return stats.space_size >= 1.5 * active ? stats.space_size / 2 : stats.space_size;
+}
+
+/**
+ * V8's growth factor for the young generation's next resize: its own (doubling) while one doubling
+ * stays within `capMb` semi-spaces, none from there on. Shrinks V8 makes on its own can leave a
+ * capacity that is not a power of two; doubling never takes such a one past the cap either.
+ */
+export function growthFactor(semiBytes: number, capMb: number): number {
+  return V8_GROWTH_FACTOR * semiBytes <= capMb * 2 ** 20 ? V8_GROWTH_FACTOR : 1;
+}
+
+/**
+ * From now on and after each collection: V8's growth factor while a doubling stays within `capMb`
+ * semi-spaces, none from there on. Returns what stops it: a `gc` observer keeps node's event loop alive.
  */
 function capYoungGeneration(capMb: number): () => void {
   let factor: number | undefined;
   const adjust = () => {
-    const wanted = youngGenerationBytes() >= 2 * capMb * 2 ** 20 ? 1 : V8_GROWTH_FACTOR;
+    const stats = newSpaceStatistics();
+    if (!stats) return;
+    const wanted = growthFactor(semiSpaceBytes(stats), capMb);
     if (wanted === factor) return;
     factor = wanted;
     setFlagsFromString(`--semi-space-growth-factor=${factor}`);

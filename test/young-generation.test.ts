@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { keepsYoungGenerationSmall } from "../src/young-generation.ts";
+import { growthFactor, keepsYoungGenerationSmall, semiSpaceBytes } from "../src/young-generation.ts";
 
 const MODULE = fileURLToPath(new URL("../src/young-generation.ts", import.meta.url));
 
@@ -61,6 +61,27 @@ describe("the young generation", () => {
     // Both semi-spaces: 4 MB each at the cap, against V8's 16 (32 MB) uncapped.
     assert.ok(largest <= 8, `new space reached ${largest} MB with a cap of 4 MB semi-spaces`);
     assert.ok(largest > 4, `new space ${largest} MB: it grew from its start-up size`);
+  });
+
+  it("reads one semi-space's capacity whether V8 has both semi-spaces committed or only the active one", () => {
+    const MB = 2 ** 20;
+    // Figures node 20 reported for 4 MB semi-spaces: both committed, then after a mark-compact that
+    // uncommitted the idle one (what once let a 4 MB cap double to 8 MB).
+    const active = { space_used_size: 1.95 * MB, space_available_size: 1.98 * MB };
+    assert.equal(semiSpaceBytes({ space_size: 8 * MB, ...active }), 4 * MB);
+    assert.equal(semiSpaceBytes({ space_size: 4 * MB, ...active }), 4 * MB);
+    // V8's shrink to 1 MB semi-spaces after an idle period, before and after the next scavenge.
+    assert.equal(semiSpaceBytes({ space_size: 1 * MB, space_used_size: 0, space_available_size: 0.98 * MB }), 1 * MB);
+    assert.equal(semiSpaceBytes({ space_size: 2 * MB, space_used_size: 0, space_available_size: 0.98 * MB }), 1 * MB);
+  });
+
+  it("doubles while a doubling stays within the cap, and not from there on", () => {
+    const MB = 2 ** 20;
+    assert.equal(growthFactor(2 * MB, 8), 2);
+    assert.equal(growthFactor(4 * MB, 8), 2);
+    assert.equal(growthFactor(8 * MB, 8), 1);
+    // A capacity V8's own shrink left (1.5 MB doubled twice): 6 MB would double past 8.
+    assert.equal(growthFactor(6 * MB, 8), 1);
   });
 
   it("grows as node's own options say when the operator gives them", () => {
