@@ -401,9 +401,8 @@ export function pieceFrom(piece: Piece, filters: SpendQuery["filters"]): SQL {
   // Each grain answers under usage_rollups' name, with the events not folded into it yet; the user
   // grains have tables of their own with usage_rollups' columns but the grain. A user-month piece
   // is asked about users only (coverUserMonths).
-  return sql`from ${GRAIN_ROWS[piece.source]} as ${sql.identifier("usage_rollups")}
-    where ${usageRollups.bucket} >= ${from}::timestamptz and ${usageRollups.bucket} < ${to}::timestamptz
-      ${filterSql(filters, "rollup")}`;
+  return sql`from ${grainRows(piece.source, from, to)} as ${sql.identifier("usage_rollups")}
+    where true ${filterSql(filters, "rollup")}`;
 }
 
 /**
@@ -419,25 +418,41 @@ const EVENT_SUM_COLUMNS = sql.raw(`1::bigint, (status <> 'ok')::int::bigint, (no
 const EVENT_ATTRIBUTION = `coalesce(team, ''), coalesce(project, ''), coalesce(feature, '')`;
 const EVENT_TAIL = `provider, model, coalesce(api_key_id, '')`;
 /**
- * The hour or day grain's rows (usage_rollups' columns but the grain) and its unfolded events. The
- * grain is a literal, not a parameter, so even a prepared statement's generic plan counts on the
- * grain's own rows (an hour row for every day row 24 times over).
+ * The hour or day grain's rows and what it keeps of an unfolded event. The grain is a literal, not
+ * a parameter, so even a prepared statement's generic plan counts on the grain's own rows (an hour
+ * row for every day row 24 times over).
  */
-const withoutUser = (grain: "hour" | "day") => sql`(select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS}
-  from ${usageRollups} where ${usageRollups.grain} = '${sql.raw(grain)}'
-  union all
-  select date_trunc('${sql.raw(grain)}', ts, 'UTC'), ${sql.raw(EVENT_ATTRIBUTION)}, '', ${sql.raw(EVENT_TAIL)}, ${EVENT_SUM_COLUMNS} ${UNFOLDED})`;
-/** Each grain's rows and its unfolded events, with usage_rollups' columns but the grain. */
-const GRAIN_ROWS: Record<RollupGrain, SQL> = {
+const withoutUser = (grain: "hour" | "day") => ({
+  rows: sql`select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageRollups} where ${usageRollups.grain} = '${sql.raw(grain)}'`,
+  unfolded: sql.raw(`select date_trunc('${grain}', ts, 'UTC'), ${EVENT_ATTRIBUTION}, '', ${EVENT_TAIL}`),
+});
+/** Each grain's rows (usage_rollups' columns but the grain, up to a WHERE to add to) and what it keeps of an unfolded event. */
+const GRAINS_READ: Record<RollupGrain, { rows: SQL; unfolded: SQL }> = {
   hour: withoutUser("hour"),
   day: withoutUser("day"),
-  "user-day": sql`(select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageUserDays}
-  union all
-  select date_trunc('day', ts, 'UTC'), ${sql.raw(EVENT_ATTRIBUTION)}, coalesce("user", ''), ${sql.raw(EVENT_TAIL)}, ${EVENT_SUM_COLUMNS} ${UNFOLDED})`,
-  "user-month": sql`(select bucket, "user", ${SUM_COLUMNS} from ${usageUserMonths}
-  union all
-  select date_trunc('month', ts, 'UTC'), coalesce("user", ''), ${EVENT_SUM_COLUMNS} ${UNFOLDED})`,
+  "user-day": {
+    rows: sql`select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageUserDays} where true`,
+    unfolded: sql.raw(`select date_trunc('day', ts, 'UTC'), ${EVENT_ATTRIBUTION}, coalesce("user", ''), ${EVENT_TAIL}`),
+  },
+  "user-month": {
+    rows: sql`select bucket, "user", ${SUM_COLUMNS} from ${usageUserMonths} where true`,
+    unfolded: sql.raw(`select date_trunc('month', ts, 'UTC'), coalesce("user", '')`),
+  },
 };
+
+/**
+ * A grain's rows in [from, to) and its unfolded events of that time, with usage_rollups' columns
+ * but the grain. A piece's bounds are the grain's own bucket edges (UTC), so an event's bucket is in
+ * range exactly when its time is: the events are picked by time, which the time index can narrow
+ * and which costs a comparison, not date_trunc in a named zone twice per unfolded event (~0.5 µs
+ * a call: with 50,000 unfolded, a month by user spent ~45 ms a piece on it).
+ */
+function grainRows(grain: RollupGrain, from: string, to: string): SQL {
+  const { rows, unfolded } = GRAINS_READ[grain];
+  return sql`(${rows} and bucket >= ${from}::timestamptz and bucket < ${to}::timestamptz
+  union all
+  ${unfolded}, ${EVENT_SUM_COLUMNS} ${UNFOLDED} and ts >= ${from}::timestamptz and ts < ${to}::timestamptz)`;
+}
 
 /** Keeps the union well-typed when both periods are empty (a period that has not begun). */
 function emptySlice(): SQL {
