@@ -148,7 +148,7 @@ async function idle(stack: Stack, ms: number): Promise<Worked> {
   const t0 = Date.now();
   await sleep(ms);
   const rss = residentParts(stack.serverOf.tollgate!).rss;
-  return { usage: { rssPeakMb: rss, rssPeakEachMb: [rss], rssMeanMb: rss, serverCpu: 0, seconds: (Date.now() - t0) / 1000, serverCpuSeconds: 0, benchCpu: 0, postgresCpu: 0, foreignCpu: 0 }, calls: 0, errors: 0 };
+  return { usage: { rssPeakMb: rss, rssPeakEachMb: [rss], rssMeanMb: rss, serverCpu: 0, seconds: (Date.now() - t0) / 1000, serverCpuSeconds: 0, serverWaitSeconds: 0, benchCpu: 0, postgresCpu: 0, foreignCpu: 0 }, calls: 0, errors: 0 };
 }
 
 async function runVariant(variant: MemoryVariant, round: number, options: MemoryOptions): Promise<MemoryRun> {

@@ -20,6 +20,12 @@ export interface Usage {
   seconds: number;
   /** The server's CPU time over the stretch, in seconds (user + system). */
   serverCpuSeconds: number;
+  /**
+   * Time the server's main threads (each process's event loop) were ready to run but waited for a
+   * CPU, in seconds: on a machine whose cores the load generator, the mock and Postgres share, what
+   * a busier gateway meets more of, and what stretches the calls it is handling meanwhile.
+   */
+  serverWaitSeconds: number;
   /** The rest of the bench's processes: the load generator, and the mock when it is not the server measured. */
   benchCpu: number;
   /** Postgres serving the gateway's database: the ledger's writes. */
@@ -76,6 +82,15 @@ function processTicks(pid: number): number {
   }
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Nanoseconds the process's main thread has waited on a run queue (its schedstat's second field); 0 once it is gone. */
+function mainThreadWaitNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]);
+  } catch {
+    return 0;
+  }
 }
 
 function title(pid: string): string {
@@ -139,7 +154,9 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
   const timer = setInterval(() => samples.push(sample()), SAMPLE_MS);
   const ticksOf = (list: number[]) => list.reduce((sum, pid) => sum + processTicks(pid), 0);
   const benchTicks = () => ticksOf(pids.bench);
+  const waitOf = (list: number[]) => list.reduce((sum, pid) => sum + mainThreadWaitNs(pid), 0);
   const server0 = ticksOf(tree);
+  const wait0 = waitOf(tree);
   const bench0 = benchTicks();
   const postgres0 = postgresTicks(pids.database);
   const machine0 = machineBusyTicks();
@@ -148,6 +165,7 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
     const result = await work();
     const seconds = (performance.now() - t0) / 1000;
     const server = ticksOf(tree) - server0;
+    const wait = waitOf(tree) - wait0;
     const bench = benchTicks() - bench0;
     const postgres = postgresTicksSince(pids.database, postgres0);
     const machine = machineBusyTicks() - machine0;
@@ -163,6 +181,7 @@ export async function watch<T>(pids: Watched, work: () => Promise<T>): Promise<{
         seconds,
         serverCpu: percent(server, seconds),
         serverCpuSeconds: server / TICKS_PER_SECOND,
+        serverWaitSeconds: wait / 1e9,
         benchCpu: percent(bench, seconds),
         postgresCpu: percent(postgres, seconds),
         foreignCpu: Math.max(0, percent(machine - server - bench - postgres, seconds)),

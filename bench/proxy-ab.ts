@@ -155,7 +155,7 @@ export function abTable(r: Awaited<ReturnType<typeof benchProxyAb>>): string {
   const lines = [
     `load average ${r.loadBefore.map((v) => v.toFixed(2)).join(" ")} → ${r.loadAfter.map((v) => v.toFixed(2)).join(" ")}; builds: ${Object.entries(r.sources).map(([l, s]) => `${l}=${s}`).join(", ")}`,
     "",
-    "| build | kind | rate | round | added p50 ms | added p99 ms | added TTFB p99 ms | closed req/s | gateway µs/call | Postgres µs/call | xact/call | foreign CPU % | quiet |",
+    "| build | kind | rate | round | added p50 ms | added p99 ms | added TTFB p99 ms | closed req/s | gateway µs/call | gateway waiting for a CPU, µs/call | Postgres µs/call | xact/call | foreign CPU % | quiet |",
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const p of r.phases) lines.push(row(p, r.direct));
@@ -169,7 +169,7 @@ function row(p: AbPhase, direct: AbPhase[]): string {
   const d = direct.find((x) => x.kind === p.kind && x.rate === p.rate && x.round === p.round);
   // CPU per call from the CPU seconds used over the phase (serverCpuSeconds is the gateway's own).
   const perCall = (cpu: number) => ((cpu / 100) * p.usage.seconds * 1e6) / p.calls;
-  return `| ${p.label} | ${p.kind} | ${p.rate || "–"} | ${p.round} | ${d ? f(p.p50 - d.p50) : "–"} | ${d ? f(p.p99 - d.p99) : "–"} | ${d && p.ttfbP99 !== undefined ? f(p.ttfbP99 - d.ttfbP99!) : "–"} | ${p.perSecond ? Math.round(p.perSecond) : "–"} | ${Math.round((p.usage.serverCpuSeconds * 1e6) / p.calls)} | ${Math.round(perCall(p.usage.postgresCpu))} | ${f(p.xactPerCall, 3)} | ${p.usage.foreignCpu} | ${p.startedQuiet ? "yes" : "no"} |`;
+  return `| ${p.label} | ${p.kind} | ${p.rate || "–"} | ${p.round} | ${d ? f(p.p50 - d.p50) : "–"} | ${d ? f(p.p99 - d.p99) : "–"} | ${d && p.ttfbP99 !== undefined ? f(p.ttfbP99 - d.ttfbP99!) : "–"} | ${p.perSecond ? Math.round(p.perSecond) : "–"} | ${Math.round((p.usage.serverCpuSeconds * 1e6) / p.calls)} | ${Math.round((p.usage.serverWaitSeconds * 1e6) / p.calls)} | ${Math.round(perCall(p.usage.postgresCpu))} | ${f(p.xactPerCall, 3)} | ${p.usage.foreignCpu} | ${p.startedQuiet ? "yes" : "no"} |`;
 }
 
 export function abOptionsFromEnv(env = process.env): AbOptions {

@@ -20,6 +20,8 @@ const addedThree = (p: Summary, d: Summary) => `**${added(p.p50 - d.p50)}** / ${
 /** Server CPU time per answered call, in µs. */
 const cpuPerCall = (m: { usage: Measured["usage"]; result: { completed: number } } | undefined) =>
   m && m.result.completed > 0 ? Math.round((m.usage.serverCpuSeconds / m.result.completed) * 1e6) : NaN;
+/** Time the server's event loop waited for a CPU per answered call, in µs. */
+const waitPerCall = (m: Measured | undefined) => (m && m.result.completed > 0 ? Math.round((m.usage.serverWaitSeconds / m.result.completed) * 1e6) : NaN);
 const postgresPerCall = (m: Measured | undefined) => (m && m.result.completed > 0 ? Math.round(((m.usage.postgresCpu / 100) * m.usage.seconds * 1e6) / m.result.completed) : NaN);
 const us = (v: number) => (Number.isNaN(v) ? "–" : `${int(v)}`);
 /** Other work's CPU, marked when the phase started on a busy machine. */
@@ -85,6 +87,7 @@ function floorRow(row: RateRow): string {
     `**${added(t.p50 - f.p50)}** / ${added(t.p99 - f.p99)}`,
     `${us(cpu.floor)} / ${us(cpu.tollgate)}`,
     times(cpu.tollgate / cpu.floor),
+    `${us(waitPerCall(row.runs.floor))} / ${us(waitPerCall(row.runs.tollgate))}`,
     each(row, ["floor", "tollgate"], (m) => int(m.result.errors)),
     each(row, ["floor", "tollgate"], (m) => other(m)),
   ].join(" | ");
@@ -162,9 +165,10 @@ byte, TTFB send to first body chunk, in ms; "added" is the target's percentile m
 same rate; "Tollgate ÷ Portkey" divides Tollgate's added latency by Portkey's. Closed loop: ${o.closedConnections}
 connections each sending again as soon as answered, ${o.closedSeconds} s per target. CPU per call is the
 server's CPU time (the mock's for direct, the floor's, Tollgate's, Portkey's) over its answered calls, in µs; Postgres
-per call is the ledger's writes. Each phase waited up to ${QUIET_WAIT_MS / 1000} s for a second with the machine under
+per call is the ledger's writes; "event loop waiting for a CPU" is the time the server's main thread was ready to run
+but not running (Linux's schedstat), over its answered calls: every call in flight meanwhile waits with it. Each phase waited up to ${QUIET_WAIT_MS / 1000} s for a second with the machine under
 ${QUIET_CPU} % (100 % = one core; † marks one that started without it); "other work" is CPU used beside the
-bench by unrelated processes (eight engineers share this 2-core machine). Portkey 1.15.2 answers
+bench by unrelated processes (the 2-core machine is shared). Portkey 1.15.2 answers
 streamed calls with 500 as installed, so streams compare Tollgate with direct only.
 
 | bar | target | measured | met |
@@ -187,8 +191,8 @@ ${streamed.map((row) => `| ${streamRow(row)} |`).join("\n")}
 
 ### Tollgate over the floor (ms: floor p50 / p90 / p99; added over direct p50 / p99)
 
-| kind | req/s | floor | floor added | Tollgate added | Tollgate over the floor, p50 / p99 | CPU per call, µs: floor / Tollgate | Tollgate ÷ floor, CPU | errors F / T | other work CPU F / T |
-|---|---:|---|---|---|---|---|---:|---|---|
+| kind | req/s | floor | floor added | Tollgate added | Tollgate over the floor, p50 / p99 | CPU per call, µs: floor / Tollgate | Tollgate ÷ floor, CPU | event loop waiting for a CPU, µs per call: floor / Tollgate | errors F / T | other work CPU F / T |
+|---|---:|---|---|---|---|---|---:|---|---|---|
 ${r.rows.map((row) => `| ${floorRow(row)} |`).join("\n")}
 
 ### Closed loop, non-streamed, ${o.closedConnections} connections
