@@ -105,7 +105,10 @@ describe("retry timing", () => {
 describe("webhook delivery", () => {
   test("a receiver refusing connections, then failing with 500 and 429, gets every alert once; the first failing holds none back", async () => {
     const receiver = await WebhookReceiver.reserve();
-    const gw = await start({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: Array(99).fill("20ms").join(","), TOLLGATE_URL: "https://tollgate.example.com" });
+    // A channel's lowest due row is its next try: a retry due sooner than the worker gets round the
+    // five rows would be taken again before the later rows' first tries (on a loaded machine, 20 ms
+    // waits kept the first row going until it died and the test waited 300 s for the others).
+    const gw = await start({ TOLLGATE_OUTBOX_RETRY_SCHEDULE: Array(99).fill("1s").join(","), TOLLGATE_URL: "https://tollgate.example.com" });
     try {
       const channel = await createChannel(gw, receiver.url);
       receiver.secret = channel.secret;
