@@ -17,11 +17,8 @@ import type { Database } from "../db/connection.ts";
 import { Counter, Gauge } from "prom-client";
 import type { Logger } from "../logger.ts";
 import { registry } from "../metrics.ts";
-import { EVENT_SUMS, SUMS, upsertGrains } from "./rollup-delta.ts";
-
-/** An event's key columns at a grain whose buckets are `unit`s, with (`"user"`) or without (`''`) the user; absent attribution ''. */
-const keyOfEvent = (unit: "hour" | "day", user: string) => `date_trunc('${unit}', ts, 'UTC') as bucket, coalesce(team, '') as team,
-  coalesce(project, '') as project, coalesce(feature, '') as feature, ${user} as "user", provider, model, coalesce(api_key_id, '') as api_key_id`;
+import { EVENT_SUMS, keyOfEvent } from "./event-sums.ts";
+import { SUMS, upsertGrains } from "./rollup-delta.ts";
 
 /** The sums of rows that are already sums (SUMS of rollup-delta.ts), in its order. */
 const DELTA_SUMS = sql.raw(SUMS.map((f) => `sum(${f}) as ${f}`).join(", "));

@@ -132,11 +132,6 @@ function addTo(row: RollupRow, e: RollupSource, sign: 1 | -1, cost: bigint): voi
 
 const KEY = `grain, bucket, team, project, feature, "user", provider, model, api_key_id`;
 
-/** SUMS of a group of usage_events rows (or rows with their columns), as rollups hold them. */
-export const EVENT_SUMS = sql.raw(`count(*) as requests, count(*) filter (where status <> 'ok') as errors,
-  count(*) filter (where not priced) as unpriced, sum(input_tokens) as input_tokens,
-  sum(cached_input_tokens) as cached_input_tokens, sum(cache_write_tokens) as cache_write_tokens,
-  sum(output_tokens) as output_tokens, sum(reasoning_tokens) as reasoning_tokens, sum(cost) as cost`);
 export const SUMS = ["requests", "errors", "unpriced", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost"] as const;
 
 /** The relation's columns: each travels as one array of this type, its values read off the rows. */

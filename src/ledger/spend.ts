@@ -12,6 +12,7 @@ import { picoToDecimalString } from "../pricing/money.ts";
 import type { Dimension } from "./event.ts";
 import { modelInScopeSql } from "./model-family.ts";
 import { type Period, daysOf, previousPeriod } from "./period.ts";
+import { EVENT_SUMS, keyOfEvent } from "./event-sums.ts";
 
 export interface Totals {
   /** pico-USD (1e-12 USD), exact. */
@@ -406,52 +407,56 @@ export function pieceFrom(piece: Piece, filters: SpendQuery["filters"]): SQL {
 }
 
 /**
- * Events written but not folded into the rollups yet (fold.ts), one row each, with the sums'
- * columns; the queue of batches is read in the same statement (one snapshot) as the grain's table,
- * so a batch a fold commits meanwhile is counted once, in one or the other. Found through the
- * fold batch index: a few seconds of writes at most, none once folds have caught up.
+ * Events written but not folded into the rollups yet (fold.ts); the queue of batches is read in
+ * the same statement (one snapshot) as the grain's table, so a batch a fold commits meanwhile is
+ * counted once, in one or the other. Found through the fold batch index: a few seconds of writes
+ * at most, none once folds have caught up.
  */
 const UNFOLDED = sql.raw(`from usage_events where fold_batch = any(array(select batch from usage_rollup_queue))`);
-const EVENT_SUM_COLUMNS = sql.raw(`1::bigint, (status <> 'ok')::int::bigint, (not priced)::int::bigint, input_tokens::numeric,
-  cached_input_tokens::numeric, cache_write_tokens::numeric, output_tokens::numeric, reasoning_tokens::numeric, cost::numeric`);
-/** An unfolded event's attribution as the rollups keep it (absent is ''), user apart. */
-const EVENT_ATTRIBUTION = `coalesce(team, ''), coalesce(project, ''), coalesce(feature, '')`;
-const EVENT_TAIL = `provider, model, coalesce(api_key_id, '')`;
+/** All of an hour or day row's key columns, by place. */
+const ROW_KEY = "1, 2, 3, 4, 5, 6, 7, 8";
 /**
- * The hour or day grain's rows and what it keeps of an unfolded event. The grain is a literal, not
- * a parameter, so even a prepared statement's generic plan counts on the grain's own rows (an hour
- * row for every day row 24 times over).
+ * The hour or day grain's rows and the key it sums an unfolded event under. The grain is a
+ * literal, not a parameter, so even a prepared statement's generic plan counts on the grain's own
+ * rows (an hour row for every day row 24 times over).
  */
 const withoutUser = (grain: "hour" | "day") => ({
   rows: sql`select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageRollups} where ${usageRollups.grain} = '${sql.raw(grain)}'`,
-  unfolded: sql.raw(`select date_trunc('${grain}', ts, 'UTC'), ${EVENT_ATTRIBUTION}, '', ${EVENT_TAIL}`),
+  key: keyOfEvent(grain, "''"),
+  groupBy: ROW_KEY,
 });
-/** Each grain's rows (usage_rollups' columns but the grain, up to a WHERE to add to) and what it keeps of an unfolded event. */
-const GRAINS_READ: Record<RollupGrain, { rows: SQL; unfolded: SQL }> = {
+/**
+ * Each grain's rows (usage_rollups' columns but the grain, up to a WHERE to add to), the key it sums
+ * an unfolded event under, and that key's columns by place.
+ */
+const GRAINS_READ: Record<RollupGrain, { rows: SQL; key: string; groupBy: string }> = {
   hour: withoutUser("hour"),
   day: withoutUser("day"),
   "user-day": {
     rows: sql`select bucket, team, project, feature, "user", provider, model, api_key_id, ${SUM_COLUMNS} from ${usageUserDays} where true`,
-    unfolded: sql.raw(`select date_trunc('day', ts, 'UTC'), ${EVENT_ATTRIBUTION}, coalesce("user", ''), ${EVENT_TAIL}`),
+    key: keyOfEvent("day", `coalesce("user", '')`),
+    groupBy: ROW_KEY,
   },
   "user-month": {
     rows: sql`select bucket, "user", ${SUM_COLUMNS} from ${usageUserMonths} where true`,
-    unfolded: sql.raw(`select date_trunc('month', ts, 'UTC'), coalesce("user", '')`),
+    key: `date_trunc('month', ts, 'UTC') as bucket, coalesce("user", '') as "user"`,
+    groupBy: "1, 2",
   },
 };
 
 /**
- * A grain's rows in [from, to) and its unfolded events of that time, with usage_rollups' columns
- * but the grain. A piece's bounds are the grain's own bucket edges (UTC), so an event's bucket is in
- * range exactly when its time is: the events are picked by time, which the time index can narrow
- * and which costs a comparison, not date_trunc in a named zone twice per unfolded event (~0.5 µs
- * a call: with 50,000 unfolded, a month by user spent ~45 ms a piece on it).
+ * A grain's rows in [from, to) and its unfolded events of that time summed as the grain would
+ * hold them, with usage_rollups' columns but the grain. A piece's bounds are the grain's own bucket
+ * edges (UTC), so an event's bucket is in range exactly when its time is: the events are picked by
+ * time, which costs a comparison, not date_trunc in a named zone twice per unfolded event (~0.5 µs a
+ * call). Summed here, the query above them adds up a few rows per key rather than every event
+ * (with 50,000 unfolded, a month by user read 24,000 of them).
  */
 function grainRows(grain: RollupGrain, from: string, to: string): SQL {
-  const { rows, unfolded } = GRAINS_READ[grain];
+  const { rows, key, groupBy } = GRAINS_READ[grain];
   return sql`(${rows} and bucket >= ${from}::timestamptz and bucket < ${to}::timestamptz
   union all
-  ${unfolded}, ${EVENT_SUM_COLUMNS} ${UNFOLDED} and ts >= ${from}::timestamptz and ts < ${to}::timestamptz)`;
+  select ${sql.raw(key)}, ${EVENT_SUMS} ${UNFOLDED} and ts >= ${from}::timestamptz and ts < ${to}::timestamptz group by ${sql.raw(groupBy)})`;
 }
 
 /** Keeps the union well-typed when both periods are empty (a period that has not begun). */
