@@ -11,6 +11,7 @@ import { GEMINI_KEY, startFakeGemini } from "./fakes/gemini.ts";
 import { openTestDatabase } from "./helpers/db.ts";
 import { type TestGateway, startTestGateway } from "./helpers/gateway.ts";
 import { proxyRow } from "./helpers/proxy-ledger.ts";
+import { listingTap } from "../src/providers/gemini/batch-results.ts";
 
 /*
  * Gemini Batch API spend, with Google's own SDK (@google/genai) against the fake Gemini API: a batch
@@ -80,6 +81,34 @@ async function metric(operation: string): Promise<number> {
 }
 
 const genai = (key: string) => new GoogleGenAI({ apiKey: key, httpOptions: { baseUrl: `${t.base}/gemini` } });
+
+describe("a listing of batches, read as it passes", () => {
+  test("bills each done batch's responses under its own name, wherever in the batch the name comes, once per response", () => {
+    const usage = { promptTokenCount: 10, candidatesTokenCount: 5, totalTokenCount: 15 };
+    const responses = { inlinedResponses: { inlinedResponses: [{ response: { usageMetadata: usage }, metadata: { key: "a" } }, { error: { code: 400 } }, { response: { usageMetadata: usage, modelVersion: "gemini-2.5-pro" } }] } };
+    const listing = {
+      operations: [
+        // The name after the responses, which come twice (response and metadata.output).
+        { metadata: { model: "models/gemini-2.5-flash", output: responses }, done: true, response: responses, name: "batches/late" },
+        { name: "batches/running", metadata: { model: "models/gemini-2.5-flash" } },
+        { done: true, response: responses },
+      ],
+    };
+    const text = JSON.stringify(listing);
+    const tap = listingTap();
+    for (let at = 0; at < text.length; at += 7) tap.push(Buffer.from(text.slice(at, at + 7)));
+    tap.end();
+    const results = tap.result().results ?? [];
+    assert.deepEqual(
+      results.map((r) => [r.key, r.model, r.usage?.service_tier]),
+      [
+        ["batch:batches/late:0:a", "gemini-2.5-flash", "batch"],
+        ["batch:batches/late:2", "gemini-2.5-pro", "batch"],
+      ],
+      "the batch without a name cannot be told from another and bills nothing here",
+    );
+  });
+});
 
 describe("Gemini Batch API", () => {
   test("inline: each succeeded response is recorded once, at the batch rate, when a poll first shows the batch done", async () => {
@@ -210,5 +239,38 @@ describe("Gemini Batch API", () => {
       [[`batch:${name}:0`, "gemini-2.5-flash", "batch", false, "0"]],
       "one row, its model and tier from the batch, marked unpriced",
     );
+  });
+
+  test("listing: a done batch's responses in a listing are recorded as a poll records them, and a poll after records nothing more", async () => {
+    const team = "gemini-listed";
+    const key = await virtualKey(team);
+    const ai = genai(key);
+    const created = await ai.batches.create({
+      model: "gemini-2.5-flash",
+      src: [{ contents: "one", metadata: { key: "first" } }, { metadata: { key: "failing" } }, { contents: "three" }],
+    });
+    const name = created.name!;
+    const listed = async () => {
+      const jobs = [];
+      for await (const job of await ai.batches.list()) jobs.push(job);
+      return jobs.find((j) => j.name === name)!;
+    };
+    assert.equal((await listed()).state, "JOB_STATE_RUNNING");
+    await settledLedger(key);
+    assert.deepEqual(await batchRows(team), [], "a listing showing the batch running bills nothing");
+
+    const done = await listed();
+    assert.equal(done.state, "JOB_STATE_SUCCEEDED");
+    assert.deepEqual(done.dest?.inlinedResponses?.map((r) => (r.response ? "response" : "error")), ["response", "error", "response"], "the client got the responses");
+    await settledLedger(key);
+    const rows = await batchRows(team);
+    assert.deepEqual(rows.map((r) => r.id), [`batch:${name}:0:first`, `batch:${name}:2`], "one row per succeeded response, under the ids a poll gives them");
+    assert.ok(rows.every((r) => r.model === "gemini-2.5-flash" && r.service_tier === "batch" && BigInt(r.cost) === BATCH_REQUEST), JSON.stringify(rows));
+
+    await ai.batches.get({ name });
+    await listed();
+    await settledLedger(key);
+    assert.deepEqual((await batchRows(team)).map((r) => r.id), rows.map((r) => r.id), "polled and listed again: nothing more");
+    assert.ok((await metric("batches.list")) >= 3);
   });
 });

@@ -11,8 +11,12 @@ import { MAX_LINE } from "./batch.ts";
 
 const HEAD = 4096;
 
-/** One value found: the target it matched (its place in the list), its text, its index in its array (0 when not in one). */
-export type ValueReader = (target: number, text: string, index: number, whole: boolean) => void;
+/**
+ * One value found: the target it matched (its place in the list), its text, its index in its array
+ * (0 when not in one), and the index in every array on its path, outermost first (for a response
+ * in a listing's `operations`: the operation's index, then the response's).
+ */
+export type ValueReader = (target: number, text: string, index: number, whole: boolean, indices: readonly number[]) => void;
 
 interface Frame {
   array: boolean;
@@ -28,6 +32,7 @@ interface Frame {
 interface Capture {
   target: number;
   index: number;
+  indices: number[];
   /** How many frames are open outside the value: it ends when that many are again. */
   depth: number;
   string: boolean;
@@ -66,7 +71,8 @@ export function jsonValues(targets: readonly string[], read: ValueReader): { pus
     const target = targets.indexOf(path);
     if (target === -1) return;
     const parent = frames.at(-1);
-    capture = { target, index: parent?.array ? parent.index : 0, depth: frames.length, string, parts: [], length: 0, head: undefined, from: at };
+    const indices = frames.filter((f) => f.array).map((f) => f.index);
+    capture = { target, index: parent?.array ? parent.index : 0, indices, depth: frames.length, string, parts: [], length: 0, head: undefined, from: at };
   };
   /** Keeps what the capture has in `text` up to `end`, or only its head once it is too long. */
   const keep = (text: string, end: number) => {
@@ -85,7 +91,7 @@ export function jsonValues(targets: readonly string[], read: ValueReader): { pus
     keep(text, at + 1);
     const done = capture!;
     capture = undefined;
-    read(done.target, done.head ?? done.parts.join(""), done.index, done.head === undefined);
+    read(done.target, done.head ?? done.parts.join(""), done.index, done.head === undefined, done.indices);
   };
 
   return {

@@ -203,6 +203,15 @@ function* responsesFile(b: FakeBatch): Generator<string> {
 /** The Batch API's own paths; undefined for any other. */
 function batchAnswer(batches: Batches, request: RecordedRequest, url: URL): Reply | undefined {
   if (request.method !== "GET") return undefined;
+  // The listing (batches.list, ListOperationsResponse): every batch as a poll would show it, newest
+  // first; a listing is a look at each, as a poll is.
+  if (url.pathname === "/v1beta/batches") {
+    const listed = [...batches].reverse().map(([id, b]) => {
+      b.polls++;
+      return operation(id, b);
+    });
+    return json(200, { operations: listed });
+  }
   const polled = /^\/v1beta\/batches\/([^/:]+)$/.exec(url.pathname)?.[1];
   if (polled !== undefined) {
     const b = batches.get(polled);

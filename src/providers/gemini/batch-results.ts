@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
 import { z } from "zod";
 import { batchResult, jsonlTap } from "../batch.ts";
-import { jsonValues } from "../json-values.ts";
+import { type ValueReader, jsonValues } from "../json-values.ts";
 import type { CallUsage, StreamTap } from "../types.ts";
 import { envelopeUsage, isRecord, lenient, parseJson, barePath } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
@@ -28,6 +28,11 @@ export const BATCH = /(?:^|\/)(batches\/[^/:]+)$/;
 /** `files/{id}:download` (under `/download/v1beta/` in Google's REST examples, `/v1beta/` from the SDKs), the name captured. */
 export const DOWNLOAD = /(?:^|\/)(files\/[^/:]+):download$/;
 
+/** `batches`: the listing of every batch, each as a poll would show it. */
+export const LIST = /(?:^|\/)batches$/;
+
+/** Whether a request lists the batches. */
+export const listsBatches = (path: string): boolean => LIST.test(barePath(path));
 /** The batch a poll reads (`batches/{id}`), or undefined. */
 export const polledBatch = (path: string): string | undefined => BATCH.exec(barePath(path))?.[1];
 /** The file a download reads (`files/{id}`), or undefined. */
@@ -70,25 +75,35 @@ const NOTHING: CallUsage = { usage: undefined, model: undefined };
  * responses, twice, beyond what the proxy holds of a JSON answer.
  */
 export function pollTap(batch: string): StreamTap {
-  const decoder = new StringDecoder("utf8");
   const found: CallUsage[] = [];
   /** The responses read: the second copy of each is passed by unparsed. */
   const read = new Set<number>();
   let model: string | undefined;
-  const scanner = jsonValues([...INLINE, MODEL], (target, text, index, whole) => {
-    if (target === INLINE.length) {
-      const named = parseJson(text);
-      model = typeof named === "string" ? named.replace(/^models\//, "") || undefined : undefined;
-      return;
-    }
-    if (read.has(index)) return;
-    read.add(index);
-    const result = whole ? parseJson(text) : undefined;
-    const seen = whole
-      ? isRecord(result) && resultUsage(result, requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key))
-      : NAMES_RESPONSE.test(text) && batchResult(NOTHING, requestId(batch, index, undefined));
-    if (seen) found.push(seen);
-  });
+  return scanningTap(
+    [...INLINE, MODEL],
+    (target, text, index, whole) => {
+      if (target === INLINE.length) {
+        const named = parseJson(text);
+        model = typeof named === "string" ? named.replace(/^models\//, "") || undefined : undefined;
+        return;
+      }
+      if (read.has(index)) return;
+      read.add(index);
+      const result = whole ? parseJson(text) : undefined;
+      const seen = whole
+        ? isRecord(result) && resultUsage(result, requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key))
+        : NAMES_RESPONSE.test(text) && batchResult(NOTHING, requestId(batch, index, undefined));
+      if (seen) found.push(seen);
+    },
+    // The batch's model stands in for responses that do not name theirs (it may come after them).
+    () => found.map((r) => ({ ...r, model: r.model ?? model })),
+  );
+}
+
+/** A tap that scans a JSON answer for `targets` as it passes (json-values.ts) and bills what `results` makes of what was read. */
+function scanningTap(targets: readonly string[], read: ValueReader, results: () => CallUsage[]): StreamTap {
+  const decoder = new StringDecoder("utf8");
+  const scanner = jsonValues(targets, read);
   return {
     push(chunk) {
       scanner.push(decoder.write(chunk));
@@ -98,9 +113,58 @@ export function pollTap(batch: string): StreamTap {
       scanner.push(decoder.end());
       return undefined;
     },
-    // The batch's model stands in for responses that do not name theirs (it may come after them).
-    result: () => (found.length === 0 ? NOTHING : { ...NOTHING, results: found.map((r) => ({ ...r, model: r.model ?? model })) }),
+    result: () => {
+      const found = results();
+      return found.length === 0 ? NOTHING : { ...NOTHING, results: found };
+    },
   };
+}
+
+/** Where a listing holds each batch's name, model and inline responses (as a poll's answer does, under `operations`). */
+const LISTED = ["/operations/*/name", "/operations/*/metadata/model", ...INLINE.map((path) => `/operations/*${path}`)];
+
+/**
+ * A listing of batches (`GET batches`, `{operations: [...]}`), read as it passes: each done batch
+ * in it shows its inline responses as a poll of it would, and each succeeded one is recorded under
+ * the id a poll gives it, so reading a batch both ways records it once. A batch's name and model may
+ * come after its responses: what is read waits for them until the listing ends. A response whose
+ * batch has no name cannot be told from another batch's and is left out.
+ */
+export function listingTap(): StreamTap {
+  const names = new Map<number, string>();
+  const models = new Map<number, string>();
+  /**
+   * Per batch (its place in the listing), what each of its responses bills, by the response's place,
+   * with the request's own key; read as it passes, so only that much is held. The second copy of
+   * each response is passed by.
+   */
+  const read = new Map<number, Map<number, { seen: CallUsage | undefined; key: unknown }>>();
+  return scanningTap(
+    LISTED,
+    (target, text, index, whole, indices) => {
+      const batch = indices[0] ?? 0;
+      if (target <= 1) {
+        const value = parseJson(text);
+        if (typeof value !== "string") return;
+        if (target === 0) names.set(batch, value);
+        else models.set(batch, value.replace(/^models\//, ""));
+        return;
+      }
+      const responses = read.get(batch) ?? new Map<number, { seen: CallUsage | undefined; key: unknown }>();
+      read.set(batch, responses);
+      if (responses.has(index)) return;
+      const result = whole ? parseJson(text) : undefined;
+      // Its id is made once the batch's name is known (below).
+      const seen = whole ? (isRecord(result) && resultUsage(result, "")) || undefined : NAMES_RESPONSE.test(text) ? batchResult(NOTHING, "") : undefined;
+      responses.set(index, { seen, key: whole ? Inlined.safeParse(result).data?.metadata?.key : undefined });
+    },
+    () =>
+      [...read].flatMap(([batch, responses]) => {
+        const name = names.get(batch);
+        if (name === undefined || !BATCH.test(name)) return [];
+        return [...responses].flatMap(([index, { seen, key }]) => (seen ? [{ ...seen, key: requestId(name, index, key), model: seen.model ?? models.get(batch) }] : []));
+      }),
+  );
 }
 
 /**

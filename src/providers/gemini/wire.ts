@@ -3,7 +3,7 @@ import { INFERENCE, operations } from "../operations.ts";
 import type { CallUsage, Operation, ProviderWire } from "../types.ts";
 import { envelopeUsage, headerValue, isRecord, keyInHeader, parseJson, pathOnly, requestFacts, textOf } from "../wire.ts";
 import { geminiUsage } from "./usage.ts";
-import { BATCH, DOWNLOAD, downloadedFile, pollTap, polledBatch, responsesFileTap } from "./batch-results.ts";
+import { BATCH, DOWNLOAD, LIST, downloadedFile, listingTap, listsBatches, pollTap, polledBatch, responsesFileTap } from "./batch-results.ts";
 
 /*
  * Google's Gemini API (generativelanguage). The model and the action are in the path
@@ -94,6 +94,7 @@ const FREE_ACTIONS = new Set(["countTokens", "batchGenerateContent", "asyncBatch
 const resourceOperation = operations(
   [
     { method: "GET", path: BATCH, operation: { kind: "batch", name: "batches.retrieve" } },
+    { method: "GET", path: LIST, operation: { kind: "batch", name: "batches.list" } },
     { method: "GET", path: DOWNLOAD, operation: { kind: "batch", name: "files.download" } },
   ],
   ["models", "tunedModels", "files", "cachedContents", "batches", "operations", "corpora", "fileSearchStores"],
@@ -101,7 +102,8 @@ const resourceOperation = operations(
 
 /**
  * Billable requests: the generating actions on a model, and a batch's responses where they are read
- * (batch-results.ts): a poll of a done batch with inline responses, a download of a responses file.
+ * (batch-results.ts): a poll of a done batch with inline responses, a listing that shows one, a
+ * download of a responses file.
  * Creating a batch, polling one still running, listing and reading models, counting tokens, files
  * and cached contents are forwarded and counted.
  */
@@ -124,11 +126,12 @@ export const geminiWire: ProviderWire = {
   },
   operation: geminiOperation,
   usageOf,
-  // A batch's poll and a downloaded file are read as they pass, never held: either may be large.
-  isStream: (contentType, path) => isEventStream(contentType) || polledBatch(path) !== undefined || downloadedFile(path) !== undefined,
+  // A batch's poll, a listing of batches and a downloaded file are read as they pass, never held: any may be large.
+  isStream: (contentType, path) => isEventStream(contentType) || polledBatch(path) !== undefined || listsBatches(path) || downloadedFile(path) !== undefined,
   tap: (path) => {
     const batch = polledBatch(path);
     if (batch !== undefined) return pollTap(batch);
+    if (listsBatches(path)) return listingTap();
     const file = downloadedFile(path);
     return file === undefined ? sseStreamTap(sseTap(), false) : responsesFileTap(file);
   },
