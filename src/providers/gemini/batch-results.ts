@@ -75,29 +75,41 @@ const NOTHING: CallUsage = { usage: undefined, model: undefined };
  * responses, twice, beyond what the proxy holds of a JSON answer.
  */
 export function pollTap(batch: string): StreamTap {
-  const found: CallUsage[] = [];
-  /** The responses read: the second copy of each is passed by unparsed. */
-  const read = new Set<number>();
+  /** The responses read, by their place: the second copy of each is passed by unparsed. */
+  const read = new Map<number, InlineResult>();
   let model: string | undefined;
   return scanningTap(
     [...INLINE, MODEL],
     (target, text, index, whole) => {
-      if (target === INLINE.length) {
-        const named = parseJson(text);
-        model = typeof named === "string" ? named.replace(/^models\//, "") || undefined : undefined;
-        return;
-      }
-      if (read.has(index)) return;
-      read.add(index);
-      const result = whole ? parseJson(text) : undefined;
-      const seen = whole
-        ? isRecord(result) && resultUsage(result, requestId(batch, index, Inlined.safeParse(result).data?.metadata?.key))
-        : NAMES_RESPONSE.test(text) && batchResult(NOTHING, requestId(batch, index, undefined));
-      if (seen) found.push(seen);
+      if (target === INLINE.length) model = modelName(text);
+      else if (!read.has(index)) read.set(index, inlineResult(text, whole));
     },
     // The batch's model stands in for responses that do not name theirs (it may come after them).
-    () => found.map((r) => ({ ...r, model: r.model ?? model })),
+    () => billed(batch, read, model),
   );
+}
+
+/** What one inline response bills, its id still to be made (the batch's name, its place, its request's key), and that key. */
+interface InlineResult {
+  seen: CallUsage | undefined;
+  key: unknown;
+}
+
+function inlineResult(text: string, whole: boolean): InlineResult {
+  if (!whole) return { seen: NAMES_RESPONSE.test(text) ? batchResult(NOTHING, "") : undefined, key: undefined };
+  const result = parseJson(text);
+  return { seen: (isRecord(result) && resultUsage(result, "")) || undefined, key: Inlined.safeParse(result).data?.metadata?.key };
+}
+
+/** A batch's responses read, each under its id, the batch's model standing in for those that name none. */
+function billed(batch: string, read: Map<number, InlineResult>, model: string | undefined): CallUsage[] {
+  return [...read].flatMap(([index, { seen, key }]) => (seen ? [{ ...seen, key: requestId(batch, index, key), model: seen.model ?? model }] : []));
+}
+
+/** A batch's model as its metadata names it (`models/…`), bare; undefined when it names none. */
+function modelName(text: string): string | undefined {
+  const named = parseJson(text);
+  return typeof named === "string" ? named.replace(/^models\//, "") || undefined : undefined;
 }
 
 /** A tap that scans a JSON answer for `targets` as it passes (json-values.ts) and bills what `results` makes of what was read. */
@@ -127,42 +139,32 @@ const LISTED = ["/operations/*/name", "/operations/*/metadata/model", ...INLINE.
  * A listing of batches (`GET batches`, `{operations: [...]}`), read as it passes: each done batch
  * in it shows its inline responses as a poll of it would, and each succeeded one is recorded under
  * the id a poll gives it, so reading a batch both ways records it once. A batch's name and model may
- * come after its responses: what is read waits for them until the listing ends. A response whose
- * batch has no name cannot be told from another batch's and is left out.
+ * come after its responses: what each response bills waits for them until the listing ends. A
+ * response whose batch has no name cannot be told from another batch's and is left out.
  */
 export function listingTap(): StreamTap {
   const names = new Map<number, string>();
-  const models = new Map<number, string>();
-  /**
-   * Per batch (its place in the listing), what each of its responses bills, by the response's place,
-   * with the request's own key; read as it passes, so only that much is held. The second copy of
-   * each response is passed by.
-   */
-  const read = new Map<number, Map<number, { seen: CallUsage | undefined; key: unknown }>>();
+  const models = new Map<number, string | undefined>();
+  /** Per batch (its place in the listing), its responses read, as a poll reads them. */
+  const read = new Map<number, Map<number, InlineResult>>();
   return scanningTap(
     LISTED,
     (target, text, index, whole, indices) => {
       const batch = indices[0] ?? 0;
-      if (target <= 1) {
-        const value = parseJson(text);
-        if (typeof value !== "string") return;
-        if (target === 0) names.set(batch, value);
-        else models.set(batch, value.replace(/^models\//, ""));
+      if (target === 0) {
+        const name = parseJson(text);
+        if (typeof name === "string") names.set(batch, name);
         return;
       }
-      const responses = read.get(batch) ?? new Map<number, { seen: CallUsage | undefined; key: unknown }>();
+      if (target === 1) return void models.set(batch, modelName(text));
+      const responses = read.get(batch) ?? new Map<number, InlineResult>();
       read.set(batch, responses);
-      if (responses.has(index)) return;
-      const result = whole ? parseJson(text) : undefined;
-      // Its id is made once the batch's name is known (below).
-      const seen = whole ? (isRecord(result) && resultUsage(result, "")) || undefined : NAMES_RESPONSE.test(text) ? batchResult(NOTHING, "") : undefined;
-      responses.set(index, { seen, key: whole ? Inlined.safeParse(result).data?.metadata?.key : undefined });
+      if (!responses.has(index)) responses.set(index, inlineResult(text, whole));
     },
     () =>
       [...read].flatMap(([batch, responses]) => {
         const name = names.get(batch);
-        if (name === undefined || !BATCH.test(name)) return [];
-        return [...responses].flatMap(([index, { seen, key }]) => (seen ? [{ ...seen, key: requestId(name, index, key), model: seen.model ?? models.get(batch) }] : []));
+        return name !== undefined && BATCH.test(name) ? billed(name, responses, models.get(batch)) : [];
       }),
   );
 }
