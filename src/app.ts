@@ -223,7 +223,7 @@ async function assemble(config: Config, logger: Logger, database: Database, owns
   app.use(proxyMiddleware(proxy));
   app.use(requestLog(logger));
   app.use(refuseNulInUrl);
-  app.use(operationsRouter(database, usage, dbTimeoutMs));
+  app.use(operationsRouter(database, usage, dbTimeoutMs, logger));
   const ingest = { keys, sources, recorder, preAuth: new ByteBudget(PRE_AUTH_BYTES) };
   // Not on the proxy's path: each of these is loaded by its first request (src/http/loaded-on-first-request.ts).
   app.use(loadedOnFirstRequest("the usage API", async () => (await import("./ingest/usage-route.ts")).usageRouter(ingest), logger));

@@ -7,7 +7,7 @@ import { getTableName, is, sql } from "drizzle-orm";
 import { PgTable } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { type Database, openDatabase, rowsOf } from "../src/db/connection.ts";
-import { migrate, migrationsApplied, pendingMigrationFiles } from "../src/db/migrate.ts";
+import { migrate, migrationState, pendingMigrationFiles } from "../src/db/migrate.ts";
 import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
@@ -74,17 +74,17 @@ describe("migrate()", () => {
     const fresh = await freshDatabase();
     try {
       const database = await fresh.open();
-      assert.equal(await migrationsApplied(database), false);
+      assert.deepEqual(await migrationState(database), { state: "pending" });
       assert.ok(ALL_TAGS.length > 0);
       assert.deepEqual(await migrate(database), ALL_TAGS);
       assert.deepEqual(await tables(database), TABLES);
-      assert.equal(await migrationsApplied(database), true);
+      assert.deepEqual(await migrationState(database), { state: "applied" });
       const [before] = await database.rows<{ applied_at: string }>(sql`select max(applied_at)::text as applied_at from tollgate_migrations`);
       assert.deepEqual(await migrate(database), []);
       assert.deepEqual(await appliedTags(database), [...ALL_TAGS].sort());
       const [afterwards] = await database.rows<{ applied_at: string }>(sql`select max(applied_at)::text as applied_at from tollgate_migrations`);
       assert.equal(afterwards!.applied_at, before!.applied_at);
-      assert.equal(await migrationsApplied(database), true);
+      assert.deepEqual(await migrationState(database), { state: "applied" });
     } finally {
       await fresh.drop();
     }
@@ -104,7 +104,7 @@ describe("migrate()", () => {
       for (const h of handles) {
         assert.deepEqual(await tables(h), TABLES);
         assert.deepEqual(await appliedTags(h), [...ALL_TAGS].sort());
-        assert.equal(await migrationsApplied(h), true);
+        assert.deepEqual(await migrationState(h), { state: "applied" });
       }
       // The schema is usable, not merely present.
       await handles[0]!.rows(sql`insert into ingest_sources (id, name) values ('s1', 'after-migrate')`);
@@ -143,6 +143,12 @@ describe("migrate()", () => {
         assert.match(err.message, /migrated by a newer Tollgate \(9001_newer is not in this build\): run that version or a newer one/);
         return true;
       });
+      // A build already running when the newer one migrated is told too: its /readyz reads this.
+      assert.deepEqual(await migrationState(database, [first]), {
+        state: "ahead",
+        detail: "this database was migrated by a newer Tollgate (9001_newer is not in this build): run that version or a newer one",
+      });
+      assert.deepEqual(await migrationState(database, [first, newer]), { state: "applied" });
       assert.deepEqual(await migrate(database, [first, newer]), [], "the newer build itself still starts");
     } finally {
       await fresh.drop();
@@ -157,7 +163,7 @@ describe("migrate()", () => {
       const bad = { tag: "9001_bad", hash: "y", statements: ["create table probe_bad (id int)", "select no_such_function()"] };
       await assert.rejects(migrate(database, [good, bad]));
       assert.deepEqual(await tables(database), []);
-      assert.equal(await migrationsApplied(database), false);
+      assert.deepEqual(await migrationState(database), { state: "pending" });
       assert.deepEqual(await migrate(database, [good]), ["9000_good"]);
       assert.deepEqual(await tables(database), ["probe_good", "tollgate_migrations"]);
     } finally {

@@ -63,6 +63,26 @@ describe("health", () => {
     }
     assert.equal((await fetch(`${t.base}/readyz`)).status, 200);
   });
+
+  test("/readyz answers 503 once a newer build has migrated the database under the running gateway, naming the migration", async () => {
+    await t.gateway.database.rows(sql`insert into tollgate_migrations (tag, hash) values ('9999_from_a_newer_build', ${"f".repeat(64)})`);
+    try {
+      for (let probe = 0; probe < 2; probe++) {
+        const res = await fetch(`${t.base}/readyz`);
+        assert.equal(res.status, 503);
+        assert.deepEqual(await res.json(), {
+          status: "outdated",
+          migrations: "ahead",
+          detail: "this database was migrated by a newer Tollgate (9999_from_a_newer_build is not in this build): run that version or a newer one",
+          database: "reachable",
+          journal: { database: "ok", unrecorded_events: 0 },
+        });
+      }
+    } finally {
+      await t.gateway.database.rows(sql`delete from tollgate_migrations where tag = '9999_from_a_newer_build'`);
+    }
+    assert.equal((await fetch(`${t.base}/readyz`)).status, 200);
+  });
 });
 
 describe("/metrics", () => {

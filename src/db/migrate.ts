@@ -58,11 +58,8 @@ export async function migrate(database: Database, migrations = pendingMigrationF
     await tx.execute(sql`create table if not exists tollgate_migrations (
       tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
     const done = new Map(rowsOf<{ tag: string; hash: string }>(await tx.execute(sql`select tag, hash from tollgate_migrations`)).map((r) => [r.tag, r.hash]));
-    // Tags sort in order (a zero-padded number first): one past this build's last is a newer build's.
-    const last = migrations.at(-1)?.tag ?? "";
-    const ahead = [...done.keys()].filter((tag) => tag > last).sort();
-    if (ahead.length > 0)
-      throw new MigrationAheadError(`this database was migrated by a newer Tollgate (${ahead.join(", ")} is not in this build): run that version or a newer one`);
+    const ahead = newerThan(migrations, done.keys());
+    if (ahead.length > 0) throw new MigrationAheadError(aheadMessage(ahead));
     const applied: string[] = [];
     for (const m of migrations) {
       const hash = done.get(m.tag);
@@ -77,13 +74,32 @@ export async function migrate(database: Database, migrations = pendingMigrationF
   });
 }
 
-/** True when every migration shipped with this build is applied (for /readyz). */
-export async function migrationsApplied(database: Database): Promise<boolean> {
+/** Applied migrations this build does not ship: tags sort in order (a zero-padded number first), so one past this build's last is a newer build's. */
+function newerThan(shipped: readonly Migration[], applied: Iterable<string>): string[] {
+  const last = shipped.at(-1)?.tag ?? "";
+  return [...applied].filter((tag) => tag > last).sort();
+}
+
+const aheadMessage = (ahead: readonly string[]) =>
+  `this database was migrated by a newer Tollgate (${ahead.join(", ")} is not in this build): run that version or a newer one`;
+
+/**
+ * Where the database stands against this build's migrations (for /readyz): all applied; some still
+ * to apply (a start under way); or migrated by a newer build since this one started, which
+ * migrate() would refuse at a start for the same reason, so a running gateway stops counting as
+ * ready rather than keep serving against a schema it does not know.
+ */
+export type MigrationState = { state: "applied" } | { state: "pending" } | { state: "ahead"; detail: string };
+
+export async function migrationState(database: Database, migrations = pendingMigrationFiles()): Promise<MigrationState> {
+  let applied: string[];
   try {
-    const rows = await database.rows<{ tag: string }>(sql`select tag from tollgate_migrations`);
-    const done = new Set(rows.map((r) => r.tag));
-    return pendingMigrationFiles().every((m) => done.has(m.tag));
+    applied = (await database.rows<{ tag: string }>(sql`select tag from tollgate_migrations`)).map((r) => r.tag);
   } catch {
-    return false;
+    return { state: "pending" };
   }
+  const ahead = newerThan(migrations, applied);
+  if (ahead.length > 0) return { state: "ahead", detail: aheadMessage(ahead) };
+  const done = new Set(applied);
+  return migrations.every((m) => done.has(m.tag)) ? { state: "applied" } : { state: "pending" };
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { hash as digestOf, randomBytes, randomUUID } from "node:crypto";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import { audit } from "../audit/log.ts";
@@ -65,7 +65,8 @@ export interface KeyInfo {
 const keyRecord = ({ prefix: _prefix, ...rest }: KeyInfo) => rest;
 
 export const KEY_PREFIX = "tlg_";
-const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+// One call, not createHash().update().digest(): this runs for every proxied call, and the one-shot form took a third of the time.
+const hashKey = (key: string) => digestOf("sha256", key, "hex");
 
 function info(row: typeof apiKeys.$inferSelect): KeyInfo {
   return {
