@@ -22,18 +22,19 @@ export class SseReader {
 
   /** The events completed by this chunk, each with its raw text (blank line included). */
   push(chunk: string): { event: SseEvent; raw: string }[] {
-    this.buffer += chunk;
+    const text = this.buffer + chunk;
     const out: { event: SseEvent; raw: string }[] = [];
-    for (;;) {
-      const match = /\r?\n\r?\n/.exec(this.buffer);
-      if (!match) break;
+    // Read on from each event's end rather than cutting the text after each: a chunk often holds
+    // many events, and a long stream has one per token.
+    let start = 0;
+    BLANK_LINE.lastIndex = 0;
+    for (let match = BLANK_LINE.exec(text); match; match = BLANK_LINE.exec(text)) {
       const end = match.index + match[0].length;
-      const raw = this.buffer.slice(0, end);
-      this.buffer = this.buffer.slice(end);
-      const event = parseEvent(raw.slice(0, match.index));
-      if (event) out.push({ event, raw });
-      else out.push({ event: { event: undefined, data: "" }, raw });
+      const event = parseEvent(text.slice(start, match.index));
+      out.push({ event: event ?? { event: undefined, data: "" }, raw: text.slice(start, end) });
+      start = end;
     }
+    this.buffer = start === 0 ? text : text.slice(start);
     return out;
   }
 
@@ -47,7 +48,12 @@ export class SseReader {
   }
 }
 
+/** The blank line that ends an event, in any of the line endings the format allows. */
+const BLANK_LINE = /\r?\n\r?\n/g;
+
 function parseEvent(block: string): SseEvent | undefined {
+  // Nearly every event is one `data:` line: read without splitting it into lines.
+  if (block.startsWith("data:") && !block.includes("\n") && !block.includes("\r")) return { event: undefined, data: block.slice(block.charCodeAt(5) === 32 ? 6 : 5) };
   let name: string | undefined;
   const data: string[] = [];
   for (const line of block.split(/\r?\n/)) {

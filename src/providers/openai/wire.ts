@@ -80,16 +80,20 @@ type Chunk = z.infer<typeof Chunk>;
 
 /** Chat Completions and Completions streams: usage from the latest chunk that has any. */
 function chunkTap(injected: boolean): SseTap {
-  let firstModel: string | undefined;
+  /**
+   * The first chunk naming a model, kept unread: its model is needed only when the usage chunk
+   * does not name one or never comes (cut streams), so a whole stream parses one chunk, not two.
+   * Azure's first chunk carries only prompt filter results and `"model": ""`, so it is passed by.
+   */
+  let firstNaming: string | undefined;
   let usageChunk: Chunk | undefined;
   const read = (data: string): Chunk | undefined => Chunk.safeParse(parseJson(data)).data;
+  const firstModel = () => (firstNaming === undefined ? undefined : read(firstNaming)?.model);
 
   return {
     onEvent(event: SseEvent) {
       if (event.data === "[DONE]") return "forward";
-      // The first chunk naming a model is enough when the usage chunk never comes (cut streams).
-      // Azure's first chunk carries only prompt filter results and `"model": ""`, so it is passed by.
-      if (firstModel === undefined && NAMES_MODEL.test(event.data)) firstModel = read(event.data)?.model;
+      if (firstNaming === undefined && NAMES_MODEL.test(event.data)) firstNaming = event.data;
       if (!CARRIES_USAGE.test(event.data)) return "forward";
       const chunk = read(event.data);
       if (!chunk) return "forward";
@@ -100,8 +104,8 @@ function chunkTap(injected: boolean): SseTap {
       return injected && Array.isArray(chunk.choices) && chunk.choices.length === 0 ? "drop" : "forward";
     },
     result(): CallUsage {
-      if (!usageChunk) return { usage: undefined, model: firstModel };
-      return { usage: usageFrom(openai.extract(usageChunk)), model: usageChunk.model ?? firstModel };
+      if (!usageChunk) return { usage: undefined, model: firstModel() };
+      return { usage: usageFrom(openai.extract(usageChunk)), model: usageChunk.model ?? firstModel() };
     },
   };
 }
