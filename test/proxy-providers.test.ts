@@ -87,7 +87,7 @@ function chatStream(options: { usageChunk: boolean } = { usageChunk: true }) {
 describe("OpenAI-compatible: requests", () => {
   const chat = "/v1/chat/completions";
   const rewritten = (p: Provider, path: string, body: unknown) => {
-    const out = p.inspect(path, body, noQuery).rewritten;
+    const out = p.inspect(path, body, noQuery, body === undefined ? undefined : Buffer.from(JSON.stringify(body))).rewritten;
     return out === undefined ? undefined : JSON.parse(out.toString("utf8"));
   };
 
@@ -99,6 +99,13 @@ describe("OpenAI-compatible: requests", () => {
     // A client that said false still gets exactly what it asked for: the tap drops the chunk.
     assert.deepEqual(rewritten(openai, chat, { model: "m", stream: true, stream_options: { include_usage: false } }).stream_options, { include_usage: true });
     assert.deepEqual(rewritten(openai, "/v1/completions", { model: "m", stream: true }).stream_options, { include_usage: true });
+  });
+
+  test("a body without stream options goes on as the client wrote it, the option put first", () => {
+    // JSON.parse holds neither the seed nor 1.0 as written: a body written again would change both.
+    const text = ' \n{"model":"m","stream":true,"seed":12345678901234567890,"temperature":1.0,"messages":[{"role":"user","content":"h\\u00e9"}]}';
+    const out = openai.inspect(chat, JSON.parse(text), noQuery, Buffer.from(text)).rewritten;
+    assert.equal(out?.toString("utf8"), ' \n{"stream_options":{"include_usage":true},"model":"m","stream":true,"seed":12345678901234567890,"temperature":1.0,"messages":[{"role":"user","content":"h\\u00e9"}]}');
   });
 
   test("nothing is rewritten when the client asked for usage, does not stream, or the endpoint has no such option", () => {

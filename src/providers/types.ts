@@ -136,9 +136,10 @@ export interface Provider<S = unknown> {
   authorize(request: UpstreamRequest, credential: string | undefined, settings: S): Authorization | Promise<Authorization>;
   /**
    * Facts about a request to `path` (the part after the route prefix, without query, as the client
-   * sent it: percent-escapes kept); `body` is its JSON, if any; `query` its query parameters.
+   * sent it: percent-escapes kept); `body` is its JSON, if any; `query` its query parameters;
+   * `bytes` the body as it came, for a rewrite that keeps the client's own text.
    */
-  inspect(path: string, body: unknown, query: URLSearchParams): RequestFacts;
+  inspect(path: string, body: unknown, query: URLSearchParams, bytes?: Buffer): RequestFacts;
   /** What a request with this method to `path` (as for `inspect`) does. */
   operation(method: string, path: string): Operation;
   /** Usage of a whole (non-streamed) JSON answer. */

@@ -202,7 +202,7 @@ async function handle(route: ProxyRoute, rest: string, req: IncomingMessage, res
   const parsed = await requestBody(body, req.headers["content-type"], operation.kind === "inference");
   if (!parsed.ok) return sendProviderError(res, own, 415, "unsupported_body", parsed.reason);
   const json = parsed.json;
-  const facts = provider.inspect(path, json, params);
+  const facts = provider.inspect(path, json, params, body);
   if (key && !modelAllowed(key.allowed_models, facts.model))
     return sendProviderError(res, own, 403, "model_not_allowed", `this Tollgate key may not use ${facts.model}; it may use ${key.allowed_models!.join(", ")}`);
   const attribution = attribute(key, req.headers, facts, tagged.tags);

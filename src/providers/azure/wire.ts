@@ -45,8 +45,8 @@ export const azureWire: ProviderWire = {
   clientKey: (headers) => headerValue(headers, "api-key") ?? bearerToken(headers),
   credentialHeaders: ["api-key", "authorization"],
   authorize: keyInHeader("api-key"),
-  inspect(path, body, query): RequestFacts {
-    const facts = inspectOpenAI(path, body, path.startsWith("/openai/v1/") || takesStreamOptions(query.get("api-version")));
+  inspect(path, body, query, bytes): RequestFacts {
+    const facts = inspectOpenAI(path, body, path.startsWith("/openai/v1/") || takesStreamOptions(query.get("api-version")), bytes);
     const deployment = deploymentIn(path) ?? facts.model;
     return deployment === undefined ? facts : { ...facts, tags: { deployment } };
   },

@@ -53,15 +53,25 @@ const REPORTS_STREAM_USAGE_UNASKED = new Set(["mistral", "openrouter", "groq"]);
  * The body with `stream_options.include_usage: true` added (other stream options kept), when the
  * client streams chat or completions without asking for usage itself; undefined otherwise. A
  * `stream_options` that is not an object is left for the upstream to reject as it would have.
+ * A body without stream options (the usual one) keeps the client's bytes (`bytes`) with the option
+ * put first: nothing of it is written again, so a long prompt costs no second serialisation and a
+ * number JSON.parse cannot hold exactly (a seed beyond 2^53) reaches the upstream as sent.
  */
-function withStreamUsage(endpoint: Endpoint, body: unknown): Buffer | undefined {
+function withStreamUsage(endpoint: Endpoint, body: unknown, bytes: Buffer | undefined): Buffer | undefined {
   if (endpoint !== "chat" && endpoint !== "completions") return undefined;
   if (!isRecord(body) || body.stream !== true) return undefined;
   const options = body.stream_options;
   if (options !== undefined && options !== null && !isRecord(options)) return undefined;
   if (options?.include_usage === true) return undefined;
+  if (bytes && !("stream_options" in body)) {
+    // It parsed as an object, so only whitespace precedes its brace; it holds `stream`, so a comma follows ours.
+    const open = bytes.indexOf(0x7b) + 1;
+    return Buffer.concat([bytes.subarray(0, open), USAGE_OPTION, bytes.subarray(open)]);
+  }
   return Buffer.from(JSON.stringify({ ...body, stream_options: { ...options, include_usage: true } }));
 }
+
+const USAGE_OPTION = Buffer.from(`"stream_options":{"include_usage":true},`);
 
 /** A chunk that names a model (a non-empty `model`): only those are parsed for it. */
 const NAMES_MODEL = /"model"\s*:\s*"[^"]/;
@@ -170,7 +180,7 @@ function openAIError(status: number, code: string, message: string, details: Rec
 }
 
 /** Facts about an OpenAI-style request; `injects` when the upstream takes `stream_options` and reports usage only when asked. */
-export function inspectOpenAI(path: string, body: unknown, injects: boolean): RequestFacts {
+export function inspectOpenAI(path: string, body: unknown, injects: boolean, bytes?: Buffer): RequestFacts {
   // Read by hand, not by a schema: this runs on every proxied call. A field of the wrong type is
   // absent here (the upstream's to reject), as the lenient schemas of the other providers read it.
   const request = isRecord(body) ? body : {};
@@ -178,7 +188,7 @@ export function inspectOpenAI(path: string, body: unknown, injects: boolean): Re
     model: textOf(request.model),
     stream: request.stream === true,
     user: textOf(request.user),
-    rewritten: injects ? withStreamUsage(endpointOf(path), body) : undefined,
+    rewritten: injects ? withStreamUsage(endpointOf(path), body, bytes) : undefined,
   });
 }
 
@@ -190,7 +200,7 @@ export function openAIWire(name: string): ProviderWire {
     credentialHeaders: ["authorization"],
     credentialQuery: [],
     authorize: keyInHeader("authorization", "Bearer "),
-    inspect: (path, body) => inspectOpenAI(path, body, injects),
+    inspect: (path, body, _query, bytes) => inspectOpenAI(path, body, injects, bytes),
     operation: openAIOperation,
     // Chat, Completions, Responses and Embeddings answers all carry `usage` beside `model`.
     usageOf: (path, body) => (BATCH.test(barePath(path)) ? batchUsage(body) : envelopeUsage(openai, body, "usage", "model")),
