@@ -43,9 +43,10 @@ function sseTap(): SseTap {
     },
     result(): CallUsage {
       const answer = envelopeUsage(geminiUsage, parseJson(lastWithUsage ?? ""), "usageMetadata", "modelVersion");
-      // A stream cut before any usage still names its model in the first event.
+      if (answer.model !== undefined) return answer;
+      // A stream cut before any usage still names its model in the first event (read only then).
       const opening = parseJson(first ?? "");
-      return { usage: answer.usage, model: answer.model ?? (isRecord(opening) ? textOf(opening.modelVersion) : undefined) };
+      return { usage: answer.usage, model: isRecord(opening) ? textOf(opening.modelVersion) : undefined };
     },
   };
 }
