@@ -238,6 +238,32 @@ describe("OpenAI-compatible: stream taps", () => {
   });
 });
 
+describe("server-sent events", () => {
+  test("a large event in many small chunks, multi-line and CRLF, comes whole and exact; what follows it too", () => {
+    const lines = Array.from({ length: 300 }, (_, i) => `data: {"part":${i},"text":"${"é".repeat(50)}"}`);
+    const text = `event: response.completed\r\n${lines.join("\r\n")}\r\n\r\ndata: [DONE]\n\n`;
+    // Every size from 1 to 5 cuts the blank lines at each of their places.
+    for (const size of [1, 2, 3, 4, 5, 7, 64]) {
+      const reader = new SseReader();
+      const got: { event: { event: string | undefined; data: string }; raw: string }[] = [];
+      for (let at = 0; at < text.length; at += size) {
+        got.push(...reader.push(text.slice(at, at + size)));
+        // Nothing is held only where an event just ended.
+        assert.equal(reader.empty, got.map(({ raw }) => raw).join("") === text.slice(0, at + size), `size ${size}`);
+      }
+      assert.deepEqual(
+        got.map(({ event }) => event),
+        [
+          { event: "response.completed", data: lines.map((l) => l.slice(6)).join("\n") },
+          { event: undefined, data: "[DONE]" },
+        ],
+        `size ${size}`,
+      );
+      assert.equal(got.map(({ raw }) => raw).join(""), text, "the raw text is every byte, once");
+    }
+  });
+});
+
 describe("OpenAI-compatible: whole answers", () => {
   test("chat completion: usage, model and tier", () => {
     const body = { id: "chatcmpl-1", object: "chat.completion", created: 1, model: "gpt-4o-2024-08-06", service_tier: "default", choices: [], usage: CHAT_USAGE };

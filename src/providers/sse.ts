@@ -13,38 +13,73 @@ export interface SseEvent {
  * each event so a caller can forward, or leave out, exactly the bytes the upstream sent.
  */
 export class SseReader {
-  private buffer = "";
+  /**
+   * Text of an event not yet ended, in the pieces it came in: joined only once its blank line
+   * comes, so a large event (a whole response in its last event) arriving in many chunks is copied
+   * once, not once per chunk.
+   */
+  private held: string[] = [];
+  /** The held text's last 3 characters: a blank line ending in the next chunk may begin in them. */
+  private heldEnd = "";
 
   /** No part of an event is waiting for the rest of it. */
   get empty(): boolean {
-    return this.buffer === "";
+    return this.held.length === 0;
   }
 
   /** The events completed by this chunk, each with its raw text (blank line included). */
   push(chunk: string): { event: SseEvent; raw: string }[] {
-    const text = this.buffer + chunk;
+    // The held text has no blank line, so the first one can begin at most 3 characters before the
+    // chunk ("\r\n\r" + "\n"): it is looked for there, without joining what is held.
+    const seam = this.heldEnd + chunk;
+    BLANK_LINE.lastIndex = 0;
+    const first = BLANK_LINE.exec(seam);
+    if (!first) {
+      if (chunk !== "") this.hold(chunk);
+      return [];
+    }
+    const text = this.take() + chunk;
     const out: { event: SseEvent; raw: string }[] = [];
     // Read on from each event's end rather than cutting the text after each: a chunk often holds
     // many events, and a long stream has one per token.
     let start = 0;
-    BLANK_LINE.lastIndex = 0;
-    for (let match = BLANK_LINE.exec(text); match; match = BLANK_LINE.exec(text)) {
-      const end = match.index + match[0].length;
-      const event = parseEvent(text.slice(start, match.index));
+    let at = text.length - seam.length + first.index;
+    let length = first[0].length;
+    for (;;) {
+      const end = at + length;
+      const event = parseEvent(text.slice(start, at));
       out.push({ event: event ?? { event: undefined, data: "" }, raw: text.slice(start, end) });
       start = end;
+      BLANK_LINE.lastIndex = end;
+      const next = BLANK_LINE.exec(text);
+      if (!next) break;
+      at = next.index;
+      length = next[0].length;
     }
-    this.buffer = start === 0 ? text : text.slice(start);
+    if (start < text.length) this.hold(text.slice(start));
     return out;
   }
 
   /** Whatever is left after the stream ended without a final blank line. */
   rest(): { event: SseEvent; raw: string } | undefined {
-    if (this.buffer.trim() === "") return undefined;
-    const raw = this.buffer;
-    this.buffer = "";
+    const raw = this.take();
+    if (raw.trim() === "") return undefined;
     const event = parseEvent(raw);
     return event ? { event, raw } : undefined;
+  }
+
+  private hold(text: string): void {
+    this.held.push(text);
+    this.heldEnd = (this.heldEnd + text).slice(-3);
+  }
+
+  /** The held text, whole; nothing is held after. */
+  private take(): string {
+    if (this.held.length === 0) return "";
+    const text = this.held.length === 1 ? this.held[0]! : this.held.join("");
+    this.held = [];
+    this.heldEnd = "";
+    return text;
   }
 }
 
