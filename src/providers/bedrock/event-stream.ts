@@ -53,31 +53,51 @@ function toEvent(message: Message): StreamEvent {
  * bytes still reach the client, whose SDK reports the damage; the call's usage stays unknown.
  */
 export class EventStreamReader {
-  private pending: Buffer = Buffer.alloc(0);
+  /**
+   * Bytes not yet read, in the pieces they came in: joined once a message's length has arrived, not
+   * at every chunk, so a large message in many chunks is copied once (joining at every chunk was
+   * quadratic in its size).
+   */
+  private parts: Buffer[] = [];
+  private size = 0;
   private broken = false;
 
   /** The events this chunk completes, in order. */
   push(chunk: Uint8Array): StreamEvent[] {
     if (this.broken) return [];
-    this.pending = this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
+    this.parts.push(Buffer.from(chunk));
+    this.size += chunk.length;
     const events: StreamEvent[] = [];
-    while (this.pending.length >= 4) {
-      const length = this.pending.readUInt32BE(0);
+    while (this.size >= 4) {
+      const length = this.prelude().readUInt32BE(0);
       if (length < OVERHEAD || length > MAX_MESSAGE_BYTES) return this.fail(events);
-      if (this.pending.length < length) break;
+      if (this.size < length) break;
+      const pending = this.joined();
       try {
-        events.push(toEvent(theCodec().decode(this.pending.subarray(0, length))));
+        events.push(toEvent(theCodec().decode(pending.subarray(0, length))));
       } catch {
         return this.fail(events);
       }
-      this.pending = this.pending.subarray(length);
+      this.parts = pending.length > length ? [pending.subarray(length)] : [];
+      this.size -= length;
     }
     return events;
   }
 
+  /** The first piece, holding at least the 4 bytes of the next message's length. */
+  private prelude(): Buffer {
+    if (this.parts[0]!.length < 4) this.parts = [this.joined()];
+    return this.parts[0]!;
+  }
+
+  private joined(): Buffer {
+    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+  }
+
   private fail(events: StreamEvent[]): StreamEvent[] {
     this.broken = true;
-    this.pending = Buffer.alloc(0);
+    this.parts = [];
+    this.size = 0;
     return events;
   }
 }
