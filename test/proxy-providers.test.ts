@@ -8,7 +8,7 @@ import { mergeCumulative } from "../src/providers/anthropic/wire.ts";
 import { gemini } from "../src/providers/gemini/index.ts";
 import { openAICompatible } from "../src/providers/openai/index.ts";
 import { builtInProviders, providerNamed } from "../src/providers/registry.ts";
-import { SseReader } from "../src/providers/sse.ts";
+import { type SseTap, SseReader, sseStreamTap } from "../src/providers/sse.ts";
 import type { Provider, StreamTap, UpstreamRequest } from "../src/providers/types.ts";
 import type { NormalisedUsage } from "../src/providers/usage.ts";
 import { ANTHROPIC_KEY, startFakeAnthropic } from "./fakes/anthropic.ts";
@@ -261,6 +261,33 @@ describe("server-sent events", () => {
       );
       assert.equal(got.map(({ raw }) => raw).join(""), text, "the raw text is every byte, once");
     }
+  });
+
+  test("an event that outgrows what is held ends the reading: every byte still goes on, what came before it counts", () => {
+    const seen: string[] = [];
+    const tap: SseTap = {
+      onEvent: (event) => {
+        seen.push(event.data);
+        return event.data === "drop" ? "drop" : "forward";
+      },
+      result: () => ({ usage: undefined, model: undefined }),
+    };
+    const text = `data: a\n\ndata: drop\n\ndata: ${"é".repeat(100)}\n\ndata: b\n\n`;
+    const bytes = Buffer.from(text);
+    for (const filtering of [true, false])
+      for (const size of [1, 3, 7, 64]) {
+        seen.length = 0;
+        const stream = sseStreamTap(tap, filtering, 50);
+        const out: Buffer[] = [];
+        for (let at = 0; at < bytes.length; at += size) {
+          const passed = stream.push(bytes.subarray(at, at + size));
+          if (passed) out.push(passed);
+        }
+        const last = stream.end();
+        if (last) out.push(last);
+        assert.deepEqual(seen, ["a", "drop"], `filtering ${filtering}, size ${size}`);
+        assert.equal(Buffer.concat(out).toString("utf8"), filtering ? text.replace("data: drop\n\n", "") : text, `filtering ${filtering}, size ${size}`);
+      }
   });
 });
 

@@ -19,8 +19,12 @@ export class SseReader {
    * once, not once per chunk.
    */
   private held: string[] = [];
+  private heldChars = 0;
   /** The held text's last 3 characters: a blank line ending in the next chunk may begin in them. */
   private heldEnd = "";
+
+  /** `maxEventChars`: the most of one unfinished event held; see spill(). */
+  constructor(private readonly maxEventChars = MAX_EVENT_CHARS) {}
 
   /** No part of an event is waiting for the rest of it. */
   get empty(): boolean {
@@ -68,8 +72,18 @@ export class SseReader {
     return event ? { event, raw } : undefined;
   }
 
+  /**
+   * The unfinished event's text when it has grown past maxEventChars, taken out of the reader;
+   * undefined while it is within. An upstream that never ends an event must not grow the gateway's
+   * memory without end: the caller stops reading the stream there.
+   */
+  spill(): string | undefined {
+    return this.heldChars > this.maxEventChars ? this.take() : undefined;
+  }
+
   private hold(text: string): void {
     this.held.push(text);
+    this.heldChars += text.length;
     this.heldEnd = (this.heldEnd + text).slice(-3);
   }
 
@@ -78,10 +92,18 @@ export class SseReader {
     if (this.held.length === 0) return "";
     const text = this.held.length === 1 ? this.held[0]! : this.held.join("");
     this.held = [];
+    this.heldChars = 0;
     this.heldEnd = "";
     return text;
   }
 }
+
+/**
+ * The most of one event read whole, in characters: far past any event a provider documents (a
+ * Responses API `response.completed` carries the whole response; an image's is a few MB of base64),
+ * as Bedrock's reader allows 16 MB per message.
+ */
+const MAX_EVENT_CHARS = 16 * 1024 * 1024;
 
 /** The blank line that ends an event, in any of the line endings the format allows. */
 const BLANK_LINE = /\r?\n\r?\n/g;
@@ -115,17 +137,25 @@ export interface SseTap {
 /**
  * A byte-level StreamTap over an event-level one. Unless `filtering`, every chunk goes on exactly as
  * it came and the events are only read; when filtering, events are forwarded one by one so the
- * ones the tap drops can be left out.
+ * ones the tap drops can be left out. An event that grows past what the reader holds
+ * (`maxEventChars`) ends the reading: it and the rest of the stream go on unread, and the call is
+ * priced from what was read before (an estimate where that holds no usage).
  */
-export function sseStreamTap(tap: SseTap, filtering: boolean): StreamTap {
-  const reader = new SseReader();
+export function sseStreamTap(tap: SseTap, filtering: boolean, maxEventChars?: number): StreamTap {
+  const reader = new SseReader(maxEventChars);
   const decoder = new StringDecoder("utf8");
   /** The bytes so far ended where an event did: nothing is held, in the reader or the decoder. */
   let atBoundary = true;
+  /** The stream is no longer read. Filtering, its text still passes the decoder, which holds a character cut between chunks. */
+  let unread = false;
+  const bytesOf = (decoded: string) => (decoded === "" ? undefined : Buffer.from(decoded));
   return {
     push(chunk) {
+      if (unread) return filtering ? bytesOf(decoder.write(chunk)) : chunk;
       const startsAtBoundary = atBoundary;
       const events = reader.push(decoder.write(chunk));
+      const spilled = reader.spill();
+      if (spilled !== undefined) unread = true;
       // A last byte of "\n" leaves no character half-decoded; an empty reader, no event half-read.
       atBoundary = reader.empty && chunk[chunk.length - 1] === 0x0a;
       if (!filtering) {
@@ -134,9 +164,10 @@ export function sseStreamTap(tap: SseTap, filtering: boolean): StreamTap {
       }
       const kept: string[] = [];
       for (const { event, raw } of events) if (tap.onEvent(event) === "forward") kept.push(raw);
+      if (spilled !== undefined) return bytesOf(kept.join("") + spilled);
       // Whole events, all kept (as every chunk but the one with the usage is): the chunk as it came, not re-encoded.
       if (kept.length === events.length && startsAtBoundary && atBoundary) return kept.length > 0 ? chunk : undefined;
-      return kept.length > 0 ? Buffer.from(kept.join("")) : undefined;
+      return bytesOf(kept.join(""));
     },
     end() {
       const last = reader.rest();
