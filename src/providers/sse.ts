@@ -84,7 +84,7 @@ export class SseReader {
   private hold(text: string): void {
     this.held.push(text);
     this.heldChars += text.length;
-    this.heldEnd = (this.heldEnd + text).slice(-3);
+    this.heldEnd = text.length >= 3 ? text.slice(-3) : (this.heldEnd + text).slice(-3);
   }
 
   /** The held text, whole; nothing is held after. */
