@@ -91,7 +91,7 @@ const aheadMessage = (ahead: readonly string[]) =>
  */
 export type MigrationState = { state: "applied" } | { state: "pending" } | { state: "ahead"; detail: string };
 
-export async function migrationState(database: Database, migrations = pendingMigrationFiles()): Promise<MigrationState> {
+export async function migrationState(database: Database, migrations = shippedMigrations()): Promise<MigrationState> {
   let applied: string[];
   try {
     applied = (await database.rows<{ tag: string }>(sql`select tag from tollgate_migrations`)).map((r) => r.tag);
@@ -102,4 +102,15 @@ export async function migrationState(database: Database, migrations = pendingMig
   if (ahead.length > 0) return { state: "ahead", detail: aheadMessage(ahead) };
   const done = new Set(applied);
   return migrations.every((m) => done.has(m.tag)) ? { state: "applied" } : { state: "pending" };
+}
+
+let shipped: Migration[] | undefined;
+
+/**
+ * This build's migrations, read once: /readyz asks at every probe, and the files (read and hashed
+ * synchronously) do not change under a running gateway.
+ */
+function shippedMigrations(): Migration[] {
+  shipped ??= pendingMigrationFiles();
+  return shipped;
 }
