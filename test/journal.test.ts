@@ -149,7 +149,9 @@ describe("journal lines", () => {
     });
     const bare = UsageEvent.parse({ source: "s", id: "i", ts: new Date(0), tokens: {} });
     const negative = { ...bare, id: "neg", reported_cost: -5n, ts: new Date("+010000-01-01T00:00:00.001Z") };
-    for (const event of [full, bare, negative]) {
+    const estimated = { ...bare, id: "est", estimated: true };
+    const unknown = { ...bare, id: "unknown", usage_unknown: true };
+    for (const event of [full, bare, negative, estimated, unknown]) {
       const line = encodeEvent(event);
       assert.ok(!line.includes("\n"), "one event is one line");
       const back = decodeEvent(line) as Decoded;

@@ -35,15 +35,40 @@ import { type PricedEvent, UsageEvent } from "./event.ts";
  * back exact. A built event's line carries its price (`cost`, `priced`) too.
  */
 export function encodeEvent(event: UsageEvent | PricedEvent): string {
-  // The bigints as text in a copy, rather than a replacer: JSON.stringify called a replacer for every
-  // key and value of every event and lost its fast path (2-3x the time, the largest single cost of a
-  // proxied call in our code). The same text: overwritten keys keep their place, and an absent
-  // `cost` stays absent (undefined is left out).
-  const cost = "cost" in event ? decimal(event.cost) : undefined;
-  return JSON.stringify({ ...event, reported_cost: decimal(event.reported_cost), cost });
+  // A fresh object of plain values, field by field: JSON.stringify then stays on its fast path. A
+  // spread copy with the bigints overwritten, and the Date left to its toJSON, took 3.1-5.8 µs a line
+  // in a loop against 2.5-2.7 (alternated), and this runs for every proxied call. A replacer was
+  // slower still (it is called for every key). An absent field is undefined here, and left out.
+  const priced = "cost" in event ? event : undefined;
+  const line = {
+    source: event.source,
+    id: event.id,
+    ts: isoText(event.ts),
+    provider: event.provider,
+    model: event.model,
+    tokens: event.tokens,
+    service_tier: event.service_tier,
+    reported_cost: event.reported_cost === null ? null : event.reported_cost.toString(),
+    latency_ms: event.latency_ms,
+    status: event.status,
+    team: event.team,
+    project: event.project,
+    feature: event.feature,
+    user: event.user,
+    session: event.session,
+    api_key_id: event.api_key_id,
+    tags: event.tags,
+    request_id: event.request_id,
+    cost: priced?.cost.toString(),
+    priced: priced?.priced,
+    usage_unknown: event.usage_unknown,
+    estimated: event.estimated,
+  } satisfies Record<keyof PricedEvent, unknown>;
+  return JSON.stringify(line);
 }
 
-const decimal = <T>(value: T) => (typeof value === "bigint" ? value.toString() : value);
+/** A date as JSON.stringify writes one: ISO 8601, or null for an invalid date (toISOString would throw). */
+const isoText = (date: Date) => (Number.isNaN(date.getTime()) ? null : date.toISOString());
 
 /** An event read back, with the price it was built with (lines written before prices were kept have none). */
 export interface Decoded {
