@@ -17,6 +17,7 @@ import type { Tokens } from "../src/ledger/event.ts";
 import { createCatalog, type PriceSet, type Rate } from "../src/pricing/index.ts";
 import { EventStreamReader } from "../src/providers/bedrock/event-stream.ts";
 import { bedrockModelId, modelCall } from "../src/providers/bedrock/operations.ts";
+import { converseStreamTap } from "../src/providers/bedrock/stream-usage.ts";
 import { bedrockUsage } from "../src/providers/bedrock/usage.ts";
 import { normaliseProvider } from "../src/providers/registry.ts";
 import {
@@ -166,6 +167,15 @@ describe("Bedrock event streams", () => {
       ["messageStart"],
     );
     assert.deepEqual(reader.push(frame("metadata", {})), []);
+    assert.equal(reader.stopped, true);
+    // The tap says so, and the gateway settles the call at an estimate rather than as unread usage.
+    const tap = converseStreamTap();
+    tap.push(damaged);
+    assert.deepEqual(tap.result(), { usage: undefined, model: undefined, partial: true });
+    const whole = converseStreamTap();
+    whole.push(stream);
+    assert.equal(whole.result().partial, undefined);
+    assert.ok(whole.result().usage);
   });
 });
 

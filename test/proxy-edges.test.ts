@@ -251,6 +251,34 @@ describe("budget holes (item 5)", () => {
   });
 });
 
+describe("a stream the gateway stops reading before its end", () => {
+  test("an event past what is held (16 MB): every byte reaches the SDK, and Anthropic's start usage is not taken as the call's", async () => {
+    const key = await virtualKey(t, "unread-tail");
+    const anthropic = new Anthropic({ baseURL: `${t.base}/anthropic`, apiKey: key, maxRetries: 0 });
+    // One text delta of 17 MiB: past it the gateway reads no more, so the usage message_delta reports
+    // at the end (420 output tokens) is never seen, only message_start's (1 output token).
+    const size = 17 * 2 ** 20;
+    anthropicFake.setNext({ deltas: 1, deltaBytes: size });
+    const { data: stream, response } = await anthropic.messages
+      .create({ model: "claude-sonnet-4-6", max_tokens: 10, stream: true, messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    let text = 0;
+    const types: string[] = [];
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === "content_block_delta" && event.delta.type === "text_delta") text += event.delta.text.length;
+    }
+    assert.equal(text, size, "the whole delta reached the SDK");
+    assert.deepEqual(types.slice(-2), ["message_delta", "message_stop"], "and everything after it");
+    const row = await proxyRow(database, response.headers.get("x-tollgate-request-id")!);
+    assert.equal(row.status, "ok");
+    assert.equal(row.estimated, true, "estimated, not the start's usage taken as reported");
+    assert.equal(Number(row.input_tokens), 50 + 3000 + 12000, "input as message_start reported it, exactly");
+    // Output at a quarter of the bytes relayed: no text could be picked out of an event held only in part.
+    assert.ok(Number(row.output_tokens) >= size / 4, `output estimated from the bytes relayed (${row.output_tokens})`);
+  });
+});
+
 describe("refusals with several gateway processes (item 5)", () => {
   test("a process that has used its share reports the budget's own spend and what is left, not 'exhausted, remaining 0'", () => {
     const usd = (text: string) => (BigInt(Math.round(Number(text) * 1e6)) * PICO_PER_USD) / 1_000_000n;

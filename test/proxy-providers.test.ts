@@ -276,10 +276,16 @@ describe("server-sent events", () => {
     for (const filtering of [true, false])
       for (const size of [1, 3, 7, 64]) {
         seen.length = 0;
-        const passed = feed(sseStreamTap(tap, filtering, 50), text, size);
+        const capped = sseStreamTap(tap, filtering, 50);
+        const passed = feed(capped, text, size);
         assert.deepEqual(seen, ["a", "drop"], `filtering ${filtering}, size ${size}`);
         assert.equal(passed, filtering ? text.replace("data: drop\n\n", "") : text, `filtering ${filtering}, size ${size}`);
+        assert.equal(capped.result().partial, true, "the result says the stream was not read to its end");
       }
+    seen.length = 0;
+    const whole = sseStreamTap(tap, false, 1000);
+    feed(whole, text, 7);
+    assert.equal(whole.result().partial, undefined, "a stream read to its end is not partial");
   });
 });
 

@@ -138,8 +138,8 @@ export interface SseTap {
  * A byte-level StreamTap over an event-level one. Unless `filtering`, every chunk goes on exactly as
  * it came and the events are only read; when filtering, events are forwarded one by one so the
  * ones the tap drops can be left out. An event that grows past what the reader holds
- * (`maxEventChars`) ends the reading: it and the rest of the stream go on unread, and the call is
- * priced from what was read before (an estimate where that holds no usage).
+ * (`maxEventChars`) ends the reading: it and the rest of the stream go on unread, and the result is
+ * marked `partial` (the call is then estimated from what was read and relayed).
  */
 export function sseStreamTap(tap: SseTap, filtering: boolean, maxEventChars?: number): StreamTap {
   const reader = new SseReader(maxEventChars);
@@ -176,6 +176,6 @@ export function sseStreamTap(tap: SseTap, filtering: boolean, maxEventChars?: nu
       // Without filtering the raw bytes already went out; only re-sent events need writing here.
       return filtering && keep ? Buffer.from(last.raw) : undefined;
     },
-    result: () => tap.result(),
+    result: () => (unread ? { ...tap.result(), partial: true } : tap.result()),
   };
 }

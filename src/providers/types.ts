@@ -44,6 +44,12 @@ export interface CallUsage {
   results?: readonly CallUsage[];
   /** The counts are the gateway's estimate (src/proxy/estimate.ts), not the provider's report. */
   estimated?: boolean;
+  /**
+   * The stream was not read to its end (an event too large to hold, a framing the reader could not
+   * follow), though its bytes all went on: usage read before that point may fall short of the
+   * call's (Anthropic reports output at the end), so the call is settled like one cut short.
+   */
+  partial?: boolean;
   /** The tier the call was served on when no usage could be read to say so (a batch's result). */
   tier?: ServiceTier;
 }

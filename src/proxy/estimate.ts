@@ -95,14 +95,23 @@ export class StreamMeter {
     this.heldBytes += chunk.length;
   }
 
-  /** Output tokens in what was relayed: the generated text of the events seen, scaled to every byte read. */
+  /**
+   * Output tokens in what was relayed: the generated text of the events seen, scaled to every byte
+   * read. When most of the bytes held are one event not yet ended (an event larger than what is
+   * held), no text can be picked out of them, and the stream counts at bytes/4, as one that is not
+   * server-sent events does.
+   */
   outputTokens(): number {
     if (this.total === 0) return 0;
     if (!this.sse) return Math.ceil(this.total / 4);
     const reader = new SseReader();
     const decoder = new StringDecoder("utf8");
     const texts: string[] = [];
-    for (const { event } of reader.push(decoder.write(Buffer.concat(this.held)))) {
+    const heldText = decoder.write(Buffer.concat(this.held));
+    const events = reader.push(heldText);
+    const readChars = events.reduce((sum, { raw }) => sum + raw.length, 0);
+    if (heldText.length - readChars > readChars) return Math.ceil(this.total / 4);
+    for (const { event } of events) {
       let json: unknown;
       try {
         json = JSON.parse(event.data);

@@ -307,11 +307,13 @@ async function relayStream(call: Call, res: ServerResponse, answer: Dispatcher.R
     meter.push(chunk);
     return tap.push(chunk);
   };
-  // A stream cut short, or a server-sent-events stream that never reported usage, is settled at an
-  // estimate, never $0 (a whole stream in a format Tollgate does not read stays unpriced).
+  // A stream cut short, one the tap stopped reading before its end, or a server-sent-events stream
+  // that never reported usage, is settled at an estimate, never $0 (a whole stream in a format
+  // Tollgate does not read stays unpriced).
   const usage = (delivery: Delivery) => {
-    const cut = delivery === "cut" || delivery === "upstream_broke";
-    return answer.statusCode < 400 && (cut || sse) ? streamUsage(tap.result(), cut, request, meter) : tap.result();
+    const read = tap.result();
+    const cut = delivery === "cut" || delivery === "upstream_broke" || read.partial === true;
+    return answer.statusCode < 400 && (cut || sse) ? streamUsage(read, cut, request, meter) : read;
   };
   await relayAndRecord(call, res, source, push, () => tap.end(), usage, requestId, answer.statusCode, opts, true);
 }

@@ -50,7 +50,7 @@ function toEvent(message: Message): StreamEvent {
 /**
  * Splits a byte stream into whole messages whatever the chunking, checking each message's CRCs.
  * A stream that breaks the framing (a bad checksum, an impossible length) stops being read: its
- * bytes still reach the client, whose SDK reports the damage; the call's usage stays unknown.
+ * bytes still reach the client, whose SDK reports the damage; the call is estimated as one cut short.
  */
 export class EventStreamReader {
   /**
@@ -61,6 +61,11 @@ export class EventStreamReader {
   private parts: Buffer[] = [];
   private size = 0;
   private broken = false;
+
+  /** Reading stopped at a message that broke the framing; what followed was not read. */
+  get stopped(): boolean {
+    return this.broken;
+  }
 
   /** The events this chunk completes, in order. */
   push(chunk: Uint8Array): StreamEvent[] {

@@ -32,7 +32,10 @@ function eventTap(onEvent: (event: StreamEvent) => void, result: () => CallUsage
       return chunk;
     },
     end: () => undefined,
-    result: () => withoutModel(result()),
+    result: () => {
+      const read = withoutModel(result());
+      return reader.stopped ? { ...read, partial: true } : read;
+    },
   };
 }
 
