@@ -13,7 +13,7 @@ import { migrate } from "../src/db/migrate.ts";
 import { type Built, type LedgerEvent, type Pricer, eventBuilder } from "../src/ledger/build-event.ts";
 import { UsageEvent, type UsageEventInput } from "../src/ledger/event.ts";
 import { Recorder } from "../src/ledger/recorder.ts";
-import { type Decoded, decodeEvent, encodeEvent } from "../src/ledger/journal.ts";
+import { type Decoded, decodeEvent, encodeEvent, isoText } from "../src/ledger/journal.ts";
 import { DEFAULT_DRAIN_TUNING, type DrainTuning, JournalDrain, outageBackoffMs } from "../src/ledger/journal-drain.ts";
 import { createLogger } from "../src/logger.ts";
 import { TcpCutter } from "./fakes/tcp-cutter.ts";
@@ -126,6 +126,14 @@ async function leaveJournaled(dataDir: string, events: UsageEvent[], tuning: Par
 }
 
 describe("journal lines", () => {
+  test("dates are written as toISOString writes them, the second's text reused or not", () => {
+    const edges = [0, 1, 9, 10, 99, 100, 999, 1000, -1, -999, -1000, -1001, 253402300799999, 253402300800000, -62198755200001, 1765000000000];
+    // Each alone, then runs within one second and across seconds, in and out of order.
+    const runs = [...edges, ...Array.from({ length: 3000 }, (_, i) => 1765000000000 + ((i * 7919) % 5000) - 2500)];
+    for (const ms of runs) assert.equal(isoText(new Date(ms)), new Date(ms).toISOString(), String(ms));
+    assert.equal(isoText(new Date(Number.NaN)), null, "an invalid date as JSON.stringify writes it");
+  });
+
   test("every field round-trips exactly: bigints beyond 2^53, millisecond dates, tags, nulls", () => {
     const full = UsageEvent.parse({
       source: "proxy",
