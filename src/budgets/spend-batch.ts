@@ -59,9 +59,19 @@ export function matchingKeys(dims: readonly Dimension[], attributes: Attributes)
   return family === model ? [own] : [own, valuesKey(dims, { ...attributes, model: family })];
 }
 
-/** The items of these groups whose scope matches the attributes. */
+/**
+ * The items of these groups whose scope matches the attributes. Loops, not flatMap: this runs for
+ * every proxied call a hard budget exists for, and the nested flatMaps took 0.87-0.93 µs a call
+ * against 0.25-0.27 (one budget, in a loop).
+ */
 export function matching<T>(groups: readonly ScopeGroup<T>[], attributes: Attributes): T[] {
-  return groups.flatMap((g) => matchingKeys(g.dims, attributes).flatMap((key) => g.byValues.get(key) ?? []));
+  const out: T[] = [];
+  for (const g of groups)
+    for (const key of matchingKeys(g.dims, attributes)) {
+      const members = g.byValues.get(key);
+      if (members) for (const member of members) out.push(member);
+    }
+  return out;
 }
 
 /** Output column of the i-th grouped dimension. */
