@@ -12,9 +12,10 @@ const EMPTY: RequestBody = { ok: true, json: undefined };
 /**
  * A body's JSON (undefined for none). On a billable endpoint (`billable`) a body that is neither
  * JSON nor a form is refused, as the upstream would refuse it too. Elsewhere (file uploads, batch
- * creation) only a body declared JSON is read, and nothing is refused.
+ * creation) only a body declared JSON is read, and nothing is refused. Only a form is read
+ * asynchronously: JSON, every proxied call's body, is answered at once, without a promise to wait on.
  */
-export async function requestBody(body: Buffer | undefined, contentType: string | undefined, billable: boolean): Promise<RequestBody> {
+export function requestBody(body: Buffer | undefined, contentType: string | undefined, billable: boolean): RequestBody | Promise<RequestBody> {
   if (!body || body.length === 0) return EMPTY;
   const type = contentType?.toLowerCase() ?? "";
   if (!billable && !type.includes("json")) return EMPTY;
