@@ -49,7 +49,7 @@ export class MigrationAheadError extends Error {
  * migrated: this one would write it in a way the newer schema no longer reads (0017 moved the
  * rollups to folds; an older gateway's writes would be lost to them), so it does not start.
  */
-export async function migrate(database: Database, migrations = pendingMigrationFiles()): Promise<string[]> {
+export async function migrate(database: Database, migrations = shippedMigrations()): Promise<string[]> {
   return database.db.transaction(async (tx) => {
     // A migration over a large ledger may run long, and waiting for another process's lock too: the
     // gateway's statement_timeout (TOLLGATE_DB_STATEMENT_TIMEOUT_MS) is for serving, not for this.
@@ -107,8 +107,8 @@ export async function migrationState(database: Database, migrations = shippedMig
 let shipped: Migration[] | undefined;
 
 /**
- * This build's migrations, read once: /readyz asks at every probe, and the files (read and hashed
- * synchronously) do not change under a running gateway.
+ * This build's migrations, read once: a start migrates and /readyz asks at every probe, and the
+ * files (read and hashed synchronously) do not change under a running gateway.
  */
 function shippedMigrations(): Migration[] {
   shipped ??= pendingMigrationFiles();
