@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { sql } from "drizzle-orm";
 import OpenAI from "openai";
+import { MMAP_THRESHOLD_BYTES, mallocEnvironment } from "../src/cluster/malloc.ts";
 import type { FakeUpstream } from "./fakes/fake-upstream.ts";
 import { startFakeOpenAI } from "./fakes/openai.ts";
 import { ADMIN_TOKEN, PG, type Server, assertOnce, countsOf, createKey, dataDir, load, postgresDatabase, startServer, stop } from "./helpers/served-gateway.ts";
@@ -199,6 +201,13 @@ describe("tollgate serve with two workers", { concurrency: 1 }, () => {
         assert.ok(ran.length >= 3, `jobs ran: ${ran.length}`);
         assert.ok(ran.every((l) => l.worker === 1), "every job run was in worker 1 (or its replacement)");
       });
+
+      await t.test("each worker starts with glibc's mmap threshold fixed, a replacement too", { skip: process.platform === "linux" ? false : "reads /proc" }, () => {
+        for (const [slot, pid] of workerPids(server)) {
+          const environment = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+          assert.ok(environment.includes(`MALLOC_MMAP_THRESHOLD_=${MMAP_THRESHOLD_BYTES}`), `worker ${slot} (pid ${pid}) has the threshold`);
+        }
+      });
     } finally {
       await stop(server);
       await pg.database.close();
@@ -208,4 +217,11 @@ describe("tollgate serve with two workers", { concurrency: 1 }, () => {
     const stopped = server.logs().filter((l) => l.msg === "stopped");
     assert.equal(stopped.length, 3, "each worker and the primary stopped");
   });
+});
+
+test("a worker's malloc threshold yields to the operator's own malloc tuning", () => {
+  assert.deepEqual(mallocEnvironment({}), { MALLOC_MMAP_THRESHOLD_: "131072" });
+  assert.deepEqual(mallocEnvironment({ MALLOC_MMAP_THRESHOLD_: "65536" }), {}, "their threshold is inherited as it is");
+  assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0" }), {}, "tunables of their own");
+  assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.rtld.optional_static_tls=512" }), { MALLOC_MMAP_THRESHOLD_: "131072" }, "tunables of another part");
 });

@@ -4,6 +4,7 @@ import { within } from "../deadline.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { CliError } from "../cli/admin-client.ts";
+import { mallocEnvironment } from "./malloc.ts";
 import { type PrimaryMessage, SLOT_VARIABLE, type SharedStore, WorkerMessage } from "./messages.ts";
 
 /*
@@ -89,7 +90,7 @@ class WorkerPool {
       const begin = () => {
         if (this.stopping) return;
         const jobs = slot === 1 ? this.config.TOLLGATE_JOBS : "off";
-        const worker = cluster.fork({ [SLOT_VARIABLE]: String(slot), TOLLGATE_JOBS: jobs });
+        const worker = cluster.fork({ ...mallocEnvironment(process.env), [SLOT_VARIABLE]: String(slot), TOLLGATE_JOBS: jobs });
         const state: Slot = { worker, failures: this.slots.get(slot)?.failures ?? 0 };
         this.slots.set(slot, state);
         worker.on("message", (raw: unknown) => {
