@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { getTableName, is, sql } from "drizzle-orm";
 import { PgTable } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { type Database, openDatabase, rowsOf } from "../src/db/connection.ts";
-import { migrate, migrationState, pendingMigrationFiles } from "../src/db/migrate.ts";
+import { OLDER_BUILDS_RUN, migrate, migrationState, pendingMigrationFiles } from "../src/db/migrate.ts";
 import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
@@ -152,6 +152,43 @@ describe("migrate()", () => {
       assert.deepEqual(await migrate(database, [first, newer]), [], "the newer build itself still starts");
     } finally {
       await fresh.drop();
+    }
+  });
+
+  test("a newer build's migrations marked for older builds leave those starting and ready; one unmarked after them does not", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      const first = { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] };
+      const marked = { tag: "9001_marked", hash: "c".repeat(64), statements: ["create table probe_marked (id int)"], olderBuildsRun: true };
+      assert.deepEqual(await migrate(database, [first, marked]), ["9000_first", "9001_marked"]);
+      assert.deepEqual(await migrate(database, [first]), [], "the older build starts beside it");
+      assert.deepEqual(await migrationState(database, [first]), { state: "applied" }, "and stays ready");
+      const unmarked = { tag: "9002_unmarked", hash: "d".repeat(64), statements: ["create table probe_unmarked (id int)"] };
+      assert.deepEqual(await migrate(database, [first, marked, unmarked]), ["9002_unmarked"]);
+      const named = "this database was migrated by a newer Tollgate (9002_unmarked is not in this build): run that version or a newer one";
+      await assert.rejects(migrate(database, [first]), { message: named });
+      assert.deepEqual(await migrationState(database, [first]), { state: "ahead", detail: named });
+      assert.deepEqual(await migrationState(database, [first, marked]), { state: "ahead", detail: named });
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  test("a migration file marks itself for older builds by a line of its own", () => {
+    const dir = mkdtempSync(join(SCRATCH, "tollgate-mfiles-"));
+    try {
+      mkdirSync(join(dir, "meta"));
+      writeFileSync(join(dir, "meta", "_journal.json"), JSON.stringify({ entries: [{ idx: 0, tag: "0000_plain" }, { idx: 1, tag: "0001_marked" }, { idx: 2, tag: "0002_quoted" }] }));
+      writeFileSync(join(dir, "0000_plain.sql"), "create table a (id int);");
+      writeFileSync(join(dir, "0001_marked.sql"), `-- Adds a table no older build reads.\n  ${OLDER_BUILDS_RUN}\ncreate table b (id int);`);
+      writeFileSync(join(dir, "0002_quoted.sql"), `create table c (note text default '${OLDER_BUILDS_RUN}');`);
+      assert.deepEqual(
+        pendingMigrationFiles(`${dir}/`).map((m) => [m.tag, m.olderBuildsRun]),
+        [["0000_plain", false], ["0001_marked", true], ["0002_quoted", false]],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

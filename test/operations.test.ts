@@ -83,6 +83,16 @@ describe("health", () => {
     }
     assert.equal((await fetch(`${t.base}/readyz`)).status, 200);
   });
+  test("/readyz stays ready when what a newer build migrated is marked for older builds to keep running", async () => {
+    await t.gateway.database.rows(sql`insert into tollgate_migrations (tag, hash, older_builds_run) values ('9999_from_a_newer_build', ${"f".repeat(64)}, true)`);
+    try {
+      const res = await fetch(`${t.base}/readyz`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { status: "ok", migrations: "applied", database: "reachable", journal: { database: "ok", unrecorded_events: 0 } });
+    } finally {
+      await t.gateway.database.rows(sql`delete from tollgate_migrations where tag = '9999_from_a_newer_build'`);
+    }
+  });
 });
 
 describe("/metrics", () => {

@@ -11,10 +11,20 @@ const MIGRATION_LOCK = 7_243_001;
 
 const Journal = z.object({ entries: z.array(z.object({ idx: z.number(), tag: z.string() })) });
 
+/**
+ * A line a migration file holds when gateways of the builds before it may keep serving on the
+ * database it migrated (it adds a table, a nullable column or an index, and changes nothing those
+ * builds write or read): they then neither refuse to start nor stop counting as ready, and several
+ * gateways can be replaced one at a time. Part of the file, so of its hash: decided as it is written.
+ */
+export const OLDER_BUILDS_RUN = "-- tollgate: older builds keep running";
+
 export interface Migration {
   tag: string;
   hash: string;
   statements: string[];
+  /** The file holds OLDER_BUILDS_RUN; recorded with the migration, where the older builds read it. */
+  olderBuildsRun?: boolean;
 }
 
 /** The migrations drizzle-kit generated, in order. */
@@ -28,6 +38,7 @@ export function pendingMigrationFiles(dir = MIGRATIONS_DIR): Migration[] {
         tag,
         hash: createHash("sha256").update(text).digest("hex"),
         statements: text.split("--> statement-breakpoint").map((s) => s.trim()).filter(Boolean),
+        olderBuildsRun: text.split("\n").some((line) => line.trim() === OLDER_BUILDS_RUN),
       };
     });
 }
@@ -46,8 +57,9 @@ export class MigrationAheadError extends Error {
  * Applies what has not been applied yet, all in one transaction under an advisory lock, so two
  * processes starting together neither race nor half-apply. A file changed after it was applied
  * stops everything: its change would never reach this database. So does a database a newer build
- * migrated: this one would write it in a way the newer schema no longer reads (0017 moved the
- * rollups to folds; an older gateway's writes would be lost to them), so it does not start.
+ * migrated, unless each migration this build does not know is marked OLDER_BUILDS_RUN: this one
+ * could write it in a way the newer schema no longer reads (0017 moved the rollups to folds; an
+ * older gateway's writes would be lost to them), so it does not start.
  */
 export async function migrate(database: Database, migrations = shippedMigrations()): Promise<string[]> {
   return database.db.transaction(async (tx) => {
@@ -57,9 +69,15 @@ export async function migrate(database: Database, migrations = shippedMigrations
     await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
     await tx.execute(sql`create table if not exists tollgate_migrations (
       tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
-    const done = new Map(rowsOf<{ tag: string; hash: string }>(await tx.execute(sql`select tag, hash from tollgate_migrations`)).map((r) => [r.tag, r.hash]));
-    const ahead = newerThan(migrations, done.keys());
+    // Added once, by the first build that knows it; builds before it write their rows without it.
+    // Looked up first: adding it, even "if not exists", would lock the table against every
+    // gateway's readiness probe for as long as this transaction runs.
+    if (rowsOf(await tx.execute(sql`select 1 from information_schema.columns where table_schema = current_schema() and table_name = 'tollgate_migrations' and column_name = 'older_builds_run'`)).length === 0)
+      await tx.execute(sql`alter table tollgate_migrations add column older_builds_run boolean not null default false`);
+    const rows = rowsOf<AppliedRow & { hash: string }>(await tx.execute(sql`select tag, hash, older_builds_run from tollgate_migrations`));
+    const ahead = newerThan(migrations, rows);
     if (ahead.length > 0) throw new MigrationAheadError(aheadMessage(ahead));
+    const done = new Map(rows.map((r) => [r.tag, r.hash]));
     const applied: string[] = [];
     for (const m of migrations) {
       const hash = done.get(m.tag);
@@ -67,17 +85,23 @@ export async function migrate(database: Database, migrations = shippedMigrations
         throw new MigrationChangedError(`migrations/${m.tag}.sql is not the file this database applied (sha256 ${hash.slice(0, 12)}…, the file has ${m.hash.slice(0, 12)}…): restore it and put the change in a new migration`);
       if (hash !== undefined) continue;
       for (const statement of m.statements) await tx.execute(sql.raw(statement));
-      await tx.execute(sql`insert into tollgate_migrations (tag, hash) values (${m.tag}, ${m.hash})`);
+      await tx.execute(sql`insert into tollgate_migrations (tag, hash, older_builds_run) values (${m.tag}, ${m.hash}, ${m.olderBuildsRun === true})`);
       applied.push(m.tag);
     }
     return applied;
   });
 }
 
-/** Applied migrations this build does not ship: tags sort in order (a zero-padded number first), so one past this build's last is a newer build's. */
-function newerThan(shipped: readonly Migration[], applied: Iterable<string>): string[] {
+/** A row of tollgate_migrations as this build reads it. */
+type AppliedRow = { tag: string; older_builds_run: boolean };
+
+/**
+ * Applied migrations this build does not ship and may not run beside (not marked OLDER_BUILDS_RUN):
+ * tags sort in order (a zero-padded number first), so one past this build's last is a newer build's.
+ */
+function newerThan(shipped: readonly Migration[], applied: readonly AppliedRow[]): string[] {
   const last = shipped.at(-1)?.tag ?? "";
-  return [...applied].filter((tag) => tag > last).sort();
+  return applied.filter((row) => row.tag > last && !row.older_builds_run).map((row) => row.tag).sort();
 }
 
 const aheadMessage = (ahead: readonly string[]) =>
@@ -87,20 +111,21 @@ const aheadMessage = (ahead: readonly string[]) =>
  * Where the database stands against this build's migrations (for /readyz): all applied; some still
  * to apply (a start under way); or migrated by a newer build since this one started, which
  * migrate() would refuse at a start for the same reason, so a running gateway stops counting as
- * ready rather than keep serving against a schema it does not know.
+ * ready rather than keep serving against a schema it does not know. Newer migrations marked
+ * OLDER_BUILDS_RUN leave it applied: it keeps serving while the gateways are replaced one by one.
  */
 export type MigrationState = { state: "applied" } | { state: "pending" } | { state: "ahead"; detail: string };
 
 export async function migrationState(database: Database, migrations = shippedMigrations()): Promise<MigrationState> {
-  let applied: string[];
+  let applied: AppliedRow[];
   try {
-    applied = (await database.rows<{ tag: string }>(sql`select tag from tollgate_migrations`)).map((r) => r.tag);
+    applied = await database.rows<AppliedRow>(sql`select tag, older_builds_run from tollgate_migrations`);
   } catch {
     return { state: "pending" };
   }
   const ahead = newerThan(migrations, applied);
   if (ahead.length > 0) return { state: "ahead", detail: aheadMessage(ahead) };
-  const done = new Set(applied);
+  const done = new Set(applied.map((row) => row.tag));
   return migrations.every((m) => done.has(m.tag)) ? { state: "applied" } : { state: "pending" };
 }
 
