@@ -12,6 +12,7 @@ import * as telegramSchema from "../integrations/telegram/schema.ts";
 import * as schema from "../src/db/schema.ts";
 import { assertRollupsMatchEvents } from "./helpers/rollups.ts";
 import { SCRATCH, seedDataDir } from "./helpers/template.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** Every table the schemas declare (the gateway's and its integrations'), and the runner's own: what the migrations must create. */
 const TABLES = [...[schema, telegramSchema].flatMap((s) => Object.values(s)).flatMap((t) => (is(t, PgTable) ? [getTableName(t)] : [])), "tollgate_migrations"].sort();
@@ -68,6 +69,13 @@ async function appliedTags(database: Database): Promise<string[]> {
 }
 
 const ALL_TAGS = pendingMigrationFiles().map((m) => m.tag);
+
+/** The runs table as builds before OLDER_BUILDS_RUN made it (no older_builds_run column), holding these tags. */
+async function oldRunsTable(database: Database, tags: readonly string[]): Promise<void> {
+  await database.rows(sql`create table tollgate_migrations (tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
+  for (const tag of tags) await database.rows(sql`insert into tollgate_migrations (tag, hash) values (${tag}, ${tag === "9000_first" ? "a".repeat(64) : "c".repeat(64)})`);
+}
+
 
 describe("migrate()", () => {
   test("applies every migration once; a second run is a no-op", async () => {
@@ -175,6 +183,59 @@ describe("migrate()", () => {
     }
   });
 
+  test("a runs table from a build before the mark gains the column; its rows count as unmarked", async () => {
+    const fresh = await freshDatabase();
+    try {
+      const database = await fresh.open();
+      await oldRunsTable(database, ["9000_first", "9001_newer"]);
+      const first = { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] };
+      await assert.rejects(migrate(database, [first]), { message: "this database was migrated by a newer Tollgate (9001_newer is not in this build): run that version or a newer one" });
+      const rows = await database.rows<{ tag: string; older_builds_run: boolean }>(sql`select tag, older_builds_run from tollgate_migrations order by tag`);
+      assert.deepEqual(rows.map((r) => ({ ...r })), [{ tag: "9000_first", older_builds_run: false }, { tag: "9001_newer", older_builds_run: false }], "the column stays although the run stopped");
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  test("the column is added in a transaction of its own: readiness probes read the runs table while a long migration runs", { skip: process.env.TEST_DATABASE_URL ? false : "PostgreSQL only: PGlite has one connection" }, async () => {
+    const fresh = await freshDatabase();
+    try {
+      const [migrating, holder, probe] = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
+      await oldRunsTable(migrating, ["9000_first"]);
+      await holder.rows(sql`create table probe_held (id int)`);
+      // The next migration waits for a lock another connection holds: it runs as long as the test wants.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let holding!: () => void;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const holderDone = holder.db.transaction(async (tx) => {
+        await tx.execute(sql`lock table probe_held in access exclusive mode`);
+        holding();
+        await released;
+      });
+      await held;
+      const first = { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] };
+      const long = { tag: "9001_long", hash: "b".repeat(64), statements: ["lock table probe_held in access exclusive mode", "create table probe_long (id int)"] };
+      const running = migrate(migrating, [first, long]);
+      try {
+        await waitFor("the migration to wait for the held lock", async () => (await probe.rows<{ n: number }>(sql`select count(*)::int as n from pg_locks where not granted and relation = 'probe_held'::regclass`))[0]!.n > 0);
+        // Without its own transaction the ALTER's lock would hold this probe until the migration ended.
+        const state = await probe.db.transaction(async (tx) => {
+          await tx.execute(sql`set local lock_timeout = '2s'`);
+          return rowsOf<{ tag: string; older_builds_run: boolean }>(await tx.execute(sql`select tag, older_builds_run from tollgate_migrations order by tag`));
+        });
+        assert.deepEqual(state.map((r) => ({ ...r })), [{ tag: "9000_first", older_builds_run: false }]);
+      } finally {
+        release();
+        await holderDone;
+      }
+      assert.deepEqual(await running, ["9001_long"]);
+      assert.deepEqual(await migrationState(probe, [first, long]), { state: "applied" });
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   test("a migration file marks itself for older builds by a line of its own", () => {
     const dir = mkdtempSync(join(SCRATCH, "tollgate-mfiles-"));
     try {
@@ -199,7 +260,8 @@ describe("migrate()", () => {
       const good = { tag: "9000_good", hash: "x", statements: ["create table probe_good (id int)"] };
       const bad = { tag: "9001_bad", hash: "y", statements: ["create table probe_bad (id int)", "select no_such_function()"] };
       await assert.rejects(migrate(database, [good, bad]));
-      assert.deepEqual(await tables(database), []);
+      assert.deepEqual(await tables(database), ["tollgate_migrations"], "the runner's own table, made before the run");
+      assert.deepEqual(await appliedTags(database), []);
       assert.deepEqual(await migrationState(database), { state: "pending" });
       assert.deepEqual(await migrate(database, [good]), ["9000_good"]);
       assert.deepEqual(await tables(database), ["probe_good", "tollgate_migrations"]);

@@ -222,6 +222,9 @@ describe("tollgate serve with two workers", { concurrency: 1 }, () => {
 test("a worker's malloc threshold yields to the operator's own malloc tuning", () => {
   assert.deepEqual(mallocEnvironment({}), { MALLOC_MMAP_THRESHOLD_: "131072" });
   assert.deepEqual(mallocEnvironment({ MALLOC_MMAP_THRESHOLD_: "65536" }), {}, "their threshold is inherited as it is");
-  assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.malloc.trim_threshold=0" }), {}, "tunables of their own");
+  assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=262144" }), {}, "their threshold as a tunable");
+  assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536" }), {}, "among other tunables");
+  assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0" }), { MALLOC_MMAP_THRESHOLD_: "131072" }, "other malloc tunables (arenas, caches) leave the threshold free to move");
+  assert.deepEqual(mallocEnvironment({ MALLOC_ARENA_MAX: "2" }), { MALLOC_MMAP_THRESHOLD_: "131072" }, "so does another malloc variable");
   assert.deepEqual(mallocEnvironment({ GLIBC_TUNABLES: "glibc.rtld.optional_static_tls=512" }), { MALLOC_MMAP_THRESHOLD_: "131072" }, "tunables of another part");
 });

@@ -17,8 +17,15 @@
 /** The threshold, bytes: glibc's own starting value, kept from moving. */
 export const MMAP_THRESHOLD_BYTES = 128 * 1024;
 
-/** What a worker's environment adds for glibc's malloc: nothing when the operator tuned malloc themselves. */
+/**
+ * What a worker's environment adds for glibc's malloc: nothing when the operator set the threshold
+ * themselves, as the variable or as its tunable (`GLIBC_TUNABLES=glibc.malloc.mmap_threshold=…`,
+ * entries separated by colons). Their other malloc settings, such as the number of arenas, leave it
+ * free to move, so it is still fixed beside them; where one of theirs already stops it moving (a
+ * trim threshold, a top pad), glibc's starting value is the one set here anyway.
+ */
 export function mallocEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
-  const tuned = env.MALLOC_MMAP_THRESHOLD_ !== undefined || (env.GLIBC_TUNABLES ?? "").includes("glibc.malloc.");
-  return tuned ? {} : { MALLOC_MMAP_THRESHOLD_: String(MMAP_THRESHOLD_BYTES) };
+  const tunables = (env.GLIBC_TUNABLES ?? "").split(":").map((entry) => entry.split("=", 1)[0]!.trim());
+  const set = env.MALLOC_MMAP_THRESHOLD_ !== undefined || tunables.includes("glibc.malloc.mmap_threshold");
+  return set ? {} : { MALLOC_MMAP_THRESHOLD_: String(MMAP_THRESHOLD_BYTES) };
 }

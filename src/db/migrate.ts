@@ -62,18 +62,9 @@ export class MigrationAheadError extends Error {
  * older gateway's writes would be lost to them), so it does not start.
  */
 export async function migrate(database: Database, migrations = shippedMigrations()): Promise<string[]> {
+  await prepareRunsTable(database);
   return database.db.transaction(async (tx) => {
-    // A migration over a large ledger may run long, and waiting for another process's lock too: the
-    // gateway's statement_timeout (TOLLGATE_DB_STATEMENT_TIMEOUT_MS) is for serving, not for this.
-    await tx.execute(sql`set local statement_timeout = 0`);
-    await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
-    await tx.execute(sql`create table if not exists tollgate_migrations (
-      tag text primary key, hash text not null, applied_at timestamptz not null default now())`);
-    // Added once, by the first build that knows it; builds before it write their rows without it.
-    // Looked up first: adding it, even "if not exists", would lock the table against every
-    // gateway's readiness probe for as long as this transaction runs.
-    if (rowsOf(await tx.execute(sql`select 1 from information_schema.columns where table_schema = current_schema() and table_name = 'tollgate_migrations' and column_name = 'older_builds_run'`)).length === 0)
-      await tx.execute(sql`alter table tollgate_migrations add column older_builds_run boolean not null default false`);
+    await waitForTheLock(tx);
     const rows = rowsOf<AppliedRow & { hash: string }>(await tx.execute(sql`select tag, hash, older_builds_run from tollgate_migrations`));
     const ahead = newerThan(migrations, rows);
     if (ahead.length > 0) throw new MigrationAheadError(aheadMessage(ahead));
@@ -89,6 +80,33 @@ export async function migrate(database: Database, migrations = shippedMigrations
       applied.push(m.tag);
     }
     return applied;
+  });
+}
+
+type Tx = Parameters<Parameters<Database["db"]["transaction"]>[0]>[0];
+
+/** Serialises the processes that migrate one database, for the rest of the transaction. */
+async function waitForTheLock(tx: Tx): Promise<void> {
+  // A migration over a large ledger may run long, and waiting for another process's lock too: the
+  // gateway's statement_timeout (TOLLGATE_DB_STATEMENT_TIMEOUT_MS) is for serving, not for this.
+  await tx.execute(sql`set local statement_timeout = 0`);
+  await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+}
+
+/**
+ * The runner's own table, made (or given the column that builds before OLDER_BUILDS_RUN lack) in a
+ * transaction of its own: an ALTER keeps the table locked against every gateway's readiness probe
+ * until its transaction ends, and the migrations' transaction may run long. The column is looked
+ * up first, so a start that finds it takes no such lock at all.
+ */
+async function prepareRunsTable(database: Database): Promise<void> {
+  await database.db.transaction(async (tx) => {
+    await waitForTheLock(tx);
+    await tx.execute(sql`create table if not exists tollgate_migrations (
+      tag text primary key, hash text not null, applied_at timestamptz not null default now(),
+      older_builds_run boolean not null default false)`);
+    if (rowsOf(await tx.execute(sql`select 1 from information_schema.columns where table_schema = current_schema() and table_name = 'tollgate_migrations' and column_name = 'older_builds_run'`)).length === 0)
+      await tx.execute(sql`alter table tollgate_migrations add column older_builds_run boolean not null default false`);
   });
 }
 
