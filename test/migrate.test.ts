@@ -123,6 +123,27 @@ describe("migrate()", () => {
     }
   });
 
+  test("concurrent runs succeed on a database whose transactions default to repeatable read", { skip: process.env.TEST_DATABASE_URL ? false : "PostgreSQL only: PGlite has one connection" }, async () => {
+    const fresh = await freshDatabase();
+    try {
+      const first = await fresh.open();
+      // An operator's default: each transaction would see the database as it was at its first statement.
+      const [named] = await first.rows<{ name: string }>(sql`select current_database() as name`);
+      await first.rows(sql.raw(`alter database ${named!.name} set default_transaction_isolation = 'repeatable read'`));
+      const handles = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
+      const [setting] = await handles[0]!.rows<{ isolation: string }>(sql`select current_setting('default_transaction_isolation') as isolation`);
+      assert.equal(setting!.isolation, "repeatable read");
+      const migrations = [
+        { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] },
+        { tag: "9001_second", hash: "b".repeat(64), statements: ["create table probe_second (id int)", "select pg_sleep(0.2)"] },
+      ];
+      const results = await Promise.all(handles.map((h) => migrate(h, migrations)));
+      assert.deepEqual(results.map((r) => r.length).sort((a, b) => b - a), [2, 0, 0]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   test("a migration file changed after it was applied stops the run, naming it; the untouched ones still pass", async () => {
     const fresh = await freshDatabase();
     try {

@@ -54,8 +54,9 @@ export class MigrationAheadError extends Error {
 }
 
 /**
- * Applies what has not been applied yet, all in one transaction under an advisory lock, so two
- * processes starting together neither race nor half-apply. A file changed after it was applied
+ * Applies what has not been applied yet, all in one transaction under an advisory lock (the runner's
+ * own table made ready before it, in a short one), so two processes starting together neither race
+ * nor half-apply. A file changed after it was applied
  * stops everything: its change would never reach this database. So does a database a newer build
  * migrated, unless each migration this build does not know is marked OLDER_BUILDS_RUN: this one
  * could write it in a way the newer schema no longer reads (0017 moved the rollups to folds; an
@@ -80,10 +81,17 @@ export async function migrate(database: Database, migrations = shippedMigrations
       applied.push(m.tag);
     }
     return applied;
-  });
+  }, SEES_COMMITTED);
 }
 
 type Tx = Parameters<Parameters<Database["db"]["transaction"]>[0]>[0];
+
+/**
+ * Each statement sees what other processes committed before it: the advisory lock is waited for
+ * inside the transaction, and what the process that held it applied must show once it is taken,
+ * whatever isolation the database's own default sets.
+ */
+const SEES_COMMITTED = { isolationLevel: "read committed" } as const;
 
 /** Serialises the processes that migrate one database, for the rest of the transaction. */
 async function waitForTheLock(tx: Tx): Promise<void> {
@@ -107,7 +115,7 @@ async function prepareRunsTable(database: Database): Promise<void> {
       older_builds_run boolean not null default false)`);
     if (rowsOf(await tx.execute(sql`select 1 from information_schema.columns where table_schema = current_schema() and table_name = 'tollgate_migrations' and column_name = 'older_builds_run'`)).length === 0)
       await tx.execute(sql`alter table tollgate_migrations add column older_builds_run boolean not null default false`);
-  });
+  }, SEES_COMMITTED);
 }
 
 /** A row of tollgate_migrations as this build reads it. */
