@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { type IncomingMessage, type ServerResponse, request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -159,6 +160,53 @@ describe("client disconnects with TOLLGATE_ON_DISCONNECT=cancel", () => {
     assert.equal(reply.closedEarly, true);
     assert.ok(reply.frames < 50, `${reply.frames} frames sent`);
     assert.equal((await proxyRow(database, id)).status, "aborted");
+  });
+});
+
+describe("a client that leaves before the upstream's answer begins", () => {
+  /** Sends a streamed chat call and hangs up once the upstream has it, before its head; the call's ledger row, found by its feature. */
+  async function leaveEarly(t: TestGateway, key: string): Promise<{ reply: ReplyProgress; row: () => Promise<{ status: string; output_tokens: string; estimated: boolean }> }> {
+    const feature = `left-early-${randomUUID()}`;
+    const before = openaiFake.requests.length;
+    const req = request(`${t.base}/openai/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-tollgate-feature": feature },
+    });
+    req.on("error", () => {});
+    req.end(JSON.stringify({ ...chat, stream: true }));
+    await waitFor("the call to reach the upstream", () => openaiFake.requests.length > before);
+    req.destroy();
+    const reply = openaiFake.requests.at(-1)!.reply;
+    const row = async () => {
+      type Row = { status: string; output_tokens: string; estimated: boolean };
+      let found: Row[] = [];
+      await waitFor(`the ledger row of the call with feature ${feature}`, async () => {
+        found = await database.rows<Row>(sql`select status, output_tokens::text, estimated from usage_events where source = 'proxy' and feature = ${feature}`);
+        return found.length > 0;
+      });
+      assert.equal(found.length, 1, "recorded once");
+      return found[0]!;
+    };
+    return { reply, row };
+  }
+
+  test("cancel: the upstream is hung up on as its answer begins, the call recorded as aborted", { timeout: HANG_MS }, async () => {
+    openaiFake.setNext({ headDelayMs: 300, deltas: 100, delayMs: 10 });
+    const { reply, row } = await leaveEarly(cancelling, cancellingKey);
+    await settled(reply, "cancel mode must close it once the answer begins");
+    assert.equal(reply.closedEarly, true, "the gateway hung up on the upstream");
+    assert.equal((await row()).status, "aborted");
+  });
+
+  test("drain: the answer is read to its end for its usage, the call recorded as aborted", { timeout: HANG_MS }, async () => {
+    openaiFake.setNext({ headDelayMs: 300, deltas: 20, delayMs: 5 });
+    const { reply, row } = await leaveEarly(impatient, impatientKey);
+    await settled(reply, "drain mode reads the answer to its end");
+    assert.equal(reply.finished, true);
+    const recorded = await row();
+    assert.equal(recorded.status, "aborted");
+    assert.equal(recorded.estimated, false, "the usage the stream reported at its end");
+    assert.equal(recorded.output_tokens, "300");
   });
 });
 

@@ -435,12 +435,16 @@ function pump(
     source.once("end", onEnd);
     source.once("error", onBroken);
     source.once("close", onBroken);
-    res.on("close", onClose);
+    // A client that left while the upstream was still to answer (its head not yet come, a large
+    // answer being held) closed the response before this listener: its 'close' will not come again,
+    // and a write to it would wait for a 'drain' that never comes, the call never recorded.
+    if (res.destroyed) onClose();
+    else res.on("close", onClose);
     source.resume();
     // Corked only now, after resume() queued the reading of what has come already: the head, that
     // data and an end that came with it (its 'end' is queued by that reading) leave in one write.
     coalesceWrites(res);
-    if (flushHead) res.flushHeaders();
+    if (flushHead && !clientGone) res.flushHeaders();
   });
 }
 

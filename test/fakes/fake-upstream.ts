@@ -59,6 +59,8 @@ export interface Behaviour {
   gzip?: boolean;
   /** Milliseconds between stream events, or before a whole answer. */
   delayMs?: number;
+  /** Milliseconds before a stream's head (a model slow to its first token). */
+  headDelayMs?: number;
   /** Content deltas in a stream (default 4): many for a large stream. */
   deltas?: number;
   /** Read the request and never answer (for timeouts). */
@@ -175,6 +177,7 @@ function drained(stream: Writable, res: ServerResponse): Promise<void> {
 }
 
 async function writeStream(res: ServerResponse, reply: Extract<Reply, { kind: "stream" }>, behaviour: Behaviour, headers: Record<string, string>, progress: ReplyProgress): Promise<void> {
+  if (behaviour.headDelayMs) await sleep(behaviour.headDelayMs);
   res.writeHead(200, { "content-type": reply.contentType, "cache-control": "no-cache", ...headers, ...reply.headers, ...(behaviour.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}) });
   res.flushHeaders();
   const gzip = behaviour.gzip ? createGzip() : undefined;
