@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
@@ -570,6 +570,56 @@ describe("JournalDrain", () => {
     const logged = lines.join("");
     assert.ok(!logged.includes("a\\u0000b") && !logged.includes("0000-06-01") && !logged.includes("boom"), "but not their contents");
     await assertRollupsMatchEvents(database);
+  });
+
+  test("a database that refuses writes for its own state (out of disk, read-only) is an outage: nothing is kept aside, and the events are recorded once it takes writes", { timeout: HANG_MS }, async () => {
+    const dataDir = tempDir();
+    const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });
+    const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST });
+    const events = eventsFor("full", 0, 6);
+    await database.rows(sql.raw(`create function test_disk_full() returns trigger language plpgsql as $$ begin raise exception 'could not extend file' using errcode = '53100'; end $$`));
+    await database.rows(sql.raw(`create trigger test_disk_full before insert on usage_events for each statement execute function test_disk_full()`));
+    try {
+      submitAll(drain, events.slice(0, 3));
+      await waitFor("the ledger counted degraded", () => drain.status().database === "degraded");
+      submitAll(drain, events.slice(3));
+      await sleep(300);
+      assert.equal(existsSync(join(dataDir, "journal-rejected.ndjson")), false, "nothing kept aside as unstorable");
+      assert.equal(drain.status().unrecorded_events, 6);
+    } finally {
+      await database.rows(sql.raw(`drop trigger test_disk_full on usage_events`));
+      await database.rows(sql.raw(`drop function test_disk_full()`));
+    }
+    await waitFor("recorded once the database takes writes", async () => (await storedIds(database, "full")).length === 6);
+    await drain.close();
+    assert.deepEqual(journalFiles(dataDir), []);
+    assert.equal(existsSync(join(dataDir, "journal-rejected.ndjson")), false);
+  });
+
+  test("an event that cannot be stored stays in the journal while journal-rejected.ndjson cannot take it; kept aside once it can", { timeout: HANG_MS }, async () => {
+    const dataDir = tempDir();
+    const recorder = new Recorder(database, builder, { batchSize: 50, maxWaitMs: 2 });
+    const drain = await JournalDrain.open({ recorder, dataDir, logger: silent, ...FAST });
+    const good = eventsFor("unkept", 0, 3);
+    const boom = makeEvent("unkept", 100, { team: "boom" });
+    // A folder where the file should be: every write to it fails, as on a full or read-only disk.
+    const rejected = join(dataDir, "journal-rejected.ndjson");
+    mkdirSync(rejected);
+    await database.rows(sql`alter table usage_events add constraint test_no_boom check (team <> 'boom')`);
+    try {
+      submitAll(drain, [good[0]!, boom, ...good.slice(1)]);
+      await waitFor("the good events stored", async () => (await storedIds(database, "unkept")).length === 3);
+      await sleep(300);
+      assert.ok(linesIn(dataDir).some((l) => eventOn(l).id === boom.id), "the refused event is still in the journal");
+      rmSync(rejected, { recursive: true });
+      await waitFor("the refused event kept aside", () => existsSync(rejected) && readFileSync(rejected, "utf8").includes(boom.id));
+      await waitFor("the journal emptied", () => journalFiles(dataDir).length === 0);
+      await drain.close();
+    } finally {
+      await database.rows(sql`alter table usage_events drop constraint test_no_boom`);
+    }
+    assert.deepEqual(await storedIds(database, "unkept"), good.map((e) => e.id));
+    assert.deepEqual(readFileSync(rejected, "utf8").split("\n").filter(Boolean).map((l) => eventOn(l).id), [boom.id]);
   });
 
   test("submit never waits: a database that does not answer leaves the events in the journal after the write timeout", async () => {

@@ -21,6 +21,17 @@ export function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a SQLSTATE refuses the statement's data itself (data exceptions, constraints, program
+ * limits such as an index row too large), which only some events can cause. Every other refusal is
+ * about the server's state, whatever the events: read-only, out of disk, memory or connections, a
+ * lock, a schema this build does not know, an operator's shutdown.
+ */
+export function refusesTheData(code: string): boolean {
+  const cls = code.slice(0, 2);
+  return cls === "22" || cls === "23" || cls === "54";
+}
+
 /** The class of a SQLSTATE (its first two characters), as PostgreSQL's appendix A names them. */
 export function sqlStateClass(code: string): string {
   return SQLSTATE_CLASSES[code.slice(0, 2)] ?? `class ${code.slice(0, 2)}`;

@@ -7,7 +7,7 @@ import type { Built, LedgerEvent } from "./build-event.ts";
 import type { UsageEvent } from "./event.ts";
 import { type JournalClaim, type JournalTuning, Journal, type Segment, encodeEvent, errorText } from "./journal.ts";
 import type { Recorder } from "./recorder.ts";
-import { causes, sqlState } from "../db/sql-state.ts";
+import { causes, refusesTheData, sqlState } from "../db/sql-state.ts";
 
 /** Where callers that must not wait on the database, nor fail with it, hand their usage: the proxy. */
 export interface UsageSink {
@@ -120,6 +120,8 @@ const eventsLost = new Counter({
 });
 
 type Outcome = "done" | "outage";
+/** How a replayed batch went: "unkept" when it is stored but for events that could not be kept aside either. */
+type Stored = Outcome | "unkept";
 type PassResult = "empty" | "more" | "outage";
 
 /**
@@ -171,7 +173,10 @@ export class JournalDrain implements UsageSink {
 
   submit(built: Built): void {
     if (!built.ok) {
-      void this.keepAside([encodeEvent(built.seen)], { refused: [{ id: `${built.seen.source}/${built.seen.id}`, reason: built.reason }] });
+      // Never journaled: if it cannot be kept aside either, it is lost.
+      void this.keepAside([encodeEvent(built.seen)], { refused: [{ id: `${built.seen.source}/${built.seen.id}`, reason: built.reason }] }).then((kept) => {
+        if (!kept) eventsLost.inc({ reason: "journal_write_failed" });
+      });
       return;
     }
     const event = built.event;
@@ -274,8 +279,10 @@ export class JournalDrain implements UsageSink {
       (err: unknown) => {
         this.answered(segments, true);
         const failure = err instanceof Error ? err : new Error(String(err));
-        // A refusal while the database answers is the events' fault: the replay isolates them.
-        if (sqlState(failure) === undefined) this.outage(failure);
+        // A refusal of the data is some events' fault: the replay isolates them. Any other failure
+        // (no answer, read-only, out of disk) is the database's, and the events wait in the journal.
+        const code = sqlState(failure);
+        if (code === undefined || !refusesTheData(code)) this.outage(failure);
         this.wake();
       },
     );
@@ -298,7 +305,7 @@ export class JournalDrain implements UsageSink {
   }
 
   /** Records events on replay; "outage" when the database cannot be reached or does not answer. */
-  private async store(events: LedgerEvent[]): Promise<Outcome> {
+  private async store(events: LedgerEvent[]): Promise<Stored> {
     const failure = await this.attempt(events);
     if (!failure) return "done";
     if (!(await this.refusedWhileUp(failure))) return this.outage(failure);
@@ -314,17 +321,19 @@ export class JournalDrain implements UsageSink {
    * a constraint) until the refused events are found, and keeps those aside so they cannot block
    * the replay. A lone event is tried once more first, so a blip is not taken for a bad event.
    */
-  private async isolate(events: LedgerEvent[]): Promise<Outcome> {
+  private async isolate(events: LedgerEvent[]): Promise<Stored> {
     const failure = await this.attempt(events);
     if (!failure) return "done";
     if (!(await this.refusedWhileUp(failure))) return this.outage(failure);
     if (events.length === 1) {
-      await this.keepAside(events.map(encodeEvent), { ids: idsOf(events), code: sqlState(failure) });
-      return "done";
+      // Not kept aside (that file cannot be written): it stays in its journal file, handed back.
+      return (await this.keepAside(events.map(encodeEvent), { ids: idsOf(events), code: sqlState(failure) })) ? "done" : "unkept";
     }
     const half = Math.ceil(events.length / 2);
     const first = await this.isolate(events.slice(0, half));
-    return first === "outage" ? first : this.isolate(events.slice(half));
+    if (first === "outage") return first;
+    const second = await this.isolate(events.slice(half));
+    return second === "done" ? first : second;
   }
 
   /** The recorder's failure as a value; success also tells that the database is back. */
@@ -339,20 +348,20 @@ export class JournalDrain implements UsageSink {
   }
 
   /**
-   * The database itself answered with an error about the data, and still answers: the events, not
-   * the link, are the problem. Class 42 (a missing table or column) is about the schema, never the
-   * events: a database migrated by a newer build, whose events wait in the journal for one.
+   * The database itself refused the data, and still answers: the events, not the database, are the
+   * problem. A refusal about its state (read-only, out of disk, a schema this build does not know,
+   * as after a newer build's migration) is an outage: those events wait in the journal.
    */
   private async refusedWhileUp(err: Error): Promise<boolean> {
     const code = sqlState(err);
-    return code !== undefined && !code.startsWith("42") && (await this.opts.recorder.probe());
+    return code !== undefined && refusesTheData(code) && (await this.opts.recorder.probe());
   }
 
   private outage(err: Error): Outcome {
     if (!this.degraded) {
       this.degraded = true;
       ledgerDegraded.set(1);
-      this.opts.logger.warn({ cause: causeOf(err) }, "ledger database unreachable or not answering; usage events wait in the journal");
+      this.opts.logger.warn({ cause: causeOf(err) }, "ledger database unreachable, not answering or refusing writes; usage events wait in the journal");
     }
     return "outage";
   }
@@ -364,13 +373,17 @@ export class JournalDrain implements UsageSink {
     this.opts.logger.info("ledger database answering again; replaying the journal");
   }
 
-  private async keepAside(lines: string[], context: Record<string, unknown>): Promise<void> {
+  /** Moves lines that can never be recorded to journal-rejected.ndjson; false when that file could not take them. */
+  private async keepAside(lines: string[], context: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.journal.reject(lines);
+    } catch (err) {
+      this.opts.logger.error({ ...context, error: errorText(err) }, "could not keep refused usage events in journal-rejected.ndjson");
+      return false;
+    }
     eventsRejected.inc(lines.length);
     this.opts.logger.error(context, "usage events that can never be recorded were kept in journal-rejected.ndjson");
-    await this.journal.reject(lines).catch((err: unknown) => {
-      eventsLost.inc({ reason: "journal_write_failed" }, lines.length);
-      this.opts.logger.error({ ...context, error: errorText(err) }, "could not keep refused usage events");
-    });
+    return true;
   }
 
   private schedule(delayMs: number): void {
@@ -428,25 +441,39 @@ export class JournalDrain implements UsageSink {
   /** Records a claimed file batch by batch; deletes it only once all of it is committed, else hands it back. */
   private async replayFile(claim: JournalClaim): Promise<Outcome> {
     const { events: read, unreadable, invalid } = await this.journal.read(claim);
-    eventsLost.inc({ reason: "unreadable_line" }, unreadable);
-    if (invalid.length > 0) await this.keepAside(invalid, { file: claim.id, lines: invalid.length });
+    // The file is deleted once replayed: lines that cannot be recorded must be kept aside first, or
+    // it is handed back whole and read again later.
+    const handBack = async (): Promise<Outcome> => {
+      await this.journal.release(claim);
+      return "outage";
+    };
+    if (invalid.length > 0 && !(await this.keepAside(invalid, { file: claim.id, lines: invalid.length }))) return handBack();
     // Journaled events were built before: they come back with their price; lines without one are priced now.
     const { builder } = this.opts.recorder;
     const events: LedgerEvent[] = [];
+    const unbuildable: string[] = [];
+    const refused: { id: string; reason: string }[] = [];
     for (const { event, price } of read) {
       const built = price ? builder.restore(event, price) : builder.build(event);
       if (built.ok) events.push(built.event);
-      else await this.keepAside([encodeEvent(built.seen)], { refused: [{ id: `${built.seen.source}/${built.seen.id}`, reason: built.reason }] });
+      else {
+        unbuildable.push(encodeEvent(built.seen));
+        refused.push({ id: `${built.seen.source}/${built.seen.id}`, reason: built.reason });
+      }
     }
+    if (unbuildable.length > 0 && !(await this.keepAside(unbuildable, { refused }))) return handBack();
+    let unkept = false;
     for (let i = 0; i < events.length; i += this.tuning.replayBatchSize) {
       const batch = events.slice(i, i + this.tuning.replayBatchSize);
       // Closing mid-file: the whole file is replayed again later, and the ledger drops the repeats.
-      if (this.closing || (await this.store(batch)) === "outage") {
-        await this.journal.release(claim);
-        return "outage";
-      }
+      const stored = this.closing ? "outage" : await this.store(batch);
+      if (stored === "outage") return handBack();
+      unkept ||= stored === "unkept";
       journalReplayed.inc(batch.length);
     }
+    if (unkept) return handBack();
+    // Torn lines are counted lost only now: a file handed back is read again, and counted again.
+    eventsLost.inc({ reason: "unreadable_line" }, unreadable);
     await this.journal.complete(claim);
     this.opts.logger.info({ file: claim.id, events: events.length }, "replayed a journal file into the ledger");
     return "done";

@@ -7,7 +7,7 @@ import { recorderBatchSize, recorderWriteSeconds, usageEventsTotal } from "../me
 import type { EventBuilder, LedgerEvent } from "./build-event.ts";
 import type { PricedEvent } from "./event.ts";
 import { type Cell, arrayColumn, arrayLiteral } from "../db/arrays.ts";
-import { sqlState, sqlStateClass } from "../db/sql-state.ts";
+import { refusesTheData, sqlState, sqlStateClass } from "../db/sql-state.ts";
 
 /** Called after each committed flush with the events that were new (budgets hook in here). */
 export type FlushListener = (inserted: LedgerEvent[]) => void | Promise<void>;
@@ -281,7 +281,9 @@ export class Recorder {
       { code: code ?? null, kind: code ? sqlStateClass(code) : errorName(err), events, calls: calls.size },
       calls.size > 1 && code ? "the ledger refused a batch; writing its senders' events apart" : "the ledger refused a batch",
     );
-    if (calls.size > 1 && code && !code.startsWith("08") && !code.startsWith("57")) {
+    // Only a refusal of the data can be one sender's: anything else (the database read-only, out
+    // of disk, shutting down) would refuse each sender's events alike.
+    if (calls.size > 1 && code && refusesTheData(code)) {
       for (const own of calls.values()) await this.write(own);
       return;
     }
