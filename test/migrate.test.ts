@@ -123,7 +123,7 @@ describe("migrate()", () => {
     }
   });
 
-  test("concurrent runs succeed on a database whose transactions default to repeatable read", { skip: process.env.TEST_DATABASE_URL ? false : "PostgreSQL only: PGlite has one connection" }, async () => {
+  test("concurrent runs succeed on a database whose transactions default to repeatable read: the gateway's connections read committed", { skip: process.env.TEST_DATABASE_URL ? false : "PostgreSQL only: PGlite has one connection" }, async () => {
     const fresh = await freshDatabase();
     try {
       const first = await fresh.open();
@@ -132,7 +132,7 @@ describe("migrate()", () => {
       await first.rows(sql.raw(`alter database ${named!.name} set default_transaction_isolation = 'repeatable read'`));
       const handles = await Promise.all([fresh.open(), fresh.open(), fresh.open()]);
       const [setting] = await handles[0]!.rows<{ isolation: string }>(sql`select current_setting('default_transaction_isolation') as isolation`);
-      assert.equal(setting!.isolation, "repeatable read");
+      assert.equal(setting!.isolation, "read committed", "the gateway's connections set their own");
       const migrations = [
         { tag: "9000_first", hash: "a".repeat(64), statements: ["create table probe_first (id int)"] },
         { tag: "9001_second", hash: "b".repeat(64), statements: ["create table probe_second (id int)", "select pg_sleep(0.2)"] },

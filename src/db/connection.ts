@@ -64,8 +64,16 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       connect_timeout: Math.ceil((opts.connectTimeoutMs ?? 10_000) / 1000),
       backoff: reconnectDelaySeconds,
       // Slow statements are cancelled by the server; a server that does not answer at all is caught
-      // by the callers' own deadlines (recorder writes, /readyz, shutdown).
-      connection: { ...STARTUP_PADDING, ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}) },
+      // by the callers' own deadlines (recorder writes, /readyz, shutdown). Read committed whatever
+      // the database's own default: the code waits for a lock (a budget's row, the migrations'
+      // advisory lock) and then reads what the process that held it committed, which a snapshot
+      // taken before the wait (repeatable read) would not show: two gateways would each be granted
+      // a budget's whole remainder, or apply the same migrations.
+      connection: {
+        ...STARTUP_PADDING,
+        default_transaction_isolation: "read committed",
+        ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+      },
     });
     guardTransactions(client);
     letTypeFetchDropsPass();

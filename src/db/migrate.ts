@@ -81,17 +81,10 @@ export async function migrate(database: Database, migrations = shippedMigrations
       applied.push(m.tag);
     }
     return applied;
-  }, SEES_COMMITTED);
+  });
 }
 
 type Tx = Parameters<Parameters<Database["db"]["transaction"]>[0]>[0];
-
-/**
- * Each statement sees what other processes committed before it: the advisory lock is waited for
- * inside the transaction, and what the process that held it applied must show once it is taken,
- * whatever isolation the database's own default sets.
- */
-const SEES_COMMITTED = { isolationLevel: "read committed" } as const;
 
 /** Serialises the processes that migrate one database, for the rest of the transaction. */
 async function waitForTheLock(tx: Tx): Promise<void> {
@@ -115,7 +108,7 @@ async function prepareRunsTable(database: Database): Promise<void> {
       older_builds_run boolean not null default false)`);
     if (rowsOf(await tx.execute(sql`select 1 from information_schema.columns where table_schema = current_schema() and table_name = 'tollgate_migrations' and column_name = 'older_builds_run'`)).length === 0)
       await tx.execute(sql`alter table tollgate_migrations add column older_builds_run boolean not null default false`);
-  }, SEES_COMMITTED);
+  });
 }
 
 /** A row of tollgate_migrations as this build reads it. */
