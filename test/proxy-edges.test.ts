@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
@@ -276,6 +277,42 @@ describe("a stream the gateway stops reading before its end", () => {
     assert.equal(Number(row.input_tokens), 50 + 3000 + 12000, "input as message_start reported it, exactly");
     // Output at a quarter of the bytes relayed: no text could be picked out of an event held only in part.
     assert.ok(Number(row.output_tokens) >= size / 4, `output estimated from the bytes relayed (${row.output_tokens})`);
+  });
+});
+
+describe("request headers the gateway answers for itself", () => {
+  /** A raw call (node:http, as curl sends it), its status and body, and the headers the upstream saw. */
+  async function rawCall(headers: Record<string, string>, body: string): Promise<{ status: number; text: string; upstream: Record<string, unknown> }> {
+    const key = await virtualKey(t, "raw-headers");
+    const before = openaiFake.requests.length;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${t.base}/openai/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers } });
+      req.on("response", resolve).on("error", reject);
+      // With `expect: 100-continue` the body goes only once the gateway says to send it, as curl does.
+      if (headers.expect) req.on("continue", () => req.end(body));
+      else req.end(body);
+    });
+    let text = "";
+    for await (const chunk of res) text += chunk;
+    assert.equal(openaiFake.requests.length, before + 1, "one upstream call");
+    return { status: res.statusCode!, text, upstream: openaiFake.requests.at(-1)!.headers };
+  }
+  const body = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] });
+
+  test("expect: 100-continue (curl's large bodies) is answered by the gateway and not sent upstream", async () => {
+    const { status, text, upstream } = await rawCall({ expect: "100-continue" }, body);
+    assert.equal(status, 200, text);
+    assert.equal(upstream.expect, undefined);
+  });
+
+  test("accept-encoding keeps only codings the gateway can decode; a header the connection header names is not passed on", async () => {
+    const mixed = await rawCall({ "accept-encoding": "zstd, br;q=0.9, gzip", connection: "keep-alive, x-hop", "x-hop": "1" }, body);
+    assert.equal(mixed.status, 200, mixed.text);
+    assert.equal(mixed.upstream["accept-encoding"], "br;q=0.9, gzip");
+    assert.equal(mixed.upstream["x-hop"], undefined);
+    const only = await rawCall({ "accept-encoding": "zstd, *" }, body);
+    assert.equal(only.status, 200, only.text);
+    assert.equal(only.upstream["accept-encoding"], undefined, "no coding left: the answer comes uncompressed");
   });
 });
 

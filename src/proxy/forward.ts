@@ -61,22 +61,49 @@ export interface Target {
   settings: unknown;
 }
 
-/** Per provider, the request headers never sent upstream: hop-by-hop, its credentials, and Tollgate's own. */
+/**
+ * Per provider, the request headers never sent upstream: hop-by-hop, its credentials, and Tollgate's
+ * own; and `expect`, since the gateway answers a `100-continue` itself and sends the whole body it
+ * holds (undici refuses the header).
+ */
 const droppedHeaders = new WeakMap<Provider, ReadonlySet<string>>();
 function dropped(provider: Provider): ReadonlySet<string> {
   let names = droppedHeaders.get(provider);
-  if (!names) droppedHeaders.set(provider, (names = new Set([...HOP_BY_HOP, ...provider.credentialHeaders, ...ATTRIBUTION_HEADERS])));
+  if (!names) droppedHeaders.set(provider, (names = new Set([...HOP_BY_HOP, "expect", ...provider.credentialHeaders, ...ATTRIBUTION_HEADERS])));
   return names;
 }
 
-/** Headers for the upstream, before the provider authorises them: the client's, minus hop-by-hop, its credentials and our own. */
+/** Content codings the gateway can decode, to read an answer's usage (see decompressor). */
+const DECODABLE = new Set(["gzip", "x-gzip", "deflate", "br", "identity"]);
+
+/**
+ * The client's `accept-encoding` without the codings the gateway cannot decode (zstd, `*`): an
+ * answer in one of those could not be read for its usage, nor passed on decoded. Undefined when
+ * none is left, so the upstream answers uncompressed.
+ */
+export function decodableCodings(value: string): string | undefined {
+  const kept = value.split(",").filter((coding) => DECODABLE.has(coding.split(";", 1)[0]!.trim().toLowerCase()));
+  return kept.length > 0 ? kept.map((coding) => coding.trim()).join(", ") : undefined;
+}
+
+/**
+ * Headers for the upstream, before the provider authorises them: the client's, minus hop-by-hop
+ * ones (and any its `connection` header names), its credentials and our own.
+ */
 export function upstreamHeaders(headers: IncomingHttpHeaders, provider: Provider, body: Buffer | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   const drop = dropped(provider);
+  const named = headers.connection?.toLowerCase();
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || drop.has(name)) continue;
-    out[name] = Array.isArray(value) ? value.join(", ") : value;
+    if (named !== undefined && named !== "keep-alive" && named.split(",").some((token) => token.trim() === name)) continue;
+    const text = Array.isArray(value) ? value.join(", ") : value;
+    if (name !== "accept-encoding") out[name] = text;
+    else {
+      const codings = decodableCodings(text);
+      if (codings !== undefined) out[name] = codings;
+    }
   }
   if (body) out["content-length"] = String(body.length);
   return out;
