@@ -213,6 +213,14 @@ export const ConfigSchema = z.object({
       path: ["TOLLGATE_WORKERS"],
       message: `1 without DATABASE_URL (it is ${c.TOLLGATE_WORKERS}): the embedded PGlite database lives inside one process and cannot be shared by workers; set DATABASE_URL to a PostgreSQL database to run several`,
     });
+  // Leases are renewed at each refresh: one refresh late, a lease would still have to be alive, or
+  // another process could take the room a call in flight here holds.
+  if (c.TOLLGATE_BUDGET_REFRESH_MS * 2 > c.TOLLGATE_BUDGET_LEASE_TTL_MS)
+    ctx.addIssue({
+      code: "custom",
+      path: ["TOLLGATE_BUDGET_REFRESH_MS"],
+      message: `at most half of TOLLGATE_BUDGET_LEASE_TTL_MS (${c.TOLLGATE_BUDGET_LEASE_TTL_MS}), it is ${c.TOLLGATE_BUDGET_REFRESH_MS}: a lease renewed less often would lapse while its calls are in flight`,
+    });
   const set = [c.TOLLGATE_OIDC_ISSUER, c.TOLLGATE_OIDC_CLIENT_ID, c.TOLLGATE_OIDC_CLIENT_SECRET].filter((v) => v !== undefined).length;
   if (set !== 0 && set !== 3)
     ctx.addIssue({ code: "custom", path: ["TOLLGATE_OIDC_ISSUER"], message: "TOLLGATE_OIDC_ISSUER, TOLLGATE_OIDC_CLIENT_ID and TOLLGATE_OIDC_CLIENT_SECRET all set, or none of them" });

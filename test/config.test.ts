@@ -102,6 +102,8 @@ describe("loadConfig", () => {
       [{ TOLLGATE_WORKERS: "two" }, "TOLLGATE_WORKERS", /whole number from 1 to 64/],
       // PGlite lives in one process: workers need PostgreSQL.
       [{ TOLLGATE_WORKERS: "2" }, "TOLLGATE_WORKERS", /1 without DATABASE_URL \(it is 2\): the embedded PGlite database .* set DATABASE_URL/],
+      // Leases are renewed at each refresh, so one must come well within a lease's life.
+      [{ TOLLGATE_BUDGET_REFRESH_MS: "20000" }, "TOLLGATE_BUDGET_REFRESH_MS", /at most half of TOLLGATE_BUDGET_LEASE_TTL_MS \(30000\), it is 20000/],
       // Each provider's variables are named by its folder and checked with the rest.
       [{ OPENAI_BASE_URL: "api.openai.com" }, "OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],
       [{ AZURE_OPENAI_BASE_URL: "ftp://myres.openai.azure.com" }, "AZURE_OPENAI_BASE_URL", /http:\/\/ or https:\/\/ URL/],

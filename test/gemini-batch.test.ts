@@ -35,7 +35,7 @@ before(async () => {
   fake = await startFakeGemini();
   // Hard budgets sync only when a call needs it, never on a timer, so what the budget test sees is
   // what the process counted itself.
-  t = await startTestGateway({ GEMINI_BASE_URL: fake.url, GEMINI_API_KEY: GEMINI_KEY, TOLLGATE_BUDGET_REFRESH_MS: "60000" }, { database });
+  t = await startTestGateway({ GEMINI_BASE_URL: fake.url, GEMINI_API_KEY: GEMINI_KEY, TOLLGATE_BUDGET_REFRESH_MS: "60000", TOLLGATE_BUDGET_LEASE_TTL_MS: "120000" }, { database });
   downloads = mkdtempSync(join(tmpdir(), "tollgate-gemini-batch-"));
 });
 after(async () => {
