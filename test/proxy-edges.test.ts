@@ -252,6 +252,25 @@ describe("budget holes (item 5)", () => {
   });
 });
 
+describe("a whole JSON answer too large to hold (over 8 MiB)", () => {
+  test("reaches the client whole, without a cost header, and is settled at an estimate of its bytes, not at $0", async () => {
+    const team = "huge-answer";
+    const key = await virtualKey(t, team);
+    openaiFake.setNext({ deltas: 9, deltaBytes: 1_000_000 });
+    const { data, response } = await new OpenAI({ baseURL: `${t.base}/openai/v1`, apiKey: key, maxRetries: 0 }).chat.completions
+      .create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    assert.equal(data.choices[0]!.message.content!.length, 9_000_000);
+    assert.equal(response.headers.get("x-tollgate-cost-usd"), null, "not held, so no cost header");
+    const row = await proxyRow(database, response.headers.get("x-tollgate-request-id")!);
+    assert.equal(row.estimated, true);
+    assert.equal(row.priced, true);
+    assert.equal(row.input_tokens, "1", "the request's text");
+    assert.ok(Number(row.output_tokens) >= 9_000_000 / 4, `bytes/4 of the answer (${row.output_tokens})`);
+    assert.ok(BigInt(row.cost) > 0n);
+  });
+});
+
 describe("a stream the gateway stops reading before its end", () => {
   test("an event past what is held (16 MB): every byte reaches the SDK, and Anthropic's start usage is not taken as the call's", async () => {
     const key = await virtualKey(t, "unread-tail");

@@ -232,7 +232,7 @@ export async function forward(call: Call, target: Target, req: IncomingMessage, 
   if (isHeld(answer)) return sendHeld(call, res, answer, requestId, opts);
   const contentType = String(answer.headers["content-type"] ?? "");
   if (call.provider.isStream(contentType, call.path)) return relayStream(call, res, answer, requestId, opts, sent);
-  if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts);
+  if (contentType.includes("json")) return relayJson(call, res, answer, requestId, opts, sent);
   res.writeHead(answer.statusCode, clientHeaders(call, answer.headers));
   await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
 }
@@ -254,8 +254,13 @@ function statusOf(code: number, delivery: Delivery): UsageEvent["status"] {
 }
 
 
-/** A JSON answer of unknown length: held (up to a limit) so its cost can ride in a header; too big, streamed on without one. */
-async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions): Promise<void> {
+/**
+ * A JSON answer of unknown length: held (up to a limit) so its cost can ride in a header; too big,
+ * streamed on without one, and settled at an estimate (its usage is not read), never at $0: the
+ * request's text and the answer's bytes/4, which over-counts its JSON framing (a compressed
+ * answer is counted by its compressed bytes, which under-counts).
+ */
+async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.ResponseData, requestId: string | undefined, opts: ForwardOptions, request: Buffer | undefined): Promise<void> {
   let held: Held;
   try {
     held = await holdBody(answer.body, HOLD_LIMIT);
@@ -263,10 +268,15 @@ async function relayJson(call: Call, res: ServerResponse, answer: Dispatcher.Res
     return sendHeld(call, res, { statusCode: answer.statusCode, headers: answer.headers, bytes: undefined }, requestId, opts);
   }
   if (!held.whole) {
-    // Too big to hold: stream it on, without a cost header and without usage.
     res.writeHead(answer.statusCode, clientHeaders(call, answer.headers));
-    for (const chunk of held.chunks) res.write(chunk);
-    await relayAndRecord(call, res, answer.body, identity, nothing, noUsage, requestId, answer.statusCode, opts);
+    const meter = new StreamMeter(false);
+    const counted = (chunk: Buffer) => {
+      meter.push(chunk);
+      return chunk;
+    };
+    for (const chunk of held.chunks) res.write(counted(chunk));
+    const usage = () => (answer.statusCode < 400 ? streamUsage(NO_USAGE, true, request, meter) : NO_USAGE);
+    await relayAndRecord(call, res, answer.body, counted, nothing, usage, requestId, answer.statusCode, opts);
     return;
   }
   sendHeld(call, res, { statusCode: answer.statusCode, headers: answer.headers, bytes: joined(held) }, requestId, opts);
