@@ -56,11 +56,11 @@ export class MigrationAheadError extends Error {
 /**
  * Applies what has not been applied yet, all in one transaction under an advisory lock (the runner's
  * own table made ready before it, in a short one), so two processes starting together neither race
- * nor half-apply. A file changed after it was applied
- * stops everything: its change would never reach this database. So does a database a newer build
- * migrated, unless each migration this build does not know is marked OLDER_BUILDS_RUN: this one
- * could write it in a way the newer schema no longer reads (0017 moved the rollups to folds; an
- * older gateway's writes would be lost to them), so it does not start.
+ * nor half-apply. A file changed after it was applied stops everything: its change would never
+ * reach this database. So does a database a newer build migrated, unless each migration this build
+ * does not know is marked OLDER_BUILDS_RUN: this one could write it in a way the newer schema no
+ * longer reads (0017 moved the rollups to folds; an older gateway's writes would be lost to them),
+ * so it does not start.
  */
 export async function migrate(database: Database, migrations = shippedMigrations()): Promise<string[]> {
   await prepareRunsTable(database);

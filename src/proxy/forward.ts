@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import { type Readable, pipeline } from "node:stream";
+import { type Readable, type Transform, pipeline } from "node:stream";
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync } from "node:zlib";
 import type { Dispatcher } from "undici";
 import type { Built, EventBuilder } from "../ledger/build-event.ts";
@@ -73,17 +73,33 @@ function dropped(provider: Provider): ReadonlySet<string> {
   return names;
 }
 
-/** Content codings the gateway can decode, to read an answer's usage (see decompressor). */
-const DECODABLE = new Set(["gzip", "x-gzip", "deflate", "br", "identity"]);
+/** The content codings the gateway decodes (an answer is read for its usage), each as a stream and whole. */
+const DECODERS: Record<string, { stream: () => Transform; whole: (bytes: Buffer) => Buffer }> = {
+  gzip: { stream: createGunzip, whole: gunzipSync },
+  "x-gzip": { stream: createGunzip, whole: gunzipSync },
+  deflate: { stream: createInflate, whole: inflateSync },
+  br: { stream: createBrotliDecompress, whole: brotliDecompressSync },
+};
 
 /**
  * The client's `accept-encoding` without the codings the gateway cannot decode (zstd, `*`): an
  * answer in one of those could not be read for its usage, nor passed on decoded. Undefined when
  * none is left, so the upstream answers uncompressed.
  */
-export function decodableCodings(value: string): string | undefined {
-  const kept = value.split(",").filter((coding) => DECODABLE.has(coding.split(";", 1)[0]!.trim().toLowerCase()));
-  return kept.length > 0 ? kept.map((coding) => coding.trim()).join(", ") : undefined;
+function decodableCodings(value: string): string | undefined {
+  const kept: string[] = [];
+  for (const coding of value.split(",")) {
+    const name = coding.split(";", 1)[0]!.trim().toLowerCase();
+    if (Object.hasOwn(DECODERS, name) || name === "identity") kept.push(coding.trim());
+  }
+  return kept.length > 0 ? kept.join(", ") : undefined;
+}
+
+/** The header names a request's `connection` header lists (hop-by-hop too); none for the usual `keep-alive` or `close`. */
+function listedByConnection(connection: string | undefined): ReadonlySet<string> | undefined {
+  if (connection === undefined) return undefined;
+  const lower = connection.toLowerCase();
+  return lower === "keep-alive" || lower === "close" ? undefined : new Set(lower.split(",").map((token) => token.trim()));
 }
 
 /**
@@ -93,11 +109,10 @@ export function decodableCodings(value: string): string | undefined {
 export function upstreamHeaders(headers: IncomingHttpHeaders, provider: Provider, body: Buffer | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   const drop = dropped(provider);
-  const named = headers.connection?.toLowerCase();
+  const listed = listedByConnection(headers.connection);
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || drop.has(name)) continue;
-    if (named !== undefined && named !== "keep-alive" && named.split(",").some((token) => token.trim() === name)) continue;
+    if (value === undefined || drop.has(name) || listed?.has(name)) continue;
     const text = Array.isArray(value) ? value.join(", ") : value;
     if (name !== "accept-encoding") out[name] = text;
     else {
@@ -122,18 +137,12 @@ function clientHeaders(call: Call, headers: Dispatcher.ResponseData["headers"], 
   return out;
 }
 
-function decompressor(encoding: string | undefined) {
-  if (encoding === "gzip" || encoding === "x-gzip") return createGunzip();
-  if (encoding === "deflate") return createInflate();
-  if (encoding === "br") return createBrotliDecompress();
-  return undefined;
+function decompressor(encoding: string | undefined): Transform | undefined {
+  return encoding !== undefined && Object.hasOwn(DECODERS, encoding) ? DECODERS[encoding]!.stream() : undefined;
 }
 
 function decompressSync(encoding: string | undefined, bytes: Buffer): Buffer {
-  if (encoding === "gzip" || encoding === "x-gzip") return gunzipSync(bytes);
-  if (encoding === "deflate") return inflateSync(bytes);
-  if (encoding === "br") return brotliDecompressSync(bytes);
-  return bytes;
+  return encoding !== undefined && Object.hasOwn(DECODERS, encoding) ? DECODERS[encoding]!.whole(bytes) : bytes;
 }
 
 function parseJson(bytes: Buffer): unknown {
